@@ -1,0 +1,40 @@
+"""Helpers for driving logic classes in tests: a manual clock and a context factory."""
+
+from __future__ import annotations
+
+import random
+
+from loguru import logger
+
+from actors.base import ActorContext
+
+
+class ManualClock:
+    """A clock that moves only when told to, and never backwards."""
+
+    def __init__(self, start_ns: int = 1_700_000_000_000_000_000) -> None:
+        self._now = start_ns
+
+    def now_ns(self) -> int:
+        return self._now
+
+    def set(self, ns: int) -> None:
+        if ns < self._now:
+            raise ValueError(f"clock cannot go backwards: {ns} < {self._now}")
+        self._now = ns
+
+    def advance(self, ns: int) -> int:
+        if ns < 0:
+            raise ValueError("clock cannot go backwards")
+        self._now += ns
+        return self._now
+
+
+def make_ctx(actor_id: str = "TEST/actor", symbol: str = "TEST", clock: ManualClock | None = None, seed: int = 7) -> ActorContext:
+    return ActorContext(
+        actor_id=actor_id,
+        symbol=symbol,
+        clock=clock or ManualClock(),
+        log=logger.bind(actor=actor_id, symbol=symbol),
+        rng=random.Random(seed),
+    )

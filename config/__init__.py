@@ -1,0 +1,1 @@
+"""Configuration: TOML defaults, an optional file and environment overrides, validated on load."""

@@ -1,0 +1,142 @@
+"""Shared building blocks of every message: the tag decorator and the domain enums."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Callable, TypeVar
+
+import attrs
+
+T = TypeVar("T")
+
+
+def message(name: str, version: int = 1) -> Callable[[type[T]], type[T]]:
+    """Make a class a frozen, keyword-only message with the stable tag ``"<name>.v<version>"``.
+
+    The tag is part of the wire format and the journal: never reuse one for another shape.
+    """
+
+    def wrap(cls: type[T]) -> type[T]:
+        cls.TAG = f"{name}.v{version}"  # type: ignore[attr-defined]
+        cls.NAME = name  # type: ignore[attr-defined]
+        cls.VERSION = version  # type: ignore[attr-defined]
+        return attrs.frozen(kw_only=True, slots=True)(cls)
+
+    return wrap
+
+
+class Direction(str, Enum):
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Direction.LONG else -1
+
+    def opposite(self) -> "Direction":
+        return Direction.SHORT if self is Direction.LONG else Direction.LONG
+
+
+class Side(str, Enum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @staticmethod
+    def opening(direction: Direction) -> "Side":
+        """The side of an order that opens or adds to a position in ``direction``."""
+        return Side.BUY if direction is Direction.LONG else Side.SELL
+
+    @staticmethod
+    def closing(direction: Direction) -> "Side":
+        """The side of an order that reduces a position in ``direction``."""
+        return Side.SELL if direction is Direction.LONG else Side.BUY
+
+
+class Regime(str, Enum):
+    UNKNOWN = "UNKNOWN"
+    TRENDING = "TRENDING"
+    RANGING = "RANGING"
+    VOLATILE = "VOLATILE"
+
+
+class MandateKind(str, Enum):
+    """What a strategy asks for; also the kind of the arbitrated Action.
+
+    Authority, highest first: EXIT > BLOCK > REDUCE > ENTRY > HOLD.
+    """
+
+    EXIT = "EXIT"
+    BLOCK = "BLOCK"
+    REDUCE = "REDUCE"
+    ENTRY = "ENTRY"
+    HOLD = "HOLD"
+
+    @property
+    def authority(self) -> int:
+        return _AUTHORITY[self]
+
+
+_AUTHORITY = {
+    MandateKind.EXIT: 5,
+    MandateKind.BLOCK: 4,
+    MandateKind.REDUCE: 3,
+    MandateKind.ENTRY: 2,
+    MandateKind.HOLD: 1,
+}
+
+
+class PositionState(str, Enum):
+    FLAT = "FLAT"
+    ENTERING = "ENTERING"
+    OPEN = "OPEN"
+    REDUCING = "REDUCING"
+    CLOSING = "CLOSING"
+
+
+class TradingState(str, Enum):
+    """ACTIVE: all orders. REDUCING: only orders that reduce a position. HALTED: cancels only."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+    @property
+    def restriction(self) -> int:
+        return {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}[self.value]
+
+
+class OrderType(str, Enum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+
+
+class OrderIntent(str, Enum):
+    ENTRY = "ENTRY"
+    REDUCE = "REDUCE"
+    EXIT = "EXIT"
+
+
+class OrderStatus(str, Enum):
+    PENDING_NEW = "PENDING_NEW"  # sent, no answer yet
+    NEW = "NEW"  # acknowledged by the venue, resting or working
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    PENDING_CANCEL = "PENDING_CANCEL"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    UNKNOWN = "UNKNOWN"  # fate unknown (timeout, crash): settled only by the venue's records
+    NOT_FOUND = "NOT_FOUND"  # the venue has no record of the order
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.NOT_FOUND)
+
+
+class MarketEventKind(str, Enum):
+    TRADE = "TRADE"  # one print; aggTrade too
+    QUOTE = "QUOTE"  # best bid/ask (bookTicker, bbo)
+    DEPTH = "DEPTH"  # incremental depth update
+    SNAPSHOT = "SNAPSHOT"  # full depth snapshot (REST or l2Book)
+    LIQUIDATION = "LIQUIDATION"  # forced order
+    MARK = "MARK"  # mark/index price, funding
+    OPEN_INTEREST = "OPEN_INTEREST"

@@ -1,0 +1,45 @@
+"""The closed list of message types the codec knows. Adding a type means adding it here."""
+
+from __future__ import annotations
+
+from messages import control, decisions, features, market, orders, position, risk
+
+ALL_MESSAGE_TYPES: tuple[type, ...] = (
+    market.VenuePayload,
+    market.RawMarketEvent,
+    market.DecodeFailure,
+    features.FeatureSnapshot,
+    decisions.RegimeChanged,
+    decisions.Mandate,
+    decisions.MandateSet,
+    decisions.Action,
+    decisions.ActionApproved,
+    decisions.ActionDenied,
+    decisions.ActionNotApplicable,
+    orders.SubmitOrder,
+    orders.CancelOrder,
+    orders.CancelOpenOrders,
+    orders.PlaceOrder,
+    orders.RequestCancel,
+    orders.QueryOrder,
+    orders.OrderAccepted,
+    orders.OrderFilled,
+    orders.OrderRejected,
+    orders.OrderCanceled,
+    orders.OrderStatusReported,
+    orders.OrderTimedOut,
+    orders.DuplicateOrderSuppressed,
+    position.PositionChanged,
+    risk.SetTradingState,
+    risk.TradingStateChanged,
+    risk.EngageKillSwitch,
+    risk.ResetKillSwitch,
+    risk.KillSwitchEngaged,
+    risk.KillSwitchReset,
+    risk.KillSwitchResetRefused,
+    control.TimerTick,
+    control.ActorFailed,
+    control.ActorRestarted,
+    control.SymbolRecovered,
+    control.DeadLetter,
+)
