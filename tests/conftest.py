@@ -1,0 +1,39 @@
+"""Shared fixtures: where the real recorded data lives, and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
+
+settings.register_profile("fast", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") == "true" else os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real recorded exchange data. Absent on a user's machine: skip. Absent under CI: fail."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"recorded data missing at {SHARED_DATA}; it is always present under CI")
+        pytest.skip(f"recorded data not present at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.005) -> None:
+    """Wait until ``condition()`` is true, failing after ``timeout`` seconds (polling, not sleeping blind)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
