@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import time
+from typing import Callable
 
 from loguru import logger
 
@@ -38,3 +40,12 @@ def make_ctx(actor_id: str = "TEST/actor", symbol: str = "TEST", clock: ManualCl
         log=logger.bind(actor=actor_id, symbol=symbol),
         rng=random.Random(seed),
     )
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.002) -> None:
+    """Wait until ``condition()`` holds, failing after ``timeout`` seconds (a bounded poll, not a blind sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

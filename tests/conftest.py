@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -26,14 +24,3 @@ def shared_data() -> Path:
             pytest.fail(f"recorded data missing at {SHARED_DATA}; it is always present under CI")
         pytest.skip(f"recorded data not present at {SHARED_DATA}")
     return SHARED_DATA
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.005) -> None:
-    """Wait until ``condition()`` is true, failing after ``timeout`` seconds (polling, not sleeping blind)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
