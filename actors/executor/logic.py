@@ -1,0 +1,323 @@
+"""Executor(S): turns the position's orders into venue requests and the venue's answers back.
+
+Runs on whatever thread or process the runtime gives the symbol's executor actor; one message at
+a time, no I/O. Client order ids are derived from the action, so a retried or replayed submit
+never creates a second order, and an order whose fate is unknown is queried, never re-sent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from actors.base import ActorContext, ActorLogic
+from actors.executor.config import ExecutorConfig
+from actors.executor.orders import AWAITING, TrackedOrder, client_order_id
+from messages import (
+    CancelOpenOrders,
+    CancelOrder,
+    DuplicateOrderSuppressed,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderStatus,
+    OrderStatusReported,
+    OrderTimedOut,
+    PlaceOrder,
+    QueryOrder,
+    RequestCancel,
+    SubmitOrder,
+    TimerTick,
+)
+
+_MS = 1_000_000
+S = OrderStatus
+
+
+class ExecutorLogic(ActorLogic):
+    """Tracks every order of one symbol from submit to a terminal status the venue confirmed."""
+
+    ROLE = "executor"
+    WANTS_TICKS = True
+
+    def __init__(self, ctx: ActorContext, config: ExecutorConfig | None = None) -> None:
+        super().__init__(ctx)
+        self.config = (config or ExecutorConfig()).validate()
+        self._orders: dict[str, TrackedOrder] = {}
+        self._live: dict[str, None] = {}  # insertion-ordered set: deterministic iteration on ticks
+        self._fill_ids: set[str] = set()
+        self._counts: Counter[str] = Counter()
+
+    # -- accessors --------------------------------------------------------------------------
+    def order(self, coid: str) -> TrackedOrder | None:
+        return self._orders.get(coid)
+
+    def open_orders(self) -> tuple[TrackedOrder, ...]:
+        """Orders not yet in a terminal status, oldest first."""
+        return tuple(self._orders[c] for c in self._live)
+
+    def stats(self) -> dict[str, Any]:
+        by_status = Counter(o.status.value for o in self._orders.values())
+        return {
+            "orders_by_status": dict(sorted(by_status.items())),
+            "open_orders": len(self._live),
+            **{k: self._counts[k] for k in ("duplicates_suppressed", "duplicate_fills", "timeouts", "unknown_answers")},
+            "stale_answers": self._counts["stale_answers"],
+            "unpriced_reports": self._counts["unpriced_reports"],
+        }
+
+    # -- from the position and risk ---------------------------------------------------------
+    def on_submit_order(self, msg: SubmitOrder) -> list[Any]:
+        coid = client_order_id(self.ctx.run_id, msg.action_id)
+        now = self._now()
+        if coid in self._orders:
+            self._counts["duplicates_suppressed"] += 1
+            return [DuplicateOrderSuppressed(symbol=msg.symbol, client_order_id=coid, action_id=msg.action_id, ts_event_ns=now)]
+        self._put(
+            TrackedOrder(
+                client_order_id=coid,
+                action_id=msg.action_id,
+                intent=msg.intent,
+                side=msg.side,
+                qty=msg.qty,
+                order_type=msg.order_type,
+                limit_price=msg.limit_price,
+                reduce_only=msg.reduce_only,
+                status=S.PENDING_NEW,
+                sent_ns=now,
+                awaiting_since_ns=now,
+            )
+        )
+        return [
+            PlaceOrder(
+                symbol=msg.symbol,
+                client_order_id=coid,
+                side=msg.side,
+                qty=msg.qty,
+                order_type=msg.order_type,
+                limit_price=msg.limit_price,
+                reduce_only=msg.reduce_only,
+                ts_event_ns=now,
+            )
+        ]
+
+    def on_cancel_order(self, msg: CancelOrder) -> list[Any]:
+        order = self._orders.get(client_order_id(self.ctx.run_id, msg.action_id))
+        return self._request_cancel(order) if order is not None else []
+
+    def on_cancel_open_orders(self, msg: CancelOpenOrders) -> list[Any]:
+        out: list[Any] = []
+        for order in self.open_orders():
+            if not msg.entries_only or order.intent is OrderIntent.ENTRY:
+                out += self._request_cancel(order)
+        return out
+
+    def _request_cancel(self, order: TrackedOrder) -> list[Any]:
+        if not order.is_live or order.status is S.PENDING_CANCEL:
+            return []
+        if order.status is not S.UNKNOWN:  # an UNKNOWN order stays UNKNOWN until the venue's records settle it
+            self._put(attrs.evolve(order, status=S.PENDING_CANCEL, awaiting_since_ns=self._now()))
+        return [RequestCancel(symbol=self.ctx.symbol, client_order_id=order.client_order_id, ts_event_ns=self._now())]
+
+    # -- from the venue ---------------------------------------------------------------------
+    def on_order_accepted(self, msg: OrderAccepted) -> list[Any]:
+        order = self._live_order(msg.client_order_id)
+        if order is None:
+            return []
+        status = _working(order) if order.status in (S.PENDING_NEW, S.UNKNOWN) else order.status
+        self._put(attrs.evolve(order, status=status, venue_order_id=msg.venue_order_id, last_query_ns=None))
+        return [attrs.evolve(msg, action_id=order.action_id)]
+
+    def on_order_filled(self, msg: OrderFilled) -> list[Any]:
+        order = self._known(msg.client_order_id)
+        if order is None:
+            return []
+        if msg.fill_id in self._fill_ids:
+            self._counts["duplicate_fills"] += 1
+            return []
+        self._fill_ids.add(msg.fill_id)
+        qty = msg.qty
+        if order.reconciled_qty > 0:
+            # Part of this order was settled from the venue's records; forward only what they missed.
+            qty = min(msg.qty, msg.cum_qty - order.filled_qty)
+            if qty <= 0:
+                self._counts["duplicate_fills"] += 1
+                return []
+        if not order.is_live:
+            # Never drop a real fill: the position decides whether it fits (and fails loudly if not).
+            self.ctx.log.error("fill {} for {} order {}", msg.fill_id, order.status.value, order.client_order_id)
+        return self._apply_fill(order, attrs.evolve(msg, qty=qty, action_id=order.action_id))
+
+    def on_order_rejected(self, msg: OrderRejected) -> list[Any]:
+        order = self._live_order(msg.client_order_id)
+        if order is None:
+            return []
+        self._put(attrs.evolve(order, status=S.REJECTED))
+        return [attrs.evolve(msg, action_id=order.action_id)]
+
+    def on_order_canceled(self, msg: OrderCanceled) -> list[Any]:
+        order = self._live_order(msg.client_order_id)
+        if order is None:
+            return []
+        if msg.filled_qty > order.filled_qty:
+            # Cancel confirmations can overtake fills (REST answer vs. user stream): hold the cancel
+            # until the fills arrive, or until a query settles them after ack_timeout_ms.
+            held = attrs.evolve(
+                order,
+                status=S.PENDING_CANCEL,
+                awaiting_since_ns=self._now(),
+                held_cancel_filled_qty=msg.filled_qty,
+                held_cancel_reason=msg.reason,
+            )
+            self._put(held)
+            return []
+        self._put(attrs.evolve(order, status=S.CANCELED))
+        return [attrs.evolve(msg, action_id=order.action_id)]
+
+    def on_order_status_reported(self, msg: OrderStatusReported) -> list[Any]:
+        """Settle an order from the venue's records.
+
+        Fills the venue reports but we never saw are synthesized as one OrderFilled at the
+        reported ``avg_price`` (fee 0, ``fill_id = "<coid>:recon:<filled_qty>"``): the position's
+        quantity is then right, its PnL approximate to the extent earlier fills differ from the
+        average, and fees arrive only with the real fills. Real fills arriving later are trimmed
+        by ``cum_qty`` so nothing is counted twice.
+        """
+        order = self._live_order(msg.client_order_id)
+        if order is None or msg.status in (S.PENDING_NEW, S.PENDING_CANCEL, S.UNKNOWN):
+            return []
+        if msg.status is S.NOT_FOUND:
+            if order.filled_qty > 0:
+                self.ctx.log.error("venue has no record of {} yet we saw fills", order.client_order_id)
+                self._counts["stale_answers"] += 1
+                return []
+            self._put(attrs.evolve(order, status=S.REJECTED))
+            return [self._rejected(order, "not_found_at_venue")]
+        out: list[Any] = []
+        missing = msg.filled_qty - order.filled_qty
+        if missing > 0:
+            if msg.avg_price is None:
+                self._counts["unpriced_reports"] += 1  # cannot price the fill: stay unsettled, ask again
+                return []
+            out += self._reconcile_fill(order, msg, missing)
+            order = self._orders[order.client_order_id]
+            if not order.is_live:  # the synthesized fill completed it, or released a held cancel
+                return out
+        order = attrs.evolve(order, venue_order_id=msg.venue_order_id or order.venue_order_id, last_query_ns=None)
+        if msg.status in (S.NEW, S.PARTIALLY_FILLED):
+            self._put(attrs.evolve(order, status=_working(order)))
+        elif msg.status is S.FILLED:
+            # Done at the venue short of its quantity: end it for the position like a cancel.
+            self._put(attrs.evolve(order, status=S.FILLED))
+            out.append(self._canceled(order, "filled_short_at_venue"))
+        elif msg.status is S.CANCELED:
+            self._put(attrs.evolve(order, status=S.CANCELED))
+            out.append(self._canceled(order, order.held_cancel_reason or "canceled_at_venue"))
+        elif msg.status is S.REJECTED:
+            self._put(attrs.evolve(order, status=S.REJECTED))
+            out.append(self._rejected(order, "rejected_at_venue"))
+        return out
+
+    def on_timer_tick(self, msg: TimerTick) -> list[Any]:
+        now = self._now()
+        ack_ns = self.config.ack_timeout_ms * _MS
+        query_ns = self.config.query_interval_ms * _MS
+        out: list[Any] = []
+        for order in self.open_orders():
+            coid = order.client_order_id
+            if order.status in AWAITING and now - order.awaiting_since_ns >= ack_ns:
+                self._counts["timeouts"] += 1
+                self._put(attrs.evolve(order, status=S.UNKNOWN, last_query_ns=now))
+                out.append(OrderTimedOut(symbol=self.ctx.symbol, client_order_id=coid, action_id=order.action_id, ts_event_ns=now))
+                out.append(QueryOrder(symbol=self.ctx.symbol, client_order_id=coid, ts_event_ns=now))
+            elif order.status is S.UNKNOWN and (order.last_query_ns is None or now - order.last_query_ns >= query_ns):
+                self._put(attrs.evolve(order, last_query_ns=now))
+                out.append(QueryOrder(symbol=self.ctx.symbol, client_order_id=coid, ts_event_ns=now))
+        return out
+
+    # -- internals --------------------------------------------------------------------------
+    def _apply_fill(self, order: TrackedOrder, fill: OrderFilled) -> list[Any]:
+        filled = order.filled_qty + fill.qty
+        order = attrs.evolve(order, filled_qty=filled)
+        if order.is_live:
+            if filled >= order.qty or fill.leaves_qty == 0:
+                order = attrs.evolve(order, status=S.FILLED)
+            elif order.status is not S.PENDING_CANCEL:
+                order = attrs.evolve(order, status=S.PARTIALLY_FILLED)
+        out: list[Any] = [fill]
+        held = order.held_cancel_filled_qty
+        if held is not None and filled >= held and order.status is not S.FILLED:
+            order = attrs.evolve(order, status=S.CANCELED)
+            out.append(self._canceled(order, order.held_cancel_reason))
+        self._put(order)
+        return out
+
+    def _reconcile_fill(self, order: TrackedOrder, msg: OrderStatusReported, missing: Decimal) -> list[Any]:
+        fill_id = f"{order.client_order_id}:recon:{msg.filled_qty}"
+        self._fill_ids.add(fill_id)
+        self._put(attrs.evolve(order, reconciled_qty=order.reconciled_qty + missing))
+        fill = OrderFilled(
+            symbol=msg.symbol,
+            client_order_id=order.client_order_id,
+            venue_order_id=msg.venue_order_id,
+            fill_id=fill_id,
+            side=order.side,
+            qty=missing,
+            price=msg.avg_price,
+            fee=Decimal("0"),
+            is_maker=False,
+            cum_qty=msg.filled_qty,
+            leaves_qty=Decimal("0") if msg.status is S.FILLED else order.qty - msg.filled_qty,
+            ts_event_ns=self._now(),
+            action_id=order.action_id,
+        )
+        return self._apply_fill(self._orders[order.client_order_id], fill)
+
+    def _canceled(self, order: TrackedOrder, reason: str) -> OrderCanceled:
+        return OrderCanceled(
+            symbol=self.ctx.symbol,
+            client_order_id=order.client_order_id,
+            filled_qty=order.filled_qty,
+            reason=reason,
+            ts_event_ns=self._now(),
+            action_id=order.action_id,
+        )
+
+    def _rejected(self, order: TrackedOrder, reason: str) -> OrderRejected:
+        return OrderRejected(
+            symbol=self.ctx.symbol, client_order_id=order.client_order_id, reason=reason, ts_event_ns=self._now(), action_id=order.action_id
+        )
+
+    def _known(self, coid: str) -> TrackedOrder | None:
+        order = self._orders.get(coid)
+        if order is None:
+            self._counts["unknown_answers"] += 1
+            self.ctx.log.warning("venue answer for unknown client order id {}", coid)
+        return order
+
+    def _live_order(self, coid: str) -> TrackedOrder | None:
+        """The order if it is still live; answers about unknown or finished orders are counted."""
+        order = self._known(coid)
+        if order is not None and not order.is_live:
+            self._counts["stale_answers"] += 1
+            return None
+        return order
+
+    def _put(self, order: TrackedOrder) -> None:
+        self._orders[order.client_order_id] = order
+        if order.is_live:
+            self._live.setdefault(order.client_order_id)
+        else:
+            self._live.pop(order.client_order_id, None)
+
+    def _now(self) -> int:
+        return self.ctx.clock.now_ns()
+
+
+def _working(order: TrackedOrder) -> OrderStatus:
+    return S.PARTIALLY_FILLED if order.filled_qty > 0 else S.NEW
