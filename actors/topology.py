@@ -63,7 +63,7 @@ ROUTES: dict[tuple[str, type], tuple[str, ...]] = {
     ("position", SubmitOrder): ("{symbol}/executor",),
     ("position", CancelOrder): ("{symbol}/executor",),
     ("position", PositionChanged): ("risk", "arbitrator", "{symbol}/regime"),
-    ("position", ActionNotApplicable): ("arbitrator",),
+    ("position", ActionNotApplicable): ("arbitrator", "risk"),
     ("executor", PlaceOrder): ("{symbol}/venue",),
     ("executor", RequestCancel): ("{symbol}/venue",),
     ("executor", QueryOrder): ("{symbol}/venue",),

@@ -1,0 +1,84 @@
+"""Trading states per symbol and global, and the latched kill switch."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import attrs
+
+from messages import ALL_SYMBOLS, CancelOpenOrders, TradingState, TradingStateChanged
+
+SUPERVISION = "supervision"
+
+
+@attrs.define
+class ScopeState:
+    state: TradingState = TradingState.ACTIVE
+    who: str = ""
+    reason: str = ""
+    ts_event_ns: int = 0
+
+
+@attrs.define
+class KillSwitch:
+    engaged: bool = False
+    who: str = ""
+    reason: str = ""
+    ts_event_ns: int = 0
+
+
+class TradingControls:
+    def __init__(self, symbols: Iterable[str]) -> None:
+        self.scopes: dict[str, ScopeState] = {ALL_SYMBOLS: ScopeState()}
+        for s in symbols:
+            self.scopes[s] = ScopeState()
+        self.kill = KillSwitch()
+        # Symbols supervision put down, with the state to return to once they recover.
+        self.restore_on_recovery: dict[str, TradingState] = {}
+
+    @property
+    def symbols(self) -> list[str]:
+        return [s for s in self.scopes if s != ALL_SYMBOLS]
+
+    def state(self, scope: str) -> TradingState:
+        return self.scopes.get(scope, ScopeState()).state
+
+    def effective(self, symbol: str) -> TradingState:
+        """The most restrictive of global, symbol and the kill switch (engaged => at least REDUCING)."""
+        floor = TradingState.REDUCING if self.kill.engaged else TradingState.ACTIVE
+        return max((self.state(ALL_SYMBOLS), self.state(symbol), floor), key=lambda s: s.restriction)
+
+    def set(self, scope: str, state: TradingState, who: str, reason: str, now_ns: int) -> list[Any]:
+        """Move ``scope`` to ``state``; on a change, the event and the cancels the new state needs."""
+        current = self.scopes.setdefault(scope, ScopeState())
+        if who != SUPERVISION:
+            # An operator's decision is the operator's to undo: recovery will not override it.
+            self.restore_on_recovery.pop(scope, None)
+        if current.state is state:
+            return []
+        old = current.state
+        self.scopes[scope] = ScopeState(state, who, reason, now_ns)
+        out: list[Any] = [TradingStateChanged(scope=scope, old=old, new=state, who=who, reason=reason, ts_event_ns=now_ns)]
+        if state is not TradingState.ACTIVE:
+            entries_only = state is TradingState.REDUCING
+            targets = self.symbols if scope == ALL_SYMBOLS else [scope]
+            out += cancels(targets, entries_only, f"trading_state {state.value}: {reason}", now_ns)
+        return out
+
+    def supervision_down(self, symbol: str, state: TradingState, reason: str, now_ns: int) -> list[Any]:
+        """Fail closed: never loosens a state, and remembers where to return on recovery."""
+        current = self.state(symbol)
+        if current.restriction >= state.restriction:
+            return []
+        self.restore_on_recovery.setdefault(symbol, current)
+        return self.set(symbol, state, SUPERVISION, reason, now_ns)
+
+    def supervision_up(self, symbol: str, now_ns: int) -> list[Any]:
+        if symbol not in self.restore_on_recovery:
+            return []
+        restore = self.restore_on_recovery.pop(symbol)
+        return self.set(symbol, restore, SUPERVISION, "symbol recovered", now_ns)
+
+
+def cancels(symbols: Iterable[str], entries_only: bool, reason: str, now_ns: int) -> list[CancelOpenOrders]:
+    return [CancelOpenOrders(symbol=s, entries_only=entries_only, reason=reason, ts_event_ns=now_ns) for s in symbols]

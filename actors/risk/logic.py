@@ -1,0 +1,276 @@
+"""Risk: validates every arbitrated Action before it reaches a Position, and owns the kill switch."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from decimal import Decimal
+from typing import Any
+
+from actors.base import ActorContext, ActorLogic
+from actors.risk.book import PortfolioBook
+from actors.risk.config import RiskConfig
+from actors.risk.controls import SUPERVISION, TradingControls, cancels
+from actors.risk.limits import LossLimits
+from messages import (
+    ALL_SYMBOLS,
+    Action,
+    ActionApproved,
+    ActionDenied,
+    ActionNotApplicable,
+    ActorFailed,
+    EngageKillSwitch,
+    KillSwitchEngaged,
+    KillSwitchReset,
+    KillSwitchResetRefused,
+    MandateKind,
+    PositionChanged,
+    ResetKillSwitch,
+    SetTradingState,
+    SymbolRecovered,
+    TimerTick,
+    TradingState,
+)
+
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+ORDER_KINDS = (MandateKind.ENTRY, MandateKind.REDUCE, MandateKind.EXIT)
+
+
+class RiskLogic(ActorLogic):
+    """Runs in the Coordinator, one message at a time; every verdict is a message, never an exception."""
+
+    ROLE = "risk"
+    WANTS_TICKS = True
+
+    def __init__(self, ctx: ActorContext, config: RiskConfig, symbols: tuple[str, ...]) -> None:
+        super().__init__(ctx)
+        self.config = config.validate()
+        self.book = PortfolioBook(symbols)
+        self.controls = TradingControls(symbols)
+        self.limits = LossLimits(config.starting_equity, config.max_daily_loss_pct, config.max_drawdown_pct)
+        self._approved_at: deque[int] = deque()  # approval times inside the order-rate window
+        self._approvals: Counter[str] = Counter()
+        self._denials: Counter[str] = Counter()
+        self._kill_engagements = 0
+        self._warnings: list[str] = []
+
+    def handle(self, msg: Any) -> list[Any] | None:
+        # The day's anchor is the equity before the day's first event changes it.
+        self.limits.roll_day(self.equity(), self.ctx.clock.now_ns())
+        return super().handle(msg)
+
+    # -- verdicts ---------------------------------------------------------------------------
+    def on_action(self, action: Action) -> list[Any]:
+        now = self.ctx.clock.now_ns()
+        self.book.mark(action)
+        out = self._check_limits(now)
+        if action.kind not in ORDER_KINDS:
+            return out
+        denial = self._denial(action, now)
+        if denial is not None:
+            reason, detail = denial
+            self._denials[reason] += 1
+            self.ctx.log.info("action denied: {} {}", reason, detail)
+            return out + [ActionDenied(symbol=action.symbol, action=action, reason=reason, detail=detail, ts_event_ns=now)]
+        return out + [self._approve(action, now)]
+
+    def _approve(self, action: Action, now: int) -> ActionApproved:
+        if action.kind is MandateKind.ENTRY:
+            self.book.reserve(action)
+        self._approved_at.append(now)
+        self._approvals[action.kind.value] += 1
+        return ActionApproved(symbol=action.symbol, action=action, ts_event_ns=now)
+
+    def _denial(self, action: Action, now: int) -> tuple[str, str] | None:
+        """The first check that fails, as ``(reason, detail)``; ``None`` approves."""
+        cfg, symbol, entry = self.config, action.symbol, action.kind is MandateKind.ENTRY
+        state = self.controls.effective(symbol)
+        if entry and self.controls.kill.engaged:
+            return "kill_switch", f"engaged by {self.controls.kill.who}: {self.controls.kill.reason}"
+        if (entry and state is not TradingState.ACTIVE) or state is TradingState.HALTED:
+            return "trading_state", f"{symbol} is {state.value}"
+        if entry and now - action.data_ts_ns > cfg.stale_data_ms * NS_PER_MS:
+            return "stale_data", f"data is {(now - action.data_ts_ns) // NS_PER_MS} ms old, limit {cfg.stale_data_ms}"
+        if action.qty <= 0:
+            return "invalid_qty", f"qty {action.qty}"
+        if entry:
+            denial = self._exposure_denial(action)
+            if denial is not None:
+                return denial
+        if action.kind is not MandateKind.EXIT and self._orders_in_window(now) >= cfg.max_orders_per_window:
+            return "order_rate", f"{cfg.max_orders_per_window} orders in {cfg.order_window_s}s"
+        return None
+
+    def _exposure_denial(self, action: Action) -> tuple[str, str] | None:
+        cfg = self.config
+        if action.mark_price <= 0:
+            return "invalid_price", f"mark price {action.mark_price}"
+        new = action.qty * action.mark_price
+        symbol_after = self.book.symbol_notional(action.symbol) + new
+        if symbol_after > cfg.max_symbol_notional:
+            return "max_symbol_notional", f"{symbol_after} > {cfg.max_symbol_notional}"
+        gross_after = self.book.gross() + new
+        if gross_after > cfg.max_portfolio_notional:
+            return "max_portfolio_notional", f"{gross_after} > {cfg.max_portfolio_notional}"
+        equity = self.equity()
+        if equity <= 0 or gross_after / equity > cfg.max_leverage:
+            return "max_leverage", f"gross {gross_after} on equity {equity} exceeds {cfg.max_leverage}x"
+        # Isolated at target leverage, or the account's own leverage if that is higher (cross margin).
+        leverage = max(cfg.target_leverage, gross_after / equity)
+        distance = 1 / leverage - cfg.maintenance_margin_rate
+        if distance < cfg.min_liq_distance_pct:
+            return "liquidation_distance", f"{distance:.4f} at {leverage:.2f}x < {cfg.min_liq_distance_pct}"
+        if self.limits.daily_loss_hit:
+            return "daily_loss", "daily loss limit hit today"
+        if self.limits.drawdown_hit:
+            return "drawdown", "drawdown limit hit"
+        return None
+
+    def _orders_in_window(self, now: int) -> int:
+        horizon = now - self.config.order_window_s * NS_PER_S
+        while self._approved_at and self._approved_at[0] <= horizon:
+            self._approved_at.popleft()
+        return len(self._approved_at)
+
+    # -- positions --------------------------------------------------------------------------
+    def on_position_changed(self, msg: PositionChanged) -> list[Any]:
+        self.book.apply(msg)
+        return self._check_limits(self.ctx.clock.now_ns())
+
+    def on_action_not_applicable(self, msg: ActionNotApplicable) -> list[Any]:
+        self.book.release(msg.action_id)
+        return []
+
+    def on_timer_tick(self, msg: TimerTick) -> list[Any]:
+        now = self.ctx.clock.now_ns()
+        out = self._check_limits(now)
+        stale = self._stale_open_symbols(now)
+        if stale and self.config.kill_on_stale_data:
+            out += self._engage("risk", f"stale market data: {', '.join(stale)}", now)
+        return out
+
+    # -- limits -----------------------------------------------------------------------------
+    def equity(self) -> Decimal:
+        return self.book.equity(self.config.starting_equity)
+
+    def _check_limits(self, now: int) -> list[Any]:
+        out: list[Any] = []
+        for reason, detail in self.limits.observe(self.equity(), now):
+            out += self._engage("risk", f"{reason}: {detail}", now)
+        return out
+
+    def _stale_open_symbols(self, now: int) -> list[str]:
+        limit = self.config.stale_data_ms * NS_PER_MS
+        self._warnings = []
+        stale = []
+        for symbol in self.book.open_symbols():
+            ts = self.book.get(symbol).data_ts_ns
+            if ts is None:
+                self._warnings.append(f"{symbol}: open position without market data")
+            elif now - ts > limit:
+                stale.append(symbol)
+                self._warnings.append(f"{symbol}: market data {(now - ts) // NS_PER_MS} ms old")
+        return stale
+
+    # -- controls ---------------------------------------------------------------------------
+    def on_set_trading_state(self, msg: SetTradingState) -> list[Any]:
+        return self.controls.set(msg.scope, msg.state, msg.who, msg.reason, self.ctx.clock.now_ns())
+
+    def on_actor_failed(self, msg: ActorFailed) -> list[Any]:
+        now = self.ctx.clock.now_ns()
+        why = f"{msg.actor_id} failed ({msg.kind}): {msg.error}"
+        if not msg.symbol:
+            return self._engage(SUPERVISION, why, now)
+        return self.controls.supervision_down(msg.symbol, self.config.on_symbol_failure, why, now)
+
+    def on_symbol_recovered(self, msg: SymbolRecovered) -> list[Any]:
+        return self.controls.supervision_up(msg.symbol, self.ctx.clock.now_ns())
+
+    def on_engage_kill_switch(self, msg: EngageKillSwitch) -> list[Any]:
+        return self._engage(msg.who, msg.reason, self.ctx.clock.now_ns())
+
+    def on_reset_kill_switch(self, msg: ResetKillSwitch) -> list[Any]:
+        now = self.ctx.clock.now_ns()
+        kill = self.controls.kill
+        if not msg.reason.strip():
+            return [KillSwitchResetRefused(who=msg.who, reason="a reset needs a reason", ts_event_ns=now)]
+        if not kill.engaged:
+            return [KillSwitchResetRefused(who=msg.who, reason="kill switch is not engaged", ts_event_ns=now)]
+        kill.engaged = False
+        kill.who, kill.reason, kill.ts_event_ns = msg.who, msg.reason, now
+        # The operator has acknowledged the loss so far; the daily limit still holds until the day ends.
+        self.limits.rebase_peak(self.equity())
+        self.ctx.log.warning("kill switch reset by {}: {}", msg.who, msg.reason)
+        return [KillSwitchReset(who=msg.who, reason=msg.reason, ts_event_ns=now)]
+
+    def _engage(self, who: str, reason: str, now: int) -> list[Any]:
+        kill = self.controls.kill
+        if kill.engaged:
+            return []
+        kill.engaged, kill.who, kill.reason, kill.ts_event_ns = True, who, reason, now
+        self._kill_engagements += 1
+        self.ctx.log.warning("kill switch engaged by {}: {}", who, reason)
+        out: list[Any] = [KillSwitchEngaged(who=who, reason=reason, ts_event_ns=now)]
+        out += cancels(self.controls.symbols, True, f"kill_switch: {reason}", now)
+        if self.config.kill_switch_flatten:
+            out += [self._approve(a, now) for a in self._flatten_actions(now)]
+        return out
+
+    def _flatten_actions(self, now: int) -> list[Action]:
+        actions = []
+        for symbol in self.book.open_symbols():
+            book = self.book.get(symbol)
+            if self.controls.effective(symbol) is TradingState.HALTED:
+                continue  # HALTED means cancels only, even for a flatten
+            actions.append(Action(
+                action_id=f"{self.ctx.run_id}:{symbol}:flatten:{now}", symbol=symbol, cycle=book.last_cycle,
+                kind=MandateKind.EXIT, direction=book.direction, qty=book.qty, mark_price=book.price,
+                data_ts_ns=book.data_ts_ns or 0, ts_event_ns=now, reason="kill_switch_flatten"))
+        return actions
+
+    # -- reporting --------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """A plain, JSON-ready snapshot for the operator surface (money as strings)."""
+        cfg, kill, equity = self.config, self.controls.kill, self.equity()
+        gross = self.book.gross()
+        return {
+            "trading_allowed": not kill.engaged and self.controls.state(ALL_SYMBOLS) is TradingState.ACTIVE
+            and not self.limits.daily_loss_hit and not self.limits.drawdown_hit,
+            "kill_switch": {"engaged": kill.engaged, "who": kill.who, "reason": kill.reason, "ts_event_ns": kill.ts_event_ns},
+            "global_state": self.controls.state(ALL_SYMBOLS).value,
+            "symbols": {s: {"state": self.controls.state(s).value, "effective": self.controls.effective(s).value,
+                            "qty": str(self.book.get(s).qty), "notional": str(self.book.symbol_notional(s))}
+                        for s in self.controls.symbols},
+            "equity": str(equity),
+            "daily_pnl": str(self.limits.daily_pnl(equity)),
+            "daily_pnl_pct": str(self.limits.daily_pnl_pct(equity)),
+            "daily_loss_limit_pct": str(cfg.max_daily_loss_pct),
+            "daily_loss_hit": self.limits.daily_loss_hit,
+            "drawdown_pct": str(self.limits.drawdown_pct(equity)),
+            "drawdown_limit_pct": str(cfg.max_drawdown_pct),
+            "drawdown_hit": self.limits.drawdown_hit,
+            "gross_exposure": str(gross),
+            "net_exposure": str(self.book.net()),
+            "max_portfolio_notional": str(cfg.max_portfolio_notional),
+            "leverage": str(gross / equity if equity > 0 else Decimal("0")),
+            "warnings": list(self._warnings) + self._liquidation_warnings(),
+        }
+
+    def _liquidation_warnings(self) -> list[str]:
+        out = []
+        lev, mmr = self.config.target_leverage, self.config.maintenance_margin_rate
+        for symbol in self.book.open_symbols():
+            b = self.book.get(symbol)
+            if b.avg_entry_price is None or b.direction is None or b.price <= 0:
+                continue
+            # Isolated margin at target leverage: liquidation sits (1/L - mmr) away from the entry.
+            liq = b.avg_entry_price * (1 - b.direction.sign * (1 / lev - mmr))
+            distance = (b.price - liq) * b.direction.sign / b.price  # negative once past it
+            if distance < self.config.critical_liq_distance_pct:
+                out.append(f"{symbol}: {distance:.2%} from liquidation at {liq}")
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        return {"approvals": dict(self._approvals), "denials": dict(self._denials),
+                "approved": sum(self._approvals.values()), "denied": sum(self._denials.values()),
+                "kill_switch_engagements": self._kill_engagements}
