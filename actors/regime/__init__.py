@@ -1,0 +1,25 @@
+"""Regime(S): regime classification with hysteresis and the symbol's strategy policy."""
+
+from actors.regime.config import RegimeConfig
+from actors.regime.logic import RegimeLogic, classify, mark_price
+from actors.regime.strategies import (
+    STRATEGIES,
+    MeanReversion,
+    PositionView,
+    StrategyPolicy,
+    TrendFollowing,
+    make_strategy,
+)
+
+__all__ = [
+    "STRATEGIES",
+    "MeanReversion",
+    "PositionView",
+    "RegimeConfig",
+    "RegimeLogic",
+    "StrategyPolicy",
+    "TrendFollowing",
+    "classify",
+    "make_strategy",
+    "mark_price",
+]
