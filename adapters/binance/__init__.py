@@ -1,0 +1,5 @@
+"""Binance wire formats."""
+
+from adapters.binance.usdm import decode_usdm
+
+__all__ = ["decode_usdm"]

@@ -1,0 +1,33 @@
+"""The decoder contract: one venue frame in, the normalized fields of its market events out.
+
+A decoder is a pure function ``(payload: bytes) -> list[dict]``. Each dict holds keyword
+arguments for ``messages.market.RawMarketEvent`` (``kind``, ``ts_event_ns`` and the kind's
+fields); the collector adds symbol, venue, sequence, receive time and the raw bytes. An empty
+list means a control frame with no market data (a subscription reply). Anything else a decoder
+cannot read raises ``DecodeError``, never another exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Decoder = Callable[[bytes], list[dict[str, Any]]]
+
+
+class DecodeError(ValueError):
+    """A frame that is malformed, lacks a required field or carries an unsupported event."""
+
+
+def decoder_for(venue: str) -> Decoder:
+    """The decoder of ``venue``'s market-data wire format; ``ValueError`` naming an unknown venue."""
+    # Imported here, not at module level: the venue modules import DecodeError from this one.
+    from adapters.binance.usdm import decode_usdm
+
+    decoders: dict[str, Decoder] = {
+        "binance_usdm": decode_usdm,
+        "sim": decode_usdm,  # the simulated venue speaks the Binance USD-M wire format
+    }
+    try:
+        return decoders[venue]
+    except KeyError:
+        raise ValueError(f"no market-data decoder for venue {venue!r}; known: {', '.join(sorted(decoders))}") from None
