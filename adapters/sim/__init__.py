@@ -1,0 +1,20 @@
+"""The simulated venue: a seeded market simulator, a paper matching engine and a shadow venue."""
+
+from adapters.sim.config import PaperConfig
+from adapters.sim.market import Cascade, RegimeSpan, SimMarket, SimRegime, SimSymbol, stable_seed
+from adapters.sim.paper import PaperVenueLogic, VenueOrder, VenuePosition
+from adapters.sim.shadow import ShadowVenueLogic
+
+__all__ = [
+    "Cascade",
+    "PaperConfig",
+    "PaperVenueLogic",
+    "RegimeSpan",
+    "ShadowVenueLogic",
+    "SimMarket",
+    "SimRegime",
+    "SimSymbol",
+    "VenueOrder",
+    "VenuePosition",
+    "stable_seed",
+]

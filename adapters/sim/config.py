@@ -1,0 +1,50 @@
+"""Configuration of the paper venue: latency, fees and fault injection (all faults off by default)."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import attrs
+
+from config.errors import ConfigError
+
+
+@attrs.frozen(kw_only=True)
+class PaperConfig:
+    """How the paper venue answers.
+
+    ``reject_rate``: probability a new order is rejected (``"venue_rejected"``).
+    ``transient_error_rate``: probability a new order is rejected with ``"transient_error"``.
+    ``drop_ack_rate``: probability the venue accepts an order but the response to it (the ack and
+    any fills made while handling it) is lost, so the executor must query.
+    ``fill_delay_ms``: an accepted order cannot fill before this long after its acceptance.
+    All draws come from the actor context's seeded ``rng``.
+    """
+
+    latency_ms: int = 20
+    taker_fee_bps: Decimal = Decimal("4")
+    maker_fee_bps: Decimal = Decimal("2")
+    reject_rate: float = 0.0
+    drop_ack_rate: float = 0.0
+    fill_delay_ms: int = 0
+    transient_error_rate: float = 0.0
+
+    def validate(self) -> None:
+        """Raise ``ConfigError("venue.paper.<field>", reason)`` for the first bad value."""
+        for name in ("latency_ms", "fill_delay_ms"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise ConfigError(f"venue.paper.{name}", f"a non-negative integer of milliseconds, got {value!r}")
+        for name in ("taker_fee_bps", "maker_fee_bps"):
+            value = getattr(self, name)
+            if not isinstance(value, Decimal) or not value.is_finite():
+                raise ConfigError(f"venue.paper.{name}", f"a finite Decimal, got {value!r}")
+            if not Decimal("-100") <= value <= Decimal("100"):
+                raise ConfigError(f"venue.paper.{name}", f"must be within -100..100 bps, got {value}")
+        for name in ("reject_rate", "drop_ack_rate", "transient_error_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"venue.paper.{name}", f"a probability, got {value!r}")
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"venue.paper.{name}", f"a probability within 0..1, got {value}")
