@@ -1,0 +1,192 @@
+"""Mailbox dispatch for a group of logical actors that share one thread.
+
+A ``Dispatcher`` owns one FIFO mailbox per logical actor. ``run()`` drains them until every
+mailbox is empty, calling each actor's logic and routing what it returns: to a local mailbox
+when the receiver lives in this group, otherwise to ``remote(receiver, envelope)``. The same
+class runs the whole system in the deterministic scheduler and one symbol's subtree (or the
+singletons) inside a pykka actor, so both runtimes share one dispatch path.
+
+Failures never escape: an exception in a handler is caught here and handed to the
+``on_failure`` hook (supervision), the failing message is kept for the report, and the rest
+of the mailbox is not lost. A message without a handler, or with no declared route, is a
+dead letter: logged, counted and shown to the observers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from typing import Any, Callable, Iterable, Protocol
+
+from loguru import logger
+
+from actors.base import ActorLogic, Clock
+from actors.topology import receivers as route_receivers
+from messages import DeadLetter, Envelope
+
+
+class Observer(Protocol):
+    """Sees traffic. Called on the dispatching thread; must be quick and thread-safe."""
+
+    def external(self, env: Envelope) -> None:
+        """An external input entered the runtime."""
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        """An actor emitted a message (``env.receiver`` is ``""``; ``receivers`` may be empty)."""
+
+    def processed(self, actor_id: str, env: Envelope) -> None:
+        """``actor_id`` is about to handle ``env`` (its inbox, in processing order)."""
+
+
+FailureHook = Callable[[str, Envelope, BaseException], None]
+RouteFn = Callable[[str, Any], "tuple[str, ...] | None"]
+
+
+class Dispatcher:
+    """Runs a set of logical actors to quiescence; see the module docstring."""
+
+    def __init__(
+        self,
+        actors: dict[str, ActorLogic],
+        clock: Clock,
+        msg_ids: Callable[[], int],
+        remote: Callable[[str, Envelope], None] | None = None,
+        observers: Iterable[Observer] = (),
+        on_failure: FailureHook | None = None,
+        route: RouteFn = route_receivers,
+        batch: int = 64,
+    ) -> None:
+        self.actors = actors
+        self.clock = clock
+        self._next_id = msg_ids
+        self._remote = remote
+        self._observers = tuple(observers)
+        self._watch_inputs = tuple(o for o in self._observers if getattr(o, "wants_inputs", False))
+        self._on_failure = on_failure
+        self._route = route
+        self._batch = batch
+        self.mailboxes: dict[str, deque[Envelope]] = {aid: deque() for aid in actors}
+        self._ready: deque[str] = deque()
+        self._queued: set[str] = set()
+        self._held: set[str] = set()
+        self.processed_count = 0
+        self.dead_letters = 0
+        self.failures = 0
+        self.tick_receivers = tuple(aid for aid, a in actors.items() if a.WANTS_TICKS)
+
+    # -- input ------------------------------------------------------------------------------
+    def deliver(self, env: Envelope) -> None:
+        """Queue ``env`` for its receiver in this group."""
+        aid = env.receiver
+        box = self.mailboxes.get(aid)
+        if box is None:
+            self._dead_letter(aid, env.payload)
+            return
+        box.append(env)
+        if aid not in self._queued and aid not in self._held:
+            self._queued.add(aid)
+            self._ready.append(aid)
+
+    def hold(self, actor_id: str) -> None:
+        """Stop dispatching to ``actor_id``; its mailbox keeps filling (used while it restarts)."""
+        self._held.add(actor_id)
+
+    def release(self, actor_id: str) -> None:
+        """Resume dispatching to ``actor_id``, starting with what queued while it was held."""
+        self._held.discard(actor_id)
+        if self.mailboxes[actor_id] and actor_id not in self._queued:
+            self._queued.add(actor_id)
+            self._ready.append(actor_id)
+
+    def replace(self, actor_id: str, logic: ActorLogic) -> None:
+        """Swap in a fresh logic instance (a restart); the mailbox is kept."""
+        self.actors[actor_id] = logic
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def run(self) -> int:
+        """Drain every mailbox; return how many messages were handled."""
+        handled = 0
+        ready = self._ready
+        while ready:
+            aid = ready.popleft()
+            box = self.mailboxes[aid]
+            n = 0
+            while box and n < self._batch and aid not in self._held:
+                env = box.popleft()
+                self._handle(aid, env)
+                n += 1
+            handled += n
+            if box and aid not in self._held:
+                ready.append(aid)
+            else:
+                self._queued.discard(aid)
+        self.processed_count += handled
+        return handled
+
+    def _handle(self, aid: str, env: Envelope) -> None:
+        for obs in self._watch_inputs:
+            obs.processed(aid, env)
+        logic = self.actors[aid]
+        try:
+            out = logic.handle(env.payload)
+        except Exception as exc:  # a bug in a handler: supervision decides, nothing escapes
+            self.failures += 1
+            logger.bind(actor=aid, event_type="actor_failed", msg_id=env.msg_id).opt(exception=exc).error(
+                "actor {} failed on {}: {!r}", aid, type(env.payload).__name__, exc
+            )
+            if self._on_failure is not None:
+                self._on_failure(aid, env, exc)
+            return
+        if out is None:
+            self._dead_letter(aid, env.payload)
+            return
+        if out:
+            self.emit(aid, out, env.msg_id)
+
+    def emit(self, sender: str, messages: Iterable[Any], causation_id: int) -> None:
+        """Route messages emitted by ``sender`` (also used by supervision to emit on an actor's behalf)."""
+        now = self.clock.now_ns()
+        for msg in messages:
+            rcv = self._route(sender, msg)
+            if rcv is None:
+                logger.bind(actor=sender, event_type="undeclared_route").error(
+                    "no route declared for {} from {}", type(msg).__name__, sender
+                )
+                self._dead_letter("?", msg)
+                continue
+            msg_id = self._next_id()
+            ts_event = getattr(msg, "ts_event_ns", now)
+            if self._observers:
+                shown = Envelope(msg_id=msg_id, sender=sender, receiver="", ts_event_ns=ts_event,
+                                 ts_recv_ns=now, causation_id=causation_id, payload=msg)
+                for obs in self._observers:
+                    obs.emitted(shown, rcv)
+            for r in rcv:
+                env = Envelope(msg_id=msg_id, sender=sender, receiver=r, ts_event_ns=ts_event,
+                               ts_recv_ns=now, causation_id=causation_id, payload=msg)
+                if r in self.mailboxes:
+                    self.deliver(env)
+                elif self._remote is not None:
+                    self._remote(r, env)
+                else:
+                    self._dead_letter(r, msg)
+
+    def _dead_letter(self, receiver: str, msg: Any) -> None:
+        self.dead_letters += 1
+        tag = getattr(type(msg), "TAG", type(msg).__name__)
+        logger.bind(actor=receiver, event_type="dead_letter").warning("dead letter: {} for {}", tag, receiver)
+        if self._observers:
+            now = self.clock.now_ns()
+            env = Envelope(msg_id=self._next_id(), sender="runtime", receiver="", ts_event_ns=now, ts_recv_ns=now,
+                           causation_id=0, payload=DeadLetter(receiver=receiver, message_tag=tag, ts_event_ns=now))
+            for obs in self._observers:
+                obs.emitted(env, ())
+
+    def pending(self) -> int:
+        return sum(len(b) for b in self.mailboxes.values())
+
+
+def id_source(start: int = 1) -> Callable[[], int]:
+    """A message-id source; ``next`` on an itertools counter is atomic under the GIL."""
+    counter = itertools.count(start)
+    return counter.__next__
