@@ -1,0 +1,133 @@
+"""``bin/start-cluster``: run a paper or shadow trading cluster in this process.
+
+Loads ``config/default.toml``, an optional ``--config`` file, an optional env file and
+``ARBOR__*`` environment overrides; starts every configured symbol's actor subtree and the
+Risk and Arbitrator singletons on pykka threads; plays the configured market; prints a compact
+summary every few seconds; stops cleanly on SIGINT/SIGTERM or after ``--duration`` seconds.
+Exit status: 0 after a clean stop, 2 for a configuration error, 1 for any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from loguru import logger
+
+from config.errors import ConfigError
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="start-cluster", description="Start an Arbor trading cluster.")
+    p.add_argument("--config", type=Path, help="TOML file merged over config/default.toml")
+    p.add_argument("--env-file", type=Path, help="file of ARBOR__SECTION__KEY=value overrides")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until signalled)")
+    p.add_argument("--mode", choices=("paper", "shadow"), help="override run.mode")
+    p.add_argument("--var-dir", type=Path, help="override run.var_dir")
+    p.add_argument("--quiet", action="store_true", help="no live summary on stdout")
+    return p.parse_args(argv)
+
+
+def load_settings(args: argparse.Namespace):
+    from config.loader import deep_merge, load_raw
+    from config.settings import build_settings
+
+    raw = load_raw(args.config, args.env_file)
+    cli: dict = {"run": {}}
+    if args.mode:
+        cli["run"]["mode"] = args.mode
+    if args.var_dir:
+        cli["run"]["var_dir"] = str(args.var_dir)
+    return build_settings(deep_merge(raw, cli))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except ConfigError as exc:
+        print(f"start-cluster: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.duration is not None and args.duration <= 0:
+        print("start-cluster: --duration must be > 0", file=sys.stderr)
+        return 2
+
+    from actors.cluster.build import build_actors, market_frames, market_venue
+    from actors.cluster.logs import configure_logging
+    from actors.cluster.observers import EventLogger, SummaryBoard, TradeLog
+    from actors.runtime import ThreadedRuntime, WallClock
+
+    var_dir = Path(settings.run.var_dir)
+    var_dir.mkdir(parents=True, exist_ok=True)
+    sink = configure_logging(var_dir / "logs", settings.run.log_level)
+    clock = WallClock()
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    symbols = tuple(s.symbol for s in settings.symbols)
+    board = SummaryBoard(symbols)
+    trades = TradeLog(var_dir / "trades.jsonl", settings.run.mode)
+    runtime = ThreadedRuntime(build_actors(settings, clock, run_id), clock, observers=(board, trades, EventLogger()),
+                              tick_interval_s=settings.run.tick_interval_ms / 1000,
+                              switch_interval_s=settings.run.switch_interval_ms / 1000)
+
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    log = logger.bind(actor="cluster", event_type="lifecycle")
+    log.info("starting run {} mode={} symbols={}", run_id, settings.run.mode, ",".join(symbols))
+    if not args.quiet:
+        print(f"Arbor run {run_id}: mode={settings.run.mode} market={settings.market.source} "
+              f"symbols={','.join(symbols)}; logs in {var_dir / 'logs'}; Ctrl-C stops.", flush=True)
+    started = time.monotonic()
+    status = 0
+    try:
+        runtime.start()
+        runtime.feed(market_frames(settings, clock.now_ns()), market_venue(settings), paced=settings.market.paced)
+        log.info("started")
+        deadline = started + args.duration if args.duration is not None else None
+        while not stop.is_set():
+            wait = settings.run.summary_interval_s
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    break
+            if stop.wait(wait):
+                break
+            if not args.quiet:
+                print(f"\n[{time.monotonic() - started:7.1f}s]\n{board.render()}", flush=True)
+    except Exception as exc:
+        log.opt(exception=exc).critical("cluster failed: {!r}", exc)
+        print(f"start-cluster: failed: {exc!r}", file=sys.stderr)
+        status = 1
+    finally:
+        t0 = time.monotonic()
+        runtime.stop(timeout=4.0)
+        trades.close()
+        left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
+        log.info("stopped in {:.2f}s (signal={}); threads left: {}", time.monotonic() - t0,
+                 received[0] if received else None, left)
+        if not args.quiet:
+            print(f"\nfinal after {time.monotonic() - started:.1f}s:\n{board.render()}", flush=True)
+            print(f"stopped cleanly in {time.monotonic() - t0:.2f}s; trade log: {var_dir / 'trades.jsonl'}", flush=True)
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        sink.close()
+        if left:
+            print(f"start-cluster: threads still alive after stop: {left}", file=sys.stderr)
+            status = status or 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

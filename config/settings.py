@@ -1,0 +1,267 @@
+"""The validated settings of a cluster, built from the merged configuration tree.
+
+Each section is a frozen attrs class; unknown keys, wrong types and bad values are errors that
+name the dotted key (``risk.max_leverage``) and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+
+import attrs
+import cattrs
+from attrs import field, frozen
+
+from config.errors import ConfigError
+
+MODES = ("paper", "shadow", "live")
+MARKET_SOURCES = ("sim", "recorded")
+VENUES = ("sim", "binance_usdm")
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+
+
+@frozen(kw_only=True)
+class RunSettings:
+    mode: str = "paper"
+    live_enabled: bool = False
+    var_dir: str = "var"
+    tick_interval_ms: int = 100
+    summary_interval_s: float = 5.0
+    switch_interval_ms: float = 0.5
+    log_level: str = "INFO"
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError("run.mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "live" and not self.live_enabled:
+            raise ConfigError("run.live_enabled", "live mode sends real orders and must be enabled explicitly")
+        if self.mode == "live":
+            raise ConfigError("run.mode", "live mode needs a real venue adapter, which this build does not ship yet")
+        if self.tick_interval_ms <= 0:
+            raise ConfigError("run.tick_interval_ms", "must be > 0")
+        if self.summary_interval_s <= 0:
+            raise ConfigError("run.summary_interval_s", "must be > 0")
+        if self.switch_interval_ms <= 0:
+            raise ConfigError("run.switch_interval_ms", "must be > 0")
+        if self.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError("run.log_level", f"unknown level {self.log_level!r}")
+
+
+@frozen(kw_only=True)
+class MarketSettings:
+    source: str = "sim"
+    seed: int = 42
+    recorded_files: tuple[str, ...] = ()
+    paced: bool = True
+
+    def validate(self) -> None:
+        if self.source not in MARKET_SOURCES:
+            raise ConfigError("market.source", f"must be one of {', '.join(MARKET_SOURCES)}, got {self.source!r}")
+        if self.source == "recorded" and not self.recorded_files:
+            raise ConfigError("market.recorded_files", "a recorded market needs at least one file")
+
+
+@frozen(kw_only=True)
+class SymbolSettings:
+    symbol: str
+    venue: str = "sim"
+    strategy: str = "trend_following"
+    strategy_params: dict[str, Any] = field(factory=dict)
+    qty_step: Decimal = Decimal("0.001")
+    tick_size: Decimal = Decimal("0.1")
+    start_price: Decimal = Decimal("100")
+    events_per_s: float = 20.0
+    base_vol: float = 0.0004
+
+    def validate(self, key: str) -> None:
+        if not _SYMBOL_RE.match(self.symbol):
+            raise ConfigError(f"{key}.symbol", f"{self.symbol!r} is not an upper-case venue symbol")
+        if self.venue not in VENUES:
+            raise ConfigError(f"{key}.venue", f"must be one of {', '.join(VENUES)}, got {self.venue!r}")
+        for name in ("qty_step", "tick_size", "start_price"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{key}.{name}", "must be > 0")
+        if self.events_per_s <= 0:
+            raise ConfigError(f"{key}.events_per_s", "must be > 0")
+        if self.base_vol <= 0:
+            raise ConfigError(f"{key}.base_vol", "must be > 0")
+
+
+def _converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+
+    def to_decimal(value: Any, _t: Any) -> Decimal:
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        if isinstance(value, float):
+            value = repr(value)
+        try:
+            dec = Decimal(str(value))
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not dec.is_finite():
+            raise ValueError("must be finite")
+        return dec
+
+    def to_int(value: Any, _t: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {value!r}")
+        return value
+
+    def to_float(value: Any, _t: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+
+    def to_bool(value: Any, _t: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+
+    def to_enum(value: Any, t: type) -> Any:
+        try:
+            return t(value)
+        except ValueError:
+            raise ValueError(f"must be one of {', '.join(str(m.value) for m in t)}, got {value!r}") from None
+
+    def to_str(value: Any, t: Any) -> str:
+        if isinstance(t, type) and issubclass(t, Enum):  # str-based enums dispatch here too
+            return to_enum(value, t)
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
+
+    conv.register_structure_hook_func(lambda t: isinstance(t, type) and issubclass(t, Enum), to_enum)
+    conv.register_structure_hook(Decimal, to_decimal)
+    conv.register_structure_hook(int, to_int)
+    conv.register_structure_hook(float, to_float)
+    conv.register_structure_hook(bool, to_bool)
+    conv.register_structure_hook(str, to_str)
+    return conv
+
+
+_PATH_RE = re.compile(r"^(?P<reason>.*?) @ \$(?P<path>.*)$")
+
+
+def structure_section(conv: cattrs.Converter, data: Any, cls: type, key: str) -> Any:
+    """Structure one section, turning cattrs' errors into a ConfigError naming the first bad key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(key, f"must be a table, got {type(data).__name__}")
+    try:
+        return conv.structure(dict(data), cls)
+    except Exception as exc:  # cattrs raises ExceptionGroups; transform_error flattens them
+        messages = cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else [str(exc)]
+        first = messages[0] if messages else str(exc)
+        m = _PATH_RE.match(first)
+        if m is None:
+            raise ConfigError(key, first) from None
+        path = m.group("path")
+        reason = m.group("reason")
+        extra = re.match(r"extra fields found \((.*)\)", reason)
+        if extra:
+            return_key = f"{key}{path}.{extra.group(1).split(',')[0].strip()}"
+            raise ConfigError(return_key, "unknown key") from None
+        dotted = re.sub(r"\[(\d+)\]", r"[\1]", path)
+        raise ConfigError(f"{key}{dotted}", reason) from None
+
+
+def _section_classes() -> dict[str, type]:
+    # Imported here, not at module top, so that importing config never imports every actor.
+    from actors.arbitrator.config import ArbitratorConfig
+    from actors.executor.config import ExecutorConfig
+    from actors.feature.config import FeatureConfig
+    from actors.position.config import PositionConfig
+    from actors.regime.config import RegimeConfig
+    from actors.risk.config import RiskConfig
+    from adapters.sim.config import PaperConfig
+
+    return {
+        "risk": RiskConfig,
+        "arbitrator": ArbitratorConfig,
+        "executor": ExecutorConfig,
+        "position": PositionConfig,
+        "feature": FeatureConfig,
+        "regime": RegimeConfig,
+        "paper": PaperConfig,
+    }
+
+
+@frozen(kw_only=True)
+class Settings:
+    run: RunSettings
+    market: MarketSettings
+    symbols: tuple[SymbolSettings, ...]
+    risk: Any
+    arbitrator: Any
+    executor: Any
+    position: Any
+    feature: Any
+    regime: Any
+    paper: Any
+
+    def symbol(self, name: str) -> SymbolSettings:
+        for s in self.symbols:
+            if s.symbol == name:
+                return s
+        raise KeyError(name)
+
+    def regime_for(self, name: str) -> Any:
+        """The regime config of one symbol: the shared one with that symbol's strategy."""
+        s = self.symbol(name)
+        return attrs.evolve(self.regime, strategy=s.strategy, strategy_params=dict(s.strategy_params))
+
+
+def build_settings(raw: Mapping[str, Any]) -> Settings:
+    """Validate the merged configuration tree into Settings, or raise ConfigError."""
+    conv = _converter()
+    known = {"run", "market", "symbols", *_section_classes()}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(key, f"unknown section (known: {', '.join(sorted(known))})")
+    run = structure_section(conv, raw.get("run", {}), RunSettings, "run")
+    run.validate()
+    market = structure_section(conv, raw.get("market", {}), MarketSettings, "market")
+    market.validate()
+    raw_symbols = raw.get("symbols", [])
+    if not isinstance(raw_symbols, list) or not raw_symbols:
+        raise ConfigError("symbols", "configure at least one [[symbols]] entry")
+    symbols = []
+    seen: set[str] = set()
+    for i, entry in enumerate(raw_symbols):
+        key = f"symbols[{i}]"
+        s = structure_section(conv, entry, SymbolSettings, key)
+        s.validate(key)
+        if s.symbol in seen:
+            raise ConfigError(f"{key}.symbol", f"{s.symbol} is configured twice")
+        if market.source == "sim" and s.venue != "sim":
+            raise ConfigError(f"{key}.venue", "the simulated market only serves venue 'sim'")
+        seen.add(s.symbol)
+        symbols.append(s)
+    sections: dict[str, Any] = {}
+    for key, cls in _section_classes().items():
+        section = structure_section(conv, raw.get(key, {}), cls, key)
+        validate = getattr(section, "validate", None)
+        if validate is not None:
+            validate()
+        sections[key] = section
+    settings = Settings(run=run, market=market, symbols=tuple(symbols), **sections)
+    # Each symbol's strategy and its parameters are checked now, not at the first decision.
+    from actors.regime.strategies import make_strategy
+
+    for i, s in enumerate(settings.symbols):
+        try:
+            make_strategy(s.strategy, s.strategy_params)
+        except ConfigError as exc:
+            raise ConfigError(f"symbols[{i}].{exc.key}", exc.reason) from None
+    return settings
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults merged with ``overrides`` (a nested dict, as if from a TOML file), validated."""
+    from config.loader import deep_merge, load_raw
+
+    raw = load_raw(environ={} if environ is None else environ)
+    return build_settings(deep_merge(raw, dict(overrides or {})))
