@@ -14,6 +14,16 @@ changes to risk, arbitrator and regime.
 from __future__ import annotations
 
 from messages import (
+    ActorFailed,
+    ActorRestarted,
+    PoisonMessageQuarantined,
+    PositionReported,
+    QueryPosition,
+    Reconcile,
+    ReconciliationCompleted,
+    SymbolQuarantined,
+    SymbolRecovered,
+    SymbolReleased,
     Action,
     ActionApproved,
     ActionDenied,
@@ -78,6 +88,16 @@ ROUTES: dict[tuple[str, type], tuple[str, ...]] = {
     ("venue", OrderRejected): ("{symbol}/executor",),
     ("venue", OrderCanceled): ("{symbol}/executor",),
     ("venue", OrderStatusReported): ("{symbol}/executor",),
+    ("executor", QueryPosition): ("{symbol}/venue",),
+    ("venue", PositionReported): ("{symbol}/executor",),
+    ("executor", ReconciliationCompleted): ("{symbol}/position", "risk"),
+    ("supervisor", ActorFailed): ("risk",),
+    ("supervisor", ActorRestarted): (),
+    ("supervisor", SymbolRecovered): ("risk",),
+    ("supervisor", SymbolQuarantined): ("risk",),
+    ("supervisor", SymbolReleased): ("risk",),
+    ("supervisor", PoisonMessageQuarantined): (),
+    ("supervisor", Reconcile): ("{symbol}/executor",),
 }
 
 

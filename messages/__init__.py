@@ -14,7 +14,17 @@ from messages.base import (
     message,
 )
 from messages.codec import Codec, CodecError, UnknownMessageType
-from messages.control import ActorFailed, ActorRestarted, DeadLetter, SymbolRecovered, TimerTick
+from messages.control import (
+    ActorFailed,
+    ActorRestarted,
+    DeadLetter,
+    PoisonMessageQuarantined,
+    ReleaseSymbol,
+    SymbolQuarantined,
+    SymbolRecovered,
+    SymbolReleased,
+    TimerTick,
+)
 from messages.decisions import (
     Action,
     ActionApproved,
@@ -38,7 +48,11 @@ from messages.orders import (
     OrderStatusReported,
     OrderTimedOut,
     PlaceOrder,
+    PositionReported,
     QueryOrder,
+    QueryPosition,
+    Reconcile,
+    ReconciliationCompleted,
     RequestCancel,
     SubmitOrder,
 )

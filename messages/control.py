@@ -47,3 +47,41 @@ class DeadLetter:
     receiver: str
     message_tag: str
     ts_event_ns: int
+
+
+@message("SymbolQuarantined")
+class SymbolQuarantined:
+    """Supervision event: the symbol failed past its restart intensity; it stays down until released."""
+
+    symbol: str
+    reason: str
+    ts_event_ns: int
+
+
+@message("ReleaseSymbol")
+class ReleaseSymbol:
+    """Operator command: restart a quarantined symbol's subtree."""
+
+    symbol: str
+    who: str
+    reason: str
+
+
+@message("SymbolReleased")
+class SymbolReleased:
+    symbol: str
+    who: str
+    reason: str
+    ts_event_ns: int
+
+
+@message("PoisonMessageQuarantined")
+class PoisonMessageQuarantined:
+    """A message crashed its actor again after a restart; it is set aside, not retried forever."""
+
+    actor_id: str
+    symbol: str
+    message_tag: str
+    msg_id: int
+    error: str
+    ts_event_ns: int

@@ -156,3 +156,45 @@ class DuplicateOrderSuppressed:
     client_order_id: str
     action_id: str
     ts_event_ns: int
+
+
+@message("QueryPosition")
+class QueryPosition:
+    """Executor -> venue: report your position and live orders for this symbol (reconciliation)."""
+
+    symbol: str
+    ts_event_ns: int
+
+
+@message("PositionReported")
+class PositionReported:
+    """Venue -> Executor: the venue's own records. ``qty`` is signed (long > 0)."""
+
+    symbol: str
+    qty: Decimal
+    avg_price: Decimal | None
+    open_client_order_ids: tuple[str, ...]
+    ts_event_ns: int
+
+
+@message("Reconcile")
+class Reconcile:
+    """Supervision/timer -> Executor: compare local state with the venue's records now."""
+
+    symbol: str
+    reason: str
+    ts_event_ns: int
+
+
+@message("ReconciliationCompleted")
+class ReconciliationCompleted:
+    """Executor event. ``outcome``: NONE (agree), SYNC_LOCAL (local adopted the venue's records),
+    EMERGENCY_CLOSE (venue position closed), DRIFT_UNRESOLVED (needs an operator; engages the kill switch)."""
+
+    symbol: str
+    outcome: str
+    local_qty: Decimal
+    venue_qty: Decimal
+    venue_avg_price: Decimal | None
+    detail: str
+    ts_event_ns: int
