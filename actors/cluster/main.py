@@ -62,12 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from actors.cluster.build import build_actors, market_frames, market_venue
     from actors.cluster.logs import configure_logging
     from actors.cluster.observers import EventLogger, SummaryBoard, TradeLog
-    from actors.runtime import ThreadedRuntime, WallClock
+    from actors.runtime import HandlerClock, ThreadedRuntime
 
     var_dir = Path(settings.run.var_dir)
     var_dir.mkdir(parents=True, exist_ok=True)
     sink = configure_logging(var_dir / "logs", settings.run.log_level)
-    clock = WallClock()
+    clock = HandlerClock()
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
     symbols = tuple(s.symbol for s in settings.symbols)
     board = SummaryBoard(symbols)

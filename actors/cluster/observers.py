@@ -53,7 +53,7 @@ class _Quiet:
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         pass
 
-    def processed(self, actor_id: str, env: Envelope) -> None:
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         pass
 
 

@@ -33,7 +33,7 @@ class Recorder:
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         self.emitted_log.append((env, receivers))
 
-    def processed(self, actor_id: str, env: Envelope) -> None:
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         pass
 
     def of_type(self, t: type, sender_suffix: str | None = None) -> list[Any]:

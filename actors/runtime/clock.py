@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 
@@ -12,6 +13,31 @@ class WallClock:
         return time.time_ns()
 
 
+class HandlerClock:
+    """The live clock as actors see it: wall time that holds still while one handler runs.
+
+    The dispatcher calls ``begin()`` before a handler (the returned time is journaled with the
+    input) and ``end()`` after it; every ``now_ns()`` inside reads that one instant, so a replay
+    that sets the same instant reproduces the handler exactly. Outside a handler it is the wall
+    clock. The held time is per thread, so groups on different threads do not interfere.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def now_ns(self) -> int:
+        held = getattr(self._local, "now", None)
+        return held if held is not None else time.time_ns()
+
+    def begin(self) -> int:
+        now = time.time_ns()
+        self._local.now = now
+        return now
+
+    def end(self) -> None:
+        self._local.now = None
+
+
 class SimClock:
     """A simulated clock the deterministic scheduler moves forward; it never goes backwards."""
 
@@ -20,6 +46,12 @@ class SimClock:
 
     def now_ns(self) -> int:
         return self._now
+
+    def begin(self) -> int:
+        return self._now
+
+    def end(self) -> None:
+        pass
 
     def set(self, ns: int) -> None:
         # Recorded feeds may carry equal or (across venues) slightly older stamps; time stays put.

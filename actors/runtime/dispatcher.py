@@ -34,8 +34,10 @@ class Observer(Protocol):
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         """An actor emitted a message (``env.receiver`` is ``""``; ``receivers`` may be empty)."""
 
-    def processed(self, actor_id: str, env: Envelope) -> None:
-        """``actor_id`` is about to handle ``env`` (its inbox, in processing order)."""
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        """``actor_id`` is about to handle ``env`` at clock time ``now_ns`` (its inbox, in order).
+
+        Only called on observers whose ``wants_inputs`` attribute is true."""
 
 
 FailureHook = Callable[[str, Envelope, BaseException], None]
@@ -58,6 +60,8 @@ class Dispatcher:
     ) -> None:
         self.actors = actors
         self.clock = clock
+        self._begin: Callable[[], int] = getattr(clock, "begin", clock.now_ns)
+        self._end: Callable[[], None] = getattr(clock, "end", lambda: None)
         self._next_id = msg_ids
         self._remote = remote
         self._observers = tuple(observers)
@@ -124,24 +128,28 @@ class Dispatcher:
         return handled
 
     def _handle(self, aid: str, env: Envelope) -> None:
-        for obs in self._watch_inputs:
-            obs.processed(aid, env)
-        logic = self.actors[aid]
+        now = self._begin()
         try:
-            out = logic.handle(env.payload)
-        except Exception as exc:  # a bug in a handler: supervision decides, nothing escapes
-            self.failures += 1
-            logger.bind(actor=aid, event_type="actor_failed", msg_id=env.msg_id).opt(exception=exc).error(
-                "actor {} failed on {}: {!r}", aid, type(env.payload).__name__, exc
-            )
-            if self._on_failure is not None:
-                self._on_failure(aid, env, exc)
-            return
-        if out is None:
-            self._dead_letter(aid, env.payload)
-            return
-        if out:
-            self.emit(aid, out, env.msg_id)
+            for obs in self._watch_inputs:
+                obs.processed(aid, env, now)
+            logic = self.actors[aid]
+            try:
+                out = logic.handle(env.payload)
+            except Exception as exc:  # a bug in a handler: supervision decides, nothing escapes
+                self.failures += 1
+                logger.bind(actor=aid, event_type="actor_failed", msg_id=env.msg_id).opt(exception=exc).error(
+                    "actor {} failed on {}: {!r}", aid, type(env.payload).__name__, exc
+                )
+                if self._on_failure is not None:
+                    self._on_failure(aid, env, exc)
+                return
+            if out is None:
+                self._dead_letter(aid, env.payload)
+                return
+            if out:
+                self.emit(aid, out, env.msg_id)
+        finally:
+            self._end()
 
     def emit(self, sender: str, messages: Iterable[Any], causation_id: int) -> None:
         """Route messages emitted by ``sender`` (also used by supervision to emit on an actor's behalf)."""

@@ -27,7 +27,7 @@ class SeqCheck:
     def external(self, env: Envelope) -> None:
         pass
 
-    def processed(self, actor_id: str, env: Envelope) -> None:
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         pass
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
