@@ -32,13 +32,15 @@ class Observer(Protocol):
         """An external input entered the runtime."""
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        """An actor emitted a message (``env.receiver`` is ``""``; ``receivers`` may be empty)."""
+        """An actor emitted a message to ``receivers`` (possibly none); ``env.receiver`` is the first."""
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         """``actor_id`` is about to handle ``env`` at clock time ``now_ns`` (its inbox, in order).
 
         Only called on observers whose ``wants_inputs`` attribute is true."""
 
+
+_MISSING = object()
 
 FailureHook = Callable[[str, Envelope, BaseException], None]
 RouteFn = Callable[[str, Any], "tuple[str, ...] | None"]
@@ -68,6 +70,7 @@ class Dispatcher:
         self._watch_inputs = tuple(o for o in self._observers if getattr(o, "wants_inputs", False))
         self._on_failure = on_failure
         self._route = route
+        self._route_cache: dict[tuple[str, type, Any], tuple[str, ...] | None] = {}
         self._batch = batch
         self.mailboxes: dict[str, deque[Envelope]] = {aid: deque() for aid in actors}
         self._ready: deque[str] = deque()
@@ -154,8 +157,13 @@ class Dispatcher:
     def emit(self, sender: str, messages: Iterable[Any], causation_id: int) -> None:
         """Route messages emitted by ``sender`` (also used by supervision to emit on an actor's behalf)."""
         now = self.clock.now_ns()
+        cache = self._route_cache
+        mailboxes = self.mailboxes
         for msg in messages:
-            rcv = self._route(sender, msg)
+            key = (sender, type(msg), getattr(msg, "symbol", None))
+            rcv = cache.get(key, _MISSING)
+            if rcv is _MISSING:
+                rcv = cache[key] = self._route(sender, msg)
             if rcv is None:
                 logger.bind(actor=sender, event_type="undeclared_route").error(
                     "no route declared for {} from {}", type(msg).__name__, sender
@@ -164,20 +172,24 @@ class Dispatcher:
                 continue
             msg_id = self._next_id()
             ts_event = getattr(msg, "ts_event_ns", now)
-            if self._observers:
-                shown = Envelope(msg_id=msg_id, sender=sender, receiver="", ts_event_ns=ts_event,
-                                 ts_recv_ns=now, causation_id=causation_id, payload=msg)
-                for obs in self._observers:
-                    obs.emitted(shown, rcv)
+            first: Envelope | None = None
             for r in rcv:
                 env = Envelope(msg_id=msg_id, sender=sender, receiver=r, ts_event_ns=ts_event,
                                ts_recv_ns=now, causation_id=causation_id, payload=msg)
-                if r in self.mailboxes:
+                if first is None:
+                    first = env
+                if r in mailboxes:
                     self.deliver(env)
                 elif self._remote is not None:
                     self._remote(r, env)
                 else:
                     self._dead_letter(r, msg)
+            if self._observers:
+                # Observers see one envelope per emission (addressed to the first receiver, if any).
+                shown = first or Envelope(msg_id=msg_id, sender=sender, receiver="", ts_event_ns=ts_event,
+                                          ts_recv_ns=now, causation_id=causation_id, payload=msg)
+                for obs in self._observers:
+                    obs.emitted(shown, rcv)
 
     def _dead_letter(self, receiver: str, msg: Any) -> None:
         self.dead_letters += 1
