@@ -1,0 +1,93 @@
+"""bin/start-cluster as a user runs it: a real process, real threads, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+def start(tmp_path: Path, *args: str) -> subprocess.Popen:
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text("[run]\nsummary_interval_s = 0.5\n[feature]\nmin_samples = 3\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--var-dir", str(tmp_path / "var"), *args],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_summary(proc: subprocess.Popen, timeout: float = 30.0) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("symbol "):
+            return lines
+    raise AssertionError(f"no summary printed: {lines}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stops_cleanly_on_signal_within_five_seconds(tmp_path: Path, sig: int) -> None:
+    """A running cluster stops on SIGTERM/SIGINT within 5 s, exits 0 and leaves no thread behind."""
+    proc = start(tmp_path)
+    try:
+        wait_for_summary(proc)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=5)
+        assert time.monotonic() - t0 < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped cleanly" in out
+    assert "threads still alive" not in err
+    log = (tmp_path / "var" / "logs" / "arbor.jsonl").read_text().splitlines()
+    stopped = [json.loads(line) for line in log if "stopped in" in line]
+    assert stopped and stopped[-1]["msg"].endswith("threads left: []")
+
+
+def test_duration_run_writes_logs_and_summary(tmp_path: Path) -> None:
+    """--duration ends the run by itself; JSON logs carry ts, level, actor and event_type."""
+    proc = start(tmp_path, "--duration", "3")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "final after" in out and "BTCUSDT" in out
+    first = json.loads((tmp_path / "var" / "logs" / "arbor.jsonl").read_text().splitlines()[0])
+    assert {"ts", "level", "msg", "actor", "event_type"} <= set(first)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("[risk]\ntarget_leverage = \"9\"\n", "risk.target_leverage"),
+    ("[risk]\nmax_levrage = 3\n", "risk.max_levrage"),
+    ("[[symbols]]\nsymbol = \"btc\"\n", "symbols[0].symbol"),
+])
+def test_bad_config_exits_nonzero_naming_the_key(tmp_path: Path, override: str, key: str) -> None:
+    """A bad configuration exits 2 with a message that names the offending key."""
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(override)
+    proc = subprocess.run([sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--duration", "1",
+                           "--var-dir", str(tmp_path / "var")], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert key in proc.stderr
+
+
+def test_environment_overrides_are_validated(tmp_path: Path) -> None:
+    """ARBOR__SECTION__KEY variables override the files and are validated the same way."""
+    env = dict(os.environ, ARBOR__RISK__MAX_LEVERAGE="0")
+    proc = subprocess.run([sys.executable, "-m", "actors.cluster.main", "--duration", "1", "--var-dir",
+                           str(tmp_path / "var")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2
+    assert "risk.max_leverage" in proc.stderr
