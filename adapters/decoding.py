@@ -21,10 +21,12 @@ class DecodeError(ValueError):
 def decoder_for(venue: str) -> Decoder:
     """The decoder of ``venue``'s market-data wire format; ``ValueError`` naming an unknown venue."""
     # Imported here, not at module level: the venue modules import DecodeError from this one.
+    from adapters.binance.spot import decode_spot
     from adapters.binance.usdm import decode_usdm
 
     decoders: dict[str, Decoder] = {
         "binance_usdm": decode_usdm,
+        "binance_spot": decode_spot,
         "sim": decode_usdm,  # the simulated venue speaks the Binance USD-M wire format
     }
     try:

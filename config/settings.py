@@ -19,7 +19,7 @@ from config.errors import ConfigError
 
 MODES = ("paper", "shadow", "live")
 MARKET_SOURCES = ("sim", "recorded")
-VENUES = ("sim", "binance_usdm")
+VENUES = ("sim", "binance_usdm", "binance_spot")
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 
 
@@ -177,6 +177,7 @@ def _section_classes() -> dict[str, type]:
     from actors.regime.config import RegimeConfig
     from actors.risk.config import RiskConfig
     from adapters.sim.config import PaperConfig
+    from supervision.config import SupervisionConfig
 
     return {
         "risk": RiskConfig,
@@ -186,6 +187,7 @@ def _section_classes() -> dict[str, type]:
         "feature": FeatureConfig,
         "regime": RegimeConfig,
         "paper": PaperConfig,
+        "supervision": SupervisionConfig,
     }
 
 
@@ -201,6 +203,8 @@ class Settings:
     feature: Any
     regime: Any
     paper: Any
+    supervision: Any
+    faults: tuple[Any, ...] = ()
 
     def symbol(self, name: str) -> SymbolSettings:
         for s in self.symbols:
@@ -217,7 +221,7 @@ class Settings:
 def build_settings(raw: Mapping[str, Any]) -> Settings:
     """Validate the merged configuration tree into Settings, or raise ConfigError."""
     conv = _converter()
-    known = {"run", "market", "symbols", *_section_classes()}
+    known = {"run", "market", "symbols", "faults", *_section_classes()}
     for key in raw:
         if key not in known:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(known))})")
@@ -247,7 +251,14 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         if validate is not None:
             validate()
         sections[key] = section
-    settings = Settings(run=run, market=market, symbols=tuple(symbols), **sections)
+    from supervision.faults import FaultSpec
+
+    raw_faults = raw.get("faults", [])
+    if not isinstance(raw_faults, list):
+        raise ConfigError("faults", "must be an array of [[faults]] tables")
+    faults = tuple(structure_section(conv, f, FaultSpec, f"faults[{i}]").validate(f"faults[{i}]")
+                   for i, f in enumerate(raw_faults))
+    settings = Settings(run=run, market=market, symbols=tuple(symbols), faults=faults, **sections)
     # Each symbol's strategy and its parameters are checked now, not at the first decision.
     from actors.regime.strategies import make_strategy
 

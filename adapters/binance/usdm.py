@@ -57,6 +57,10 @@ def decode_usdm(payload: bytes) -> list[Fields]:
             raise DecodeError("frame has no event type ('e') and is not a depth snapshot")
         decode = _BY_EVENT_TYPE.get(event_type) if type(event_type) is str else None
         if decode is None:
+            if event_type == "kline":  # validated, no market event yet (see adapters/binance/kline.py)
+                from adapters.binance.kline import check_kline
+
+                return check_kline(data)
             raise DecodeError(f"unsupported event type {_short(event_type)}")
         return [decode(data)]
     except DecodeError:

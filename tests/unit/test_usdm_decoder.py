@@ -154,7 +154,13 @@ def test_venue_error_reply_is_a_decode_error():
 
 def test_unknown_event_type_is_unsupported():
     """An event type the decoder does not know raises DecodeError naming it."""
-    with pytest.raises(DecodeError, match="unsupported event type 'kline'"):
+    with pytest.raises(DecodeError, match="unsupported event type 'continuous_kline'"):
+        decode_usdm(wrapped({"e": "continuous_kline", "E": 1, "k": {}}))
+
+
+def test_malformed_kline_is_a_decode_failure():
+    """Klines are validated: a malformed one is a DecodeError, never silently passed."""
+    with pytest.raises(DecodeError, match="kline"):
         decode_usdm(wrapped({"e": "kline", "E": 1, "k": {}}))
 
 

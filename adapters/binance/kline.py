@@ -1,0 +1,61 @@
+"""Binance kline (candlestick) frames: validated, and for now carrying no market event.
+
+``RawMarketEvent`` has no candle kind, and the runtime computes its own bars from trades, so a
+kline is not needed downstream today. It is still *market data*, not a control frame: it is
+checked field by field (a malformed kline is a ``DecodeError``), and yields ``[]`` only because
+there is no kind to put it in. The kind to add is ``MarketEventKind.BAR`` (see the issue notes);
+until then the collector counts these frames as control frames.
+
+``decode_usdm_with_klines`` is ``decode_usdm`` plus this check, for streams that subscribe to
+``<symbol>@kline_<interval>`` (usdm.py rejects ``kline`` as an unsupported event type). The
+extra parse runs only for frames ``decode_usdm`` rejected, so other frames cost nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from adapters.binance.usdm import Fields, _dec, _int, _ms, decode_usdm
+from adapters.decoding import DecodeError
+
+_PRICE_FIELDS = ("o", "c", "h", "l", "v")
+
+
+def check_kline(d: dict[str, Any]) -> list[Fields]:
+    """``[]`` for a well-formed kline event ``d`` (``{"e": "kline", "E", "s", "k": {...}}``); else ``DecodeError``."""
+    _ms(d["E"], "E")
+    k = d["k"]
+    if type(k) is not dict:
+        raise DecodeError(f"kline 'k' must be an object, got {type(k).__name__}")
+    start, end = _ms(k["t"], "k.t"), _ms(k["T"], "k.T")
+    if end < start:
+        raise DecodeError("kline closes before it opens")
+    if type(k["i"]) is not str:
+        raise DecodeError("kline interval 'i' must be a string")
+    for name in _PRICE_FIELDS:
+        _dec(k[name], f"k.{name}")
+    _int(k["n"], "k.n")
+    if type(k["x"]) is not bool:
+        raise DecodeError("kline 'x' (closed) must be a boolean")
+    return []
+
+
+def decode_usdm_with_klines(payload: bytes) -> list[Fields]:
+    """``decode_usdm``, except that a well-formed kline frame gives ``[]`` instead of a ``DecodeError``."""
+    try:
+        return decode_usdm(payload)
+    except DecodeError as exc:
+        if "'kline'" not in str(exc):
+            raise
+        original = exc
+    try:
+        frame = json.loads(payload)
+        data = frame["data"] if "stream" in frame else frame
+        return check_kline(data)
+    except DecodeError:
+        raise
+    except KeyError as exc:
+        raise DecodeError(f"missing required field {exc.args[0]!r} in kline") from None
+    except Exception:
+        raise original from None

@@ -1,0 +1,95 @@
+"""bench/decode: decoder throughput per venue and message type on the real recordings, beside json.loads.
+
+For each (venue, message type) it times the venue decoder and plain ``json.loads`` over the same
+bytes and prints messages/s and the ratio decoder/json.loads (target >= 0.5: decoding, Decimal
+conversion and validation should cost at most as much again as parsing). ``--orjson`` also times
+``orjson.loads`` if it is installed, to show what swapping the parser could gain.
+Usage: python bench/decode.py [--data ../shared/data] [--repeat 3] [--orjson]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+from adapters.binance.kline import decode_usdm_with_klines
+from adapters.binance.spot import decode_spot
+from adapters.binance.usdm import decode_usdm
+from adapters.recorded.cf3 import read_cf3
+from adapters.recorded.hbt import read_hbt
+
+SOURCES = (
+    ("binance_usdm (HBT)", "binance_usdm/usdm_btcusdt_20240808.gz", read_hbt, decode_usdm),
+    ("binance_usdm (HBT)", "binance_usdm/usdm_ethusdt_20240808.gz", read_hbt, decode_usdm),
+    ("binance_usdm (CF3)", "binance_usdm_multi/cryptofeed_binance_futures_2021.jsonl.gz", read_cf3, decode_usdm_with_klines),
+    ("binance_spot (CF3)", "binance_spot/cryptofeed_binance_spot_2021.jsonl.gz", read_cf3, decode_spot),
+)
+
+
+def message_type(raw: bytes) -> str:
+    obj = json.loads(raw)
+    d = obj.get("data", obj)
+    if "lastUpdateId" in d:
+        return "snapshot"
+    return d.get("e", "bookTicker")
+
+
+def best_rate(fn: Callable[[bytes], object], payloads: list[bytes], repeat: int) -> float:
+    """Messages per second, best of ``repeat`` passes (least disturbed by the rest of the machine)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for p in payloads:
+            fn(p)
+        best = min(best, time.perf_counter() - start)
+    return len(payloads) / best if best > 0 else float("inf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--orjson", action="store_true")
+    args = parser.parse_args()
+    loads_fast = None
+    if args.orjson:
+        import orjson  # measured only; not a project dependency
+
+        loads_fast = orjson.loads
+
+    groups: dict[tuple[str, str], tuple[Callable, list[bytes]]] = {}
+    payloads_by: dict[tuple[str, str], list[bytes]] = defaultdict(list)
+    for venue, rel, reader, decoder in SOURCES:
+        for _, _, raw in reader(Path(args.data) / rel):
+            key = (venue, message_type(raw))
+            payloads_by[key].append(raw)
+            groups[key] = (decoder, payloads_by[key])
+
+    header = f"{'venue':20} {'type':12} {'msgs':>7} {'decoder/s':>11} {'json.loads/s':>13} {'ratio':>6}"
+    if loads_fast:
+        header += f" {'orjson/s':>11} {'json/orjson':>11}"
+    print(header)
+    total_dec = total_json = 0.0
+    total_n = 0
+    for (venue, kind), (decoder, payloads) in sorted(groups.items()):
+        dec = best_rate(decoder, payloads, args.repeat)
+        js = best_rate(json.loads, payloads, args.repeat)
+        n = len(payloads)
+        total_n += n
+        total_dec += n / dec
+        total_json += n / js
+        line = f"{venue:20} {kind:12} {n:>7} {dec:>11,.0f} {js:>13,.0f} {dec / js:>6.2f}"
+        if loads_fast:
+            fast = best_rate(loads_fast, payloads, args.repeat)
+            line += f" {fast:>11,.0f} {js / fast:>11.2f}"
+        print(line)
+    print(f"{'all':33} {total_n:>7} {total_n / total_dec:>11,.0f} {total_n / total_json:>13,.0f} "
+          f"{total_json / total_dec:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
