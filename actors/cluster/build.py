@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Iterator
+from typing import Any, Iterator
 
 from loguru import logger
 
@@ -21,7 +21,11 @@ from adapters.recorded.hbt import merge_recordings
 from adapters.sim.market import SimMarket, SimSymbol
 from adapters.sim.paper import PaperVenueLogic
 from adapters.sim.shadow import ShadowVenueLogic
+from actors.topology import symbol_of
 from config.settings import Settings
+from supervision.faults import FaultPlan, FaultyLogic
+from supervision.group import SingletonSupervisor, SupervisionHooks, SymbolSupervisor
+from supervision.spec import ChildSpec, Strategy, SupervisorSpec
 
 
 def stable_seed(seed: int, name: str) -> int:
@@ -36,45 +40,126 @@ def make_context(actor_id: str, symbol: str, clock: Clock, run_id: str, seed: in
                         rng=random.Random(stable_seed(seed, actor_id)), run_id=run_id)
 
 
-def build_symbol_actors(settings: Settings, symbol: str, clock: Clock, run_id: str) -> dict[str, ActorLogic]:
-    """One symbol's subtree, upstream to downstream: collector, feature, regime, position, executor, venue."""
+SUPERVISED_ROLES = ("collector", "feature", "regime", "position", "executor")
+
+
+def make_symbol_actor(settings: Settings, symbol: str, role: str, clock: Clock, run_id: str) -> ActorLogic:
+    """A fresh logic object for one role of one symbol's subtree."""
     s = settings.symbol(symbol)
-    seed = settings.market.seed
-
-    def ctx(role: str) -> ActorContext:
-        return make_context(f"{symbol}/{role}", symbol, clock, run_id, seed)
-
-    venue: ActorLogic
-    if settings.run.mode == "shadow":
-        venue = ShadowVenueLogic(ctx("venue"))
-    else:
-        venue = PaperVenueLogic(ctx("venue"), settings.paper, qty_step=s.qty_step)
-    return {
-        f"{symbol}/collector": CollectorLogic(ctx("collector"), decoder_for(s.venue)),
-        f"{symbol}/feature": FeatureLogic(ctx("feature"), settings.feature),
-        f"{symbol}/regime": RegimeLogic(ctx("regime"), settings.regime_for(symbol)),
-        f"{symbol}/position": PositionLogic(ctx("position"), settings.position.entry_order_type),
-        f"{symbol}/executor": ExecutorLogic(ctx("executor"), settings.executor),
-        f"{symbol}/venue": venue,
-    }
+    ctx = make_context(f"{symbol}/{role}", symbol, clock, run_id, settings.market.seed)
+    if role == "collector":
+        return CollectorLogic(ctx, decoder_for(s.venue))
+    if role == "feature":
+        return FeatureLogic(ctx, settings.feature)
+    if role == "regime":
+        return RegimeLogic(ctx, settings.regime_for(symbol))
+    if role == "position":
+        return PositionLogic(ctx, settings.position.entry_order_type)
+    if role == "executor":
+        return ExecutorLogic(ctx, settings.executor)
+    if role == "venue":
+        if settings.run.mode == "shadow":
+            return ShadowVenueLogic(ctx)
+        return PaperVenueLogic(ctx, settings.paper, qty_step=s.qty_step)
+    raise ValueError(f"unknown symbol role {role!r}")
 
 
-def build_singletons(settings: Settings, clock: Clock, run_id: str) -> dict[str, ActorLogic]:
-    seed = settings.market.seed
-    symbols = tuple(s.symbol for s in settings.symbols)
-    return {
-        "risk": RiskLogic(make_context("risk", "", clock, run_id, seed), settings.risk, symbols),
-        "arbitrator": ArbitratorLogic(make_context("arbitrator", "", clock, run_id, seed), settings.arbitrator,
-                                      {s.symbol: s.qty_step for s in settings.symbols}),
-    }
+def make_singleton(settings: Settings, actor_id: str, clock: Clock, run_id: str) -> ActorLogic:
+    ctx = make_context(actor_id, "", clock, run_id, settings.market.seed)
+    if actor_id == "risk":
+        return RiskLogic(ctx, settings.risk, tuple(s.symbol for s in settings.symbols))
+    if actor_id == "arbitrator":
+        return ArbitratorLogic(ctx, settings.arbitrator, {s.symbol: s.qty_step for s in settings.symbols})
+    raise ValueError(f"unknown singleton {actor_id!r}")
 
 
-def build_actors(settings: Settings, clock: Clock, run_id: str) -> dict[str, ActorLogic]:
+def restore_from(new: ActorLogic, previous: ActorLogic | None) -> ActorLogic:
+    """Carry a restarted actor's durable state over from its last good state (never defaults).
+
+    Snapshots are immutable values replaced only when a handler completes, so the failed
+    instance's snapshot is the state before the message that crashed it.
+    """
+    if previous is None:
+        return new
+    prev = getattr(previous, "inner", previous)
+    target = getattr(new, "inner", new)
+    if isinstance(target, CollectorLogic):
+        target.resume_after(prev.last_seq)
+    elif hasattr(target, "restore") and hasattr(prev, "snapshot"):
+        target.restore(prev.snapshot())
+    return new
+
+
+def build_symbol_actors(settings: Settings, symbol: str, clock: Clock, run_id: str,
+                        faults: FaultPlan | None = None) -> dict[str, ActorLogic]:
+    """One symbol's subtree, upstream to downstream: collector, feature, regime, position, executor, venue."""
+    return {f"{symbol}/{role}": with_faults(make_symbol_actor(settings, symbol, role, clock, run_id), faults)
+            for role in (*SUPERVISED_ROLES, "venue")}
+
+
+def build_singletons(settings: Settings, clock: Clock, run_id: str,
+                     faults: FaultPlan | None = None) -> dict[str, ActorLogic]:
+    return {aid: with_faults(make_singleton(settings, aid, clock, run_id), faults) for aid in ("risk", "arbitrator")}
+
+
+def build_actors(settings: Settings, clock: Clock, run_id: str, faults: FaultPlan | None = None) -> dict[str, ActorLogic]:
     """Every actor of a single-process cluster, keyed by actor id."""
-    actors = build_singletons(settings, clock, run_id)
+    actors = build_singletons(settings, clock, run_id, faults)
     for s in settings.symbols:
-        actors.update(build_symbol_actors(settings, s.symbol, clock, run_id))
+        actors.update(build_symbol_actors(settings, s.symbol, clock, run_id, faults))
     return actors
+
+
+def with_faults(logic: ActorLogic, faults: FaultPlan | None) -> ActorLogic:
+    if faults is not None and logic.ctx.actor_id in faults.targets():
+        return FaultyLogic(logic, faults)
+    return logic
+
+
+def symbol_spec(settings: Settings, symbol: str, clock: Clock, run_id: str,
+                faults: FaultPlan | None = None) -> SupervisorSpec:
+    """rest_for_one over collector -> feature -> regime -> position -> executor."""
+    sup = settings.supervision
+
+    def starter(role: str):
+        return lambda previous: restore_from(
+            with_faults(make_symbol_actor(settings, symbol, role, clock, run_id), faults), previous)
+
+    return SupervisorSpec(strategy=Strategy.REST_FOR_ONE, intensity=sup.intensity, period_s=sup.period_s,
+                          backoff_base_s=sup.backoff_base_ms / 1000, backoff_max_s=sup.backoff_max_ms / 1000,
+                          children=tuple(ChildSpec(id=role, start=starter(role)) for role in SUPERVISED_ROLES))
+
+
+def singleton_spec(settings: Settings, clock: Clock, run_id: str, faults: FaultPlan | None = None) -> SupervisorSpec:
+    """one_for_one over Risk and the Arbitrator."""
+    sup = settings.supervision
+
+    def starter(actor_id: str):
+        return lambda previous: restore_from(with_faults(make_singleton(settings, actor_id, clock, run_id), faults),
+                                             previous)
+
+    return SupervisorSpec(strategy=Strategy.ONE_FOR_ONE, intensity=sup.intensity, period_s=sup.period_s,
+                          children=tuple(ChildSpec(id=a, start=starter(a)) for a in ("risk", "arbitrator")))
+
+
+def supervisor_for(settings: Settings, clock: Clock, run_id: str, faults: FaultPlan | None = None):
+    """A ``supervise(dispatcher)`` function: attaches the supervisors of whatever that dispatcher hosts."""
+
+    def supervise(dispatcher: Any) -> SupervisionHooks:
+        sups: list[Any] = []
+        symbols = {symbol_of(a) for a in dispatcher.actors if symbol_of(a)}
+        for s in settings.symbols:
+            if s.symbol in symbols:
+                rng = random.Random(stable_seed(settings.market.seed, f"{s.symbol}/supervisor"))
+                sups.append(SymbolSupervisor(s.symbol, symbol_spec(settings, s.symbol, clock, run_id, faults),
+                                             dispatcher, rng))
+        if "risk" in dispatcher.actors:
+            sups.append(SingletonSupervisor(singleton_spec(settings, clock, run_id, faults), dispatcher))
+        hooks = SupervisionHooks(sups)
+        dispatcher.attach_supervision(hooks)
+        return hooks
+
+    return supervise
 
 
 def market_venue(settings: Settings) -> str:

@@ -59,22 +59,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("start-cluster: --duration must be > 0", file=sys.stderr)
         return 2
 
-    from actors.cluster.build import build_actors, market_frames, market_venue
+    from actors.cluster.live import LiveCluster
     from actors.cluster.logs import configure_logging
-    from actors.cluster.observers import EventLogger, SummaryBoard, TradeLog
-    from actors.runtime import HandlerClock, ThreadedRuntime
+    from actors.cluster.observers import EventLogger, TradeLog
 
     var_dir = Path(settings.run.var_dir)
     var_dir.mkdir(parents=True, exist_ok=True)
     sink = configure_logging(var_dir / "logs", settings.run.log_level)
-    clock = HandlerClock()
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
     symbols = tuple(s.symbol for s in settings.symbols)
-    board = SummaryBoard(symbols)
     trades = TradeLog(var_dir / "trades.jsonl", settings.run.mode)
-    runtime = ThreadedRuntime(build_actors(settings, clock, run_id), clock, observers=(board, trades, EventLogger()),
-                              tick_interval_s=settings.run.tick_interval_ms / 1000,
-                              switch_interval_s=settings.run.switch_interval_ms / 1000)
+    cluster = LiveCluster(settings, run_id, observers=(trades, EventLogger()))
+    board = cluster.board
 
     stop = threading.Event()
     received: list[int] = []
@@ -92,8 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     status = 0
     try:
-        runtime.start()
-        runtime.feed(market_frames(settings, clock.now_ns()), market_venue(settings), paced=settings.market.paced)
+        cluster.start()
         log.info("started")
         deadline = started + args.duration if args.duration is not None else None
         while not stop.is_set():
@@ -112,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 1
     finally:
         t0 = time.monotonic()
-        runtime.stop(timeout=4.0)
+        cluster.stop(timeout=4.0)
         trades.close()
         left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
         log.info("stopped in {:.2f}s (signal={}); threads left: {}", time.monotonic() - t0,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from actors.cluster.build import build_actors, market_frames, market_venue
+from actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
+from supervision.faults import FaultPlan
 from actors.cluster.observers import SummaryBoard
 from actors.runtime import DeterministicRuntime, SimClock
 from actors.runtime.dispatcher import Observer
@@ -54,10 +55,12 @@ class SimulatedCluster:
         self.clock = SimClock(start_ns)
         self.board = SummaryBoard(tuple(s.symbol for s in settings.symbols))
         self.recorder = Recorder()
-        self.actors = build_actors(settings, self.clock, run_id)
+        self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
+        self.actors = build_actors(settings, self.clock, run_id, self.faults)
         self.runtime = DeterministicRuntime(
             self.actors, self.clock, observers=(self.board, self.recorder, *observers),
-            tick_interval_ns=settings.run.tick_interval_ms * 1_000_000)
+            tick_interval_ns=settings.run.tick_interval_ms * 1_000_000,
+            supervise=supervisor_for(settings, self.clock, run_id, self.faults))
         self.runtime.add_market(market_frames(settings, start_ns), market_venue(settings))
 
     def run_for(self, seconds: float) -> int:

@@ -82,6 +82,14 @@ class CollectorLogic(ActorLogic):
             raw=msg.payload,
         )
 
+    def resume_after(self, seq: int) -> None:
+        """Continue numbering after ``seq`` (a restarted collector keeps the sequence gap-free)."""
+        self._seq = seq
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
     def stats(self) -> dict[str, Any]:
         return {
             "frames": self._frames,

@@ -283,6 +283,11 @@ class FeatureLogic(ActorLogic):
             warm=samples >= self._min_samples,
         )
 
+    @property
+    def warm(self) -> bool:
+        """Enough completed buckets for every feature (what a recovering symbol waits for)."""
+        return len(self._returns) >= self._min_samples
+
     def stats(self) -> dict[str, Any]:
         return {
             "events": self._events,

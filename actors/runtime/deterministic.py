@@ -31,11 +31,13 @@ class DeterministicRuntime:
         observers: Iterable[Observer] = (),
         tick_interval_ns: int | None = None,
         on_failure: FailureHook | None = None,
+        supervise: Callable[[Dispatcher], Any] | None = None,
     ) -> None:
         self.clock = clock
         self.msg_ids = id_source()
         self.observers = tuple(observers)
         self.dispatcher = Dispatcher(actors, clock, self.msg_ids, observers=self.observers, on_failure=on_failure)
+        self.supervision = supervise(self.dispatcher) if supervise is not None else None
         self.tick_interval_ns = tick_interval_ns
         self._sources: list[Iterator[tuple[int, str, Any]]] = []
         self._scheduled: list[tuple[int, int, str, Any]] = []

@@ -15,6 +15,7 @@ dead letter: logged, counted and shown to the observers.
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from typing import Any, Callable, Iterable, Protocol
 
@@ -80,11 +81,28 @@ class Dispatcher:
         self.dead_letters = 0
         self.failures = 0
         self.tick_receivers = tuple(aid for aid, a in actors.items() if a.WANTS_TICKS)
+        self._intercept: Callable[[Envelope], bool] | None = None
+        self._after_run: Callable[[], None] | None = None
+        self.supervision: Any = None
+        # (actor id, envelope, monotonic start) of the handler running now: the watchdog's view.
+        self.current: tuple[str, Envelope, float] | None = None
+        self.retired = False
+        self.died_in: tuple[str, Envelope, float] | None = None
+
+    def attach_supervision(self, hooks: Any) -> None:
+        """Let supervisors handle failures, see deliveries first and act when the group is idle."""
+        self.supervision = hooks
+        self._on_failure = hooks.on_failure
+        self._intercept = hooks.intercept
+        self._after_run = hooks.after_run
+        self._observers = (*self._observers, hooks)
 
     # -- input ------------------------------------------------------------------------------
     def deliver(self, env: Envelope) -> None:
         """Queue ``env`` for its receiver in this group."""
         aid = env.receiver
+        if self._intercept is not None and self._intercept(env):
+            return
         box = self.mailboxes.get(aid)
         if box is None:
             self._dead_letter(aid, env.payload)
@@ -110,28 +128,43 @@ class Dispatcher:
         self.actors[actor_id] = logic
 
     # -- dispatch ---------------------------------------------------------------------------
+    def retire(self) -> None:
+        """Stop dispatching for good (a replacement took over this group's actors and mailboxes)."""
+        self.retired = True
+        self._held.update(self.mailboxes)
+        self._ready.clear()
+
     def run(self) -> int:
         """Drain every mailbox; return how many messages were handled."""
+        if self.retired:
+            return 0
         handled = 0
         ready = self._ready
-        while ready:
-            aid = ready.popleft()
-            box = self.mailboxes[aid]
-            n = 0
-            while box and n < self._batch and aid not in self._held:
-                env = box.popleft()
-                self._handle(aid, env)
-                n += 1
-            handled += n
-            if box and aid not in self._held:
-                ready.append(aid)
-            else:
-                self._queued.discard(aid)
+        while True:
+            while ready:
+                aid = ready.popleft()
+                box = self.mailboxes[aid]
+                n = 0
+                while box and n < self._batch and aid not in self._held:
+                    env = box.popleft()
+                    self._handle(aid, env)
+                    n += 1
+                handled += n
+                if box and aid not in self._held:
+                    ready.append(aid)
+                else:
+                    self._queued.discard(aid)
+            if self._after_run is None:
+                break
+            self._after_run()
+            if not ready:
+                break
         self.processed_count += handled
         return handled
 
     def _handle(self, aid: str, env: Envelope) -> None:
         now = self._begin()
+        self.current = (aid, env, time.monotonic())
         try:
             for obs in self._watch_inputs:
                 obs.processed(aid, env, now)
@@ -151,7 +184,12 @@ class Dispatcher:
                 return
             if out:
                 self.emit(aid, out, env.msg_id)
+        except BaseException:
+            # The thread is dying (SystemExit, an injected kill): remember what it was doing.
+            self.died_in = (aid, env, time.monotonic())
+            raise
         finally:
+            self.current = None
             self._end()
 
     def emit(self, sender: str, messages: Iterable[Any], causation_id: int) -> None:
@@ -190,6 +228,9 @@ class Dispatcher:
                                           ts_recv_ns=now, causation_id=causation_id, payload=msg)
                 for obs in self._observers:
                     obs.emitted(shown, rcv)
+
+    def dead_letter(self, receiver: str, msg: Any) -> None:
+        self._dead_letter(receiver, msg)
 
     def _dead_letter(self, receiver: str, msg: Any) -> None:
         self.dead_letters += 1

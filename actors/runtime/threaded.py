@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
 import pykka
@@ -41,26 +42,54 @@ class _Tick:
         self.ts = ts
 
 
-class GroupActor(pykka.ThreadingActor):
-    """One thread running a group of logical actors through a Dispatcher.
+_WAKE = object()
 
-    ``on_receive`` runs on this actor's own thread; it takes a list of envelopes (a batch) or
-    a tick, dispatches to quiescence, then sends what is addressed elsewhere, one batch per group.
+
+class GroupInbox:
+    """A group's inbox, owned by the runtime rather than by the thread that drains it.
+
+    Senders append here and send the group's pykka actor a wake-up. If that thread hangs or dies,
+    a replacement thread takes over this same inbox, so nothing queued is lost (pykka drops the
+    tells queued behind an actor that stops; these never queue in pykka).
     """
 
-    def __init__(self, name: str, actors: dict[str, ActorLogic], clock: Clock, msg_ids: Callable[[], int],
-                 peers: dict[str, Any], observers: tuple[Observer, ...], on_failure: FailureHook | None,
-                 done: Callable[[str], None]) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.items: deque[Any] = deque()
+        self.ref: Any = None
+
+    def post(self, item: Any) -> None:
+        self.items.append(item)
+        ref = self.ref
+        if ref is not None:
+            try:
+                ref.tell(_WAKE)
+            except pykka.ActorDeadError:
+                pass  # the watchdog replaces the dead group; the item waits in the inbox
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class GroupActor(pykka.ThreadingActor):
+    """One thread draining a group's inbox into its Dispatcher.
+
+    ``on_receive`` runs on this actor's own thread: for each inbox item (a batch of envelopes or
+    a tick) it dispatches to quiescence and sends what is addressed elsewhere, one batch per group.
+    """
+
+    def __init__(self, name: str, dispatcher: Dispatcher, inbox: GroupInbox, peers: dict[str, GroupInbox],
+                 observers: tuple[Observer, ...], done: Callable[[str], None]) -> None:
         super().__init__()
         self.name = name
+        self.dispatcher = dispatcher
+        self.inbox = inbox
         self._peers = peers
         self._out: dict[str, list[Envelope]] = {}
         self._observers = observers
         self._done = done
-        self.dispatcher = Dispatcher(actors, clock, msg_ids, remote=self._queue_remote, observers=observers,
-                                     on_failure=on_failure)
-        self._clock = clock
-        self._msg_ids = msg_ids
+        self.died: BaseException | None = None
+        dispatcher._remote = self._queue_remote
 
     def _queue_remote(self, receiver: str, env: Envelope) -> None:
         group = group_of(receiver)
@@ -71,65 +100,97 @@ class GroupActor(pykka.ThreadingActor):
             batch.append(env)
 
     def on_receive(self, message: Any) -> Any:
+        d = self.dispatcher
+        if callable(message):  # run a function on this thread (snapshots, supervision)
+            result = message(d)
+            self._flush()
+            return result
         try:
-            if isinstance(message, list):
-                for env in message:
-                    self.dispatcher.deliver(env)
-            elif isinstance(message, _Tick):
-                self._deliver_ticks(message.ts)
-            elif callable(message):  # run a function on this thread (snapshots for the summary)
-                return message(self.dispatcher)
-            self.dispatcher.run()
-            if self._out:
-                out, self._out = self._out, {}
-                for group, batch in out.items():
-                    peer = self._peers.get(group)
-                    if peer is None:
-                        logger.bind(actor=self.name, event_type="dead_letter").error("no group {}", group)
-                        continue
-                    peer.tell(batch)
-        except BaseException as exc:  # never let pykka stop this actor and drop its mailbox
+            items = self.inbox.items
+            while items and not d.retired and self.died is None:
+                item = items.popleft()
+                feed = False
+                if isinstance(item, list):
+                    feed = bool(item) and item[0].sender == "feed"
+                    for env in item:
+                        d.deliver(env)
+                elif isinstance(item, _Tick):
+                    self._deliver_ticks(item.ts)
+                try:
+                    d.run()
+                    self._flush()
+                finally:
+                    if feed:
+                        self._done(self.name)
+        except Exception as exc:  # outside any handler: a runtime bug; never let pykka drop the inbox
             logger.bind(actor=self.name, event_type="group_failure").opt(exception=exc).critical(
                 "group {} failed outside any handler: {!r}", self.name, exc)
-        finally:
-            if isinstance(message, list) and message and message[0].sender == "feed":
-                self._done(self.name)
+        except BaseException as exc:  # noqa: B036 - the thread dies (SystemExit, an injected kill)
+            # pykka would stop *every* actor on a BaseException; stop only this one and let the
+            # watchdog replace it. The inbox and the interrupted message stay for the successor.
+            self.died = exc
+            logger.bind(actor=self.name, event_type="thread_died").error("group {} thread died: {!r}", self.name, exc)
+            self.actor_ref.stop(block=False)
         return None
+
+    def _flush(self) -> None:
+        if not self._out:
+            return
+        out, self._out = self._out, {}
+        if self.dispatcher.retired:
+            return  # a replaced group's late outputs are dropped: its successor re-handles its inputs
+        for group, batch in out.items():
+            peer = self._peers.get(group)
+            if peer is None:
+                logger.bind(actor=self.name, event_type="dead_letter").error("no group {}", group)
+                continue
+            peer.post(batch)
 
     def _deliver_ticks(self, ts: int) -> None:
         tick = TimerTick(ts_event_ns=ts)
-        for aid in self.dispatcher.tick_receivers:
-            env = Envelope(msg_id=self._msg_ids(), sender="timer", receiver=aid, ts_event_ns=ts, ts_recv_ns=ts,
+        d = self.dispatcher
+        for aid in d.tick_receivers:
+            env = Envelope(msg_id=d._next_id(), sender="timer", receiver=aid, ts_event_ns=ts, ts_recv_ns=ts,
                            causation_id=0, payload=tick)
             for obs in self._observers:
                 obs.external(env)
-            self.dispatcher.deliver(env)
+            d.deliver(env)
 
 
 class ThreadedRuntime:
-    """Starts the groups on pykka threads, feeds market data, ticks, and stops it all cleanly."""
+    """Starts the groups on pykka threads, feeds market data, ticks, watches for hangs and deaths,
+    and stops it all cleanly."""
 
     def __init__(self, actors: dict[str, ActorLogic], clock: Clock, observers: Iterable[Observer] = (),
                  tick_interval_s: float = 0.1, switch_interval_s: float | None = 0.0005,
-                 on_failure: FailureHook | None = None, max_inflight_batches: int = 16) -> None:
+                 on_failure: FailureHook | None = None, max_inflight_batches: int = 16,
+                 supervise: Callable[[Dispatcher], Any] | None = None, hang_timeout_s: float = 2.0) -> None:
         self.clock = clock
         self.msg_ids = id_source()
         self.observers = tuple(observers)
         self.tick_interval_s = tick_interval_s
         self.switch_interval_s = switch_interval_s
+        self.hang_timeout_s = hang_timeout_s
         self._on_failure = on_failure
+        self._supervise = supervise
         self._groups: dict[str, dict[str, ActorLogic]] = {}
         for aid, logic in actors.items():
             self._groups.setdefault(group_of(aid), {})[aid] = logic
+        self._inboxes: dict[str, GroupInbox] = {g: GroupInbox(g) for g in self._groups}
+        self._dispatchers: dict[str, Dispatcher] = {}
         self._refs: dict[str, Any] = {}
+        self._retired_refs: list[Any] = []
         self._stop = threading.Event()
+        self._stopping = False
         self._threads: list[threading.Thread] = []
         self._old_switch: float | None = None
         self._inflight: dict[str, int] = {g: 0 for g in self._groups}
         self._cv = threading.Condition()
         self._max_inflight = max_inflight_batches
+        self._replace_lock = threading.Lock()
         self.feed_done = threading.Event()
         self.frames_fed = 0
+        self.replacements: list[tuple[str, str, str]] = []  # (group, kind, actor id)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -137,28 +198,50 @@ class ThreadedRuntime:
             self._old_switch = sys.getswitchinterval()
             sys.setswitchinterval(self.switch_interval_s)
         # The coordinator starts first and stops last: it must see every symbol's last word.
-        order = [COORDINATOR] + sorted(g for g in self._groups if g != COORDINATOR)
-        for g in order:
-            if g in self._groups:
-                self._refs[g] = GroupActor.start(g, self._groups[g], self.clock, self.msg_ids, self._refs,
-                                                 self.observers, self._on_failure, self._batch_done)
+        for g in self._start_order():
+            d = Dispatcher(self._groups[g], self.clock, self.msg_ids, observers=self.observers,
+                           on_failure=self._on_failure)
+            if self._supervise is not None:
+                self._supervise(d)
+            self._start_group(g, d)
         if self.tick_interval_s:
             self._spawn(self._tick_loop, "arbor-timer")
+        self._spawn(self._watchdog_loop, "arbor-watchdog")
+
+    def _start_order(self) -> list[str]:
+        return [g for g in [COORDINATOR] + sorted(g for g in self._groups if g != COORDINATOR) if g in self._groups]
+
+    def _start_group(self, g: str, d: Dispatcher) -> None:
+        self._dispatchers[g] = d
+        ref = GroupActor.start(g, d, self._inboxes[g], self._inboxes, self.observers, self._batch_done)
+        self._refs[g] = ref
+        self._inboxes[g].ref = ref
+        ref.tell(_WAKE)  # drain anything that queued before (or while replacing)
 
     def stop(self, timeout: float = 4.0) -> None:
-        """Stop feeds and timers, drain and stop every group in reverse start order."""
+        """Stop feeds, timers and the watchdog, drain and stop every group in reverse start order."""
+        self._stopping = True
         self._stop.set()
         with self._cv:
             self._cv.notify_all()
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
-        for g in reversed(list(self._refs)):
-            ref = self._refs[g]
+        for g in reversed(self._start_order()):
+            ref = self._refs.get(g)
+            if ref is None:
+                continue
             try:
                 ref.stop(block=True, timeout=max(0.1, deadline - time.monotonic()))
             except pykka.Timeout:
                 logger.bind(actor=g, event_type="stop_timeout").error("group {} did not stop in time", g)
+            except pykka.ActorDeadError:
+                pass
+        for ref in self._retired_refs:  # replaced groups: their threads end once unblocked
+            try:
+                ref.stop(block=True, timeout=max(0.1, deadline - time.monotonic()))
+            except (pykka.Timeout, pykka.ActorDeadError):
+                pass
         if self._old_switch is not None:
             sys.setswitchinterval(self._old_switch)
             self._old_switch = None
@@ -170,7 +253,7 @@ class ThreadedRuntime:
     def send(self, receiver: str, msg: Any, sender: str = "operator") -> None:
         """Deliver an external input (an operator command, say) now."""
         env = self._external(receiver, msg, sender)
-        self._refs[group_of(receiver)].tell([env])
+        self._inboxes[group_of(receiver)].post([env])
 
     def ask(self, group: str, fn: Callable[[Dispatcher], Any], timeout: float = 5.0) -> Any:
         """Run ``fn(dispatcher)`` on the group's own thread and return its result."""
@@ -178,6 +261,10 @@ class ThreadedRuntime:
 
     def groups(self) -> list[str]:
         return list(self._groups)
+
+    def dispatcher(self, group: str) -> Dispatcher:
+        """The group's current dispatcher (read-only use from other threads: counters, depths)."""
+        return self._dispatchers[group]
 
     def feed(self, frames: Iterable[tuple[int, str, bytes]], venue: str, paced: bool = True,
              batch: int = 64) -> None:
@@ -219,7 +306,7 @@ class ThreadedRuntime:
             while self._inflight[group] >= self._max_inflight and not self._stop.is_set():
                 self._cv.wait(0.05)
             self._inflight[group] += 1
-        self._refs[group].tell(batch)
+        self._inboxes[group].post(batch)
 
     def _feed_loop(self, frames: Iterator[tuple[int, str, bytes]], venue: str, paced: bool, batch: int) -> None:
         pending: dict[str, list[Envelope]] = {}
@@ -267,5 +354,67 @@ class ThreadedRuntime:
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             next_at += interval
             ts = self.clock.now_ns()
-            for ref in list(self._refs.values()):
-                ref.tell(_Tick(ts))
+            for inbox in self._inboxes.values():
+                inbox.post(_Tick(ts))
+
+    # -- failure detection: hangs and deaths ------------------------------------------------
+    def _watchdog_loop(self) -> None:
+        period = max(0.005, min(0.05, self.hang_timeout_s / 4))
+        while not self._stop.wait(period):
+            for g in list(self._refs):
+                self.check_group(g)
+
+    def check_group(self, g: str) -> str | None:
+        """Detect a dead or hung group thread and replace it; returns the failure kind found."""
+        if self._stopping:
+            return None
+        ref = self._refs[g]
+        d = self._dispatchers[g]
+        cur = d.current
+        if not ref.is_alive():
+            kind = "died"
+        elif cur is not None and time.monotonic() - cur[2] > self.hang_timeout_s:
+            kind = "hang"
+        else:
+            return None
+        self._replace(g, kind)
+        return kind
+
+    def _replace(self, g: str, kind: str) -> None:
+        with self._replace_lock:
+            old = self._dispatchers[g]
+            if old.retired:
+                return
+            cur = old.died_in or old.current
+            old.retire()
+            failed_id, failed_env = (cur[0], cur[1]) if cur is not None else (next(iter(old.actors)), None)
+            new = Dispatcher(dict(old.actors), self.clock, self.msg_ids, observers=self.observers,
+                             on_failure=self._on_failure)
+            for aid, box in old.mailboxes.items():  # what had reached the group but not been handled
+                for env in box:
+                    new.deliver(env)
+                box.clear()
+            hooks = old.supervision
+            if hooks is not None:
+                for sup in hooks.supervisors:
+                    sup.d = new
+                new.attach_supervision(hooks)
+            self._retired_refs.append(self._refs[g])
+            try:
+                self._refs[g].stop(block=False)
+            except pykka.ActorDeadError:
+                pass
+            self.replacements.append((g, kind, failed_id))
+            logger.bind(actor=failed_id, event_type=f"group_{kind}").error(
+                "group {} {} in {}: starting a replacement thread", g, kind, failed_id)
+            self._start_group(g, new)
+            detail = (f"handler exceeded {self.hang_timeout_s:.3f}s" if kind == "hang" else "thread died")
+
+            def report(d: Dispatcher) -> None:
+                if d.supervision is not None:
+                    d.supervision.on_failure(failed_id, failed_env, detail, kind)
+                elif self._on_failure is not None:
+                    self._on_failure(failed_id, failed_env, RuntimeError(detail))
+                d.run()
+
+            self._refs[g].tell(report)

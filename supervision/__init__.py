@@ -1,0 +1,1 @@
+"""Supervision: OTP-style specs, restart intensity, in-group supervisors, persistence."""

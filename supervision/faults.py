@@ -1,0 +1,117 @@
+"""Fault injection through explicit configuration, for tests, drills and chaos runs.
+
+A ``[[faults]]`` entry names an actor id and what to do to it: ``raise`` on its Nth message,
+``hang`` (block the handler for ``hang_ms``) on its Nth message, or ``kill`` (end the thread that
+runs it) on its Nth message. ``rate`` instead of ``on_message`` makes it random (chaos), drawn
+from a seeded generator so a chaos run can be repeated. Counts survive restarts: a fault that
+fires on the 100th message fires once, not again on the restarted actor's 100th.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from attrs import frozen
+
+from actors.base import ActorLogic
+from config.errors import ConfigError
+
+KINDS = ("raise", "hang", "kill")
+
+
+class InjectedFault(RuntimeError):
+    """An exception raised on purpose by a fault plan."""
+
+
+class ThreadKill(BaseException):
+    """Raised on purpose to end the thread running an actor (a BaseException: nothing catches it by accident)."""
+
+
+@frozen(kw_only=True)
+class FaultSpec:
+    actor: str
+    kind: str = "raise"
+    on_message: int = 0  # fire on this message number (1-based); 0 = use rate
+    rate: float = 0.0  # probability per message when on_message is 0
+    hang_ms: int = 5000
+    message_type: str = ""  # only count messages of this class name ("" = all)
+
+    def validate(self, key: str) -> "FaultSpec":
+        if self.kind not in KINDS:
+            raise ConfigError(f"{key}.kind", f"must be one of {', '.join(KINDS)}")
+        if self.on_message < 0 or not 0.0 <= self.rate <= 1.0:
+            raise ConfigError(f"{key}.on_message", "on_message must be >= 0 and rate within 0..1")
+        if self.on_message == 0 and self.rate == 0.0:
+            raise ConfigError(f"{key}.on_message", "give on_message (Nth message) or a rate")
+        return self
+
+
+class FaultPlan:
+    """The shared, counting state of every configured fault (thread-safe)."""
+
+    def __init__(self, specs: tuple[FaultSpec, ...], seed: int = 0) -> None:
+        self.specs = specs
+        self._by_actor: dict[str, list[FaultSpec]] = {}
+        for s in specs:
+            self._by_actor.setdefault(s.actor, []).append(s)
+        self._counts: dict[int, int] = {}
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self.release = threading.Event()  # set on shutdown: injected hangs end
+        self.injected: dict[str, int] = {k: 0 for k in KINDS}
+
+    def targets(self) -> frozenset[str]:
+        return frozenset(self._by_actor)
+
+    def check(self, actor_id: str, msg: Any) -> str | None:
+        """The fault to inject for this message, if any."""
+        specs = self._by_actor.get(actor_id)
+        if not specs:
+            return None
+        with self._lock:
+            for s in specs:
+                if s.message_type and type(msg).__name__ != s.message_type:
+                    continue
+                n = self._counts[id(s)] = self._counts.get(id(s), 0) + 1
+                if (s.on_message and n == s.on_message) or (not s.on_message and self._rng.random() < s.rate):
+                    self.injected[s.kind] += 1
+                    return s.kind
+        return None
+
+    def hang_ms(self, actor_id: str) -> int:
+        return max((s.hang_ms for s in self._by_actor.get(actor_id, ()) if s.kind == "hang"), default=0)
+
+    def total(self) -> int:
+        return sum(self.injected.values())
+
+
+class FaultyLogic(ActorLogic):
+    """Wraps a logic object and injects the planned faults before delegating to it."""
+
+    def __init__(self, inner: ActorLogic, plan: FaultPlan) -> None:
+        super().__init__(inner.ctx)
+        self.inner = inner
+        self.plan = plan
+        self.ROLE = inner.ROLE  # type: ignore[misc]
+        self.WANTS_TICKS = inner.WANTS_TICKS  # type: ignore[misc]
+
+    def handle(self, msg: Any) -> list[Any] | None:
+        kind = self.plan.check(self.ctx.actor_id, msg)
+        if kind == "raise":
+            raise InjectedFault(f"injected fault in {self.ctx.actor_id} on {type(msg).__name__}")
+        if kind == "hang":
+            self.plan.release.wait(self.plan.hang_ms(self.ctx.actor_id) / 1000)
+        elif kind == "kill":
+            raise ThreadKill(f"injected thread kill in {self.ctx.actor_id}")
+        return self.inner.handle(msg)
+
+    def handles(self, msg_type: type) -> bool:
+        return self.inner.handles(msg_type)
+
+    def stats(self) -> dict[str, Any]:
+        return self.inner.stats()
+
+    def __getattr__(self, name: str) -> Any:  # snapshot(), stats(), warm, ... of the wrapped logic
+        return getattr(self.inner, name)

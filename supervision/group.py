@@ -1,0 +1,358 @@
+"""Supervisors that live inside a dispatcher: one per symbol subtree, one over the singletons.
+
+They are the dispatcher's failure hook. A failure is handled synchronously on the group's own
+thread, so nothing else of that group runs in between:
+
+1. **Fail closed at once**: ``ActorFailed`` goes to Risk (the symbol goes to REDUCING/HALTED),
+   and until recovery this supervisor itself turns every approved ENTRY for the symbol into
+   ``ActionNotApplicable``, so no entry can reach the venue whatever Risk's thread is doing.
+2. **Restart by the spec** (rest_for_one for a symbol): the affected children's mailboxes are held,
+   fresh logic objects are built (state restored from the store/last good snapshot, never from
+   constructor defaults), and the mailboxes are released, so messages that arrived meanwhile
+   are delivered after the restart, in order. The message that crashed the actor is delivered
+   again first; if it crashes it again it is quarantined as a poison message.
+3. **Intensity**: more than N restarts in T seconds quarantines the symbol (escalation): its
+   subtree stays stopped until an operator sends ``ReleaseSymbol``.
+4. **Recovery**: ``SymbolRecovered`` goes to Risk only when the subtree is restarted, the
+   executor has reconciled with the venue, and the features are warm again.
+"""
+
+from __future__ import annotations
+
+import random
+from enum import Enum
+from typing import Any, Callable
+
+from loguru import logger
+
+from actors.topology import role_of, symbol_of
+from messages import (
+    ActionApproved,
+    ActionNotApplicable,
+    ActorFailed,
+    ActorRestarted,
+    Envelope,
+    MandateKind,
+    PoisonMessageQuarantined,
+    PositionChanged,
+    Reconcile,
+    ReconciliationCompleted,
+    ReleaseSymbol,
+    SymbolQuarantined,
+    SymbolRecovered,
+    SymbolReleased,
+)
+from supervision.intensity import RestartIntensity
+from supervision.spec import Restart, SupervisorSpec
+
+SETTLED_OUTCOMES = frozenset({"NONE", "SYNC_LOCAL", "EMERGENCY_CLOSE"})
+
+
+class Health(str, Enum):
+    RUNNING = "RUNNING"
+    RECOVERING = "RECOVERING"
+    QUARANTINED = "QUARANTINED"
+
+
+class SymbolSupervisor:
+    """Supervises one symbol's subtree inside a dispatcher (see the module docstring)."""
+
+    def __init__(self, symbol: str, spec: SupervisorSpec, dispatcher: Any, rng: random.Random,
+                 on_restarted: Callable[[str, Any], None] | None = None) -> None:
+        self.symbol = symbol
+        self.id = f"{symbol}/supervisor"
+        self.spec = spec
+        self.d = dispatcher
+        self.rng = rng
+        self.intensity = RestartIntensity(spec.intensity, spec.period_s)
+        self.health = Health.RUNNING
+        self.restarts: dict[str, int] = {c: 0 for c in spec.ids}
+        self.last_failure: dict[str, str] = {}
+        self._crashed: set[tuple[str, int]] = set()
+        self._release_at: int | None = None
+        self._held: tuple[str, ...] = ()
+        self._reconciled = True
+        self._removed: set[str] = set()
+        self._on_restarted = on_restarted
+        self.poison = 0
+        self.dropped_while_quarantined = 0
+        self.entries_blocked = 0
+
+    # -- identity ---------------------------------------------------------------------------
+    def actor_id(self, child: str) -> str:
+        return f"{self.symbol}/{child}"
+
+    def owns(self, actor_id: str) -> bool:
+        return symbol_of(actor_id) == self.symbol and role_of(actor_id) in self.spec.ids
+
+    # -- failure ----------------------------------------------------------------------------
+    def failed(self, actor_id: str, env: Envelope | None, error: BaseException | str, kind: str = "exception") -> None:
+        now = self.d.clock.now_ns()
+        child = role_of(actor_id)
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        tag = getattr(type(env.payload), "TAG", "?") if env is not None else ""
+        self.last_failure[child] = text
+        cause = env.msg_id if env is not None else 0
+        self.d.emit(self.id, [ActorFailed(actor_id=actor_id, symbol=self.symbol, kind=kind, error=text,
+                                          message_tag=tag, ts_event_ns=now)], cause)
+        self.health = Health.RECOVERING
+        self._reconciled = False
+        if self.intensity.record(now):
+            self._quarantine(f"{self.intensity.in_period()} restarts within {self.spec.period_s}s (last: {actor_id}: {text})", cause)
+            return
+        if self.spec.child(child).restart is Restart.TEMPORARY:
+            self._removed.add(child)
+            self.d.hold(actor_id)
+            return
+        ids = self.spec.to_restart(child)
+        # A message that hung its handler would hang it again: it is set aside at once. One that
+        # raised (or whose thread died) is retried once, first, and set aside if it fails again.
+        poison = env is not None and ((actor_id, env.msg_id) in self._crashed or kind == "hang")
+        self._restart(ids, cause)
+        if env is not None:
+            if poison:
+                self.poison += 1
+                logger.bind(actor=actor_id, event_type="poison_message", msg_id=env.msg_id).error(
+                    "poison message {} quarantined after crashing {} twice", tag, actor_id)
+                self.d.emit(self.id, [PoisonMessageQuarantined(actor_id=actor_id, symbol=self.symbol, message_tag=tag,
+                                                               msg_id=env.msg_id, error=text, ts_event_ns=now)], cause)
+            else:
+                self._crashed.add((actor_id, env.msg_id))
+                self.d.mailboxes[actor_id].appendleft(env)  # retried once, first, by the new instance
+        delay = self.spec.backoff_s(self.intensity.in_period(), self.rng.random())
+        if delay > 0:
+            self._release_at = now + int(delay * 1e9)
+        else:
+            self._release()
+
+    def _restart(self, ids: tuple[str, ...], cause: int) -> None:
+        now = self.d.clock.now_ns()
+        for child in reversed(ids):  # stop in reverse start order: hold their mailboxes
+            self.d.hold(self.actor_id(child))
+        for child in ids:  # start in order
+            aid = self.actor_id(child)
+            old = self.d.actors.get(aid)
+            self.d.replace(aid, self.spec.child(child).start(old))
+            self.restarts[child] += 1
+            if self._on_restarted is not None:
+                self._on_restarted(aid, self.d.actors[aid])
+        self._sync_regime_position(ids)
+        self._held = tuple(self.actor_id(c) for c in ids)
+        self.d.emit(self.id, [ActorRestarted(actor_id=self.actor_id(c), symbol=self.symbol,
+                                             restarts=self.restarts[c], ts_event_ns=now) for c in ids], cause)
+        logger.bind(actor=self.id, event_type="restarted").warning("restarted {} of {}", ",".join(ids), self.symbol)
+
+    def _sync_regime_position(self, ids: tuple[str, ...]) -> None:
+        """A restarted Regime learns the current position from Position, not from defaults."""
+        if "regime" not in ids or "position" not in self.spec.ids:
+            return
+        pos = self.d.actors.get(self.actor_id("position"))
+        regime = self.d.actors.get(self.actor_id("regime"))
+        snap = getattr(pos, "snapshot", lambda: None)()
+        if snap is None or regime is None:
+            return
+        regime.handle(PositionChanged(symbol=self.symbol, state=snap.state, direction=snap.direction, qty=snap.qty,
+                                      avg_entry_price=snap.avg_entry_price, realized_pnl=snap.realized_pnl,
+                                      fees=snap.fees, ts_event_ns=self.d.clock.now_ns(), action_id=snap.action_id,
+                                      cause="restored"))
+
+    def _release(self) -> None:
+        self._release_at = None
+        for aid in self._held:
+            self.d.release(aid)
+        self._held = ()
+        executor = self.d.actors.get(self.actor_id("executor"))
+        if executor is not None and executor.handles(Reconcile):
+            self.d.emit(self.id, [Reconcile(symbol=self.symbol, reason="restart", ts_event_ns=self.d.clock.now_ns())], 0)
+        else:
+            self._reconciled = True
+
+    def _quarantine(self, reason: str, cause: int) -> None:
+        now = self.d.clock.now_ns()
+        self.health = Health.QUARANTINED
+        self._release_at = None
+        for child in reversed(self.spec.ids):
+            self.d.hold(self.actor_id(child))
+        logger.bind(actor=self.id, event_type="quarantined").error("symbol {} quarantined: {}", self.symbol, reason)
+        self.d.emit(self.id, [SymbolQuarantined(symbol=self.symbol, reason=reason, ts_event_ns=now)], cause)
+
+    def release_quarantine(self, cmd: ReleaseSymbol, cause: int) -> None:
+        if self.health is not Health.QUARANTINED:
+            return
+        now = self.d.clock.now_ns()
+        self.intensity.reset()
+        self._crashed.clear()
+        for aid in (self.actor_id(c) for c in self.spec.ids):
+            self.d.mailboxes[aid].clear()  # inputs of a stopped subtree were counted as dropped
+        self.health = Health.RECOVERING
+        self._reconciled = False
+        self._restart(self.spec.ids, cause)
+        self.d.emit(self.id, [SymbolReleased(symbol=self.symbol, who=cmd.who, reason=cmd.reason, ts_event_ns=now)], cause)
+        self._release()
+
+    # -- dispatcher hooks -------------------------------------------------------------------
+    def intercept(self, env: Envelope) -> bool:
+        """True when the supervisor consumes ``env`` instead of its receiver."""
+        payload = env.payload
+        if env.receiver == self.id:
+            if isinstance(payload, ReleaseSymbol):
+                self.release_quarantine(payload, env.msg_id)
+            else:
+                self.d.dead_letter(self.id, payload)
+            return True
+        if self.health is Health.RUNNING:
+            return False
+        if self.health is Health.QUARANTINED:
+            self.dropped_while_quarantined += 1
+            return True
+        if type(payload) is ActionApproved and payload.action.kind is MandateKind.ENTRY:
+            self.entries_blocked += 1
+            self.d.emit(env.receiver, [ActionNotApplicable(symbol=self.symbol, action_id=payload.action.action_id,
+                                                           kind=MandateKind.ENTRY, state="RECOVERING",
+                                                           ts_event_ns=self.d.clock.now_ns())], env.msg_id)
+            return True
+        return False
+
+    def saw(self, env: Envelope) -> None:
+        """Watch the group's own emissions for the reconciliation result."""
+        msg = env.payload
+        if type(msg) is ReconciliationCompleted and msg.symbol == self.symbol and msg.outcome in SETTLED_OUTCOMES:
+            self._reconciled = True
+
+    def after_run(self) -> None:
+        if self.health is not Health.RECOVERING:
+            return
+        now = self.d.clock.now_ns()
+        if self._release_at is not None:
+            if now < self._release_at:
+                return
+            self._release()
+        feature = self.d.actors.get(self.actor_id("feature"))
+        warm = getattr(feature, "warm", True)
+        if self._reconciled and warm and not self._held:
+            self.health = Health.RUNNING
+            logger.bind(actor=self.id, event_type="recovered").info("symbol {} recovered", self.symbol)
+            self.d.emit(self.id, [SymbolRecovered(symbol=self.symbol, ts_event_ns=now)], 0)
+
+    def status(self) -> dict[str, Any]:
+        return {"health": self.health.value, "restarts": dict(self.restarts), "last_failure": dict(self.last_failure),
+                "poison": self.poison, "entries_blocked": self.entries_blocked,
+                "dropped_while_quarantined": self.dropped_while_quarantined}
+
+
+class SingletonSupervisor:
+    """one_for_one over Risk and the Arbitrator. A failure of either engages the kill switch:
+    the restarted Risk (rebuilt from its last good state, so the latch survives) receives
+    ``ActorFailed`` for a singleton, which it answers by engaging the kill switch."""
+
+    def __init__(self, spec: SupervisorSpec, dispatcher: Any,
+                 on_restarted: Callable[[str, Any], None] | None = None) -> None:
+        self.id = "supervisor"
+        self.spec = spec
+        self.d = dispatcher
+        self.intensity = RestartIntensity(spec.intensity, spec.period_s)
+        self.restarts: dict[str, int] = {c: 0 for c in spec.ids}
+        self.last_failure: dict[str, str] = {}
+        self._crashed: set[tuple[str, int]] = set()
+        self._on_restarted = on_restarted
+        self.escalated = False
+        self.poison = 0
+
+    def owns(self, actor_id: str) -> bool:
+        return actor_id in self.spec.ids
+
+    def failed(self, actor_id: str, env: Envelope | None, error: BaseException | str, kind: str = "exception") -> None:
+        now = self.d.clock.now_ns()
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        tag = getattr(type(env.payload), "TAG", "?") if env is not None else ""
+        self.last_failure[actor_id] = text
+        cause = env.msg_id if env is not None else 0
+        if self.intensity.record(now):
+            # Escalation past the root of this process: hold the failed singleton (fail closed:
+            # nothing is approved without it) and leave the kill switch engaged.
+            self.escalated = True
+            self.d.hold(actor_id)
+            logger.bind(actor=actor_id, event_type="escalated").critical("{} failed past its intensity: held", actor_id)
+        else:
+            self.d.hold(actor_id)
+            self.d.replace(actor_id, self.spec.child(actor_id).start(self.d.actors[actor_id]))
+            self.restarts[actor_id] += 1
+            if self._on_restarted is not None:
+                self._on_restarted(actor_id, self.d.actors[actor_id])
+            if env is not None:
+                if (actor_id, env.msg_id) in self._crashed or kind == "hang":
+                    self.poison += 1
+                    self.d.emit(self.id, [PoisonMessageQuarantined(actor_id=actor_id, symbol="", message_tag=tag,
+                                                                   msg_id=env.msg_id, error=text, ts_event_ns=now)], cause)
+                else:
+                    self._crashed.add((actor_id, env.msg_id))
+                    self.d.mailboxes[actor_id].appendleft(env)
+            self.d.release(actor_id)
+            self.d.emit(self.id, [ActorRestarted(actor_id=actor_id, symbol="", restarts=self.restarts[actor_id],
+                                                 ts_event_ns=now)], cause)
+        # Fail closed: Risk engages the kill switch on a singleton failure (latched, no auto-reset).
+        self.d.emit(self.id, [ActorFailed(actor_id=actor_id, symbol="", kind=kind, error=text, message_tag=tag,
+                                          ts_event_ns=now)], cause)
+
+    def intercept(self, env: Envelope) -> bool:
+        return False
+
+    def saw(self, env: Envelope) -> None:
+        pass
+
+    def after_run(self) -> None:
+        pass
+
+    def status(self) -> dict[str, Any]:
+        return {"restarts": dict(self.restarts), "last_failure": dict(self.last_failure), "escalated": self.escalated,
+                "poison": self.poison}
+
+
+class SupervisionHooks:
+    """Routes a dispatcher's failure, delivery and idle hooks to the supervisors it hosts."""
+
+    def __init__(self, supervisors: list[Any]) -> None:
+        self.supervisors = supervisors
+        self._by_symbol = {getattr(s, "symbol", ""): s for s in supervisors if isinstance(s, SymbolSupervisor)}
+        self._singleton = next((s for s in supervisors if isinstance(s, SingletonSupervisor)), None)
+        self._watchers = tuple(s for s in supervisors if isinstance(s, SymbolSupervisor))
+
+    def supervisor_of(self, actor_id: str) -> Any:
+        sym = symbol_of(actor_id)
+        if sym:
+            sup = self._by_symbol.get(sym)
+            return sup if sup is not None and (sup.owns(actor_id) or actor_id == sup.id) else None
+        return self._singleton if self._singleton is not None and self._singleton.owns(actor_id) else None
+
+    def on_failure(self, actor_id: str, env: Envelope | None, exc: BaseException | str, kind: str = "exception") -> None:
+        sup = self.supervisor_of(actor_id)
+        if sup is None:
+            # An unsupervised actor (a venue simulator): report it, keep it running.
+            logger.bind(actor=actor_id, event_type="unsupervised_failure").error("unsupervised {} failed: {}", actor_id, exc)
+            return
+        sup.failed(actor_id, env, exc, kind)
+
+    def intercept(self, env: Envelope) -> bool:
+        sup = self._by_symbol.get(symbol_of(env.receiver))
+        return sup.intercept(env) if sup is not None else False
+
+    wants_inputs = False
+
+    def external(self, env: Envelope) -> None:
+        pass
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        pass
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        if type(env.payload) is ReconciliationCompleted:
+            for s in self._watchers:
+                s.saw(env)
+
+    def after_run(self) -> None:
+        for s in self.supervisors:
+            s.after_run()
+
+    def status(self) -> dict[str, Any]:
+        out = {s.id: s.status() for s in self.supervisors}
+        return out
