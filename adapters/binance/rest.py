@@ -121,15 +121,15 @@ class BinanceRestConfig:
     venue: str = "binance_usdm"
 
 
-class _Unknown(Exception):
+class OutcomeUnknown(Exception):
     """No answer we can read: the request may or may not have been processed."""
 
 
-class _RateLimited(Exception):
+class RateLimited(Exception):
     """The venue kept refusing for rate limits; the request was not processed."""
 
 
-class _VenueError(Exception):
+class VenueError(Exception):
     def __init__(self, http_status: int, code: int, msg: str) -> None:
         super().__init__(f"http {http_status} code {code}: {msg}")
         self.http_status = http_status
@@ -174,7 +174,7 @@ class BinanceFuturesRest:
         received = self._local_ms()
         server_ms = body.get("serverTime") if isinstance(body, dict) else None
         if type(server_ms) is not int:
-            raise _Unknown("server time answer without serverTime")
+            raise OutcomeUnknown("server time answer without serverTime")
         self._offset_ms = server_ms - (sent + received) // 2
         self._log.info("binance time offset {} ms", self._offset_ms)
         return self._offset_ms
@@ -210,12 +210,12 @@ class BinanceFuturesRest:
         params += [("newClientOrderId", msg.client_order_id), ("newOrderRespType", self.config.new_order_resp_type)]
         try:
             body = await self._request("POST", "/fapi/v1/order", params, is_order=True)
-        except _Unknown as exc:
+        except OutcomeUnknown as exc:
             self._log.warning("place {} {}: outcome unknown ({}); settle by query", msg.symbol, msg.client_order_id, exc)
             return [self._unknown(msg.symbol, msg.client_order_id)]
-        except _RateLimited as exc:
+        except RateLimited as exc:
             return [self._rejected(msg.symbol, msg.client_order_id, f"rate_limited ({exc})")]
-        except _VenueError as exc:
+        except VenueError as exc:
             if exc.code == DUPLICATE_CLIENT_ORDER_ID:
                 # The venue has this order already (an earlier send got through): its records answer.
                 return await self.query(QueryOrder(symbol=msg.symbol, client_order_id=msg.client_order_id, ts_event_ns=self._now_ns()))
@@ -237,10 +237,10 @@ class BinanceFuturesRest:
         params = [("symbol", msg.symbol), ("origClientOrderId", msg.client_order_id)]
         try:
             body = await self._request("DELETE", "/fapi/v1/order", params)
-        except (_Unknown, _RateLimited) as exc:
+        except (OutcomeUnknown, RateLimited) as exc:
             self._log.warning("cancel {} {}: no answer ({}); the executor's timeout queries", msg.symbol, msg.client_order_id, exc)
             return []
-        except _VenueError as exc:
+        except VenueError as exc:
             # Unknown order (-2011): already filled or canceled, or never placed. The records say which.
             self._log.info("cancel {} {} refused: {}", msg.symbol, msg.client_order_id, exc)
             return await self.query(QueryOrder(symbol=msg.symbol, client_order_id=msg.client_order_id, ts_event_ns=self._now_ns()))
@@ -266,10 +266,10 @@ class BinanceFuturesRest:
         params = [("symbol", msg.symbol), ("origClientOrderId", msg.client_order_id)]
         try:
             body = await self._request("GET", "/fapi/v1/order", params, retry_unknown=True)
-        except (_Unknown, _RateLimited) as exc:
+        except (OutcomeUnknown, RateLimited) as exc:
             self._log.warning("query {} {}: no answer ({}); asked again later", msg.symbol, msg.client_order_id, exc)
             return []
-        except _VenueError as exc:
+        except VenueError as exc:
             if exc.code == ORDER_DOES_NOT_EXIST:
                 return [
                     OrderStatusReported(
@@ -316,14 +316,14 @@ class BinanceFuturesRest:
         body = await self._request("POST", "/fapi/v1/listenKey", [], signed=False, retry_unknown=True)
         key = body.get("listenKey") if isinstance(body, dict) else None
         if type(key) is not str or not key:
-            raise _Unknown("listenKey answer without a key")
+            raise OutcomeUnknown("listenKey answer without a key")
         return key
 
     async def keep_alive_listen_key(self) -> bool:
         """Extend the listen key's validity by 60 minutes; False if the venue no longer has it."""
         try:
             await self._request("PUT", "/fapi/v1/listenKey", [], signed=False, retry_unknown=True)
-        except _VenueError as exc:
+        except VenueError as exc:
             self._log.warning("listen key keep-alive refused: {}", exc)
             return False
         return True
@@ -331,7 +331,7 @@ class BinanceFuturesRest:
     async def close_listen_key(self) -> None:
         try:
             await self._request("DELETE", "/fapi/v1/listenKey", [], signed=False)
-        except (_Unknown, _RateLimited, _VenueError) as exc:
+        except (OutcomeUnknown, RateLimited, VenueError) as exc:
             self._log.info("listen key close: {}", exc)
 
     # -- transport --------------------------------------------------------------------------
@@ -373,13 +373,13 @@ class BinanceFuturesRest:
                 if retry_unknown and attempt < cfg.max_attempts:
                     await self._sleep(self._backoff(attempt))
                     continue
-                raise _Unknown(reason) from None
+                raise OutcomeUnknown(reason) from None
             if status in (429, 418):
                 attempt += 1
                 wait = max(_seconds(retry_after), self._backoff(attempt))
                 self._log.warning("{} {}: http {} (Retry-After {}), attempt {}", method, path, status, retry_after, attempt)
                 if attempt >= cfg.max_attempts or wait > cfg.backoff_max_s:
-                    raise _RateLimited(f"http {status}, Retry-After {retry_after}")
+                    raise RateLimited(f"http {status}, Retry-After {retry_after}")
                 await self._sleep(wait)
                 continue
             if status >= 500:
@@ -387,20 +387,20 @@ class BinanceFuturesRest:
                 if retry_unknown and attempt < cfg.max_attempts:
                     await self._sleep(self._backoff(attempt))
                     continue
-                raise _Unknown(f"{method} {path}: http {status}")
+                raise OutcomeUnknown(f"{method} {path}: http {status}")
             try:
                 body = json.loads(text)
             except ValueError:
                 if status < 400:
-                    raise _Unknown(f"{method} {path}: http {status} with a body that is not JSON") from None
-                raise _VenueError(status, 0, _short(text)) from None
+                    raise OutcomeUnknown(f"{method} {path}: http {status} with a body that is not JSON") from None
+                raise VenueError(status, 0, _short(text)) from None
             if status >= 400:
                 code, msg = _error(body)
                 if code == TIMESTAMP_OUTSIDE_RECV_WINDOW and signed and not resynced:
                     resynced = True  # not processed: resync the clock once and send again
                     await self.sync_time()
                     continue
-                raise _VenueError(status, code, msg)
+                raise VenueError(status, code, msg)
             return body
 
     def _backoff(self, attempt: int) -> float:
