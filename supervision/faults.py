@@ -61,6 +61,7 @@ class FaultPlan:
         self._lock = threading.Lock()
         self.release = threading.Event()  # set on shutdown: injected hangs end
         self.injected: dict[str, int] = {k: 0 for k in KINDS}
+        self.enabled = True  # chaos runs switch faults off to settle before the final checks
 
     def targets(self) -> frozenset[str]:
         return frozenset(self._by_actor)
@@ -68,7 +69,7 @@ class FaultPlan:
     def check(self, actor_id: str, msg: Any) -> str | None:
         """The fault to inject for this message, if any."""
         specs = self._by_actor.get(actor_id)
-        if not specs:
+        if not specs or not self.enabled:
             return None
         with self._lock:
             for s in specs:

@@ -5,7 +5,8 @@ thread, so nothing else of that group runs in between:
 
 1. **Fail closed at once**: ``ActorFailed`` goes to Risk (the symbol goes to REDUCING/HALTED),
    and until recovery this supervisor itself turns every approved ENTRY for the symbol into
-   ``ActionNotApplicable``, so no entry can reach the venue whatever Risk's thread is doing.
+   ``ActionNotApplicable`` and every entry order on its way to the venue into a rejection, so no
+   entry can reach the venue whatever Risk's thread is doing.
 2. **Restart by the spec** (rest_for_one for a symbol): the affected children's mailboxes are held,
    fresh logic objects are built (state restored from the store/last good snapshot, never from
    constructor defaults), and the mailboxes are released, so messages that arrived meanwhile
@@ -33,6 +34,8 @@ from messages import (
     ActorRestarted,
     Envelope,
     MandateKind,
+    OrderRejected,
+    PlaceOrder,
     PoisonMessageQuarantined,
     PositionChanged,
     Reconcile,
@@ -204,6 +207,13 @@ class SymbolSupervisor:
             return False
         if self.health is Health.QUARANTINED:
             self.dropped_while_quarantined += 1
+            return True
+        if type(payload) is PlaceOrder and not payload.reduce_only:
+            # An entry decided before the failure but not yet sent: the venue boundary refuses it.
+            self.entries_blocked += 1
+            self.d.emit(env.receiver, [OrderRejected(symbol=self.symbol, client_order_id=payload.client_order_id,
+                                                     reason="symbol_recovering",
+                                                     ts_event_ns=self.d.clock.now_ns())], env.msg_id)
             return True
         if type(payload) is ActionApproved and payload.action.kind is MandateKind.ENTRY:
             self.entries_blocked += 1

@@ -1,0 +1,232 @@
+"""``bin/chaos``: the live cluster on the simulated venue under random faults, for a bounded time.
+
+Faults: handlers that raise, hang or kill their thread (every symbol actor and both singletons,
+at a per-message rate), and a misbehaving venue (dropped acks, rejects, transient errors,
+delayed fills). A chaos operator releases quarantined symbols after a cool-down. At the end the
+faults stop, the feed stops, every executor reconciles, and the summary is printed:
+
+  faults injected, restarts, quarantines            (informational)
+  entries sent while a symbol was not ACTIVE        must be 0
+  duplicate orders (a client order id sent twice)   must be 0
+  lost fills (a venue fill never applied)           must be 0
+  local vs venue position mismatches at the end     must be 0
+
+Exit status 0 when every must-be-zero figure is zero, 1 otherwise, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Sequence
+
+from messages import (
+    ActorFailed,
+    ActorRestarted,
+    Envelope,
+    OrderFilled,
+    PlaceOrder,
+    Reconcile,
+    ReleaseSymbol,
+    SymbolQuarantined,
+    SymbolRecovered,
+    TradingStateChanged,
+)
+from messages.risk import ALL_SYMBOLS
+
+ROLES = ("collector", "feature", "regime", "position", "executor")
+
+
+class ChaosMonitor:
+    """Watches the traffic and keeps the chaos figures (thread-safe)."""
+
+    wants_inputs = False
+
+    def __init__(self, symbols: tuple[str, ...]) -> None:
+        self._lock = threading.Lock()
+        self.down: dict[str, bool] = {s: False for s in symbols}  # failed/quarantined, not yet recovered
+        self.risk_state: dict[str, str] = {s: "ACTIVE" for s in symbols}
+        self.global_state = "ACTIVE"
+        self.entries_while_not_active = 0
+        self.sent: Counter[str] = Counter()
+        self.venue_fills: set[tuple[str, str]] = set()
+        self.applied_fills: set[tuple[str, str]] = set()
+        self.failures: Counter[str] = Counter()
+        self.restarts = 0
+        self.quarantines = 0
+        self.quarantined: dict[str, float] = {}
+
+    def external(self, env: Envelope) -> None:
+        pass
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        pass
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        m = env.payload
+        t = type(m)
+        if t is PlaceOrder:
+            with self._lock:
+                self.sent[m.client_order_id] += 1
+                active = not self.down[m.symbol] and self.risk_state[m.symbol] == "ACTIVE" \
+                    and self.global_state == "ACTIVE"
+                # Only the venue boundary counts: an entry refused there by the supervisor never reached it.
+                if not m.reduce_only and not active and env.receiver.endswith("/venue"):
+                    self.entries_while_not_active += 1
+        elif t is OrderFilled:
+            with self._lock:
+                key = (m.symbol, m.fill_id)
+                if env.sender.endswith("/venue"):
+                    self.venue_fills.add(key)
+                elif env.sender.endswith("/executor"):
+                    self.applied_fills.add(key)
+        elif t is ActorFailed:
+            with self._lock:
+                self.failures[m.kind] += 1
+                if m.symbol:
+                    self.down[m.symbol] = True
+        elif t is ActorRestarted:
+            with self._lock:
+                self.restarts += 1
+        elif t is SymbolRecovered:
+            with self._lock:
+                self.down[m.symbol] = False
+        elif t is SymbolQuarantined:
+            with self._lock:
+                self.quarantines += 1
+                self.down[m.symbol] = True
+                self.quarantined[m.symbol] = time.monotonic()
+        elif t is TradingStateChanged:
+            with self._lock:
+                if m.scope == ALL_SYMBOLS:
+                    self.global_state = m.new.value
+                elif m.scope in self.risk_state:
+                    self.risk_state[m.scope] = m.new.value
+
+    def due_for_release(self, cool_down_s: float) -> list[str]:
+        with self._lock:
+            now = time.monotonic()
+            due = [s for s, t in self.quarantined.items() if now - t >= cool_down_s]
+            for s in due:
+                del self.quarantined[s]
+            return due
+
+    def duplicates(self) -> int:
+        return sum(1 for n in self.sent.values() if n > 1)
+
+    def lost_fills(self) -> int:
+        # A venue fill the executor never passed on. Fills the venue dropped on purpose (drop_ack)
+        # are never emitted, so they are recovered by reconciliation, not counted here.
+        return len(self.venue_fills - self.applied_fills)
+
+
+def chaos_overrides(rate: float, seed: int) -> dict[str, Any]:
+    faults: list[dict[str, Any]] = []
+    from config.settings import load_settings
+
+    symbols = [s.symbol for s in load_settings().symbols]
+    for sym in symbols:
+        for role in ROLES:
+            faults.append({"actor": f"{sym}/{role}", "kind": "raise", "rate": rate})
+        faults.append({"actor": f"{sym}/feature", "kind": "hang", "rate": rate / 20, "hang_ms": 1500})
+        faults.append({"actor": f"{sym}/regime", "kind": "kill", "rate": rate / 20})
+    for singleton in ("risk", "arbitrator"):
+        faults.append({"actor": singleton, "kind": "raise", "rate": rate / 10})
+    return {
+        "faults": faults,
+        "market": {"seed": seed},
+        "run": {"tick_interval_ms": 50},
+        "feature": {"bucket_ms": 250, "short_window": 4, "long_window": 16, "min_samples": 6},
+        "regime": {"decision_interval_ms": 250, "confirm_cycles": 1},
+        "supervision": {"intensity": 5, "period_s": 20.0, "hang_timeout_ms": 500},
+        "executor": {"ack_timeout_ms": 1000, "query_interval_ms": 500},
+        "paper": {"drop_ack_rate": 0.03, "reject_rate": 0.03, "transient_error_rate": 0.02, "fill_delay_ms": 100},
+        "risk": {"max_orders_per_window": 1000, "max_daily_loss_pct": "0.5", "max_drawdown_pct": "0.5"},
+    }
+
+
+def position_mismatches(cluster: Any) -> list[str]:
+    out = []
+    for s in cluster.settings.symbols:
+        def both(d: Any, sym: str = s.symbol) -> tuple[Decimal, Decimal]:
+            snap = d.actors[f"{sym}/position"].snapshot()
+            ours = snap.qty * (snap.direction.sign if snap.direction else 0)
+            return ours, d.actors[f"{sym}/venue"].venue_position().qty
+        ours, venue = cluster.runtime.ask(s.symbol, both)
+        if ours != venue:
+            out.append(f"{s.symbol}: local {ours} venue {venue}")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="chaos", description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of chaos (default 60)")
+    p.add_argument("--rate", type=float, default=0.002, help="fault probability per handled message")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--cool-down", type=float, default=3.0, help="seconds before a quarantined symbol is released")
+    p.add_argument("--var-dir", type=Path, default=Path("var/chaos"))
+    args = p.parse_args(argv)
+    if args.duration <= 0 or not 0 < args.rate <= 1:
+        print("chaos: --duration must be > 0 and --rate within (0, 1]", file=sys.stderr)
+        return 2
+
+    from actors.cluster.live import LiveCluster
+    from actors.cluster.logs import configure_logging
+    from config.settings import load_settings
+
+    settings = load_settings(chaos_overrides(args.rate, args.seed))
+    sink = configure_logging(args.var_dir / "logs", "INFO", console_level=None)
+    monitor = ChaosMonitor(tuple(s.symbol for s in settings.symbols))
+    cluster = LiveCluster(settings, f"chaos-{args.seed}", observers=(monitor,))
+    print(f"chaos: {args.duration:.0f}s, fault rate {args.rate}/message, seed {args.seed}; logs in {args.var_dir}",
+          flush=True)
+    cluster.start()
+    deadline = time.monotonic() + args.duration
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            for sym in monitor.due_for_release(args.cool_down):
+                cluster.send(f"{sym}/supervisor", ReleaseSymbol(symbol=sym, who="chaos-operator", reason="cool-down"))
+        cluster.faults.enabled = False  # stop injecting, let the system settle
+        cluster.faults.release.set()
+        for sym in monitor.due_for_release(0.0):
+            cluster.send(f"{sym}/supervisor", ReleaseSymbol(symbol=sym, who="chaos-operator", reason="final"))
+        settle = time.monotonic() + 20
+        mismatches: list[str] = []
+        while time.monotonic() < settle:
+            for s in settings.symbols:
+                cluster.send(f"{s.symbol}/executor", Reconcile(symbol=s.symbol, reason="chaos final check",
+                                                               ts_event_ns=cluster.clock.now_ns()))
+            time.sleep(1.0)
+            mismatches = position_mismatches(cluster)
+            if not mismatches and monitor.lost_fills() == 0:
+                break
+        sup = cluster.supervision_status()
+    finally:
+        cluster.stop()
+        sink.close()
+    injected = cluster.faults.injected
+    figures = {
+        "entries_sent_while_not_active": monitor.entries_while_not_active,
+        "duplicate_orders": monitor.duplicates(),
+        "lost_fills": monitor.lost_fills(),
+        "position_mismatches": len(mismatches),
+    }
+    print(f"faults injected: {sum(injected.values())} ({', '.join(f'{k} {v}' for k, v in injected.items())}); "
+          f"failures seen: {dict(monitor.failures)}")
+    print(f"restarts: {monitor.restarts}  quarantines: {monitor.quarantines}  orders sent: {len(monitor.sent)}  "
+          f"venue fills: {len(monitor.venue_fills)}  poison messages: {sum(v.get('poison', 0) for v in sup.values())}")
+    for name, value in figures.items():
+        print(f"{name:<32} {value:>6}   {'ok' if value == 0 else 'MUST BE 0'}")
+    for m in mismatches:
+        print(f"  mismatch {m}")
+    return 0 if all(v == 0 for v in figures.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
