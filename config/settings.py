@@ -176,6 +176,7 @@ def _section_classes() -> dict[str, type]:
     from actors.position.config import PositionConfig
     from actors.regime.config import RegimeConfig
     from actors.risk.config import RiskConfig
+    from adapters.operator.config import OperatorConfig
     from adapters.sim.config import PaperConfig
     from supervision.config import SupervisionConfig
 
@@ -188,6 +189,7 @@ def _section_classes() -> dict[str, type]:
         "regime": RegimeConfig,
         "paper": PaperConfig,
         "supervision": SupervisionConfig,
+        "operator": OperatorConfig,
     }
 
 
@@ -204,6 +206,7 @@ class Settings:
     regime: Any
     paper: Any
     supervision: Any
+    operator: Any
     faults: tuple[Any, ...] = ()
 
     def symbol(self, name: str) -> SymbolSettings:

@@ -32,6 +32,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--mode", choices=("paper", "shadow"), help="override run.mode")
     p.add_argument("--var-dir", type=Path, help="override run.var_dir")
     p.add_argument("--quiet", action="store_true", help="no live summary on stdout")
+    p.add_argument("--operator", action="store_true", help="serve the operator API and dashboard (operator.enabled)")
     return p.parse_args(argv)
 
 
@@ -45,6 +46,8 @@ def load_settings(args: argparse.Namespace):
         cli["run"]["mode"] = args.mode
     if args.var_dir:
         cli["run"]["var_dir"] = str(args.var_dir)
+    if args.operator:
+        cli["operator"] = {"enabled": True}
     return build_settings(deep_merge(raw, cli))
 
 
@@ -62,15 +65,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     from actors.cluster.live import LiveCluster
     from actors.cluster.logs import configure_logging
     from actors.cluster.observers import EventLogger, TradeLog
+    from actors.runtime import HandlerClock
+    from adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
+    from adapters.operator.server import OperatorConfigError, OperatorSurface, token_from_env
 
     var_dir = Path(settings.run.var_dir)
+    symbols = tuple(s.symbol for s in settings.symbols)
+    clock = HandlerClock()
+    surface = None
+    if settings.operator.enabled:
+        try:
+            surface = OperatorSurface(symbols, clock, var_dir, token_from_env(), host=settings.operator.host,
+                                      port=settings.operator.port, webhook_url=settings.operator.webhook_url or None,
+                                      cycle_interval_s=settings.operator.cycle_interval_s)
+        except OperatorConfigError as exc:
+            print(f"start-cluster: configuration error: operator: {exc}", file=sys.stderr)
+            return 2
     var_dir.mkdir(parents=True, exist_ok=True)
     sink = configure_logging(var_dir / "logs", settings.run.log_level)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-    symbols = tuple(s.symbol for s in settings.symbols)
     trades = TradeLog(var_dir / "trades.jsonl", settings.run.mode)
-    cluster = LiveCluster(settings, run_id, observers=(trades, EventLogger()))
+    errors = ErrorCounter()
+    extra = surface.observers if surface is not None else (errors,)
+    cluster = LiveCluster(settings, run_id, observers=(trades, EventLogger(), *extra), clock=clock)
     board = cluster.board
+    # Liveness for outside monitors runs with or without the operator API.
+    cycle = None if surface is not None else EngineCycle(LivenessFiles(var_dir), errors, clock,
+                                                         interval_s=settings.operator.cycle_interval_s)
 
     stop = threading.Event()
     received: list[int] = []
@@ -89,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     try:
         cluster.start()
+        if surface is not None:
+            url = surface.start(cluster.runtime, board)
+            print(f"operator API and dashboard on {url} (bearer token from ARBOR_OPERATOR_TOKEN)", flush=True)
+        elif cycle is not None:
+            cycle.start()
         log.info("started")
         deadline = started + args.duration if args.duration is not None else None
         while not stop.is_set():
@@ -104,9 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         log.opt(exception=exc).critical("cluster failed: {!r}", exc)
         print(f"start-cluster: failed: {exc!r}", file=sys.stderr)
+        if surface is not None and surface.view is not None:
+            surface.view.set_error(repr(exc))
         status = 1
     finally:
         t0 = time.monotonic()
+        if surface is not None:
+            surface.stop()
+        if cycle is not None:
+            cycle.stop()
         cluster.stop(timeout=4.0)
         trades.close()
         left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]

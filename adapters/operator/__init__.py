@@ -1,0 +1,10 @@
+"""The operator surface: HTTP API, live events, metrics, liveness files, dashboard and daily report."""
+
+from adapters.operator.events import EventHub, EventStream, Webhook
+from adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
+from adapters.operator.metrics import ClusterMetrics
+from adapters.operator.server import OperatorConfigError, OperatorServer, OperatorSurface, token_from_env
+from adapters.operator.view import ClusterFacts, ClusterView, CommandError
+
+__all__ = ["ClusterFacts", "ClusterMetrics", "ClusterView", "CommandError", "EngineCycle", "ErrorCounter", "EventHub", "EventStream",
+           "LivenessFiles", "OperatorConfigError", "OperatorServer", "OperatorSurface", "Webhook", "token_from_env"]

@@ -1,0 +1,227 @@
+"""``bin/report``: a daily summary of the trade log as Markdown, JSON and a PnL chart (PNG).
+
+Reads ``var/trades.jsonl`` (one closed round trip per line, written by
+``actors.cluster.observers.TradeLog``), keeps the trades that closed on the chosen UTC day and
+computes, overall, for longs, for shorts and per symbol: trades, win rate, average win and
+loss, expectancy, the Sharpe ratio of per-trade net PnL and the maximum drawdown of cumulative
+net PnL. Definitions (all on ``net_pnl`` = realized PnL minus fees, quote currency):
+
+- win: net PnL > 0; loss: net PnL < 0; win rate = wins / trades
+- expectancy = mean net PnL per trade (= win rate x average win + loss rate x average loss)
+- Sharpe = mean(net PnL) / sample standard deviation (n - 1) of net PnL, per trade, not
+  annualized; undefined (null) for fewer than two trades or zero dispersion
+- max drawdown = max over trades of (running peak - cumulative net PnL), the peak starting at 0,
+  trades taken in exit-time order
+
+Usage: bin/report [--trades var/trades.jsonl] [--out var/reports] [--date YYYY-MM-DD]
+(default date: the day of the most recent exit in the log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import struct
+import sys
+import zlib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+ZERO = Decimal(0)
+
+
+def load_trades(path: Path) -> list[dict[str, Any]]:
+    """Every trade in the log, in file order; a damaged line is an error naming its line number."""
+    trades = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                t = json.loads(line)
+                t["net_pnl"] = Decimal(t["net_pnl"])
+                t["realized_pnl"] = Decimal(t["realized_pnl"])
+                t["fees"] = Decimal(t["fees"])
+            except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+                raise ValueError(f"{path}:{n}: not a trade record ({exc})") from None
+            trades.append(t)
+    return trades
+
+
+def trades_on(trades: Iterable[dict[str, Any]], day: str) -> list[dict[str, Any]]:
+    """Trades that closed on UTC ``day`` (``YYYY-MM-DD``), in exit-time order."""
+    return sorted((t for t in trades if t["exit_time"][:10] == day), key=lambda t: t["exit_time"])
+
+
+def stats(trades: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of one set of trades (see the module docstring for the definitions)."""
+    pnl = [t["net_pnl"] for t in trades]
+    n = len(pnl)
+    wins = [p for p in pnl if p > 0]
+    losses = [p for p in pnl if p < 0]
+    total = sum(pnl, ZERO)
+    sharpe = None
+    if n >= 2:
+        mean = float(total) / n
+        var = sum((float(p) - mean) ** 2 for p in pnl) / (n - 1)
+        sharpe = mean / math.sqrt(var) if var > 0 else None
+    return {
+        "trades": n, "wins": len(wins), "losses": len(losses),
+        "win_rate": len(wins) / n if n else None,
+        "avg_win": sum(wins, ZERO) / len(wins) if wins else None,
+        "avg_loss": sum(losses, ZERO) / len(losses) if losses else None,
+        "expectancy": total / n if n else None,
+        "net_pnl": total, "realized_pnl": sum((t["realized_pnl"] for t in trades), ZERO),
+        "fees": sum((t["fees"] for t in trades), ZERO),
+        "sharpe_per_trade": sharpe, "max_drawdown": max_drawdown(pnl),
+    }
+
+
+def cumulative(pnl: Iterable[Decimal]) -> list[Decimal]:
+    out, acc = [], ZERO
+    for p in pnl:
+        acc += p
+        out.append(acc)
+    return out
+
+
+def max_drawdown(pnl: Iterable[Decimal]) -> Decimal:
+    peak, worst = ZERO, ZERO
+    for c in cumulative(pnl):
+        peak = max(peak, c)
+        worst = max(worst, peak - c)
+    return worst
+
+
+def summarize(trades: Sequence[dict[str, Any]], day: str) -> dict[str, Any]:
+    ordered = trades_on(trades, day)
+    symbols = sorted({t["symbol"] for t in ordered})
+    return {
+        "date": day,
+        "overall": stats(ordered),
+        "long": stats([t for t in ordered if t["side"] == "LONG"]),
+        "short": stats([t for t in ordered if t["side"] == "SHORT"]),
+        "symbols": {s: stats([t for t in ordered if t["symbol"] == s]) for s in symbols},
+        "cumulative_net_pnl": cumulative(t["net_pnl"] for t in ordered),
+        "definitions": {
+            "net_pnl": "realized_pnl - fees per closed trade, quote currency",
+            "win_rate": "trades with net_pnl > 0 / trades",
+            "expectancy": "mean net_pnl per trade",
+            "sharpe_per_trade": "mean(net_pnl) / stdev(net_pnl, n-1); per trade, not annualized",
+            "max_drawdown": "max(running peak - cumulative net_pnl), peak starting at 0, in exit-time order",
+        },
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    if pct:
+        return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def markdown(summary: dict[str, Any], chart_name: str) -> str:
+    cols = ("trades", "win_rate", "avg_win", "avg_loss", "expectancy", "net_pnl", "fees", "sharpe_per_trade",
+            "max_drawdown")
+    head = "| set | " + " | ".join(cols) + " |\n|" + "---|" * (len(cols) + 1) + "\n"
+    rows = [("overall", summary["overall"]), ("long", summary["long"]), ("short", summary["short"])]
+    rows += [(s, v) for s, v in summary["symbols"].items()]
+    body = "".join("| " + name + " | " + " | ".join(_fmt(st[c], pct=c == "win_rate") for c in cols) + " |\n"
+                   for name, st in rows)
+    defs = "".join(f"- **{k}**: {v}\n" for k, v in summary["definitions"].items())
+    return (f"# Arbor daily summary {summary['date']}\n\n{head}{body}\n"
+            f"![cumulative net PnL]({chart_name})\n\nCumulative net PnL per closed trade (exit-time order); "
+            f"the grey line is zero.\n\n## Definitions\n\n{defs}")
+
+
+# -- a PNG without a plotting library ----------------------------------------------------------
+def line_chart_png(values: Sequence[float], width: int = 640, height: int = 240) -> bytes:
+    """A line chart of ``values`` (white background, grey zero line, blue line) as PNG bytes."""
+    pad = 12
+    px = [[(255, 255, 255)] * width for _ in range(height)]
+    lo, hi = min([0.0, *values]), max([0.0, *values])
+    if hi == lo:
+        hi = lo + 1.0
+
+    def y_of(v: float) -> int:
+        return round(height - 1 - pad - (v - lo) * (height - 1 - 2 * pad) / (hi - lo))
+
+    def plot(x: int, y: int, colour: tuple[int, int, int]) -> None:
+        for dx in (0, 1):
+            for dy in (0, 1):
+                if 0 <= x + dx < width and 0 <= y + dy < height:
+                    px[y + dy][x + dx] = colour
+
+    for x in range(pad, width - pad):
+        px[y_of(0.0)][x] = (170, 170, 170)
+    pts = [0.0, *values]
+    if len(pts) > 1:
+        step = (width - 1 - 2 * pad) / (len(pts) - 1)
+        for i in range(len(pts) - 1):
+            x0, y0, x1, y1 = round(pad + i * step), y_of(pts[i]), round(pad + (i + 1) * step), y_of(pts[i + 1])
+            n = max(abs(x1 - x0), abs(y1 - y0), 1)
+            for k in range(n + 1):
+                plot(round(x0 + (x1 - x0) * k / n), round(y0 + (y1 - y0) * k / n), (21, 101, 192))
+    raw = b"".join(b"\x00" + bytes(c for p in row for c in p) for row in px)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def write_report(trades_path: Path, out_dir: Path, day: str | None = None) -> dict[str, Path]:
+    """Write ``daily-<day>.md``, ``.json`` and ``.png`` into ``out_dir``; return their paths."""
+    trades = load_trades(trades_path)
+    if day is None:
+        if not trades:
+            raise ValueError(f"{trades_path} holds no trades; pass --date to write an empty report")
+        day = max(t["exit_time"] for t in trades)[:10]
+    summary = summarize(trades, day)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {ext: out_dir / f"daily-{day}.{ext}" for ext in ("md", "json", "png")}
+    paths["json"].write_text(json.dumps(_plain(summary), indent=2) + "\n", encoding="utf-8")
+    paths["png"].write_bytes(line_chart_png([float(c) for c in summary["cumulative_net_pnl"]]))
+    paths["md"].write_text(markdown(summary, paths["png"].name), encoding="utf-8")
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="report", description="Daily trade summary from the trade log.")
+    p.add_argument("--trades", type=Path, default=Path("var/trades.jsonl"))
+    p.add_argument("--out", type=Path, default=Path("var/reports"))
+    p.add_argument("--date", help="UTC day YYYY-MM-DD (default: the day of the last exit)")
+    args = p.parse_args(argv)
+    if not args.trades.exists():
+        print(f"report: no trade log at {args.trades}", file=sys.stderr)
+        return 2
+    try:
+        paths = write_report(args.trades, args.out, args.date)
+    except ValueError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

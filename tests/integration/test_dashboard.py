@@ -1,0 +1,196 @@
+"""The dashboard in a real headless Chromium, driven over the DevTools protocol, against a live cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import aiohttp
+import pytest
+
+from actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
+from actors.cluster.observers import SummaryBoard
+from actors.runtime import HandlerClock, ThreadedRuntime
+from adapters.operator import OperatorSurface
+from config.settings import load_settings
+
+TOKEN = "dashboard-test-token-0123456789"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+FAST = {
+    "run": {"tick_interval_ms": 20},
+    "feature": {"bucket_ms": 200, "min_samples": 5, "short_window": 3, "long_window": 10},
+    "regime": {"decision_interval_ms": 200, "confirm_cycles": 2},
+    "risk": {"max_orders_per_window": 1000},
+}
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1400,1100", "--remote-debugging-port=0")
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI") == "true":
+        pytest.fail("chromium is required under CI (apt-get install -y chromium)")
+    pytest.skip("chromium not installed (apt-get install -y chromium); the dashboard needs a real browser")
+
+
+@pytest.fixture()
+def live(tmp_path: Path) -> Iterator[tuple[str, tuple[str, ...], list[str]]]:
+    settings = load_settings(FAST)
+    clock = HandlerClock()
+    symbols = tuple(s.symbol for s in settings.symbols)
+    surface = OperatorSurface(symbols, clock, tmp_path / "var", TOKEN, port=0, cycle_interval_s=0.2)
+    board = SummaryBoard(symbols)
+    actors = build_actors(settings, clock, "dash-test")
+    runtime = ThreadedRuntime(actors, clock, observers=(board, *surface.observers), tick_interval_s=0.02,
+                              supervise=supervisor_for(settings, clock, "dash-test"))
+    runtime.start()
+    try:
+        url = surface.start(runtime, board)
+        runtime.feed(market_frames(settings, clock.now_ns()), market_venue(settings), paced=True)
+        yield url, symbols, sorted(actors)
+    finally:
+        surface.stop()
+        runtime.stop(timeout=4.0)
+
+
+@pytest.fixture()
+def browser(tmp_path: Path) -> Iterator[int]:
+    """A headless Chromium of our own; yields its DevTools port."""
+    exe = chromium()
+    profile = tmp_path / "chrome-profile"
+    proc = subprocess.Popen([exe, *CHROME_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"chromium did not start (exit code {proc.poll()})")
+            time.sleep(0.05)
+        yield int(port_file.read_text().split()[0])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class Page:
+    """A minimal DevTools client for one page: commands, and confirm()/prompt() accepted automatically."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self.dialogs: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            data = json.loads(msg.data)
+            if "id" in data:
+                fut = self._waiting.pop(data["id"], None)
+                if fut is not None and not fut.done():
+                    fut.set_result(data)
+            elif data.get("method") == "Page.javascriptDialogOpening":
+                self.dialogs.append(data["params"]["message"])
+                asyncio.create_task(self.send("Page.handleJavaScriptDialog", accept=True))
+
+    async def send(self, method: str, **params: Any) -> Any:
+        msg_id = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[msg_id] = fut
+        await self.ws.send_str(json.dumps({"id": msg_id, "method": method, "params": params}))
+        data = await asyncio.wait_for(fut, 15)
+        if "error" in data:
+            raise AssertionError(f"{method}: {data['error']}")
+        return data.get("result", {})
+
+    async def js(self, expression: str) -> Any:
+        res = await self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in res:
+            raise AssertionError(f"{expression}: {res['exceptionDetails']}")
+        return res["result"].get("value")
+
+    async def until(self, expression: str, timeout: float) -> Any:
+        """Poll ``expression`` until it is truthy (bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self.js(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not true within {timeout}s: {expression}")
+            await asyncio.sleep(0.1)
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        await self.ws.close()
+
+
+def test_dashboard_shows_cluster_and_pauses_a_symbol(browser: int, live: tuple[str, tuple[str, ...], list[str]]) -> None:
+    """The page (token entered once) shows positions and the supervision tree; pause on a symbol, confirmed,
+    turns its state to REDUCING; a screenshot is saved to docs/dashboard.png."""
+    url, symbols, actor_ids = live
+    sym = symbols[0]
+
+    async def run() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{browser}/json/list") as resp:
+                targets = await resp.json()
+            target = next(t for t in targets if t["type"] == "page")
+            page = Page(await session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=64 * 2**20))
+            try:
+                await page.send("Page.enable")
+                await page.send("Emulation.setDeviceMetricsOverride", width=1400, height=1100, deviceScaleFactor=1,
+                                mobile=False)
+                await page.send("Page.navigate", url=url + "/?refresh=300")
+                await page.until("document.readyState === 'complete' && !!document.getElementById('token-form')", 15)
+                await page.until("!document.getElementById('token-form').hidden", 5)
+                await page.js(f"document.getElementById('token').value = {json.dumps(TOKEN)};"
+                              "document.getElementById('token-form').requestSubmit(); true")
+                found: dict[str, Any] = {}
+                found["stored"] = await page.js(f"sessionStorage.getItem('arborOperatorToken') === {json.dumps(TOKEN)}")
+                found["tree"] = await page.until(
+                    f"(() => {{ const ids = [...document.querySelectorAll('#tree [data-actor]')].map(e => e.dataset.actor);"
+                    f" return {json.dumps(actor_ids)}.every(a => ids.includes(a)) && ids; }})()", 20)
+                found["positions"] = await page.until(
+                    "(() => { const r = [...document.querySelectorAll('#positions tbody tr')].map(e => e.dataset.symbol);"
+                    " return r.length > 0 && r; })()", 40)
+                await page.until(f"!!document.getElementById('pause-{sym}')", 10)
+                await page.js(f"document.getElementById('pause-{sym}').click(); true")
+                found["state"] = await page.until(
+                    f"(() => {{ const c = document.querySelector('#symbols tr[data-symbol=\"{sym}\"] td[data-state]');"
+                    f" return c && c.dataset.state === 'REDUCING' && c.dataset.state; }})()", 10)
+                await page.until("document.querySelectorAll('#events li').length > 0", 10)
+                await page.until("document.getElementById('status').textContent === 'running'"
+                                 " || document.getElementById('status').textContent === 'paused'", 5)
+                shot = await page.send("Page.captureScreenshot", format="png")
+                found["png"] = base64.b64decode(shot["data"])
+                found["dialogs"] = list(page.dialogs)
+                return found
+            finally:
+                await page.close()
+
+    found = asyncio.run(run())
+    assert found["stored"] is True
+    assert set(found["positions"]) <= set(symbols)
+    assert found["state"] == "REDUCING"
+    assert any(sym in d and "Pause" in d for d in found["dialogs"])
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    SCREENSHOT.write_bytes(found["png"])
+    assert found["png"][:8] == b"\x89PNG\r\n\x1a\n"
