@@ -3,8 +3,25 @@
 from messages.journal.errors import CorruptJournal, JournalClosed, JournalError, JournalLocked, UnsupportedJournal
 from messages.journal.format import FORMAT_VERSION, SCHEMA_VERSION, Damage, SegmentHeader, segment_name
 from messages.journal.reader import Gap, JournalReader, Record, VerifyReport
-from messages.journal.records import RecordKind, decode_record, encode_record
+from messages.journal.records import (
+    Entry,
+    InputRef,
+    Output,
+    RecordKind,
+    RunStopped,
+    decode_entry,
+    decode_record,
+    encode_external,
+    encode_input,
+    encode_output,
+    encode_record,
+    encode_run_started,
+    encode_run_stopped,
+    entry_from_primitive,
+    unpack_record,
+)
 from messages.journal.repair import Quarantine, RepairReport, repair
+from messages.journal.run import RunMetadata
 from messages.journal.scan import SegmentInfo
 from messages.journal.writer import Durability, JournalWriter
 
@@ -12,24 +29,37 @@ __all__ = [
     "CorruptJournal",
     "Damage",
     "Durability",
+    "Entry",
     "FORMAT_VERSION",
     "Gap",
+    "InputRef",
     "JournalClosed",
     "JournalError",
     "JournalLocked",
     "JournalReader",
     "JournalWriter",
+    "Output",
     "Quarantine",
     "Record",
     "RecordKind",
     "RepairReport",
+    "RunMetadata",
+    "RunStopped",
     "SCHEMA_VERSION",
     "SegmentHeader",
     "SegmentInfo",
     "UnsupportedJournal",
     "VerifyReport",
+    "decode_entry",
     "decode_record",
+    "encode_external",
+    "encode_input",
+    "encode_output",
     "encode_record",
+    "encode_run_started",
+    "encode_run_stopped",
+    "entry_from_primitive",
     "repair",
     "segment_name",
+    "unpack_record",
 ]

@@ -1,40 +1,152 @@
-"""What a journal record holds for the runtime: a record kind and an envelope."""
+"""What a journal record holds for the runtime: a record kind and what that kind carries.
+
+Every record payload is a msgpack array whose first element is the ``RecordKind``:
+
+    EXTERNAL     [2, envelope]                   an external input entering the runtime
+    OUTPUT       [1, envelope, [receiver, ...]]  a message an actor emitted, with its receivers
+    INPUT        [0, actor_id, now_ns, msg_id]   ``actor_id`` handled message ``msg_id`` at handler
+                                                 instant ``now_ns`` (processing order per actor)
+    RUN_STARTED  [3, {run metadata}]             see ``messages.journal.run``
+    RUN_STOPPED  [4, stopped_ns]                 the writer was closed cleanly
+
+An INPUT refers to the EXTERNAL or OUTPUT record of the same run with that ``msg_id``; the
+runtime shows every message to its observers before delivering it, so that record is always
+earlier in the journal. Referring instead of copying keeps the journal (and its write cost)
+to one encoding per message however many actors receive it. ``envelope`` is the codec's
+envelope primitive (``Codec.envelope_to_primitive``). The older two-element OUTPUT form
+``[1, envelope]`` (no receivers) is still read.
+"""
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import Any, Iterable, Union
 
+import attrs
 import msgpack
 
 from messages.codec import Codec, CodecError
 from messages.envelope import Envelope
+from messages.journal.run import RunMetadata
 
 
 class RecordKind(IntEnum):
     INPUT = 0  # a message as an actor processed it, in processing order
     OUTPUT = 1  # a message as an actor emitted it
     EXTERNAL = 2  # an external input entering the runtime (market data, venue replies, operator, timers)
+    RUN_STARTED = 3  # run metadata: run id, configuration, schema version, start time
+    RUN_STOPPED = 4  # the run's journal was closed cleanly
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class InputRef:
+    """``actor_id`` handled message ``msg_id`` with the clock held at ``now_ns``."""
+
+    actor_id: str
+    now_ns: int
+    msg_id: int
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Output:
+    """An emitted message and the actors it was routed to (empty for event-only messages)."""
+
+    envelope: Envelope
+    receivers: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class RunStopped:
+    stopped_ns: int
+
+
+Entry = Union[InputRef, Output, Envelope, RunMetadata, RunStopped]
+
+def _packb(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
 
 
 def encode_record(codec: Codec, kind: RecordKind, envelope: Envelope) -> bytes:
-    """The payload of one record: msgpack ``[kind, envelope primitive]``."""
-    return msgpack.packb([int(kind), codec.envelope_to_primitive(envelope)], use_bin_type=True)
+    """A record of any kind that carries one envelope: msgpack ``[kind, envelope]``.
+
+    The runtime journal writes EXTERNAL records this way; OUTPUT and INPUT records have the
+    richer forms of ``encode_output`` and ``encode_input``.
+    """
+    return _packb([int(kind), codec.envelope_to_primitive(envelope)])
 
 
-def decode_record(codec: Codec, payload: bytes) -> tuple[RecordKind, Envelope]:
-    """Inverse of ``encode_record``; raises CodecError (UnknownMessageType for unknown tags)."""
+def encode_external(codec: Codec, envelope: Envelope) -> bytes:
+    return _packb([2, codec.envelope_to_primitive(envelope)])
+
+
+def encode_output(codec: Codec, envelope: Envelope, receivers: Iterable[str]) -> bytes:
+    return _packb([1, codec.envelope_to_primitive(envelope), list(receivers)])
+
+
+def encode_input(actor_id: str, now_ns: int, msg_id: int) -> bytes:
+    return _packb([0, actor_id, now_ns, msg_id])
+
+
+def encode_run_started(meta: RunMetadata) -> bytes:
+    return _packb([3, meta.to_primitive()])
+
+
+def encode_run_stopped(stopped_ns: int) -> bytes:
+    return _packb([4, stopped_ns])
+
+
+def unpack_record(payload: bytes) -> list[Any]:
+    """The msgpack array of a record with its kind checked; payloads are left as primitives."""
     try:
         obj: Any = msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except Exception as exc:
         raise CodecError(f"record is not msgpack: {exc}") from exc
-    if not isinstance(obj, list) or len(obj) != 2:
-        raise CodecError("a record is a [kind, envelope] pair")
-    raw_kind, env = obj
+    if not isinstance(obj, list) or len(obj) < 2:
+        raise CodecError("a record is an array [kind, ...]")
+    raw_kind = obj[0]
     if type(raw_kind) is not int:
         raise CodecError(f"record kind must be an integer, got {type(raw_kind).__name__}")
-    try:
-        kind = RecordKind(raw_kind)
-    except ValueError:
-        raise CodecError(f"unknown record kind {raw_kind!r}") from None
-    return kind, codec.envelope_from_primitive(env)
+    if not 0 <= raw_kind <= 4:
+        raise CodecError(f"unknown record kind {raw_kind!r}")
+    return obj
+
+
+def entry_from_primitive(codec: Codec, obj: list[Any]) -> Entry:
+    """The typed entry of an unpacked record (see ``unpack_record``)."""
+    kind = obj[0]
+    n = len(obj)
+    if kind == 2 and n == 2:
+        return codec.envelope_from_primitive(obj[1])
+    if kind == 1 and n in (2, 3):
+        receivers = tuple(obj[2]) if n == 3 else ()
+        return Output(envelope=codec.envelope_from_primitive(obj[1]), receivers=receivers)
+    if kind == 0 and n == 2:
+        raise CodecError("an INPUT record without its handler instant (encode_record's form) cannot be replayed")
+    if kind == 0 and n == 4:
+        _, actor_id, now_ns, msg_id = obj
+        if not (isinstance(actor_id, str) and type(now_ns) is int and type(msg_id) is int):
+            raise CodecError("an INPUT record is [0, actor_id, now_ns, msg_id]")
+        return InputRef(actor_id=actor_id, now_ns=now_ns, msg_id=msg_id)
+    if kind == 3 and n == 2:
+        return RunMetadata.from_primitive(obj[1])
+    if kind == 4 and n == 2 and type(obj[1]) is int:
+        return RunStopped(stopped_ns=obj[1])
+    raise CodecError(f"malformed {RecordKind(kind).name} record ({n} elements)")
+
+
+def decode_entry(codec: Codec, payload: bytes) -> tuple[RecordKind, Entry]:
+    """Any record as ``(kind, entry)``; raises CodecError (UnknownMessageType for unknown tags)."""
+    obj = unpack_record(payload)
+    return RecordKind(obj[0]), entry_from_primitive(codec, obj)
+
+
+def decode_record(codec: Codec, payload: bytes) -> tuple[RecordKind, Envelope]:
+    """Inverse of ``encode_record``: a ``[kind, envelope]`` record (an OUTPUT with receivers too).
+
+    Raises CodecError for records that carry no envelope (INPUT references, run metadata).
+    """
+    obj = unpack_record(payload)
+    kind = RecordKind(obj[0])
+    if not (len(obj) == 2 or (kind is RecordKind.OUTPUT and len(obj) == 3)) or not isinstance(obj[1], list):
+        raise CodecError(f"this {kind.name} record carries no envelope; use decode_entry")
+    return kind, codec.envelope_from_primitive(obj[1])

@@ -1,0 +1,379 @@
+"""Audit replay: re-run every actor on its journaled inbox and prove its outputs identical.
+
+Each actor is rebuilt from the run's recorded configuration and handed, in the order it
+processed them, the messages its INPUT records name, with a replay clock set to the journaled
+handler instant before each one. What it returns (after the same route check the dispatcher
+applies) must equal, byte for byte in the codec's encoding and in order, the OUTPUT records
+whose sender is that actor and whose causation id is that input. Actors replay independently,
+so a multi-threaded run audits exactly although its interleaving across threads was not
+deterministic. The journal is read once, front to back; memory holds only the messages some
+actor has yet to handle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import msgpack
+
+from actors.base import ActorLogic
+from actors.replay.journal_io import UnreadableJournal, open_for_replay
+from actors.topology import receivers as route_receivers
+from messages import Envelope
+from messages.codec import Codec, CodecError
+from messages.journal import SCHEMA_VERSION, CorruptJournal, JournalReader, RepairReport, RunMetadata
+
+_RESTARTED_TAG = "ActorRestarted.v1"
+
+
+class ReplayClock:
+    """The clock actors see in an audit: set to each input's journaled handler instant."""
+
+    def __init__(self) -> None:
+        self._now = 0
+
+    def now_ns(self) -> int:
+        return self._now
+
+    def set(self, ns: int) -> None:
+        self._now = ns
+
+
+@attrs.frozen(kw_only=True)
+class ChainLink:
+    """One message on the causal path to a divergence, as journaled."""
+
+    index: int
+    kind: str  # "EXTERNAL" | "OUTPUT"
+    envelope: Envelope
+    receivers: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Divergence:
+    """The first place where a replayed actor did not do what the journal says it did.
+
+    ``record_index`` is the journal record where it showed: the OUTPUT that differs or was not
+    produced, or the INPUT (or end of run) before which an output was missing from the journal.
+    ``position`` is the output's place among the outputs of ``input``.
+    """
+
+    actor_id: str
+    reason: str
+    record_index: int
+    input_index: int
+    input: Envelope
+    now_ns: int
+    position: int
+    expected: Any  # the journaled payload at ``position`` (None if the journal has none there)
+    actual: Any  # the replayed payload at ``position`` (None if the replay produced none)
+    actual_outputs: tuple[Any, ...]
+    chain: tuple[ChainLink, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class AuditReport:
+    runs: tuple[str, ...]
+    records: int
+    inputs: int
+    outputs: int
+    actors: int
+    divergence: Divergence | None
+    incomplete: tuple[str, ...] = ()  # actors whose last input's outputs run past a journal not cleanly closed
+    unverified: tuple[tuple[str, str], ...] = ()  # (actor, why) audited only up to a restart
+    repaired: RepairReport | None = None
+
+    @property
+    def identical(self) -> bool:
+        return self.divergence is None
+
+
+BuildActors = Callable[[RunMetadata, ReplayClock], dict[str, ActorLogic]]
+
+
+def build_from_metadata(meta: RunMetadata, clock: ReplayClock) -> dict[str, ActorLogic]:
+    """Every actor of the run, built exactly as the cluster built them from its configuration."""
+    from actors.cluster.build import build_actors
+    from config.errors import ConfigError
+    from config.settings import build_settings
+
+    try:
+        settings = build_settings(meta.config)
+    except ConfigError as exc:
+        raise UnreadableJournal(f"run {meta.run_id}: recorded configuration no longer valid: {exc}") from None
+    return build_actors(settings, clock, meta.run_id)
+
+
+class _Pending:
+    """The latest input of one actor and what the replay produced for it."""
+
+    __slots__ = ("index", "msg_id", "now_ns", "actual", "encoded", "matched", "raised")
+
+    def __init__(self, index: int, msg_id: int, now_ns: int, actual: list[Any], raised: BaseException | None) -> None:
+        self.index = index
+        self.msg_id = msg_id
+        self.now_ns = now_ns
+        self.actual = actual
+        self.encoded: list[bytes | None] = [None] * len(actual)
+        self.matched = 0
+        self.raised = raised
+
+
+class _Found(Exception):
+    def __init__(self, actor_id: str, reason: str, record_index: int, pending: _Pending | None,
+                 expected_prim: Any = None, position: int = 0) -> None:
+        super().__init__(reason)
+        self.actor_id, self.reason, self.record_index = actor_id, reason, record_index
+        self.pending, self.expected_prim, self.position = pending, expected_prim, position
+
+
+def audit_journal(directory: Path | str, *, codec: Codec | None = None, build: BuildActors = build_from_metadata,
+                  allow_repair: bool = True, progress: Callable[[int], None] | None = None) -> AuditReport:
+    """Audit every run in the journal at ``directory``; stop at the first divergence.
+
+    Raises UnreadableJournal when the journal cannot be replayed (see ``open_for_replay``, a
+    record that does not decode, a run without metadata, an input naming a message the journal
+    does not hold).
+    """
+    codec = codec or Codec()
+    reader, repaired = open_for_replay(directory, allow_repair=allow_repair)
+    auditor = _Auditor(codec, build, progress)
+    try:
+        auditor.run(reader)
+    except _Found as found:
+        div = auditor.divergence(found, reader)
+        return auditor.report(div, repaired)
+    except CorruptJournal as exc:
+        raise UnreadableJournal(str(exc)) from None
+    except CodecError as exc:
+        raise UnreadableJournal(f"record {auditor.index}: {exc}") from None
+    return auditor.report(None, repaired)
+
+
+class _Auditor:
+    def __init__(self, codec: Codec, build: BuildActors, progress: Callable[[int], None] | None) -> None:
+        self.codec = codec
+        self.build = build
+        self.progress = progress
+        self.clock = ReplayClock()
+        self.actors: dict[str, ActorLogic] = {}
+        self.pending: dict[str, _Pending] = {}
+        self.table: dict[int, list[Any]] = {}  # msg_id -> [envelope primitive, payload or None, receivers left]
+        self.stopped: dict[str, str] = {}
+        self.unverified: list[tuple[str, str]] = []
+        self.incomplete: list[str] = []
+        self.runs: list[str] = []
+        self.run_start = 0
+        self.index = -1
+        self.records = self.inputs = self.outputs = self.actor_count = 0
+
+    def report(self, div: Divergence | None, repaired: RepairReport | None) -> AuditReport:
+        return AuditReport(runs=tuple(self.runs), records=self.records, inputs=self.inputs, outputs=self.outputs,
+                           actors=self.actor_count, divergence=div, incomplete=tuple(self.incomplete),
+                           unverified=tuple(self.unverified), repaired=repaired)
+
+    # -- the pass -----------------------------------------------------------------------------
+    def run(self, reader: JournalReader) -> None:
+        unpackb = msgpack.unpackb
+        pending = self.pending
+        table = self.table
+        progress = self.progress
+        started = False
+        for index, payload in reader.records():
+            self.index = index
+            try:
+                obj = unpackb(payload, raw=False, strict_map_key=False)
+                kind = obj[0]
+            except Exception as exc:
+                raise CodecError(f"not a journal record: {exc}") from None
+            if kind == 0:
+                if not started:
+                    raise UnreadableJournal(f"record {index}: an input before any run metadata")
+                self._input(index, obj[1], obj[2], obj[3])
+            elif kind == 1:
+                if not started:
+                    raise UnreadableJournal(f"record {index}: an output before any run metadata")
+                prim = obj[1]
+                sender = prim[1]
+                verified = None
+                if sender in self.actors:
+                    verified = self._output(index, sender, prim)
+                elif sender == "supervisor" and prim[6] == _RESTARTED_TAG:
+                    self._restarted(prim[7].get("actor_id", ""))
+                receivers = obj[2] if len(obj) == 3 else ()
+                if receivers:
+                    # a verified output is byte-identical to the replay's object: hand that on, no decode
+                    table[prim[0]] = [prim, verified, len(receivers)]
+            elif kind == 2:
+                if not started:
+                    raise UnreadableJournal(f"record {index}: an external input before any run metadata")
+                prim = obj[1]
+                table[prim[0]] = [prim, None, 1]
+            elif kind == 3:
+                self._end_run(clean=False, index=index)
+                self._start_run(index, RunMetadata.from_primitive(obj[1]))
+                started = True
+            elif kind == 4:
+                self._end_run(clean=True, index=index)
+                started = False
+            else:
+                raise CodecError(f"unknown record kind {kind!r}")
+            self.records += 1
+            if progress is not None and not self.records % 50_000:
+                progress(self.records)
+        if self.records == 0:
+            raise UnreadableJournal("the journal holds no records")
+        self._end_run(clean=False, index=self.index + 1)
+
+    def _start_run(self, index: int, meta: RunMetadata) -> None:
+        if meta.schema_version > SCHEMA_VERSION:
+            raise UnreadableJournal(f"run {meta.run_id}: schema version {meta.schema_version} is newer than "
+                                    f"this program's {SCHEMA_VERSION}")
+        # constructors may read the clock: hold it where the live build held it
+        self.clock.set(meta.built_ns or meta.started_ns)
+        self.actors = self.build(meta, self.clock)
+        self.actor_count += len(self.actors)
+        self.table.clear()
+        self.stopped.clear()
+        self.runs.append(meta.run_id)
+        self.run_start = index
+
+    def _end_run(self, *, clean: bool, index: int) -> None:
+        for aid, p in self.pending.items():
+            if p.matched < len(p.actual):
+                if clean:
+                    raise _Found(aid, "replay produced an output the journal does not have", index, p,
+                                 position=p.matched)
+                self.incomplete.append(aid)
+        self.pending.clear()
+        self.actors = {}
+
+    def _restarted(self, actor_id: str) -> None:
+        if actor_id in self.actors and actor_id not in self.stopped:
+            self.stopped[actor_id] = "restarted by supervision"
+            self.unverified.append((actor_id, "restarted by supervision; audited up to the restart"))
+            self.pending.pop(actor_id, None)
+
+    def _resolve(self, msg_id: int) -> Any:
+        entry = self.table.get(msg_id)
+        if entry is None:
+            return None
+        payload = entry[1]
+        if payload is None:
+            prim = entry[0]
+            payload = entry[1] = self.codec.from_primitive(prim[6], prim[7])
+        entry[2] -= 1
+        if entry[2] <= 0:
+            del self.table[msg_id]
+        return payload
+
+    def _input(self, index: int, actor_id: str, now_ns: int, msg_id: int) -> None:
+        if actor_id in self.stopped:
+            self._resolve(msg_id)
+            return
+        actor = self.actors.get(actor_id)
+        if actor is None:
+            raise UnreadableJournal(f"record {index}: input for {actor_id!r}, which the recorded configuration "
+                                    f"does not build")
+        prev = self.pending.get(actor_id)
+        if prev is not None and prev.matched < len(prev.actual):
+            raise _Found(actor_id, "replay produced an output the journal does not have", index, prev,
+                         position=prev.matched)
+        msg = self._resolve(msg_id)
+        if msg is None:
+            raise UnreadableJournal(f"record {index}: input of {actor_id} names message {msg_id}, which is not "
+                                    f"in the journal (a quarantined gap?)")
+        self.clock.set(now_ns)
+        raised = None
+        try:
+            out = actor.handle(msg)
+        except Exception as exc:  # the live handler may have failed too: compare what was emitted
+            out, raised = [], exc
+        if out:
+            actual = [m for m in out if route_receivers(actor_id, m) is not None]
+        else:
+            actual = []
+        self.pending[actor_id] = _Pending(index, msg_id, now_ns, actual, raised)
+        self.inputs += 1
+
+    def _output(self, index: int, sender: str, prim: list[Any]) -> Any:
+        """Check one journaled output against the replay; return the replayed message it equals."""
+        if sender in self.stopped:
+            return None
+        p = self.pending.get(sender)
+        if p is None or p.msg_id != prim[5]:
+            raise _Found(sender, f"the journal has an output caused by message {prim[5]}, which the replay of "
+                                 f"{sender} was not handling", index, p, expected_prim=prim,
+                         position=p.matched if p is not None else 0)
+        pos = p.matched
+        if pos >= len(p.actual):
+            why = f"replay raised {p.raised!r}" if p.raised is not None else "replay produced no such output"
+            raise _Found(sender, f"the journal has an output the replay did not produce ({why})", index, p,
+                         expected_prim=prim, position=pos)
+        actual = self.codec.encode(p.actual[pos])
+        expected = msgpack.packb([prim[6], prim[7]], use_bin_type=True)
+        if actual != expected:
+            raise _Found(sender, "output differs", index, p, expected_prim=prim, position=pos)
+        p.matched = pos + 1
+        self.outputs += 1
+        return p.actual[pos]
+
+    # -- reporting ----------------------------------------------------------------------------
+    def divergence(self, found: _Found, reader: JournalReader) -> Divergence:
+        p = found.pending
+        input_env, chain = self._input_and_chain(reader, found, p)
+        expected = None
+        if found.expected_prim is not None:
+            try:
+                expected = self.codec.from_primitive(found.expected_prim[6], found.expected_prim[7])
+            except CodecError as exc:
+                expected = f"<undecodable: {exc}>"
+        actual = p.actual[found.position] if p is not None and found.position < len(p.actual) else None
+        return Divergence(
+            actor_id=found.actor_id, reason=found.reason, record_index=found.record_index,
+            input_index=p.index if p is not None else -1, input=input_env, now_ns=p.now_ns if p else 0,
+            position=found.position, expected=expected, actual=actual,
+            actual_outputs=tuple(p.actual) if p is not None else (), chain=chain)
+
+    def _input_and_chain(self, reader: JournalReader, found: _Found,
+                         p: _Pending | None) -> tuple[Envelope, tuple[ChainLink, ...]]:
+        """The diverging input and the messages that caused it, back to the external input."""
+        placeholder = Envelope(msg_id=0, sender="", receiver=found.actor_id, ts_event_ns=0, ts_recv_ns=0,
+                               causation_id=0, payload=None)
+        if p is None:
+            return placeholder, ()
+        # pass 1: msg_id -> (index, causation) for the messages of this run before the divergence
+        where: dict[int, tuple[int, int]] = {}
+        for index, payload in reader.records(self.run_start):
+            if index > found.record_index:
+                break
+            obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+            if obj[0] in (1, 2):
+                prim = obj[1]
+                where[prim[0]] = (index, prim[5])
+        wanted: list[int] = []
+        msg_id = p.msg_id
+        while msg_id and msg_id in where and len(wanted) < 64:
+            index, cause = where[msg_id]
+            wanted.append(index)
+            msg_id = cause
+        del where
+        if not wanted:
+            return placeholder, ()
+        # pass 2: decode those records
+        targets = set(wanted)
+        links: dict[int, ChainLink] = {}
+        for index, payload in reader.records(min(targets)):
+            if index > max(targets):
+                break
+            if index in targets:
+                obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+                env = self.codec.envelope_from_primitive(obj[1])
+                links[index] = ChainLink(index=index, kind="EXTERNAL" if obj[0] == 2 else "OUTPUT", envelope=env,
+                                         receivers=tuple(obj[2]) if len(obj) == 3 else (env.receiver,))
+        chain = tuple(links[i] for i in reversed(wanted) if i in links)
+        first = links.get(wanted[0])
+        input_env = attrs.evolve(first.envelope, receiver=found.actor_id) if first else placeholder
+        return input_env, chain

@@ -1,0 +1,206 @@
+"""``bin/replay``: audit a journaled run, or replay its inputs (or HBT recordings) as a what-if.
+
+    bin/replay audit JOURNAL_DIR
+        exit 0: every actor's outputs are identical; 1: diverged (the first divergence is
+        printed with its causal chain); 2: the journal cannot be read.
+    bin/replay whatif (--journal DIR | --hbt FILE...) [--config FILE] [--set section.key=value ...]
+                      [--limit N] [--json OUT]
+        exit 0 after printing the report and the decision digest; 2 for a configuration or
+        journal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+import attrs
+from loguru import logger
+
+from actors.replay.journal_io import UnreadableJournal
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="replay", description="Audit or what-if replay of an Arbor journal.")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("audit", help="prove every actor's journaled outputs are reproduced exactly")
+    a.add_argument("journal", type=Path, help="journal directory (var/journal/<run id>)")
+    a.add_argument("--no-repair", action="store_true", help="refuse a damaged journal instead of repairing it")
+    w = sub.add_parser("whatif", help="replay external inputs through the deterministic scheduler")
+    src = w.add_mutually_exclusive_group(required=True)
+    src.add_argument("--journal", type=Path, help="journal directory whose external inputs to replay")
+    src.add_argument("--hbt", nargs="+", help="HBT recording files to replay")
+    w.add_argument("--config", type=Path, help="TOML merged over the recorded (or default) configuration")
+    w.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting (repeatable); symbols.<SYMBOL>.<key>=value for a symbol")
+    w.add_argument("--limit", type=int, help="replay only the first N inputs")
+    w.add_argument("--json", type=Path, help="also write the report as JSON here")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logger.remove()  # actors log every decision; a replay prints its own report
+    logger.add(sys.stderr, level="ERROR")
+    if args.command == "audit":
+        return audit_command(args.journal, allow_repair=not args.no_repair, out=sys.stdout, err=sys.stderr)
+    return whatif_command(args, out=sys.stdout, err=sys.stderr)
+
+
+# -- audit ---------------------------------------------------------------------------------------------
+def audit_command(journal: Path, *, allow_repair: bool, out: TextIO, err: TextIO) -> int:
+    from actors.replay.audit import audit_journal
+
+    bar = Progress(err, "records")
+    t0 = time.perf_counter()
+    try:
+        report = audit_journal(journal, allow_repair=allow_repair, progress=bar.update if bar.enabled else None)
+    except UnreadableJournal as exc:
+        bar.done()
+        print(f"replay audit: unreadable journal: {exc}", file=err)
+        return 2
+    bar.done()
+    elapsed = time.perf_counter() - t0
+    if report.repaired is not None:
+        for q in report.repaired.quarantined:
+            print(f"repaired: {q.bytes_moved} bytes of {q.segment.name} ({q.reason}) moved to "
+                  f"{q.quarantine_path.name}", file=err)
+    print(f"audited run(s) {', '.join(report.runs)}: {report.records:,} records, {report.actors} actors, "
+          f"{report.inputs:,} inputs, {report.outputs:,} outputs checked in {elapsed:.2f}s", file=out)
+    for aid in report.incomplete:
+        print(f"note: {aid}: the outputs of its last input run past the end of a journal that was not closed "
+              f"cleanly (a crash); not counted as a divergence", file=out)
+    for aid, why in report.unverified:
+        print(f"note: {aid}: {why}", file=out)
+    if report.divergence is None:
+        print("IDENTICAL", file=out)
+        return 0
+    print(format_divergence(report.divergence), file=out)
+    return 1
+
+
+def format_divergence(d: Any) -> str:
+    lines = [
+        f"DIVERGED at record {d.record_index}: {d.actor_id}: {d.reason}",
+        f"  input     record {d.input_index}, msg {d.input.msg_id} from {d.input.sender} at now_ns {d.now_ns} "
+        f"({iso(d.now_ns)})",
+        f"            {show(d.input.payload)}",
+        f"  output #{d.position}",
+        f"  expected  {show(d.expected)}",
+        f"  actual    {show(d.actual)}",
+    ]
+    if d.actual_outputs:
+        lines.append(f"  the replay produced {len(d.actual_outputs)} output(s) for this input:")
+        lines += [f"    [{i}] {show(m)}" for i, m in enumerate(d.actual_outputs)]
+    if d.chain:
+        lines.append("  causal chain (external input first):")
+        for link in d.chain:
+            e = link.envelope
+            lines.append(f"    record {link.index} {link.kind} msg {e.msg_id} {e.sender} -> "
+                         f"{', '.join(link.receivers) or '-'}: {show(e.payload)}")
+    return "\n".join(lines)
+
+
+def show(msg: Any, width: int = 400) -> str:
+    """One line naming a message's type and fields; long bytes and the whole are shortened."""
+    if msg is None or not attrs.has(type(msg)):
+        return repr(msg)
+    parts = []
+    for f in attrs.fields(type(msg)):
+        v = getattr(msg, f.name)
+        if isinstance(v, bytes):
+            v = v[:60] + (b"..." if len(v) > 60 else b"")
+        parts.append(f"{f.name}={show(v) if attrs.has(type(v)) else v!s}")
+    text = f"{type(msg).__name__}({', '.join(parts)})"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds")
+
+
+# -- what-if -------------------------------------------------------------------------------------------
+def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from actors.replay.report import render
+    from actors.replay.whatif import hbt_config, journal_config, journal_inputs, journal_metadata, market_inputs, \
+        run_whatif
+    from config.errors import ConfigError
+    from config.loader import deep_merge, load_raw, read_toml
+    from config.settings import build_settings
+    from messages.codec import Codec
+
+    codec = Codec()
+    try:
+        if args.journal is not None:
+            meta = journal_metadata(args.journal)
+            raw = journal_config(meta, args.config, args.set)
+            settings = build_settings(raw)
+            inputs = journal_inputs(args.journal, codec)
+        else:
+            missing = [f for f in args.hbt if not Path(f).is_file()]
+            if missing:
+                raise ConfigError("--hbt", f"file not found: {missing[0]}")
+            base = load_raw()
+            if args.config is not None:
+                base = deep_merge(base, read_toml(args.config))
+            settings = build_settings(hbt_config(args.hbt, base, args.set))
+            inputs = market_inputs(settings)
+    except ConfigError as exc:
+        print(f"replay whatif: configuration error: {exc}", file=err)
+        return 2
+    except UnreadableJournal as exc:
+        print(f"replay whatif: unreadable journal: {exc}", file=err)
+        return 2
+    bar = Progress(err, "inputs")
+    try:
+        result = run_whatif(settings, inputs, limit=args.limit, codec=codec,
+                            progress=(lambda n, ts: bar.update(n, ts)) if bar.enabled else None)
+    except UnreadableJournal as exc:
+        bar.done()
+        print(f"replay whatif: unreadable journal: {exc}", file=err)
+        return 2
+    bar.done()
+    print(render(result.report, result.digest, result.inputs), file=out)
+    rate = result.inputs / result.elapsed_s if result.elapsed_s else 0.0
+    market = result.report["market_seconds"]
+    print(f"replayed in {result.elapsed_s:.2f}s: {rate:,.0f} inputs/s"
+          + (f", {market / result.elapsed_s:,.1f}x real time" if result.elapsed_s and market else ""), file=out)
+    if result.skipped_inputs:
+        print(f"note: {result.skipped_inputs} inputs addressed to actors this configuration does not build "
+              f"were skipped", file=out)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+class Progress:
+    """A one-line progress counter on ``stream``, only when it is a terminal."""
+
+    def __init__(self, stream: TextIO, unit: str) -> None:
+        self._stream = stream
+        self._unit = unit
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self._t0 = time.perf_counter()
+        self._shown = False
+
+    def update(self, n: int, ts_ns: int | None = None) -> None:
+        rate = n / max(time.perf_counter() - self._t0, 1e-9)
+        at = f"  market {iso(ts_ns)[11:23]}" if ts_ns else ""
+        self._stream.write(f"\r{n:>12,} {self._unit}  {rate:>10,.0f}/s{at}  ")
+        self._stream.flush()
+        self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._shown = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

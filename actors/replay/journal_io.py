@@ -1,0 +1,57 @@
+"""Opening a journal for replay: check it, repair what can be repaired, or say why it cannot be read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loguru import logger
+
+from messages.journal import JournalLocked, JournalReader, RepairReport, repair
+
+
+class UnreadableJournal(Exception):
+    """A journal that cannot be replayed: missing, unrepairable, locked while damaged, or without metadata."""
+
+
+def open_for_replay(directory: Path | str, *, allow_repair: bool = True) -> tuple[JournalReader, RepairReport | None]:
+    """A reader on ``directory`` after cutting and quarantining any damage (see ``messages.journal.repair``).
+
+    A torn tail on the last segment of a journal still being written is read up to the last good
+    record without repair; other damage under a live writer, or with ``allow_repair=False``, is
+    unreadable.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UnreadableJournal(f"{directory}: no such journal directory")
+    reader = JournalReader(directory)
+    report = reader.verify()
+    if not report.segments:
+        raise UnreadableJournal(f"{directory}: no journal segments")
+    unsupported = [s for s in report.segments if s.unsupported]
+    if unsupported:
+        raise UnreadableJournal(f"{unsupported[0].path.name}: {unsupported[0].unsupported}")
+    if report.ok:
+        return reader, None
+    only_torn_tail = all(s.damage is None for s in report.segments[:-1]) and bool(report.segments[-1].damage) \
+        and report.segments[-1].damage.torn  # type: ignore[union-attr]
+    if not allow_repair:
+        if only_torn_tail:
+            return reader, None
+        raise UnreadableJournal(f"{directory}: damaged ({_describe(report.damaged)}); run bin/journal repair")
+    try:
+        repaired = repair(directory)
+    except JournalLocked:
+        if only_torn_tail:
+            return reader, None  # a live writer's unfinished record
+        raise UnreadableJournal(f"{directory}: damaged ({_describe(report.damaged)}) and open by a writer") from None
+    for q in repaired.quarantined:
+        logger.bind(event_type="replay_journal_repaired").warning(
+            "replay: quarantined {} bytes of {} ({}) to {}", q.bytes_moved, q.segment.name, q.reason,
+            q.quarantine_path.name)
+    if repaired.unsupported:
+        raise UnreadableJournal(f"{directory}: segments from a newer program")
+    return reader, repaired
+
+
+def _describe(damaged) -> str:  # type: ignore[no-untyped-def]
+    return ", ".join(f"{s.path.name}: {s.damage.reason} at byte {s.damage.offset}" for s in damaged)

@@ -1,0 +1,197 @@
+"""The journal observer: writes what the runtime sees to a journal, for audit and what-if replay.
+
+Hooks run on whichever thread dispatched the message (group threads, the feed and timer
+threads). Each hook encodes on its own thread and appends under one lock, so the journal is one
+total order in which a message's EXTERNAL or OUTPUT record always precedes the INPUT records
+of the actors that handle it (the runtime shows a message to observers before delivering it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
+
+from loguru import logger
+
+from messages import Envelope, TimerTick
+from messages.codec import Codec
+from messages.journal import (
+    Durability,
+    JournalError,
+    JournalWriter,
+    RunMetadata,
+    encode_external,
+    encode_input,
+    encode_output,
+    encode_run_started,
+    encode_run_stopped,
+)
+
+JOURNAL_SUBDIR = "journal"
+T = TypeVar("T")
+
+
+class JournalObserver:
+    """Journals external inputs (EXTERNAL), every actor's inbox in processing order (INPUT, with
+    the handler instant) and every emitted message with its receivers (OUTPUT).
+
+    A failed append (disk full, I/O error) does not reach the actors: the observer logs it once,
+    stops journaling, counts what it drops and reports ``healthy == False`` so the cluster can
+    decide (for instance halt trading: an unjournaled run cannot be audited).
+    """
+
+    wants_inputs = True
+
+    def __init__(self, writer: JournalWriter, codec: Codec, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self._writer = writer
+        self._codec = codec
+        self._clock_ns = clock_ns
+        self._lock = threading.Lock()
+        self._failed: BaseException | None = None
+        self.records = 0
+        self.dropped = 0
+
+    @property
+    def directory(self) -> Path:
+        return self._writer.directory
+
+    @property
+    def healthy(self) -> bool:
+        return self._failed is None
+
+    # -- run lifecycle ----------------------------------------------------------------------
+    def start_run(self, meta: RunMetadata) -> None:
+        """Write the run's metadata record; call once, before the runtime starts."""
+        self._append(encode_run_started(meta))
+
+    def close(self) -> None:
+        """Write the clean-stop record, flush and release the journal; call after the runtime stopped."""
+        with self._lock:
+            if self._failed is None:
+                try:
+                    self._writer.append(encode_run_stopped(self._clock_ns()))
+                    self.records += 1
+                except (JournalError, OSError) as exc:
+                    self._fail(exc)
+            try:
+                self._writer.close()
+            except (JournalError, OSError) as exc:
+                self._fail(exc)
+
+    # -- Observer ---------------------------------------------------------------------------
+    def external(self, env: Envelope) -> None:
+        payload = encode_external(self._codec, env)
+        if type(env.payload) is TimerTick:
+            self._append(payload, sync=True)  # ticks drive the interval policy through quiet spells
+        else:
+            self._append(payload)
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        self._append(encode_output(self._codec, env, receivers))
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        self._append(encode_input(actor_id, now_ns, env.msg_id))
+
+    # -- internals --------------------------------------------------------------------------
+    def _append(self, payload: bytes, sync: bool = False) -> None:
+        with self._lock:
+            if self._failed is not None:
+                self.dropped += 1
+                return
+            try:
+                self._writer.append(payload)
+                if sync:
+                    self._writer.sync_if_due()
+            except (JournalError, OSError) as exc:
+                self._fail(exc)
+                self.dropped += 1
+                return
+            self.records += 1
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failed is None:
+            self._failed = exc
+            logger.bind(event_type="journal_failed", directory=str(self._writer.directory)).critical(
+                "journal {} failed ({!r}); journaling stopped, this run can no longer be audited",
+                self._writer.directory, exc)
+
+
+def parse_durability(value: Durability | str) -> Durability:
+    """``"every_record"``, ``"rotation"``, ``"interval"`` or ``"interval:<ms>"`` as a Durability."""
+    if isinstance(value, Durability):
+        return value
+    mode, _, ms = value.partition(":")
+    return Durability(mode=mode, interval_ms=int(ms)) if ms else Durability(mode=mode)  # type: ignore[arg-type]
+
+
+def build_held(build: Callable[[], T], clock: Any) -> tuple[T, int]:
+    """``(build(), instant)``: call ``build`` with ``clock`` held still (``begin``/``end``), so every
+    clock read in an actor's constructor returns the instant a replay will hold its clock at.
+
+    ``actors, built_ns = build_held(lambda: build_actors(settings, clock, run_id), clock)``
+    """
+    begin = getattr(clock, "begin", None)
+    if begin is None:
+        return build(), clock.now_ns()
+    instant = begin()
+    try:
+        return build(), instant
+    finally:
+        clock.end()
+
+
+def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[str, Any],
+                          durability: Durability | str = "interval", *, built_ns: int = 0, codec: Codec | None = None,
+                          clock_ns: Callable[[], int] = time.time_ns, segment_bytes: int = 64 * 1024 * 1024
+                          ) -> JournalObserver:
+    """A JournalObserver on ``<var_dir>/journal/<run_id>`` that has written the run's metadata.
+
+    ``raw_config`` is the merged raw configuration tree the cluster's Settings were built from;
+    ``built_ns`` the instant the actors were built at (see ``build_held``).
+    """
+    directory = Path(var_dir) / JOURNAL_SUBDIR / run_id
+    writer = JournalWriter(directory, run_id=run_id, durability=parse_durability(durability), clock_ns=clock_ns,
+                           segment_bytes=segment_bytes)
+    observer = JournalObserver(writer, codec or Codec(), clock_ns)
+    try:
+        observer.start_run(RunMetadata(run_id=run_id, config=dict(raw_config), started_ns=clock_ns(),
+                                         built_ns=built_ns))
+    except BaseException:
+        writer.close()
+        raise
+    if not observer.healthy:
+        raise JournalError(f"could not write the run metadata to {directory}")
+    return observer
+
+
+def record_simulated_run(var_dir: Path | str, raw_config: Mapping[str, Any], seconds: float, *,
+                         run_id: str = "sim", durability: Durability | str = "rotation",
+                         segment_bytes: int = 64 * 1024 * 1024) -> Path:
+    """Run the cluster of ``raw_config`` on the deterministic scheduler for ``seconds`` of simulated
+    time with a journal, and return the journal's directory (for trying replay without a live run)."""
+    from actors.cluster.simulate import SimulatedCluster
+    from config.settings import build_settings
+
+    settings = build_settings(raw_config)
+    start_ns = 1_723_161_600_000_000_000
+    observer = open_journal_observer(var_dir, run_id, raw_config, durability, built_ns=start_ns,
+                                     clock_ns=_Counter(start_ns), segment_bytes=segment_bytes)
+    try:
+        cluster = SimulatedCluster(settings, start_ns=start_ns, run_id=run_id, observers=(observer,))
+        cluster.run_for(seconds)
+    finally:
+        observer.close()
+    return observer.directory
+
+
+class _Counter:
+    """A journal-writer clock for simulated runs: deterministic, one nanosecond per call."""
+
+    def __init__(self, start_ns: int) -> None:
+        self._now = start_ns
+
+    def __call__(self) -> int:
+        self._now += 1
+        return self._now

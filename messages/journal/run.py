@@ -1,0 +1,57 @@
+"""Run metadata: what a replay needs to rebuild the actors of a journaled run."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any, Mapping
+
+import attrs
+
+from messages.codec import CodecError
+from messages.journal.format import SCHEMA_VERSION
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class RunMetadata:
+    """The first record of every run in a journal.
+
+    ``config`` is the merged raw configuration tree the cluster was built from (what
+    ``config.settings.build_settings`` takes), so a replay builds the same actors;
+    ``schema_version`` is the message schema of the code that wrote the run. ``built_ns`` is the
+    instant the clock was held at while the actors were constructed (constructors may read the
+    clock); a replay holds its clock there while rebuilding them. 0 when unknown.
+    """
+
+    run_id: str
+    config: dict[str, Any]
+    schema_version: int = SCHEMA_VERSION
+    started_ns: int = 0
+    built_ns: int = 0
+
+    def to_primitive(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "config": plain_config(self.config), "schema_version": self.schema_version,
+                "started_ns": self.started_ns, "built_ns": self.built_ns}
+
+    @classmethod
+    def from_primitive(cls, obj: Any) -> "RunMetadata":
+        if not (isinstance(obj, dict) and isinstance(obj.get("run_id"), str) and isinstance(obj.get("config"), dict)
+                and type(obj.get("schema_version")) is int and type(obj.get("started_ns")) is int):
+            raise CodecError("run metadata is {run_id: str, config: map, schema_version: int, started_ns: int}")
+        built = obj.get("built_ns", 0)
+        if type(built) is not int:
+            raise CodecError("run metadata built_ns must be an integer")
+        return cls(run_id=obj["run_id"], config=obj["config"], schema_version=obj["schema_version"],
+                   started_ns=obj["started_ns"], built_ns=built)
+
+
+def plain_config(value: Any, key: str = "config") -> Any:
+    """``value`` as msgpack-able primitives: TOML dates and times become ISO strings."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_config(v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_config(v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool, bytes)):
+        return value
+    raise ValueError(f"{key}: {type(value).__name__} cannot be journaled as configuration")
