@@ -177,6 +177,7 @@ def _section_classes() -> dict[str, type]:
     from actors.regime.config import RegimeConfig
     from actors.risk.config import RiskConfig
     from adapters.operator.config import OperatorConfig
+    from messages.journal.config import JournalConfig
     from adapters.sim.config import PaperConfig
     from supervision.config import SupervisionConfig
 
@@ -190,6 +191,7 @@ def _section_classes() -> dict[str, type]:
         "paper": PaperConfig,
         "supervision": SupervisionConfig,
         "operator": OperatorConfig,
+        "journal": JournalConfig,
     }
 
 
@@ -207,6 +209,7 @@ class Settings:
     paper: Any
     supervision: Any
     operator: Any
+    journal: Any
     faults: tuple[Any, ...] = ()
 
     def symbol(self, name: str) -> SymbolSettings:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
 from actors.cluster.observers import SummaryBoard
+from actors.replay.recorder import build_held
 from actors.runtime import HandlerClock, ThreadedRuntime
 from actors.runtime.dispatcher import Observer
 from config.settings import Settings
@@ -16,15 +17,21 @@ class LiveCluster:
     """Builds, starts and stops the single-process live cluster (what ``bin/start-cluster`` runs)."""
 
     def __init__(self, settings: Settings, run_id: str, observers: Iterable[Observer] = (),
-                 clock: HandlerClock | None = None) -> None:
+                 clock: HandlerClock | None = None,
+                 journal: Callable[[int], Observer] | None = None) -> None:
+        """``journal(built_ns)`` opens the journal observer once the actors are built (the instant
+        they were built at is what an audit replay holds the clock at while rebuilding them)."""
         self.settings = settings
         self.run_id = run_id
         self.clock = clock or HandlerClock()
         self.board = SummaryBoard(tuple(s.symbol for s in settings.symbols))
         self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
+        actors, built_ns = build_held(lambda: build_actors(settings, self.clock, run_id, self.faults), self.clock)
+        self.journal = journal(built_ns) if journal is not None else None
+        extra = (self.journal,) if self.journal is not None else ()
         self.runtime = ThreadedRuntime(
-            build_actors(settings, self.clock, run_id, self.faults), self.clock,
-            observers=(self.board, *observers),
+            actors, self.clock,
+            observers=(self.board, *observers, *extra),
             tick_interval_s=settings.run.tick_interval_ms / 1000,
             switch_interval_s=settings.run.switch_interval_ms / 1000,
             supervise=supervisor_for(settings, self.clock, run_id, self.faults),
@@ -39,6 +46,8 @@ class LiveCluster:
         if self.faults is not None:
             self.faults.release.set()  # end any injected hang so its thread can stop
         self.runtime.stop(timeout=timeout)
+        if self.journal is not None:
+            self.journal.close()
 
     def send(self, receiver: str, msg: Any) -> None:
         self.runtime.send(receiver, msg)

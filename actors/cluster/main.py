@@ -48,13 +48,14 @@ def load_settings(args: argparse.Namespace):
         cli["run"]["var_dir"] = str(args.var_dir)
     if args.operator:
         cli["operator"] = {"enabled": True}
-    return build_settings(deep_merge(raw, cli))
+    merged = deep_merge(raw, cli)
+    return merged, build_settings(merged)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_settings(args)
+        raw_config, settings = load_settings(args)
     except ConfigError as exc:
         print(f"start-cluster: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -87,7 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     trades = TradeLog(var_dir / "trades.jsonl", settings.run.mode)
     errors = ErrorCounter()
     extra = surface.observers if surface is not None else (errors,)
-    cluster = LiveCluster(settings, run_id, observers=(trades, EventLogger(), *extra), clock=clock)
+    journal = None
+    if settings.journal.enabled:
+        from actors.replay.recorder import open_journal_observer
+
+        def journal(built_ns: int):
+            return open_journal_observer(var_dir, run_id, raw_config, settings.journal.policy, built_ns=built_ns,
+                                         segment_bytes=settings.journal.segment_mb * 1024 * 1024)
+    cluster = LiveCluster(settings, run_id, observers=(trades, EventLogger(), *extra), clock=clock, journal=journal)
     board = cluster.board
     # Liveness for outside monitors runs with or without the operator API.
     cycle = None if surface is not None else EngineCycle(LivenessFiles(var_dir), errors, clock,
@@ -147,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(f"\nfinal after {time.monotonic() - started:.1f}s:\n{board.render()}", flush=True)
             print(f"stopped cleanly in {time.monotonic() - t0:.2f}s; trade log: {var_dir / 'trades.jsonl'}", flush=True)
+            if cluster.journal is not None:
+                print(f"journal: {var_dir / 'journal' / run_id} (bin/replay audit {var_dir / 'journal' / run_id})",
+                      flush=True)
         for s, h in old_handlers.items():
             signal.signal(s, h)
         sink.close()
