@@ -41,6 +41,8 @@ class JsonLinesSink:
         line: dict[str, Any] = {"ts": rec["time"].isoformat(), "level": rec["level"].name, "msg": rec["message"]}
         for k, v in rec["extra"].items():
             line[k] = v
+        line.setdefault("actor", rec["name"])  # every line names where it came from
+        line.setdefault("event_type", "log")
         if rec["exception"] is not None:
             line["exception"] = "".join(__import__("traceback").format_exception(*rec["exception"]))
         text = redact(json.dumps(line, default=str), self._secrets)
