@@ -66,7 +66,7 @@ def measure_restarts(failures: int) -> tuple[list[float], list[float]]:
               for s in symbols for i in range(failures // len(symbols))]
     settings = load_settings({
         "faults": faults,
-        "run": {"tick_interval_ms": 20},
+        "run": {"tick_interval_ms": 20, "var_dir": tempfile.mkdtemp(prefix="arbor-bench-restart-")},
         "supervision": {"intensity": 1000, "period_s": 1.0},
         "symbols": [{"symbol": s, "events_per_s": 100.0, "start_price": "100", "tick_size": "0.01"} for s in symbols],
     })

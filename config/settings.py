@@ -32,6 +32,9 @@ class RunSettings:
     summary_interval_s: float = 5.0
     switch_interval_ms: float = 0.5
     log_level: str = "INFO"
+    venue_rest_url: str = ""  # live order entry: REST base (default: Binance USD-M, testnet per market.testnet)
+    venue_ws_url: str = ""  # live order entry: user-data websocket base
+    venue_timeout_s: float = 10.0  # one order-entry request; past it the order's fate is unknown until queried
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -39,7 +42,18 @@ class RunSettings:
         if self.mode == "live" and not self.live_enabled:
             raise ConfigError("run.live_enabled", "live mode sends real orders and must be enabled explicitly")
         if self.mode == "live":
-            raise ConfigError("run.mode", "live mode needs a real venue adapter, which this build does not ship yet")
+            from adapters.credentials import MissingCredential, binance_credentials_from_env
+
+            try:
+                binance_credentials_from_env()  # only checks presence; the value is never kept or shown here
+            except MissingCredential as exc:
+                raise ConfigError("run.mode", f"live trading: {exc}") from None
+        for key in ("venue_rest_url", "venue_ws_url"):
+            url = getattr(self, key)
+            if url and not url.startswith(("http://", "https://", "ws://", "wss://")):
+                raise ConfigError(f"run.{key}", f"must be an http(s):// or ws(s):// URL, got {url!r}")
+        if self.venue_timeout_s <= 0:
+            raise ConfigError("run.venue_timeout_s", "must be > 0")
         if self.tick_interval_ms <= 0:
             raise ConfigError("run.tick_interval_ms", "must be > 0")
         if self.summary_interval_s <= 0:
@@ -56,12 +70,26 @@ class MarketSettings:
     seed: int = 42
     recorded_files: tuple[str, ...] = ()
     paced: bool = True
+    ws_url: str = ""  # streamed sources: websocket base override (default: the venue's, per testnet)
+    rest_url: str = ""  # streamed sources: REST base for depth snapshots
+    testnet: bool = False  # streamed sources and live order entry: the venue's testnet endpoints
+    streams: tuple[str, ...] = ("trade", "bookTicker", "depth@100ms")
+    stale_after_s: float = 10.0  # no frame for this long: the feed is stale (symbols to REDUCING)
 
     def validate(self) -> None:
-        if self.source not in MARKET_SOURCES:
-            raise ConfigError("market.source", f"must be one of {', '.join(MARKET_SOURCES)}, got {self.source!r}")
+        sources = (*MARKET_SOURCES, "binance_usdm", "binance_spot")
+        if self.source not in sources:
+            raise ConfigError("market.source", f"must be one of {', '.join(sources)}, got {self.source!r}")
         if self.source == "recorded" and not self.recorded_files:
             raise ConfigError("market.recorded_files", "a recorded market needs at least one file")
+        if self.ws_url and not self.ws_url.startswith(("ws://", "wss://")):
+            raise ConfigError("market.ws_url", f"must be a ws:// or wss:// URL, got {self.ws_url!r}")
+        if self.rest_url and not self.rest_url.startswith(("http://", "https://")):
+            raise ConfigError("market.rest_url", f"must be an http:// or https:// URL, got {self.rest_url!r}")
+        if not self.streams or not all(isinstance(x, str) and x for x in self.streams):
+            raise ConfigError("market.streams", "name at least one stream (trade, bookTicker, depth@100ms, ...)")
+        if self.stale_after_s <= 0:
+            raise ConfigError("market.stale_after_s", "must be > 0")
 
 
 @frozen(kw_only=True)
@@ -180,6 +208,7 @@ def _section_classes() -> dict[str, type]:
     from messages.journal.config import JournalConfig
     from adapters.sim.config import PaperConfig
     from supervision.config import SupervisionConfig
+    from actors.distributed.config import ClusterConfig
 
     return {
         "risk": RiskConfig,
@@ -192,6 +221,7 @@ def _section_classes() -> dict[str, type]:
         "supervision": SupervisionConfig,
         "operator": OperatorConfig,
         "journal": JournalConfig,
+        "cluster": ClusterConfig,
     }
 
 
@@ -211,6 +241,7 @@ class Settings:
     operator: Any
     journal: Any
     faults: tuple[Any, ...] = ()
+    cluster: Any = None
 
     def symbol(self, name: str) -> SymbolSettings:
         for s in self.symbols:

@@ -7,6 +7,8 @@ from collections import Counter, deque
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Mapping
 
+import attrs
+
 from actors.arbitrator.config import ArbitratorConfig
 from actors.base import ActorContext, ActorLogic
 from messages import (
@@ -28,6 +30,27 @@ from messages import (
 ZERO = Decimal("0")
 ONE = Decimal("1")
 CYCLES_REMEMBERED = 1024  # per symbol, for duplicate detection with bounded memory
+
+
+@attrs.frozen(kw_only=True)
+class PositionView:
+    """The arbitrator's view of one symbol's position, from its PositionChanged events."""
+
+    symbol: str
+    state: PositionState
+    direction: Direction | None
+    qty: Decimal
+
+
+@attrs.frozen(kw_only=True)
+class ArbitratorSnapshot:
+    """Positions as last reported, unresolved ENTRY actions (symbol -> action id), and the kill
+    switch and trading states as Risk last announced them."""
+
+    positions: tuple[PositionView, ...]
+    pending_entries: tuple[tuple[str, str], ...]
+    kill_switch_engaged: bool = False
+    trading_states: tuple[tuple[str, str], ...] = ()
 
 
 def floor_to_step(qty: Decimal, step: Decimal) -> Decimal:
@@ -59,6 +82,25 @@ class ArbitratorLogic(ActorLogic):
         self._blocked_by_limit = 0
         self._kill_switch_engaged = False
         self._trading_states: dict[str, str] = {}
+
+    # -- persistence (called by supervision, never from a handler) --------------------------
+    def snapshot(self) -> ArbitratorSnapshot:
+        return ArbitratorSnapshot(
+            positions=tuple(PositionView(symbol=s, state=st, direction=d, qty=q) for s, (st, d, q) in self._positions.items()),
+            pending_entries=tuple(self._pending_entries.items()),
+            kill_switch_engaged=self._kill_switch_engaged,
+            trading_states=tuple(self._trading_states.items()),
+        )
+
+    def restore(self, snapshot: ArbitratorSnapshot) -> None:
+        """Replace the state with a stored one. Seen cycles are not kept: held messages are
+        delivered once after a restart, never replayed."""
+        if not isinstance(snapshot, ArbitratorSnapshot):
+            raise TypeError(f"expected ArbitratorSnapshot, got {type(snapshot).__name__}")
+        self._positions = {p.symbol: (p.state, p.direction, p.qty) for p in snapshot.positions}
+        self._pending_entries = dict(snapshot.pending_entries)
+        self._kill_switch_engaged = snapshot.kill_switch_engaged
+        self._trading_states = dict(snapshot.trading_states)
 
     # -- arbitration ------------------------------------------------------------------------
     def on_mandate_set(self, ms: MandateSet) -> list[Any]:

@@ -24,6 +24,7 @@ from adapters.sim.shadow import ShadowVenueLogic
 from actors.topology import symbol_of
 from config.settings import Settings
 from supervision.faults import FaultPlan, FaultyLogic
+from supervision.persist import StatePersister
 from supervision.group import SingletonSupervisor, SupervisionHooks, SymbolSupervisor
 from supervision.spec import ChildSpec, Strategy, SupervisorSpec
 
@@ -58,6 +59,10 @@ def make_symbol_actor(settings: Settings, symbol: str, role: str, clock: Clock, 
     if role == "executor":
         return ExecutorLogic(ctx, settings.executor)
     if role == "venue":
+        if settings.run.mode == "live":
+            from adapters.venues.gateway import VenueGatewayLogic, VenuePort
+
+            return VenueGatewayLogic(ctx, VenuePort(), venue=s.venue)  # the worker connects on start
         if settings.run.mode == "shadow":
             return ShadowVenueLogic(ctx)
         return PaperVenueLogic(ctx, settings.paper, qty_step=s.qty_step)
@@ -73,20 +78,28 @@ def make_singleton(settings: Settings, actor_id: str, clock: Clock, run_id: str)
     raise ValueError(f"unknown singleton {actor_id!r}")
 
 
-def restore_from(new: ActorLogic, previous: ActorLogic | None) -> ActorLogic:
-    """Carry a restarted actor's durable state over from its last good state (never defaults).
+def restore_from(new: ActorLogic, previous: ActorLogic | None, persister: StatePersister | None = None) -> ActorLogic:
+    """Carry a restarted actor's durable state over (never constructor defaults).
 
-    Snapshots are immutable values replaced only when a handler completes, so the failed
-    instance's snapshot is the state before the message that crashed it.
+    With a persister, the state is the one committed after the last handler that completed
+    (queued writes are flushed first). Without one, the failed instance's snapshot is used;
+    Position and Executor snapshots are immutable values replaced only when a handler completes,
+    so theirs is the state before the message that crashed it.
     """
+    target = getattr(new, "inner", new)
     if previous is None:
         return new
     prev = getattr(previous, "inner", previous)
-    target = getattr(new, "inner", new)
     if isinstance(target, CollectorLogic):
         target.resume_after(prev.last_seq)
-    elif hasattr(target, "restore") and hasattr(prev, "snapshot"):
-        target.restore(prev.snapshot())
+        return new
+    if not hasattr(target, "restore"):
+        return new
+    snap = persister.load(target.ctx.actor_id) if persister is not None else None
+    if snap is None and hasattr(prev, "snapshot"):
+        snap = prev.snapshot()
+    if snap is not None:
+        target.restore(snap)
     return new
 
 
@@ -117,33 +130,36 @@ def with_faults(logic: ActorLogic, faults: FaultPlan | None) -> ActorLogic:
 
 
 def symbol_spec(settings: Settings, symbol: str, clock: Clock, run_id: str,
-                faults: FaultPlan | None = None) -> SupervisorSpec:
+                faults: FaultPlan | None = None, persister: StatePersister | None = None) -> SupervisorSpec:
     """rest_for_one over collector -> feature -> regime -> position -> executor."""
     sup = settings.supervision
 
     def starter(role: str):
         return lambda previous: restore_from(
-            with_faults(make_symbol_actor(settings, symbol, role, clock, run_id), faults), previous)
+            with_faults(make_symbol_actor(settings, symbol, role, clock, run_id), faults), previous, persister)
 
     return SupervisorSpec(strategy=Strategy.REST_FOR_ONE, intensity=sup.intensity, period_s=sup.period_s,
                           backoff_base_s=sup.backoff_base_ms / 1000, backoff_max_s=sup.backoff_max_ms / 1000,
                           children=tuple(ChildSpec(id=role, start=starter(role)) for role in SUPERVISED_ROLES))
 
 
-def singleton_spec(settings: Settings, clock: Clock, run_id: str, faults: FaultPlan | None = None) -> SupervisorSpec:
+def singleton_spec(settings: Settings, clock: Clock, run_id: str, faults: FaultPlan | None = None,
+                   persister: StatePersister | None = None) -> SupervisorSpec:
     """one_for_one over Risk and the Arbitrator."""
     sup = settings.supervision
 
     def starter(actor_id: str):
         return lambda previous: restore_from(with_faults(make_singleton(settings, actor_id, clock, run_id), faults),
-                                             previous)
+                                             previous, persister)
 
     return SupervisorSpec(strategy=Strategy.ONE_FOR_ONE, intensity=sup.intensity, period_s=sup.period_s,
                           children=tuple(ChildSpec(id=a, start=starter(a)) for a in ("risk", "arbitrator")))
 
 
-def supervisor_for(settings: Settings, clock: Clock, run_id: str, faults: FaultPlan | None = None):
-    """A ``supervise(dispatcher)`` function: attaches the supervisors of whatever that dispatcher hosts."""
+def supervisor_for(settings: Settings, clock: Clock, run_id: str, faults: FaultPlan | None = None,
+                   persister: StatePersister | None = None):
+    """A ``supervise(dispatcher)`` function: attaches the supervisors of whatever that dispatcher hosts
+    (and, with a persister, saves the durable state of its actors after every completed handler)."""
 
     def supervise(dispatcher: Any) -> SupervisionHooks:
         sups: list[Any] = []
@@ -151,10 +167,12 @@ def supervisor_for(settings: Settings, clock: Clock, run_id: str, faults: FaultP
         for s in settings.symbols:
             if s.symbol in symbols:
                 rng = random.Random(stable_seed(settings.market.seed, f"{s.symbol}/supervisor"))
-                sups.append(SymbolSupervisor(s.symbol, symbol_spec(settings, s.symbol, clock, run_id, faults),
+                sups.append(SymbolSupervisor(s.symbol, symbol_spec(settings, s.symbol, clock, run_id, faults, persister),
                                              dispatcher, rng))
         if "risk" in dispatcher.actors:
-            sups.append(SingletonSupervisor(singleton_spec(settings, clock, run_id, faults), dispatcher))
+            sups.append(SingletonSupervisor(singleton_spec(settings, clock, run_id, faults, persister), dispatcher))
+        if persister is not None:
+            dispatcher.attach_persistence(persister.after_handle)
         hooks = SupervisionHooks(sups)
         dispatcher.attach_supervision(hooks)
         return hooks
@@ -166,6 +184,8 @@ def market_venue(settings: Settings) -> str:
     """The venue name the market frames are decoded as."""
     if settings.market.source == "sim":
         return "sim"
+    if settings.market.source in ("binance_usdm", "binance_spot"):
+        return settings.market.source  # streamed live by adapters.venues.feed, decoded as that venue
     venues = {s.venue for s in settings.symbols}
     if len(venues) != 1:
         raise ValueError("a recorded market feeds one venue; configure symbols of one venue")
@@ -178,5 +198,7 @@ def market_frames(settings: Settings, start_ns: int) -> Iterator[tuple[int, str,
         sims = [SimSymbol(symbol=s.symbol, start_price=s.start_price, tick_size=s.tick_size, qty_step=s.qty_step,
                           events_per_s=s.events_per_s, base_vol=s.base_vol) for s in settings.symbols]
         return SimMarket(sims, seed=settings.market.seed, start_ns=start_ns).frames()
+    if settings.market.source in ("binance_usdm", "binance_spot"):
+        raise ValueError("a streamed market is not played from frames: adapters.venues.wiring.start_venues streams it")
     wanted = {s.symbol for s in settings.symbols}
     return (f for f in merge_recordings(list(settings.market.recorded_files)) if f[1] in wanted)

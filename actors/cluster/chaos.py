@@ -125,7 +125,7 @@ class ChaosMonitor:
         return len(self.venue_fills - self.applied_fills)
 
 
-def chaos_overrides(rate: float, seed: int) -> dict[str, Any]:
+def chaos_overrides(rate: float, seed: int, var_dir: str = "var/chaos") -> dict[str, Any]:
     faults: list[dict[str, Any]] = []
     from config.settings import load_settings
 
@@ -140,7 +140,7 @@ def chaos_overrides(rate: float, seed: int) -> dict[str, Any]:
     return {
         "faults": faults,
         "market": {"seed": seed},
-        "run": {"tick_interval_ms": 50},
+        "run": {"tick_interval_ms": 50, "var_dir": var_dir},
         "feature": {"bucket_ms": 250, "short_window": 4, "long_window": 16, "min_samples": 6},
         "regime": {"decision_interval_ms": 250, "confirm_cycles": 1},
         "supervision": {"intensity": 5, "period_s": 20.0, "hang_timeout_ms": 500},
@@ -166,7 +166,7 @@ def position_mismatches(cluster: Any) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="chaos", description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=60.0, help="seconds of chaos (default 60)")
-    p.add_argument("--rate", type=float, default=0.002, help="fault probability per handled message")
+    p.add_argument("--rate", type=float, default=0.005, help="fault probability per handled message")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--cool-down", type=float, default=3.0, help="seconds before a quarantined symbol is released")
     p.add_argument("--var-dir", type=Path, default=Path("var/chaos"))
@@ -179,11 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from actors.cluster.logs import configure_logging
     from config.settings import load_settings
 
-    settings = load_settings(chaos_overrides(args.rate, args.seed))
-    sink = configure_logging(args.var_dir / "logs", "INFO", console_level=None)
+    run_dir = args.var_dir / time.strftime("%Y%m%dT%H%M%S")  # a fresh state store for every chaos run
+    settings = load_settings(chaos_overrides(args.rate, args.seed, str(run_dir)))
+    sink = configure_logging(run_dir / "logs", "INFO", console_level=None)
     monitor = ChaosMonitor(tuple(s.symbol for s in settings.symbols))
     cluster = LiveCluster(settings, f"chaos-{args.seed}", observers=(monitor,))
-    print(f"chaos: {args.duration:.0f}s, fault rate {args.rate}/message, seed {args.seed}; logs in {args.var_dir}",
+    print(f"chaos: {args.duration:.0f}s, fault rate {args.rate}/message, seed {args.seed}; logs in {run_dir}",
           flush=True)
     cluster.start()
     deadline = time.monotonic() + args.duration

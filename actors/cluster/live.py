@@ -10,7 +10,12 @@ from actors.replay.recorder import build_held
 from actors.runtime import HandlerClock, ThreadedRuntime
 from actors.runtime.dispatcher import Observer
 from config.settings import Settings
+from loguru import logger
+
+from messages import Reconcile
 from supervision.faults import FaultPlan
+from supervision.persist import StatePersister, restore_all
+from supervision.store import StateStore
 
 
 class LiveCluster:
@@ -18,7 +23,7 @@ class LiveCluster:
 
     def __init__(self, settings: Settings, run_id: str, observers: Iterable[Observer] = (),
                  clock: HandlerClock | None = None,
-                 journal: Callable[[int], Observer] | None = None) -> None:
+                 journal: Callable[[int], Observer] | None = None, persist: bool = True) -> None:
         """``journal(built_ns)`` opens the journal observer once the actors are built (the instant
         they were built at is what an audit replay holds the clock at while rebuilding them)."""
         self.settings = settings
@@ -27,6 +32,16 @@ class LiveCluster:
         self.board = SummaryBoard(tuple(s.symbol for s in settings.symbols))
         self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
         actors, built_ns = build_held(lambda: build_actors(settings, self.clock, run_id, self.faults), self.clock)
+        # Durable state lives in var/state/arbor.sqlite: a restarted process picks up its positions,
+        # orders in flight, kill-switch latch and trading states, then reconciles with the venue.
+        self.store = StateStore.in_var_dir(settings.run.var_dir) if persist else None
+        self.persister = StatePersister(self.store) if self.store is not None else None
+        self.restored: list[str] = []
+        if self.persister is not None:
+            if self.store.degraded:
+                logger.bind(actor="cluster", event_type="store_degraded").error(
+                    "state store degraded, starting without stored state: {}", self.store.degraded_reason)
+            self.restored = restore_all(actors, self.persister)
         self.journal = journal(built_ns) if journal is not None else None
         extra = (self.journal,) if self.journal is not None else ()
         self.runtime = ThreadedRuntime(
@@ -34,18 +49,37 @@ class LiveCluster:
             observers=(self.board, *observers, *extra),
             tick_interval_s=settings.run.tick_interval_ms / 1000,
             switch_interval_s=settings.run.switch_interval_ms / 1000,
-            supervise=supervisor_for(settings, self.clock, run_id, self.faults),
+            supervise=supervisor_for(settings, self.clock, run_id, self.faults, self.persister),
             hang_timeout_s=settings.supervision.hang_timeout_ms / 1000)
 
     def start(self) -> None:
+        streamed = self.settings.market.source in ("binance_usdm", "binance_spot") or self.settings.run.mode == "live"
+        if streamed:
+            from adapters.venues.wiring import check_venue_settings
+
+            check_venue_settings(self.settings)  # before anything starts
+        if self.persister is not None:
+            self.persister.start()
         self.runtime.start()
-        self.runtime.feed(market_frames(self.settings, self.clock.now_ns()), market_venue(self.settings),
-                          paced=self.settings.market.paced)
+        # Reconcile on start: local state (restored or fresh) against the venue's own records.
+        for s in self.settings.symbols:
+            self.runtime.send(f"{s.symbol}/executor", Reconcile(symbol=s.symbol, reason="start",
+                                                                ts_event_ns=self.clock.now_ns()))
+        if streamed:
+            from adapters.venues.wiring import start_venues
+
+            self.venues = start_venues(self.settings, self.runtime, self.clock)
+        else:
+            self.runtime.feed(market_frames(self.settings, self.clock.now_ns()), market_venue(self.settings),
+                              paced=self.settings.market.paced)
 
     def stop(self, timeout: float = 4.0) -> None:
         if self.faults is not None:
             self.faults.release.set()  # end any injected hang so its thread can stop
         self.runtime.stop(timeout=timeout)
+        if self.persister is not None:
+            self.persister.stop()
+            self.store.close()
         if self.journal is not None:
             self.journal.close()
 

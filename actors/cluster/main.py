@@ -33,6 +33,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--var-dir", type=Path, help="override run.var_dir")
     p.add_argument("--quiet", action="store_true", help="no live summary on stdout")
     p.add_argument("--operator", action="store_true", help="serve the operator API and dashboard (operator.enabled)")
+    p.add_argument("--workers", metavar="N|auto", help="run a Coordinator and N Worker processes (docs/cluster.md)")
+    p.add_argument("--join", metavar="HOST:PORT", help="contribute this host's worker capacity to a cluster")
     return p.parse_args(argv)
 
 
@@ -54,6 +56,10 @@ def load_settings(args: argparse.Namespace):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.workers is not None or args.join is not None:
+        from actors.distributed.launcher import main as cluster_main
+
+        return cluster_main(args)
     try:
         raw_config, settings = load_settings(args)
     except ConfigError as exc:

@@ -3,19 +3,33 @@
 Runs on whatever thread or process the runtime gives the symbol's executor actor; one message at
 a time, no I/O. Client order ids are derived from the action, so a retried or replayed submit
 never creates a second order, and an order whose fate is unknown is queried, never re-sent.
+
+Reconciliation (``actors.executor.reconcile``) compares the signed sum of the fills this executor
+forwarded with the venue's position and open orders, on ``Reconcile`` and every
+``reconcile_interval_ms``. ``snapshot()``/``restore()`` let supervision persist the orders (in
+flight and UNKNOWN ones included) and that sum; a restored order in flight is queried, never re-sent.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterable
 
 import attrs
 
 from actors.base import ActorContext, ActorLogic
 from actors.executor.config import ExecutorConfig
-from actors.executor.orders import AWAITING, TrackedOrder, client_order_id
+from actors.executor.orders import (
+    AWAITING,
+    SETTLED_ORDERS_KEPT,
+    SETTLED_PRUNE_BATCH,
+    ZERO,
+    ExecutorSnapshot,
+    TrackedOrder,
+    client_order_id,
+)
+from actors.executor.reconcile import Outcome, ReconcilePolicy, compare
 from messages import (
     CancelOpenOrders,
     CancelOrder,
@@ -28,15 +42,34 @@ from messages import (
     OrderStatus,
     OrderStatusReported,
     OrderTimedOut,
+    OrderType,
     PlaceOrder,
+    PositionReported,
     QueryOrder,
+    QueryPosition,
+    Reconcile,
+    ReconciliationCompleted,
     RequestCancel,
+    Side,
     SubmitOrder,
     TimerTick,
 )
 
 _MS = 1_000_000
 S = OrderStatus
+# Answers the position needs about its own orders; an emergency order's are kept here.
+_TO_POSITION = (OrderAccepted, OrderFilled, OrderRejected, OrderCanceled)
+
+
+@attrs.define
+class _Round:
+    """One reconciliation in progress: asked at ``asked_ns``; undecidable ``attempt`` times so far;
+    asked again at ``retry_at_ns`` when set."""
+
+    reason: str
+    asked_ns: int
+    attempt: int = 0
+    retry_at_ns: int | None = None
 
 
 class ExecutorLogic(ActorLogic):
@@ -45,13 +78,20 @@ class ExecutorLogic(ActorLogic):
     ROLE = "executor"
     WANTS_TICKS = True
 
-    def __init__(self, ctx: ActorContext, config: ExecutorConfig | None = None) -> None:
+    def __init__(self, ctx: ActorContext, config: ExecutorConfig | None = None, policy: ReconcilePolicy | None = None) -> None:
         super().__init__(ctx)
         self.config = (config or ExecutorConfig()).validate()
-        self._orders: dict[str, TrackedOrder] = {}
+        # Read from ExecutorConfig once it carries the reconciliation fields; explicit in tests.
+        self.policy = (policy or ReconcilePolicy.from_config(self.config)).validate()
+        self._orders: dict[str, TrackedOrder] = {}  # creation order
         self._live: dict[str, None] = {}  # insertion-ordered set: deterministic iteration on ticks
-        self._fill_ids: set[str] = set()
+        self._fill_ids: dict[str, str] = {}  # fill id -> client order id
+        self._local_qty = ZERO  # signed sum of the fills forwarded to the position
+        self._round: _Round | None = None
+        self._last_reconcile_ns = self._now()
+        self._last_outcome = ""
         self._counts: Counter[str] = Counter()
+        self._undo: dict[str, TrackedOrder | None] | None = None  # orders as they were before the current message
 
     # -- accessors --------------------------------------------------------------------------
     def order(self, coid: str) -> TrackedOrder | None:
@@ -61,6 +101,11 @@ class ExecutorLogic(ActorLogic):
         """Orders not yet in a terminal status, oldest first."""
         return tuple(self._orders[c] for c in self._live)
 
+    @property
+    def local_qty(self) -> Decimal:
+        """The signed sum of the fills forwarded to the position (long > 0)."""
+        return self._local_qty
+
     def stats(self) -> dict[str, Any]:
         by_status = Counter(o.status.value for o in self._orders.values())
         return {
@@ -69,7 +114,39 @@ class ExecutorLogic(ActorLogic):
             **{k: self._counts[k] for k in ("duplicates_suppressed", "duplicate_fills", "timeouts", "unknown_answers")},
             "stale_answers": self._counts["stale_answers"],
             "unpriced_reports": self._counts["unpriced_reports"],
+            "local_qty": self._local_qty,
+            "reconciliations": self._counts["reconciliations"],
+            "reconcile_deferrals": self._counts["reconcile_deferrals"],
+            "last_reconcile_outcome": self._last_outcome,
         }
+
+    # -- persistence (called by supervision, never from a handler) --------------------------
+    def snapshot(self) -> ExecutorSnapshot:
+        """Orders (live, in flight, UNKNOWN and recently settled, oldest first) and the forwarded position."""
+        return ExecutorSnapshot(symbol=self.ctx.symbol, position_qty=self._local_qty, orders=tuple(self._orders.values()))
+
+    def restore(self, snapshot: ExecutorSnapshot) -> None:
+        """Replace the state with a stored one.
+
+        An order that was waiting for the venue (PENDING_NEW, PENDING_CANCEL) has an unknown fate
+        after a restart: it becomes UNKNOWN and, like every UNKNOWN order, is queried on the next
+        TimerTick (and by any Reconcile), never sent again. Its action keeps its client order id,
+        so a replayed SubmitOrder is suppressed as a duplicate.
+        """
+        if not isinstance(snapshot, ExecutorSnapshot):
+            raise TypeError(f"expected ExecutorSnapshot, got {type(snapshot).__name__}")
+        if snapshot.symbol != self.ctx.symbol:
+            raise ValueError(f"snapshot of {snapshot.symbol!r} restored into the executor of {self.ctx.symbol!r}")
+        self._orders, self._live, self._fill_ids = {}, {}, {}
+        for order in snapshot.orders:
+            if order.status in AWAITING or order.status is S.UNKNOWN:
+                order = attrs.evolve(order, status=S.UNKNOWN, last_query_ns=None)
+            self._put(order)
+            for fill_id in order.fill_ids:
+                self._fill_ids[fill_id] = order.client_order_id
+        self._local_qty = snapshot.position_qty
+        self._round = None
+        self._last_reconcile_ns = self._now()
 
     # -- from the position and risk ---------------------------------------------------------
     def on_submit_order(self, msg: SubmitOrder) -> list[Any]:
@@ -125,6 +202,50 @@ class ExecutorLogic(ActorLogic):
         return [RequestCancel(symbol=self.ctx.symbol, client_order_id=order.client_order_id, ts_event_ns=self._now())]
 
     # -- from the venue ---------------------------------------------------------------------
+    def handle(self, msg: Any) -> list[Any] | None:
+        """Handle one message atomically: a handler that raises leaves the state as it was before
+        it, so ``snapshot()`` of a crashed executor is its last good state and the message can be
+        delivered again without, say, its fill id already counted as seen."""
+        self._undo = {}
+        kept = (self._local_qty, attrs.evolve(self._round) if self._round else None, self._last_reconcile_ns, self._last_outcome)
+        try:
+            return self._handle(msg)
+        except BaseException:
+            self._roll_back(kept)
+            raise
+        finally:
+            self._undo = None
+
+    def _roll_back(self, kept: tuple[Any, ...]) -> None:
+        self._local_qty, self._round, self._last_reconcile_ns, self._last_outcome = kept
+        for coid, previous in (self._undo or {}).items():
+            current = self._orders.get(coid)
+            for fill_id in current.fill_ids if current else ():
+                self._fill_ids.pop(fill_id, None)
+            if previous is None:
+                self._orders.pop(coid, None)
+                self._live.pop(coid, None)
+                continue
+            self._orders[coid] = previous  # assignment keeps an existing key's place: creation order holds
+            for fill_id in previous.fill_ids:
+                self._fill_ids[fill_id] = coid
+        if self._undo:
+            self._live = {c: None for c, o in self._orders.items() if o.is_live}
+
+    def _handle(self, msg: Any) -> list[Any] | None:
+        coid = getattr(msg, "client_order_id", None)
+        before = self._orders.get(coid) if coid is not None else None
+        out = super().handle(msg)
+        if out is None or before is None or not before.emergency:
+            return out
+        # The executor's own flattening order: the position never placed it, so it never hears
+        # of it; once it is over, the venue's records are compared again.
+        out = [m for m in out if not (isinstance(m, _TO_POSITION) and m.client_order_id == coid)]
+        after = self._orders.get(coid)
+        if before.is_live and after is not None and not after.is_live:
+            out += self._start_round("emergency close over")
+        return out
+
     def on_order_accepted(self, msg: OrderAccepted) -> list[Any]:
         order = self._live_order(msg.client_order_id)
         if order is None:
@@ -140,7 +261,9 @@ class ExecutorLogic(ActorLogic):
         if msg.fill_id in self._fill_ids:
             self._counts["duplicate_fills"] += 1
             return []
-        self._fill_ids.add(msg.fill_id)
+        self._fill_ids[msg.fill_id] = order.client_order_id
+        order = attrs.evolve(order, fill_ids=order.fill_ids + (msg.fill_id,))
+        self._put(order)
         qty = msg.qty
         if order.reconciled_qty > 0:
             # Part of this order was settled from the venue's records; forward only what they missed.
@@ -238,12 +361,124 @@ class ExecutorLogic(ActorLogic):
             elif order.status is S.UNKNOWN and (order.last_query_ns is None or now - order.last_query_ns >= query_ns):
                 self._put(attrs.evolve(order, last_query_ns=now))
                 out.append(QueryOrder(symbol=self.ctx.symbol, client_order_id=coid, ts_event_ns=now))
+        return out + self._reconcile_on_tick(now, ack_ns)
+
+    # -- reconciliation ---------------------------------------------------------------------
+    def on_reconcile(self, msg: Reconcile) -> list[Any]:
+        return self._start_round(msg.reason or "requested")
+
+    def on_position_reported(self, msg: PositionReported) -> list[Any]:
+        """Compare the venue's records with ours and act on the verdict (see ``actors.executor.reconcile``)."""
+        now = self._now()
+        attempt = self._round.attempt if self._round is not None else 0
+        verdict = compare(local_qty=self._local_qty, orders=self._orders, report=msg, policy=self.policy, attempt=attempt)
+        if verdict.outcome is None:
+            self._counts["reconcile_deferrals"] += 1
+            if self._round is None:
+                self._round = _Round(reason="unsolicited report", asked_ns=now)
+            self._round.attempt = attempt + 1
+            self._round.retry_at_ns = now + self.config.query_interval_ms * _MS
+            self.ctx.log.info("reconciliation undecided (attempt {}): {}", attempt + 1, verdict.detail)
+            return []
+        self._round = None
+        self._last_reconcile_ns = now
+        self._counts["reconciliations"] += 1
+        self._last_outcome = verdict.outcome.value
+        local = self._local_qty
+        out: list[Any] = [RequestCancel(symbol=self.ctx.symbol, client_order_id=c, ts_event_ns=now) for c in verdict.cancel]
+        if verdict.outcome is Outcome.SYNC_LOCAL:
+            self._local_qty = msg.qty
+        elif verdict.outcome is Outcome.EMERGENCY_CLOSE:
+            out += self._emergency_close(verdict.close_qty, msg.ts_event_ns, now)
+        if verdict.outcome is not Outcome.NONE:
+            self.ctx.log.warning("reconciliation {}: {}", verdict.outcome.value, verdict.detail)
+        out.append(
+            ReconciliationCompleted(
+                symbol=self.ctx.symbol,
+                outcome=verdict.outcome.value,
+                local_qty=local,
+                venue_qty=msg.qty,
+                venue_avg_price=msg.avg_price,
+                detail=verdict.detail,
+                ts_event_ns=now,
+            )
+        )
         return out
+
+    def _start_round(self, reason: str) -> list[Any]:
+        now = self._now()
+        self._round = _Round(reason=reason, asked_ns=now)
+        return self._ask_venue(now)
+
+    def _ask_venue(self, now: int) -> list[Any]:
+        """Query every order not seen finished, then the position: the venue answers in this order."""
+        out: list[Any] = []
+        for order in self.open_orders():
+            if order.status is S.UNKNOWN:
+                self._put(attrs.evolve(order, last_query_ns=now))
+            out.append(QueryOrder(symbol=self.ctx.symbol, client_order_id=order.client_order_id, ts_event_ns=now))
+        out.append(QueryPosition(symbol=self.ctx.symbol, ts_event_ns=now))
+        return out
+
+    def _reconcile_on_tick(self, now: int, ack_ns: int) -> list[Any]:
+        rnd = self._round
+        if rnd is not None:
+            if rnd.retry_at_ns is not None and now >= rnd.retry_at_ns:
+                rnd.retry_at_ns, rnd.asked_ns = None, now
+                return self._ask_venue(now)
+            if rnd.retry_at_ns is None and now - rnd.asked_ns >= ack_ns:
+                rnd.asked_ns = now  # no answer: ask again, the round stays open
+                return self._ask_venue(now)
+            return []
+        interval = self.policy.reconcile_interval_ms * _MS
+        if interval and now - self._last_reconcile_ns >= interval:
+            return self._start_round("periodic")
+        return []
+
+    def _emergency_close(self, venue_qty: Decimal, report_ns: int, now: int) -> list[Any]:
+        """A reduce-only market order for the venue's whole position, with an id derived from the report."""
+        action_id = f"reconcile:{self.ctx.symbol}:{report_ns}"
+        coid = client_order_id(self.ctx.run_id, action_id)
+        if coid in self._orders:
+            self._counts["duplicates_suppressed"] += 1
+            return [DuplicateOrderSuppressed(symbol=self.ctx.symbol, client_order_id=coid, action_id=action_id, ts_event_ns=now)]
+        side = Side.SELL if venue_qty > 0 else Side.BUY
+        qty = abs(venue_qty)
+        self._put(
+            TrackedOrder(
+                client_order_id=coid,
+                action_id=action_id,
+                intent=OrderIntent.EXIT,
+                side=side,
+                qty=qty,
+                order_type=OrderType.MARKET,
+                limit_price=None,
+                reduce_only=True,
+                status=S.PENDING_NEW,
+                sent_ns=now,
+                awaiting_since_ns=now,
+                emergency=True,
+            )
+        )
+        return [
+            PlaceOrder(
+                symbol=self.ctx.symbol,
+                client_order_id=coid,
+                side=side,
+                qty=qty,
+                order_type=OrderType.MARKET,
+                limit_price=None,
+                reduce_only=True,
+                ts_event_ns=now,
+            )
+        ]
 
     # -- internals --------------------------------------------------------------------------
     def _apply_fill(self, order: TrackedOrder, fill: OrderFilled) -> list[Any]:
         filled = order.filled_qty + fill.qty
         order = attrs.evolve(order, filled_qty=filled)
+        if not order.emergency:
+            self._local_qty += fill.qty if fill.side is Side.BUY else -fill.qty
         if order.is_live:
             if filled >= order.qty or fill.leaves_qty == 0:
                 order = attrs.evolve(order, status=S.FILLED)
@@ -259,8 +494,8 @@ class ExecutorLogic(ActorLogic):
 
     def _reconcile_fill(self, order: TrackedOrder, msg: OrderStatusReported, missing: Decimal) -> list[Any]:
         fill_id = f"{order.client_order_id}:recon:{msg.filled_qty}"
-        self._fill_ids.add(fill_id)
-        self._put(attrs.evolve(order, reconciled_qty=order.reconciled_qty + missing))
+        self._fill_ids[fill_id] = order.client_order_id
+        self._put(attrs.evolve(order, reconciled_qty=order.reconciled_qty + missing, fill_ids=order.fill_ids + (fill_id,)))
         fill = OrderFilled(
             symbol=msg.symbol,
             client_order_id=order.client_order_id,
@@ -309,11 +544,33 @@ class ExecutorLogic(ActorLogic):
         return order
 
     def _put(self, order: TrackedOrder) -> None:
+        if self._undo is not None:
+            self._undo.setdefault(order.client_order_id, self._orders.get(order.client_order_id))
         self._orders[order.client_order_id] = order
         if order.is_live:
             self._live.setdefault(order.client_order_id)
         else:
             self._live.pop(order.client_order_id, None)
+            if len(self._orders) - len(self._live) > SETTLED_ORDERS_KEPT + SETTLED_PRUNE_BATCH:
+                self._forget(self._oldest_settled(len(self._orders) - len(self._live) - SETTLED_ORDERS_KEPT))
+
+    def _oldest_settled(self, n: int) -> list[str]:
+        out = []
+        for coid, order in self._orders.items():
+            if len(out) >= n:
+                break
+            if not order.is_live:
+                out.append(coid)
+        return out
+
+    def _forget(self, coids: Iterable[str]) -> None:
+        """Drop settled orders past the retention (the store keeps the same ones)."""
+        for coid in coids:
+            if self._undo is not None:
+                self._undo.setdefault(coid, self._orders[coid])
+            order = self._orders.pop(coid)
+            for fill_id in order.fill_ids:
+                self._fill_ids.pop(fill_id, None)
 
     def _now(self) -> int:
         return self.ctx.clock.now_ns()

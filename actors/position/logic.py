@@ -39,6 +39,7 @@ from messages import (
     OrderType,
     PositionChanged,
     PositionState,
+    ReconciliationCompleted,
     Side,
     SubmitOrder,
 )
@@ -157,6 +158,36 @@ class PositionLogic(ActorLogic):
             )
         return self._order_over(f"canceled:{msg.reason}")
 
+    # -- reconciliation (forwarded by the executor) -----------------------------------------
+    def on_reconciliation_completed(self, msg: ReconciliationCompleted) -> list[Any]:
+        """SYNC_LOCAL with no live order: adopt the venue's quantity, direction and average price.
+
+        The venue's records are the truth, so this bypasses the transition table (FLAT -> OPEN and
+        OPEN -> FLAT are legal here); realized PnL and fees stay as they were. With a live order,
+        its own answers will move the position, so nothing is adopted; other outcomes change nothing
+        here (an emergency close is the executor's own order and is reconciled again when it ends).
+        """
+        pos = self._pos
+        if msg.outcome != "SYNC_LOCAL" or pos.order_qty is not None:
+            return []
+        qty = abs(msg.venue_qty)
+        if qty and msg.venue_avg_price is None:
+            self.ctx.log.error("reconciliation of {} reports {} without an average price", msg.symbol, msg.venue_qty)
+            return []
+        direction = None if not qty else (Direction.LONG if msg.venue_qty > 0 else Direction.SHORT)
+        new = attrs.evolve(
+            pos,
+            state=OPEN if qty else FLAT,
+            direction=direction,
+            qty=qty,
+            avg_entry_price=msg.venue_avg_price if qty else None,
+        )
+        if new == pos:
+            return []
+        self.ctx.log.warning("position adopted from the venue: {} -> {} {}", pos.signed_qty, new.signed_qty, new.avg_entry_price)
+        self._pos = new
+        return [self._changed(new, "reconciled")]
+
     # -- internals --------------------------------------------------------------------------
     def _is_live(self, action_id: str) -> bool:
         """Whether ``action_id`` names the live order; a late answer for an old one is counted."""
@@ -181,20 +212,21 @@ class PositionLogic(ActorLogic):
         if new.state is not self._pos.state:
             check_transition(self._pos.state, new.state)
         self._pos = new
-        return [
-            PositionChanged(
-                symbol=self.ctx.symbol,
-                state=new.state,
-                direction=new.direction,
-                qty=new.qty,
-                avg_entry_price=new.avg_entry_price,
-                realized_pnl=new.realized_pnl,
-                fees=new.fees,
-                ts_event_ns=self._now(),
-                action_id=new.action_id,
-                cause=cause,
-            )
-        ]
+        return [self._changed(new, cause)]
+
+    def _changed(self, new: PositionSnapshot, cause: str) -> PositionChanged:
+        return PositionChanged(
+            symbol=self.ctx.symbol,
+            state=new.state,
+            direction=new.direction,
+            qty=new.qty,
+            avg_entry_price=new.avg_entry_price,
+            realized_pnl=new.realized_pnl,
+            fees=new.fees,
+            ts_event_ns=self._now(),
+            action_id=new.action_id,
+            cause=cause,
+        )
 
     def _order_side(self) -> Side:
         pos = self._pos

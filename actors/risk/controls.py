@@ -27,6 +27,44 @@ class KillSwitch:
     ts_event_ns: int = 0
 
 
+@attrs.frozen(kw_only=True)
+class ScopeRecord:
+    """One scope's trading state as stored. ``restore_on_recovery`` is set exactly when supervision
+    holds the scope down (``set_by_supervision``) and names the state recovery returns it to."""
+
+    scope: str
+    state: TradingState
+    who: str
+    reason: str
+    ts_event_ns: int
+    set_by_supervision: bool = False
+    restore_on_recovery: TradingState | None = None
+
+
+@attrs.frozen(kw_only=True)
+class KillSwitchRecord:
+    engaged: bool
+    who: str
+    reason: str
+    ts_event_ns: int
+
+
+@attrs.frozen(kw_only=True)
+class QuarantineRecord:
+    symbol: str
+    reason: str
+    ts_event_ns: int
+
+
+@attrs.frozen(kw_only=True)
+class ControlsSnapshot:
+    """The kill-switch latch, every scope's trading state with who set it, and quarantined symbols."""
+
+    kill: KillSwitchRecord
+    scopes: tuple[ScopeRecord, ...]
+    quarantines: tuple[QuarantineRecord, ...] = ()
+
+
 class TradingControls:
     def __init__(self, symbols: Iterable[str]) -> None:
         self.scopes: dict[str, ScopeState] = {ALL_SYMBOLS: ScopeState()}
@@ -35,6 +73,34 @@ class TradingControls:
         self.kill = KillSwitch()
         # Symbols supervision put down, with the state to return to once they recover.
         self.restore_on_recovery: dict[str, TradingState] = {}
+        # Symbols that failed past their restart intensity, until an operator releases them.
+        self.quarantined: dict[str, QuarantineRecord] = {}
+
+    def snapshot(self) -> ControlsSnapshot:
+        k = self.kill
+        return ControlsSnapshot(
+            kill=KillSwitchRecord(engaged=k.engaged, who=k.who, reason=k.reason, ts_event_ns=k.ts_event_ns),
+            scopes=tuple(
+                ScopeRecord(
+                    scope=scope, state=st.state, who=st.who, reason=st.reason, ts_event_ns=st.ts_event_ns,
+                    set_by_supervision=scope in self.restore_on_recovery,
+                    restore_on_recovery=self.restore_on_recovery.get(scope),
+                )
+                for scope, st in self.scopes.items()
+            ),
+            quarantines=tuple(self.quarantined.values()),
+        )
+
+    def restore(self, snap: ControlsSnapshot) -> None:
+        """Adopt stored states; configured symbols missing from the snapshot stay ACTIVE."""
+        k = snap.kill
+        self.kill = KillSwitch(k.engaged, k.who, k.reason, k.ts_event_ns)
+        self.restore_on_recovery = {}
+        for rec in snap.scopes:
+            self.scopes[rec.scope] = ScopeState(rec.state, rec.who, rec.reason, rec.ts_event_ns)
+            if rec.set_by_supervision:
+                self.restore_on_recovery[rec.scope] = rec.restore_on_recovery or TradingState.ACTIVE
+        self.quarantined = {q.symbol: q for q in snap.quarantines}
 
     @property
     def symbols(self) -> list[str]:

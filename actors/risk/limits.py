@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import attrs
+
 NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+@attrs.frozen(kw_only=True)
+class LimitsSnapshot:
+    """The anchors of the loss limits: the UTC day (days since the epoch), its starting equity,
+    the peak equity, and the latched breaches."""
+
+    day: int | None
+    day_start_equity: Decimal
+    peak_equity: Decimal
+    daily_hit_day: int | None = None
+    drawdown_hit: bool = False
 
 
 class LossLimits:
@@ -53,6 +67,14 @@ class LossLimits:
             self.drawdown_hit = True
             tripped.append(("drawdown", f"drawdown {drawdown:.4%} from peak {self.peak} breaches {self.max_drawdown_pct:.4%}"))
         return tripped
+
+    def snapshot(self) -> LimitsSnapshot:
+        return LimitsSnapshot(day=self.day, day_start_equity=self.day_anchor, peak_equity=self.peak,
+                              daily_hit_day=self._daily_hit_day, drawdown_hit=self.drawdown_hit)
+
+    def restore(self, snap: LimitsSnapshot) -> None:
+        self.day, self.day_anchor, self.peak = snap.day, snap.day_start_equity, snap.peak_equity
+        self._daily_hit_day, self.drawdown_hit = snap.daily_hit_day, snap.drawdown_hit
 
     def rebase_peak(self, equity: Decimal) -> None:
         self.peak = equity

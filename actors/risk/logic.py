@@ -6,11 +6,13 @@ from collections import Counter, deque
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from actors.base import ActorContext, ActorLogic
-from actors.risk.book import PortfolioBook
+from actors.risk.book import PortfolioBook, Reservation
 from actors.risk.config import RiskConfig
-from actors.risk.controls import SUPERVISION, TradingControls, cancels
-from actors.risk.limits import LossLimits
+from actors.risk.controls import SUPERVISION, ControlsSnapshot, QuarantineRecord, TradingControls, cancels
+from actors.risk.limits import LimitsSnapshot, LossLimits
 from messages import (
     ALL_SYMBOLS,
     Action,
@@ -18,15 +20,20 @@ from messages import (
     ActionDenied,
     ActionNotApplicable,
     ActorFailed,
+    Direction,
     EngageKillSwitch,
     KillSwitchEngaged,
     KillSwitchReset,
     KillSwitchResetRefused,
     MandateKind,
     PositionChanged,
+    PositionState,
+    ReconciliationCompleted,
     ResetKillSwitch,
     SetTradingState,
+    SymbolQuarantined,
     SymbolRecovered,
+    SymbolReleased,
     TimerTick,
     TradingState,
 )
@@ -34,6 +41,40 @@ from messages import (
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 ORDER_KINDS = (MandateKind.ENTRY, MandateKind.REDUCE, MandateKind.EXIT)
+RECONCILIATION = "reconciliation"
+DRIFT_UNRESOLVED = "DRIFT_UNRESOLVED"
+
+
+@attrs.frozen(kw_only=True)
+class SymbolBookRecord:
+    """What Risk knows of one symbol's position and market (see ``actors.risk.book.SymbolBook``)."""
+
+    symbol: str
+    qty: Decimal
+    direction: Direction | None
+    state: PositionState
+    avg_entry_price: Decimal | None
+    realized_pnl: Decimal
+    fees: Decimal
+    mark_price: Decimal | None
+    data_ts_ns: int | None
+    last_cycle: int
+
+
+@attrs.frozen(kw_only=True)
+class RiskSnapshot:
+    """Everything a restarted Risk needs so that it keeps its latch, states and limits.
+
+    ``reservations``: approved entries no position shows yet. ``approved_at``: approval times in
+    the order-rate window. ``reconciliations``: the last reconciliation outcome per symbol.
+    """
+
+    controls: ControlsSnapshot
+    limits: LimitsSnapshot
+    books: tuple[SymbolBookRecord, ...]
+    reservations: tuple[Reservation, ...] = ()
+    approved_at: tuple[int, ...] = ()
+    reconciliations: tuple[ReconciliationCompleted, ...] = ()
 
 
 class RiskLogic(ActorLogic):
@@ -53,6 +94,41 @@ class RiskLogic(ActorLogic):
         self._denials: Counter[str] = Counter()
         self._kill_engagements = 0
         self._warnings: list[str] = []
+        self._reconciliations: dict[str, ReconciliationCompleted] = {}
+
+    # -- persistence (called by supervision, never from a handler) --------------------------
+    def snapshot(self) -> RiskSnapshot:
+        books = tuple(
+            SymbolBookRecord(
+                symbol=symbol, qty=b.qty, direction=b.direction, state=b.state, avg_entry_price=b.avg_entry_price,
+                realized_pnl=b.realized_pnl, fees=b.fees, mark_price=b.mark_price, data_ts_ns=b.data_ts_ns,
+                last_cycle=b.last_cycle,
+            )
+            for symbol, b in self.book.symbols.items()
+        )
+        return RiskSnapshot(
+            controls=self.controls.snapshot(),
+            limits=self.limits.snapshot(),
+            books=books,
+            reservations=tuple(self.book._reserved.values()),
+            approved_at=tuple(self._approved_at),
+            reconciliations=tuple(self._reconciliations.values()),
+        )
+
+    def restore(self, snapshot: RiskSnapshot) -> None:
+        """Replace the state with a stored one: an engaged kill switch stays engaged, with its who/why/when."""
+        if not isinstance(snapshot, RiskSnapshot):
+            raise TypeError(f"expected RiskSnapshot, got {type(snapshot).__name__}")
+        self.controls.restore(snapshot.controls)
+        self.limits.restore(snapshot.limits)
+        for rec in snapshot.books:
+            book = self.book.get(rec.symbol)
+            book.qty, book.direction, book.state = rec.qty, rec.direction, rec.state
+            book.avg_entry_price, book.realized_pnl, book.fees = rec.avg_entry_price, rec.realized_pnl, rec.fees
+            book.mark_price, book.data_ts_ns, book.last_cycle = rec.mark_price, rec.data_ts_ns, rec.last_cycle
+        self.book._reserved = {r.action_id: r for r in snapshot.reservations}
+        self._approved_at = deque(snapshot.approved_at)
+        self._reconciliations = {r.symbol: r for r in snapshot.reconciliations}
 
     def handle(self, msg: Any) -> list[Any] | None:
         # The day's anchor is the equity before the day's first event changes it.
@@ -70,7 +146,7 @@ class RiskLogic(ActorLogic):
         if denial is not None:
             reason, detail = denial
             self._denials[reason] += 1
-            self.ctx.log.info("action denied: {} {}", reason, detail)
+            self.ctx.log.debug("action denied: {} {}", reason, detail)
             return out + [ActionDenied(symbol=action.symbol, action=action, reason=reason, detail=detail, ts_event_ns=now)]
         return out + [self._approve(action, now)]
 
@@ -186,6 +262,24 @@ class RiskLogic(ActorLogic):
     def on_symbol_recovered(self, msg: SymbolRecovered) -> list[Any]:
         return self.controls.supervision_up(msg.symbol, self.ctx.clock.now_ns())
 
+    def on_symbol_quarantined(self, msg: SymbolQuarantined) -> list[Any]:
+        now = self.ctx.clock.now_ns()
+        self.controls.quarantined[msg.symbol] = QuarantineRecord(symbol=msg.symbol, reason=msg.reason, ts_event_ns=now)
+        return self.controls.supervision_down(msg.symbol, self.config.on_symbol_failure, f"quarantined: {msg.reason}", now)
+
+    def on_symbol_released(self, msg: SymbolReleased) -> list[Any]:
+        # The symbol stays down until its restarted subtree reports SymbolRecovered.
+        self.controls.quarantined.pop(msg.symbol, None)
+        return []
+
+    def on_reconciliation_completed(self, msg: ReconciliationCompleted) -> list[Any]:
+        """Record the outcome; a drift nobody may fix engages the kill switch (who="reconciliation")."""
+        self._reconciliations[msg.symbol] = msg
+        if msg.outcome != DRIFT_UNRESOLVED:
+            return []
+        why = f"{msg.symbol} drift: local {msg.local_qty}, venue {msg.venue_qty}: {msg.detail}"
+        return self._engage(RECONCILIATION, why, self.ctx.clock.now_ns())
+
     def on_engage_kill_switch(self, msg: EngageKillSwitch) -> list[Any]:
         return self._engage(msg.who, msg.reason, self.ctx.clock.now_ns())
 
@@ -254,6 +348,12 @@ class RiskLogic(ActorLogic):
             "max_portfolio_notional": str(cfg.max_portfolio_notional),
             "leverage": str(gross / equity if equity > 0 else Decimal("0")),
             "warnings": list(self._warnings) + self._liquidation_warnings(),
+            "quarantined": {q.symbol: {"reason": q.reason, "ts_event_ns": q.ts_event_ns}
+                            for q in self.controls.quarantined.values()},
+            "reconciliation": {r.symbol: {"outcome": r.outcome, "local_qty": str(r.local_qty), "venue_qty": str(r.venue_qty),
+                                          "detail": r.detail, "ts_event_ns": r.ts_event_ns}
+                               for r in self._reconciliations.values()},
+            "drift": sorted(s for s, r in self._reconciliations.items() if r.outcome == DRIFT_UNRESOLVED),
         }
 
     def _liquidation_warnings(self) -> list[str]:

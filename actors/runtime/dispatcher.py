@@ -82,12 +82,17 @@ class Dispatcher:
         self.failures = 0
         self.tick_receivers = tuple(aid for aid, a in actors.items() if a.WANTS_TICKS)
         self._intercept: Callable[[Envelope], bool] | None = None
+        self._after_handle: Callable[[str, Any, Any, Any], None] | None = None
         self._after_run: Callable[[], None] | None = None
         self.supervision: Any = None
         # (actor id, envelope, monotonic start) of the handler running now: the watchdog's view.
         self.current: tuple[str, Envelope, float] | None = None
         self.retired = False
         self.died_in: tuple[str, Envelope, float] | None = None
+
+    def attach_persistence(self, after_handle: Callable[[str, Any, Any, Any], None]) -> None:
+        """Call ``after_handle(actor_id, logic, message, outputs)`` after every handler that completed."""
+        self._after_handle = after_handle
 
     def attach_supervision(self, hooks: Any) -> None:
         """Let supervisors handle failures, see deliveries first and act when the group is idle."""
@@ -182,6 +187,8 @@ class Dispatcher:
             if out is None:
                 self._dead_letter(aid, env.payload)
                 return
+            if self._after_handle is not None:
+                self._after_handle(aid, logic, env.payload, out)  # persistence: before anything is routed
             if out:
                 self.emit(aid, out, env.msg_id)
         except BaseException:

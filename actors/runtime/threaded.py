@@ -394,6 +394,7 @@ class ThreadedRuntime:
                 for env in box:
                     new.deliver(env)
                 box.clear()
+            new._after_handle = old._after_handle  # persistence carries over
             hooks = old.supervision
             if hooks is not None:
                 for sup in hooks.supervisors:

@@ -1,8 +1,8 @@
 """The paper venue: a matching engine that fills orders against the symbol's market data.
 
 It is the per-symbol ``"venue"`` actor of paper mode: the collector shows it every
-``RawMarketEvent`` of the symbol, the executor sends it ``PlaceOrder``, ``RequestCancel`` and
-``QueryOrder``, and it answers the executor (see ``actors.topology``).
+``RawMarketEvent`` of the symbol, the executor sends it ``PlaceOrder``, ``RequestCancel``,
+``QueryOrder`` and ``QueryPosition``, and it answers the executor (see ``actors.topology``).
 
 Requests travel with latency: each is queued with ``due = now + latency_ms`` and handled, in the
 order they arrived, on the first market event or timer tick at or after that time. A MARKET order
@@ -32,7 +32,9 @@ from messages import (
     OrderRejected,
     OrderStatusReported,
     PlaceOrder,
+    PositionReported,
     QueryOrder,
+    QueryPosition,
     RawMarketEvent,
     RequestCancel,
     TimerTick,
@@ -51,6 +53,7 @@ _STAT_KEYS = (
     "cancels",  # orders canceled (on request, or reduce-only with nothing left to reduce)
     "cancel_unknown",  # cancels of an unknown or already terminal order: nothing answered
     "queries",
+    "position_queries",
     "dropped_acks",  # orders whose response was lost (fault injection)
     "dropped_fills",  # fills inside those lost responses
 )
@@ -83,6 +86,37 @@ class VenuePosition:
     avg_price: Decimal
     realized_pnl: Decimal
     fees: Decimal
+
+
+@attrs.frozen(kw_only=True)
+class PaperOrderState:
+    """One venue order as the simulated exchange records it (for its own persistence)."""
+
+    place: PlaceOrder
+    venue_order_id: str
+    status: OrderStatus
+    filled: Decimal
+    notional: Decimal
+    fillable_at_ns: int
+    resting: bool
+    reason: str
+    working: bool
+
+
+@attrs.frozen(kw_only=True)
+class PaperVenueSnapshot:
+    """The simulated exchange's records: a real venue keeps these across our restarts, so the
+    simulator does too (orders, its position, counters, and requests still in flight)."""
+
+    symbol: str
+    orders: tuple[PaperOrderState, ...]
+    pos_qty: Decimal
+    pos_avg: Decimal
+    realized: Decimal
+    fees: Decimal
+    next_order_no: int
+    next_fill_no: int
+    pending: tuple[tuple[int, str], ...]  # (due_ns, hex of the codec-encoded request) in arrival order
 
 
 @attrs.define
@@ -167,6 +201,11 @@ class PaperVenueLogic(ActorLogic):
         self._inbox.append((self.ctx.clock.now_ns() + self._latency_ns, msg))
         return self._advance(None)
 
+    def on_query_position(self, msg: QueryPosition) -> list[Any]:
+        """Queued with the other requests, so it is answered after the queries sent before it."""
+        self._inbox.append((self.ctx.clock.now_ns() + self._latency_ns, msg))
+        return self._advance(None)
+
     def on_raw_market_event(self, msg: RawMarketEvent) -> list[Any]:
         trade = None
         if msg.kind is MarketEventKind.QUOTE:
@@ -187,6 +226,41 @@ class PaperVenueLogic(ActorLogic):
         return self._advance(None)
 
     # -- records for reconciliation ---------------------------------------------------------------
+
+    def snapshot(self) -> PaperVenueSnapshot:
+        codec = self._snapshot_codec()
+        return PaperVenueSnapshot(
+            symbol=self.ctx.symbol,
+            orders=tuple(PaperOrderState(place=o.place, venue_order_id=o.venue_order_id, status=o.status,
+                                         filled=o.filled, notional=o.notional, fillable_at_ns=o.fillable_at_ns,
+                                         resting=o.resting, reason=o.reason, working=coid in self._working)
+                         for coid, o in self._orders.items()),
+            pos_qty=self._pos_qty, pos_avg=self._pos_avg, realized=self._realized, fees=self._fees,
+            next_order_no=self._next_order_no, next_fill_no=self._next_fill_no,
+            pending=tuple((due, codec.encode(req).hex()) for due, req in self._inbox),
+        )
+
+    def restore(self, snap: PaperVenueSnapshot) -> None:
+        """Take the exchange's records back (the book itself is rebuilt from the next quotes)."""
+        codec = self._snapshot_codec()
+        self._orders, self._working = {}, {}
+        for st in snap.orders:
+            o = _Order(place=st.place, venue_order_id=st.venue_order_id, status=st.status, filled=st.filled,
+                       notional=st.notional, fillable_at_ns=st.fillable_at_ns, resting=st.resting, reason=st.reason)
+            self._orders[st.place.client_order_id] = o
+            if st.working:
+                self._working[st.place.client_order_id] = o
+        self._pos_qty, self._pos_avg, self._realized, self._fees = snap.pos_qty, snap.pos_avg, snap.realized, snap.fees
+        self._next_order_no, self._next_fill_no = snap.next_order_no, snap.next_fill_no
+        self._inbox = deque((due, codec.decode(bytes.fromhex(raw))) for due, raw in snap.pending)
+
+    def _snapshot_codec(self) -> Any:
+        codec = getattr(self, "_codec", None)
+        if codec is None:
+            from messages import Codec
+
+            codec = self._codec = Codec()
+        return codec
 
     def venue_position(self) -> VenuePosition:
         return VenuePosition(
@@ -224,6 +298,8 @@ class PaperVenueLogic(ActorLogic):
                 out.extend(self._place(req, now))
             elif type(req) is RequestCancel:
                 out.extend(self._cancel(req, now))
+            elif type(req) is QueryPosition:
+                out.append(self._report_position(req, now))
             else:
                 out.extend(self._query(req, now))
         trade_left = trade.qty if trade is not None and trade.qty is not None else _ZERO
@@ -442,3 +518,14 @@ class PaperVenueLogic(ActorLogic):
                 ts_event_ns=now,
             )
         ]
+
+    def _report_position(self, msg: QueryPosition, now: int) -> PositionReported:
+        self._stats["position_queries"] += 1
+        return PositionReported(
+            symbol=msg.symbol,
+            qty=self._pos_qty,
+            avg_price=self._pos_avg if self._pos_qty else None,
+            open_client_order_ids=tuple(self._working),
+            ts_event_ns=now,
+        )
+

@@ -16,7 +16,9 @@ from messages import (
     OrderRejected,
     OrderStatusReported,
     PlaceOrder,
+    PositionReported,
     QueryOrder,
+    QueryPosition,
     RawMarketEvent,
     RequestCancel,
     TimerTick,
@@ -74,6 +76,15 @@ class ShadowVenueLogic(ActorLogic):
             )
         ]
 
+    def on_query_position(self, msg: QueryPosition) -> list[Any]:
+        """Nothing is ever filled or live here: flat, no open orders."""
+        self._stats["position_queries"] += 1
+        return [
+            PositionReported(
+                symbol=msg.symbol, qty=_ZERO, avg_price=None, open_client_order_ids=(), ts_event_ns=self.ctx.clock.now_ns()
+            )
+        ]
+
     def on_raw_market_event(self, msg: RawMarketEvent) -> list[Any]:
         return []  # handled, so market data routed here is not a dead letter
 
@@ -81,4 +92,4 @@ class ShadowVenueLogic(ActorLogic):
         return []
 
     def stats(self) -> dict[str, Any]:
-        return {key: self._stats[key] for key in ("orders", "shadow_rejects", "cancels", "queries")}
+        return {key: self._stats[key] for key in ("orders", "shadow_rejects", "cancels", "queries", "position_queries")}

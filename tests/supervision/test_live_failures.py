@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +24,8 @@ FAST = {
 }
 
 
-def run_live(fault: dict[str, Any]) -> tuple[LiveCluster, Recorder]:
-    settings = load_settings({"faults": [fault], **FAST})
+def run_live(fault: dict[str, Any], var_dir: Path) -> tuple[LiveCluster, Recorder]:
+    settings = load_settings({"faults": [fault], **FAST, "run": {**FAST["run"], "var_dir": str(var_dir)}})
     rec = Recorder()
     c = LiveCluster(settings, "live-test", observers=(rec,))
     c.start()
@@ -40,9 +41,9 @@ def btc_recovered(rec: Recorder) -> bool:
 
 
 @pytest.mark.parametrize("kind", ["raise", "hang", "kill"])
-def test_live_failure_is_detected_and_recovered_fail_closed(kind: str) -> None:
+def test_live_failure_is_detected_and_recovered_fail_closed(kind: str, tmp_path: Path) -> None:
     """A raising, hanging or thread-killing handler is detected, its subtree restarted, and no entry is sent until recovery."""
-    c, rec = run_live({"actor": "BTCUSDT/feature", "kind": kind, "on_message": 40, "hang_ms": 20000})
+    c, rec = run_live({"actor": "BTCUSDT/feature", "kind": kind, "on_message": 40, "hang_ms": 20000}, tmp_path)
     try:
         eventually(lambda: any(isinstance(m, ActorFailed) for m in events(rec)), timeout=20)
         failed = [m for m in events(rec) if isinstance(m, ActorFailed)]

@@ -1,0 +1,60 @@
+"""Operator commands for a running multi-process cluster, over its thespian admin port.
+
+    python -m actors.distributed.ctl [--host 127.0.0.1] --admin-port 1900 status
+    python -m actors.distributed.ctl --admin-port 1900 kill --reason "why" [--who NAME]
+    python -m actors.distributed.ctl --admin-port 1900 reset --reason "why" [--who NAME]
+
+Whoever reaches the admin port can command the cluster: keep it on loopback (or a trusted
+private network); see docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="arbor-ctl")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--admin-port", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=5.0)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("status")
+    for name in ("kill", "reset"):
+        c = sub.add_parser(name)
+        c.add_argument("--reason", required=True)
+        c.add_argument("--who", default="operator")
+    args = p.parse_args(argv)
+
+    from thespian.actors import ActorSystem
+
+    from actors.distributed.launcher import restrict_thespian_bind
+    from actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
+    from actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
+    from messages import EngageKillSwitch, ResetKillSwitch
+    from messages.codec import Codec
+
+    restrict_thespian_bind(args.host)
+    asys = ActorSystem("multiprocTCPBase", capabilities={"Admin Port": args.admin_port}, transientUnique=True)
+    sup = asys.createActor(ClusterSupervisor, globalName=SUPERVISOR_NAME)
+    if args.cmd == "status":
+        st = asys.ask(sup, StatusQuery(), timeout=args.timeout)
+        if not isinstance(st, ClusterStatus):
+            print("no answer from the cluster supervisor", file=sys.stderr)
+            return 1
+        print(json.dumps({"processes": st.processes, "escalated": st.escalated, "stopping": st.stopping}))
+        return 0
+    msg = (EngageKillSwitch if args.cmd == "kill" else ResetKillSwitch)(who=args.who, reason=args.reason)
+    reply = asys.ask(sup, OperatorCommand("risk", Codec().encode(msg)), timeout=args.timeout)
+    if not isinstance(reply, Ack) or reply.detail != "forwarded":
+        print(f"not delivered: {getattr(reply, 'detail', 'no answer')}", file=sys.stderr)
+        return 1
+    print("forwarded")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

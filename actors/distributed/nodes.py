@@ -1,0 +1,528 @@
+"""The logic of the Coordinator and Worker processes, without thespian.
+
+Each node hosts a ``Dispatcher`` driven by its process's single thread (the thespian actor):
+the Coordinator the singletons (Risk, Arbitrator) under their ``SingletonSupervisor``, a Worker
+the full subtrees of its symbols (collector ... executor, venue) under their
+``SymbolSupervisor``s, exactly as built for the single-process runtime. Whatever a dispatcher
+routes to an actor it does not host goes to ``_remote``: encoded with the journal's envelope
+encoding and queued on the reliable link to the process that hosts the receiver. Market data
+never leaves a Worker: only decisions and supervision events cross.
+
+The actor shims (``actors.distributed.system``) feed these cores thespian messages and send
+what ``due()`` returns; tests drive them directly too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import attrs
+from loguru import logger
+
+from actors.cluster.build import build_singletons, build_symbol_actors, market_frames, market_venue, supervisor_for
+from actors.cluster.logs import JsonLinesSink, secret_values
+from actors.distributed.latch import read_latch, write_latch
+from actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from actors.distributed.procs import rss_kb
+from actors.runtime.clock import HandlerClock
+from actors.runtime.dispatcher import Dispatcher, id_source
+from actors.topology import symbol_of
+from config.settings import Settings
+from messages import (
+    ActionApproved,
+    ActorFailed,
+    EngageKillSwitch,
+    Envelope,
+    KillSwitchEngaged,
+    KillSwitchReset,
+    OrderFilled,
+    PlaceOrder,
+    PositionChanged,
+    SubmitOrder,
+    SymbolRecovered,
+    TimerTick,
+    TradingStateChanged,
+    VenuePayload,
+)
+from messages.codec import Codec, CodecError
+from supervision.faults import FaultPlan
+from supervision.group import Health, SymbolSupervisor
+
+COORDINATOR_LINK = "coordinator"
+
+
+def worker_link(slot: int) -> str:
+    return f"worker-{slot}"
+
+
+def msg_id_base(slot: int, incarnation_index: int) -> int:
+    """Message ids unique across the processes of a run: the coordinator from 1, worker k above 2**44*(k+1)."""
+    return ((slot + 1) << 44) + ((incarnation_index & 0xFF) << 36) + 1 if slot >= 0 else 1
+
+
+def setup_node_logging(var_dir: str | Path, name: str, level: str) -> JsonLinesSink:
+    """Each process logs to its own ``<var_dir>/logs/<name>.jsonl`` (warnings also to stderr)."""
+    import sys
+
+    secrets = secret_values(os.environ)
+    logger.remove()
+    sink = JsonLinesSink(Path(var_dir) / "logs" / f"{name}.jsonl", secrets)
+    logger.add(sink, level=level.upper(), enqueue=False)
+    logger.add(lambda m: sys.stderr.write(str(m)), level="WARNING",
+               format="{time:HH:mm:ss} {level} " + name + " {extra[actor]} {message}",
+               filter=lambda r: "actor" in r["extra"])
+    return sink
+
+
+class EventFile:
+    """Append-only JSON lines (one per event, flushed), for operators and tests to follow a run."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "a", encoding="utf-8", buffering=1)
+
+    def write(self, **fields: Any) -> None:
+        fields.setdefault("ts_ns", time.time_ns())
+        self._fh.write(json.dumps(fields, default=str) + "\n")
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(f".tmp.{os.getpid()}")
+    tmp.write_text(json.dumps(data, default=str))
+    os.replace(tmp, path)
+
+
+class _Quiet:
+    wants_inputs = False
+
+    def external(self, env: Envelope) -> None:
+        pass
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        pass
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        pass
+
+
+class Node:
+    """What both node kinds share: a dispatcher, the codec, link endpoints, ticks and counters."""
+
+    name = "node"
+
+    def __init__(self, settings: Settings, run_id: str, var_dir: str, incarnation: int) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.var_dir = Path(var_dir)
+        self.incarnation = incarnation
+        self.clock = HandlerClock()
+        self.codec = Codec()
+        self.receiver = LinkReceiver()
+        self.senders: dict[str, LinkSender] = {}
+        self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
+        self.d: Dispatcher
+        self.decode_errors = 0
+        self.dropped = 0
+        c = getattr(settings, "cluster", None)
+        self._window = getattr(c, "link_window", 4096)
+        self._batch = getattr(c, "link_batch", 256)
+        self._rto = getattr(c, "link_rto_ms", 250) / 1000
+        self._tick_s = settings.run.tick_interval_ms / 1000
+        self._next_tick = time.monotonic() + self._tick_s
+
+    def new_sender(self, link: str) -> LinkSender:
+        return LinkSender(link, self.incarnation, window=self._window, max_batch=self._batch, rto_s=self._rto)
+
+    # -- inbound ----------------------------------------------------------------------------
+    def _deliver_items(self, items: list[bytes]) -> None:
+        for raw in items:
+            try:
+                env = self.codec.decode_envelope(raw)
+            except CodecError as exc:
+                self.decode_errors += 1
+                logger.bind(actor=self.name, event_type="link_decode_error").error("undecodable envelope: {}", exc)
+                continue
+            self.d.deliver(env)  # the dispatcher dead-letters (and counts) what it does not host
+        if items:
+            self.d.run()
+
+    def on_ack(self, ack: LinkAck) -> None:
+        for s in self.senders.values():
+            if s.link == ack.link:
+                s.on_ack(ack, time.monotonic())
+
+    def external(self, receiver: str, msg: Any, sender: str = "operator") -> Envelope:
+        now = self.clock.now_ns()
+        env = Envelope(msg_id=self.d._next_id(), sender=sender, receiver=receiver, ts_event_ns=now, ts_recv_ns=now,
+                       causation_id=0, payload=msg)
+        for obs in self.d._observers:
+            obs.external(env)
+        return env
+
+    # -- timers -----------------------------------------------------------------------------
+    def maybe_tick(self, mono: float) -> None:
+        if self._tick_s <= 0 or mono < self._next_tick:
+            return
+        self._next_tick = max(self._next_tick + self._tick_s, mono)
+        ts = self.clock.now_ns()
+        tick = TimerTick(ts_event_ns=ts)
+        for aid in self.d.tick_receivers:
+            env = Envelope(msg_id=self.d._next_id(), sender="timer", receiver=aid, ts_event_ns=ts, ts_recv_ns=ts,
+                           causation_id=0, payload=tick)
+            self.d.deliver(env)
+        self.d.run()
+
+    # -- outbound ---------------------------------------------------------------------------
+    def due(self, mono: float | None = None) -> list[tuple[str, LinkBatch]]:
+        """Batches to send now, as (peer, batch)."""
+        now = time.monotonic() if mono is None else mono
+        return [(peer, b) for peer, s in self.senders.items() for b in s.due(now)]
+
+    def link_stats(self) -> dict[str, Any]:
+        return {"senders": {p: {"in_flight": s.in_flight, "backlog": s.backlog, **vars(s.stats)}
+                            for p, s in self.senders.items()},
+                "receiver": vars(self.receiver.stats), "decode_errors": self.decode_errors, "dropped": self.dropped}
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------------
+class CoordinatorEvents(_Quiet):
+    """Records the Coordinator's decisions and states, and keeps the kill-switch latch file."""
+
+    wants_inputs = True
+
+    def __init__(self, var_dir: Path, events: EventFile) -> None:
+        self.var_dir = var_dir
+        self.events = events
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        m = env.payload
+        t = type(m)
+        if t is TradingStateChanged:
+            self.events.write(ev="state", scope=m.scope, old=m.old.value, new=m.new.value, reason=m.reason)
+        elif t is KillSwitchEngaged:
+            write_latch(self.var_dir, True, m.who, m.reason)
+            self.events.write(ev="kill", who=m.who, reason=m.reason)
+        elif t is KillSwitchReset:
+            write_latch(self.var_dir, False, m.who, m.reason)
+            self.events.write(ev="kill_reset", who=m.who, reason=m.reason)
+        elif t is ActionApproved:
+            self.events.write(ev="approved", symbol=m.symbol, kind=m.action.kind.value, action_id=m.action.action_id)
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        m = env.payload
+        if actor_id == "risk":
+            if type(m) is PositionChanged:
+                self.events.write(ev="position", symbol=m.symbol, state=m.state.value, qty=str(m.qty))
+            elif type(m) is ActorFailed:
+                self.events.write(ev="failed", symbol=m.symbol, actor_id=m.actor_id, kind=m.kind)
+            elif type(m) is SymbolRecovered:
+                self.events.write(ev="recovered", symbol=m.symbol)
+
+
+class _WorkerPeer:
+    def __init__(self, slot: int, incarnation: int, symbols: tuple[str, ...]) -> None:
+        self.slot = slot
+        self.incarnation = incarnation
+        self.symbols = symbols
+        self.up = True
+
+
+class CoordinatorCore(Node):
+    """Risk and the Arbitrator; symbol actors are reached through each Worker's link."""
+
+    name = "coordinator"
+
+    def __init__(self, settings: Settings, run_id: str, var_dir: str, incarnation: int,
+                 assignment: dict[int, tuple[str, ...]]) -> None:
+        super().__init__(settings, run_id, var_dir, incarnation)
+        self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
+        self.slot_of = {s: k for k, syms in self.assignment.items() for s in syms}
+        self.events = EventFile(self.var_dir / "cluster" / "events" / "coordinator.jsonl")
+        self.observer = CoordinatorEvents(self.var_dir, self.events)
+        actors = build_singletons(settings, self.clock, run_id, self.faults)
+        self.d = Dispatcher(actors, self.clock, id_source(1), remote=self._remote, observers=(self.observer,))
+        self.hooks = supervisor_for(settings, self.clock, run_id, self.faults)(self.d)
+        self.peers: dict[int, _WorkerPeer] = {}
+        self.events.write(ev="coordinator_start", incarnation=incarnation, pid=os.getpid())
+        latch = read_latch(self.var_dir)
+        if latch["engaged"]:
+            # Fail closed first: the latch survives the Coordinator, so Risk starts with it engaged.
+            self.d.deliver(self.external("risk", EngageKillSwitch(who=latch.get("who") or "cluster",
+                                                                   reason=latch.get("reason") or "latched")))
+            self.d.run()
+
+    def _remote(self, receiver: str, env: Envelope) -> None:
+        slot = self.slot_of.get(symbol_of(receiver))
+        peer = self.peers.get(slot) if slot is not None else None
+        if peer is None or not peer.up:
+            self.dropped += 1  # its worker is down: what it would have received dies with it
+            logger.bind(actor="coordinator", event_type="link_drop").warning(
+                "{} for {} dropped: worker slot {} is down", type(env.payload).__name__, receiver, slot)
+            return
+        self.senders[worker_link(slot)].submit(self.codec.encode_envelope(env))
+
+    # -- membership -------------------------------------------------------------------------
+    def worker_up(self, slot: int, incarnation: int) -> None:
+        old = self.peers.get(slot)
+        if old is not None and old.incarnation == incarnation:
+            old.up = True
+            return
+        if old is not None and old.up:
+            self.worker_down(slot, old.incarnation, "replaced")
+        self.peers[slot] = _WorkerPeer(slot, incarnation, self.assignment.get(slot, ()))
+        self.senders[worker_link(slot)] = self.new_sender(f"{COORDINATOR_LINK}>{worker_link(slot)}")
+        self.receiver.forget(worker_link(slot))
+        self.events.write(ev="worker_up", slot=slot, incarnation=incarnation)
+
+    def worker_down(self, slot: int, incarnation: int, reason: str) -> None:
+        """A Worker process is gone: its symbols go HALTED at Risk at once (fail closed)."""
+        peer = self.peers.get(slot)
+        if peer is None or peer.incarnation != incarnation or not peer.up:
+            return
+        peer.up = False
+        self.senders.pop(worker_link(slot), None)
+        now = self.clock.now_ns()
+        self.events.write(ev="worker_down", slot=slot, incarnation=incarnation, reason=reason)
+        for s in peer.symbols:
+            self.d.emit(f"{s}/supervisor", [ActorFailed(actor_id=f"{s}/worker", symbol=s, kind="died",
+                                                        error=f"worker {slot} process exited: {reason}",
+                                                        message_tag="", ts_event_ns=now)], 0)
+        self.d.run()
+
+    def accept(self, batch: LinkBatch) -> bool:
+        """Only the current, live incarnation of a worker is heard (stale or unannounced: no ack)."""
+        if not batch.link.startswith("worker-"):
+            return False
+        peer = self.peers.get(int(batch.link[7:]))
+        return peer is not None and peer.up and peer.incarnation == batch.epoch
+
+    def on_batch(self, batch: LinkBatch) -> LinkAck | None:
+        if not self.accept(batch):
+            return None
+        items, ack = self.receiver.on_batch(batch)
+        self._deliver_items(items)
+        return ack
+
+    def operator(self, receiver: str, payload: Any) -> None:
+        env = self.external(receiver, payload)
+        if receiver in self.d.mailboxes:
+            self.d.deliver(env)
+            self.d.run()
+        else:
+            self._remote(receiver, env)
+
+    def status(self) -> dict[str, Any]:
+        risk = self.d.actors["risk"]
+        arb = self.d.actors["arbitrator"]
+        return {"role": "coordinator", "incarnation": self.incarnation, "pid": os.getpid(), "ts_ns": time.time_ns(),
+                "risk": getattr(risk, "inner", risk).status(), "risk_stats": getattr(risk, "inner", risk).stats(),
+                "arbitrator": getattr(arb, "inner", arb).status(),
+                "workers": {k: {"incarnation": p.incarnation, "up": p.up} for k, p in self.peers.items()},
+                "supervision": self.hooks.status(), "link": self.link_stats(), "rss_kb": rss_kb(),
+                "processed": self.d.processed_count}
+
+    def close(self) -> None:
+        self.events.close()
+
+
+# ------------------------------------------------------------------------------------------
+class WorkerProbe(_Quiet):
+    """Per-symbol counters, venue-bound orders (journaled to the event file) and tick-to-order latency."""
+
+    wants_inputs = True
+
+    def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
+        self.rows = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0} for s in symbols}
+        self.events = events
+        self.incarnation = incarnation
+        self._approved: dict[int, int] = {}
+        self._submits: dict[int, int] = {}
+        self.latencies_ns: list[int] = []
+        self.frames = 0
+
+    def external(self, env: Envelope) -> None:
+        m = env.payload
+        if type(m) is VenuePayload:
+            self.frames += 1
+            row = self.rows.get(m.symbol)
+            if row is not None:
+                row["events"] += 1
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        m = env.payload
+        if type(m) is ActionApproved and actor_id.endswith("/position"):
+            self._approved[env.msg_id] = m.action.data_ts_ns
+            if len(self._approved) > 10_000:
+                self._approved.pop(next(iter(self._approved)))
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        m = env.payload
+        t = type(m)
+        if t is SubmitOrder:
+            data_ts = self._approved.pop(env.causation_id, None)
+            if data_ts is not None:
+                self._submits[env.msg_id] = data_ts
+        elif t is PlaceOrder and env.sender.endswith("/executor"):
+            row = self.rows.get(m.symbol)
+            if row is not None:
+                row["orders"] += 1
+                row["entries"] += 0 if m.reduce_only else 1
+            data_ts = self._submits.pop(env.causation_id, None)
+            if data_ts is not None and len(self.latencies_ns) < 200_000:
+                self.latencies_ns.append(time.time_ns() - data_ts)
+            self.events.write(ev="place", symbol=m.symbol, reduce_only=m.reduce_only,
+                              client_order_id=m.client_order_id, incarnation=self.incarnation)
+        elif t is OrderFilled and env.sender.endswith("/venue"):
+            row = self.rows.get(m.symbol)
+            if row is not None:
+                row["fills"] += 1
+        elif t is SymbolRecovered:
+            self.events.write(ev="recovered", symbol=m.symbol, incarnation=self.incarnation)
+
+
+class WorkerCore(Node):
+    """The full subtrees of a set of symbols and their own market feed."""
+
+    def __init__(self, settings: Settings, run_id: str, var_dir: str, slot: int, incarnation: int,
+                 incarnation_index: int, symbols: tuple[str, ...], restarted: bool, coordinator_incarnation: int) -> None:
+        super().__init__(settings, run_id, var_dir, incarnation)
+        self.name = worker_link(slot)
+        self.slot = slot
+        self.symbols = tuple(symbols)
+        self.events = EventFile(self.var_dir / "cluster" / "events" / f"{self.name}.jsonl")
+        self.probe = WorkerProbe(self.symbols, self.events, incarnation)
+        actors: dict[str, Any] = {}
+        for s in self.symbols:
+            actors.update(build_symbol_actors(settings, s, self.clock, run_id, self.faults))
+        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(slot, incarnation_index)),
+                            remote=self._remote, observers=(self.probe,))
+        self.hooks = supervisor_for(settings, self.clock, run_id, self.faults)(self.d)
+        self.venue = market_venue(settings)
+        self.paced = settings.market.paced
+        sub = attrs.evolve(settings, symbols=tuple(settings.symbol(s) for s in self.symbols))
+        self._frames: Iterator[tuple[int, str, bytes]] = iter(market_frames(sub, self.clock.now_ns())) \
+            if self.symbols else iter(())
+        self._next = next(self._frames, None)
+        self.coordinator_incarnation = coordinator_incarnation
+        self.senders[COORDINATOR_LINK] = self.new_sender(self.name)
+        self.started_ns = time.time_ns()
+        self.events.write(ev="worker_start", slot=slot, incarnation=incarnation, pid=os.getpid(),
+                          symbols=list(self.symbols), restarted=restarted)
+        if restarted:
+            self.begin_recovery()
+        self.announce(resend_failures=False)
+
+    # -- recovery ---------------------------------------------------------------------------
+    def begin_recovery(self) -> None:
+        """A restarted worker's symbols come back as a restarted subtree does: RECOVERING until
+        reconciled with the venue and warm again, blocking entries meanwhile, then SymbolRecovered."""
+        for sup in self.hooks.supervisors:
+            if isinstance(sup, SymbolSupervisor):
+                sup.health = Health.RECOVERING
+                sup._reconciled = False
+                sup._release()  # no held children: sends Reconcile to the executor
+        self.d.run()
+
+    def announce(self, resend_failures: bool) -> None:
+        """Tell the (possibly new) Coordinator each symbol's position and, if asked, which are not healthy."""
+        now = self.clock.now_ns()
+        for sup in self.hooks.supervisors:
+            if not isinstance(sup, SymbolSupervisor):
+                continue
+            s = sup.symbol
+            if resend_failures and sup.health is not Health.RUNNING:
+                self.d.emit(sup.id, [ActorFailed(actor_id=f"{s}/worker", symbol=s, kind="died",
+                                                 error=f"coordinator restarted while {s} is {sup.health.value}",
+                                                 message_tag="", ts_event_ns=now)], 0)
+            pos = self.d.actors.get(f"{s}/position")
+            snap = getattr(getattr(pos, "inner", pos), "snapshot", lambda: None)()
+            if snap is None:
+                continue
+            msg = PositionChanged(symbol=s, state=snap.state, direction=snap.direction, qty=snap.qty,
+                                  avg_entry_price=snap.avg_entry_price, realized_pnl=snap.realized_pnl, fees=snap.fees,
+                                  ts_event_ns=now, action_id=snap.action_id, cause="restored")
+            self.d.emit(f"{s}/position", [msg], 0)
+        self.d.run()
+
+    def coordinator_up(self, incarnation: int) -> None:
+        if incarnation == self.coordinator_incarnation and COORDINATOR_LINK in self.senders:
+            return
+        self.coordinator_incarnation = incarnation
+        self.senders[COORDINATOR_LINK] = self.new_sender(self.name)
+        self.receiver.forget(f"{COORDINATOR_LINK}>{self.name}")
+        self.events.write(ev="coordinator_up", incarnation=incarnation)
+        self.announce(resend_failures=True)
+
+    def coordinator_down(self, incarnation: int) -> None:
+        if incarnation == self.coordinator_incarnation:
+            self.senders.pop(COORDINATOR_LINK, None)
+            self.events.write(ev="coordinator_down", incarnation=incarnation)
+
+    def _remote(self, receiver: str, env: Envelope) -> None:
+        sender = self.senders.get(COORDINATOR_LINK)
+        if sender is None or symbol_of(receiver):
+            self.dropped += 1
+            return
+        sender.submit(self.codec.encode_envelope(env))
+
+    def on_batch(self, batch: LinkBatch) -> LinkAck | None:
+        if batch.link != f"{COORDINATOR_LINK}>{self.name}" or batch.epoch != self.coordinator_incarnation:
+            return None
+        items, ack = self.receiver.on_batch(batch)
+        self._deliver_items(items)
+        return ack
+
+    # -- market feed ------------------------------------------------------------------------
+    def feed(self, budget: int = 512, chunk: int = 64) -> float | None:
+        """Deliver the frames that are due (paced) or up to ``budget`` frames (unpaced), running
+        the dispatcher every ``chunk`` frames; returns seconds until the next frame is due (0: more
+        now), or None when the market has ended."""
+        n = 0
+        d = self.d
+        now = time.time_ns()
+        while self._next is not None and n < budget:
+            ts, symbol, payload = self._next
+            if self.paced and ts > now:
+                break
+            env = self.external(f"{symbol}/collector", VenuePayload(venue=self.venue, symbol=symbol, payload=payload),
+                                "feed")
+            d.deliver(env)
+            n += 1
+            self._next = next(self._frames, None)
+            if n % chunk == 0:
+                d.run()
+        if n:
+            d.run()
+        if self._next is None:
+            return None
+        if not self.paced or n >= budget:
+            return 0.0
+        return max(0.0, (self._next[0] - time.time_ns()) / 1e9)
+
+    def status(self) -> dict[str, Any]:
+        sups = {s.symbol: s for s in self.hooks.supervisors if isinstance(s, SymbolSupervisor)}
+        rows = {}
+        for s in self.symbols:
+            pos = self.d.actors.get(f"{s}/position")
+            snap = getattr(getattr(pos, "inner", pos), "snapshot", lambda: None)()
+            rows[s] = {**self.probe.rows[s], "health": sups[s].health.value if s in sups else "?",
+                       "position": snap.state.value if snap is not None else "?",
+                       "qty": str(snap.qty) if snap is not None else "0"}
+        lat = self.probe.latencies_ns
+        return {"role": "worker", "slot": self.slot, "incarnation": self.incarnation, "pid": os.getpid(),
+                "ts_ns": time.time_ns(), "started_ns": self.started_ns, "symbols": rows, "frames": self.probe.frames,
+                "market_done": self._next is None, "link": self.link_stats(), "rss_kb": rss_kb(),
+                "processed": self.d.processed_count, "latencies_ns": lat[-20_000:]}
+
+    def close(self) -> None:
+        self.events.close()

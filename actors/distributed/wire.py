@@ -1,0 +1,124 @@
+"""Control messages between the launcher, the ClusterSupervisor, the Coordinator and the Workers.
+
+These are thespian messages (pickled by thespian between processes); they carry configuration,
+addresses, pids and incarnations, never trading messages. Trading traffic crosses only inside
+``link.LinkBatch`` as msgpack bytes in the journal's envelope encoding (``messages.codec``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """What to run: the merged raw config, the slot of every symbol and where each slot may run."""
+
+    raw_config: dict
+    run_id: str
+    var_dir: str
+    assignment: dict  # slot -> tuple of symbols
+    launcher_pid: int
+    remote_slots: tuple = ()  # slots that run on a joined host (capability "Arbor Worker Host")
+
+
+@dataclass(frozen=True)
+class StartCoordinator:
+    plan: ClusterPlan
+    incarnation: int
+    supervisor_pid: int
+
+
+@dataclass(frozen=True)
+class StartWorker:
+    plan: ClusterPlan
+    slot: int
+    incarnation: int
+    restarted: bool
+    coordinator: Any  # thespian address
+    coordinator_incarnation: int
+    supervisor_pid: int
+
+
+@dataclass(frozen=True)
+class Started:
+    role: str  # "coordinator" | "worker"
+    slot: int
+    incarnation: int
+    pid: int
+    host: str
+
+
+@dataclass(frozen=True)
+class WorkerUp:
+    slot: int
+    incarnation: int
+    address: Any
+    restarted: bool
+
+
+@dataclass(frozen=True)
+class WorkerDown:
+    slot: int
+    incarnation: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CoordinatorUp:
+    incarnation: int
+    address: Any
+
+
+@dataclass(frozen=True)
+class CoordinatorDown:
+    incarnation: int
+
+
+@dataclass(frozen=True)
+class ClusterStarted:
+    pids: dict  # name -> pid
+    supervisor_pid: int
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    pass
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    processes: dict  # name -> {"pid", "incarnation", "restarts", "up"}
+    escalated: str = ""
+    stopping: bool = False
+
+
+@dataclass(frozen=True)
+class OperatorCommand:
+    """An operator message for ``receiver`` (codec-encoded ``[tag, body]`` bytes)."""
+
+    receiver: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Ack:
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StopCluster:
+    pass
+
+
+@dataclass(frozen=True)
+class ClusterStopped:
+    pids: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Poke:
+    """A periodic nudge down the tree (launcher -> supervisor -> nodes): a process whose timer
+    chain stalled (seen with thespian wake-ups) re-arms it on the next message it receives."""

@@ -1,0 +1,185 @@
+"""Keeping actors' durable state in the StateStore, without putting SQLite on every hot path.
+
+After every handler that completes (never after one that raised), the persister looks at what
+changed and queues the actor's snapshot, keyed by actor, so only the newest one is written.
+A writer thread commits queued snapshots in batches (sqlite3 releases the GIL while it commits,
+so that work runs beside the actors). Two things are synchronous:
+
+* **write-ahead for orders**: when the executor is about to send an order, its state (with the
+  order in PENDING_NEW) is committed *before* the order is routed, so a crash can never leave an
+  order at the venue that a restarted executor does not know about;
+* **the simulated exchange's records**: committed before it answers, as a real venue's are;
+* **restore**: ``load(actor_id)`` first flushes what is queued, so a restarted actor gets the
+  state after the last handler that completed, never a half-applied change.
+
+Snapshots are immutable values taken between handlers, so handing them to another thread is safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from loguru import logger
+
+from actors.topology import role_of, symbol_of
+from messages import MandateSet, PlaceOrder, RawMarketEvent, TimerTick
+from supervision.store import StateStore
+
+PERSISTED_ROLES = frozenset({"position", "executor", "risk", "arbitrator", "venue"})
+
+
+class StatePersister:
+    """See the module docstring. ``venue`` state is kept only for the simulated exchange."""
+
+    def __init__(self, store: StateStore, flush_interval_s: float = 0.05) -> None:
+        self.store = store
+        self._pending: dict[str, Any] = {}
+        self._qlock = threading.Lock()
+        self._wlock = threading.Lock()  # held while writing: a newer write never loses to an older one
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._interval = flush_interval_s
+        self._thread: threading.Thread | None = None
+        self._last: dict[str, Any] = {}
+        self.writes = 0
+        self.write_ahead = 0
+        self.errors = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="arbor-persist", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        self.flush()
+
+    # -- the dispatcher hook ----------------------------------------------------------------
+    def after_handle(self, actor_id: str, logic: Any, msg: Any, out: list[Any] | None) -> None:
+        """Called on the actor's thread after a handler completed, before its outputs are routed."""
+        role = role_of(actor_id)
+        if role not in PERSISTED_ROLES:
+            return
+        inner = getattr(logic, "inner", logic)
+        snapshot = getattr(inner, "snapshot", None)
+        if snapshot is None:
+            return
+        if role == "position":
+            snap = snapshot()
+            if snap is self._last.get(actor_id):
+                return
+            self._last[actor_id] = snap
+        elif role == "arbitrator" and type(msg) is MandateSet and not any(a.kind.value != "HOLD" for a in out or ()):
+            return  # a HOLD cycle changes nothing durable
+        elif type(msg) in (TimerTick, RawMarketEvent) and not out:
+            return  # nothing durable changed (the simulated venue's book is rebuilt from quotes)
+        else:
+            snap = snapshot()
+        if role == "executor" and out and any(type(m) is PlaceOrder for m in out):
+            self._write_now(actor_id, snap)
+            return
+        if role == "venue" and out:
+            # The simulated exchange commits its records before it answers, as a real one does:
+            # after a crash it must never "forget" a fill it already reported.
+            self._write_now(actor_id, snap)
+            return
+        with self._qlock:
+            self._pending[actor_id] = snap
+        self._wake.set()
+
+    # -- restore ----------------------------------------------------------------------------
+    def load(self, actor_id: str) -> Any:
+        """The last state committed for ``actor_id`` after everything queued is written."""
+        self.flush()
+        role, sym = role_of(actor_id), symbol_of(actor_id)
+        st = self.store
+        if role == "position":
+            return st.load_position(sym)
+        if role == "executor":
+            return st.load_executor(sym)
+        if role == "risk":
+            return st.load_risk()
+        if role == "arbitrator":
+            return st.load_arbitrator()
+        if role == "venue":
+            from adapters.sim.paper import PaperVenueSnapshot
+
+            return st.get(f"venue:{sym}", PaperVenueSnapshot)
+        return None
+
+    # -- writing ----------------------------------------------------------------------------
+    def flush(self) -> None:
+        with self._wlock:
+            with self._qlock:
+                batch, self._pending = self._pending, {}
+            self._write(batch)
+
+    def _write_now(self, actor_id: str, snap: Any) -> None:
+        with self._wlock:
+            with self._qlock:
+                self._pending.pop(actor_id, None)
+            self._write({actor_id: snap})
+            self.write_ahead += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self.flush()
+
+    def _write(self, batch: dict[str, Any]) -> None:
+        if not batch:
+            return
+        try:
+            with self.store.transaction():
+                for actor_id, snap in batch.items():
+                    self._save(actor_id, snap)
+            self.writes += len(batch)
+        except Exception:
+            # One bad snapshot must not sink the others: write them one by one and report each failure.
+            for actor_id, snap in batch.items():
+                try:
+                    with self.store.transaction():
+                        self._save(actor_id, snap)
+                    self.writes += 1
+                except Exception as exc:  # loud, not fatal: the venue's records stay the truth
+                    self.errors += 1
+                    logger.bind(actor=actor_id, event_type="store_write_failed").opt(exception=exc).error(
+                        "could not persist {}: {!r}", actor_id, exc)
+
+    def _save(self, actor_id: str, snap: Any) -> None:
+        st = self.store
+        role, sym = role_of(actor_id), symbol_of(actor_id)
+        if role == "position":
+            st.save_position(sym, snap)
+        elif role == "executor":
+            st.save_executor(sym, snap)
+        elif role == "risk":
+            st.save_risk(snap)
+        elif role == "arbitrator":
+            st.save_arbitrator(snap)
+        elif role == "venue":
+            st.put(f"venue:{sym}", snap)
+
+
+def restore_all(actors: dict[str, Any], persister: StatePersister) -> list[str]:
+    """Cold start: give every persisted actor its stored state; returns the actor ids restored."""
+    restored = []
+    for actor_id, logic in actors.items():
+        if role_of(actor_id) not in PERSISTED_ROLES:
+            continue
+        inner = getattr(logic, "inner", logic)
+        if not hasattr(inner, "restore"):
+            continue
+        snap = persister.load(actor_id)
+        if snap is not None:
+            inner.restore(snap)
+            restored.append(actor_id)
+    return restored
+
+
+AfterHandle = Callable[[str, Any, Any, "list[Any] | None"], None]

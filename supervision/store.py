@@ -1,0 +1,487 @@
+"""The state store: what restarted actors rebuild themselves from, in one SQLite file.
+
+Supervision snapshots logic state into the store and restores it from there; logic classes never
+call it. The file lives under the run's var directory (``<var_dir>/state/arbor.sqlite``), in WAL
+mode with ``synchronous=NORMAL``: a commit is durable against a crash of the process, and a power
+loss can lose only the last commits, never corrupt the file.
+
+Every value is JSON text with Decimals as strings, so what is read back equals what was written.
+``transaction()`` groups writes atomically (one fill updates the position and the orders
+together); the single connection is shared by threads under a lock.
+
+A store that cannot be trusted is never used and never fatal: on open, a file that is not a
+database, fails ``PRAGMA integrity_check`` or carries an unknown schema version is moved aside to
+``<name>.corrupted.<ns>`` (its ``-wal``/``-shm`` to ``<name>.corrupted.<ns>-wal``/``-shm``, so the
+quarantined copy still opens with its log), a warning is logged, and a fresh, empty store is
+started with ``degraded=True`` and the reason in ``degraded_reason``. If not even a fresh file can
+be created, the store runs in memory, degraded.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+import attrs
+from loguru import logger
+
+from actors.arbitrator.logic import ArbitratorSnapshot
+from actors.executor.orders import SETTLED_ORDERS_KEPT, SETTLED_PRUNE_BATCH, ExecutorSnapshot, TrackedOrder
+from actors.position.snapshot import PositionSnapshot
+from actors.risk.book import Reservation
+from actors.risk.controls import ControlsSnapshot, KillSwitchRecord, QuarantineRecord, ScopeRecord
+from actors.risk.limits import LimitsSnapshot
+from actors.risk.logic import RiskSnapshot, SymbolBookRecord
+from messages import Direction, PositionState, ReconciliationCompleted, TradingState
+from supervision.snapshots import SnapshotCodec, SnapshotError
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+STORE_FILE = Path("state") / "arbor.sqlite"
+SQLITE_HEADER = b"SQLite format 3\x00"
+SIDECARS = ("-wal", "-shm", "-journal")
+_PRUNE_BATCH = 32  # settled orders written between two retention prunes of a symbol
+# Never fewer settled orders than an executor can hold: pruning one it still holds would only
+# have it written again.
+DEFAULT_ORDER_RETENTION = SETTLED_ORDERS_KEPT + SETTLED_PRUNE_BATCH
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE positions (
+    symbol TEXT PRIMARY KEY, state TEXT NOT NULL, direction TEXT, qty TEXT NOT NULL,
+    avg_entry_price TEXT, realized_pnl TEXT NOT NULL, fees TEXT NOT NULL, action_id TEXT NOT NULL,
+    order_qty TEXT, order_filled TEXT NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE executors (symbol TEXT PRIMARY KEY, position_qty TEXT NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE TABLE orders (
+    symbol TEXT NOT NULL, client_order_id TEXT NOT NULL, action_id TEXT NOT NULL, intent TEXT NOT NULL,
+    side TEXT NOT NULL, qty TEXT NOT NULL, status TEXT NOT NULL, filled TEXT NOT NULL,
+    sent_ns INTEGER NOT NULL, terminal INTEGER NOT NULL, seq INTEGER NOT NULL, updated_ns INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (symbol, client_order_id)) WITHOUT ROWID;
+CREATE INDEX orders_by_age ON orders (symbol, terminal, seq);
+CREATE TABLE kill_switch (
+    id INTEGER PRIMARY KEY CHECK (id = 1), engaged INTEGER NOT NULL, who TEXT NOT NULL,
+    reason TEXT NOT NULL, ts_ns INTEGER NOT NULL);
+CREATE TABLE trading_states (
+    scope TEXT PRIMARY KEY, state TEXT NOT NULL, who TEXT NOT NULL, reason TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL, set_by_supervision INTEGER NOT NULL, restore_state TEXT);
+CREATE TABLE quarantines (symbol TEXT PRIMARY KEY, reason TEXT NOT NULL, ts_ns INTEGER NOT NULL);
+CREATE TABLE loss_anchors (
+    id INTEGER PRIMARY KEY CHECK (id = 1), day INTEGER, day_start_equity TEXT NOT NULL,
+    peak_equity TEXT NOT NULL, daily_hit_day INTEGER, drawdown_hit INTEGER NOT NULL);
+CREATE TABLE risk_books (symbol TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE risk_extra (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
+CREATE TABLE arbitrator (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
+CREATE TABLE collector_seq (symbol TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns INTEGER NOT NULL);
+"""
+TABLES = frozenset(
+    {"meta", "positions", "executors", "orders", "kill_switch", "trading_states", "quarantines", "loss_anchors",
+     "risk_books", "risk_extra", "arbitrator", "collector_seq", "kv"}
+)
+
+_UPSERT_POSITION = (
+    "INSERT OR REPLACE INTO positions (symbol, state, direction, qty, avg_entry_price, realized_pnl, fees, action_id,"
+    " order_qty, order_filled, updated_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_UPSERT_ORDER = (
+    "INSERT INTO orders (symbol, client_order_id, action_id, intent, side, qty, status, filled, sent_ns, terminal,"
+    " seq, updated_ns, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (symbol, client_order_id) DO UPDATE SET status = excluded.status, filled = excluded.filled,"
+    " terminal = excluded.terminal, updated_ns = excluded.updated_ns, data = excluded.data"
+)
+_UPSERT_EXECUTOR = "INSERT OR REPLACE INTO executors (symbol, position_qty, updated_ns) VALUES (?,?,?)"
+
+
+@attrs.frozen(kw_only=True)
+class StoreQuarantine:
+    """A store file moved aside on open: where it went, with which sidecars, and why."""
+
+    original: Path
+    moved_to: Path
+    sidecars: tuple[Path, ...]
+    reason: str
+    ts_ns: int
+
+
+@attrs.frozen(kw_only=True)
+class _RiskExtra:
+    reservations: tuple[Reservation, ...]
+    approved_at: tuple[int, ...]
+    reconciliations: tuple[ReconciliationCompleted, ...]
+
+
+class _Untrusted(Exception):
+    """The file on disk cannot be used as a store (the message says why)."""
+
+
+def _initial_script(now_ns: int) -> str:
+    """Tables and schema version of a new store, in one transaction."""
+    return (f"BEGIN IMMEDIATE;{_SCHEMA}INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'),"
+            f" ('created_ns', '{int(now_ns)}');COMMIT;")
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _undec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+class StateStore:
+    """Transactional, thread-safe persistence of positions, orders, Risk and Arbitrator state.
+
+    ``order_retention``: settled orders kept per symbol (between it and it + 32); live and UNKNOWN
+    orders are always kept. Every public method may be called from any thread.
+    """
+
+    def __init__(
+        self, path: Path | str, clock_ns: Callable[[], int] = time.time_ns, *, order_retention: int = DEFAULT_ORDER_RETENTION
+    ) -> None:
+        self.path = Path(path)
+        self._clock_ns = clock_ns
+        self.order_retention = order_retention
+        self._codec = SnapshotCodec()
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._log = logger.bind(component="state_store", path=str(self.path))
+        # Orders as last written, by symbol and client order id: an unchanged (identical) object
+        # is not written again, so saving a whole executor snapshot costs only what changed.
+        self._written: dict[str, dict[str, TrackedOrder]] = {}
+        self._written_qty: dict[str, Decimal] = {}
+        self._settled_writes: Counter[str] = Counter()
+        self._seq = 0
+        self.degraded = False
+        self.degraded_reason = ""
+        self.quarantine: StoreQuarantine | None = None
+        self._conn = self._open()
+        self._seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM orders").fetchone()[0]
+
+    @classmethod
+    def in_var_dir(cls, var_dir: Path | str, clock_ns: Callable[[], int] = time.time_ns) -> "StateStore":
+        """The run's store: ``<var_dir>/state/arbor.sqlite``."""
+        return cls(Path(var_dir) / STORE_FILE, clock_ns)
+
+    # -- opening --------------------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                return self._open_trusted()
+            except _Untrusted as exc:
+                self._quarantine(str(exc))
+            return self._open_trusted()
+        except (OSError, sqlite3.Error, _Untrusted) as exc:
+            self._degrade(f"store unusable at {self.path} ({exc}); running from memory, nothing survives a restart")
+            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            conn.executescript(_initial_script(self._clock_ns()))
+            return conn
+
+    def _open_trusted(self) -> sqlite3.Connection:
+        """A connection to a file that passed every check, initialized if it was empty."""
+        self._check_header()
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            tables = self._check_contents(conn)
+            if not tables:
+                conn.executescript(_initial_script(self._clock_ns()))
+                # The header page reaches the main file now, so an empty main file always means "new".
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return conn
+        except sqlite3.OperationalError:
+            # Locked, busy, unreadable: the file may be fine; never quarantine it for that.
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise _Untrusted(f"not a valid database: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+
+    def _check_header(self) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return  # new (an empty main file with a WAL beside it is recovered from the WAL)
+        with open(self.path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+        if header != SQLITE_HEADER:
+            raise _Untrusted("not a SQLite database (bad header)")
+
+    def _check_contents(self, conn: sqlite3.Connection) -> set[str]:
+        """The tables of a sound store of this schema version (empty for a new file); else raise."""
+        rows = conn.execute("PRAGMA integrity_check").fetchall()
+        if rows != [("ok",)]:
+            raise _Untrusted("integrity_check failed: " + "; ".join(str(r[0]) for r in rows[:3]))
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return tables
+        if "meta" not in tables:
+            raise _Untrusted("no schema version (meta table missing)")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or row[0] != str(SCHEMA_VERSION):
+            raise _Untrusted(f"unknown schema version {None if row is None else row[0]!r} (this build reads {SCHEMA_VERSION})")
+        missing = TABLES - tables
+        if missing:
+            raise _Untrusted(f"schema version {SCHEMA_VERSION} without tables {', '.join(sorted(missing))}")
+        return tables
+
+    def _quarantine(self, reason: str) -> None:
+        """Move the file and its sidecars to ``<name>.corrupted.<ns>[-wal|-shm]``."""
+        ts = self._clock_ns()
+        while any(self.path.with_name(f"{self.path.name}.corrupted.{ts}{s}").exists() for s in ("", *SIDECARS)):
+            ts += 1
+        target = self.path.with_name(f"{self.path.name}.corrupted.{ts}")
+        os.replace(self.path, target)
+        moved = []
+        for suffix in SIDECARS:
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                dest = target.with_name(target.name + suffix)
+                os.replace(side, dest)
+                moved.append(dest)
+        self.quarantine = StoreQuarantine(original=self.path, moved_to=target, sidecars=tuple(moved), reason=reason, ts_ns=ts)
+        self._degrade(f"store quarantined to {target.name}: {reason}; started empty")
+
+    def _degrade(self, reason: str) -> None:
+        self.degraded = True
+        self.degraded_reason = reason if not self.degraded_reason else f"{self.degraded_reason}; {reason}"
+        self._log.warning("state store degraded: {}", reason)
+
+    @property
+    def journal_mode(self) -> str:
+        with self._lock:
+            return self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "StateStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator["StateStore"]:
+        """All writes inside commit together or not at all; a nested block joins the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                # What was "already written" may not be on disk: write everything next time.
+                self._written.clear()
+                self._written_qty.clear()
+                raise
+            finally:
+                self._depth = 0
+
+    # -- positions ------------------------------------------------------------------------------
+    def save_position(self, symbol: str, snapshot: PositionSnapshot) -> None:
+        s = snapshot
+        row = (symbol, s.state.value, s.direction.value if s.direction else None, str(s.qty), _dec(s.avg_entry_price),
+               str(s.realized_pnl), str(s.fees), s.action_id, _dec(s.order_qty), str(s.order_filled), self._clock_ns())
+        with self.transaction():
+            self._conn.execute(_UPSERT_POSITION, row)
+
+    def load_position(self, symbol: str) -> PositionSnapshot | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT state, direction, qty, avg_entry_price, realized_pnl, fees, action_id, order_qty, order_filled"
+                " FROM positions WHERE symbol = ?", (symbol,)).fetchone()
+        if row is None:
+            return None
+        state, direction, qty, avg, pnl, fees, action_id, order_qty, order_filled = row
+        try:
+            return PositionSnapshot(
+                state=PositionState(state), direction=Direction(direction) if direction else None, qty=Decimal(qty),
+                avg_entry_price=_undec(avg), realized_pnl=Decimal(pnl), fees=Decimal(fees), action_id=action_id,
+                order_qty=_undec(order_qty), order_filled=Decimal(order_filled))
+        except (ValueError, ArithmeticError) as exc:
+            raise SnapshotError(f"stored position of {symbol} is invalid: {exc}") from exc
+
+    # -- orders and the executor ----------------------------------------------------------------
+    def save_orders(self, symbol: str, orders: Iterable[TrackedOrder]) -> int:
+        """Insert or update ``orders`` of ``symbol`` (other stored orders stay); the number written.
+
+        An order object identical to the one last written or loaded is skipped. Settled orders
+        past ``order_retention`` are pruned, oldest first.
+        """
+        now = self._clock_ns()
+        with self.transaction():
+            written = self._written.setdefault(symbol, {})
+            rows = []
+            settled = 0
+            for o in orders:
+                coid = o.client_order_id
+                if written.get(coid) is o:
+                    continue
+                written[coid] = o
+                terminal = not o.is_live
+                settled += terminal
+                self._seq += 1
+                rows.append((symbol, coid, o.action_id, o.intent.value, o.side.value, str(o.qty), o.status.value,
+                             str(o.filled_qty), o.sent_ns, int(terminal), self._seq, now, self._codec.encode(o)))
+            if rows:
+                self._conn.executemany(_UPSERT_ORDER, rows)
+            if settled:
+                self._settled_writes[symbol] += settled
+                if self._settled_writes[symbol] >= _PRUNE_BATCH:
+                    self._prune_orders(symbol)
+        return len(rows)
+
+    def _prune_orders(self, symbol: str) -> None:
+        self._settled_writes[symbol] = 0
+        old = self._conn.execute(
+            "SELECT client_order_id FROM orders WHERE symbol = ? AND terminal = 1 ORDER BY seq DESC LIMIT -1 OFFSET ?",
+            (symbol, self.order_retention)).fetchall()
+        if old:
+            self._conn.executemany("DELETE FROM orders WHERE symbol = ? AND client_order_id = ?", [(symbol, c) for (c,) in old])
+            written = self._written.get(symbol, {})
+            for (coid,) in old:
+                written.pop(coid, None)
+
+    def load_orders(self, symbol: str) -> tuple[TrackedOrder, ...]:
+        """Every stored order of ``symbol`` (live and retained settled ones), oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT data FROM orders WHERE symbol = ? ORDER BY seq", (symbol,)).fetchall()
+            orders = tuple(self._codec.decode(text, TrackedOrder) for (text,) in rows)
+            self._written[symbol] = {o.client_order_id: o for o in orders}
+        return orders
+
+    def save_executor(self, symbol: str, snapshot: ExecutorSnapshot) -> None:
+        """The executor's orders and forwarded position, atomically (only changed orders are written)."""
+        with self.transaction():
+            self.save_orders(symbol, snapshot.orders)
+            if self._written_qty.get(symbol) != snapshot.position_qty:
+                self._conn.execute(_UPSERT_EXECUTOR, (symbol, str(snapshot.position_qty), self._clock_ns()))
+                self._written_qty[symbol] = snapshot.position_qty
+
+    def load_executor(self, symbol: str) -> ExecutorSnapshot | None:
+        with self._lock:
+            row = self._conn.execute("SELECT position_qty FROM executors WHERE symbol = ?", (symbol,)).fetchone()
+            orders = self.load_orders(symbol)
+            if row is None and not orders:
+                return None
+            qty = Decimal(row[0]) if row else Decimal("0")
+            if row is not None:
+                self._written_qty[symbol] = qty
+        return ExecutorSnapshot(symbol=symbol, position_qty=qty, orders=orders)
+
+    # -- risk -----------------------------------------------------------------------------------
+    def save_risk(self, snapshot: RiskSnapshot) -> None:
+        """Replace the stored Risk state with ``snapshot`` in one transaction."""
+        c, lim, k = snapshot.controls, snapshot.limits, snapshot.controls.kill
+        enc = self._codec.encode
+        extra = _RiskExtra(reservations=snapshot.reservations, approved_at=snapshot.approved_at,
+                           reconciliations=snapshot.reconciliations)
+        with self.transaction():
+            x = self._conn.execute
+            x("INSERT OR REPLACE INTO kill_switch VALUES (1, ?, ?, ?, ?)", (int(k.engaged), k.who, k.reason, k.ts_event_ns))
+            x("DELETE FROM trading_states")
+            self._conn.executemany(
+                "INSERT INTO trading_states VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(s.scope, s.state.value, s.who, s.reason, s.ts_event_ns, int(s.set_by_supervision),
+                  s.restore_on_recovery.value if s.restore_on_recovery else None) for s in c.scopes])
+            x("DELETE FROM quarantines")
+            self._conn.executemany("INSERT INTO quarantines VALUES (?, ?, ?)",
+                                   [(q.symbol, q.reason, q.ts_event_ns) for q in c.quarantines])
+            x("INSERT OR REPLACE INTO loss_anchors VALUES (1, ?, ?, ?, ?, ?)",
+              (lim.day, str(lim.day_start_equity), str(lim.peak_equity), lim.daily_hit_day, int(lim.drawdown_hit)))
+            x("DELETE FROM risk_books")
+            self._conn.executemany("INSERT INTO risk_books VALUES (?, ?)", [(b.symbol, enc(b)) for b in snapshot.books])
+            x("INSERT OR REPLACE INTO risk_extra VALUES (1, ?)", (enc(extra),))
+
+    def load_risk(self) -> RiskSnapshot | None:
+        """The stored Risk state, or None if Risk was never saved."""
+        with self._lock:
+            q = self._conn.execute
+            kill = q("SELECT engaged, who, reason, ts_ns FROM kill_switch WHERE id = 1").fetchone()
+            if kill is None:
+                return None
+            scopes = q("SELECT scope, state, who, reason, ts_ns, set_by_supervision, restore_state FROM trading_states"
+                       " ORDER BY rowid").fetchall()
+            quarantines = q("SELECT symbol, reason, ts_ns FROM quarantines ORDER BY rowid").fetchall()
+            anchors = q("SELECT day, day_start_equity, peak_equity, daily_hit_day, drawdown_hit FROM loss_anchors").fetchone()
+            books = q("SELECT data FROM risk_books ORDER BY rowid").fetchall()
+            extra_row = q("SELECT data FROM risk_extra WHERE id = 1").fetchone()
+        try:
+            controls = ControlsSnapshot(
+                kill=KillSwitchRecord(engaged=bool(kill[0]), who=kill[1], reason=kill[2], ts_event_ns=kill[3]),
+                scopes=tuple(ScopeRecord(scope=s, state=TradingState(st), who=w, reason=r, ts_event_ns=ts,
+                                         set_by_supervision=bool(sup), restore_on_recovery=TradingState(rs) if rs else None)
+                             for s, st, w, r, ts, sup, rs in scopes),
+                quarantines=tuple(QuarantineRecord(symbol=s, reason=r, ts_event_ns=ts) for s, r, ts in quarantines))
+            if anchors is None:
+                raise SnapshotError("stored Risk state has no loss anchors")
+            limits = LimitsSnapshot(day=anchors[0], day_start_equity=Decimal(anchors[1]), peak_equity=Decimal(anchors[2]),
+                                    daily_hit_day=anchors[3], drawdown_hit=bool(anchors[4]))
+            extra = (self._codec.decode(extra_row[0], _RiskExtra) if extra_row
+                     else _RiskExtra(reservations=(), approved_at=(), reconciliations=()))
+        except (ValueError, ArithmeticError) as exc:
+            raise SnapshotError(f"stored Risk state is invalid: {exc}") from exc
+        return RiskSnapshot(
+            controls=controls, limits=limits,
+            books=tuple(self._codec.decode(text, SymbolBookRecord) for (text,) in books),
+            reservations=extra.reservations, approved_at=extra.approved_at, reconciliations=extra.reconciliations)
+
+    # -- arbitrator -----------------------------------------------------------------------------
+    def save_arbitrator(self, snapshot: ArbitratorSnapshot) -> None:
+        with self.transaction():
+            self._conn.execute("INSERT OR REPLACE INTO arbitrator VALUES (1, ?)", (self._codec.encode(snapshot),))
+
+    def load_arbitrator(self) -> ArbitratorSnapshot | None:
+        with self._lock:
+            row = self._conn.execute("SELECT data FROM arbitrator WHERE id = 1").fetchone()
+        return None if row is None else self._codec.decode(row[0], ArbitratorSnapshot)
+
+    # -- collector sequence and small keyed values ----------------------------------------------
+    def save_collector_seq(self, symbol: str, seq: int) -> None:
+        with self.transaction():
+            self._conn.execute("INSERT OR REPLACE INTO collector_seq VALUES (?, ?)", (symbol, seq))
+
+    def load_collector_seq(self, symbol: str) -> int | None:
+        with self._lock:
+            row = self._conn.execute("SELECT seq FROM collector_seq WHERE symbol = ?", (symbol,)).fetchone()
+        return None if row is None else row[0]
+
+    def put(self, key: str, value: Any) -> None:
+        """Store a small value (attrs values, dicts, lists, Decimals as strings) under ``key``."""
+        text = self._codec.encode(value)
+        with self.transaction():
+            self._conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (key, text, self._clock_ns()))
+
+    def get(self, key: str, cls: type[T] | None = None, default: Any = None) -> Any:
+        """The value under ``key`` decoded as ``cls`` (plain JSON, Decimals as strings, without one)."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return default
+        return self._codec.decode(row[0], cls) if cls is not None else self._codec.decode(row[0], Any)
+
+    def delete(self, key: str) -> None:
+        with self.transaction():
+            self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))

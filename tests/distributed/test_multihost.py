@@ -1,0 +1,81 @@
+"""Two hosts in network namespaces: a second host joins with --join and runs a worker slot."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from actors.distributed.procs import alive
+from actors.testing import eventually
+from tests.distributed.cluster_helpers import Cluster, free_port
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+
+
+@pytest.fixture
+def two_hosts():
+    """Namespaces A (10.213.0.1) and B (10.213.0.2) joined by a veth pair; removed afterwards."""
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 (ip) is not installed")
+    tag = uuid.uuid4().hex[:6]
+    a, b = f"arbor-a-{tag}", f"arbor-b-{tag}"
+    r = _ip("netns", "add", a)
+    if r.returncode != 0:
+        pytest.skip(f"cannot create network namespaces (needs CAP_SYS_ADMIN): {r.stderr.strip()}")
+    try:
+        _ip("netns", "add", b)
+        steps = [("link", "add", f"va{tag}", "type", "veth", "peer", "name", f"vb{tag}"),
+                 ("link", "set", f"va{tag}", "netns", a), ("link", "set", f"vb{tag}", "netns", b),
+                 ("-n", a, "addr", "add", "10.213.0.1/24", "dev", f"va{tag}"),
+                 ("-n", b, "addr", "add", "10.213.0.2/24", "dev", f"vb{tag}"),
+                 ("-n", a, "link", "set", f"va{tag}", "up"), ("-n", b, "link", "set", f"vb{tag}", "up"),
+                 ("-n", a, "link", "set", "lo", "up"), ("-n", b, "link", "set", "lo", "up")]
+        for s in steps:
+            r = _ip(*s)
+            if r.returncode != 0:
+                pytest.skip(f"cannot set up the veth pair ({' '.join(s)}): {r.stderr.strip()}")
+        yield a, b
+    finally:
+        _ip("netns", "del", a)
+        _ip("netns", "del", b)
+    assert a not in _ip("netns", "list").stdout
+
+
+def test_joined_host_runs_the_remote_worker_slot(tmp_path: Path, two_hosts):
+    """The leader (host A) waits for capacity; host B joins with --join and trades worker slot 1's symbols."""
+    ns_a, ns_b = two_hosts
+    port_a, port_b = free_port(), free_port()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    leader = Cluster(tmp_path / "a", workers=2, port=port_a, netns=ns_a,
+                     extra='bind_host = "10.213.0.1"\nremote_workers = 1')
+    joiner = None
+    try:
+        eventually(lambda: {"coordinator", "worker-0"} <= {k.split("#")[0] for k in leader.pids()}, timeout=30)
+        joiner = Cluster(tmp_path / "b", workers=0, port=port_b, netns=ns_b,
+                         extra='bind_host = "10.213.0.2"', args=("--join", f"10.213.0.1:{port_a}"))
+
+        def remote_trading() -> bool:
+            assert leader.proc.poll() is None, leader.err_path.read_text()
+            assert joiner.proc.poll() is None, joiner.err_path.read_text()
+            return any(e["ev"] == "place" for e in leader.events("worker-1"))
+
+        eventually(remote_trading, timeout=60, interval=0.2)
+        remote_pid = leader.status("worker-1")["pid"]
+        assert remote_pid in joiner.tree(), "worker slot 1 must run in the joined host's process tree"
+        code, _, err = leader.stop(signal.SIGTERM)
+        assert code == 0, err
+        code, _, err = joiner.stop(signal.SIGTERM)
+        assert code == 0, err
+        eventually(lambda: not [p for p in leader.seen_pids | joiner.seen_pids if alive(p)], timeout=10)
+    finally:
+        leader.cleanup()
+        if joiner is not None:
+            joiner.cleanup()
