@@ -5,7 +5,7 @@ at a per-message rate), and a misbehaving venue (dropped acks, rejects, transien
 delayed fills). A chaos operator releases quarantined symbols after a cool-down. At the end the
 faults stop, the feed stops, every executor reconciles, and the summary is printed:
 
-  faults injected, restarts, quarantines            (informational)
+  faults injected (actor and venue), restarts, quarantines, orders, fills (informational)
   entries sent while a symbol was not ACTIVE        must be 0
   duplicate orders (a client order id sent twice)   must be 0
   lost fills (a venue fill never applied)           must be 0
@@ -27,6 +27,9 @@ from typing import Any, Sequence
 
 from messages import (
     ActorFailed,
+    KillSwitchEngaged,
+    KillSwitchReset,
+    ResetKillSwitch,
     ActorRestarted,
     Envelope,
     OrderFilled,
@@ -43,9 +46,13 @@ ROLES = ("collector", "feature", "regime", "position", "executor")
 
 
 class ChaosMonitor:
-    """Watches the traffic and keeps the chaos figures (thread-safe)."""
+    """Watches the traffic and keeps the chaos figures (thread-safe).
 
-    wants_inputs = False
+    An entry counts as *sent* when the venue actor actually handles it (its input), not when the
+    executor emits it: the supervisor refuses entries at the venue boundary while a symbol recovers.
+    """
+
+    wants_inputs = True
 
     def __init__(self, symbols: tuple[str, ...]) -> None:
         self._lock = threading.Lock()
@@ -60,12 +67,26 @@ class ChaosMonitor:
         self.restarts = 0
         self.quarantines = 0
         self.quarantined: dict[str, float] = {}
+        self.kill_engaged_at: float | None = None
+        self.kill_resets = 0
+        self.entries_sent = 0
+        self.violations: list[str] = []
 
     def external(self, env: Envelope) -> None:
         pass
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
-        pass
+        m = env.payload
+        if type(m) is not PlaceOrder or m.reduce_only or not actor_id.endswith("/venue"):
+            return
+        with self._lock:
+            active = not self.down[m.symbol] and self.risk_state[m.symbol] == "ACTIVE" and self.global_state == "ACTIVE"
+            if active:
+                self.entries_sent += 1
+            else:
+                self.entries_while_not_active += 1
+                self.violations.append(f"{m.symbol} {m.client_order_id}: down={self.down[m.symbol]} "
+                                       f"risk={self.risk_state[m.symbol]} global={self.global_state}")
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         m = env.payload
@@ -73,11 +94,6 @@ class ChaosMonitor:
         if t is PlaceOrder:
             with self._lock:
                 self.sent[m.client_order_id] += 1
-                active = not self.down[m.symbol] and self.risk_state[m.symbol] == "ACTIVE" \
-                    and self.global_state == "ACTIVE"
-                # Only the venue boundary counts: an entry refused there by the supervisor never reached it.
-                if not m.reduce_only and not active and env.receiver.endswith("/venue"):
-                    self.entries_while_not_active += 1
         elif t is OrderFilled:
             with self._lock:
                 key = (m.symbol, m.fill_id)
@@ -101,6 +117,14 @@ class ChaosMonitor:
                 self.quarantines += 1
                 self.down[m.symbol] = True
                 self.quarantined[m.symbol] = time.monotonic()
+        elif t is KillSwitchEngaged:
+            with self._lock:
+                self.kill_engaged_at = time.monotonic()
+                self.global_state = "HALTED"
+        elif t is KillSwitchReset:
+            with self._lock:
+                self.kill_engaged_at = None
+                self.global_state = "ACTIVE"
         elif t is TradingStateChanged:
             with self._lock:
                 if m.scope == ALL_SYMBOLS:
@@ -116,6 +140,14 @@ class ChaosMonitor:
                 del self.quarantined[s]
             return due
 
+    def kill_switch_due(self, cool_down_s: float) -> bool:
+        with self._lock:
+            if self.kill_engaged_at is not None and time.monotonic() - self.kill_engaged_at >= cool_down_s:
+                self.kill_engaged_at = None
+                self.kill_resets += 1
+                return True
+            return False
+
     def duplicates(self) -> int:
         return sum(1 for n in self.sent.values() if n > 1)
 
@@ -126,6 +158,8 @@ class ChaosMonitor:
 
 
 def chaos_overrides(rate: float, seed: int, var_dir: str = "var/chaos") -> dict[str, Any]:
+    """Faults for every symbol actor at ``rate`` per message (hangs and thread kills rarer), the
+    singletons at a tenth of it, and a venue that drops acks, rejects and errs on ~5% of orders."""
     faults: list[dict[str, Any]] = []
     from config.settings import load_settings
 
@@ -133,21 +167,34 @@ def chaos_overrides(rate: float, seed: int, var_dir: str = "var/chaos") -> dict[
     for sym in symbols:
         for role in ROLES:
             faults.append({"actor": f"{sym}/{role}", "kind": "raise", "rate": rate})
-        faults.append({"actor": f"{sym}/feature", "kind": "hang", "rate": rate / 20, "hang_ms": 1500})
-        faults.append({"actor": f"{sym}/regime", "kind": "kill", "rate": rate / 20})
+        faults.append({"actor": f"{sym}/feature", "kind": "hang", "rate": rate / 10, "hang_ms": 1500})
+        faults.append({"actor": f"{sym}/regime", "kind": "kill", "rate": rate / 10})
     for singleton in ("risk", "arbitrator"):
         faults.append({"actor": singleton, "kind": "raise", "rate": rate / 10})
     return {
         "faults": faults,
         "market": {"seed": seed},
         "run": {"tick_interval_ms": 50, "var_dir": var_dir},
-        "feature": {"bucket_ms": 250, "short_window": 4, "long_window": 16, "min_samples": 6},
-        "regime": {"decision_interval_ms": 250, "confirm_cycles": 1},
-        "supervision": {"intensity": 5, "period_s": 20.0, "hang_timeout_ms": 500},
+        "journal": {"enabled": False},
+        "feature": {"bucket_ms": 200, "short_window": 3, "long_window": 10, "min_samples": 4},
+        "regime": {"decision_interval_ms": 200, "confirm_cycles": 1},
+        "supervision": {"intensity": 8, "period_s": 20.0, "hang_timeout_ms": 500},
         "executor": {"ack_timeout_ms": 1000, "query_interval_ms": 500},
-        "paper": {"drop_ack_rate": 0.03, "reject_rate": 0.03, "transient_error_rate": 0.02, "fill_delay_ms": 100},
-        "risk": {"max_orders_per_window": 1000, "max_daily_loss_pct": "0.5", "max_drawdown_pct": "0.5"},
+        "arbitrator": {"max_concurrent_positions": 4},
+        "paper": {"drop_ack_rate": 0.05, "reject_rate": 0.05, "transient_error_rate": 0.05, "fill_delay_ms": 100},
+        "risk": {"max_orders_per_window": 10000, "max_daily_loss_pct": "0.5", "max_drawdown_pct": "0.5"},
     }
+
+
+def venue_faults(cluster: Any) -> dict[str, int]:
+    """Faults the simulated venue injected: dropped acks, random rejects, transient errors."""
+    out = {"dropped_acks": 0, "venue_rejected": 0, "transient_error": 0}
+    for s in cluster.settings.symbols:
+        st = cluster.runtime.ask(s.symbol, lambda d, sym=s.symbol: d.actors[f"{sym}/venue"].stats())
+        out["dropped_acks"] += st.get("dropped_acks", 0)
+        for reason in ("venue_rejected", "transient_error"):
+            out[reason] += st.get("rejects", {}).get(reason, 0)
+    return out
 
 
 def position_mismatches(cluster: Any) -> list[str]:
@@ -193,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(0.25)
             for sym in monitor.due_for_release(args.cool_down):
                 cluster.send(f"{sym}/supervisor", ReleaseSymbol(symbol=sym, who="chaos-operator", reason="cool-down"))
+            if monitor.kill_switch_due(args.cool_down):  # the operator acknowledges and resets, as in a drill
+                cluster.send("risk", ResetKillSwitch(who="chaos-operator", reason="drill: failure acknowledged"))
         cluster.faults.enabled = False  # stop injecting, let the system settle
         cluster.faults.release.set()
         for sym in monitor.due_for_release(0.0):
@@ -208,10 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not mismatches and monitor.lost_fills() == 0:
                 break
         sup = cluster.supervision_status()
+        from_venue = venue_faults(cluster)
     finally:
         cluster.stop()
         sink.close()
-    injected = cluster.faults.injected
+    injected = dict(cluster.faults.injected, **from_venue)
     figures = {
         "entries_sent_while_not_active": monitor.entries_while_not_active,
         "duplicate_orders": monitor.duplicates(),
@@ -220,12 +270,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print(f"faults injected: {sum(injected.values())} ({', '.join(f'{k} {v}' for k, v in injected.items())}); "
           f"failures seen: {dict(monitor.failures)}")
-    print(f"restarts: {monitor.restarts}  quarantines: {monitor.quarantines}  orders sent: {len(monitor.sent)}  "
-          f"venue fills: {len(monitor.venue_fills)}  poison messages: {sum(v.get('poison', 0) for v in sup.values())}")
+    print(f"restarts: {monitor.restarts}  quarantines: {monitor.quarantines}  kill-switch resets: {monitor.kill_resets}  "
+          f"poison messages: {sum(v.get('poison', 0) for v in sup.values())}")
+    print(f"orders sent: {len(monitor.sent)} (entries while ACTIVE: {monitor.entries_sent})  "
+          f"venue fills: {len(monitor.venue_fills)}")
     for name, value in figures.items():
         print(f"{name:<32} {value:>6}   {'ok' if value == 0 else 'MUST BE 0'}")
     for m in mismatches:
         print(f"  mismatch {m}")
+    for v in monitor.violations:
+        print(f"  entry at the venue while not ACTIVE: {v}")
+    if monitor.entries_sent == 0 or not monitor.venue_fills:
+        print("chaos: nothing traded, so the figures above prove nothing: lower --rate or run longer")
+        return 1
     return 0 if all(v == 0 for v in figures.values()) else 1
 
 
