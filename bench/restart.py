@@ -88,46 +88,73 @@ def measure_restarts(failures: int) -> tuple[list[float], list[float]]:
 
 
 def measure_fill_path(n: int) -> tuple[float, float] | None:
-    try:
-        from supervision.store import StateStore
-    except ImportError:
-        return None
+    """Fills/s through Executor and Position, without and with the persister saving their state.
+
+    Orders are placed first (untimed: placing one commits the executor's state synchronously by
+    design); then ``n`` partial fills are timed, each forwarded by the executor to the position,
+    with the persister's after-handle hook on both, as the dispatcher calls it.
+    """
     from actors.executor import ExecutorLogic
     from actors.position import PositionLogic
     from actors.testing import ManualClock, make_ctx
-    from messages import (Action, ActionApproved, Direction, MandateKind, OrderFilled, Side)
+    from messages import Action, ActionApproved, Direction, MandateKind, OrderFilled, Side
+    from supervision.persist import StatePersister
+    from supervision.store import StateStore
 
-    def run(store: StateStore | None) -> float:
+    per_order = 50
+
+    def run(persister: StatePersister | None) -> float:
         clock = ManualClock()
         pos = PositionLogic(make_ctx("B/position", "B", clock))
         ex = ExecutorLogic(make_ctx("B/executor", "B", clock))
-        t0 = time.perf_counter()
-        for i in range(n):
-            act = Action(action_id=f"a{i}", symbol="B", cycle=i, kind=MandateKind.ENTRY if i % 2 == 0 else MandateKind.EXIT,
-                         direction=Direction.LONG, qty=Decimal("1"), mark_price=Decimal("100"), data_ts_ns=0,
-                         ts_event_ns=0, reason="bench")
-            out = pos.handle(ActionApproved(symbol="B", action=act, ts_event_ns=0))
-            submit = out[0]
-            place = ex.handle(submit)[0]
-            fill = OrderFilled(symbol="B", client_order_id=place.client_order_id, venue_order_id="v", fill_id=f"f{i}",
-                               side=Side.BUY if i % 2 == 0 else Side.SELL, qty=Decimal("1"), price=Decimal("100"),
-                               fee=Decimal("0.04"), is_maker=False, cum_qty=Decimal("1"), leaves_qty=Decimal("0"),
-                               ts_event_ns=0)
-            for m in ex.handle(fill):
-                pos.handle(m)
-            if store is not None:
-                with store.transaction():
-                    store.save_position("B", pos.snapshot())
-                    store.save_executor("B", ex.snapshot())
-        return n / (time.perf_counter() - t0)
+        hook = persister.after_handle if persister is not None else (lambda *a: None)
+        lot = Decimal("0.001")
+        elapsed = 0.0
+        done = 0
+        order_no = 0
+        while done < n:
+            order_no += 1
+            entering = order_no % 2 == 1
+            qty = lot * per_order
+            act = Action(action_id=f"a{order_no}", symbol="B", cycle=order_no,
+                         kind=MandateKind.ENTRY if entering else MandateKind.EXIT, direction=Direction.LONG, qty=qty,
+                         mark_price=Decimal("100"), data_ts_ns=0, ts_event_ns=0, reason="bench")
+            approved = ActionApproved(symbol="B", action=act, ts_event_ns=0)
+            submit = pos.handle(approved)[0]
+            hook("B/position", pos, approved, [submit])
+            out = ex.handle(submit)
+            hook("B/executor", ex, submit, out)  # placing: the executor's state is committed first
+            coid = out[0].client_order_id
+            t0 = time.perf_counter()
+            for i in range(per_order):
+                cum = lot * (i + 1)
+                fill = OrderFilled(symbol="B", client_order_id=coid, venue_order_id="v", fill_id=f"f{order_no}-{i}",
+                                   side=Side.BUY if entering else Side.SELL, qty=lot, price=Decimal("100"),
+                                   fee=Decimal("0.0004"), is_maker=False, cum_qty=cum, leaves_qty=qty - cum,
+                                   ts_event_ns=0)
+                fwd = ex.handle(fill)
+                hook("B/executor", ex, fill, fwd)
+                for m in fwd:
+                    changed = pos.handle(m)
+                    hook("B/position", pos, m, changed)
+            elapsed += time.perf_counter() - t0
+            done += per_order
+        if persister is not None:
+            t0 = time.perf_counter()
+            persister.flush()  # what is still queued is part of the cost
+            elapsed += time.perf_counter() - t0
+        return done / elapsed
 
     plain = run(None)
     with tempfile.TemporaryDirectory() as tmp:
         store = StateStore(Path(tmp) / "state.sqlite", clock_ns=time.time_ns)
-        stored = run(store)
-        close = getattr(store, "close", None)
-        if close:
-            close()
+        persister = StatePersister(store)
+        persister.start()
+        try:
+            stored = run(persister)
+        finally:
+            persister.stop()
+            store.close()
     return plain, stored
 
 
