@@ -18,12 +18,21 @@ class DecodeError(ValueError):
     """A frame that is malformed, lacks a required field or carries an unsupported event."""
 
 
-def decoder_for(venue: str) -> Decoder:
-    """The decoder of ``venue``'s market-data wire format; ``ValueError`` naming an unknown venue."""
+def decoder_for(venue: str, symbol: str | None = None) -> Decoder:
+    """The decoder of ``venue``'s market-data wire format; ``ValueError`` naming an unknown venue.
+
+    Hyperliquid frames name their coin, so its decoder is bound to ``symbol`` (the coin name).
+    """
     # Imported here, not at module level: the venue modules import DecodeError from this one.
     from adapters.binance.spot import decode_spot
     from adapters.binance.usdm import decode_usdm
 
+    if venue == "hyperliquid":
+        from adapters.hyperliquid.decode import make_hyperliquid_decoder
+
+        if not symbol:
+            raise ValueError("the hyperliquid decoder is per coin: pass the symbol")
+        return make_hyperliquid_decoder(symbol)
     decoders: dict[str, Decoder] = {
         "binance_usdm": decode_usdm,
         "binance_spot": decode_spot,

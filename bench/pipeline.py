@@ -72,7 +72,8 @@ def frames(n: int, start_ns: int, rate: float = 2000.0) -> list[tuple[int, str, 
 
 
 def build(clock) -> dict[str, ActorLogic]:
-    feature = FeatureConfig(min_samples=5, long_window=30, short_window=5)
+    # a snapshot per event (emit = "every_event"): this bench measures a decision per event
+    feature = FeatureConfig(min_samples=5, long_window=30, short_window=5, emit="every_event")
     regime = RegimeConfig(decision_interval_ms=0, confirm_cycles=2)
     return {
         f"{SYMBOL}/collector": CollectorLogic(make_context(f"{SYMBOL}/collector", SYMBOL, clock, "b", 1), decoder_for("sim")),

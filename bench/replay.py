@@ -11,9 +11,13 @@ Uses the two-symbol Binance USD-M recording (168,609 messages, 345 s of market) 
   audit     audit_journal() of the journal: market messages/s and multiple of real time
   whatif    run_whatif() from the HBT files: market messages/s and multiple of real time
 
+  floor     what the what-if cannot beat: the HBT inputs read alone, the what-if with its inputs
+            already in memory, the frames decoded alone (market messages/s)
+
 Targets: what-if >= 100,000 messages/s, audit >= 50,000. With --profile, cProfile of the audit
-and the what-if (top functions by own time). Usage:
-  python bench/replay.py [--limit N] [--fsync-records N] [--profile] [--keep DIR]
+and the what-if (top functions by own time). ``--set section.key=value`` changes the configuration
+(as bin/replay does), e.g. ``--set feature.emit=every_event`` for a snapshot per event. Usage:
+  python bench/replay.py [--limit N] [--fsync-records N] [--profile] [--keep DIR] [--set K=V ...]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import itertools
 import pstats
 import shutil
 import sys
@@ -34,7 +39,7 @@ from loguru import logger
 from actors.replay import audit_journal, open_journal_observer, run_whatif
 from actors.replay.whatif import hbt_config, market_inputs
 from actors.runtime import DeterministicRuntime, SimClock
-from actors.cluster.build import build_actors
+from actors.cluster.build import build_actors, market_venue
 from config.loader import load_raw
 from config.settings import build_settings
 from messages.journal import Durability, JournalReader, JournalWriter
@@ -110,18 +115,39 @@ def profile(label: str, fn) -> None:  # type: ignore[no-untyped-def]
     print("\n".join(line for line in buf.getvalue().splitlines()[6:] if line.strip()))
 
 
+def floor(settings, limit: int | None) -> None:  # type: ignore[no-untyped-def]
+    """The parts of the what-if timed alone: reading the inputs, the run on inputs in memory, decoding."""
+    from adapters.decoding import decoder_for
+
+    t0 = time.perf_counter()
+    inputs = list(itertools.islice(market_inputs(settings), limit))
+    dr = time.perf_counter() - t0
+    mem = run_whatif(settings, iter(inputs))
+    decode = decoder_for(market_venue(settings))
+    payloads = [m.payload for _, _, m in inputs]
+    t0 = time.perf_counter()
+    for payload in payloads:
+        decode(payload)
+    dd = time.perf_counter() - t0
+    n = len(inputs)
+    feature = next(a for aid, a in build_actors(settings, SimClock(0), "bench").items() if aid.endswith("/feature"))
+    print(f"floor: reading the HBT inputs alone {n / dr:,.0f} msg/s; what-if with its inputs in memory "
+          f"{mem.inputs / mem.elapsed_s:,.0f} msg/s (feature emit: {feature.emit}); decoding alone {n / dd:,.0f} msg/s")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--limit", type=int, help="only the first N market messages")
     p.add_argument("--fsync-records", type=int, default=2000)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--keep", type=Path, help="leave the journal in this directory")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration override")
     args = p.parse_args(argv)
     if not all(Path(f).is_file() for f in FILES):
         print(f"recording not found under {DATA}", file=sys.stderr)
         return 2
     logger.remove()
-    raw = hbt_config(FILES, load_raw(environ={}), ())
+    raw = hbt_config(FILES, load_raw(environ={}), args.set)
     root = args.keep or Path(tempfile.mkdtemp(prefix="arbor-bench-replay-"))
     try:
         journal, journaled, bare, n = record(raw, root, args.limit)
@@ -148,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"whatif: {result.inputs:,} market msgs in {dw:.2f}s: {result.inputs / dw:,.0f} msg/s, "
               f"{market_s / dw:.1f}x real time, digest {result.digest[:16]} "
               f"[target {WHATIF_TARGET:,} msg/s: {'met' if result.inputs / dw >= WHATIF_TARGET else 'NOT met'}]")
+        floor(settings, args.limit)
         if args.profile:
             profile("audit", lambda: audit_journal(journal))
             profile("whatif", lambda: run_whatif(settings, market_inputs(settings), limit=args.limit))

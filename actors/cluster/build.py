@@ -49,9 +49,9 @@ def make_symbol_actor(settings: Settings, symbol: str, role: str, clock: Clock, 
     s = settings.symbol(symbol)
     ctx = make_context(f"{symbol}/{role}", symbol, clock, run_id, settings.market.seed)
     if role == "collector":
-        return CollectorLogic(ctx, decoder_for(s.venue))
+        return CollectorLogic(ctx, decoder_for(s.venue, s.symbol))
     if role == "feature":
-        return FeatureLogic(ctx, settings.feature)
+        return FeatureLogic(ctx, settings.feature, decision_interval_ms=settings.regime.decision_interval_ms)
     if role == "regime":
         return RegimeLogic(ctx, settings.regime_for(symbol))
     if role == "position":

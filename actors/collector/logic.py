@@ -32,41 +32,50 @@ class CollectorLogic(ActorLogic):
 
     def on_venue_payload(self, msg: VenuePayload) -> list[RawMarketEvent] | list[DecodeFailure]:
         """Decode one frame into its events, or into one DecodeFailure."""
-        ts_recv_ns = self.ctx.clock.now_ns()
+        ctx = self.ctx
+        ts_recv_ns = ctx.clock.now_ns()
         self._frames += 1
         raw = msg.payload
-        if msg.symbol != self.ctx.symbol:
-            error = f"misrouted: payload for {msg.symbol!r} reached the collector of {self.ctx.symbol!r}"
+        symbol = ctx.symbol
+        if msg.symbol != symbol:
+            error = f"misrouted: payload for {msg.symbol!r} reached the collector of {symbol!r}"
             return [self._failure(msg, ts_recv_ns, error)]
         first_seq = self._seq + 1
         try:
             parts = self._decode(raw)
-            if len(parts) == 0:
+            n = len(parts)
+            if n == 0:
                 self._control_frames += 1
                 return []
-            symbol = self.ctx.symbol
             venue = msg.venue
-            events = []
-            for i, fields in enumerate(parts):
+            if n == 1:  # nearly every frame: one event
+                fields = parts[0]
                 if not fields.get("ts_event_ns"):
                     fields = {**fields, "ts_event_ns": ts_recv_ns}
-                events.append(
-                    RawMarketEvent(
-                        symbol=symbol,
-                        venue=venue,
-                        ingest_seq=first_seq + i,
-                        ts_recv_ns=ts_recv_ns,
-                        raw=raw,
-                        part=i,
-                        **fields,
+                events = [RawMarketEvent(symbol=symbol, venue=venue, ingest_seq=first_seq, ts_recv_ns=ts_recv_ns,
+                                         raw=raw, part=0, **fields)]
+            else:
+                events = []
+                for i, fields in enumerate(parts):
+                    if not fields.get("ts_event_ns"):
+                        fields = {**fields, "ts_event_ns": ts_recv_ns}
+                    events.append(
+                        RawMarketEvent(
+                            symbol=symbol,
+                            venue=venue,
+                            ingest_seq=first_seq + i,
+                            ts_recv_ns=ts_recv_ns,
+                            raw=raw,
+                            part=i,
+                            **fields,
+                        )
                     )
-                )
         except Exception as exc:  # a decoder must raise only DecodeError; anything else is still a failed frame
             error = str(exc) if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
             return [self._failure(msg, ts_recv_ns, error)]
         # Committed only once every part is built, so a half-decoded frame leaves no gap.
-        self._seq += len(events)
-        self._events += len(events)
+        self._seq += n
+        self._events += n
         return events
 
     def _failure(self, msg: VenuePayload, ts_recv_ns: int, error: str) -> DecodeFailure:

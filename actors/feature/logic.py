@@ -1,8 +1,17 @@
 """Feature(S): numeric descriptions of one symbol's market over bounded windows of time buckets.
 
 Event time (``ts_event_ns``) is cut into buckets of ``bucket_ms``. Every event updates O(1) live
-state and yields one FeatureSnapshot; the window statistics are recomputed only when a bucket
-closes, over deques that never hold more than ``long_window`` buckets.
+state; the window statistics are recomputed only when a bucket closes, over deques that never
+hold more than ``long_window`` buckets. Which events yield a FeatureSnapshot is ``emit``
+(FeatureConfig): every one (``"every_event"``), or (``"bucket"``) only those the regime can act
+on. The regime acts on a snapshot when it is not warm or when a decision cycle is due (event
+time ``decision_interval_ms`` past the last cycle's snapshot); the feature keeps that cadence
+itself, starting from the same first snapshot, so it emits exactly the snapshots that start a
+cycle, every snapshot until warm, and the first snapshot of each new bucket (a fresh view for
+observers). Its regime then decides the same, from the same snapshots, as with every event.
+The one difference: a regime restarted on its own (its feature kept) starts its first cycle on
+the next snapshot emitted, at most one bucket or one decision interval later, not on the next
+event. Without the regime's cadence (``decision_interval_ms=None``) "bucket" emits every event.
 
 The reference price is the book mid once a valid quote is known, the last trade price before
 that; it is the snapshot's ``mid``, and ``last_price`` falls back to it until a trade prints
@@ -58,10 +67,16 @@ class FeatureLogic(ActorLogic):
 
     ROLE = "feature"
 
-    def __init__(self, ctx: ActorContext, config: FeatureConfig | None = None) -> None:
+    def __init__(self, ctx: ActorContext, config: FeatureConfig | None = None,
+                 decision_interval_ms: int | None = None) -> None:
+        """``decision_interval_ms`` is the regime's decision cadence (needed by ``emit = "bucket"``)."""
         super().__init__(ctx)
         self.config = cfg = (config or FeatureConfig()).validate()
         self._bucket_ns = cfg.bucket_ms * 1_000_000
+        # emit = "bucket": the regime's cadence, and the time of the snapshot that started its last cycle
+        self._every_event = cfg.emit == "every_event" or decision_interval_ms is None
+        self._decision_ns = (decision_interval_ms or 0) * 1_000_000
+        self._last_decision_ns: int | None = None
         self._short = cfg.short_window
         self._long = cfg.long_window
         self._min_samples = cfg.min_samples
@@ -117,14 +132,17 @@ class FeatureLogic(ActorLogic):
 
     # -- handler ----------------------------------------------------------------------------
     def on_raw_market_event(self, ev: RawMarketEvent) -> list[Any]:
-        """Update the features with one event; one FeatureSnapshot once a price is known."""
+        """Update the features with one event; a FeatureSnapshot once a price is known (see ``emit``)."""
         self._events += 1
-        bucket = ev.ts_event_ns // self._bucket_ns
+        ts = ev.ts_event_ns
+        bucket = ts // self._bucket_ns
+        rolled = False
         if bucket != self._bucket:
             if self._bucket is None:
                 self._bucket = bucket
             elif bucket > self._bucket:
                 self._roll(bucket)
+                rolled = True
             # an event from an already closed bucket (late print) counts in the open one
 
         kind = ev.kind
@@ -139,6 +157,14 @@ class FeatureLogic(ActorLogic):
         # DEPTH diffs are not a book, MARK and OPEN_INTEREST feed no feature yet
 
         if self._price <= 0.0:
+            return []
+        if self._every_event:
+            return [self._snapshot(ev)]
+        # emit = "bucket": the regime's check, made here (same arithmetic on the same times)
+        last = self._last_decision_ns
+        if last is None or ts - last >= self._decision_ns:
+            self._last_decision_ns = ts
+        elif not rolled and len(self._returns) >= self._min_samples:
             return []
         return [self._snapshot(ev)]
 
@@ -282,6 +308,11 @@ class FeatureLogic(ActorLogic):
             samples=samples,
             warm=samples >= self._min_samples,
         )
+
+    @property
+    def emit(self) -> str:
+        """The emission in effect: ``"bucket"``, or ``"every_event"`` (configured, or no regime cadence given)."""
+        return "every_event" if self._every_event else "bucket"
 
     @property
     def warm(self) -> bool:

@@ -36,7 +36,8 @@ class DeterministicRuntime:
         self.clock = clock
         self.msg_ids = id_source()
         self.observers = tuple(observers)
-        self.dispatcher = Dispatcher(actors, clock, self.msg_ids, observers=self.observers, on_failure=on_failure)
+        self.dispatcher = Dispatcher(actors, clock, self.msg_ids, observers=self.observers, on_failure=on_failure,
+                                     watchdog=False)
         self.supervision = supervise(self.dispatcher) if supervise is not None else None
         self.tick_interval_ns = tick_interval_ns
         self._sources: list[Iterator[tuple[int, str, Any]]] = []
@@ -72,28 +73,46 @@ class DeterministicRuntime:
     def run(self, until_ns: int | None = None, max_inputs: int | None = None,
             progress: Callable[[int], None] | None = None) -> int:
         """Process inputs in time order until they run out, ``until_ns`` or ``max_inputs``."""
-        merged = heapq.merge(*self._sources, key=lambda x: x[0])
+        sources = self._sources
+        merged = iter(sources[0]) if len(sources) == 1 else heapq.merge(*sources, key=lambda x: x[0])
         self._sources = []
         done = 0
         pending = next(merged, None)
+        scheduled = self._scheduled
+        interval = self.tick_interval_ns
+        clock_set = self.clock.set
+        now_ns = self.clock.now_ns
+        msg_ids = self.msg_ids
+        observers = self.observers
+        deliver = self.dispatcher.deliver
+        dispatch = self.dispatcher.run
         while True:
             if max_inputs is not None and done >= max_inputs:
                 break
-            ts_src = pending[0] if pending is not None else None
-            ts_sch = self._scheduled[0][0] if self._scheduled else None
-            if ts_src is None and ts_sch is None:
-                break
-            if ts_sch is not None and (ts_src is None or ts_sch <= ts_src):
-                ts, _, receiver, msg = heapq.heappop(self._scheduled)
+            # Look before taking: an input past until_ns stays where it is for the next run().
+            if scheduled and (pending is None or scheduled[0][0] <= pending[0]):
+                if until_ns is not None and scheduled[0][0] > until_ns:
+                    break
+                ts, _, receiver, msg = heapq.heappop(scheduled)
                 sender = "operator"
-            else:
-                ts, receiver, msg = pending  # type: ignore[misc]
+            elif pending is not None:
+                if until_ns is not None and pending[0] > until_ns:
+                    break
+                ts, receiver, msg = pending
                 pending = next(merged, None)
                 sender = "feed"
-            if until_ns is not None and ts > until_ns:
+            else:
                 break
-            self._ticks_until(ts)
-            self._inject(ts, receiver, msg, sender)
+            if interval is not None and (self._next_tick is None or self._next_tick <= ts):
+                self._ticks_until(ts)
+            # _inject, inlined: this runs once per input
+            clock_set(ts)
+            env = Envelope(msg_id=msg_ids(), sender=sender, receiver=receiver, ts_event_ns=ts,
+                           ts_recv_ns=now_ns(), causation_id=0, payload=msg)
+            for obs in observers:
+                obs.external(env)
+            deliver(env)
+            dispatch()
             done += 1
             if progress is not None and done % 10000 == 0:
                 progress(done)

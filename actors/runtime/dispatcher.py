@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Protocol
 from loguru import logger
 
 from actors.base import ActorLogic, Clock
+from actors.runtime.clock import SimClock
 from actors.topology import receivers as route_receivers
 from messages import DeadLetter, Envelope
 
@@ -60,7 +61,12 @@ class Dispatcher:
         on_failure: FailureHook | None = None,
         route: RouteFn = route_receivers,
         batch: int = 64,
+        watchdog: bool = True,
     ) -> None:
+        """``watchdog=False`` (the deterministic runtime, which has no watchdog) skips recording
+        ``current`` and ``died_in`` around each handler; with a ``SimClock`` too (its ``begin`` only
+        reads the time, its ``end`` does nothing) ``run`` then reads the handler instant only for
+        observers that want inputs. The order of handling is the same either way."""
         self.actors = actors
         self.clock = clock
         self._begin: Callable[[], int] = getattr(clock, "begin", clock.now_ns)
@@ -89,6 +95,7 @@ class Dispatcher:
         self.current: tuple[str, Envelope, float] | None = None
         self.retired = False
         self.died_in: tuple[str, Envelope, float] | None = None
+        self._lean = not watchdog and type(clock) is SimClock
 
     def attach_persistence(self, after_handle: Callable[[str, Any, Any, Any], None]) -> None:
         """Call ``after_handle(actor_id, logic, message, outputs)`` after every handler that completed."""
@@ -143,22 +150,111 @@ class Dispatcher:
         """Drain every mailbox; return how many messages were handled."""
         if self.retired:
             return 0
+        if self._lean:
+            return self._run_lean()
         handled = 0
         ready = self._ready
+        mailboxes = self.mailboxes
+        held = self._held
+        queued = self._queued
+        batch = self._batch
+        actors = self.actors
+        begin = self._begin
+        end = self._end
+        monotonic = time.monotonic
+        emit = self.emit
+        after = self._after_handle
         while True:
             while ready:
                 aid = ready.popleft()
-                box = self.mailboxes[aid]
+                box = mailboxes[aid]
+                popleft = box.popleft
+                watch = self._watch_inputs
                 n = 0
-                while box and n < self._batch and aid not in self._held:
-                    env = box.popleft()
-                    self._handle(aid, env)
+                # The body of _handle, inlined: this loop runs once per handled message.
+                while box and n < batch and aid not in held:
+                    env = popleft()
                     n += 1
+                    now = begin()
+                    self.current = (aid, env, monotonic())
+                    try:
+                        for obs in watch:
+                            obs.processed(aid, env, now)
+                        logic = actors[aid]
+                        try:
+                            out = logic.handle(env.payload)
+                        except Exception as exc:  # a bug in a handler: supervision decides, nothing escapes
+                            self._failed(aid, env, exc)
+                            continue
+                        if after is not None and out is not None:
+                            after(aid, logic, env.payload, out)  # persistence, before anything is routed
+                        if out:
+                            emit(aid, out, env.msg_id)
+                        elif out is None:
+                            self._dead_letter(aid, env.payload)
+                    except BaseException:
+                        # The thread is dying (SystemExit, an injected kill): remember what it was doing.
+                        self.died_in = (aid, env, monotonic())
+                        raise
+                    finally:
+                        self.current = None
+                        end()
                 handled += n
-                if box and aid not in self._held:
+                if box and aid not in held:
                     ready.append(aid)
                 else:
-                    self._queued.discard(aid)
+                    queued.discard(aid)
+            if self._after_run is None:
+                break
+            self._after_run()
+            if not ready:
+                break
+        self.processed_count += handled
+        return handled
+
+    def _run_lean(self) -> int:
+        """``run`` without the watchdog's bookkeeping or the clock calls (see ``__init__``)."""
+        handled = 0
+        ready = self._ready
+        mailboxes = self.mailboxes
+        held = self._held
+        queued = self._queued
+        batch = self._batch
+        actors = self.actors
+        emit = self.emit
+        now_ns = self.clock.now_ns
+        after = self._after_handle
+        while True:
+            while ready:
+                aid = ready.popleft()
+                box = mailboxes[aid]
+                popleft = box.popleft
+                watch = self._watch_inputs
+                n = 0
+                while box and n < batch and aid not in held:
+                    env = popleft()
+                    n += 1
+                    if watch:
+                        now = now_ns()
+                        for obs in watch:
+                            obs.processed(aid, env, now)
+                    logic = actors[aid]
+                    try:
+                        out = logic.handle(env.payload)
+                    except Exception as exc:  # a bug in a handler: supervision decides, nothing escapes
+                        self._failed(aid, env, exc)
+                        continue
+                    if after is not None and out is not None:
+                        after(aid, logic, env.payload, out)  # persistence, before anything is routed
+                    if out:
+                        emit(aid, out, env.msg_id)
+                    elif out is None:
+                        self._dead_letter(aid, env.payload)
+                handled += n
+                if box and aid not in held:
+                    ready.append(aid)
+                else:
+                    queued.discard(aid)
             if self._after_run is None:
                 break
             self._after_run()
@@ -168,6 +264,7 @@ class Dispatcher:
         return handled
 
     def _handle(self, aid: str, env: Envelope) -> None:
+        """Handle one message of ``aid`` (what ``run`` does inline for each)."""
         now = self._begin()
         self.current = (aid, env, time.monotonic())
         try:
@@ -177,33 +274,36 @@ class Dispatcher:
             try:
                 out = logic.handle(env.payload)
             except Exception as exc:  # a bug in a handler: supervision decides, nothing escapes
-                self.failures += 1
-                logger.bind(actor=aid, event_type="actor_failed", msg_id=env.msg_id).opt(exception=exc).error(
-                    "actor {} failed on {}: {!r}", aid, type(env.payload).__name__, exc
-                )
-                if self._on_failure is not None:
-                    self._on_failure(aid, env, exc)
+                self._failed(aid, env, exc)
                 return
-            if out is None:
-                self._dead_letter(aid, env.payload)
-                return
-            if self._after_handle is not None:
-                self._after_handle(aid, logic, env.payload, out)  # persistence: before anything is routed
+            if self._after_handle is not None and out is not None:
+                self._after_handle(aid, logic, env.payload, out)
             if out:
                 self.emit(aid, out, env.msg_id)
+            elif out is None:
+                self._dead_letter(aid, env.payload)
         except BaseException:
-            # The thread is dying (SystemExit, an injected kill): remember what it was doing.
             self.died_in = (aid, env, time.monotonic())
             raise
         finally:
             self.current = None
             self._end()
 
+    def _failed(self, aid: str, env: Envelope, exc: Exception) -> None:
+        self.failures += 1
+        logger.bind(actor=aid, event_type="actor_failed", msg_id=env.msg_id).opt(exception=exc).error(
+            "actor {} failed on {}: {!r}", aid, type(env.payload).__name__, exc
+        )
+        if self._on_failure is not None:
+            self._on_failure(aid, env, exc)
+
     def emit(self, sender: str, messages: Iterable[Any], causation_id: int) -> None:
         """Route messages emitted by ``sender`` (also used by supervision to emit on an actor's behalf)."""
         now = self.clock.now_ns()
         cache = self._route_cache
         mailboxes = self.mailboxes
+        observers = self._observers
+        next_id = self._next_id
         for msg in messages:
             key = (sender, type(msg), getattr(msg, "symbol", None))
             rcv = cache.get(key, _MISSING)
@@ -215,7 +315,7 @@ class Dispatcher:
                 )
                 self._dead_letter("?", msg)
                 continue
-            msg_id = self._next_id()
+            msg_id = next_id()
             ts_event = getattr(msg, "ts_event_ns", now)
             first: Envelope | None = None
             for r in rcv:
@@ -223,17 +323,25 @@ class Dispatcher:
                                ts_recv_ns=now, causation_id=causation_id, payload=msg)
                 if first is None:
                     first = env
-                if r in mailboxes:
-                    self.deliver(env)
+                box = mailboxes.get(r)
+                if box is not None:
+                    # deliver(env), inlined
+                    intercept = self._intercept
+                    if intercept is not None and intercept(env):
+                        continue
+                    box.append(env)
+                    if r not in self._queued and r not in self._held:
+                        self._queued.add(r)
+                        self._ready.append(r)
                 elif self._remote is not None:
                     self._remote(r, env)
                 else:
                     self._dead_letter(r, msg)
-            if self._observers:
+            if observers:
                 # Observers see one envelope per emission (addressed to the first receiver, if any).
                 shown = first or Envelope(msg_id=msg_id, sender=sender, receiver="", ts_event_ns=ts_event,
                                           ts_recv_ns=now, causation_id=causation_id, payload=msg)
-                for obs in self._observers:
+                for obs in observers:
                     obs.emitted(shown, rcv)
 
     def dead_letter(self, receiver: str, msg: Any) -> None:

@@ -5,13 +5,25 @@ Frames arrive bare (``{"e": "trade", ...}``) or in the combined-stream envelope
 (``{"stream": "btcusdt@trade", "data": {...}}``). Prices and quantities travel as decimal strings
 and become ``Decimal`` (a JSON number there is an error: a float would lose exactness); times are
 integer milliseconds and become nanoseconds.
+
+Two paths, one result. ``decode_usdm`` first tries a fast path (orjson, per-event readers that
+check exactly what the reference readers check, and a cache of the finite Decimals of decimal
+strings seen before: Decimals are immutable, so events may share them). Whatever the fast path
+does not accept, it hands to the reference path (the stdlib ``json`` and the readers below),
+which alone decides errors and their messages. The fast path only ever accepts what the
+reference path accepts, with the same fields: orjson differs from ``json`` only by rejecting
+more (NaN, a BOM, lone surrogates, non-UTF-8) or by reading an integer beyond 64 bits as a float,
+which no reader accepts where it expects an integer or a decimal string.
 """
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
+from itertools import chain
 from typing import Any, Callable
+
+import orjson
 
 from adapters.decoding import DecodeError
 from messages.base import MarketEventKind, Side
@@ -34,6 +46,19 @@ def decode_usdm(payload: bytes) -> list[Fields]:
 
     Never raises anything but ``DecodeError``, whatever the bytes.
     """
+    try:
+        frame = _orjson_loads(payload)
+        data = frame["data"] if "stream" in frame else frame
+        fast = _FAST_BY_EVENT_TYPE.get(data["e"]) if "e" in data else None
+        if fast is not None:
+            return [fast(data)]
+    except Exception:  # anything unusual: the reference path decides, with its own messages
+        pass
+    return decode_usdm_reference(payload)
+
+
+def decode_usdm_reference(payload: bytes) -> list[Fields]:
+    """``decode_usdm`` without the fast path: the stdlib parser and the reference readers."""
     event_type: object = None
     try:
         frame = json.loads(payload)
@@ -178,6 +203,134 @@ _BY_EVENT_TYPE: dict[str, Callable[[dict[str, Any]], Fields]] = {
     "depthUpdate": _depth_update,
     "markPriceUpdate": _mark_price_update,
     "forceOrder": _force_order,
+}
+
+
+# -- the fast path ------------------------------------------------------------------------------
+# Each reader returns exactly the fields its reference reader returns, or raises (anything) when
+# the input is not plainly valid, so that the reference reader decides. They check the same
+# things: decimal strings that are finite, integers that are ints (not bools), ms times >= 0.
+
+_orjson_loads = orjson.loads
+_is_finite = Decimal.is_finite
+_DEC_CACHE: dict[str, Decimal] = {}
+_DEC_CACHE_MAX = 1 << 16
+
+
+def _fdec(value: str) -> Decimal:
+    """The finite Decimal of a decimal string (cached); raises on anything else."""
+    d = _DEC_CACHE.get(value)  # a non-str key is never in the cache (TypeError if unhashable)
+    if d is not None:
+        return d
+    if type(value) is not str:
+        raise TypeError(value)
+    d = Decimal(value)
+    if not d.is_finite():
+        raise ValueError(value)
+    if len(_DEC_CACHE) >= _DEC_CACHE_MAX:
+        _DEC_CACHE.clear()
+    _DEC_CACHE[value] = d
+    return d
+
+
+def _fint(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError(value)
+    return value
+
+
+def _fms(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise TypeError(value)
+    return value * _NS_PER_MS
+
+
+def _ftime(d: dict[str, Any]) -> int:
+    ts = d.get("T")
+    if ts is None:
+        ts = d["E"]
+    if type(ts) is not int or ts < 0:
+        raise TypeError(ts)
+    return ts * _NS_PER_MS
+
+
+def _fside(buyer_is_maker: Any) -> Side:
+    if buyer_is_maker is True:
+        return _SELL
+    if buyer_is_maker is False:
+        return _BUY
+    raise TypeError(buyer_is_maker)
+
+
+def _flevels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
+    """``_levels`` checking finiteness with one C-level pass; raises unless every level is [str, str]."""
+    if type(raw) is not list:
+        raise TypeError(raw)
+    for level in raw:
+        if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
+            raise TypeError(level)
+    D = Decimal
+    levels = tuple([(D(p), D(q)) for p, q in raw])
+    if not all(map(_is_finite, chain.from_iterable(levels))):
+        raise ValueError(raw)
+    return levels
+
+
+def _f_trade(d: dict[str, Any]) -> Fields:
+    return {
+        "kind": _TRADE,
+        "ts_event_ns": _ftime(d),
+        "price": _fdec(d["p"]),
+        "qty": _fdec(d["q"]),
+        "side": _fside(d["m"]),
+        "trade_id": _fint(d["t"]),
+    }
+
+
+def _f_agg_trade(d: dict[str, Any]) -> Fields:
+    return {
+        "kind": _TRADE,
+        "ts_event_ns": _ftime(d),
+        "price": _fdec(d["p"]),
+        "qty": _fdec(d["q"]),
+        "side": _fside(d["m"]),
+        "trade_id": _fint(d["a"]),
+    }
+
+
+def _f_book_ticker(d: dict[str, Any]) -> Fields:
+    fields = {
+        "kind": _QUOTE,
+        "ts_event_ns": _ftime(d),
+        "bid_price": _fdec(d["b"]),
+        "bid_qty": _fdec(d["B"]),
+        "ask_price": _fdec(d["a"]),
+        "ask_qty": _fdec(d["A"]),
+    }
+    u = d.get("u")
+    if u is not None:
+        fields["last_update_id"] = _fint(u)
+    return fields
+
+
+def _f_depth_update(d: dict[str, Any]) -> Fields:
+    return {
+        "kind": _DEPTH,
+        "ts_event_ns": _ftime(d),
+        "bids": _flevels(d["b"]),
+        "asks": _flevels(d["a"]),
+        "first_update_id": _fint(d["U"]),
+        "last_update_id": _fint(d["u"]),
+        "prev_update_id": _fint(d["pu"]),
+    }
+
+
+# Rare event types (mark price, liquidations) and depth snapshots take the reference readers.
+_FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields]] = {
+    "trade": _f_trade,
+    "aggTrade": _f_agg_trade,
+    "bookTicker": _f_book_ticker,
+    "depthUpdate": _f_depth_update,
 }
 
 

@@ -317,3 +317,82 @@ def test_from_mapping_rejects_unknown_key():
     with pytest.raises(ConfigError) as err:
         FeatureConfig.from_mapping({"bucket_sec": 1})
     assert err.value.key == "feature.bucket_sec"
+
+
+# -- emit = "bucket" ------------------------------------------------------------------------------
+
+def _random_walk_events(seed: int, n: int) -> list[RawMarketEvent]:
+    """Quotes and trades at irregular times (gaps, bursts, late prints) over many buckets."""
+    import random
+
+    rng = random.Random(seed)
+    ts, mid, out = T0, 100.0, []
+    for seq in range(1, n + 1):
+        ts += rng.choice([1, 5, 40, 150, 400, 900, 2500, 7000]) * 1_000_000
+        late = rng.random() < 0.02
+        mid *= math.exp(rng.gauss(0.0, 0.002))
+        event_ts = ts - 1_500_000_000 if late else ts
+        if rng.random() < 0.7:
+            ev = RawMarketEvent(symbol="TEST", venue="sim", ingest_seq=seq, ts_event_ns=event_ts, ts_recv_ns=ts,
+                                kind=MarketEventKind.QUOTE, raw=b"{}", bid_price=D(f"{mid - 0.05:.2f}"),
+                                bid_qty=D("1"), ask_price=D(f"{mid + 0.05:.2f}"), ask_qty=D("1"))
+        else:
+            ev = RawMarketEvent(symbol="TEST", venue="sim", ingest_seq=seq, ts_event_ns=event_ts, ts_recv_ns=ts,
+                                kind=MarketEventKind.TRADE, raw=b"{}", price=D(f"{mid:.2f}"),
+                                qty=D(f"{rng.uniform(0.001, 2):.3f}"), side=rng.choice([Side.BUY, Side.SELL]))
+        out.append(ev)
+    return out
+
+
+@pytest.mark.parametrize("interval_ms", [0, 250, 1000, 1700, 5000])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_bucket_emission_gives_the_regime_the_same_decisions(interval_ms: int, seed: int) -> None:
+    """With emit = "bucket" the regime emits exactly what it emits when fed every event."""
+    from actors.regime import RegimeConfig, RegimeLogic
+    from actors.testing import ManualClock
+
+    def run(emit: str) -> tuple[list[object], int]:
+        cfg = FeatureConfig(bucket_ms=1000, short_window=3, long_window=8, min_samples=4, emit=emit)
+        feature = FeatureLogic(make_ctx("TEST/feature", "TEST"), cfg, decision_interval_ms=interval_ms)
+        clock = ManualClock()
+        regime = RegimeLogic(make_ctx("TEST/regime", "TEST", clock=clock),
+                             RegimeConfig(decision_interval_ms=interval_ms, confirm_cycles=2, trend_er_enter=0.3,
+                                          trend_er_exit=0.2, vol_ratio_enter=1.5, vol_ratio_exit=1.2))
+        decisions: list[object] = []
+        snapshots = 0
+        for ev in _random_walk_events(seed, 3000):
+            clock.set(ev.ts_recv_ns)
+            for snap in feature.handle(ev):
+                snapshots += 1
+                decisions.extend(regime.handle(snap))
+        return decisions, snapshots
+
+    every, every_snaps = run("every_event")
+    bucket, bucket_snaps = run("bucket")
+    assert every and bucket == every
+    if interval_ms >= 1000:
+        assert bucket_snaps < every_snaps / 2
+
+
+def test_bucket_emission_without_the_regime_cadence_emits_every_event() -> None:
+    """Not told the regime's cadence, "bucket" cannot know when a cycle is due: it emits every event."""
+    feed = Feed(FeatureConfig(bucket_ms=1000, short_window=3, long_window=6, min_samples=1, emit="bucket"))
+    for i in range(30):
+        assert len(feed.quote(at(i // 3, 100 + i), 100.0 + i)) == 1
+
+
+def test_bucket_emission_skips_events_between_cycles_once_warm() -> None:
+    """Warm, between bucket closes and decision cycles, an event yields no snapshot."""
+    cfg = FeatureConfig(bucket_ms=1000, short_window=2, long_window=4, min_samples=2, emit="bucket")
+    logic = FeatureLogic(make_ctx("TEST/feature", "TEST"), cfg, decision_interval_ms=1000)
+    feed = Feed(cfg)
+    feed.logic = logic
+    emitted = [len(feed.quote(at(b, ms), 100.0 + b)) for b in range(6) for ms in (100, 400, 700)]
+    # until warm (2 closed buckets: from bucket 2) every event; then the first event of each bucket,
+    # which is also where each cycle falls due (buckets are as long as the decision interval)
+    assert emitted == [1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0]
+
+
+def test_emit_must_be_a_known_mode() -> None:
+    with pytest.raises(ConfigError, match="feature.emit"):
+        FeatureConfig(emit="sometimes").validate()

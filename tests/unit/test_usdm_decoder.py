@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.binance.usdm import decode_usdm
+from adapters.binance.usdm import decode_usdm, decode_usdm_reference
 from adapters.decoding import DecodeError, decoder_for
 from messages.base import MarketEventKind, Side
 from messages.market import RawMarketEvent
@@ -215,7 +215,17 @@ json_values = st.recursive(
 )
 
 
+def outcome(decode, payload: bytes) -> tuple[str, str]:
+    """What ``decode`` makes of ``payload``, exactly: the events' repr (Decimal exponents too) or the error."""
+    try:
+        return "events", repr(decode(payload))
+    except DecodeError as exc:
+        return "DecodeError", str(exc)
+
+
 def decodes_or_raises_decode_error(payload: bytes) -> None:
+    # the fast path gives exactly what the reference path gives, events or error
+    assert outcome(decode_usdm, payload) == outcome(decode_usdm_reference, payload)
     try:
         events = decode_usdm(payload)
     except DecodeError:
@@ -259,3 +269,40 @@ def test_field_mutated_frames_only_raise_decode_error(event, data):
         target[key] = data.draw(json_values)
     payload = wrapped(event) if data.draw(st.booleans()) else frame(event)
     decodes_or_raises_decode_error(payload)
+
+
+@pytest.mark.parametrize("levels", [
+    [["1", "2"]], [], [["1e5", "0.000"]], [["-0", "+1.50"]], [[" 1 ", "2"]], [["1_000", "2"]],
+    [["NaN", "1"]], [["1", "Infinity"]], [["-inf", "1"]], [["sNaN", "1"]], [["1", "x"]], [["1", ""]],
+    [[1, "2"]], [["1", 2]], [["1", "2", "3"]], [["1"]], ["12"], [{"a": 1, "b": 2}], [["1", None]], "12", None,
+    [["1", "2"], ["3"]], [["1.5", "2"], ["3", "NaN"]],
+])
+@pytest.mark.parametrize("side", ["b", "a"])
+def test_fast_path_depth_levels_match_the_reference(levels, side):
+    """Odd depth levels: the fast path decodes them exactly as the reference does, or fails alike."""
+    data = json.loads(json.dumps(DEPTH))
+    data[side] = levels
+    payload = wrapped(data, "btcusdt@depth")
+    assert outcome(decode_usdm, payload) == outcome(decode_usdm_reference, payload)
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"e":"bookTicker","u":18446744073709551616,"b":"1","B":"1","a":"2","A":"1","T":1}',  # > 64 bits
+    b'{"e":"bookTicker","u":1,"b":"1","B":"1","a":"2","A":"1","T":1,"x":18446744073709551616}',
+    b'{"e":"bookTicker","u":1,"b":"1","B":"1","a":"2","A":"1","T":1,"x":NaN}',
+    b'\xef\xbb\xbf{"e":"bookTicker","u":1,"b":"1","B":"1","a":"2","A":"1","T":1}',  # a BOM
+    b'{"e":"bookTicker","u":true,"b":"1","B":"1","a":"2","A":"1","T":1}',
+    b'{"e":"bookTicker","b":"1","B":"1","a":"2","A":"1","T":-1}',
+    b'{"e":"bookTicker","b":"1","B":"1","a":"2","A":"1","E":5}',
+    b'{"e":"bookTicker","b":"1","B":"1","a":"2","A":"1","T":null,"E":5}',
+    b'{"e":"trade","E":1,"T":2,"t":3,"p":"1","q":"1","m":1}',
+    b'{"e":"trade","E":1,"T":2,"t":3.0,"p":"1","q":"1","m":false}',
+    b'{"e":"trade","E":1,"T":2,"t":3,"p":"1","q":"-Infinity","m":false}',
+    b'{"e":"aggTrade","E":1,"a":3,"p":"0.1","q":"1E+2","m":true}',
+    b'{"stream":"x","data":{"e":"trade","E":1,"T":2,"t":3,"p":"1","q":"1","m":true}}',
+    b'{"stream":"x","data":[1]}', b'{"stream":"x"}', b'[]', b'"e"', b'{"e":5}', b'{"e":["trade"]}',
+    b'{"e":"depthUpdate","E":1,"U":1,"u":2,"pu":0,"b":[],"a":[]}',
+])
+def test_fast_path_matches_the_reference_on_edge_frames(payload):
+    """Frames where orjson and the stdlib differ, or a field is just off: same events or same error."""
+    assert outcome(decode_usdm, payload) == outcome(decode_usdm_reference, payload)
