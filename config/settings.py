@@ -19,7 +19,7 @@ from config.errors import ConfigError
 
 MODES = ("paper", "shadow", "live")
 MARKET_SOURCES = ("sim", "recorded")
-VENUES = ("sim", "binance_usdm", "binance_spot")
+VENUES = ("sim", "binance_usdm", "binance_spot", "hyperliquid")
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 
 
@@ -77,7 +77,7 @@ class MarketSettings:
     stale_after_s: float = 10.0  # no frame for this long: the feed is stale (symbols to REDUCING)
 
     def validate(self) -> None:
-        sources = (*MARKET_SOURCES, "binance_usdm", "binance_spot")
+        sources = (*MARKET_SOURCES, "binance_usdm", "binance_spot", "hyperliquid")
         if self.source not in sources:
             raise ConfigError("market.source", f"must be one of {', '.join(sources)}, got {self.source!r}")
         if self.source == "recorded" and not self.recorded_files:

@@ -53,7 +53,9 @@ class LiveCluster:
             hang_timeout_s=settings.supervision.hang_timeout_ms / 1000)
 
     def start(self) -> None:
-        streamed = self.settings.market.source in ("binance_usdm", "binance_spot") or self.settings.run.mode == "live"
+        from adapters.venues.wiring import STREAMED_SOURCES
+
+        streamed = self.settings.market.source in STREAMED_SOURCES or self.settings.run.mode == "live"
         if streamed:
             from adapters.venues.wiring import check_venue_settings
 

@@ -1,6 +1,7 @@
 """Real market data into the live cluster, and the symbol held back while that data is bad.
 
-``MarketFeed`` runs a ``BinanceMarketStream`` on its own asyncio loop (a thread the runtime joins
+``MarketFeed`` runs a ``BinanceMarketStream`` (or, for ``[market] source = "hyperliquid"``, a
+``HyperliquidMarketStream``: same callbacks, same statuses) on its own asyncio loop (a thread the runtime joins
 on stop). Every frame goes into a thread-safe queue that ``frames()`` yields from, and
 ``ThreadedRuntime.feed(feed.frames(), venue, paced=False, batch=1)`` turns each into the same
 envelope the recorded and simulated markets use: sender ``"feed"``, a ``VenuePayload`` to
@@ -29,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from adapters.binance.book import Market
 from adapters.binance.stream import BinanceMarketStream, StreamConfig, StreamStatus
+from adapters.hyperliquid.stream import DEFAULT_CHANNELS, HyperliquidMarketStream, HyperliquidStreamConfig
 from messages import SetTradingState, TradingState
 
 FEED_WHO = "feed"
@@ -100,9 +102,18 @@ class FeedGuard:
         return [(symbol, "restore", "feed valid")]
 
 
-def stream_config(settings: Any) -> StreamConfig:
-    """The stream of ``[market]`` (source binance_usdm | binance_spot) for the configured symbols."""
+BINANCE_DEFAULT_STREAMS = ("trade", "bookTicker", "depth@100ms")  # MarketSettings.streams' default
+
+
+def stream_config(settings: Any) -> StreamConfig | HyperliquidStreamConfig:
+    """The stream of ``[market]`` (source binance_usdm | binance_spot | hyperliquid) for the configured symbols."""
     m = settings.market
+    if m.source == "hyperliquid":
+        # Symbols are Hyperliquid coin names as configured. ``streams`` left at its (Binance) default
+        # means the default channels; otherwise it names Hyperliquid channels (checked by wiring).
+        channels = DEFAULT_CHANNELS if tuple(m.streams) == BINANCE_DEFAULT_STREAMS else tuple(m.streams)
+        return HyperliquidStreamConfig(symbols=tuple(s.symbol for s in settings.symbols), channels=channels,
+                                       testnet=m.testnet, ws_base=m.ws_url or None, stale_after_s=m.stale_after_s)
     market = Market.FUTURES if m.source == "binance_usdm" else Market.SPOT
     return StreamConfig(market=market, symbols=tuple(s.symbol for s in settings.symbols), streams=tuple(m.streams),
                         testnet=m.testnet, ws_base=m.ws_url or None, rest_base=m.rest_url or None,
@@ -131,7 +142,7 @@ class RiskProbe:
 class MarketFeed:
     """A Binance market stream on its own loop, feeding the runtime and holding back bad symbols."""
 
-    def __init__(self, config: StreamConfig, venue: str, send: Callable[[str, Any], None],
+    def __init__(self, config: StreamConfig | HyperliquidStreamConfig, venue: str, send: Callable[[str, Any], None],
                  probe: Callable[[str], tuple[TradingState, str] | None], *, clock: Any, log: Any,
                  rng: Any = None) -> None:
         self.config = config
@@ -145,7 +156,7 @@ class MarketFeed:
         self.held: dict[str, bool] = {s: False for s in config.symbols}  # the feed's own REDUCING stands
         self._frames: queue.SimpleQueue[tuple[int, str, bytes] | None] = queue.SimpleQueue()
         self._fallback = config.symbols[0]
-        self.stream: BinanceMarketStream | None = None
+        self.stream: BinanceMarketStream | HyperliquidMarketStream | None = None
         self.unroutable = 0
         self.sent: list[SetTradingState] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -182,8 +193,9 @@ class MarketFeed:
         self._loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arbor-feed-guard")
         kwargs = {"rng": self._rng} if self._rng is not None else {}
-        self.stream = BinanceMarketStream(self.config, self._on_frame, on_status=self._on_status,
-                                          clock=self._clock.now_ns, log=self._log, **kwargs)
+        stream_cls = HyperliquidMarketStream if isinstance(self.config, HyperliquidStreamConfig) else BinanceMarketStream
+        self.stream = stream_cls(self.config, self._on_frame, on_status=self._on_status,  # type: ignore[arg-type]
+                                 clock=self._clock.now_ns, log=self._log, **kwargs)
         task = asyncio.create_task(self.stream.run(), name="market-stream")
         try:
             while not stop.is_set() and not task.done():

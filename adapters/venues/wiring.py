@@ -18,7 +18,7 @@ from adapters.venues.feed import FEED_SENDER, MarketFeed, RiskProbe, stream_conf
 from adapters.venues.gateway import VenueGatewayLogic, VenueIOWorker, runtime_delivery
 from config.errors import ConfigError
 
-STREAMED_SOURCES = ("binance_usdm", "binance_spot")
+STREAMED_SOURCES = ("binance_usdm", "binance_spot", "hyperliquid")
 LIVE_VENUES = ("binance_usdm",)
 
 FUTURES_REST = "https://fapi.binance.com"
@@ -35,6 +35,14 @@ def check_venue_settings(settings: Any) -> None:
             if s.venue != source:
                 raise ConfigError(f"symbols[{i}].venue", f"market.source {source!r} streams {source} data; "
                                                          f"{s.symbol} is configured for {s.venue!r}")
+    if source == "hyperliquid":
+        from adapters.hyperliquid.stream import COIN_CHANNELS, GLOBAL_CHANNELS
+        from adapters.venues.feed import BINANCE_DEFAULT_STREAMS
+
+        streams = tuple(settings.market.streams)
+        known = COIN_CHANNELS + GLOBAL_CHANNELS
+        if streams != BINANCE_DEFAULT_STREAMS and not set(streams) <= set(known):
+            raise ConfigError("market.streams", f"hyperliquid channels are {', '.join(known)}; got {', '.join(streams)}")
     if settings.run.mode == "live":
         if source not in LIVE_VENUES:
             raise ConfigError("market.source", f"live mode trades on a real venue's data; supported: "

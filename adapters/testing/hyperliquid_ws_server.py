@@ -1,0 +1,257 @@
+"""A local fake of Hyperliquid's market-data websocket (``/ws``), speaking the documented protocol, for tests.
+
+``FakeHyperliquidWsServer`` (aiohttp, 127.0.0.1, port 0 = ephemeral) answers
+``{"method": "subscribe", "subscription": {...}}`` (and ``unsubscribe``) with
+``{"channel": "subscriptionResponse", "data": {...}}``, ``{"method": "ping"}`` with
+``{"channel": "pong"}``, anything else with an ``error`` frame, and replays the given frames,
+each text exactly as given, to every connection subscribed to its (channel, coin), at ``pace_s``
+seconds per frame. The feed is one shared sequence; unlike the venue, a frame waits until some
+connection is subscribed to it, so a test can check that a reconnecting client loses nothing.
+Like the venue, a new ``trades`` subscription is first sent the coin's latest trades frame
+again (Hyperliquid sends recent trades on subscribe), and a connection that sends nothing for
+``idle_timeout_s`` is closed (Hyperliquid: 60 s).
+
+Misbehaviour on request, through methods (now) or ``at_frame(index, fn)`` (just before frame
+``index`` is published): ``disconnect``, ``stall``/``resume``, ``send_garbage``.
+
+``recorded_frames(data_dir)`` builds the replay from the real recorded Hyperliquid messages of
+``shared/data/hyperliquid``: ``allMids`` verbatim (the recorded websocket frame); the recorded
+DYDX ``l2Book`` info answer in the websocket envelope, and its top levels as a ``bbo`` frame;
+``activeAssetCtx`` frames from the recorded ``allDexsAssetCtxs`` contexts, named by the recorded
+``meta`` universe; ``trades`` frames from the recorded fills that carry a trade id (one trade per
+frame: coin, side, px, sz, time, hash, tid as recorded). Runs on the event loop that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from aiohttp import WSMsgType, web
+
+Key = tuple[str, "str | None"]  # (channel, coin or None for allMids)
+_COIN_TYPES = frozenset({"trades", "l2Book", "bbo", "activeAssetCtx"})
+
+
+def frame_key(frame: bytes) -> Key:
+    """The subscription a recorded frame belongs to."""
+    obj = json.loads(frame)
+    channel, data = obj["channel"], obj["data"]
+    if channel == "allMids":
+        return channel, None
+    return channel, (data[0] if channel == "trades" else data)["coin"]
+
+
+def _compact(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def recorded_frames(data_dir: Path) -> list[bytes]:
+    """Websocket frames made of the real recorded Hyperliquid messages under ``data_dir`` (see module doc)."""
+    from adapters.testing.hyperliquid_server import cassette_answers
+
+    nautilus = data_dir / "nautilus"
+    answers = cassette_answers(data_dir / "sdk_cassettes")
+    names = [u["name"] for u in answers["meta"]["universe"]]
+    ctxs = json.loads((nautilus / "ws_all_dexs_asset_ctxs.json").read_bytes())["data"]["ctxs"][0][1]
+    book = answers["l2Book"]
+    fills = [json.loads((nautilus / "ws_user_fill_liquidation.json").read_bytes())["data"]["fills"],
+             json.loads((nautilus / "http_user_fills_dust_conversion.json").read_bytes())]
+    trades = [{k: f[k] for k in ("coin", "side", "px", "sz", "time", "hash", "tid")}
+              for group in fills for f in group if type(f.get("tid")) is int]
+    out = [(nautilus / "ws_allmids.json").read_bytes()]
+    out.append(_compact({"channel": "l2Book", "data": book}))
+    out.append(_compact({"channel": "bbo", "data": {"coin": book["coin"], "time": book["time"],
+                                                    "bbo": [book["levels"][0][0], book["levels"][1][0]]}}))
+    out += [_compact({"channel": "activeAssetCtx", "data": {"coin": name, "ctx": ctx}})
+            for name, ctx in zip(names, ctxs)]
+    out += [_compact({"channel": "trades", "data": [t]}) for t in trades]
+    return out
+
+
+class FakeHyperliquidWsServer:
+    """Hyperliquid's market-data websocket on 127.0.0.1; every fault is switched on explicitly by the test."""
+
+    def __init__(self, frames: Sequence[bytes], *, pace_s: float = 0.0, idle_timeout_s: float = 60.0) -> None:
+        self._frames = list(frames)
+        self._keys = [frame_key(f) for f in self._frames]
+        self._pace_s = pace_s
+        self._idle_timeout_s = idle_timeout_s
+        self._conns: dict[web.WebSocketResponse, set[Key]] = {}
+        self._faults: dict[int, list[Callable[[], None]]] = {}
+        self._garbage: deque[bytes] = deque()
+        self._last_trades: dict[str, str] = {}
+        self._stalled = False
+        self._wake = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._publisher: asyncio.Task | None = None
+        self.finished = asyncio.Event()
+        self.port = 0
+        self.position = 0  # index of the next frame to publish
+        self.sent: list[int] = []  # indexes of the frames published (each once)
+        self.stats = {"connections": 0, "subscribes": 0, "pings": 0, "frames_sent": 0, "disconnects": 0,
+                      "idle_closes": 0, "garbage_sent": 0, "trade_snapshots": 0, "bad_requests": 0}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> "FakeHyperliquidWsServer":
+        app = web.Application()
+        app.router.add_get("/ws", self._ws)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._publisher = asyncio.create_task(self._publish(), name="fake-hyperliquid-publisher")
+        return self
+
+    async def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            await asyncio.gather(self._publisher, return_exceptions=True)
+        for ws in list(self._conns):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> "FakeHyperliquidWsServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._conns)
+
+    # -- control API -------------------------------------------------------------------------------
+
+    def at_frame(self, index: int, fault: Callable[[], None]) -> None:
+        """Run ``fault`` (one of the control methods) just before frame ``index`` is published."""
+        self._faults.setdefault(index, []).append(fault)
+
+    def disconnect(self) -> None:
+        """Close every websocket now (code 1001); frames already sent are delivered."""
+        for ws in list(self._conns):
+            self._conns.pop(ws, None)
+            self.stats["disconnects"] += 1
+            asyncio.ensure_future(ws.close(code=1001, message=b"going away"))
+
+    def stall(self) -> None:
+        """Stop sending frames but keep every socket open (and answering pings)."""
+        self._stalled = True
+
+    def resume(self) -> None:
+        self._stalled = False
+        self._wake.set()
+
+    def send_garbage(self, payloads: Iterable[bytes]) -> None:
+        """Send these frames (as text) to every connection before the next recorded frame."""
+        self._garbage.extend(payloads)
+        self._wake.set()
+
+    # -- websocket ---------------------------------------------------------------------------------
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._conns[ws] = set()
+        self.stats["connections"] += 1
+        try:
+            while True:
+                try:
+                    msg = await ws.receive(timeout=self._idle_timeout_s)
+                except asyncio.TimeoutError:
+                    self.stats["idle_closes"] += 1
+                    await ws.close(code=1000, message=b"idle")
+                    break
+                if msg.type is WSMsgType.TEXT:
+                    await self._on_client_text(ws, msg.data)
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+        finally:
+            self._conns.pop(ws, None)
+        return ws
+
+    async def _on_client_text(self, ws: web.WebSocketResponse, text: str) -> None:
+        try:
+            req = json.loads(text)
+            method = req["method"]
+            if method == "ping":
+                self.stats["pings"] += 1
+                await self._send(ws, '{"channel":"pong"}')
+                return
+            sub = req["subscription"]
+            kind = sub["type"]
+            if method not in ("subscribe", "unsubscribe") or (kind not in _COIN_TYPES and kind != "allMids"):
+                raise ValueError(kind)
+            key: Key = (kind, sub["coin"] if kind in _COIN_TYPES else None)
+        except (ValueError, KeyError, TypeError):
+            self.stats["bad_requests"] += 1
+            await self._send(ws, json.dumps({"channel": "error", "data": f"Invalid request: {text[:200]}"}))
+            return
+        subs = self._conns.get(ws)
+        if subs is None:
+            return
+        if method == "subscribe":
+            subs.add(key)
+            self.stats["subscribes"] += 1
+        else:
+            subs.discard(key)
+        await self._send(ws, json.dumps({"channel": "subscriptionResponse", "data": {"method": method, "subscription": sub}}))
+        if method == "subscribe" and kind == "trades" and key[1] in self._last_trades:
+            self.stats["trade_snapshots"] += 1  # recent trades on subscribe, as the venue does
+            await self._send(ws, self._last_trades[key[1]])  # type: ignore[index]
+        self._wake.set()
+
+    async def _publish(self) -> None:
+        while True:
+            while self._garbage and self._conns:
+                payload = self._garbage.popleft().decode(errors="replace")
+                for ws in list(self._conns):
+                    await self._send(ws, payload)
+                self.stats["garbage_sent"] += 1
+            if self.position >= len(self._frames):
+                self.finished.set()
+                await self._wait_for_work()
+                continue
+            for fault in self._faults.pop(self.position, ()):
+                fault()
+            key = self._keys[self.position]
+            receivers = [ws for ws, subs in list(self._conns.items()) if key in subs]
+            if self._stalled or not receivers:
+                await self._wait_for_work()
+                continue
+            index = self.position
+            self.position += 1
+            text = self._frames[index].decode()
+            if key[0] == "trades":
+                self._last_trades[key[1]] = text  # type: ignore[index]
+            for ws in receivers:
+                await self._send(ws, text)
+            self.sent.append(index)
+            self.stats["frames_sent"] += 1
+            await asyncio.sleep(self._pace_s)
+
+    async def _wait_for_work(self) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=0.05)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
+        try:
+            await ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            self._conns.pop(ws, None)
+
+
+__all__ = ["FakeHyperliquidWsServer", "recorded_frames", "frame_key"]
