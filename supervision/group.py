@@ -100,6 +100,7 @@ class SymbolSupervisor:
                                           message_tag=tag, ts_event_ns=now)], cause)
         self.health = Health.RECOVERING
         self._reconciled = False
+        self._refuse_queued_entries(cause)
         if self.intensity.record(now):
             self._quarantine(f"{self.intensity.in_period()} restarts within {self.spec.period_s}s (last: {actor_id}: {text})", cause)
             return
@@ -127,6 +128,20 @@ class SymbolSupervisor:
             self._release_at = now + int(delay * 1e9)
         else:
             self._release()
+
+    def _refuse_queued_entries(self, cause: int) -> None:
+        """Entries already waiting in the mailboxes when the symbol went down are refused too: the
+        delivery-time gate (``intercept``) only sees what arrives from now on."""
+        for role in ("position", "venue"):
+            box = self.d.mailboxes.get(self.actor_id(role))
+            if not box:
+                continue
+            keep = []
+            for env in box:
+                if not self.intercept(env):
+                    keep.append(env)
+            box.clear()
+            box.extend(keep)
 
     def _restart(self, ids: tuple[str, ...], cause: int) -> None:
         now = self.d.clock.now_ns()

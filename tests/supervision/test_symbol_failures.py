@@ -89,3 +89,22 @@ def test_intensity_exceeded_quarantines_until_released() -> None:
     events = timeline(c)
     assert [m for m in events[i:] if isinstance(m, SymbolRecovered) and m.symbol == "BTCUSDT"]
     assert states(events, "BTCUSDT")[-1] == "ACTIVE"
+
+
+def test_entry_already_queued_for_the_venue_is_refused_when_the_symbol_fails() -> None:
+    """An entry order waiting in the venue's mailbox when a sibling actor fails never reaches the venue."""
+    from decimal import Decimal
+
+    from messages import Envelope, OrderRejected, OrderType, PlaceOrder, Side
+
+    c = cluster_with([])
+    c.run_for(5)
+    d = c.runtime.dispatcher
+    place = PlaceOrder(symbol="BTCUSDT", client_order_id="queued-entry", side=Side.BUY, qty=Decimal("0.001"),
+                       order_type=OrderType.MARKET, limit_price=None, reduce_only=False, ts_event_ns=0)
+    d.mailboxes["BTCUSDT/venue"].append(Envelope(msg_id=10**9, sender="BTCUSDT/executor", receiver="BTCUSDT/venue",
+                                                 ts_event_ns=0, ts_recv_ns=0, causation_id=0, payload=place))
+    c.runtime.supervision.supervisor_of("BTCUSDT/feature").failed("BTCUSDT/feature", None, "injected")
+    assert not any(e.payload is place for e in d.mailboxes["BTCUSDT/venue"])
+    refused = [m for m in c.recorder.of_type(OrderRejected) if m.client_order_id == "queued-entry"]
+    assert refused and refused[0].reason == "symbol_recovering"
