@@ -9,6 +9,7 @@ import attrs
 from messages import ALL_SYMBOLS, CancelOpenOrders, TradingState, TradingStateChanged
 
 SUPERVISION = "supervision"
+FEED = "feed"  # who the market feed acts as (adapters/venues/feed.py)
 
 
 @attrs.define
@@ -121,6 +122,10 @@ class TradingControls:
             # An operator's decision is the operator's to undo: recovery will not override it.
             self.restore_on_recovery.pop(scope, None)
         if current.state is state:
+            if who != current.who and who != SUPERVISION:
+                # The same state set again by someone else is now theirs: an operator pausing a
+                # symbol the feed had already held back must not see the feed lift it later.
+                self.scopes[scope] = ScopeState(state, who, reason, now_ns)
             return []
         old = current.state
         self.scopes[scope] = ScopeState(state, who, reason, now_ns)
@@ -130,6 +135,18 @@ class TradingControls:
             targets = self.symbols if scope == ALL_SYMBOLS else [scope]
             out += cancels(targets, entries_only, f"trading_state {state.value}: {reason}", now_ns)
         return out
+
+    def feed_set(self, scope: str, state: TradingState, reason: str, now_ns: int) -> list[Any]:
+        """The market feed's own degrade/restore, decided here so no other command can race it:
+        the feed may only lower a scope that is ACTIVE, and only lift a state the feed itself set.
+        An operator's pause or supervision's HALTED is never loosened by the feed."""
+        current = self.scopes.setdefault(scope, ScopeState())
+        if state is TradingState.ACTIVE:
+            if current.who != FEED or current.state is TradingState.ACTIVE:
+                return []
+        elif current.state is not TradingState.ACTIVE:
+            return []
+        return self.set(scope, state, FEED, reason, now_ns)
 
     def supervision_down(self, symbol: str, state: TradingState, reason: str, now_ns: int) -> list[Any]:
         """Fail closed: never loosens a state, and remembers where to return on recovery."""

@@ -11,7 +11,7 @@ import attrs
 from actors.base import ActorContext, ActorLogic
 from actors.risk.book import PortfolioBook, Reservation
 from actors.risk.config import RiskConfig
-from actors.risk.controls import SUPERVISION, ControlsSnapshot, QuarantineRecord, TradingControls, cancels
+from actors.risk.controls import FEED, SUPERVISION, ControlsSnapshot, QuarantineRecord, TradingControls, cancels
 from actors.risk.limits import LimitsSnapshot, LossLimits
 from messages import (
     ALL_SYMBOLS,
@@ -250,7 +250,10 @@ class RiskLogic(ActorLogic):
 
     # -- controls ---------------------------------------------------------------------------
     def on_set_trading_state(self, msg: SetTradingState) -> list[Any]:
-        return self.controls.set(msg.scope, msg.state, msg.who, msg.reason, self.ctx.clock.now_ns())
+        now = self.ctx.clock.now_ns()
+        if msg.who == FEED:  # the feed's rules are enforced here, atomically (see TradingControls.feed_set)
+            return self.controls.feed_set(msg.scope, msg.state, msg.reason, now)
+        return self.controls.set(msg.scope, msg.state, msg.who, msg.reason, now)
 
     def on_actor_failed(self, msg: ActorFailed) -> list[Any]:
         now = self.ctx.clock.now_ns()

@@ -13,11 +13,11 @@ it as a ``DecodeFailure``: nothing is dropped silently.
 symbol is *degraded* while its book is desynced or interrupted (a gap, a disconnect) or the feed
 is stale; it is valid again when the book resyncs and frames flow. On degrade the shell sends
 ``SetTradingState(scope=SYMBOL, state=REDUCING, who="feed", reason=...)`` to Risk, on recovery
-``ACTIVE`` with ``who="feed"``, but only to undo what the feed itself set: before each send it
-reads Risk's record of the scope on Risk's own thread, never loosens a state somebody else set
-(an operator's pause, supervision's HALTED) and never lifts one the feed did not set. (Risk's
-``SetTradingState`` does not check who set a state, so a command that lands between that read
-and the send could still be overridden; see docs/venues.md for the message that closes this.)
+``ACTIVE`` with ``who="feed"``, but only to undo what the feed itself set. Risk enforces that
+rule on its own thread (``TradingControls.feed_set``): the feed only lowers an ACTIVE scope and
+only lifts a state it set, and a pause set by anyone else takes ownership of the scope, so no
+operator command can be overridden by the feed, however the two race. The feed also reads Risk's
+record before sending, only to avoid pointless commands.
 """
 
 from __future__ import annotations

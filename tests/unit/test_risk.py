@@ -572,3 +572,35 @@ def test_reduce_and_exit_skip_the_exposure_checks():
     assert denied_for(risk, qty="0.001") == "max_symbol_notional"
     assert denied_for(risk, kind=MandateKind.REDUCE, qty="1") is None
     assert denied_for(risk, kind=MandateKind.EXIT, qty="2") is None
+
+
+def test_feed_never_lifts_an_operators_pause():
+    """A feed 'restore' cannot override a pause an operator set, even one that raced the feed's own degrade."""
+    from messages import SetTradingState, TradingState
+
+    risk = make_risk() if "make_risk" in globals() else None
+    if risk is None:
+        from actors.risk import RiskConfig, RiskLogic
+        from actors.testing import make_ctx
+
+        risk = RiskLogic(make_ctx("risk", ""), RiskConfig(), ("BTCUSDT",))
+    risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="feed", reason="stale_feed"))
+    risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="ops", reason="pause"))
+    out = risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.ACTIVE, who="feed", reason="feed valid"))
+    assert out == []
+    assert risk.controls.state("BTCUSDT") is TradingState.REDUCING
+
+
+def test_feed_lifts_only_what_it_set_and_never_lowers_a_halt():
+    """The feed restores its own REDUCING to ACTIVE, but leaves a HALTED set by someone else alone."""
+    from actors.risk import RiskConfig, RiskLogic
+    from actors.testing import make_ctx
+    from messages import SetTradingState, TradingState
+
+    risk = RiskLogic(make_ctx("risk", ""), RiskConfig(), ("BTCUSDT",))
+    risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="feed", reason="book_desync"))
+    risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.ACTIVE, who="feed", reason="feed valid"))
+    assert risk.controls.state("BTCUSDT") is TradingState.ACTIVE
+    risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.HALTED, who="ops", reason="halt"))
+    assert risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="feed", reason="stale")) == []
+    assert risk.controls.state("BTCUSDT") is TradingState.HALTED
