@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from typing import Callable
@@ -49,3 +50,12 @@ def eventually(condition: Callable[[], bool], timeout: float = 10.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.005) -> None:
+    """``eventually`` for asyncio tests: yield to the loop until ``condition()`` holds, failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

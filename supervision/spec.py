@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from attrs import field, frozen
 
+from actors.backoff import exponential_backoff
+
 
 class Strategy(str, Enum):
     ONE_FOR_ONE = "one_for_one"
@@ -78,5 +80,5 @@ class SupervisorSpec:
         """Delay before the n-th restart in the period; ``jitter_draw`` is uniform in [0, 1)."""
         if self.backoff_base_s <= 0 or restarts_in_period <= 0:
             return 0.0
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (restarts_in_period - 1))
-        return max(0.0, delay * (1 + self.backoff_jitter * (2 * jitter_draw - 1)))
+        return exponential_backoff(restarts_in_period - 1, self.backoff_base_s, self.backoff_max_s,
+                                   self.backoff_jitter, jitter_draw)

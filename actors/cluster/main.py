@@ -94,14 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     trades = TradeLog(var_dir / "trades.jsonl", settings.run.mode)
     errors = ErrorCounter()
     extra = surface.observers if surface is not None else (errors,)
-    journal = None
-    if settings.journal.enabled:
+    def open_journal(built_ns: int):
         from actors.replay.recorder import open_journal_observer
 
-        def journal(built_ns: int):
-            return open_journal_observer(var_dir, run_id, raw_config, settings.journal.policy, built_ns=built_ns,
-                                         segment_bytes=settings.journal.segment_mb * 1024 * 1024)
-    cluster = LiveCluster(settings, run_id, observers=(trades, EventLogger(), *extra), clock=clock, journal=journal)
+        return open_journal_observer(var_dir, run_id, raw_config, settings.journal.policy, built_ns=built_ns,
+                                     segment_bytes=settings.journal.segment_mb * 1024 * 1024)
+
+    cluster = LiveCluster(settings, run_id, observers=(trades, EventLogger(), *extra), clock=clock,
+                          journal=open_journal if settings.journal.enabled else None)
     board = cluster.board
     # Liveness for outside monitors runs with or without the operator API.
     cycle = None if surface is not None else EngineCycle(LivenessFiles(var_dir), errors, clock,

@@ -180,7 +180,6 @@ class _Auditor:
     # -- the pass -----------------------------------------------------------------------------
     def run(self, reader: JournalReader) -> None:
         unpackb = msgpack.unpackb
-        pending = self.pending
         table = self.table
         progress = self.progress
         started = False

@@ -27,7 +27,7 @@ from actors.replay.report import BacktestReport
 from actors.runtime import DeterministicRuntime, SimClock
 from adapters.recorded.hbt import symbol_from_file_name
 from config.errors import ConfigError
-from config.settings import Settings, build_settings
+from config.settings import Settings
 from messages import Action, ActionApproved, ActionDenied, Envelope, OrderFilled, PlaceOrder, TimerTick, VenuePayload
 from messages.codec import Codec
 from messages.journal import RunMetadata

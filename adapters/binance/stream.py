@@ -43,6 +43,7 @@ import websockets
 from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 
+from actors.backoff import exponential_backoff
 from adapters.binance.book import BookState, BookSync, BookTransition, Market
 
 FUTURES_WS = "wss://fstream.binance.com"
@@ -374,8 +375,8 @@ class BinanceMarketStream:
 
     def _backoff(self, attempt: int) -> float:
         cfg = self.config
-        base = min(cfg.backoff_max_s, cfg.backoff_initial_s * (2 ** min(attempt, 30)))
-        return base * (1.0 + cfg.backoff_jitter * (2.0 * self._rng.random() - 1.0))
+        return exponential_backoff(attempt, cfg.backoff_initial_s, cfg.backoff_max_s, cfg.backoff_jitter,
+                                   self._rng.random())
 
     def _status(self, kind: str, symbol: str | None = None, detail: str = "") -> None:
         if self._on_status is not None:

@@ -48,6 +48,7 @@ import websockets
 from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 
+from actors.backoff import exponential_backoff
 from adapters.binance.stream import StreamStatus
 
 MAINNET_WS = "wss://api.hyperliquid.xyz"
@@ -287,8 +288,8 @@ class HyperliquidMarketStream:
 
     def _backoff(self, attempt: int) -> float:
         cfg = self.config
-        base = min(cfg.backoff_max_s, cfg.backoff_initial_s * (2 ** min(attempt, 30)))
-        return base * (1.0 + cfg.backoff_jitter * (2.0 * self._rng.random() - 1.0))
+        return exponential_backoff(attempt, cfg.backoff_initial_s, cfg.backoff_max_s, cfg.backoff_jitter,
+                                   self._rng.random())
 
     def _status(self, kind: str, symbol: str | None = None, detail: str = "") -> None:
         if self._on_status is not None:

@@ -14,6 +14,7 @@ import pytest
 from actors.executor.config import ExecutorConfig
 from actors.executor.logic import ExecutorLogic
 from actors.testing import ManualClock, make_ctx
+from actors.testing import until as _until
 from adapters.binance.rest import BinanceFuturesRest, BinanceRestConfig
 from adapters.binance.userdata import BinanceUserDataStream, UserDataConfig, decode_user_event
 from adapters.credentials import BinanceCredentials
@@ -450,13 +451,6 @@ def test_user_stream_delivers_order_events_and_reconnects():
     run(scenario())
 
 
-async def until(condition: Any, timeout: float = 5.0) -> None:
-    """Wait for ``condition()`` with a deadline (polling the loop, never a blind sleep)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 # -- user-data decoding on the documented shapes ----------------------------------------------------------
@@ -515,3 +509,7 @@ def test_mutated_documented_events_raise_only_decode_error(shared_data):
                 decode_user_event(json.dumps(event).encode())
             except DecodeError:
                 pass
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    await _until(condition, timeout)

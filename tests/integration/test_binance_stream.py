@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -19,6 +17,7 @@ from adapters.binance.usdm import decode_usdm
 from adapters.recorded import read_hbt
 from adapters.testing import FakeBinanceServer
 from messages.market import DecodeFailure, VenuePayload
+from actors.testing import until as _until
 
 FRAMES = 2500  # of the BTCUSDT recording: ~1,900 bookTickers, ~450 trades, ~170 diffs
 STREAMS = ("depth@0ms", "trade", "bookTicker")
@@ -76,13 +75,6 @@ class Run:
         return self.server.finished.is_set() and len(self.stream_frames) >= self.server.stats["frames_sent"]
 
 
-async def until(condition: Callable[[], bool], timeout: float = 8.0) -> None:
-    """Wait until ``condition()`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.005)
 
 
 async def drive(frames, snapshot, arrange, *, pace_s: float = 0.0, act=None, **overrides) -> Run:
@@ -231,3 +223,7 @@ def test_proactive_rotation_overlaps_without_gap_or_duplicate(recording):
     assert s["duplicates_dropped"] >= 1  # the overlap was real: both connections delivered a frame
     assert_same_events_as_source(run, frames[:1500])
     assert not any(st.kind == "book_desynced" for st in run.statuses)
+
+
+async def until(condition, timeout: float = 8.0) -> None:
+    await _until(condition, timeout)

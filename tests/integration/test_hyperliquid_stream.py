@@ -7,7 +7,6 @@ import itertools
 import json
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ from adapters.testing.hyperliquid_ws_server import FakeHyperliquidWsServer, fram
 from config.settings import load_settings
 from messages import DecodeFailure, RawMarketEvent
 from messages.market import VenuePayload
+from actors.testing import until as _until
 
 COINS = ("BTC", "DYDX", "ARB")  # the coins with recorded trades, book/bbo and contexts between them
 ROUNDS = 30
@@ -81,13 +81,6 @@ class Run:
                 and len(self.market_frames) >= len(expected_calls(self.source, self.server.sent)))
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``condition()`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.005)
 
 
 async def drive(frames: list[bytes], arrange=lambda server: None, *, act=None, garbage=(), idle_timeout_s=60.0,
@@ -319,3 +312,7 @@ def test_paper_cluster_runs_on_the_hyperliquid_stream(replay, tmp_path):
         lt.call(server.close)
         lt.close()
     assert not cluster.runtime.alive_threads()
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    await _until(condition, timeout)

@@ -77,7 +77,6 @@ def test_sigkill_then_restart_recovers_positions_and_orders_without_duplicates(t
                 break
         else:
             raise AssertionError("no position opened in time")
-        time.sleep(0.3)  # let the persister's next batch land, as a real crash would not wait
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

@@ -578,12 +578,10 @@ def test_feed_never_lifts_an_operators_pause():
     """A feed 'restore' cannot override a pause an operator set, even one that raced the feed's own degrade."""
     from messages import SetTradingState, TradingState
 
-    risk = make_risk() if "make_risk" in globals() else None
-    if risk is None:
-        from actors.risk import RiskConfig, RiskLogic
-        from actors.testing import make_ctx
+    from actors.risk import RiskConfig, RiskLogic
+    from actors.testing import make_ctx
 
-        risk = RiskLogic(make_ctx("risk", ""), RiskConfig(), ("BTCUSDT",))
+    risk = RiskLogic(make_ctx("risk", ""), RiskConfig(), ("BTCUSDT",))
     risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="feed", reason="stale_feed"))
     risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="ops", reason="pause"))
     out = risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.ACTIVE, who="feed", reason="feed valid"))
