@@ -97,8 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def open_journal(built_ns: int):
         from actors.replay.recorder import open_journal_observer
 
+        metrics = surface.metrics if surface is not None else None
         return open_journal_observer(var_dir, run_id, raw_config, settings.journal.policy, built_ns=built_ns,
-                                     segment_bytes=settings.journal.segment_mb * 1024 * 1024)
+                                     segment_bytes=settings.journal.segment_mb * 1024 * 1024,
+                                     on_bytes=metrics.journal_written if metrics is not None else None,
+                                     on_fsync=metrics.journal_fsynced if metrics is not None else None)
 
     cluster = LiveCluster(settings, run_id, observers=(trades, EventLogger(), *extra), clock=clock,
                           journal=open_journal if settings.journal.enabled else None)

@@ -8,6 +8,7 @@ of the actors that handle it (the runtime shows a message to observers before de
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -44,8 +45,10 @@ class JournalObserver:
 
     wants_inputs = True
 
-    def __init__(self, writer: JournalWriter, codec: Codec, clock_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, writer: JournalWriter, codec: Codec, clock_ns: Callable[[], int] = time.time_ns,
+                 on_bytes: Callable[[int], None] | None = None) -> None:
         self._writer = writer
+        self._on_bytes = on_bytes  # metrics: bytes appended (payload plus the 8-byte record header)
         self._codec = codec
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
@@ -102,6 +105,8 @@ class JournalObserver:
                 return
             try:
                 self._writer.append(payload)
+                if self._on_bytes is not None:
+                    self._on_bytes(len(payload) + 8)
                 if sync:
                     self._writer.sync_if_due()
             except (JournalError, OSError) as exc:
@@ -144,17 +149,26 @@ def build_held(build: Callable[[], T], clock: Any) -> tuple[T, int]:
 
 def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[str, Any],
                           durability: Durability | str = "interval", *, built_ns: int = 0, codec: Codec | None = None,
-                          clock_ns: Callable[[], int] = time.time_ns, segment_bytes: int = 64 * 1024 * 1024
-                          ) -> JournalObserver:
+                          clock_ns: Callable[[], int] = time.time_ns, segment_bytes: int = 64 * 1024 * 1024,
+                          on_bytes: Callable[[int], None] | None = None,
+                          on_fsync: Callable[[float], None] | None = None) -> JournalObserver:
     """A JournalObserver on ``<var_dir>/journal/<run_id>`` that has written the run's metadata.
 
     ``raw_config`` is the merged raw configuration tree the cluster's Settings were built from;
-    ``built_ns`` the instant the actors were built at (see ``build_held``).
+    ``built_ns`` the instant the actors were built at (see ``build_held``). ``on_bytes`` and
+    ``on_fsync`` (seconds per fsync) feed the metrics.
     """
     directory = Path(var_dir) / JOURNAL_SUBDIR / run_id
+
+    def fsync(fd: int) -> None:
+        t0 = time.perf_counter()
+        os.fsync(fd)
+        if on_fsync is not None:
+            on_fsync(time.perf_counter() - t0)
+
     writer = JournalWriter(directory, run_id=run_id, durability=parse_durability(durability), clock_ns=clock_ns,
-                           segment_bytes=segment_bytes)
-    observer = JournalObserver(writer, codec or Codec(), clock_ns)
+                           segment_bytes=segment_bytes, fsync=fsync)
+    observer = JournalObserver(writer, codec or Codec(), clock_ns, on_bytes=on_bytes)
     try:
         observer.start_run(RunMetadata(run_id=run_id, config=dict(raw_config), started_ns=clock_ns(),
                                          built_ns=built_ns))

@@ -91,3 +91,39 @@ def test_environment_overrides_are_validated(tmp_path: Path) -> None:
                            str(tmp_path / "var")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2
     assert "risk.max_leverage" in proc.stderr
+
+
+def test_operator_metrics_carry_the_journals_bytes_and_fsyncs(tmp_path: Path) -> None:
+    """With --operator, /metrics reports the journal's appended bytes and fsync latencies from the live run."""
+    import re
+    import urllib.request
+
+    from actors.testing import eventually
+
+    token = "0123456789abcdef0123"
+    cfg = tmp_path / "op.toml"
+    cfg.write_text("[run]\nsummary_interval_s = 0.5\n[operator]\nport = 0\n[journal]\ninterval_ms = 20\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
+    env["ARBOR_OPERATOR_TOKEN"] = token
+    proc = subprocess.Popen([sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--operator",
+                             "--var-dir", str(tmp_path / "var")], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            m = re.search(r"operator API and dashboard on (\S+)", proc.stdout.readline())
+            url = m.group(1) if m else None
+        assert url, "the operator API did not start"
+
+        def metric(name: str) -> float:
+            req = urllib.request.Request(url.rstrip("/") + "/metrics", headers={"Authorization": f"Bearer {token}"})
+            text = urllib.request.urlopen(req, timeout=5).read().decode()
+            m = re.search(rf"^{name} (\S+)$", text, re.M)
+            return float(m.group(1)) if m else 0.0
+
+        eventually(lambda: metric("arbor_journal_written_bytes_total") > 0
+                   and metric("arbor_journal_fsync_seconds_count") > 0, timeout=20, interval=0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
