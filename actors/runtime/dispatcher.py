@@ -96,6 +96,9 @@ class Dispatcher:
         self.retired = False
         self.died_in: tuple[str, Envelope, float] | None = None
         self._lean = not watchdog and type(clock) is SimClock
+        # Lean, and nothing reads a queued envelope but the loop (no supervision, no input observers,
+        # nothing remote): one envelope per emitted message is shared by all its local receivers.
+        self._share = self._lean and remote is None and not self._watch_inputs
 
     def attach_persistence(self, after_handle: Callable[[str, Any, Any, Any], None]) -> None:
         """Call ``after_handle(actor_id, logic, message, outputs)`` after every handler that completed."""
@@ -104,6 +107,7 @@ class Dispatcher:
     def attach_supervision(self, hooks: Any) -> None:
         """Let supervisors handle failures, see deliveries first and act when the group is idle."""
         self.supervision = hooks
+        self._share = False  # supervision reads each envelope's receiver
         self._on_failure = hooks.on_failure
         self._intercept = hooks.intercept
         self._after_run = hooks.after_run
@@ -292,6 +296,21 @@ class Dispatcher:
                 continue
             msg_id = next_id()
             ts_event = getattr(msg, "ts_event_ns", now)
+            if self._share:
+                shown = Envelope(msg_id=msg_id, sender=sender, receiver=rcv[0] if rcv else "", ts_event_ns=ts_event,
+                                 ts_recv_ns=now, causation_id=causation_id, payload=msg)
+                for r in rcv:
+                    box = mailboxes.get(r)
+                    if box is None:
+                        self._dead_letter(r, msg)
+                        continue
+                    box.append(shown)
+                    if r not in self._queued and r not in self._held:
+                        self._queued.add(r)
+                        self._ready.append(r)
+                for obs in observers:
+                    obs.emitted(shown, rcv)
+                continue
             first: Envelope | None = None
             for r in rcv:
                 env = Envelope(msg_id=msg_id, sender=sender, receiver=r, ts_event_ns=ts_event,

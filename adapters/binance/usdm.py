@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from itertools import chain
 from typing import Any, Callable
 
 import orjson
@@ -212,7 +211,6 @@ _BY_EVENT_TYPE: dict[str, Callable[[dict[str, Any]], Fields]] = {
 # things: decimal strings that are finite, integers that are ints (not bools), ms times >= 0.
 
 _orjson_loads = orjson.loads
-_is_finite = Decimal.is_finite
 _DEC_CACHE: dict[str, Decimal] = {}
 _DEC_CACHE_MAX = 1 << 16
 
@@ -269,11 +267,10 @@ def _flevels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
     for level in raw:
         if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
             raise TypeError(level)
-    D = Decimal
-    levels = tuple([(D(p), D(q)) for p, q in raw])
-    if not all(map(_is_finite, chain.from_iterable(levels))):
-        raise ValueError(raw)
-    return levels
+    # Book levels repeat the same few price and size strings: most are found in the cache, and
+    # ``_fdec`` (which checks finiteness) converts and caches the rest.
+    get = _DEC_CACHE.get
+    return tuple([(get(p) or _fdec(p), get(q) or _fdec(q)) for p, q in raw])
 
 
 def _f_trade(d: dict[str, Any]) -> Fields:
