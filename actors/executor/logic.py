@@ -113,6 +113,7 @@ class ExecutorLogic(ActorLogic):
             "open_orders": len(self._live),
             **{k: self._counts[k] for k in ("duplicates_suppressed", "duplicate_fills", "timeouts", "unknown_answers")},
             "stale_answers": self._counts["stale_answers"],
+            "early_not_found": self._counts["early_not_found"],
             "unpriced_reports": self._counts["unpriced_reports"],
             "local_qty": self._local_qty,
             "reconciliations": self._counts["reconciliations"],
@@ -318,6 +319,12 @@ class ExecutorLogic(ActorLogic):
             if order.filled_qty > 0:
                 self.ctx.log.error("venue has no record of {} yet we saw fills", order.client_order_id)
                 self._counts["stale_answers"] += 1
+                return []
+            now = self._now()
+            if not order.venue_order_id and now - order.sent_ns < self.config.not_found_grace_ms * _MS:
+                # Not final yet: the order may still reach the venue (see ExecutorConfig). Ask again.
+                self._counts["early_not_found"] += 1
+                self._put(attrs.evolve(order, status=S.UNKNOWN, last_query_ns=now))
                 return []
             self._put(attrs.evolve(order, status=S.REJECTED))
             return [self._rejected(order, "not_found_at_venue")]

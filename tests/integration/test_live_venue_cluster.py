@@ -145,7 +145,8 @@ def settings_for(server: FakeBinanceServer, var_dir: Path, **over: Any):
         "run": run,
         "market": {"source": "binance_usdm", "ws_url": server.ws_url, "rest_url": server.http_url,
                    "streams": STREAMS, **over.pop("market", {})},
-        "executor": {"ack_timeout_ms": 300, "query_interval_ms": 300},
+        # A short not-found grace: the fake venue answers at once and never delivers an order late.
+        "executor": {"ack_timeout_ms": 300, "query_interval_ms": 300, "not_found_grace_ms": 1500},
         "symbols": [{"symbol": "BTCUSDT", "venue": "binance_usdm", "strategy": "trend_following"}],
         **over,
     })

@@ -311,12 +311,41 @@ def test_unanswered_cancel_becomes_unknown():
     assert [type(m) for m in out] == [OrderTimedOut, QueryOrder]
 
 
-def test_report_not_found_settles_as_rejected():
-    """NOT_FOUND at the venue means the order never arrived: the position gets OrderRejected(not_found_at_venue)."""
-    ex, _ = timed_out()
+def test_report_not_found_after_the_grace_settles_as_rejected():
+    """NOT_FOUND once the order can no longer reach the venue means it never arrived: the position
+    gets OrderRejected(not_found_at_venue)."""
+    ex, clock = timed_out()
+    clock.advance(60_000 * MS)
     out = ex.on_order_status_reported(report(OrderStatus.NOT_FOUND))
     assert [(type(m), m.reason, m.action_id) for m in out] == [(OrderRejected, "not_found_at_venue", "a1")]
     assert ex.order(coid()).status is OrderStatus.REJECTED and no_place_orders(out)
+
+
+def test_early_not_found_keeps_the_order_unknown_and_queried_until_it_appears():
+    """A NOT_FOUND soon after sending is not final: the order stays UNKNOWN (no reject, so the
+    position cannot re-enter), is queried again, and a late acceptance and fill still count."""
+    ex, clock = timed_out()
+    out = ex.on_order_status_reported(report(OrderStatus.NOT_FOUND))
+    assert out == [] and ex.order(coid()).status is OrderStatus.UNKNOWN
+    assert ex.stats()["early_not_found"] == 1
+    assert [type(m) for m in tick(ex, clock, 2000)] == [QueryOrder]
+    ex.on_order_accepted(OrderAccepted(symbol=SYM, client_order_id=coid(), venue_order_id="v1", ts_event_ns=0))
+    out = ex.on_order_filled(filled("f1", "1", "1", "0"))
+    assert [(m.qty, m.action_id) for m in out] == [(D("1"), "a1")]
+    assert ex.order(coid()).status is OrderStatus.FILLED
+
+
+def test_not_found_grace_is_counted_from_when_the_order_was_sent():
+    """Queried again and again, an order the venue never saw is rejected once the grace has run out."""
+    ex, clock = new_executor(not_found_grace_ms=5000)
+    ex.on_submit_order(submit())
+    tick(ex, clock, 2000)
+    assert ex.on_order_status_reported(report(OrderStatus.NOT_FOUND)) == []
+    tick(ex, clock, 2000)
+    assert ex.on_order_status_reported(report(OrderStatus.NOT_FOUND)) == []
+    tick(ex, clock, 1000)
+    out = ex.on_order_status_reported(report(OrderStatus.NOT_FOUND))
+    assert [(type(m), m.reason) for m in out] == [(OrderRejected, "not_found_at_venue")]
 
 
 def test_report_new_settles_as_working_order():
@@ -388,7 +417,8 @@ def test_real_fill_after_reconciliation_is_not_counted_twice():
 
 def test_late_answer_for_settled_order_is_not_forwarded():
     """Once an order is terminal, a further reject, cancel or report changes nothing and is counted."""
-    ex, _ = timed_out()
+    ex, clock = timed_out()
+    clock.advance(60_000 * MS)
     ex.on_order_status_reported(report(OrderStatus.NOT_FOUND))
     assert ex.on_order_accepted(OrderAccepted(symbol=SYM, client_order_id=coid(), venue_order_id="v", ts_event_ns=0)) == []
     assert ex.on_order_status_reported(report(OrderStatus.NEW)) == []
