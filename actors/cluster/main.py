@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cluster_main(args)
     try:
         raw_config, settings = load_settings(args)
+        from adapters.venues.wiring import check_venue_settings
+
+        check_venue_settings(settings)  # live mode on a simulated market, say: a config error, before anything starts
     except ConfigError as exc:
         print(f"start-cluster: configuration error: {exc}", file=sys.stderr)
         return 2

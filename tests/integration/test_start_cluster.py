@@ -84,6 +84,20 @@ def test_bad_config_exits_nonzero_naming_the_key(tmp_path: Path, override: str, 
     assert key in proc.stderr
 
 
+def test_live_mode_on_the_simulated_market_is_a_config_error(tmp_path: Path) -> None:
+    """Live trading with credentials but a simulated market exits 2 naming market.source, before starting."""
+    cfg = tmp_path / "live.toml"
+    cfg.write_text('[run]\nmode = "live"\nlive_enabled = true\n')
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")},
+           "ARBOR_BINANCE_API_KEY": "k" * 20, "ARBOR_BINANCE_API_SECRET": "s" * 20}
+    proc = subprocess.run([sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--duration", "1",
+                           "--var-dir", str(tmp_path / "var")], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "market.source" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "var").exists()
+
+
 def test_environment_overrides_are_validated(tmp_path: Path) -> None:
     """ARBOR__SECTION__KEY variables override the files and are validated the same way."""
     env = dict(os.environ, ARBOR__RISK__MAX_LEVERAGE="0")
