@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Iterable
 
 import attrs
 
@@ -87,6 +88,14 @@ class PortfolioBook:
 
     def release(self, action_id: str) -> None:
         self._reserved.pop(action_id, None)
+
+    def reservations(self) -> tuple[Reservation, ...]:
+        """The open reservations, oldest first (for snapshots)."""
+        return tuple(self._reserved.values())
+
+    def restore_reservations(self, reservations: Iterable[Reservation]) -> None:
+        """Replace the open reservations with ``reservations`` (a restored snapshot's)."""
+        self._reserved = {r.action_id: r for r in reservations}
 
     def reserved(self, symbol: str | None = None) -> Decimal:
         return sum((r.notional for r in self._reserved.values() if symbol in (None, r.symbol)), ZERO)

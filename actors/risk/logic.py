@@ -110,7 +110,7 @@ class RiskLogic(ActorLogic):
             controls=self.controls.snapshot(),
             limits=self.limits.snapshot(),
             books=books,
-            reservations=tuple(self.book._reserved.values()),
+            reservations=self.book.reservations(),
             approved_at=tuple(self._approved_at),
             reconciliations=tuple(self._reconciliations.values()),
         )
@@ -126,7 +126,7 @@ class RiskLogic(ActorLogic):
             book.qty, book.direction, book.state = rec.qty, rec.direction, rec.state
             book.avg_entry_price, book.realized_pnl, book.fees = rec.avg_entry_price, rec.realized_pnl, rec.fees
             book.mark_price, book.data_ts_ns, book.last_cycle = rec.mark_price, rec.data_ts_ns, rec.last_cycle
-        self.book._reserved = {r.action_id: r for r in snapshot.reservations}
+        self.book.restore_reservations(snapshot.reservations)
         self._approved_at = deque(snapshot.approved_at)
         self._reconciliations = {r.symbol: r for r in snapshot.reconciliations}
 
