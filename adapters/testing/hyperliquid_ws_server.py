@@ -8,8 +8,9 @@ each text exactly as given, to every connection subscribed to its (channel, coin
 seconds per frame. The feed is one shared sequence; unlike the venue, a frame waits until some
 connection is subscribed to it, so a test can check that a reconnecting client loses nothing.
 Like the venue, a new ``trades`` subscription is first sent the coin's latest trades frame
-again (Hyperliquid sends recent trades on subscribe), and a connection that sends nothing for
-``idle_timeout_s`` is closed (Hyperliquid: 60 s).
+again (Hyperliquid sends recent trades on subscribe), and a connection the server has sent
+nothing to for ``idle_timeout_s`` is closed (Hyperliquid: 60 s; a busy subscription keeps it
+open, a quiet one needs the client's pings, whose pongs count as sent).
 
 Misbehaviour on request, through methods (now) or ``at_frame(index, fn)`` (just before frame
 ``index`` is published): ``disconnect``, ``stall``/``resume``, ``send_garbage``.
@@ -80,6 +81,7 @@ class FakeHyperliquidWsServer:
         self._keys = [frame_key(f) for f in self._frames]
         self._pace_s = pace_s
         self._idle_timeout_s = idle_timeout_s
+        self._last_sent: dict[web.WebSocketResponse, float] = {}  # connection -> loop time of the last frame sent to it
         self._conns: dict[web.WebSocketResponse, set[Key]] = {}
         self._faults: dict[int, list[Callable[[], None]]] = {}
         self._garbage: deque[bytes] = deque()
@@ -163,21 +165,27 @@ class FakeHyperliquidWsServer:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self._conns[ws] = set()
+        loop = asyncio.get_running_loop()
+        self._last_sent[ws] = loop.time()
         self.stats["connections"] += 1
         try:
             while True:
-                try:
-                    msg = await ws.receive(timeout=self._idle_timeout_s)
-                except asyncio.TimeoutError:
+                left = self._last_sent[ws] + self._idle_timeout_s - loop.time()
+                if left <= 0:
                     self.stats["idle_closes"] += 1
                     await ws.close(code=1000, message=b"idle")
                     break
+                try:
+                    msg = await ws.receive(timeout=left)
+                except asyncio.TimeoutError:
+                    continue  # idle only if nothing was sent meanwhile: checked above
                 if msg.type is WSMsgType.TEXT:
                     await self._on_client_text(ws, msg.data)
                 elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
         finally:
             self._conns.pop(ws, None)
+            self._last_sent.pop(ws, None)
         return ws
 
     async def _on_client_text(self, ws: web.WebSocketResponse, text: str) -> None:
@@ -250,6 +258,7 @@ class FakeHyperliquidWsServer:
     async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
         try:
             await ws.send_str(text)
+            self._last_sent[ws] = asyncio.get_running_loop().time()
         except (ConnectionError, RuntimeError):
             self._conns.pop(ws, None)
 

@@ -166,6 +166,23 @@ def test_a_stall_is_reported_stale_while_pings_keep_the_connection(replay):
     assert run.frames == expected_calls(replay, run.server.sent)
 
 
+def test_a_quiet_connection_without_pings_is_closed_by_the_venue_and_replaced(replay):
+    """The venue closes a connection it has sent nothing to for its idle limit: without a ping in
+    time the client loses the connection, reconnects, resubscribes and still gets every frame."""
+    def arrange(server):
+        server.at_frame(100, server.stall)
+
+    async def act(run):
+        await until(lambda: run.server.stats["idle_closes"] >= 1)
+        run.server.resume()
+
+    run = asyncio.run(drive(replay, arrange, act=act, idle_timeout_s=0.3, stale_after_s=5.0, ping_interval_s=5.0,
+                            reconnect_on_stale=False))
+    s = run.stream.stats
+    assert run.server.stats["idle_closes"] >= 1 and s["disconnects"] >= 1 and s["pings_sent"] == 0
+    assert run.frames == expected_calls(replay, run.server.sent)
+
+
 def test_stale_feed_is_replaced_when_asked(replay):
     """With reconnect_on_stale, a stalled connection is closed, a new one subscribes, and the feed completes."""
     def arrange(server):
