@@ -6,8 +6,9 @@ A writer thread commits queued snapshots in batches (sqlite3 releases the GIL wh
 so that work runs beside the actors). Two things are synchronous:
 
 * **write-ahead for orders**: when the executor is about to send an order, its state (with the
-  order in PENDING_NEW) is committed *before* the order is routed, so a crash can never leave an
-  order at the venue that a restarted executor does not know about;
+  order in PENDING_NEW) is committed *before* the order is routed, together with every snapshot
+  queued before it (the position's move to ENTERING that led to the order), so a crash can never
+  leave an order at the venue that a restarted executor or position does not know about;
 * **the simulated exchange's records**: committed before it answers, as a real venue's are;
 * **restore**: ``load(actor_id)`` first flushes what is queued, so a restarted actor gets the
   state after the last handler that completed, never a half-applied change.
@@ -119,10 +120,17 @@ class StatePersister:
             self._write(batch)
 
     def _write_now(self, actor_id: str, snap: Any) -> None:
+        """Commit ``snap`` now, together with everything queued before it, in one transaction.
+
+        The queued snapshots are the states that led here (the position that moved to ENTERING
+        before the executor placed its order): committing the write-ahead without them could
+        restore an executor with an order its position never asked for.
+        """
         with self._wlock:
             with self._qlock:
-                self._pending.pop(actor_id, None)
-            self._write({actor_id: snap})
+                batch, self._pending = self._pending, {}
+            batch[actor_id] = snap
+            self._write(batch)
             self.write_ahead += 1
 
     def _run(self) -> None:
