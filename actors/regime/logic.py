@@ -5,6 +5,12 @@ one (every snapshot when 0; the first snapshot always starts one), so a replay m
 decisions as the live run. In a cycle the regime is evaluated, then the strategy emits exactly
 one MandateSet.
 
+A cycle's number is the event time (ns) of the snapshot that started it, kept strictly
+increasing. The Arbitrator ignores a cycle number it has seen and action ids are made of them,
+so numbers must never repeat: a count from 1 would start over after the Regime (or its Worker
+process) restarts, and the next cycles would be dropped as duplicates and their orders
+suppressed as already sent. Event time keeps moving forward across a restart.
+
 Hysteresis works on two levels:
 
 - thresholds come in enter/exit pairs: the current regime keeps its looser exit threshold;
@@ -77,7 +83,8 @@ class RegimeLogic(ActorLogic):
         self._candidate = _UNKNOWN
         self._candidate_count = 0
         self._last_decision_ns: int | None = None
-        self._cycle = 0
+        self._cycle = 0  # the last cycle's number (see the module docstring)
+        self._cycles = 0  # how many cycles this instance ran
         self._changes = 0
         self._snapshots = 0
         self.position: PositionView = FLAT
@@ -99,7 +106,8 @@ class RegimeLogic(ActorLogic):
         if last is not None and snap.ts_event_ns - last < self._interval_ns:
             return out
         self._last_decision_ns = snap.ts_event_ns
-        self._cycle += 1
+        self._cycle = max(self._cycle + 1, snap.ts_event_ns)
+        self._cycles += 1
         self._evaluate(snap, out)
         out.append(MandateSet(
             symbol=snap.symbol,
@@ -158,7 +166,8 @@ class RegimeLogic(ActorLogic):
     def stats(self) -> dict[str, Any]:
         return {
             "regime": self._regime.value,
-            "cycles": self._cycle,
+            "cycles": self._cycles,
+            "last_cycle": self._cycle,
             "regime_changes": self._changes,
             "snapshots": self._snapshots,
         }

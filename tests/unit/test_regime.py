@@ -151,8 +151,8 @@ def test_decision_cycles_follow_event_time():
     logic = regime_logic(decision_interval_ms=1000)
     out = drive(logic, *[RANGE] * 35, step_ms=100)
     sets = mandate_sets(out)
-    assert [ms.cycle for ms in sets] == [1, 2, 3, 4]
     assert [ms.data_ts_ns for ms in sets] == [T0 + k * 1000 * MS for k in range(4)]
+    assert [ms.cycle for ms in sets] == [ms.data_ts_ns for ms in sets]  # numbered by event time
 
 
 def test_decision_cadence_ignores_the_clock():
@@ -168,7 +168,19 @@ def test_interval_zero_decides_on_every_snapshot():
     """decision_interval_ms = 0 gives one MandateSet per snapshot."""
     logic = regime_logic(decision_interval_ms=0)
     out = drive(logic, *[RANGE] * 5, step_ms=1)
-    assert [ms.cycle for ms in mandate_sets(out)] == [1, 2, 3, 4, 5]
+    assert [ms.cycle for ms in mandate_sets(out)] == [T0 + k * MS for k in range(5)]
+
+
+def test_cycle_numbers_never_repeat_even_at_one_event_time_or_after_a_restart():
+    """Snapshots at the same event time still get increasing numbers, and a fresh Regime (a restart)
+    numbers after everything the old one used, so the Arbitrator drops none of its cycles as seen."""
+    logic = regime_logic(decision_interval_ms=0)
+    first = [ms.cycle for ms in mandate_sets(drive(logic, *[RANGE] * 3, step_ms=0))]
+    assert first == [T0, T0 + 1, T0 + 2]
+    restarted = regime_logic(decision_interval_ms=0)
+    later = restarted.handle(snap(T0 + 1 * MS, **RANGE))
+    assert [ms.cycle for ms in mandate_sets(later)] == [T0 + MS] and T0 + MS > max(first)
+    assert restarted.stats()["cycles"] == 1 and restarted.stats()["last_cycle"] == T0 + MS
 
 
 def test_out_of_order_snapshot_starts_no_cycle():
@@ -184,7 +196,7 @@ def test_mandate_set_fields():
     logic = regime_logic(clock=clock, confirm_cycles=1, strategy="mean_reversion")
     [ms] = mandate_sets(logic.handle(snap(T0 + 3, mid=2500.25, vwap=2500.25, **RANGE)))
     assert (ms.symbol, ms.cycle, ms.ts_event_ns, ms.regime, ms.strategy, ms.mark_price, ms.data_ts_ns) == (
-        "TEST", 1, T0 + 777, Regime.RANGING, "mean_reversion", D("2500.25"), T0 + 3)
+        "TEST", T0 + 3, T0 + 777, Regime.RANGING, "mean_reversion", D("2500.25"), T0 + 3)
     assert [m.kind for m in ms.mandates] == [MandateKind.HOLD]
 
 
