@@ -3,13 +3,19 @@
 Two runs per worker count, each a real ``start-cluster --workers N`` process tree:
 
 - **throughput**: the market unpaced (every worker plays its symbols' frames as fast as it can);
-  aggregate events/s = frames handled by all workers / their running time;
-- **latency**: the market paced at ``--rate`` events/s per symbol; tick-to-order = wall time
-  when the Executor hands an order to the venue minus the event time of the newest market data
-  behind the decision (``Action.data_ts_ns``), across the process boundary and back.
+  aggregate events/s = frames handled by all workers / their running time. This is the
+  capacity of N workers;
+- **latency**: the market paced at ``--load`` (default 0.5) of the capacity just measured for the
+  same number of workers (or at ``--rate`` events/s per symbol if given); tick-to-order = wall
+  time when the Executor hands an order to the venue minus the event time of the newest market
+  data behind the decision (``Action.data_ts_ns``), across the process boundary and back.
 
+For the paced runs it prints the rate asked for and the rate achieved (both also as a fraction
+of the capacity), the workers' and the Coordinator's CPU utilisation during the run, and
+tick-to-order p50/p99/max with the number of samples (one per order that followed an approval).
 Also RSS per worker process and per symbol (worker RSS / its symbols, interpreter included).
-Usage: python bench/scale.py [--symbols 20] [--seconds 12] [--rate 20]
+Every run stops by itself (``--duration``) and is killed if it overruns by a minute.
+Usage: python bench/scale.py [--symbols 20] [--seconds 12] [--load 0.5 | --rate R]
 """
 
 from __future__ import annotations
@@ -62,6 +68,13 @@ admin_port = {free_port()}
     return path
 
 
+def load_avg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="arbor-scale-") as tmp:
         tmp_path = Path(tmp)
@@ -77,14 +90,17 @@ def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float) ->
         span = 0.0
         rss = []
         per_symbol = []
+        cpu = []
         lat: list[int] = []
         orders = 0
         for k in range(workers):
             st = json.loads((var / "cluster" / "status" / f"worker-{k}.json").read_text())
             frames += st["frames"]
-            span = max(span, (st["ts_ns"] - st["started_ns"]) / 1e9)
+            w_span = (st["ts_ns"] - st["started_ns"]) / 1e9
+            span = max(span, w_span)
             rss.append(st["rss_kb"])
             per_symbol.append(st["rss_kb"] / max(1, len(st["symbols"])))
+            cpu.append(st.get("cpu_s", float("nan")) / w_span if w_span else float("nan"))
             orders += sum(r["orders"] for r in st["symbols"].values())
             try:
                 lat += json.loads((var / "cluster" / "status" / f"worker-{k}.latency.json").read_text())["latencies_ns"]
@@ -94,27 +110,44 @@ def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float) ->
         lat.sort()
         pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1e6) if lat else (lambda q: float("nan"))
         return {"workers": workers, "events": frames, "events_per_s": frames / span if span else 0.0, "orders": orders,
-                "p50_ms": pct(0.5), "p99_ms": pct(0.99), "samples": len(lat), "rss_worker_kb": rss,
-                "rss_per_symbol_kb": per_symbol, "rss_coordinator_kb": coord["rss_kb"]}
+                "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": lat[-1] / 1e6 if lat else float("nan"),
+                "samples": len(lat), "rss_worker_kb": rss, "rss_per_symbol_kb": per_symbol,
+                "rss_coordinator_kb": coord["rss_kb"], "worker_cpu": cpu,
+                "coordinator_cpu": coord.get("cpu_s", float("nan")) / span if span else float("nan"),
+                "rate": rate, "load_after": load_avg()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--symbols", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=12.0)
-    ap.add_argument("--rate", type=float, default=20.0, help="events/s per symbol in the paced (latency) run")
+    ap.add_argument("--load", type=float, default=0.5, help="paced rate as a fraction of the measured capacity")
+    ap.add_argument("--rate", type=float, default=None, help="events/s per symbol in the paced runs (overrides --load)")
     a = ap.parse_args()
-    print(f"{a.symbols} simulated symbols, {a.seconds:.0f} s per run, {os.cpu_count()} cores")
-    thr = {n: run(n, a.symbols, a.seconds, paced=False, rate=a.rate) for n in (1, 2)}
-    lat = {n: run(n, a.symbols, a.seconds, paced=True, rate=a.rate) for n in (1, 2)}
-    print(f"{'workers':>7} {'events/s (unpaced)':>19} {'p50 ms':>8} {'p99 ms':>8} {'orders':>7} "
+    print(f"{a.symbols} simulated symbols, {a.seconds:.0f} s per run, {os.cpu_count()} cores, "
+          f"load average {load_avg():.2f} before")
+    thr = {n: run(n, a.symbols, a.seconds, paced=False, rate=20.0) for n in (1, 2)}
+    rates = {n: a.rate if a.rate is not None else a.load * thr[n]["events_per_s"] / a.symbols for n in (1, 2)}
+    lat = {n: run(n, a.symbols, a.seconds, paced=True, rate=rates[n]) for n in (1, 2)}
+    print(f"{'workers':>7} {'events/s (unpaced)':>19} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'samples':>7} "
           f"{'RSS/worker MB':>14} {'RSS/symbol MB':>14} {'coord MB':>9}")
     for n in (1, 2):
         t, l = thr[n], lat[n]
-        print(f"{n:>7} {t['events_per_s']:>19,.0f} {l['p50_ms']:>8.2f} {l['p99_ms']:>8.2f} {l['samples']:>7} "
-              f"{'/'.join(f'{x / 1024:.0f}' for x in l['rss_worker_kb']):>14} "
+        print(f"{n:>7} {t['events_per_s']:>19,.0f} {l['p50_ms']:>8.2f} {l['p99_ms']:>8.2f} {l['max_ms']:>8.2f} "
+              f"{l['samples']:>7} {'/'.join(f'{x / 1024:.0f}' for x in l['rss_worker_kb']):>14} "
               f"{'/'.join(f'{x / 1024:.1f}' for x in l['rss_per_symbol_kb']):>14} {l['rss_coordinator_kb'] / 1024:>9.0f}")
+    print("paced (latency) runs:")
+    for n in (1, 2):
+        t, l = thr[n], lat[n]
+        cap = t["events_per_s"]
+        print(f"  {n} worker(s): asked {rates[n] * a.symbols:,.0f} events/s ({rates[n]:.1f}/symbol, "
+              f"{rates[n] * a.symbols / cap:.0%} of capacity {cap:,.0f}), achieved {l['events_per_s']:,.0f} "
+              f"({l['events_per_s'] / cap:.0%}); CPU worker {'/'.join(f'{x:.0%}' for x in l['worker_cpu'])}, "
+              f"coordinator {l['coordinator_cpu']:.0%}; load average after {l['load_after']:.2f}")
     ratio = thr[2]["events_per_s"] / thr[1]["events_per_s"] if thr[1]["events_per_s"] else float("nan")
+    print(f"unpaced CPU: 1 worker {'/'.join(f'{x:.0%}' for x in thr[1]['worker_cpu'])} + coordinator "
+          f"{thr[1]['coordinator_cpu']:.0%}; 2 workers {'/'.join(f'{x:.0%}' for x in thr[2]['worker_cpu'])} + "
+          f"coordinator {thr[2]['coordinator_cpu']:.0%}")
     print(f"throughput ratio 2 workers / 1 worker: {ratio:.2f}")
 
 

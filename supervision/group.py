@@ -194,6 +194,16 @@ class SymbolSupervisor:
         logger.bind(actor=self.id, event_type="quarantined").error("symbol {} quarantined: {}", self.symbol, reason)
         self.d.emit(self.id, [SymbolQuarantined(symbol=self.symbol, reason=reason, ts_event_ns=now)], cause)
 
+    def begin_recovery(self) -> None:
+        """Treat the subtree as just restarted (its whole process was, its state restored from the
+        store): RECOVERING, entries refused, the executor reconciled with the venue, and
+        ``SymbolRecovered`` once reconciled and warm. A quarantined symbol stays quarantined."""
+        if self.health is Health.QUARANTINED:
+            return
+        self.health = Health.RECOVERING
+        self._reconciled = False
+        self._release()  # nothing is held: this asks the executor to reconcile
+
     def release_quarantine(self, cmd: ReleaseSymbol, cause: int) -> None:
         if self.health is not Health.QUARANTINED:
             return

@@ -3,10 +3,12 @@
 Each node hosts a ``Dispatcher`` driven by its process's single thread (the thespian actor):
 the Coordinator the singletons (Risk, Arbitrator) under their ``SingletonSupervisor``, a Worker
 the full subtrees of its symbols (collector ... executor, venue) under their
-``SymbolSupervisor``s, exactly as built for the single-process runtime. Whatever a dispatcher
-routes to an actor it does not host goes to ``_remote``: encoded with the journal's envelope
-encoding and queued on the reliable link to the process that hosts the receiver. Market data
-never leaves a Worker: only decisions and supervision events cross.
+``SymbolSupervisor``s, exactly as built for the single-process runtime, and persisted the same
+way: each node keeps its actors' durable state in its own store,
+``<var_dir>/state/<node>/arbor.sqlite``, from which a restarted node is rebuilt. Whatever a
+dispatcher routes to an actor it does not host goes to ``_remote``: encoded with the journal's
+envelope encoding and queued on the reliable link to the process that hosts the receiver.
+Market data never leaves a Worker: only decisions and supervision events cross.
 
 The actor shims (``actors.distributed.system``) feed these cores thespian messages and send
 what ``due()`` returns; tests drive them directly too.
@@ -18,7 +20,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import attrs
 from loguru import logger
@@ -51,8 +53,11 @@ from messages import (
 from messages.codec import Codec, CodecError
 from supervision.faults import FaultPlan
 from supervision.group import Health, SymbolSupervisor
+from supervision.persist import StatePersister, restore_all
+from supervision.store import SIDECARS, StateStore
 
 COORDINATOR_LINK = "coordinator"
+STORE_RUN_KEY = "cluster_run_id"  # the run whose state a node's store holds
 
 
 def worker_link(slot: int) -> str:
@@ -76,6 +81,42 @@ def setup_node_logging(var_dir: str | Path, name: str, level: str) -> JsonLinesS
                format="{time:HH:mm:ss} {level} " + name + " {extra[actor]} {message}",
                filter=lambda r: "actor" in r["extra"])
     return sink
+
+
+def node_store_path(var_dir: str | Path, node: str) -> Path:
+    """Where ``node`` (``coordinator``, ``worker-K``) keeps its actors' state."""
+    return Path(var_dir) / "state" / node / "arbor.sqlite"
+
+
+def open_node_store(var_dir: str | Path, node: str, run_id: str) -> tuple[StateStore, bool]:
+    """The node's state store, and whether it holds state of this run (the node was restarted).
+
+    A store is a run's: one left by another run of the cluster (which may have placed the symbols
+    elsewhere) is moved aside to ``arbor.sqlite.previous`` (replacing an older one) and the node
+    starts empty. A store that cannot be trusted is quarantined by ``StateStore`` itself and the
+    node starts empty, degraded.
+    """
+    path = node_store_path(var_dir, node)
+    existed = path.exists()
+    store = StateStore(path)
+    if not store.degraded and store.get(STORE_RUN_KEY) == run_id:
+        return store, True
+    if existed and not store.degraded:
+        store.close()
+        _set_aside(path)
+        store = StateStore(path)
+    store.put(STORE_RUN_KEY, run_id)
+    return store, False
+
+
+def _set_aside(path: Path) -> None:
+    previous = path.with_name(path.name + ".previous")
+    for suffix in ("", *SIDECARS):
+        src, dst = Path(f"{path}{suffix}"), Path(f"{previous}{suffix}")
+        if src.exists():
+            os.replace(src, dst)
+        elif dst.exists():
+            dst.unlink()  # an older copy's log must never be applied to this one
 
 
 class EventFile:
@@ -137,6 +178,39 @@ class Node:
         self._tick_s = settings.run.tick_interval_ms / 1000
         self._next_tick = time.monotonic() + self._tick_s
 
+    def open_state(self, actors: dict[str, Any], events: EventFile) -> None:
+        """Open this node's store and persister, and restore ``actors`` from the store when it
+        holds this run's state (the node is a restarted one), before anything is handled."""
+        self.store, same_run = open_node_store(self.var_dir, self.name, self.run_id)
+        self.persister = StatePersister(self.store)
+        self.restored: list[str] = []
+        if self.store.degraded:
+            logger.bind(actor=self.name, event_type="store_degraded").error(
+                "state store degraded, starting without stored state: {}", self.store.degraded_reason)
+            events.write(ev="store_degraded", reason=self.store.degraded_reason)
+        elif same_run:
+            self.restored = restore_all(actors, self.persister)
+            positions = {}
+            for aid in self.restored:
+                if aid.endswith("/position"):
+                    snap = getattr(actors[aid], "inner", actors[aid]).snapshot()
+                    positions[symbol_of(aid)] = {"state": snap.state.value, "qty": str(snap.signed_qty)}
+            events.write(ev="restored", actors=self.restored, positions=positions)
+
+    def persist(self, actor_id: str, logic: Any, msg: Any, out: list[Any] | None) -> None:
+        """The dispatcher's persistence hook: the persister's own, except that everything queued
+        (the position's move to ENTERING, made by the handler just before) is committed before the
+        executor's write-ahead of an order. Else a kill in the writer's interval leaves an order at
+        the venue that the restored position never expected, and its fills crash it on recovery."""
+        if out and actor_id.endswith("/executor") and any(type(m) is PlaceOrder for m in out):
+            self.persister.flush()
+        self.persister.after_handle(actor_id, logic, msg, out)
+
+    def store_status(self) -> dict[str, Any]:
+        p = self.persister
+        return {"path": str(self.store.path), "degraded": self.store.degraded, "restored": len(self.restored),
+                "writes": p.writes, "write_ahead": p.write_ahead, "errors": p.errors}
+
     def new_sender(self, link: str) -> LinkSender:
         return LinkSender(link, self.incarnation, window=self._window, max_batch=self._batch, rto_s=self._rto)
 
@@ -191,11 +265,32 @@ class Node:
                 "receiver": vars(self.receiver.stats), "decode_errors": self.decode_errors, "dropped": self.dropped}
 
     def close(self) -> None:
-        pass
+        """A clean stop: everything queued is written before the store is closed."""
+        self.persister.stop()
+        self.store.close()
 
 
 # ------------------------------------------------------------------------------------------
-class CoordinatorEvents(_Quiet):
+class _HeldEvents(_Quiet):
+    """An observer whose event lines wait for the end of the handler that produced them: the
+    node's shim calls ``flush`` after the handler's batches went out (and before closing), so a
+    decision never waits for the disk. Each line keeps the time of its event."""
+
+    events: EventFile
+    _held: list[dict[str, Any]]
+
+    def _event(self, **fields: Any) -> None:
+        fields["ts_ns"] = time.time_ns()
+        self._held.append(fields)
+
+    def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            for fields in held:
+                self.events.write(**fields)
+
+
+class CoordinatorEvents(_HeldEvents):
     """Records the Coordinator's decisions and states, and keeps the kill-switch latch file."""
 
     wants_inputs = True
@@ -203,30 +298,31 @@ class CoordinatorEvents(_Quiet):
     def __init__(self, var_dir: Path, events: EventFile) -> None:
         self.var_dir = var_dir
         self.events = events
+        self._held: list[dict[str, Any]] = []
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         m = env.payload
         t = type(m)
         if t is TradingStateChanged:
-            self.events.write(ev="state", scope=m.scope, old=m.old.value, new=m.new.value, reason=m.reason)
+            self._event(ev="state", scope=m.scope, old=m.old.value, new=m.new.value, reason=m.reason)
         elif t is KillSwitchEngaged:
             write_latch(self.var_dir, True, m.who, m.reason)
-            self.events.write(ev="kill", who=m.who, reason=m.reason)
+            self._event(ev="kill", who=m.who, reason=m.reason)
         elif t is KillSwitchReset:
             write_latch(self.var_dir, False, m.who, m.reason)
-            self.events.write(ev="kill_reset", who=m.who, reason=m.reason)
+            self._event(ev="kill_reset", who=m.who, reason=m.reason)
         elif t is ActionApproved:
-            self.events.write(ev="approved", symbol=m.symbol, kind=m.action.kind.value, action_id=m.action.action_id)
+            self._event(ev="approved", symbol=m.symbol, kind=m.action.kind.value, action_id=m.action.action_id)
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         m = env.payload
         if actor_id == "risk":
             if type(m) is PositionChanged:
-                self.events.write(ev="position", symbol=m.symbol, state=m.state.value, qty=str(m.qty))
+                self._event(ev="position", symbol=m.symbol, state=m.state.value, qty=str(m.qty), cause=m.cause)
             elif type(m) is ActorFailed:
-                self.events.write(ev="failed", symbol=m.symbol, actor_id=m.actor_id, kind=m.kind)
+                self._event(ev="failed", symbol=m.symbol, actor_id=m.actor_id, kind=m.kind)
             elif type(m) is SymbolRecovered:
-                self.events.write(ev="recovered", symbol=m.symbol)
+                self._event(ev="recovered", symbol=m.symbol)
 
 
 class _WorkerPeer:
@@ -249,14 +345,20 @@ class CoordinatorCore(Node):
         self.slot_of = {s: k for k, syms in self.assignment.items() for s in syms}
         self.events = EventFile(self.var_dir / "cluster" / "events" / "coordinator.jsonl")
         self.observer = CoordinatorEvents(self.var_dir, self.events)
-        actors = build_singletons(settings, self.clock, run_id, self.faults)
-        self.d = Dispatcher(actors, self.clock, id_source(1), remote=self._remote, observers=(self.observer,))
-        self.hooks = supervisor_for(settings, self.clock, run_id, self.faults)(self.d)
-        self.peers: dict[int, _WorkerPeer] = {}
         self.events.write(ev="coordinator_start", incarnation=incarnation, pid=os.getpid())
+        actors = build_singletons(settings, self.clock, run_id, self.faults)
+        # A restarted Coordinator's Risk and Arbitrator resume from the store (books, trading
+        # states, reservations, pending entries), never from constructor defaults.
+        self.open_state(actors, self.events)
+        self.d = Dispatcher(actors, self.clock, id_source(1), remote=self._remote, observers=(self.observer,))
+        self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
+        self.d.attach_persistence(self.persist)
+        self.persister.start()
+        self.peers: dict[int, _WorkerPeer] = {}
         latch = read_latch(self.var_dir)
         if latch["engaged"]:
-            # Fail closed first: the latch survives the Coordinator, so Risk starts with it engaged.
+            # Fail closed first: the latch survives the Coordinator (and is written at once, where
+            # the store's copy of Risk may lag a few ms), so Risk starts with it engaged.
             self.d.deliver(self.external("risk", EngageKillSwitch(who=latch.get("who") or "cluster",
                                                                    reason=latch.get("reason") or "latched")))
             self.d.run()
@@ -328,15 +430,18 @@ class CoordinatorCore(Node):
                 "risk": getattr(risk, "inner", risk).status(), "risk_stats": getattr(risk, "inner", risk).stats(),
                 "arbitrator": getattr(arb, "inner", arb).status(),
                 "workers": {k: {"incarnation": p.incarnation, "up": p.up} for k, p in self.peers.items()},
-                "supervision": self.hooks.status(), "link": self.link_stats(), "rss_kb": rss_kb(),
-                "processed": self.d.processed_count}
+                "supervision": self.hooks.status(), "link": self.link_stats(), "store": self.store_status(),
+                "rss_kb": rss_kb(), "processed": self.d.processed_count}
 
     def close(self) -> None:
-        self.events.close()
+        try:
+            super().close()
+        finally:
+            self.events.close()
 
 
 # ------------------------------------------------------------------------------------------
-class WorkerProbe(_Quiet):
+class WorkerProbe(_HeldEvents):
     """Per-symbol counters, venue-bound orders (journaled to the event file) and tick-to-order latency."""
 
     wants_inputs = True
@@ -344,6 +449,7 @@ class WorkerProbe(_Quiet):
     def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
         self.rows = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0} for s in symbols}
         self.events = events
+        self._held: list[dict[str, Any]] = []
         self.incarnation = incarnation
         self._approved: dict[int, int] = {}
         self._submits: dict[int, int] = {}
@@ -380,14 +486,14 @@ class WorkerProbe(_Quiet):
             data_ts = self._submits.pop(env.causation_id, None)
             if data_ts is not None and len(self.latencies_ns) < 200_000:
                 self.latencies_ns.append(time.time_ns() - data_ts)
-            self.events.write(ev="place", symbol=m.symbol, reduce_only=m.reduce_only,
-                              client_order_id=m.client_order_id, incarnation=self.incarnation)
+            self._event(ev="place", symbol=m.symbol, reduce_only=m.reduce_only,
+                        client_order_id=m.client_order_id, incarnation=self.incarnation)
         elif t is OrderFilled and env.sender.endswith("/venue"):
             row = self.rows.get(m.symbol)
             if row is not None:
                 row["fills"] += 1
         elif t is SymbolRecovered:
-            self.events.write(ev="recovered", symbol=m.symbol, incarnation=self.incarnation)
+            self._event(ev="recovered", symbol=m.symbol, incarnation=self.incarnation)
 
 
 class WorkerCore(Node):
@@ -401,12 +507,19 @@ class WorkerCore(Node):
         self.symbols = tuple(symbols)
         self.events = EventFile(self.var_dir / "cluster" / "events" / f"{self.name}.jsonl")
         self.probe = WorkerProbe(self.symbols, self.events, incarnation)
+        self.events.write(ev="worker_start", slot=slot, incarnation=incarnation, pid=os.getpid(),
+                          symbols=list(self.symbols), restarted=restarted)
         actors: dict[str, Any] = {}
         for s in self.symbols:
             actors.update(build_symbol_actors(settings, s, self.clock, run_id, self.faults))
+        # Positions, orders and the paper venue's records come back from the store (a restarted
+        # worker) before recovery reconciles them with the venue.
+        self.open_state(actors, self.events)
         self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(slot, incarnation_index)),
                             remote=self._remote, observers=(self.probe,))
-        self.hooks = supervisor_for(settings, self.clock, run_id, self.faults)(self.d)
+        self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
+        self.d.attach_persistence(self.persist)
+        self.persister.start()
         self.venue = market_venue(settings)
         self.paced = settings.market.paced
         sub = attrs.evolve(settings, symbols=tuple(settings.symbol(s) for s in self.symbols))
@@ -416,25 +529,22 @@ class WorkerCore(Node):
         self.coordinator_incarnation = coordinator_incarnation
         self.senders[COORDINATOR_LINK] = self.new_sender(self.name)
         self.started_ns = time.time_ns()
-        self.events.write(ev="worker_start", slot=slot, incarnation=incarnation, pid=os.getpid(),
-                          symbols=list(self.symbols), restarted=restarted)
         if restarted:
             self.begin_recovery()
         self.announce(resend_failures=False)
 
     # -- recovery ---------------------------------------------------------------------------
     def begin_recovery(self) -> None:
-        """A restarted worker's symbols come back as a restarted subtree does: RECOVERING until
-        reconciled with the venue and warm again, blocking entries meanwhile, then SymbolRecovered."""
+        """A restarted worker's symbols come back as a restarted subtree does (their state already
+        restored from the store): RECOVERING, entries refused, reconciled with the venue, warm
+        again, then SymbolRecovered."""
         for sup in self.hooks.supervisors:
             if isinstance(sup, SymbolSupervisor):
-                sup.health = Health.RECOVERING
-                sup._reconciled = False
-                sup._release()  # no held children: sends Reconcile to the executor
+                sup.begin_recovery()
         self.d.run()
 
     def announce(self, resend_failures: bool) -> None:
-        """Tell the (possibly new) Coordinator each symbol's position and, if asked, which are not healthy."""
+        """Tell the (possibly new) Coordinator each symbol's position and, if asked, each one's health."""
         now = self.clock.now_ns()
         for sup in self.hooks.supervisors:
             if not isinstance(sup, SymbolSupervisor):
@@ -444,6 +554,10 @@ class WorkerCore(Node):
                 self.d.emit(sup.id, [ActorFailed(actor_id=f"{s}/worker", symbol=s, kind="died",
                                                  error=f"coordinator restarted while {s} is {sup.health.value}",
                                                  message_tag="", ts_event_ns=now)], 0)
+            elif resend_failures:
+                # A restored Risk may hold S down for a recovery it never heard of (sent while the
+                # Coordinator was down, or not yet in its store): S is healthy. A no-op otherwise.
+                self.d.emit(sup.id, [SymbolRecovered(symbol=s, ts_event_ns=now)], 0)
             pos = self.d.actors.get(f"{s}/position")
             snap = getattr(getattr(pos, "inner", pos), "snapshot", lambda: None)()
             if snap is None:
@@ -483,29 +597,52 @@ class WorkerCore(Node):
         return ack
 
     # -- market feed ------------------------------------------------------------------------
-    def feed(self, budget: int = 512, chunk: int = 64) -> float | None:
-        """Deliver the frames that are due (paced) or up to ``budget`` frames (unpaced), running
-        the dispatcher every ``chunk`` frames; returns seconds until the next frame is due (0: more
-        now), or None when the market has ended."""
+    def feed(self, budget: int = 512, chunk: int = 64, max_s: float | None = None,
+             ran: Callable[[], None] | None = None) -> float | None:
+        """Deliver the frames that are due (paced) or as many as possible (unpaced), at most
+        ``budget`` frames and, if given, for about ``max_s`` seconds, running the dispatcher every
+        ``chunk`` frames (a quarter of that when paced, where a backlog is latency) and before
+        looking at the clock again; ``ran`` is called after each run (the shim sends what it
+        produced at once). Returns seconds until the next frame is due (0: more now), or None
+        when the market has ended."""
         n = 0
+        pending = 0
         d = self.d
+        if self.paced:
+            chunk = max(1, chunk // 4)
+        started = time.perf_counter()
         now = time.time_ns()
         while self._next is not None and n < budget:
             ts, symbol, payload = self._next
             if self.paced and ts > now:
-                break
+                if pending:  # what was due goes out first; then frames that came due meanwhile
+                    d.run()
+                    pending = 0
+                    if ran is not None:
+                        ran()
+                now = time.time_ns()
+                if ts > now:
+                    break
             env = self.external(f"{symbol}/collector", VenuePayload(venue=self.venue, symbol=symbol, payload=payload),
                                 "feed")
             d.deliver(env)
             n += 1
+            pending += 1
             self._next = next(self._frames, None)
-            if n % chunk == 0:
+            if pending >= chunk:
                 d.run()
-        if n:
+                pending = 0
+                if ran is not None:
+                    ran()
+                if max_s is not None and time.perf_counter() - started >= max_s:
+                    break
+        if pending:
             d.run()
+            if ran is not None:
+                ran()
         if self._next is None:
             return None
-        if not self.paced or n >= budget:
+        if not self.paced:
             return 0.0
         return max(0.0, (self._next[0] - time.time_ns()) / 1e9)
 
@@ -517,12 +654,17 @@ class WorkerCore(Node):
             snap = getattr(getattr(pos, "inner", pos), "snapshot", lambda: None)()
             rows[s] = {**self.probe.rows[s], "health": sups[s].health.value if s in sups else "?",
                        "position": snap.state.value if snap is not None else "?",
-                       "qty": str(snap.qty) if snap is not None else "0"}
+                       "qty": str(snap.qty) if snap is not None else "0",
+                       "direction": snap.direction.value if snap is not None and snap.direction is not None else None,
+                       "avg_entry_price": str(snap.avg_entry_price) if snap is not None and snap.avg_entry_price is not None else None}
         lat = self.probe.latencies_ns
         return {"role": "worker", "slot": self.slot, "incarnation": self.incarnation, "pid": os.getpid(),
                 "ts_ns": time.time_ns(), "started_ns": self.started_ns, "symbols": rows, "frames": self.probe.frames,
-                "market_done": self._next is None, "link": self.link_stats(), "rss_kb": rss_kb(),
-                "processed": self.d.processed_count, "latencies_ns": lat[-20_000:]}
+                "market_done": self._next is None, "link": self.link_stats(), "store": self.store_status(),
+                "rss_kb": rss_kb(), "processed": self.d.processed_count, "latencies_ns": lat[-20_000:]}
 
     def close(self) -> None:
-        self.events.close()
+        try:
+            super().close()
+        finally:
+            self.events.close()

@@ -2,22 +2,32 @@
 
 All three are thin shims: they turn thespian messages into calls on the node cores
 (``actors.distributed.nodes``) and send what the cores' links say is due. Each handler runs to
-completion on the process's single thread, so the cores need no locks. Timers are thespian
-wake-ups (``wakeupAfter``): a Worker's poll delivers the market frames that are due, the timer
-ticks, link retransmissions, the status file and a check that its supervisor is still alive
-(if it is not, the process exits: nothing trades unsupervised).
+completion on the process's single thread, so the cores need no locks. A node's poll delivers
+the market frames that are due (a Worker), the timer ticks, link retransmissions and owed acks,
+the status file (its heartbeat) and a check that its supervisor is still alive (if it is not,
+the process exits: nothing trades unsupervised). Polls are rung by a ``Waker`` at the time
+they are due, with a slow thespian ``wakeupAfter`` chain as a backstop; link traffic between
+nodes goes over each node's ``DataPort``, thespian carrying control messages (and link traffic
+until a peer's data port is known). Helper threads (``Waker``, ``StatusFiles``) only wait,
+write files and ring a pipe: they never touch a core.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import sys
+import threading
 import time
+from collections import deque
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgpack
 from loguru import logger
 from thespian.actors import (
     Actor,
@@ -25,7 +35,9 @@ from thespian.actors import (
     ActorSystemConventionUpdate,
     ChildActorExited,
     PoisonMessage,
+    ThespianWatch,
     WakeupMessage,
+    WatchMessage,
 )
 
 from actors.distributed.latch import write_latch
@@ -55,6 +67,15 @@ WORKER_HOST_CAPABILITY = "Arbor Worker Host"
 STATUS_EVERY_S = 0.25
 LATENCY_EVERY_S = 2.0
 LIVENESS_EVERY_S = 0.25
+POKE_AFTER_S = 0.75  # the supervisor pokes a node whose heartbeat is older than this
+# A Worker handles market data this long before it lets I/O in (acks, approvals, control):
+# unpaced, throughput matters; paced, a backlog of frames must not hold an approval up.
+FEED_SLICE_S = 0.02
+PACED_FEED_SLICE_S = 0.004
+# Link frames a node handles per turn before it polls (heartbeat, timers) and lets I/O in again:
+# a Coordinator behind two unpaced Workers has seconds of decisions waiting in its sockets.
+INBOX_SLICE_S = 0.02
+BACKSTOP_S = 0.05  # the thespian wake-up chain that backs up the Waker
 
 
 def _settings(plan: ClusterPlan):
@@ -63,12 +84,327 @@ def _settings(plan: ClusterPlan):
     return build_settings(plan.raw_config)
 
 
-def _write_status(var_dir: str, name: str, data: dict) -> None:
-    from actors.distributed.nodes import write_json_atomic
+class Waker:
+    """Wakes a node's thread at a precise time: a pipe that thespian watches (``ThespianWatch``),
+    written by a timer thread when the time comes, or at once by ``now()``.
 
-    path = Path(var_dir) / "cluster" / "status" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, data)
+    thespian's own ``wakeupAfter`` is not used for this, for three reasons seen in its loop
+    (``TCPTransport._runWithExpiry``): a wake-up already due when the loop looks is delivered
+    without reading or writing any socket (a Worker with market data always due would never
+    send a batch, see an ack or hear an exit request); select rounds timeouts up to 1 ms; and a
+    wake-up less than 0.5 us away becomes a zero ``timedelta``, which the loop filters out as
+    "no timeout", leaving the process in ``epoll_wait`` until some message arrives (the stalled
+    timer chains of docs/cluster.md, Known issue). A readable pipe wakes select at once, and
+    thespian handles every ready socket in the same pass.
+    """
+
+    def __init__(self) -> None:
+        self.fd, self._w = os.pipe()
+        os.set_blocking(self.fd, False)
+        os.set_blocking(self._w, False)
+        self._due: float | None = None
+        self._cv = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="arbor-waker", daemon=True)
+        self._thread.start()
+
+    def at(self, due: float) -> None:
+        """Wake at ``due`` (``time.monotonic()``), replacing any earlier request."""
+        with self._cv:
+            earlier = self._due is None or due < self._due
+            self._due = due
+            if earlier:
+                self._cv.notify()
+
+    def now(self) -> None:
+        with self._cv:
+            self._due = None
+        self._ring()
+
+    def drain(self) -> None:
+        try:
+            while os.read(self.fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+
+    def _ring(self) -> None:
+        try:
+            os.write(self._w, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full of rings not yet read: the node wakes anyway
+
+    def _run(self) -> None:
+        with self._cv:
+            while not self._closed:
+                if self._due is None:
+                    self._cv.wait()
+                    continue
+                left = self._due - time.monotonic()
+                if left > 0:
+                    self._cv.wait(left)
+                    continue
+                self._due = None
+                self._ring()
+
+
+class _Out:
+    """One outgoing data connection: frames the kernel did not take yet wait in ``buf``."""
+
+    MAX_BUFFERED = 16 << 20
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.sock: socket.socket | None = None
+        self.buf = bytearray()
+        self._retry_at = 0.0
+
+    def send(self, frame: bytes) -> bool:
+        if self.sock is None and not self._connect():
+            return False
+        if len(self.buf) + len(frame) > self.MAX_BUFFERED:
+            self.close()  # the peer does not read: what was queued is the link's to retransmit
+            return False
+        self.buf += frame
+        self.flush()
+        return True
+
+    def flush(self) -> None:
+        if self.sock is None or not self.buf:
+            return
+        try:
+            del self.buf[:self.sock.send(self.buf)]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.close()  # the peer is gone: lost frames are retransmitted by the link
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+        self.buf.clear()
+
+    def _connect(self) -> bool:
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            # Blocking, but short: refused at once by a live host, and an unreachable one is tried
+            # once a second while the supervisor's heartbeat check finds out (traffic goes
+            # through thespian meanwhile).
+            sock = socket.create_connection((self.host, self.port), timeout=0.05)
+        except OSError:
+            self._retry_at = time.monotonic() + 1.0
+            return False
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        return True
+
+
+class DataPort:
+    """Link traffic (``LinkBatch``, ``LinkAck``) between nodes on sockets of their own.
+
+    thespian's TCP transport sends one message at a time per target, each waiting for the
+    receiver's acknowledgement, and an acknowledgement polled too early puts its transmit into
+    a growing back-off (20 ms, 34 ms, ... up to 7 s) during which the socket is not even
+    selected: round trips of 20-350 ms were measured on an idle link. So each node listens on a
+    port of its own (announced through the supervisor: ``Started.data`` -> ``WorkerUp.data`` /
+    ``CoordinatorUp.data``), sends to a peer over one connection it opens, and thespian watches
+    the sockets (``ThespianWatch``) so a frame wakes the node at once. Frames are a 4-byte length
+    and a msgpack array (never pickles). Delivery is best effort: what a broken connection loses,
+    the reliable link retransmits; without a connection the caller sends through thespian.
+    """
+
+    MAX_FRAME = 64 << 20
+
+    def __init__(self, host: str) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((host, 0))
+        self.listener.listen(16)
+        self.listener.setblocking(False)
+        self.endpoint = (host, self.listener.getsockname()[1])
+        self._in: dict[int, tuple[socket.socket, bytearray]] = {}
+        self._out: dict[str, _Out] = {}
+        self.inbox: deque[LinkBatch] = deque()  # received, not yet handled
+        self.acks: list[LinkAck] = []  # received acks (also those riding on batches), handled first
+        self.stats = {"frames_out": 0, "frames_in": 0, "fallbacks": 0, "bad_frames": 0}
+
+    def fds(self) -> list[int]:
+        return [self.listener.fileno(), *self._in]
+
+    def set_peer(self, peer: str, endpoint: tuple) -> None:
+        old = self._out.get(peer)
+        if old is not None and (old.host, old.port) == tuple(endpoint):
+            return
+        self.drop_peer(peer)
+        if endpoint:
+            self._out[peer] = _Out(endpoint[0], int(endpoint[1]))
+
+    def drop_peer(self, peer: str) -> None:
+        old = self._out.pop(peer, None)
+        if old is not None:
+            old.close()
+
+    def send(self, peer: str, msg: LinkBatch | LinkAck) -> bool:
+        """Queue ``msg`` for ``peer``; False if there is no connection to it (use thespian)."""
+        out = self._out.get(peer)
+        if out is None or not out.send(_frame(msg)):
+            self.stats["fallbacks"] += 1
+            return False
+        self.stats["frames_out"] += 1
+        return True
+
+    def pump(self) -> None:
+        for out in self._out.values():
+            out.flush()
+
+    def receive(self, ready: list[int]) -> None:
+        """Read the ready sockets; batches join ``inbox``, acks ``acks``."""
+        for fd in ready:
+            if fd == self.listener.fileno():
+                self._accept()
+            elif fd in self._in:
+                self._read(fd)
+
+    def close(self) -> None:
+        for out in self._out.values():
+            out.close()
+        for sock, _ in self._in.values():
+            sock.close()
+        self._in.clear()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sock.setblocking(False)
+            self._in[sock.fileno()] = (sock, bytearray())
+
+    def _read(self, fd: int) -> None:
+        sock, buf = self._in[fd]
+        closed = False
+        while True:
+            try:
+                chunk = sock.recv(1 << 20)
+            except BlockingIOError:
+                break
+            except OSError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            buf += chunk
+        while len(buf) >= 4:
+            n = int.from_bytes(buf[:4], "big")
+            if n > self.MAX_FRAME:
+                self.stats["bad_frames"] += 1
+                closed = True
+                break
+            if len(buf) < 4 + n:
+                break
+            raw = bytes(buf[4:4 + n])
+            del buf[:4 + n]
+            try:
+                m = _unframe(raw)
+            except Exception:  # noqa: BLE001 - a frame we cannot read is dropped; the link retransmits
+                self.stats["bad_frames"] += 1
+                continue
+            self.stats["frames_in"] += 1
+            if isinstance(m, LinkAck):
+                self.acks.append(m)
+            else:
+                if m.ack is not None:
+                    self.acks.append(m.ack)
+                self.inbox.append(m)
+        if closed:
+            sock.close()
+            del self._in[fd]
+
+
+def _frame(msg: LinkBatch | LinkAck) -> bytes:
+    if isinstance(msg, LinkBatch):
+        a = msg.ack
+        body = msgpack.packb([0, msg.link, msg.epoch, msg.first_seq, list(msg.items),
+                              None if a is None else [a.link, a.epoch, a.upto]], use_bin_type=True)
+    else:
+        body = msgpack.packb([1, msg.link, msg.epoch, msg.upto], use_bin_type=True)
+    return len(body).to_bytes(4, "big") + body
+
+
+def _unframe(raw: bytes) -> LinkBatch | LinkAck:
+    v = msgpack.unpackb(raw, raw=False)
+    if v[0] == 0:
+        ack = None if v[5] is None else LinkAck(str(v[5][0]), int(v[5][1]), int(v[5][2]))
+        return LinkBatch(str(v[1]), int(v[2]), int(v[3]), tuple(bytes(x) for x in v[4]), ack)
+    return LinkAck(str(v[1]), int(v[2]), int(v[3]))
+
+
+class StatusFiles:
+    """A node's ``cluster/status/<name>.json`` files, replaced atomically by a thread of their own.
+
+    The node's thread encodes each status (so its ``ts_ns`` still says that thread is alive: the
+    supervisor's heartbeat); the write and rename, which cost 0.3-4 ms on ext4 when the disk is
+    busy, happen beside it instead of in the middle of a decision. Only the newest status of a
+    file is written. ``close`` writes what is pending on the calling thread (the final status).
+    """
+
+    def __init__(self, var_dir: str) -> None:
+        self.dir = Path(var_dir) / "cluster" / "status"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._pending: dict[str, str] = {}
+        self._lock = threading.Lock()  # guards _pending
+        self._wlock = threading.Lock()  # one writer at a time: a newer status never loses to an older
+        self._wake = threading.Event()
+        self._closed = False
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name="arbor-status", daemon=True)
+        self._thread.start()
+
+    def put(self, name: str, data: dict) -> None:
+        text = json.dumps(data, default=str)
+        with self._lock:
+            self._pending[name] = text
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._thread.join(2.0)
+        self._write_pending()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        with self._wlock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            for name, text in batch.items():
+                path = self.dir / f"{name}.json"
+                tmp = self.dir / f"{name}.tmp.{os.getpid()}"
+                try:
+                    tmp.write_text(text)
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    self.errors += 1
+                    logger.bind(actor="status", event_type="status_write_failed").error(
+                        "status {} not written: {!r}", name, exc)
 
 
 class _NodeActor(Actor):
@@ -86,17 +422,96 @@ class _NodeActor(Actor):
             self._stacks = open(Path(var_dir) / "logs" / f"{name}.stacks", "a")
             faulthandler.register(_signal.SIGUSR1, file=self._stacks, all_threads=True)
         self._addresses: dict[str, Any] = {}
+        self._acks: dict[str, list[Any]] = {}  # peer -> [LinkAck owed, send by (monotonic), items it covers]
+        self._ack_delay_s = 0.02
+        self._ack_items = 1024
         self._supervisor_pid = 0
         self._poll_s = 0.002
         self._next_status = 0.0
         self._next_live = 0.0
         self._next_latency = 0.0
+        self._status = StatusFiles(var_dir) if var_dir else None
+        self._waker = Waker()
+        self._data: DataPort | None = None
+        self._cpu0 = time.process_time()
         self._gen = 0
         self._last_poll = time.monotonic()
         self.rearms = 0
 
     def _arm(self, delay: float) -> None:
-        self.wakeupAfter(timedelta(seconds=delay), payload=self._gen)
+        """The next poll in ``delay`` seconds (0: as soon as thespian has handled the sockets)."""
+        if delay <= 0:
+            self._waker.now()
+        else:
+            self._waker.at(time.monotonic() + delay)
+
+    def _backstop(self) -> None:
+        self.wakeupAfter(timedelta(seconds=BACKSTOP_S), payload=self._gen)
+
+    def _node_process(self, settings: Any) -> None:
+        """Process-wide settings of a node: the GIL switch interval (``run.switch_interval_ms``).
+        A node runs helper threads (state persister, status files, waker); at Python's default
+        5 ms, the node's thread, woken by a frame, can wait that long for the GIL."""
+        sys.setswitchinterval(settings.run.switch_interval_ms / 1000)
+
+    def _open_data(self, settings: Any) -> tuple:
+        """Listen for link traffic; the endpoint goes to the supervisor in ``Started``."""
+        host = os.environ.get("THESPIAN_BASE_IPADDR") or settings.cluster.bind_host
+        self._data = DataPort(host)
+        return self._data.endpoint
+
+    def _watch(self) -> Any:
+        """What every handler returns: keep thespian watching the Waker's pipe and the data sockets."""
+        waker = getattr(self, "_waker", None)
+        if waker is None or getattr(self, "_stopped", False):
+            return None
+        return ThespianWatch([waker.fd, *(self._data.fds() if self._data is not None else ())])
+
+    def _wake_message(self, msg: Any) -> bool:
+        """Whether ``msg`` is a poll (the Waker's pipe, or the backstop chain, which is re-armed);
+        link frames that came on the data sockets are handled here."""
+        if isinstance(msg, WatchMessage):
+            frames = [fd for fd in msg.ready if fd != self._waker.fd]
+            if frames and self._data is not None:
+                self._data.receive(frames)
+                self._inbox()
+            if self._waker.fd not in msg.ready:
+                return False
+            self._waker.drain()
+            return True
+        if isinstance(msg, WakeupMessage) and msg.payload == self._gen:
+            self._backstop()
+            return True
+        return False
+
+    def _inbox(self) -> None:
+        """Handle received link frames: every ack at once (an ack queued behind seconds of
+        decisions would make the peer retransmit), then batches for at most ``INBOX_SLICE_S``;
+        if some are left, poll again at once (the poll handles the rest after the heartbeat)."""
+        data = self._data
+        if data is None or not (data.acks or data.inbox):
+            return
+        acks, data.acks = data.acks, []
+        for a in acks:
+            self.core.on_ack(a)
+        until = time.perf_counter() + INBOX_SLICE_S
+        inbox = data.inbox
+        while inbox and time.perf_counter() < until:
+            m = inbox.popleft()
+            self._on_batch(m, self._batch_peer(m))
+        self._flush()
+        if inbox:
+            self._arm(0.0)
+
+    def _batch_peer(self, batch: LinkBatch) -> str:
+        raise NotImplementedError
+
+    def _send_to(self, peer: str, msg: Any) -> None:
+        if self._data is not None and self._data.send(peer, msg):
+            return
+        addr = self._addresses.get(peer)
+        if addr is not None:
+            self.send(addr, msg)
 
     def _rescue(self) -> None:
         """Re-arm a timer chain that has not fired for far longer than its period."""
@@ -106,13 +521,53 @@ class _NodeActor(Actor):
             logger.bind(actor=self.core.name, event_type="timer_rearmed").warning(
                 "{}: poll overdue by {:.3f}s; re-armed", self.core.name, time.monotonic() - self._last_poll)
             self._last_poll = time.monotonic()
+            self._backstop()
             self._arm(0.0)
 
+    def _link_params(self, settings: Any) -> None:
+        c = settings.cluster
+        # An ack waits for a batch going back to ride on, but never long enough for the peer's
+        # retransmission timer (link_rto_ms) to fire, nor while a quarter of a window is unacked.
+        self._ack_delay_s = min(0.05, c.link_rto_ms / 1000 / 4)
+        self._ack_items = max(1, c.link_window // 4)
+
+    def _on_batch(self, batch: LinkBatch, peer: str) -> None:
+        """Deliver a batch; its piggybacked ack first, and our ack is owed to ``peer``."""
+        if batch.ack is not None:
+            self.core.on_ack(batch.ack)
+        ack = self.core.on_batch(batch)
+        if ack is None:
+            return
+        owed = self._acks.get(peer)
+        if owed is None:
+            self._acks[peer] = [ack, time.monotonic() + self._ack_delay_s, len(batch.items)]
+        else:
+            owed[0] = ack
+            owed[2] += len(batch.items)
+
     def _flush(self) -> None:
+        """Send the batches that are due, each carrying the ack owed to its peer; then the acks
+        that have waited long enough on their own."""
         for peer, batch in self.core.due():
-            addr = self._addresses.get(peer)
-            if addr is not None:
-                self.send(addr, batch)
+            owed = self._acks.pop(peer, None)
+            if owed is not None:
+                batch = replace(batch, ack=owed[0])
+            self._send_to(peer, batch)
+        if self._acks:
+            mono = time.monotonic()
+            for peer, owed in list(self._acks.items()):
+                if mono >= owed[1] or owed[2] >= self._ack_items:
+                    del self._acks[peer]
+                    self._send_to(peer, owed[0])
+        if self._data is not None:
+            self._data.pump()
+
+    def _next_wake(self, cap: float) -> float:
+        """Seconds until the next owed ack must go, at most ``cap``."""
+        if not self._acks:
+            return cap
+        due = min(o[1] for o in self._acks.values()) - time.monotonic()
+        return max(0.0, min(cap, due))
 
     def _housekeeping(self) -> None:
         mono = time.monotonic()
@@ -120,12 +575,12 @@ class _NodeActor(Actor):
         if mono >= self._next_status:
             self._next_status = mono + STATUS_EVERY_S
             st = self.core.status()
-            st["timer_rearms"] = self.rearms
+            self._node_fields(st)
             lat = st.pop("latencies_ns", None)
-            _write_status(str(self.core.var_dir), self.core.name, st)
+            self._status.put(self.core.name, st)
             if lat is not None and mono >= self._next_latency:
                 self._next_latency = mono + LATENCY_EVERY_S
-                _write_status(str(self.core.var_dir), f"{self.core.name}.latency", {"latencies_ns": lat})
+                self._status.put(f"{self.core.name}.latency", {"latencies_ns": lat})
         if mono >= self._next_live:
             self._next_live = mono + LIVENESS_EVERY_S
             if self._supervisor_pid and not alive(self._supervisor_pid):
@@ -133,47 +588,87 @@ class _NodeActor(Actor):
                     "{}: cluster supervisor {} is gone; exiting", self.core.name, self._supervisor_pid)
                 os._exit(3)
 
+    def _node_fields(self, st: dict) -> None:
+        """What the shim adds to the core's status: its own counters and the process's CPU time
+        (``cpu_s`` since the core was built: bench/scale.py reports utilisation from it)."""
+        st["timer_rearms"] = self.rearms
+        st["cpu_s"] = round(time.process_time() - self._cpu0, 3)
+        if self._data is not None:
+            st["data_port"] = dict(self._data.stats)
+
+    def _events_written(self) -> None:
+        """Write the event lines the core's observer held during this handler (after the
+        handler's batches went out: a decision never waits for its event line)."""
+        if getattr(self, "_stopped", False):
+            return
+        obs = getattr(self.core, "observer", None) or getattr(self.core, "probe", None)
+        if obs is not None:
+            obs.flush()
+
     def _exit(self) -> None:
         if self.core is not None:
             try:
+                self._events_written()
                 st = self.core.status()
                 lat = st.pop("latencies_ns", None)
                 st["stopped"] = True
-                _write_status(str(self.core.var_dir), self.core.name, st)
+                self._node_fields(st)
+                self._status.put(self.core.name, st)
                 if lat is not None:
-                    _write_status(str(self.core.var_dir), f"{self.core.name}.latency", {"latencies_ns": lat})
+                    self._status.put(f"{self.core.name}.latency", {"latencies_ns": lat})
+                self._status.close()
             finally:
+                self._stopped = True
+                self._waker.close()
+                if self._data is not None:
+                    self._data.close()
                 self.core.close()
 
 
 class CoordinatorActor(_NodeActor):
     """The Coordinator process: Risk and the Arbitrator (the "coordinator" group)."""
 
-    def receiveMessage(self, msg: Any, sender: Any) -> None:
+    def _batch_peer(self, batch: LinkBatch) -> str:
+        return batch.link  # "worker-K": the link of worker K's sender
+
+    def _on_batch(self, batch: LinkBatch, peer: str) -> None:
+        """Item by item, sending after each what it produced: an approval need not wait for the
+        decisions queued behind it in the same batch."""
+        if len(batch.items) <= 1:
+            super()._on_batch(batch, peer)
+            return
+        for i, item in enumerate(batch.items):
+            super()._on_batch(LinkBatch(batch.link, batch.epoch, batch.first_seq + i, (item,),
+                                        batch.ack if i == 0 else None), peer)
+            self._flush()
+
+    def receiveMessage(self, msg: Any, sender: Any) -> Any:
         try:
             self._receive(msg, sender)
+            if self.core is not None:
+                self._events_written()
         except Exception as exc:  # a runtime bug: log it, never let thespian drop the actor silently
             logger.bind(actor="coordinator", event_type="node_failure").opt(exception=exc).critical(
                 "coordinator failed handling {}: {!r}", type(msg).__name__, exc)
+        return self._watch()
 
     def _receive(self, msg: Any, sender: Any) -> None:
         core = self.core
-        if isinstance(msg, WakeupMessage):
-            if core is None or msg.payload != self._gen:
+        if isinstance(msg, (WakeupMessage, WatchMessage)):
+            if core is None or not self._wake_message(msg):
                 return
             self._last_poll = time.monotonic()
             self._housekeeping()
             self._flush()
-            self._arm(self._poll_s)
+            self._arm(self._next_wake(self._poll_s))
+            self._inbox()
             return
         if core is not None:
             self._rescue()
         if isinstance(msg, LinkBatch):
             if core is None:
                 return
-            ack = core.on_batch(msg)
-            if ack is not None:
-                self.send(sender, ack)
+            self._on_batch(msg, msg.link)
             self._flush()
         elif isinstance(msg, LinkAck):
             if core is not None:
@@ -184,9 +679,13 @@ class CoordinatorActor(_NodeActor):
         elif isinstance(msg, WorkerUp):
             core.worker_up(msg.slot, msg.incarnation)
             self._addresses[f"worker-{msg.slot}"] = msg.address
+            self._data.set_peer(f"worker-{msg.slot}", msg.data)
             self._flush()
         elif isinstance(msg, WorkerDown):
             core.worker_down(msg.slot, msg.incarnation, msg.reason)
+            if core.peers.get(msg.slot) is None or not core.peers[msg.slot].up:
+                self._data.drop_peer(f"worker-{msg.slot}")
+                self._acks.pop(f"worker-{msg.slot}", None)
             self._flush()
         elif isinstance(msg, OperatorCommand):
             core.operator(msg.receiver, core.codec.decode(msg.payload))
@@ -207,14 +706,22 @@ class CoordinatorActor(_NodeActor):
         self._init_node(plan.var_dir, "coordinator")
         self._supervisor_pid = msg.supervisor_pid
         self._poll_s = max(0.001, settings.cluster.coordinator_poll_ms / 1000)
+        self._link_params(settings)
+        self._node_process(settings)
+        data = self._open_data(settings)
         self.core = CoordinatorCore(settings, plan.run_id, plan.var_dir, msg.incarnation,
                                     {int(k): tuple(v) for k, v in plan.assignment.items()})
-        self.send(sender, Started("coordinator", -1, msg.incarnation, os.getpid(), socket.gethostname()))
+        self._cpu0 = time.process_time()  # CPU of the run, not of building the node
+        self.send(sender, Started("coordinator", -1, msg.incarnation, os.getpid(), socket.gethostname(), data))
+        self._backstop()
         self._arm(self._poll_s)
 
 
 class WorkerActor(_NodeActor):
     """A Worker process: the full subtrees of its symbols, fed by their own market feed."""
+
+    def _batch_peer(self, batch: LinkBatch) -> str:
+        return "coordinator"
 
     @staticmethod
     def actorSystemCapabilityCheck(capabilities: dict, requirements: dict) -> bool:
@@ -222,32 +729,35 @@ class WorkerActor(_NodeActor):
             return bool(capabilities.get(WORKER_HOST_CAPABILITY))
         return True
 
-    def receiveMessage(self, msg: Any, sender: Any) -> None:
+    def receiveMessage(self, msg: Any, sender: Any) -> Any:
         try:
             self._receive(msg, sender)
+            if self.core is not None:
+                self._events_written()
         except Exception as exc:
             logger.bind(actor=getattr(self.core, "name", "worker"), event_type="node_failure").opt(
                 exception=exc).critical("worker failed handling {}: {!r}", type(msg).__name__, exc)
+        return self._watch()
 
     def _receive(self, msg: Any, sender: Any) -> None:
         core = self.core
-        if isinstance(msg, WakeupMessage):
-            if core is None or msg.payload != self._gen:
+        if isinstance(msg, (WakeupMessage, WatchMessage)):
+            if core is None or not self._wake_message(msg):
                 return
             self._last_poll = time.monotonic()
-            wait = core.feed(budget=self._budget)
+            self._inbox()
+            wait = core.feed(budget=self._budget, max_s=PACED_FEED_SLICE_S if core.paced else FEED_SLICE_S,
+                             ran=self._flush)
             self._housekeeping()
             self._flush()
-            self._arm(self._poll_s if wait is None else min(self._poll_s, wait))
+            self._arm(self._next_wake(self._poll_s if wait is None else min(self._poll_s, wait)))
             return
         if core is not None:
             self._rescue()
         if isinstance(msg, LinkBatch):
             if core is None:
                 return
-            ack = core.on_batch(msg)
-            if ack is not None:
-                self.send(sender, ack)
+            self._on_batch(msg, "coordinator")
             self._flush()
         elif isinstance(msg, LinkAck):
             if core is not None:
@@ -258,11 +768,15 @@ class WorkerActor(_NodeActor):
         elif isinstance(msg, CoordinatorUp):
             if core is not None:
                 self._addresses["coordinator"] = msg.address
+                self._data.set_peer("coordinator", msg.data)
                 core.coordinator_up(msg.incarnation)
                 self._flush()
         elif isinstance(msg, CoordinatorDown):
             if core is not None:
                 core.coordinator_down(msg.incarnation)
+                if core.coordinator_incarnation == msg.incarnation:
+                    self._data.drop_peer("coordinator")
+                    self._acks.pop("coordinator", None)
         elif isinstance(msg, StartWorker):
             self._start(msg, sender)
         elif isinstance(msg, ActorExitRequest):
@@ -281,12 +795,17 @@ class WorkerActor(_NodeActor):
         self._supervisor_pid = msg.supervisor_pid
         self._poll_s = max(0.0005, settings.cluster.poll_ms / 1000)
         self._budget = settings.cluster.feed_budget
+        self._link_params(settings)
+        self._node_process(settings)
+        data = self._open_data(settings)
         self._addresses["coordinator"] = msg.coordinator
         symbols = tuple(plan.assignment.get(msg.slot, ()))
         self.core = WorkerCore(settings, plan.run_id, plan.var_dir, msg.slot, msg.incarnation,
                                msg.incarnation % 251, symbols, msg.restarted, msg.coordinator_incarnation)
-        self.send(sender, Started("worker", msg.slot, msg.incarnation, os.getpid(), socket.gethostname()))
+        self._cpu0 = time.process_time()  # CPU of the run, not of building the node
+        self.send(sender, Started("worker", msg.slot, msg.incarnation, os.getpid(), socket.gethostname(), data))
         self._flush()
+        self._backstop()
         self._arm(0.0)
 
 
@@ -302,6 +821,7 @@ class _Proc:
         self.up = False  # reported Started and not exited
         self.exited = False
         self.restarts = 0
+        self.data: tuple = ()  # its data port (host, port)
 
 
 class ClusterSupervisor(Actor):
@@ -422,7 +942,7 @@ class ClusterSupervisor(Actor):
         p = self.procs.get(name)
         if p is None or p.incarnation != msg.incarnation:
             return
-        p.up, p.pid, p.host, p.address = True, msg.pid, msg.host, sender
+        p.up, p.pid, p.host, p.address, p.data = True, msg.pid, msg.host, sender, msg.data
         p.started_ns = time.time_ns()
         if msg.host == socket.gethostname():
             self.all_pids[f"{name}#{msg.incarnation}"] = msg.pid
@@ -430,12 +950,14 @@ class ClusterSupervisor(Actor):
         coord = self.procs.get("coordinator")
         if msg.role == "worker":
             if coord is not None and coord.up:
-                self.send(coord.address, WorkerUp(msg.slot, msg.incarnation, sender, p.restarts > 0))
+                self.send(coord.address, WorkerUp(msg.slot, msg.incarnation, sender, p.restarts > 0, p.data))
+                # The worker knew the Coordinator's address from StartWorker, not its data port.
+                self.send(sender, CoordinatorUp(coord.incarnation, coord.address, coord.data))
         else:
             for w in self.procs.values():
                 if w.role == "worker" and w.up:
-                    self.send(sender, WorkerUp(w.slot, w.incarnation, w.address, False))
-                    self.send(w.address, CoordinatorUp(msg.incarnation, sender))
+                    self.send(sender, WorkerUp(w.slot, w.incarnation, w.address, False, w.data))
+                    self.send(w.address, CoordinatorUp(msg.incarnation, sender, msg.data))
         expected = [q for q in self.procs.values()]
         if not self.start_replied and all(q.up for q in expected) and len(expected) == 1 + sum(
                 1 for k in self.plan.assignment if k not in self.plan.remote_slots) + sum(
@@ -453,7 +975,8 @@ class ClusterSupervisor(Actor):
         os.replace(tmp, path)
 
     # -- failures ---------------------------------------------------------------------------
-    def _exited(self, address: Any) -> None:
+    def _exited(self, address: Any, host_lost: bool = False) -> None:
+        """A node exited; ``host_lost``: with its host, so a joined host's worker slot is restarted here."""
         p = next((q for q in self.procs.values() if q.address == address and not q.exited), None)
         if p is None:
             return
@@ -474,7 +997,7 @@ class ClusterSupervisor(Actor):
                 logger.bind(actor="cluster-supervisor", event_type="escalated").critical(self.escalated)
                 return
             p.restarts += 1
-            self._start_worker(p.slot, restarted=True, remote=p.slot in self.plan.remote_slots)
+            self._start_worker(p.slot, restarted=True, remote=p.slot in self.plan.remote_slots and not host_lost)
         else:
             logger.bind(actor="cluster-supervisor", event_type="coordinator_exited").error(
                 "coordinator (pid {}) exited: kill switch latched", p.pid)
@@ -526,8 +1049,13 @@ class ClusterSupervisor(Actor):
         if plan is None:
             return
         self._last_tick = time.monotonic()
+        beats = self._heartbeats()
         for p in self.procs.values():
-            if p.up:
+            # A local node whose heartbeat is fresh has a live timer chain and is not poked (a Poke
+            # is a thespian message it must receive and acknowledge). Nodes on other hosts always
+            # are: their heartbeat files are not here, and a Poke that cannot be delivered is how
+            # thespian tells this supervisor (ChildActorExited) that their host is gone.
+            if p.up and (self.stopping or beats.get(p.name, float("inf")) > POKE_AFTER_S):
                 self.send(p.address, Poke())
         if not alive(plan.launcher_pid):
             # The launcher is gone (killed): nobody would ever stop this cluster. Take it all down.
@@ -538,7 +1066,7 @@ class ClusterSupervisor(Actor):
             kill_all([admin])
             os._exit(3)
         if not self.stopping:
-            self._check_hangs()
+            self._check_hangs(beats)
         if self.stopping and time.monotonic() > self.stop_deadline:
             left = [p for p in self.procs.values() if not p.exited]
             kill_all(p.pid for p in left if p.pid)
@@ -547,30 +1075,56 @@ class ClusterSupervisor(Actor):
             self._finish_stop()
         self.wakeupAfter(timedelta(seconds=LIVENESS_EVERY_S), payload=self._gen)
 
-    def _check_hangs(self) -> None:
-        """A node whose thread stopped writing its status (every 0.25 s) is hung: SIGKILL it, and
-        ``ChildActorExited`` then restarts it like any dead process (the missed-heartbeat detector)."""
-        import json
+    def _heartbeats(self) -> dict[str, float]:
+        """Seconds since each local node's last heartbeat (its status file, every 0.25 s).
 
-        limit = self.settings.cluster.hang_timeout_s
+        A file modified within ``POKE_AFTER_S`` is fresh without being read; an older one is read
+        to tell its ``ts_ns`` from a previous incarnation's (no heartbeat of this incarnation yet:
+        counted from when it reported Started)."""
         now = time.time_ns()
+        out: dict[str, float] = {}
+        status_dir = Path(self.plan.var_dir) / "cluster" / "status"
         for p in self.procs.values():
             if not p.up or not p.pid or p.host != socket.gethostname():
                 continue
+            path = status_dir / f"{p.name}.json"
             try:
-                st = json.loads((Path(self.plan.var_dir) / "cluster" / "status" / f"{p.name}.json").read_text())
-            except (OSError, ValueError):
-                st = {}
-            # No heartbeat of this incarnation yet: count from when it reported Started.
-            beat = int(st["ts_ns"]) if st.get("pid") == p.pid and "ts_ns" in st else getattr(p, "started_ns", now)
-            if (now - beat) / 1e9 > limit:
-                logger.bind(actor="cluster-supervisor", event_type="node_hang").critical(
-                    "{} (pid {}) missed its heartbeat for more than {}s: dumping its stacks to logs/{}.stacks, "
-                    "killing it", p.name, p.pid, limit, p.name)
-                kill_all([p.pid], signal.SIGUSR1)  # faulthandler: where was it stuck?
-                time.sleep(0.05)
-                kill_all([p.pid])
-                p.started_ns = now  # once per hang
+                age = (now - path.stat().st_mtime_ns) / 1e9
+            except OSError:
+                age = float("inf")
+            if age > POKE_AFTER_S:
+                try:
+                    st = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    st = {}
+                beat = int(st["ts_ns"]) if st.get("pid") == p.pid and "ts_ns" in st else getattr(p, "started_ns", now)
+                age = (now - beat) / 1e9
+            out[p.name] = age
+        return out
+
+    def _check_hangs(self, beats: dict[str, float]) -> None:
+        """A node whose thread stopped writing its status (every 0.25 s) is hung: SIGKILL it, and
+        ``ChildActorExited`` then restarts it like any dead process (the missed-heartbeat detector)."""
+        limit = self.settings.cluster.hang_timeout_s
+        now = time.time_ns()
+        for p in list(self.procs.values()):
+            if beats.get(p.name, 0.0) <= limit or not p.up:
+                continue
+            if not alive(p.pid):
+                # Gone, and thespian has not said so (its host vanished: thespian would only notice
+                # at its convention timeout): fail closed now, as for any exited process.
+                logger.bind(actor="cluster-supervisor", event_type="node_lost").critical(
+                    "{} (pid {}) missed its heartbeat for more than {}s and is gone: treating it as exited",
+                    p.name, p.pid, limit)
+                self._exited(p.address, host_lost=True)
+                continue
+            logger.bind(actor="cluster-supervisor", event_type="node_hang").critical(
+                "{} (pid {}) missed its heartbeat for more than {}s: dumping its stacks to logs/{}.stacks, "
+                "killing it", p.name, p.pid, limit, p.name)
+            kill_all([p.pid], signal.SIGUSR1)  # faulthandler: where was it stuck?
+            time.sleep(0.05)
+            kill_all([p.pid])
+            p.started_ns = now  # once per hang
 
     def _status(self) -> ClusterStatus:
         procs = {p.name: {"pid": p.pid, "incarnation": p.incarnation, "restarts": p.restarts, "up": p.up,

@@ -2,7 +2,9 @@
 
 These are thespian messages (pickled by thespian between processes); they carry configuration,
 addresses, pids and incarnations, never trading messages. Trading traffic crosses only inside
-``link.LinkBatch`` as msgpack bytes in the journal's envelope encoding (``messages.codec``).
+``link.LinkBatch`` as msgpack bytes in the journal's envelope encoding (``messages.codec``),
+on each node's data port (``system.DataPort``) once its peer knows it, else as thespian messages.
+A ``data`` field is a node's data port, ``(host, port)``, or ``()`` if it has none.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Started:
     incarnation: int
     pid: int
     host: str
+    data: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class WorkerUp:
     incarnation: int
     address: Any
     restarted: bool
+    data: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class WorkerDown:
 class CoordinatorUp:
     incarnation: int
     address: Any
+    data: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from actors.distributed.procs import alive, descendants, kill_all, listening, wait_gone
@@ -18,6 +20,33 @@ SYMBOLS = [("BTCUSDT", "trend_following", "60000", "0.1", "0.001"), ("ETHUSDT", 
            ("SOLUSDT", "trend_following", "150", "0.01", "0.1"), ("BNBUSDT", "mean_reversion", "550", "0.01", "0.01"),
            ("XRPUSDT", "mean_reversion", "0.6", "0.0001", "1"), ("DOGEUSDT", "trend_following", "0.15", "0.00001", "1"),
            ("ADAUSDT", "mean_reversion", "0.45", "0.0001", "1")]
+
+
+def stored_positions(var: Path, node: str) -> dict[str, tuple[str, Decimal]]:
+    """(state, signed qty) of each position in a node's store, read without writing to it."""
+    path = var / "state" / node / "arbor.sqlite"
+    if not path.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT symbol, state, direction, qty FROM positions").fetchall()
+    finally:
+        conn.close()
+    return {s: (st, Decimal(q) * (-1 if d == "SHORT" else 1)) for s, st, d, q in rows}
+
+
+def stored_venue_positions(var: Path, node: str, symbols: tuple[str, ...]) -> dict[str, Decimal]:
+    """The paper venue's position of each symbol in a node's store (0 if it has none); only once the node is gone."""
+    from actors.distributed.nodes import node_store_path
+    from adapters.sim.paper import PaperVenueSnapshot
+    from supervision.store import StateStore
+
+    store = StateStore(node_store_path(var, node))
+    try:
+        snaps = {s: store.get(f"venue:{s}", PaperVenueSnapshot) for s in symbols}
+    finally:
+        store.close()
+    return {s: snap.pos_qty if snap is not None else Decimal(0) for s, snap in snaps.items()}
 
 
 def free_port() -> int:
@@ -58,7 +87,7 @@ class Cluster:
 
     def __init__(self, tmp: Path, workers: int = 2, extra: str = "", max_positions: int = 3,
                  args: tuple[str, ...] = (), netns: str | None = None, var: Path | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.var = var or tmp / "var"
         self.config = fast_config(tmp, self.port, extra, max_positions)
@@ -68,7 +97,7 @@ class Cluster:
             cmd += ["--workers", str(workers)]
         if netns:
             cmd = ["ip", "netns", "exec", netns, *cmd]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}, **(env or {})}
         # Files, not pipes: nothing of the cluster can ever block on a full pipe nobody reads.
         self.out_path, self.err_path = tmp / f"stdout.{self.port}", tmp / f"stderr.{self.port}"
         self._files = (open(self.out_path, "w"), open(self.err_path, "w"))

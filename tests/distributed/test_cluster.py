@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from actors.distributed.latch import read_latch
 from actors.distributed.placement import assign
 from actors.distributed.procs import alive, kill_all
 from actors.testing import eventually
-from tests.distributed.cluster_helpers import SYMBOLS, Cluster
+from tests.distributed.cluster_helpers import SYMBOLS, Cluster, stored_positions, stored_venue_positions
 
 NAMES = [s[0] for s in SYMBOLS]
 
@@ -71,16 +72,21 @@ def test_two_workers_trade_where_the_rule_says_and_stop_leaving_nothing(cluster)
 
 
 def test_sigkill_worker_halts_its_symbols_until_recovered_while_others_trade(cluster):
-    """A SIGKILLed worker's symbols go HALTED at once, place no entry until recovered; the other worker trades on."""
+    """A SIGKILLed worker's symbols go HALTED at once, place no entry until recovered, and come back with
+    their positions (equal to the venue's, no order sent twice); the other worker trades on."""
     c = cluster(workers=2)
     c.wait_started()
     c.wait_trading(workers=2)
-    victim = c.pid_of("worker-0")
     mine = set(assign(NAMES, 2)[0])
     others = set(assign(NAMES, 2)[1])
+    eventually(lambda: any(st != "FLAT" for st, _ in stored_positions(c.var, "worker-0").values()),
+               timeout=30, interval=0.02)  # a position to carry across the kill
+    victim = c.pid_of("worker-0")
     frames_before = c.status("worker-1").get("frames", 0)
     t_kill = time.time_ns()
     kill_all([victim])
+    eventually(lambda: not alive(victim), timeout=5, interval=0.001)
+    at_kill = stored_positions(c.var, "worker-0")  # what the new worker restores (it takes longer to start)
 
     def failed() -> set[str]:
         return {e["symbol"] for e in c.events("coordinator") if e["ev"] == "failed" and e["ts_ns"] >= t_kill}
@@ -108,11 +114,20 @@ def test_sigkill_worker_halts_its_symbols_until_recovered_while_others_trade(clu
         # and no entry order reached its venue meanwhile
         assert not [e for e in c.events("worker-0") if e["ev"] == "place" and e["symbol"] == s
                     and not e["reduce_only"] and t_kill <= e["ts_ns"] < back[s]]
+    # the restarted worker started from the positions it had at the kill, not FLAT
+    restored = next(e for e in c.events("worker-0") if e["ev"] == "restored" and e["ts_ns"] >= t_kill)
+    assert {s: (p["state"], Decimal(p["qty"])) for s, p in restored["positions"].items()} == at_kill
+    assert any(st != "FLAT" for st, _ in at_kill.values())
     # the other worker never stopped: its feed ran and none of its symbols left ACTIVE
     assert c.status("worker-1").get("frames", 0) > frames_before
     assert not [e for e in ev if e["ev"] == "state" and e["scope"] in others and e["ts_ns"] >= t_kill]
     assert c.pid_of("worker-0") != victim
     assert_clean_stop(c)
+    coids = [e["client_order_id"] for e in c.events("worker-0") if e["ev"] == "place"]
+    assert len(coids) == len(set(coids)), "an order was sent twice"
+    for k, syms in assign(NAMES, 2).items():
+        ours = {s: q for s, (_, q) in stored_positions(c.var, f"worker-{k}").items()}
+        assert {s: ours.get(s, 0) for s in syms} == stored_venue_positions(c.var, f"worker-{k}", syms)
 
 
 def test_sigkill_coordinator_latches_kill_switch_across_restart(cluster):

@@ -5,14 +5,18 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from actors.distributed.procs import alive
+from actors.distributed.placement import assign
+from actors.distributed.procs import alive, kill_all
 from actors.testing import eventually
-from tests.distributed.cluster_helpers import Cluster, free_port
+from tests.distributed.cluster_helpers import SYMBOLS, Cluster, free_port
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess:
@@ -48,20 +52,31 @@ def two_hosts():
     assert a not in _ip("netns", "list").stdout
 
 
-def test_joined_host_runs_the_remote_worker_slot(tmp_path: Path, two_hosts):
-    """The leader (host A) waits for capacity; host B joins with --join and trades worker slot 1's symbols."""
+@contextmanager
+def leader_and_joiner(tmp_path: Path, two_hosts: tuple[str, str], leader_extra: str = "") -> Iterator[tuple[Cluster, Cluster]]:
+    """Host A leads with worker slot 1 left for a joined host; host B joins it with --join. Both are
+    cleaned up whatever happens."""
     ns_a, ns_b = two_hosts
     port_a, port_b = free_port(), free_port()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     leader = Cluster(tmp_path / "a", workers=2, port=port_a, netns=ns_a,
-                     extra='bind_host = "10.213.0.1"\nremote_workers = 1')
+                     extra=f'bind_host = "10.213.0.1"\nremote_workers = 1\n{leader_extra}')
     joiner = None
     try:
         eventually(lambda: {"coordinator", "worker-0"} <= {k.split("#")[0] for k in leader.pids()}, timeout=30)
         joiner = Cluster(tmp_path / "b", workers=0, port=port_b, netns=ns_b,
                          extra='bind_host = "10.213.0.2"', args=("--join", f"10.213.0.1:{port_a}"))
+        yield leader, joiner
+    finally:
+        leader.cleanup()
+        if joiner is not None:
+            joiner.cleanup()
 
+
+def test_joined_host_runs_the_remote_worker_slot(tmp_path: Path, two_hosts):
+    """The leader (host A) waits for capacity; host B joins with --join and trades worker slot 1's symbols."""
+    with leader_and_joiner(tmp_path, two_hosts) as (leader, joiner):
         def remote_trading() -> bool:
             assert leader.proc.poll() is None, leader.err_path.read_text()
             assert joiner.proc.poll() is None, joiner.err_path.read_text()
@@ -75,7 +90,45 @@ def test_joined_host_runs_the_remote_worker_slot(tmp_path: Path, two_hosts):
         code, _, err = joiner.stop(signal.SIGTERM)
         assert code == 0, err
         eventually(lambda: not [p for p in leader.seen_pids | joiner.seen_pids if alive(p)], timeout=10)
-    finally:
-        leader.cleanup()
-        if joiner is not None:
-            joiner.cleanup()
+
+
+def test_lost_host_fails_its_symbols_closed_and_rehomes_them(tmp_path: Path, two_hosts):
+    """The joined host vanishes (every process SIGKILLed, as in a power loss): its heartbeats stop, its
+    symbols go HALTED at Risk, and its worker slot is restarted on the leader, where they recover."""
+    with leader_and_joiner(tmp_path, two_hosts, "hang_timeout_s = 2.0") as (leader, joiner):
+        eventually(lambda: leader.status("worker-1").get("pid") in joiner.tree(), timeout=60, interval=0.1)
+        remote_pid = leader.status("worker-1")["pid"]
+        lost = set(assign([s[0] for s in SYMBOLS], 2)[1])
+
+        t_lost = time.time_ns()
+        host_b = [joiner.proc.pid, *joiner.tree()]
+        kill_all(host_b)
+        eventually(lambda: not [p for p in host_b if alive(p)], timeout=5, interval=0.01)
+
+        def failed() -> set[str]:
+            return {e["symbol"] for e in leader.events("coordinator") if e["ev"] == "failed" and e["ts_ns"] >= t_lost}
+
+        # Missed heartbeats (2 s here), not thespian's convention timeout (about 22 minutes).
+        eventually(lambda: failed() >= lost, timeout=10, interval=0.05)
+
+        def rehomed() -> bool:
+            assert leader.proc.poll() is None, leader.err_path.read_text()
+            pid = leader.status("worker-1").get("pid")
+            return pid not in (None, remote_pid) and pid in leader.tree()
+
+        eventually(rehomed, timeout=30, interval=0.1)
+
+        def recovered() -> set[str]:
+            return {e["symbol"] for e in leader.events("coordinator") if e["ev"] == "recovered" and e["ts_ns"] >= t_lost}
+
+        eventually(lambda: recovered() >= lost, timeout=40, interval=0.1)
+        ev = leader.events("coordinator")
+        for s in lost:
+            back = min(e["ts_ns"] for e in ev if e["ev"] == "recovered" and e["symbol"] == s and e["ts_ns"] >= t_lost)
+            assert not [e for e in ev if e["ev"] == "state" and e["scope"] == s and e["new"] == "ACTIVE"
+                        and t_lost <= e["ts_ns"] < back]
+            assert not [e for e in ev if e["ev"] == "approved" and e["symbol"] == s and e["kind"] == "ENTRY"
+                        and t_lost <= e["ts_ns"] < back]
+        code, _, err = leader.stop(signal.SIGTERM)
+        assert code == 0, err
+        eventually(lambda: not [p for p in leader.seen_pids if alive(p)], timeout=10)

@@ -1,0 +1,336 @@
+"""Node state across a process restart: the cores driven directly, no thespian.
+
+A "kill" drops a core without closing it, as SIGKILL would: only what its store committed
+survives. The persister's writer thread is not started here (``no_writer_thread``), so what is
+committed is decided by the test: the write-aheads always, the queued writes only when the test
+flushes them (the writer ran before the kill) and never otherwise (the kill beat the writer).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.distributed.latch import write_latch
+from actors.distributed.nodes import CoordinatorCore, Node, WorkerCore, node_store_path
+from config.settings import load_settings
+from messages import Action, ActionApproved, Direction, MandateKind, MarketEventKind, PositionState, RawMarketEvent
+from supervision.group import Health
+from supervision.persist import StatePersister
+
+RUN = "20261130T000000-1"
+BTC, ETH, SOL = "BTCUSDT", "ETHUSDT", "SOLUSDT"
+MINE = (BTC, ETH)  # worker 0; SOL is worker 1's
+SYMBOL = {"start_price": "100", "tick_size": "0.1", "qty_step": "0.001", "events_per_s": 50}
+SETTINGS = load_settings({
+    "market": {"paced": False},
+    "paper": {"latency_ms": 0},  # the venue answers within the handler that asks it
+    "position": {"entry_order_type": "LIMIT"},
+    "feature": {"bucket_ms": 200, "min_samples": 5, "short_window": 5, "long_window": 20},
+    "regime": {"decision_interval_ms": 200, "confirm_cycles": 1},
+    "symbols": [{"symbol": s, **SYMBOL} for s in (BTC, ETH, SOL)],
+})
+
+
+_LIVE: list[Node] = []
+
+
+@pytest.fixture(autouse=True)
+def no_writer_thread(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setattr(StatePersister, "start", lambda self: None)
+    yield
+    while _LIVE:
+        _LIVE.pop().close()
+
+
+def worker(var: Path, incarnation: int, restarted: bool, run_id: str = RUN) -> WorkerCore:
+    w = WorkerCore(SETTINGS, run_id, str(var), 0, incarnation, incarnation, MINE, restarted, 1)
+    _LIVE.append(w)
+    return w
+
+
+def coordinator(var: Path, incarnation: int) -> CoordinatorCore:
+    c = CoordinatorCore(SETTINGS, RUN, str(var), incarnation, {0: MINE, 1: (SOL,)})
+    _LIVE.append(c)
+    return c
+
+
+def kill(node: Node) -> None:
+    """SIGKILL: queued writes die with the process; the OS closes its files."""
+    _LIVE.remove(node)
+    node.store.close()
+    node.events.close()
+
+
+def close(node: Node) -> None:
+    _LIVE.remove(node)
+    node.close()
+
+
+def send(node: Node, receiver: str, msg: Any, sender: str) -> None:
+    node.d.deliver(node.external(receiver, msg, sender))
+    node.d.run()
+
+
+def quote(w: WorkerCore, symbol: str, bid: str, ask: str, ask_qty: str) -> None:
+    now = time.time_ns()
+    send(w, f"{symbol}/venue", RawMarketEvent(symbol=symbol, venue="sim", ingest_seq=1, ts_event_ns=now, ts_recv_ns=now,
+                                              kind=MarketEventKind.QUOTE, raw=b"", bid_price=D(bid), bid_qty=D("1"),
+                                              ask_price=D(ask), ask_qty=D(ask_qty)), f"{symbol}/collector")
+
+
+def approve_entry(w: WorkerCore, symbol: str, cycle: int, qty: str, price: str) -> ActionApproved:
+    now = time.time_ns()
+    action = Action(action_id=f"{RUN}:{symbol}:{cycle}", symbol=symbol, cycle=cycle, kind=MandateKind.ENTRY,
+                    direction=Direction.LONG, qty=D(qty), mark_price=D(price), data_ts_ns=now, ts_event_ns=now,
+                    reason="test")
+    msg = ActionApproved(symbol=symbol, action=action, ts_event_ns=now)
+    send(w, f"{symbol}/position", msg, "risk")
+    return msg
+
+
+def open_with_resting_order(w: WorkerCore) -> ActionApproved:
+    """BTC: a LIMIT buy of 0.010 at the ask finds 0.004 there: a position of 0.004, 0.006 resting."""
+    quote(w, BTC, "99.9", "100.0", "0.004")
+    approved = approve_entry(w, BTC, 7, "0.010", "100.0")
+    assert logic(w, BTC, "position").snapshot().qty == D("0.004")
+    assert logic(w, BTC, "venue").open_orders()
+    return approved
+
+
+def logic(node: Node, symbol: str, role: str) -> Any:
+    a = node.d.actors[f"{symbol}/{role}"]
+    return getattr(a, "inner", a)
+
+
+def health(w: WorkerCore) -> dict[str, Health]:
+    return {s.symbol: s.health for s in w.hooks.supervisors if hasattr(s, "symbol")}
+
+
+def events(var: Path, node: str) -> list[dict]:
+    return [json.loads(line) for line in (var / "cluster" / "events" / f"{node}.jsonl").read_text().splitlines()]
+
+
+def orders_received(w: WorkerCore, symbol: str) -> int:
+    """Orders this incarnation's venue was sent (a restored venue counts from zero)."""
+    return logic(w, symbol, "venue").stats()["orders"]
+
+
+def warm_up(w: WorkerCore, max_frames: int = 20_000) -> None:
+    """Feed the worker's market until every symbol is RUNNING again (bounded by frames, not time)."""
+    fed = 0
+    while any(h is not Health.RUNNING for h in health(w).values()):
+        assert fed < max_frames, f"not recovered after {fed} frames: {w.hooks.status()}"
+        w.feed(budget=64)
+        fed += 64
+
+
+def pump(coord: CoordinatorCore, *workers: WorkerCore) -> None:
+    """Carry link traffic both ways until neither side has anything to send."""
+    by_link = {w.name: w for w in workers}
+    for _ in range(100):
+        moved = False
+        for w in workers:
+            for _, batch in w.due():
+                moved = True
+                ack = coord.on_batch(batch)
+                if ack is not None:
+                    w.on_ack(ack)
+        for peer, batch in coord.due():
+            moved = True
+            w = by_link.get(peer)
+            ack = w.on_batch(batch) if w is not None else None
+            if ack is not None:
+                coord.on_ack(ack)
+        if not moved:
+            return
+    raise AssertionError("link traffic did not settle")
+
+
+# -- worker -----------------------------------------------------------------------------------
+def test_killed_worker_comes_back_with_its_position_orders_and_venue_records(tmp_path: Path) -> None:
+    """A worker killed with a position and a resting order restarts with both, and the venue's records, as they were."""
+    w1 = worker(tmp_path, 1, restarted=False)
+    open_with_resting_order(w1)
+    before = {role: logic(w1, BTC, role).snapshot() for role in ("position", "executor", "venue")}
+    w1.persister.flush()  # the writer thread ran before the kill
+    kill(w1)
+
+    w2 = worker(tmp_path, 2, restarted=True)
+    assert sorted(w2.restored) == sorted(f"{BTC}/{r}" for r in ("position", "executor", "venue"))
+    assert logic(w2, BTC, "position").snapshot() == before["position"]
+    assert logic(w2, BTC, "venue").snapshot() == before["venue"]
+    orders = {o.client_order_id: (o.status, o.filled_qty) for o in logic(w2, BTC, "executor").snapshot().orders}
+    assert orders == {o.client_order_id: (o.status, o.filled_qty) for o in before["executor"].orders}
+    assert logic(w2, BTC, "venue").venue_position().qty == D("0.004")
+
+
+def test_restarted_worker_reconciles_none_and_sends_no_order_twice(tmp_path: Path) -> None:
+    """Reconciliation against the restored venue finds nothing to fix, and no order reaches the venue twice."""
+    w1 = worker(tmp_path, 1, restarted=False)
+    approved = open_with_resting_order(w1)
+    assert orders_received(w1, BTC) == 1
+    w1.persister.flush()
+    kill(w1)
+
+    w2 = worker(tmp_path, 2, restarted=True)
+    stats = logic(w2, BTC, "executor").stats()
+    assert stats["reconciliations"] == 1 and stats["last_reconcile_outcome"] == "NONE"
+    warm_up(w2)
+    send(w2, f"{BTC}/position", approved, "risk")  # the same approval again: nothing new is sent
+    assert orders_received(w2, BTC) == 0
+    assert len(logic(w2, BTC, "venue").snapshot().orders) == 1
+    pos = logic(w2, BTC, "position").snapshot()
+    assert pos.signed_qty == logic(w2, BTC, "venue").venue_position().qty
+
+
+def test_restarted_worker_refuses_entries_until_symbol_recovered(tmp_path: Path) -> None:
+    """Every symbol of a restarted worker stays RECOVERING, its entries refused, until reconciled and warm."""
+    w1 = worker(tmp_path, 1, restarted=False)
+    open_with_resting_order(w1)
+    w1.persister.flush()
+    kill(w1)
+
+    w2 = worker(tmp_path, 2, restarted=True)
+    assert health(w2) == {BTC: Health.RECOVERING, ETH: Health.RECOVERING}
+    quote(w2, ETH, "99.9", "100.0", "1")
+    approve_entry(w2, ETH, 3, "0.010", "100.0")
+    assert w2.hooks.status()[f"{ETH}/supervisor"]["entries_blocked"] == 1
+    assert logic(w2, ETH, "position").snapshot().state is PositionState.FLAT
+    assert orders_received(w2, ETH) == 0
+    assert health(w2) == {BTC: Health.RECOVERING, ETH: Health.RECOVERING}  # reconciled, not warm yet
+    warm_up(w2)
+    assert health(w2) == {BTC: Health.RUNNING, ETH: Health.RUNNING}
+
+
+def test_kill_before_the_writer_ran_keeps_position_equal_to_venue(tmp_path: Path) -> None:
+    """Killed with only the write-ahead and the venue's records committed, it still recovers to the venue's position."""
+    w1 = worker(tmp_path, 1, restarted=False)
+    open_with_resting_order(w1)
+    kill(w1)  # the queued writes (the fill at the executor and the position) are lost
+
+    w2 = worker(tmp_path, 2, restarted=True)
+    pos, venue = logic(w2, BTC, "position").snapshot(), logic(w2, BTC, "venue").venue_position()
+    assert pos.state is PositionState.ENTERING and pos.signed_qty == venue.qty == D("0.004")
+    assert logic(w2, BTC, "executor").stats()["last_reconcile_outcome"] == "NONE"
+    warm_up(w2)
+    assert all(n == 0 for n in w2.hooks.status()[f"{BTC}/supervisor"]["restarts"].values())
+    assert logic(w2, BTC, "position").snapshot().signed_qty == logic(w2, BTC, "venue").venue_position().qty
+    assert orders_received(w2, BTC) == 0 and len(logic(w2, BTC, "venue").snapshot().orders) == 1
+
+
+def test_corrupt_worker_store_is_quarantined_and_the_worker_recovers_degraded(tmp_path: Path) -> None:
+    """A garbage store is moved aside; the restarted worker starts empty, degraded, and still recovers."""
+    path = node_store_path(tmp_path, "worker-0")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a database" * 100)
+
+    w = worker(tmp_path, 2, restarted=True)
+    assert w.store.degraded and w.restored == []
+    assert list(path.parent.glob("arbor.sqlite.corrupted.*"))
+    assert w.status()["store"]["degraded"]
+    assert [e for e in events(tmp_path, "worker-0") if e["ev"] == "store_degraded"]
+    assert logic(w, BTC, "executor").stats()["last_reconcile_outcome"] == "NONE"
+    warm_up(w)
+
+
+def test_store_of_another_run_is_set_aside_not_restored(tmp_path: Path) -> None:
+    """A worker of a new run (a remote one starts as restarted) never picks up a previous run's positions."""
+    w1 = worker(tmp_path, 1, restarted=False, run_id="previous-run")
+    open_with_resting_order(w1)
+    close(w1)
+
+    w2 = worker(tmp_path, 2, restarted=True)
+    assert w2.restored == []
+    assert logic(w2, BTC, "position").snapshot().state is PositionState.FLAT
+    assert logic(w2, BTC, "venue").venue_position().qty == 0
+    assert node_store_path(tmp_path, "worker-0").with_name("arbor.sqlite.previous").exists()
+
+
+def test_clean_close_commits_everything_queued(tmp_path: Path) -> None:
+    """Closing a worker writes what was still queued: a restart from it restores the latest state."""
+    w1 = worker(tmp_path, 1, restarted=False)
+    open_with_resting_order(w1)
+    pos = logic(w1, BTC, "position").snapshot()
+    close(w1)
+    w2 = worker(tmp_path, 2, restarted=True)
+    assert logic(w2, BTC, "position").snapshot() == pos
+
+
+# -- coordinator ------------------------------------------------------------------------------
+def test_risk_holds_a_restarted_workers_symbols_halted_until_recovered(tmp_path: Path) -> None:
+    """Risk keeps a killed worker's symbols HALTED, learns the restored positions, and releases them on SymbolRecovered."""
+    c = coordinator(tmp_path, 1)
+    w1 = worker(tmp_path, 11, restarted=False)
+    c.worker_up(0, 11)
+    open_with_resting_order(w1)
+    pump(c, w1)
+    w1.persister.flush()
+    kill(w1)
+    c.worker_down(0, 11, "process exited")
+
+    w2 = worker(tmp_path, 12, restarted=True)
+    c.worker_up(0, 12)
+    pump(c, w2)
+    risk = c.status()["risk"]["symbols"]
+    assert {s: risk[s]["state"] for s in MINE} == {BTC: "HALTED", ETH: "HALTED"}
+    assert risk[BTC]["qty"] == "0.004"  # the restored position, re-announced
+    warm_up(w2)
+    pump(c, w2)
+    risk = c.status()["risk"]["symbols"]
+    assert {s: risk[s]["state"] for s in MINE} == {BTC: "ACTIVE", ETH: "ACTIVE"}
+
+
+def test_restarted_coordinator_restores_risk_and_arbitrator_and_stays_latched(tmp_path: Path) -> None:
+    """A killed Coordinator comes back with Risk's and the Arbitrator's books and states, kill switch engaged."""
+    c1 = coordinator(tmp_path, 1)
+    w = worker(tmp_path, 11, restarted=False)
+    c1.worker_up(0, 11)
+    c1.worker_up(1, 12)
+    open_with_resting_order(w)
+    pump(c1, w)
+    c1.worker_down(1, 12, "process exited")  # SOL goes HALTED at Risk
+    risk = c1.status()["risk"]
+    assert risk["symbols"][BTC]["qty"] == "0.004" and risk["symbols"][SOL]["state"] == "HALTED"
+    c1.persister.flush()
+    kill(c1)
+    write_latch(tmp_path, True, "cluster", "coordinator process exited")  # what the ClusterSupervisor does
+
+    c2 = coordinator(tmp_path, 2)
+    assert sorted(c2.restored) == ["arbitrator", "risk"]
+    st = c2.status()
+    assert st["risk"]["kill_switch"]["engaged"]
+    assert st["risk"]["symbols"][BTC]["qty"] == "0.004"
+    assert st["risk"]["symbols"][SOL]["state"] == "HALTED"  # its worker never came back: still down
+    assert BTC in st["arbitrator"]["occupied_symbols"]
+
+
+def test_restored_risk_learns_of_a_recovery_it_missed(tmp_path: Path) -> None:
+    """A symbol that recovered while the Coordinator was down is released by the re-announce, not left HALTED."""
+    c1 = coordinator(tmp_path, 1)
+    w1 = worker(tmp_path, 11, restarted=False)
+    c1.worker_up(0, 11)
+    pump(c1, w1)
+    kill(w1)
+    c1.worker_down(0, 11, "process exited")
+    assert c1.status()["risk"]["symbols"][BTC]["state"] == "HALTED"
+    c1.persister.flush()
+    kill(c1)
+    write_latch(tmp_path, True, "cluster", "coordinator process exited")
+
+    w2 = worker(tmp_path, 12, restarted=True)  # recovers with no Coordinator to tell
+    w2.coordinator_down(1)
+    warm_up(w2)
+    c2 = coordinator(tmp_path, 2)
+    assert c2.status()["risk"]["symbols"][BTC]["state"] == "HALTED"
+    c2.worker_up(0, 12)
+    w2.coordinator_up(2)
+    pump(c2, w2)
+    risk = c2.status()["risk"]
+    assert {s: risk["symbols"][s]["state"] for s in MINE} == {BTC: "ACTIVE", ETH: "ACTIVE"}
+    assert risk["kill_switch"]["engaged"]  # released symbols, but nothing trades until an operator reset
