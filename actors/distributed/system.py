@@ -51,6 +51,7 @@ from actors.distributed.wire import (
     ClusterStopped,
     CoordinatorDown,
     CoordinatorUp,
+    Heartbeat,
     OperatorCommand,
     Poke,
     Started,
@@ -426,6 +427,9 @@ class _NodeActor(Actor):
         self._ack_delay_s = 0.02
         self._ack_items = 1024
         self._supervisor_pid = 0
+        self._supervisor: Any = None  # set on a joined host's Worker: it heartbeats to it and fences
+        self._fence_s = 0.0
+        self._last_contact = time.monotonic()
         self._poll_s = 0.002
         self._next_status = 0.0
         self._next_live = 0.0
@@ -587,6 +591,15 @@ class _NodeActor(Actor):
                 logger.bind(actor=self.core.name, event_type="orphaned").critical(
                     "{}: cluster supervisor {} is gone; exiting", self.core.name, self._supervisor_pid)
                 os._exit(3)
+            if self._supervisor is not None:
+                self.send(self._supervisor, Heartbeat(self.core.slot, self.core.incarnation))
+                silent = mono - self._last_contact
+                if silent > self._fence_s:
+                    # Cut off from the supervisor (its host, or the network between): the leader
+                    # re-homes this slot after missing our heartbeats; never trade beside it.
+                    logger.bind(actor=self.core.name, event_type="fenced").critical(
+                        "{}: no word from the cluster supervisor for {:.1f}s; exiting", self.core.name, silent)
+                    os._exit(3)
 
     def _node_fields(self, st: dict) -> None:
         """What the shim adds to the core's status: its own counters and the process's CPU time
@@ -764,7 +777,7 @@ class WorkerActor(_NodeActor):
                 core.on_ack(msg)
                 self._flush()
         elif isinstance(msg, Poke):
-            pass
+            self._last_contact = time.monotonic()
         elif isinstance(msg, CoordinatorUp):
             if core is not None:
                 self._addresses["coordinator"] = msg.address
@@ -793,6 +806,10 @@ class WorkerActor(_NodeActor):
         setup_node_logging(plan.var_dir, name, settings.run.log_level)
         self._init_node(plan.var_dir, name)
         self._supervisor_pid = msg.supervisor_pid
+        if not msg.supervisor_pid:  # on a joined host: the supervisor's pid means nothing here
+            self._supervisor = sender
+            self._fence_s = 0.75 * settings.cluster.hang_timeout_s
+            self._last_contact = time.monotonic()
         self._poll_s = max(0.0005, settings.cluster.poll_ms / 1000)
         self._budget = settings.cluster.feed_budget
         self._link_params(settings)
@@ -822,6 +839,8 @@ class _Proc:
         self.exited = False
         self.restarts = 0
         self.data: tuple = ()  # its data port (host, port)
+        self.remote = False  # on a joined host: seen alive by its Heartbeat messages, never by pid or file
+        self.last_beat_ns = 0
 
 
 class ClusterSupervisor(Actor):
@@ -859,6 +878,10 @@ class ClusterSupervisor(Actor):
                 self._gen += 1  # the timer chain stalled: start a new one
                 logger.bind(actor="cluster-supervisor", event_type="timer_rearmed").warning("supervisor tick re-armed")
                 self._tick()
+        elif isinstance(msg, Heartbeat):
+            p = self.procs.get(f"worker-{msg.slot}")
+            if p is not None and p.incarnation == msg.incarnation:
+                p.last_beat_ns = time.time_ns()
         elif isinstance(msg, StatusQuery):
             self.send(sender, self._status())
         elif isinstance(msg, OperatorCommand):
@@ -927,6 +950,7 @@ class ClusterSupervisor(Actor):
         addr = self.createActor(WorkerActor, targetActorRequirements=req)
         old = self.procs.get(name)
         p = self.procs[name] = _Proc(name, "worker", slot, addr, inc)
+        p.remote = remote
         p.restarts = old.restarts if old is not None else 0
         coord = self.procs["coordinator"]
         self.send(addr, StartWorker(self.plan, slot, inc, restarted or remote, coord.address, coord.incarnation,
@@ -943,8 +967,8 @@ class ClusterSupervisor(Actor):
         if p is None or p.incarnation != msg.incarnation:
             return
         p.up, p.pid, p.host, p.address, p.data = True, msg.pid, msg.host, sender, msg.data
-        p.started_ns = time.time_ns()
-        if msg.host == socket.gethostname():
+        p.started_ns = p.last_beat_ns = time.time_ns()
+        if not p.remote:  # a pid is only meaningful on this host (and only its own are reaped here)
             self.all_pids[f"{name}#{msg.incarnation}"] = msg.pid
         self._write_pids()
         coord = self.procs.get("coordinator")
@@ -1055,7 +1079,7 @@ class ClusterSupervisor(Actor):
             # is a thespian message it must receive and acknowledge). Nodes on other hosts always
             # are: their heartbeat files are not here, and a Poke that cannot be delivered is how
             # thespian tells this supervisor (ChildActorExited) that their host is gone.
-            if p.up and (self.stopping or beats.get(p.name, float("inf")) > POKE_AFTER_S):
+            if p.up and (self.stopping or p.remote or beats.get(p.name, float("inf")) > POKE_AFTER_S):
                 self.send(p.address, Poke())
         if not alive(plan.launcher_pid):
             # The launcher is gone (killed): nobody would ever stop this cluster. Take it all down.
@@ -1085,7 +1109,10 @@ class ClusterSupervisor(Actor):
         out: dict[str, float] = {}
         status_dir = Path(self.plan.var_dir) / "cluster" / "status"
         for p in self.procs.values():
-            if not p.up or not p.pid or p.host != socket.gethostname():
+            if not p.up or not p.pid:
+                continue
+            if p.remote:
+                out[p.name] = (now - p.last_beat_ns) / 1e9
                 continue
             path = status_dir / f"{p.name}.json"
             try:
@@ -1109,6 +1136,15 @@ class ClusterSupervisor(Actor):
         now = time.time_ns()
         for p in list(self.procs.values()):
             if beats.get(p.name, 0.0) <= limit or not p.up:
+                continue
+            if p.remote:
+                # Its host is gone or cut off (thespian would only notice at its convention timeout,
+                # about 22 minutes): fail its symbols closed now and run the slot here. The remote
+                # process, if it still runs, hears no Pokes and fences itself (it exits).
+                logger.bind(actor="cluster-supervisor", event_type="node_lost").critical(
+                    "{} on host {} sent no heartbeat for more than {}s: host lost, re-homing its slot here",
+                    p.name, p.host, limit)
+                self._exited(p.address, host_lost=True)
                 continue
             if not alive(p.pid):
                 # Gone, and thespian has not said so (its host vanished: thespian would only notice

@@ -127,3 +127,13 @@ class ClusterStopped:
 class Poke:
     """A periodic nudge down the tree (launcher -> supervisor -> nodes): a process whose timer
     chain stalled (seen with thespian wake-ups) re-arms it on the next message it receives."""
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A Worker on a joined host, to the supervisor every 0.25 s. Its status file is written on its
+    own host, so this is how the supervisor sees it alive; and a remote Worker that stops hearing
+    the supervisor (Pokes) fences itself: it exits, so it never trades cut off from the cluster."""
+
+    slot: int
+    incarnation: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -92,43 +93,67 @@ def test_joined_host_runs_the_remote_worker_slot(tmp_path: Path, two_hosts):
         eventually(lambda: not [p for p in leader.seen_pids | joiner.seen_pids if alive(p)], timeout=10)
 
 
+def assert_rehomed_and_recovered(leader: Cluster, remote_pid: int, since_ns: int) -> None:
+    """Worker slot 1's symbols went HALTED at Risk on missed heartbeats, the slot runs again on the
+    leader, and each symbol recovered without being ACTIVE or approved an entry in between."""
+    lost = set(assign([s[0] for s in SYMBOLS], 2)[1])
+
+    def failed() -> set[str]:
+        return {e["symbol"] for e in leader.events("coordinator") if e["ev"] == "failed" and e["ts_ns"] >= since_ns}
+
+    # Missed heartbeats (2 s here), not thespian's convention timeout (about 22 minutes).
+    eventually(lambda: failed() >= lost, timeout=10, interval=0.05)
+
+    def rehomed() -> bool:
+        assert leader.proc.poll() is None, leader.err_path.read_text()
+        pid = leader.status("worker-1").get("pid")
+        return pid not in (None, remote_pid) and pid in leader.tree()
+
+    eventually(rehomed, timeout=30, interval=0.1)
+
+    def recovered() -> set[str]:
+        return {e["symbol"] for e in leader.events("coordinator") if e["ev"] == "recovered" and e["ts_ns"] >= since_ns}
+
+    eventually(lambda: recovered() >= lost, timeout=40, interval=0.1)
+    ev = leader.events("coordinator")
+    for s in lost:
+        back = min(e["ts_ns"] for e in ev if e["ev"] == "recovered" and e["symbol"] == s and e["ts_ns"] >= since_ns)
+        assert not [e for e in ev if e["ev"] == "state" and e["scope"] == s and e["new"] == "ACTIVE"
+                    and since_ns <= e["ts_ns"] < back]
+        assert not [e for e in ev if e["ev"] == "approved" and e["symbol"] == s and e["kind"] == "ENTRY"
+                    and since_ns <= e["ts_ns"] < back]
+    code, _, err = leader.stop(signal.SIGTERM)
+    assert code == 0, err
+    eventually(lambda: not [p for p in leader.seen_pids if alive(p)], timeout=10)
+
+
 def test_lost_host_fails_its_symbols_closed_and_rehomes_them(tmp_path: Path, two_hosts):
     """The joined host vanishes (every process SIGKILLed, as in a power loss): its heartbeats stop, its
     symbols go HALTED at Risk, and its worker slot is restarted on the leader, where they recover."""
     with leader_and_joiner(tmp_path, two_hosts, "hang_timeout_s = 2.0") as (leader, joiner):
         eventually(lambda: leader.status("worker-1").get("pid") in joiner.tree(), timeout=60, interval=0.1)
         remote_pid = leader.status("worker-1")["pid"]
-        lost = set(assign([s[0] for s in SYMBOLS], 2)[1])
-
         t_lost = time.time_ns()
         host_b = [joiner.proc.pid, *joiner.tree()]
         kill_all(host_b)
         eventually(lambda: not [p for p in host_b if alive(p)], timeout=5, interval=0.01)
+        assert_rehomed_and_recovered(leader, remote_pid, t_lost)
 
-        def failed() -> set[str]:
-            return {e["symbol"] for e in leader.events("coordinator") if e["ev"] == "failed" and e["ts_ns"] >= t_lost}
 
-        # Missed heartbeats (2 s here), not thespian's convention timeout (about 22 minutes).
-        eventually(lambda: failed() >= lost, timeout=10, interval=0.05)
-
-        def rehomed() -> bool:
-            assert leader.proc.poll() is None, leader.err_path.read_text()
-            pid = leader.status("worker-1").get("pid")
-            return pid not in (None, remote_pid) and pid in leader.tree()
-
-        eventually(rehomed, timeout=30, interval=0.1)
-
-        def recovered() -> set[str]:
-            return {e["symbol"] for e in leader.events("coordinator") if e["ev"] == "recovered" and e["ts_ns"] >= t_lost}
-
-        eventually(lambda: recovered() >= lost, timeout=40, interval=0.1)
-        ev = leader.events("coordinator")
-        for s in lost:
-            back = min(e["ts_ns"] for e in ev if e["ev"] == "recovered" and e["symbol"] == s and e["ts_ns"] >= t_lost)
-            assert not [e for e in ev if e["ev"] == "state" and e["scope"] == s and e["new"] == "ACTIVE"
-                        and t_lost <= e["ts_ns"] < back]
-            assert not [e for e in ev if e["ev"] == "approved" and e["symbol"] == s and e["kind"] == "ENTRY"
-                        and t_lost <= e["ts_ns"] < back]
-        code, _, err = leader.stop(signal.SIGTERM)
-        assert code == 0, err
-        eventually(lambda: not [p for p in leader.seen_pids if alive(p)], timeout=10)
+def test_cut_off_host_fences_itself_and_its_slot_is_rehomed(tmp_path: Path, two_hosts):
+    """The network between the hosts goes down with both still running: the joined host's worker hears
+    no supervisor and exits by itself (it never trades cut off), and the leader re-homes its slot."""
+    ns_a, ns_b = two_hosts
+    with leader_and_joiner(tmp_path, two_hosts, "hang_timeout_s = 2.0") as (leader, joiner):
+        eventually(lambda: leader.status("worker-1").get("pid") in joiner.tree(), timeout=60, interval=0.1)
+        remote_pid = leader.status("worker-1")["pid"]
+        veth = next(line.split(":")[1].strip().split("@")[0] for line in _ip("-n", ns_b, "-o", "link").stdout.splitlines()
+                    if line.split(":")[1].strip().startswith("vb"))
+        t_cut = time.time_ns()
+        assert _ip("-n", ns_b, "link", "set", veth, "down").returncode == 0
+        eventually(lambda: not alive(remote_pid), timeout=10, interval=0.05)
+        assert joiner.proc.poll() is None, "the joined host itself stays up"
+        fenced = [json.loads(line) for line in (leader.var / "logs" / "worker-1.jsonl").read_text().splitlines()
+                  if '"fenced"' in line]
+        assert fenced, "the cut-off worker says why it exited"
+        assert_rehomed_and_recovered(leader, remote_pid, t_cut)
