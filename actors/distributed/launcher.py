@@ -6,7 +6,9 @@ stops everything in reverse order within ``cluster.stop_timeout_s``: Workers, Co
 supervisor, the ActorSystem; then it SIGKILLs and reaps whatever of its process tree is still
 alive (thespian actor processes ignore SIGTERM and a killed middle process leaves orphans; the
 launcher is a child subreaper, so orphans come back to it). One cluster per state directory:
-``<var_dir>/cluster.lock`` (flock) makes a second start refuse.
+``<var_dir>/cluster.lock`` (flock) makes a second start refuse. With ``[operator] enabled`` the
+launcher also serves the operator API (``actors.distributed.operator``), started once the
+cluster has started and stopped first, so it stays up while the Coordinator is restarted.
 """
 
 from __future__ import annotations
@@ -168,6 +170,8 @@ def _raw_config(args: argparse.Namespace) -> dict:
         cli["run"]["mode"] = args.mode
     if args.var_dir:
         cli["run"]["var_dir"] = str(args.var_dir)
+    if getattr(args, "operator", False):
+        cli["operator"] = {"enabled": True}
     merged = deep_merge(raw, cli)
     merged.setdefault("run", {})["var_dir"] = str(Path(merged.get("run", {}).get("var_dir", "var")).resolve())
     return merged
@@ -191,6 +195,14 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"start-cluster: {exc}", file=sys.stderr)
         return 2
+    if settings.operator.enabled and leader is None:
+        from adapters.operator.server import OperatorConfigError, token_from_env
+
+        try:
+            token_from_env()  # as in single-process mode: never start a cluster whose API would run open
+        except OperatorConfigError as exc:
+            print(f"start-cluster: configuration error: operator: {exc}", file=sys.stderr)
+            return 2
     var_dir = Path(settings.run.var_dir)
     try:
         lock = acquire_lock(var_dir)
@@ -236,7 +248,16 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
     asys = None
     sup = None
     sup_pid = 0
+    surface = None
     try:
+        if settings.operator.enabled and leader is None:
+            from actors.distributed.operator import DistributedOperator
+            from adapters.operator.server import token_from_env
+
+            o = settings.operator
+            # Built before the cluster starts: it marks where this run's event lines begin.
+            surface = DistributedOperator(var_dir, assignment, token_from_env(), host=o.host, port=o.port,
+                                          webhook_url=o.webhook_url or None, cycle_interval_s=o.cycle_interval_s)
         asys = start_actor_system(c.bind_host, c.admin_port, var_dir, leader=leader, worker_host=leader is not None)
         if leader is not None:
             log.info("joined the cluster led by {}:{} as a worker host", *leader)
@@ -263,6 +284,10 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
             print(f"Arbor run {run_id}: mode={settings.run.mode} market={settings.market.source} workers={n} "
                   f"({where}); admin {c.bind_host}:{c.admin_port}; logs in {var_dir / 'logs'}; Ctrl-C stops.",
                   flush=True)
+        if surface is not None:
+            # Served by this process, which outlives Coordinator restarts: the API stays up through them.
+            url = surface.start(asys, sup)
+            print(f"operator API and dashboard on {url} (bearer token from ARBOR_OPERATOR_TOKEN)", flush=True)
         deadline = started + args.duration if args.duration is not None else None
         next_summary = time.monotonic() + settings.run.summary_interval_s
         while not stop.wait(0.25):
@@ -294,10 +319,15 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
     finally:
         t0 = time.monotonic()
         stop_by = t0 + c.stop_timeout_s
+        if surface is not None:
+            try:
+                surface.stop()  # first, within the stop deadline (about 3 s at most)
+            except Exception as exc:
+                log.warning("operator surface stop failed: {!r}", exc)
         if asys is not None:
             if leader is None and sup is not None and sup_pid and alive(sup_pid):
                 try:
-                    asys.ask(sup, StopCluster(), timeout=max(0.5, c.stop_timeout_s - 3.0))
+                    asys.ask(sup, StopCluster(), timeout=max(0.5, stop_by - time.monotonic() - 3.0))
                 except Exception as exc:
                     log.warning("orderly stop failed: {!r}", exc)
             done = threading.Event()

@@ -4,7 +4,7 @@ from adapters.operator.events import EventHub, EventStream, Webhook
 from adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
 from adapters.operator.metrics import ClusterMetrics
 from adapters.operator.server import OperatorConfigError, OperatorServer, OperatorSurface, token_from_env
-from adapters.operator.view import ClusterFacts, ClusterView, CommandError
+from adapters.operator.view import ClusterFacts, ClusterView, CommandError, OperatorView
 
 __all__ = ["ClusterFacts", "ClusterMetrics", "ClusterView", "CommandError", "EngineCycle", "ErrorCounter", "EventHub", "EventStream",
-           "LivenessFiles", "OperatorConfigError", "OperatorServer", "OperatorSurface", "Webhook", "token_from_env"]
+           "LivenessFiles", "OperatorConfigError", "OperatorServer", "OperatorSurface", "OperatorView", "Webhook", "token_from_env"]

@@ -27,7 +27,7 @@ from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from adapters.operator.events import EventHub, Webhook
-from adapters.operator.view import ClusterView, CommandError, jsonable
+from adapters.operator.view import ClusterView, CommandError, OperatorView, jsonable
 
 TOKEN_ENV = "ARBOR_OPERATOR_TOKEN"
 WS_PROTOCOL = "arbor.bearer"
@@ -58,9 +58,10 @@ def token_from_env(environ: Mapping[str, str] | None = None) -> str:
 
 
 class OperatorServer:
-    """aiohttp app around a ``ClusterView``, an ``EventHub`` and a metrics registry."""
+    """aiohttp app around a view (``ClusterView``, or ``DistributedView`` across processes), an
+    ``EventHub`` and a metrics registry."""
 
-    def __init__(self, view: ClusterView, hub: EventHub, registry: CollectorRegistry, token: str | None, *,
+    def __init__(self, view: OperatorView, hub: EventHub, registry: CollectorRegistry, token: str | None, *,
                  host: str = "127.0.0.1", port: int = 8750, webhook: Webhook | None = None,
                  static_dir: Path = STATIC_DIR, ws_heartbeat_s: float = 15.0) -> None:
         if not token or len(token.strip()) < MIN_TOKEN_LEN:

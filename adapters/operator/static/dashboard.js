@@ -193,7 +193,7 @@ function renderTree(t) {
     ...g.actors.map((a) => el("span", {
       class: "actor " + a.health, "data-actor": a.id, "data-health": a.health,
       title: `${a.state}; restarts ${a.restarts}; mailbox ${a.mailbox}` + (a.last_failure ? `; last failure ${JSON.stringify(a.last_failure)}` : ""),
-    }, `${a.role} · ${a.mailbox}` + (a.restarts ? ` ↻${a.restarts}` : "")))));
+    }, `${a.role} · ${a.mailbox ?? "-"}` + (a.restarts ? ` ↻${a.restarts}` : "")))));
   $("tree").replaceChildren(...groups);
 }
 

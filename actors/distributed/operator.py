@@ -1,0 +1,796 @@
+"""The operator surface of the multi-process cluster, served by the launcher process.
+
+``OperatorServer`` (``adapters/operator/server.py``) runs unchanged; what it reads and commands
+is a ``DistributedView`` instead of the single-process ``ClusterView``:
+
+- reads come from the nodes' status files (``<var_dir>/cluster/status/<node>.json``, rewritten 4x
+  per second by each node's thread) and the ClusterSupervisor's ``ClusterStatus`` (pids,
+  incarnations, up, restarts). A node whose status is older than ``stale_after_s`` (2 s), or
+  that the supervisor does not report up, is *stale*: its symbols read ``health: DOWN`` and its
+  group ``down``, never healthy. While the Coordinator is stale the kill switch is read from
+  the latch file, which the supervisor engages when the Coordinator dies.
+- commands go as ``OperatorCommand`` to the ClusterSupervisor, which forwards them to the
+  Coordinator (which routes symbol-scoped ones to the right Worker). A command that cannot be
+  delivered (Coordinator down or not writing its status, the target Worker down, no answer
+  from the supervisor) raises ``NodeUnavailable``: the server answers 503. A 200 means
+  forwarded to a live Coordinator, not applied: one that dies between the check and the
+  delivery loses it (and restarts with the kill switch latched). Each command is appended to
+  ``cluster/events/operator.jsonl`` before it is sent.
+- events: ``EventFollower`` tails ``cluster/events/*.jsonl`` into the ``EventHub`` (state
+  changes, kill switch, failures, recoveries, positions, orders), and ``SupervisorChannel``
+  adds process exits, restarts and escalations seen in ``ClusterStatus``.
+- metrics: ``NodeCollector`` builds the Prometheus families from the same files at scrape time.
+
+Threads, all in the launcher: the server's loop and its pool (view calls), the channel's
+thread (the only user of its thespian endpoint), the follower's, and the liveness cycle's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import queue
+import socket
+import threading
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from loguru import logger
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from actors.cluster.observers import iso
+from actors.distributed.latch import read_latch
+from actors.distributed.procs import alive
+from actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
+from adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, EventStream, make_event
+from adapters.operator.server import MIN_TOKEN_LEN, TOKEN_ENV, OperatorConfigError, OperatorServer
+from adapters.operator.view import CommandError
+from messages import (
+    ALL_SYMBOLS,
+    Action,
+    Direction,
+    EngageKillSwitch,
+    Envelope,
+    MandateKind,
+    ReleaseSymbol,
+    ResetKillSwitch,
+    SetTradingState,
+    TradingState,
+)
+
+COORDINATOR = "coordinator"
+_HOST = socket.gethostname()
+STALE_AFTER_S = 2.0
+ZERO = Decimal(0)
+_RESTRICTION = {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}
+_HEALTH_ORDER = {"ok": 0, "degraded": 1, "down": 2}
+
+
+class NodeUnavailable(RuntimeError):
+    """The node a read or a command needs is down, stale or not answering (the server says 503)."""
+
+
+def _dec(text: Any) -> Decimal:
+    try:
+        return Decimal(str(text))
+    except (InvalidOperation, ValueError):
+        return ZERO
+
+
+def _worst(healths: Iterable[str]) -> str:
+    return max(healths, key=lambda h: _HEALTH_ORDER.get(h, 2), default="ok")
+
+
+# ------------------------------------------------------------------------------------------
+class SupervisorChannel:
+    """The API's own endpoint to the ClusterSupervisor: a thespian private context used only by
+    this object's thread (an endpoint is not thread-safe). It polls ``ClusterStatus`` every
+    ``poll_s`` and forwards commands queued by ``forward`` (any thread)."""
+
+    def __init__(self, asys: Any, supervisor: Any, *, poll_s: float = 0.5, timeout_s: float = 3.0,
+                 on_status: Callable[[Any, Any], None] | None = None) -> None:
+        self._asys, self._sup = asys, supervisor
+        self._poll_s, self._timeout = poll_s, timeout_s
+        self._on_status = on_status
+        self._queue: queue.Queue[tuple[Any, concurrent.futures.Future] | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._status: Any = None
+        self._status_at = 0.0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="arbor-operator-supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.5) -> None:
+        self._stop.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def status(self) -> tuple[Any, float]:
+        """The last ``ClusterStatus`` (or None) and its age in seconds."""
+        with self._lock:
+            return self._status, time.monotonic() - self._status_at
+
+    def forward(self, msg: Any) -> str:
+        """Send ``msg`` (an ``OperatorCommand``) to the supervisor; its ``Ack`` detail ("forwarded" when sent on)."""
+        if self._stop.is_set() or self._thread is None or not self._thread.is_alive():
+            raise NodeUnavailable("the operator's channel to the cluster supervisor is closed")
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((msg, fut))
+        try:
+            return fut.result(self._timeout + 1.0)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise NodeUnavailable("the cluster supervisor did not answer") from None
+
+    def _run(self) -> None:
+        try:
+            with self._asys.private() as ctx:
+                next_poll = 0.0
+                while not self._stop.is_set():
+                    try:
+                        item = self._queue.get(timeout=max(0.0, next_poll - time.monotonic()))
+                    except queue.Empty:
+                        item = None
+                    if item is not None:
+                        msg, fut = item
+                        if fut.set_running_or_notify_cancel():
+                            reply = self._ask(ctx, msg, Ack)
+                            if reply is None:
+                                fut.set_exception(NodeUnavailable("the cluster supervisor did not answer"))
+                            else:
+                                fut.set_result(reply.detail)
+                        continue
+                    if self._stop.is_set():
+                        break
+                    st = self._ask(ctx, StatusQuery(), ClusterStatus)
+                    next_poll = time.monotonic() + self._poll_s
+                    if st is not None:
+                        with self._lock:
+                            old, self._status, self._status_at = self._status, st, time.monotonic()
+                        if self._on_status is not None:
+                            self._on_status(old, st)
+        except Exception as exc:  # the API keeps serving from the files; commands answer 503
+            logger.bind(actor="operator", event_type="channel_failed").opt(exception=exc).error(
+                "operator channel to the supervisor failed: {!r}", exc)
+        finally:
+            self._stop.set()
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None and item[1].set_running_or_notify_cancel():
+                    item[1].set_exception(NodeUnavailable("the operator's channel is closed"))
+
+    def _ask(self, ctx: Any, msg: Any, want: type) -> Any:
+        """Ask, skipping a late answer to an earlier ask (thespian hands back whatever arrives next)."""
+        deadline = time.monotonic() + self._timeout
+        reply = ctx.ask(self._sup, msg, self._timeout)
+        while reply is not None and not isinstance(reply, want):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            reply = ctx.listen(left)
+        return reply
+
+
+# ------------------------------------------------------------------------------------------
+def node_event(node: str, rec: dict[str, Any]) -> dict[str, Any] | None:
+    """One line of a node's events file as an operator event (None: not for the stream)."""
+    ev, ts = rec.get("ev"), int(rec.get("ts_ns") or 0)
+    if ev == "state":
+        scope = "all symbols" if rec.get("scope") == ALL_SYMBOLS else rec.get("scope")
+        return make_event("trading_state", ts, INFO if rec.get("new") == "ACTIVE" else WARNING,
+                          f"{scope}: {rec.get('old')} -> {rec.get('new')} ({rec.get('reason')})",
+                          {k: rec.get(k) for k in ("scope", "old", "new", "reason")})
+    if ev == "kill":
+        return make_event("kill_switch", ts, CRITICAL, f"kill switch ENGAGED by {rec.get('who')}: {rec.get('reason')}",
+                          {"engaged": True, "who": rec.get("who"), "reason": rec.get("reason")}, alert=True)
+    if ev == "kill_reset":
+        return make_event("kill_switch", ts, WARNING, f"kill switch reset by {rec.get('who')}: {rec.get('reason')}",
+                          {"engaged": False, "who": rec.get("who"), "reason": rec.get("reason")})
+    if ev == "failed":
+        return make_event("actor_failed", ts, WARNING, f"{rec.get('actor_id')} failed ({rec.get('kind')})",
+                          {k: rec.get(k) for k in ("actor_id", "symbol", "kind")})
+    if ev == "recovered" and node == COORDINATOR:  # Risk's view; the worker's own line says the same
+        return make_event("symbol_recovered", ts, INFO, f"{rec.get('symbol')} recovered", {"symbol": rec.get("symbol")})
+    if ev == "position" and node == COORDINATOR:
+        return make_event("position", ts, INFO, f"{rec.get('symbol')} {rec.get('state')} {rec.get('qty')} "
+                          f"({rec.get('cause')})", {k: rec.get(k) for k in ("symbol", "state", "qty", "cause")})
+    if ev == "place":
+        kind = "reduce-only order" if rec.get("reduce_only") else "entry order"
+        return make_event("order", ts, INFO, f"{rec.get('symbol')} {kind} {rec.get('client_order_id')} placed",
+                          {"symbol": rec.get("symbol"), "reduce_only": rec.get("reduce_only"),
+                           "client_order_id": rec.get("client_order_id"), "node": node})
+    if ev == "worker_down":
+        return make_event("worker_down", ts, CRITICAL, f"worker {rec.get('slot')} down ({rec.get('reason')}): "
+                          "its symbols are HALTED until recovered", {"slot": rec.get("slot"),
+                                                                     "reason": rec.get("reason")}, alert=True)
+    if ev == "worker_up":
+        return make_event("worker_up", ts, INFO, f"worker {rec.get('slot')} up", {"slot": rec.get("slot")})
+    if ev in ("coordinator_start", "worker_start"):
+        return make_event("node_started", ts, WARNING if rec.get("restarted") else INFO,
+                          f"{node} started (pid {rec.get('pid')})",
+                          {"node": node, "pid": rec.get("pid"), "incarnation": rec.get("incarnation")})
+    if ev == "restored":
+        return make_event("node_restored", ts, INFO, f"{node} restored {len(rec.get('actors') or ())} actors",
+                          {"node": node, "positions": rec.get("positions")})
+    if ev == "store_degraded":
+        return make_event("store_degraded", ts, CRITICAL, f"{node}: state store degraded: {rec.get('reason')}",
+                          {"node": node, "reason": rec.get("reason")}, alert=True)
+    return None
+
+
+_ERROR_EVENTS = frozenset({"failed", "worker_down", "store_degraded"})
+
+
+class EventFollower:
+    """Tails the nodes' events files into the hub, from where they ended when it was built (a
+    run's own lines only: the files are appended to across runs of the same ``var_dir``)."""
+
+    def __init__(self, directory: Path, nodes: Iterable[str], hub: EventHub, interval_s: float = 0.2) -> None:
+        self.directory = Path(directory)
+        self.hub = hub
+        self.interval_s = interval_s
+        self._offsets = {n: self._size(n) for n in nodes}
+        self._partial: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._entry_ns: dict[str, int] = {}
+        self._errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _size(self, node: str) -> int:
+        try:
+            return (self.directory / f"{node}.jsonl").stat().st_size
+        except OSError:
+            return 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="arbor-operator-events", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.poll()
+            except Exception as exc:  # a follower must outlive a bad line or a vanished file
+                logger.bind(actor="operator", event_type="follow_failed").opt(exception=exc).error("events: {!r}", exc)
+
+    def poll(self) -> int:
+        """Publish what was appended since the last poll; return how many lines were read."""
+        n = 0
+        for node, offset in list(self._offsets.items()):
+            path = self.directory / f"{node}.jsonl"
+            try:
+                size = path.stat().st_size
+                if size < offset:  # replaced or truncated: start over
+                    offset, self._partial[node] = 0, b""
+                if size == offset:
+                    continue
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read(size - offset)
+            except OSError:
+                continue
+            self._offsets[node] = offset + len(data)
+            lines = (self._partial.pop(node, b"") + data).split(b"\n")
+            self._partial[node] = lines.pop()  # an incomplete last line waits for its end
+            for line in lines:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                n += 1
+                self._seen(rec)
+                ev = node_event(node, rec)
+                if ev is not None:
+                    self.hub.publish(ev)
+        return n
+
+    def _seen(self, rec: dict[str, Any]) -> None:
+        with self._lock:
+            if rec.get("ev") in _ERROR_EVENTS:
+                self._errors += 1
+            elif rec.get("ev") == "position":
+                if rec.get("state") == "FLAT":
+                    self._entry_ns.pop(rec.get("symbol"), None)
+                else:
+                    self._entry_ns.setdefault(rec.get("symbol"), int(rec.get("ts_ns") or 0))
+
+    def entry_ns(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._entry_ns)
+
+    def take(self) -> int:
+        """Errors (failures, workers down, degraded stores) seen since the last take (``EngineCycle``)."""
+        with self._lock:
+            n, self._errors = self._errors, 0
+        return n
+
+
+# ------------------------------------------------------------------------------------------
+class _Node:
+    """One node as the view sees it: its status file and the supervisor's record of its process."""
+
+    def __init__(self, name: str, status: dict[str, Any], process: dict[str, Any] | None, stale_after_s: float,
+                 now_ns: int) -> None:
+        self.name = name
+        self.status = status
+        self.process = process or {}
+        self.age_s = (now_ns - int(status["ts_ns"])) / 1e9 if "ts_ns" in status else None
+        pid = self.process.get("pid")
+        local = self.process.get("host") in (None, "", _HOST)
+        # A dead node's last file stays young for a while: its pid must be alive too (where we can see it).
+        self.fresh = bool(self.age_s is not None and self.age_s <= stale_after_s and self.process.get("up", True)
+                          and (not pid or status.get("pid") == pid)
+                          and (not local or alive(int(status.get("pid") or 0))))
+
+    def describe(self) -> dict[str, Any]:
+        p, s = self.process, self.status
+        return {"up": self.fresh, "stale": not self.fresh, "reported_up": p.get("up"),
+                "pid": p.get("pid") or s.get("pid"),
+                "incarnation": p.get("incarnation") or s.get("incarnation"), "restarts": p.get("restarts"),
+                "host": p.get("host"), "status_age_s": round(self.age_s, 3) if self.age_s is not None else None,
+                "rss_kb": s.get("rss_kb"), "processed": s.get("processed")}
+
+
+class DistributedView:
+    """What ``OperatorServer`` and ``EngineCycle`` read and command, for the multi-process cluster.
+
+    Public methods are called from the server's pool threads and the liveness thread; each
+    reads the status files afresh (a few small JSON files), so no state is shared but the
+    lifecycle fields, the channel's last ``ClusterStatus`` and the follower's entry times.
+    """
+
+    def __init__(self, var_dir: Path, assignment: dict[int, tuple[str, ...]], channel: SupervisorChannel,
+                 follower: EventFollower, hub: EventHub, *, stale_after_s: float = STALE_AFTER_S,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        from messages.codec import Codec
+
+        self.var_dir = Path(var_dir)
+        self.status_dir = self.var_dir / "cluster" / "status"
+        self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
+        self.slot_of = {s: k for k, syms in self.assignment.items() for s in syms}
+        self.symbols = tuple(s for k in sorted(self.assignment) for s in self.assignment[k])
+        self.channel, self.follower, self.hub = channel, follower, hub
+        self.stale_after_s = stale_after_s
+        self._monotonic = monotonic
+        self._codec = Codec()
+        self._ids = itertools.count(1)
+        self._audit = self.var_dir / "cluster" / "events" / "operator.jsonl"
+        self._lock = threading.Lock()
+        self._stage, self._error, self._started_at = "created", None, None
+        self._engine_cycles, self._last_engine_cycle_ns = 0, None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def set_stage(self, stage: str) -> None:
+        with self._lock:
+            self._stage = stage
+            if stage == "running" and self._started_at is None:
+                self._started_at = self._monotonic()
+
+    def set_error(self, error: str | None) -> None:
+        with self._lock:
+            self._error = error
+
+    def record_engine_cycle(self, ts_ns: int) -> None:
+        with self._lock:
+            self._engine_cycles += 1
+            self._last_engine_cycle_ns = ts_ns
+
+    # -- what the nodes say ------------------------------------------------------------------
+    def nodes(self) -> dict[str, _Node]:
+        """Every node of the plan, read now; a supervisor status older than 3 poll rounds is not trusted."""
+        st, age = self.channel.status()
+        procs = st.processes if st is not None and age <= 3 * self.stale_after_s else {}
+        now = time.time_ns()
+        out = {}
+        for name in (COORDINATOR, *(f"worker-{k}" for k in sorted(self.assignment))):
+            try:
+                status = json.loads((self.status_dir / f"{name}.json").read_text())
+            except (OSError, ValueError):
+                status = {}
+            out[name] = _Node(name, status if isinstance(status, dict) else {}, procs.get(name),
+                              self.stale_after_s, now)
+        return out
+
+    def _kill_switch(self, coord: _Node) -> dict[str, Any]:
+        if coord.fresh:
+            return {**coord.status["risk"]["kill_switch"], "source": "risk"}
+        latch = read_latch(self.var_dir)  # the supervisor engages it when the Coordinator dies
+        return {"engaged": latch.get("engaged"), "who": latch.get("who"), "reason": latch.get("reason"),
+                "ts_event_ns": latch.get("ts_ns"), "source": "latch"}
+
+    def _symbol_row(self, s: str, nodes: dict[str, _Node]) -> tuple[dict[str, Any], _Node]:
+        w = nodes[f"worker-{self.slot_of[s]}"]
+        return w.status.get("symbols", {}).get(s, {}), w
+
+    # -- reads -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Engine status, nodes, kill switch and every symbol with its worker, state and health."""
+        nodes = self.nodes()
+        coord = nodes[COORDINATOR]
+        risk = coord.status.get("risk", {}) if coord.fresh else {}
+        kill = self._kill_switch(coord)
+        st, _ = self.channel.status()
+        escalated = getattr(st, "escalated", "") or ""
+        with self._lock:
+            stage, error, started = self._stage, self._error or escalated or None, self._started_at
+            cycles, last_cycle = self._engine_cycles, self._last_engine_cycle_ns
+        global_state = risk.get("global_state", "UNKNOWN")
+        symbols: dict[str, Any] = {}
+        for s in self.symbols:
+            row, w = self._symbol_row(s, nodes)
+            r = risk.get("symbols", {}).get(s, {})
+            health = row.get("health", "DOWN") if w.fresh else "DOWN"
+            quarantined = health == "QUARANTINED" or s in risk.get("quarantined", {})
+            symbols[s] = {"state": r.get("effective", "UNKNOWN"), "regime": None, "position": row.get("position"),
+                          "qty": row.get("qty"), "quarantined": quarantined,
+                          "worker": self.slot_of[s], "health": health, "stale": not w.fresh,
+                          "events": row.get("events"), "orders": row.get("orders"), "fills": row.get("fills"),
+                          "denials": None, "decode_failures": None}
+        halted = bool(kill.get("engaged")) or global_state != TradingState.ACTIVE.value
+        if error:
+            status = "error"
+        elif stage in ("created", "stopping", "stopped"):
+            status = "stopped"
+        elif not coord.fresh:
+            status, error = "error", ("the Coordinator is down or not answering (the supervisor restarts it): "
+                                      "Risk's figures are not shown, the kill switch is read from its latch")
+        elif not all(n.fresh for n in nodes.values()):
+            status = "degraded"
+        else:
+            status = "paused" if halted else "running"
+        stats = coord.status.get("risk_stats", {}) if coord.fresh else {}
+        return {
+            "mode": "multi-process", "status": status, "stage": stage, "error": error, "escalated": escalated,
+            "uptime_s": round(self._monotonic() - started, 3) if started is not None else 0.0,
+            "cycle_count": cycles, "last_cycle": iso(last_cycle) if last_cycle else None,
+            "decision_cycles": (stats.get("approved", 0) + stats.get("denied", 0)) if stats else None,
+            "last_decision": None, "global_state": global_state, "kill_switch": kill,
+            "active_symbols": [s for s, r in symbols.items() if not halted and r["state"] == "ACTIVE"
+                               and r["health"] == "RUNNING"],
+            "symbols": symbols, "nodes": {n: node.describe() for n, node in nodes.items()},
+        }
+
+    def positions(self) -> dict[str, Any]:
+        """Open positions from the Workers' status, marked at Risk's book (notional / qty)."""
+        nodes = self.nodes()
+        coord = nodes[COORDINATOR]
+        book = coord.status.get("risk", {}).get("symbols", {}) if coord.fresh else {}
+        entries = self.follower.entry_ns()
+        rows = []
+        for s in sorted(self.symbols):
+            row, w = self._symbol_row(s, nodes)
+            qty = _dec(row.get("qty", "0"))
+            if not qty or row.get("position") in (None, "FLAT"):
+                continue
+            direction = row.get("direction")  # present once the worker reports it
+            sign = -1 if direction == "SHORT" else 1
+            b = book.get(s, {})
+            mark = _dec(b["notional"]) / _dec(b["qty"]) if b and _dec(b.get("qty")) else None
+            entry = _dec(row["avg_entry_price"]) if row.get("avg_entry_price") else None
+            value = mark * qty * sign if mark is not None else None
+            pnl = (mark - entry) * qty * sign if mark is not None and entry is not None and direction else None
+            rows.append({"symbol": s, "worker": self.slot_of[s], "stale": not w.fresh, "side": direction,
+                         "state": row.get("position"), "qty": qty * sign, "entry_price": entry, "current_price": mark,
+                         "market_value": value, "unrealized_pnl": pnl,
+                         "unrealized_pnl_pct": pnl / (entry * qty) * 100 if pnl is not None and entry else None,
+                         "realized_pnl": None, "fees": None,
+                         "entry_time": iso(entries[s]) if entries.get(s) else None})
+        gross = sum((abs(p["market_value"]) for p in rows if p["market_value"] is not None), ZERO)
+        for p in rows:
+            p["weight"] = abs(p["market_value"]) / gross if gross and p["market_value"] is not None else None
+        known = [p for p in rows if p["side"] and p["market_value"] is not None]
+        totals = {"positions": len(rows), "long": sum(1 for p in rows if p["side"] == "LONG"),
+                  "short": sum(1 for p in rows if p["side"] == "SHORT"), "gross_value": gross,
+                  "net_value": sum((p["market_value"] for p in known), ZERO) if len(known) == len(rows) else None,
+                  "unrealized_pnl": sum((p["unrealized_pnl"] for p in rows if p["unrealized_pnl"] is not None), ZERO),
+                  "realized_pnl_net_of_fees": None}
+        return {"positions": rows, "totals": totals}
+
+    def risk_status(self) -> dict[str, Any]:
+        """Risk's ``status()`` as the Coordinator last wrote it; NodeUnavailable while it is stale."""
+        coord = self.nodes()[COORDINATOR]
+        if not coord.fresh:
+            age = f"{coord.age_s:.1f} s old" if coord.age_s is not None else "missing"
+            raise NodeUnavailable(f"the Coordinator's status is {age}: down, hung or restarting")
+        return {**coord.status["risk"], "stats": coord.status.get("risk_stats"), "status_age_s": round(coord.age_s, 3)}
+
+    def tree(self) -> dict[str, Any]:
+        """One group per process: the Coordinator's Risk and Arbitrator, each Worker's symbol subtrees."""
+        groups = []
+        for name, node in self.nodes().items():
+            restarts = node.process.get("restarts") or 0
+            actors = []
+            if name == COORDINATOR:
+                sup = node.status.get("supervision", {}).get("supervisor", {})
+                for aid in ("risk", "arbitrator"):
+                    n = (sup.get("restarts") or {}).get(aid, 0)
+                    state = "running" if node.fresh else "unknown"
+                    actors.append(self._actor(aid, aid, state, n, (sup.get("last_failure") or {}).get(aid)))
+            else:
+                rows = node.status.get("symbols", {})
+                for s in self.assignment[int(name.split("-")[1])]:
+                    state = str(rows.get(s, {}).get("health", "unknown")).lower() if node.fresh else "unknown"
+                    state = "running" if state == "running" else state
+                    actors.append(self._actor(f"{s}/supervisor", s, state, None, None))
+            health = "down" if not node.fresh else _worst([a["health"] for a in actors] +
+                                                          ["degraded" if restarts else "ok"])
+            groups.append({"group": name, "responsive": node.fresh, "health": health,
+                           "error": None if node.fresh else "status stale or process down",
+                           "processed": node.status.get("processed"), "dead_letters": None, "failures": None,
+                           "process": node.describe(), "actors": actors})
+        return {"groups": groups, "health": _worst(g["health"] for g in groups)}
+
+    @staticmethod
+    def _actor(aid: str, role: str, state: str, restarts: int | None, last_failure: Any) -> dict[str, Any]:
+        if state in ("quarantined", "unknown"):
+            health = "down"
+        elif state != "running" or restarts:
+            health = "degraded"
+        else:
+            health = "ok"
+        return {"id": aid, "role": role, "state": state, "health": health, "restarts": restarts, "failures": None,
+                "last_failure": last_failure, "mailbox": None, "poison_messages": None}
+
+    def mailbox_depths(self) -> tuple[dict[str, int], list[str]]:
+        """No mailbox depths across processes; the nodes that are stale count as not answering."""
+        return {}, [n for n, node in self.nodes().items() if not node.fresh]
+
+    # -- commands ----------------------------------------------------------------------------
+    def command(self, receiver: str, msg: Any, who: str) -> Envelope:
+        """Record, then send ``msg`` for ``receiver`` through the supervisor; NodeUnavailable if it cannot arrive."""
+        scope = getattr(msg, "scope", None) or getattr(msg, "symbol", None)
+        if scope and scope != ALL_SYMBOLS and scope not in self.slot_of:
+            raise CommandError(f"unknown symbol {scope!r}")
+        if isinstance(msg, ResetKillSwitch) and not msg.reason.strip():
+            raise CommandError("a kill-switch reset needs a reason")
+        nodes = self.nodes()
+        needed = [COORDINATOR] + ([f"worker-{self.slot_of[receiver.split('/')[0]]}"] if "/" in receiver else [])
+        for name in needed:
+            if not nodes[name].fresh:
+                raise NodeUnavailable(f"{name} is down or not answering: command not sent")
+        now = time.time_ns()
+        env = Envelope(msg_id=next(self._ids), sender=f"operator:{who}", receiver=receiver, ts_event_ns=now,
+                       ts_recv_ns=now, causation_id=0, payload=msg)
+        self._record(env, "sending")
+        detail = self.channel.forward(OperatorCommand(receiver, self._codec.encode(msg)))
+        if detail != "forwarded":
+            self._record(env, f"not delivered: {detail}")
+            raise NodeUnavailable(f"command not delivered: {detail}")
+        self.hub.publish(make_event("operator_command", now, INFO, f"{type(msg).__name__} for {receiver} by {who}",
+                                    {"receiver": receiver, "message": type(msg).TAG, "who": who,
+                                     "reason": getattr(msg, "reason", "")}))
+        return env
+
+    def _record(self, env: Envelope, outcome: str) -> None:
+        line = {"ev": "operator_command", "ts_ns": env.ts_event_ns, "id": env.msg_id, "sender": env.sender,
+                "receiver": env.receiver, "message": type(env.payload).TAG, "outcome": outcome,
+                "payload": self._codec.to_primitive(env.payload)}
+        with self._lock, open(self._audit, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, default=str) + "\n")
+
+    def pause(self, symbol: str | None, who: str, reason: str) -> list[Envelope]:
+        return [self.command("risk", SetTradingState(scope=symbol or ALL_SYMBOLS, state=TradingState.REDUCING, who=who,
+                                                     reason=reason), who)]
+
+    def resume(self, symbol: str | None, who: str, reason: str) -> list[Envelope]:
+        return [self.command("risk", SetTradingState(scope=symbol or ALL_SYMBOLS, state=TradingState.ACTIVE, who=who,
+                                                     reason=reason), who)]
+
+    def kill(self, who: str, reason: str) -> list[Envelope]:
+        return [self.command("risk", EngageKillSwitch(who=who, reason=reason), who)]
+
+    def reset(self, who: str, reason: str) -> list[Envelope]:
+        return [self.command("risk", ResetKillSwitch(who=who, reason=reason), who)]
+
+    def release(self, symbol: str, who: str, reason: str) -> list[Envelope]:
+        if symbol not in self.slot_of:
+            raise CommandError(f"unknown symbol {symbol!r}")
+        return [self.command(f"{symbol}/supervisor", ReleaseSymbol(symbol=symbol, who=who, reason=reason), who)]
+
+    def flatten(self, symbol: str, who: str, reason: str) -> list[Envelope]:
+        """REDUCING for ``symbol``, then an EXIT to Risk, marked at Risk's last written book.
+
+        The position exits its whole quantity whatever the action's qty says; the action's
+        mark, cycle and data time only update Risk's book until the next decision does."""
+        if symbol not in self.slot_of:
+            raise CommandError(f"unknown symbol {symbol!r}")
+        sent = self.pause(symbol, who, f"flatten: {reason}")
+        b = self.risk_status()["symbols"].get(symbol, {})
+        qty = _dec(b.get("qty"))
+        if qty <= 0:
+            return sent
+        row, _ = self._symbol_row(symbol, self.nodes())
+        now = time.time_ns()
+        direction = row.get("direction")
+        action = Action(action_id=f"operator:{symbol}:flatten:{now}", symbol=symbol, cycle=0, kind=MandateKind.EXIT,
+                        direction=Direction(direction) if direction else None,
+                        qty=qty, mark_price=_dec(b.get("notional")) / qty, data_ts_ns=now, ts_event_ns=now,
+                        reason=f"operator_flatten: {reason}")
+        return sent + [self.command("risk", action, who)]
+
+
+# ------------------------------------------------------------------------------------------
+class NodeCollector:
+    """Prometheus families built from the view at scrape time (so never older than the files)."""
+
+    def __init__(self, view: DistributedView) -> None:
+        self.view = view
+
+    def describe(self) -> list[Any]:
+        return []  # no registration-time collect: the families are built per scrape
+
+    def collect(self) -> Iterable[Any]:
+        v = self.view
+        nodes = v.nodes()
+        coord = nodes[COORDINATOR]
+        up = GaugeMetricFamily("arbor_node_up", "1 while a node process is up and writing its status", labels=["node"])
+        age = GaugeMetricFamily("arbor_node_status_age_seconds", "Age of a node's status file", labels=["node"])
+        restarts = CounterMetricFamily("arbor_node_restarts", "Restarts of a node process by the cluster supervisor",
+                                       labels=["node"])
+        rss = GaugeMetricFamily("arbor_node_rss_bytes", "Resident memory of a node process", labels=["node"])
+        for name, n in nodes.items():
+            up.add_metric([name], 1 if n.fresh else 0)
+            if n.age_s is not None:
+                age.add_metric([name], max(0.0, n.age_s))
+            if n.process.get("restarts") is not None:
+                restarts.add_metric([name], n.process["restarts"])
+            if n.status.get("rss_kb"):
+                rss.add_metric([name], n.status["rss_kb"] * 1024)
+        yield from (up, age, restarts, rss)
+        kill = GaugeMetricFamily("arbor_kill_switch_engaged", "1 while the kill switch is engaged (the latch while "
+                                 "the Coordinator is down)")
+        kill.add_metric([], 1 if v._kill_switch(coord).get("engaged") else 0)
+        yield kill
+        sym_up = GaugeMetricFamily("arbor_symbol_up", "1 while a symbol's worker is fresh and its subtree RUNNING",
+                                   labels=["symbol", "worker"])
+        qty = GaugeMetricFamily("arbor_position_qty", "Position quantity per symbol (signed when the side is known)",
+                                labels=["symbol", "worker"])
+        open_ = GaugeMetricFamily("arbor_position_open", "1 while a symbol's position is not FLAT",
+                                  labels=["symbol", "worker"])
+        counters = {k: CounterMetricFamily(name, text, labels=["symbol"]) for k, name, text in (
+            ("events", "arbor_market_events", "Market frames fed to a symbol (since its worker started)"),
+            ("orders", "arbor_orders_placed", "Orders handed to a symbol's venue (since its worker started)"),
+            ("fills", "arbor_fills", "Executions of a symbol (since its worker started)"))}
+        for s in v.symbols:
+            row, w = v._symbol_row(s, nodes)
+            labels = [s, str(v.slot_of[s])]
+            sym_up.add_metric(labels, 1 if w.fresh and row.get("health") == "RUNNING" else 0)
+            if row:
+                sign = -1 if row.get("direction") == "SHORT" else 1
+                qty.add_metric(labels, float(_dec(row.get("qty"))) * sign)
+                open_.add_metric(labels, 0 if row.get("position") in ("FLAT", None) else 1)
+                for k, fam in counters.items():
+                    fam.add_metric([s], row.get(k) or 0)
+        yield from (sym_up, qty, open_, *counters.values())
+        if not coord.fresh:
+            return  # Risk's figures are only shown while they are current
+        risk, stats = coord.status.get("risk", {}), coord.status.get("risk_stats", {})
+        state = GaugeMetricFamily("arbor_trading_state", "Trading state per scope: 0 ACTIVE, 1 REDUCING, 2 HALTED "
+                                  "(scope '*' is global)", labels=["scope"])
+        state.add_metric([ALL_SYMBOLS], _RESTRICTION.get(risk.get("global_state"), 2))
+        for s, r in risk.get("symbols", {}).items():
+            state.add_metric([s], _RESTRICTION.get(r.get("state"), 2))
+        yield state
+        for name, text, key in (("arbor_equity_quote", "Account equity as Risk books it", "equity"),
+                                ("arbor_drawdown_ratio", "Drawdown of equity from its peak", "drawdown_pct")):
+            g = GaugeMetricFamily(name, text)
+            g.add_metric([], float(_dec(risk.get(key))))
+            yield g
+        exposure = GaugeMetricFamily("arbor_exposure_quote", "Exposure, quote currency", labels=["kind"])
+        exposure.add_metric(["gross"], float(_dec(risk.get("gross_exposure"))))
+        exposure.add_metric(["net"], float(_dec(risk.get("net_exposure"))))
+        yield exposure
+        for name, text, key, label in (("arbor_risk_approvals", "Actions Risk approved, by kind", "approvals", "kind"),
+                                       ("arbor_risk_denials", "Actions Risk denied, by reason", "denials", "reason")):
+            c = CounterMetricFamily(name, text, labels=[label])
+            for k, n in (stats.get(key) or {}).items():
+                c.add_metric([k], n)
+            yield c
+
+
+# ------------------------------------------------------------------------------------------
+class DistributedOperator:
+    """The operator surface of a multi-process cluster, assembled by the launcher.
+
+    Build it before the cluster starts (it checks the token, so a missing one stops the start
+    before any process runs, and marks where this run's event lines begin); ``start(asys,
+    supervisor)`` once the cluster has started; ``stop()`` first on shutdown (about 3 s at most).
+    """
+
+    def __init__(self, var_dir: Path, assignment: dict[int, tuple[str, ...]], token: str | None, *,
+                 host: str = "127.0.0.1", port: int = 8750, webhook_url: str | None = None,
+                 cycle_interval_s: float = 1.0, stale_after_s: float = STALE_AFTER_S) -> None:
+        if not token or len(token.strip()) < MIN_TOKEN_LEN:
+            raise OperatorConfigError(f"no usable bearer token ({TOKEN_ENV}, at least {MIN_TOKEN_LEN} characters): "
+                                      "the operator API never runs open")
+        self.var_dir = Path(var_dir)
+        self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
+        self._token, self._host, self._port = token, host, port
+        self._webhook_url = webhook_url
+        self._cycle_interval = cycle_interval_s
+        self._stale_after = stale_after_s
+        self.hub = EventHub()
+        self.registry = CollectorRegistry()
+        events_dir = self.var_dir / "cluster" / "events"
+        events_dir.mkdir(parents=True, exist_ok=True)
+        self.follower = EventFollower(events_dir, (COORDINATOR, *(f"worker-{k}" for k in sorted(self.assignment))),
+                                      self.hub)
+        self.channel: SupervisorChannel | None = None
+        self.view: DistributedView | None = None
+        self.server: OperatorServer | None = None
+        self.cycle: Any = None
+
+    def start(self, asys: Any, supervisor: Any) -> str:
+        """Serve the API, follow the events and run the liveness cycle; return the base URL."""
+        from adapters.operator.events import Webhook
+        from adapters.operator.liveness import EngineCycle, LivenessFiles
+        from actors.runtime import HandlerClock
+
+        self.channel = SupervisorChannel(asys, supervisor, on_status=self._processes_changed)
+        self.view = DistributedView(self.var_dir, self.assignment, self.channel, self.follower, self.hub,
+                                    stale_after_s=self._stale_after)
+        self.registry.register(NodeCollector(self.view))
+        self.channel.start()
+        self.follower.start()
+        webhook = Webhook(self._webhook_url) if self._webhook_url else None
+        self.server = OperatorServer(self.view, self.hub, self.registry, self._token, host=self._host,
+                                     port=self._port, webhook=webhook)
+        url = self.server.start()
+        self.view.set_stage("running")
+        self.cycle = EngineCycle(LivenessFiles(self.var_dir), self.follower, HandlerClock(),
+                                 interval_s=self._cycle_interval, view=self.view, stream=EventStream(self.hub))
+        self.cycle.start()
+        return url
+
+    def stop(self) -> None:
+        """Stop the liveness cycle, the server, the follower and the channel, in that order."""
+        if self.view is not None:
+            self.view.set_stage("stopping")
+        if self.cycle is not None:
+            self.cycle.stop(1.0)
+        if self.server is not None:
+            self.server.stop(1.5)
+        self.follower.stop()
+        if self.channel is not None:
+            self.channel.stop()
+        if self.view is not None:
+            self.view.set_stage("stopped")
+
+    def _processes_changed(self, old: Any, new: Any) -> None:
+        """On the channel's thread: process exits, restarts and escalations as events."""
+        now = time.time_ns()
+        before = old.processes if old is not None else {}
+        for name, p in new.processes.items():
+            b = before.get(name)
+            if b is None:
+                continue
+            replaced = p.get("incarnation") != b.get("incarnation")  # a restart between two polls
+            if b.get("up") and (not p.get("up") or replaced):
+                self.hub.publish(make_event("process_down", now, CRITICAL, f"{name} process (pid {b.get('pid')}) is "
+                                            "down: the cluster supervisor restarts it", {"node": name,
+                                                                                         "pid": b.get("pid")},
+                                            alert=True))
+            if p.get("up") and (not b.get("up") or replaced):
+                self.hub.publish(make_event("process_up", now, INFO, f"{name} process up (pid {p.get('pid')}, "
+                                            f"restarts {p.get('restarts')})", {"node": name, "pid": p.get("pid"),
+                                                                               "restarts": p.get("restarts")}))
+        if new.escalated and (old is None or old.escalated != new.escalated):
+            self.hub.publish(make_event("escalated", now, CRITICAL, new.escalated, {"escalated": new.escalated},
+                                        alert=True))
