@@ -56,20 +56,34 @@ class PortfolioBook:
     def __init__(self, symbols: tuple[str, ...]) -> None:
         self.symbols: dict[str, SymbolBook] = {s: SymbolBook() for s in symbols}
         self._reserved: dict[str, Reservation] = {}
+        self.changed: set[str] = set(self.symbols)  # symbols whose book changed since the last snapshot
+        self._version = 0  # bumped by every change of a book: the cached equity is of one version
+        self._equity: tuple[int, Decimal, Decimal] | None = None  # (version, starting equity, equity)
 
     def get(self, symbol: str) -> SymbolBook:
         book = self.symbols.get(symbol)
         if book is None:
             book = self.symbols[symbol] = SymbolBook()
+            self.changed.add(symbol)
+            self._version += 1
         return book
 
+    def invalidate(self) -> None:
+        """Books were changed from outside (a restore): nothing cached about them holds."""
+        self.changed.update(self.symbols)
+        self._version += 1
+
     def mark(self, action: Action) -> None:
+        self.changed.add(action.symbol)
+        self._version += 1
         book = self.get(action.symbol)
         book.mark_price = action.mark_price
         book.data_ts_ns = action.data_ts_ns
         book.last_cycle = action.cycle
 
     def apply(self, msg: PositionChanged) -> None:
+        self.changed.add(msg.symbol)
+        self._version += 1
         book = self.get(msg.symbol)
         left_entering = book.state is PositionState.ENTERING and msg.state is not PositionState.ENTERING
         book.state, book.qty, book.direction = msg.state, msg.qty, msg.direction
@@ -112,8 +126,14 @@ class PortfolioBook:
         return held + pending
 
     def equity(self, starting_equity: Decimal) -> Decimal:
-        return starting_equity + sum(
+        """Starting equity plus every symbol's PnL net of fees (summed once per change of the books)."""
+        cached = self._equity
+        if cached is not None and cached[0] == self._version and cached[1] == starting_equity:
+            return cached[2]
+        value = starting_equity + sum(
             (b.realized_pnl - b.fees + b.unrealized_pnl for b in self.symbols.values()), ZERO)
+        self._equity = (self._version, starting_equity, value)
+        return value
 
     def open_symbols(self) -> list[str]:
         return [s for s, b in self.symbols.items() if b.qty > 0]

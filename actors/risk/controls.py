@@ -76,19 +76,30 @@ class TradingControls:
         self.restore_on_recovery: dict[str, TradingState] = {}
         # Symbols that failed past their restart intensity, until an operator releases them.
         self.quarantined: dict[str, QuarantineRecord] = {}
+        # scope -> (its ScopeState, set by supervision, state to restore, the record made of them):
+        # a state is replaced, never changed in place, so an unchanged scope reuses its record.
+        self._records: dict[str, tuple[ScopeState, bool, TradingState | None, ScopeRecord]] = {}
 
     def snapshot(self) -> ControlsSnapshot:
         k = self.kill
+        back_of = self.restore_on_recovery
+        records = self._records
+        scopes = []
+        for scope, st in self.scopes.items():
+            by_supervision = scope in back_of
+            back = back_of.get(scope)
+            hit = records.get(scope)
+            if hit is None or hit[0] is not st or hit[1] is not by_supervision or hit[2] is not back:
+                rec = ScopeRecord(scope=scope, state=st.state, who=st.who, reason=st.reason,
+                                  ts_event_ns=st.ts_event_ns, set_by_supervision=by_supervision,
+                                  restore_on_recovery=back)
+                records[scope] = (st, by_supervision, back, rec)
+            else:
+                rec = hit[3]
+            scopes.append(rec)
         return ControlsSnapshot(
             kill=KillSwitchRecord(engaged=k.engaged, who=k.who, reason=k.reason, ts_event_ns=k.ts_event_ns),
-            scopes=tuple(
-                ScopeRecord(
-                    scope=scope, state=st.state, who=st.who, reason=st.reason, ts_event_ns=st.ts_event_ns,
-                    set_by_supervision=scope in self.restore_on_recovery,
-                    restore_on_recovery=self.restore_on_recovery.get(scope),
-                )
-                for scope, st in self.scopes.items()
-            ),
+            scopes=tuple(scopes),
             quarantines=tuple(self.quarantined.values()),
         )
 

@@ -12,7 +12,7 @@ from actors.base import ActorContext, ActorLogic
 from actors.risk.book import PortfolioBook, Reservation
 from actors.risk.config import RiskConfig
 from actors.risk.controls import FEED, SUPERVISION, ControlsSnapshot, QuarantineRecord, TradingControls, cancels
-from actors.risk.limits import LimitsSnapshot, LossLimits
+from actors.risk.limits import NS_PER_DAY, LimitsSnapshot, LossLimits
 from messages import (
     ALL_SYMBOLS,
     Action,
@@ -87,6 +87,7 @@ class RiskLogic(ActorLogic):
         super().__init__(ctx)
         self.config = config.validate()
         self.book = PortfolioBook(symbols)
+        self._book_records: dict[str, SymbolBookRecord] = {}  # symbol -> its record in the last snapshot
         self.controls = TradingControls(symbols)
         self.limits = LossLimits(config.starting_equity, config.max_daily_loss_pct, config.max_drawdown_pct)
         self._approved_at: deque[int] = deque()  # approval times inside the order-rate window
@@ -98,18 +99,22 @@ class RiskLogic(ActorLogic):
 
     # -- persistence (called by supervision, never from a handler) --------------------------
     def snapshot(self) -> RiskSnapshot:
-        books = tuple(
-            SymbolBookRecord(
+        """The durable state, taken after every handled message (the persister): a symbol's book
+        record is rebuilt only when its book changed since the last snapshot."""
+        records = self._book_records
+        symbols = self.book.symbols
+        for symbol in self.book.changed:
+            b = symbols[symbol]
+            records[symbol] = SymbolBookRecord(
                 symbol=symbol, qty=b.qty, direction=b.direction, state=b.state, avg_entry_price=b.avg_entry_price,
                 realized_pnl=b.realized_pnl, fees=b.fees, mark_price=b.mark_price, data_ts_ns=b.data_ts_ns,
                 last_cycle=b.last_cycle,
             )
-            for symbol, b in self.book.symbols.items()
-        )
+        self.book.changed.clear()
         return RiskSnapshot(
             controls=self.controls.snapshot(),
             limits=self.limits.snapshot(),
-            books=books,
+            books=tuple(records[s] for s in symbols),
             reservations=self.book.reservations(),
             approved_at=tuple(self._approved_at),
             reconciliations=tuple(self._reconciliations.values()),
@@ -126,13 +131,16 @@ class RiskLogic(ActorLogic):
             book.qty, book.direction, book.state = rec.qty, rec.direction, rec.state
             book.avg_entry_price, book.realized_pnl, book.fees = rec.avg_entry_price, rec.realized_pnl, rec.fees
             book.mark_price, book.data_ts_ns, book.last_cycle = rec.mark_price, rec.data_ts_ns, rec.last_cycle
+        self.book.invalidate()
         self.book.restore_reservations(snapshot.reservations)
         self._approved_at = deque(snapshot.approved_at)
         self._reconciliations = {r.symbol: r for r in snapshot.reconciliations}
 
     def handle(self, msg: Any) -> list[Any] | None:
         # The day's anchor is the equity before the day's first event changes it.
-        self.limits.roll_day(self.equity(), self.ctx.clock.now_ns())
+        now = self.ctx.clock.now_ns()
+        if now // NS_PER_DAY != self.limits.day:  # equity is summed over every symbol: only when needed
+            self.limits.roll_day(self.equity(), now)
         return super().handle(msg)
 
     # -- verdicts ---------------------------------------------------------------------------

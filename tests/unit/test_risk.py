@@ -516,6 +516,7 @@ def test_limits_are_checked_on_timer_ticks():
     risk = make()
     risk.handle(TimerTick(ts_event_ns=START))
     risk.book.get("BTCUSDT").realized_pnl = D("-6000")  # as if restored from the store
+    risk.book.invalidate()  # as a restore does after changing books
     out = risk.handle(TimerTick(ts_event_ns=START))
     assert isinstance(out[0], KillSwitchEngaged)
 

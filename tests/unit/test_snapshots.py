@@ -197,6 +197,35 @@ def test_risk_snapshot_round_trips_through_the_store(tmp_path):
         assert store.load_risk() == snap
 
 
+def test_risk_snapshot_reusing_unchanged_records_equals_one_built_afresh():
+    """Snapshots taken between changes (reusing the records of unchanged books and scopes) equal
+    snapshots rebuilt from scratch, whichever part changed."""
+    clock = ManualClock(T0)
+    r = risk(clock)
+
+    def afresh():
+        r.book.changed.update(r.book.symbols)
+        r._book_records.clear()
+        r.controls._records.clear()
+        return r.snapshot()
+
+    steps = [
+        PositionChanged(symbol=SYM, state=PositionState.OPEN, direction=Direction.LONG, qty=D("0.2"),
+                        avg_entry_price=D("49000.5"), realized_pnl=D("0"), fees=D("0.1"), ts_event_ns=0),
+        entry(clock, "ETHUSDT"),
+        SetTradingState(scope="ETHUSDT", state=TradingState.REDUCING, who="ops", reason="x"),
+        ActorFailed(actor_id="BTCUSDT/feature", symbol=SYM, kind="exception", error="boom", message_tag="x",
+                    ts_event_ns=0),
+        SymbolRecovered(symbol=SYM, ts_event_ns=0),
+        entry(clock, SYM),
+        EngageKillSwitch(who="alice", reason="drill"),
+    ]
+    for msg in steps:
+        r.handle(msg)
+        assert r.snapshot() == afresh(), type(msg).__name__
+        assert r.snapshot() == r.snapshot()
+
+
 def test_restored_risk_keeps_the_engaged_kill_switch(tmp_path):
     """A restarted Risk keeps the latch with its who/why/when and still denies entries."""
     clock = ManualClock(T0)
