@@ -19,6 +19,7 @@ Snapshots are immutable values taken between handlers, so handing them to anothe
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 from loguru import logger
@@ -134,10 +135,17 @@ class StatePersister:
             self.write_ahead += 1
 
     def _run(self) -> None:
+        # At most one commit per interval: snapshots queued meanwhile are coalesced (one per actor),
+        # so a steady stream of changes costs one transaction per interval, not one per change.
+        last = 0.0
         while not self._stop.is_set():
             self._wake.wait(self._interval)
             self._wake.clear()
+            wait = last + self._interval - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break  # stop() writes what is left
             self.flush()
+            last = time.monotonic()
 
     def _write(self, batch: dict[str, Any]) -> None:
         if not batch:
