@@ -115,11 +115,15 @@ class LinkSender:
         if ack.link != self.link or ack.epoch != self.epoch:
             return
         newest = None
+        resent = False
         while self._unacked and self._unacked[0][0] <= ack.upto:
             newest = self._unacked.popleft()
+            resent = resent or newest[3]
             self.stats.acked += 1
         if newest is not None:
-            if not newest[3]:  # Karn: a retransmitted item's round trip is ambiguous
+            # Karn: no sample when the ack covers a retransmitted item. Its round trip is ambiguous,
+            # and the items after it waited at the receiver for it, so theirs is not a round trip.
+            if not resent:
                 self._sample_rtt(now - newest[2])
             self.rto_s = self._rtt_rto()
             self._oldest_sent_at = now if self._unacked else None
@@ -145,13 +149,17 @@ class LinkSender:
             cutoff = max(now - self.rto_s, self._oldest_sent_at)
             self.rto_s = min(max(self.max_rto_s, self._rtt_rto()), self.rto_s * 2)
             run: list[list] = []
+            # The head is what the cumulative ack waits for: it is resent at every timeout, even if
+            # its last resend is younger than the items behind it (which the receiver may hold).
+            head = self._unacked[0]
             for entry in self._unacked:
-                if entry[2] <= cutoff and (not run or entry[0] == run[-1][0] + 1) and len(run) < self.max_batch:
+                overdue = entry[2] <= cutoff or entry is head
+                if overdue and (not run or entry[0] == run[-1][0] + 1) and len(run) < self.max_batch:
                     run.append(entry)
                     continue
                 if run:
                     out.append(self._resend(run, now))
-                run = [entry] if entry[2] <= cutoff else []
+                run = [entry] if overdue else []
             if run:
                 out.append(self._resend(run, now))
             self._oldest_sent_at = min(e[2] for e in self._unacked)

@@ -320,8 +320,10 @@ class DataPort:
             del buf[:4 + n]
             try:
                 m = _unframe(raw)
-            except Exception:  # noqa: BLE001 - a frame we cannot read is dropped; the link retransmits
+            except Exception as exc:  # noqa: BLE001 - a frame we cannot read is dropped; the link retransmits
                 self.stats["bad_frames"] += 1
+                logger.bind(event_type="bad_link_frame").warning("data port: dropped an unreadable frame ({} bytes): {!r}",
+                                                                 n, exc)
                 continue
             self.stats["frames_in"] += 1
             if isinstance(m, LinkAck):
@@ -345,12 +347,28 @@ def _frame(msg: LinkBatch | LinkAck) -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
+def _ack_of(v: list) -> LinkAck:
+    link, epoch, upto = v
+    if type(link) is not str or type(epoch) is not int or type(upto) is not int:
+        raise ValueError("malformed ack")
+    return LinkAck(link, epoch, upto)
+
+
 def _unframe(raw: bytes) -> LinkBatch | LinkAck:
+    """The batch or ack in a frame; ``ValueError`` (or a msgpack error) for anything else: exact
+    tags and types, items as msgpack binaries (so no field can make this allocate or convert)."""
     v = msgpack.unpackb(raw, raw=False)
-    if v[0] == 0:
-        ack = None if v[5] is None else LinkAck(str(v[5][0]), int(v[5][1]), int(v[5][2]))
-        return LinkBatch(str(v[1]), int(v[2]), int(v[3]), tuple(bytes(x) for x in v[4]), ack)
-    return LinkAck(str(v[1]), int(v[2]), int(v[3]))
+    if type(v) is not list or not v:
+        raise ValueError("not a link frame")
+    if v[0] == 0 and len(v) == 6:
+        _, link, epoch, first, items, ack = v
+        if type(link) is not str or type(epoch) is not int or type(first) is not int or type(items) is not list \
+                or not all(type(x) is bytes for x in items):
+            raise ValueError("malformed batch")
+        return LinkBatch(link, epoch, first, tuple(items), None if ack is None else _ack_of(ack))
+    if v[0] == 1 and len(v) == 4:
+        return _ack_of(v[1:])
+    raise ValueError(f"unknown link frame tag {v[0]!r}")
 
 
 class StatusFiles:
