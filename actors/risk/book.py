@@ -75,8 +75,9 @@ class PortfolioBook:
 
     def mark(self, action: Action) -> None:
         self.changed.add(action.symbol)
-        self._version += 1
         book = self.get(action.symbol)
+        if book.qty:  # the mark moves equity only through an open position's unrealized PnL
+            self._version += 1
         book.mark_price = action.mark_price
         book.data_ts_ns = action.data_ts_ns
         book.last_cycle = action.cycle

@@ -76,30 +76,23 @@ class TradingControls:
         self.restore_on_recovery: dict[str, TradingState] = {}
         # Symbols that failed past their restart intensity, until an operator releases them.
         self.quarantined: dict[str, QuarantineRecord] = {}
-        # scope -> (its ScopeState, set by supervision, state to restore, the record made of them):
-        # a state is replaced, never changed in place, so an unchanged scope reuses its record.
-        self._records: dict[str, tuple[ScopeState, bool, TradingState | None, ScopeRecord]] = {}
+        # The scope records of the last snapshot; None once a scope or a supervision hold changed
+        # (every such change goes through the methods below, which reset it).
+        self._scopes_snap: tuple[ScopeRecord, ...] | None = None
 
     def snapshot(self) -> ControlsSnapshot:
         k = self.kill
-        back_of = self.restore_on_recovery
-        records = self._records
-        scopes = []
-        for scope, st in self.scopes.items():
-            by_supervision = scope in back_of
-            back = back_of.get(scope)
-            hit = records.get(scope)
-            if hit is None or hit[0] is not st or hit[1] is not by_supervision or hit[2] is not back:
-                rec = ScopeRecord(scope=scope, state=st.state, who=st.who, reason=st.reason,
-                                  ts_event_ns=st.ts_event_ns, set_by_supervision=by_supervision,
-                                  restore_on_recovery=back)
-                records[scope] = (st, by_supervision, back, rec)
-            else:
-                rec = hit[3]
-            scopes.append(rec)
+        scopes = self._scopes_snap
+        if scopes is None:
+            back_of = self.restore_on_recovery
+            scopes = self._scopes_snap = tuple(
+                ScopeRecord(scope=scope, state=st.state, who=st.who, reason=st.reason, ts_event_ns=st.ts_event_ns,
+                            set_by_supervision=scope in back_of, restore_on_recovery=back_of.get(scope))
+                for scope, st in self.scopes.items()
+            )
         return ControlsSnapshot(
             kill=KillSwitchRecord(engaged=k.engaged, who=k.who, reason=k.reason, ts_event_ns=k.ts_event_ns),
-            scopes=tuple(scopes),
+            scopes=scopes,
             quarantines=tuple(self.quarantined.values()),
         )
 
@@ -113,6 +106,7 @@ class TradingControls:
             if rec.set_by_supervision:
                 self.restore_on_recovery[rec.scope] = rec.restore_on_recovery or TradingState.ACTIVE
         self.quarantined = {q.symbol: q for q in snap.quarantines}
+        self._scopes_snap = None
 
     @property
     def symbols(self) -> list[str]:
@@ -128,6 +122,7 @@ class TradingControls:
 
     def set(self, scope: str, state: TradingState, who: str, reason: str, now_ns: int) -> list[Any]:
         """Move ``scope`` to ``state``; on a change, the event and the cancels the new state needs."""
+        self._scopes_snap = None
         current = self.scopes.setdefault(scope, ScopeState())
         if who != SUPERVISION:
             # An operator's decision is the operator's to undo: recovery will not override it.
@@ -151,6 +146,7 @@ class TradingControls:
         """The market feed's own degrade/restore, decided here so no other command can race it:
         the feed may only lower a scope that is ACTIVE, and only lift a state the feed itself set.
         An operator's pause or supervision's HALTED is never loosened by the feed."""
+        self._scopes_snap = None
         current = self.scopes.setdefault(scope, ScopeState())
         if state is TradingState.ACTIVE:
             if current.who != FEED or current.state is TradingState.ACTIVE:
@@ -164,12 +160,14 @@ class TradingControls:
         current = self.state(symbol)
         if current.restriction >= state.restriction:
             return []
+        self._scopes_snap = None
         self.restore_on_recovery.setdefault(symbol, current)
         return self.set(symbol, state, SUPERVISION, reason, now_ns)
 
     def supervision_up(self, symbol: str, now_ns: int) -> list[Any]:
         if symbol not in self.restore_on_recovery:
             return []
+        self._scopes_snap = None
         restore = self.restore_on_recovery.pop(symbol)
         return self.set(symbol, restore, SUPERVISION, "symbol recovered", now_ns)
 

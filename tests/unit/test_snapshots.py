@@ -206,7 +206,7 @@ def test_risk_snapshot_reusing_unchanged_records_equals_one_built_afresh():
     def afresh():
         r.book.changed.update(r.book.symbols)
         r._book_records.clear()
-        r.controls._records.clear()
+        r.controls._scopes_snap = None
         return r.snapshot()
 
     steps = [
