@@ -48,7 +48,7 @@ from actors.distributed.procs import alive
 from actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
 from adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, EventStream, make_event
 from adapters.operator.server import MIN_TOKEN_LEN, TOKEN_ENV, OperatorConfigError, OperatorServer
-from adapters.operator.view import CommandError
+from adapters.operator.view import CommandError, ViewLifecycle
 from messages import (
     ALL_SYMBOLS,
     Action,
@@ -348,7 +348,7 @@ class _Node:
                 "rss_kb": s.get("rss_kb"), "processed": s.get("processed")}
 
 
-class DistributedView:
+class DistributedView(ViewLifecycle):
     """What ``OperatorServer`` and ``EngineCycle`` read and command, for the multi-process cluster.
 
     Public methods are called from the server's pool threads and the liveness thread; each
@@ -368,29 +368,10 @@ class DistributedView:
         self.symbols = tuple(s for k in sorted(self.assignment) for s in self.assignment[k])
         self.channel, self.follower, self.hub = channel, follower, hub
         self.stale_after_s = stale_after_s
-        self._monotonic = monotonic
+        super().__init__(monotonic)
         self._codec = Codec()
         self._ids = itertools.count(1)
         self._audit = self.var_dir / "cluster" / "events" / "operator.jsonl"
-        self._lock = threading.Lock()
-        self._stage, self._error, self._started_at = "created", None, None
-        self._engine_cycles, self._last_engine_cycle_ns = 0, None
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def set_stage(self, stage: str) -> None:
-        with self._lock:
-            self._stage = stage
-            if stage == "running" and self._started_at is None:
-                self._started_at = self._monotonic()
-
-    def set_error(self, error: str | None) -> None:
-        with self._lock:
-            self._error = error
-
-    def record_engine_cycle(self, ts_ns: int) -> None:
-        with self._lock:
-            self._engine_cycles += 1
-            self._last_engine_cycle_ns = ts_ns
 
     # -- what the nodes say ------------------------------------------------------------------
     def nodes(self) -> dict[str, _Node]:

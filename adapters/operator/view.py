@@ -167,18 +167,12 @@ class ClusterFacts:
                     "actors": {aid: dict(a) for aid, a in self._actors.items()}}
 
 
-class ClusterView:
-    """Read/command facade over a running cluster (its ``board`` and ``facts`` observe the traffic)."""
+class ViewLifecycle:
+    """What every view keeps of its cluster's life: the stage, the last error, when it started
+    running and the liveness cycles seen. Thread-safe: the server, the liveness cycle and whoever
+    runs the cluster call in from different threads."""
 
-    def __init__(self, runtime: Runtime, board: SummaryBoard, facts: ClusterFacts, symbols: Iterable[str], *,
-                 journal: Journal | None = None, ask_timeout_s: float = 2.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.runtime = runtime
-        self.board = board
-        self.facts = facts
-        self.symbols = tuple(symbols)
-        self._journal = journal
-        self._ask_timeout = ask_timeout_s
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._stage = "created"
@@ -187,7 +181,6 @@ class ClusterView:
         self._engine_cycles = 0
         self._last_engine_cycle_ns: int | None = None
 
-    # -- lifecycle (called by whoever runs the cluster) --------------------------------------
     def set_stage(self, stage: str) -> None:
         """Name the lifecycle stage: ``starting``, ``running``, ``stopping``, ``stopped``."""
         with self._lock:
@@ -204,6 +197,21 @@ class ClusterView:
         with self._lock:
             self._engine_cycles += 1
             self._last_engine_cycle_ns = ts_ns
+
+
+class ClusterView(ViewLifecycle):
+    """Read/command facade over a running cluster (its ``board`` and ``facts`` observe the traffic)."""
+
+    def __init__(self, runtime: Runtime, board: SummaryBoard, facts: ClusterFacts, symbols: Iterable[str], *,
+                 journal: Journal | None = None, ask_timeout_s: float = 2.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.runtime = runtime
+        self.board = board
+        self.facts = facts
+        self.symbols = tuple(symbols)
+        self._journal = journal
+        self._ask_timeout = ask_timeout_s
+        super().__init__(monotonic)
 
     # -- reads -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
