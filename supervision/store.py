@@ -5,6 +5,12 @@ call it. The file lives under the run's var directory (``<var_dir>/state/arbor.s
 mode with ``synchronous=NORMAL``: a commit is durable against a crash of the process, and a power
 loss can lose only the last commits, never corrupt the file.
 
+Checkpoints (copying the WAL into the main file, with its fsync) never run inside a commit: SQLite
+would run one in whichever commit crosses 1,000 WAL pages, and that commit then took 12-14 ms
+instead of 0.1 ms (measured here), sometimes the write-ahead of an order on its way out. A
+thread of the store checkpoints from a connection of its own every ``checkpoint_interval_s``
+(PASSIVE: it never blocks a writer), and ``close`` checkpoints what is left.
+
 Every value is JSON text with Decimals as strings, so what is read back equals what was written.
 ``transaction()`` groups writes atomically (one fill updates the position and the orders
 together); the single connection is shared by threads under a lock.
@@ -144,7 +150,8 @@ class StateStore:
     """
 
     def __init__(
-        self, path: Path | str, clock_ns: Callable[[], int] = time.time_ns, *, order_retention: int = DEFAULT_ORDER_RETENTION
+        self, path: Path | str, clock_ns: Callable[[], int] = time.time_ns, *, order_retention: int = DEFAULT_ORDER_RETENTION,
+        checkpoint_interval_s: float = 1.0,
     ) -> None:
         self.path = Path(path)
         self._clock_ns = clock_ns
@@ -162,8 +169,16 @@ class StateStore:
         self.degraded = False
         self.degraded_reason = ""
         self.quarantine: StoreQuarantine | None = None
+        self._in_memory = False  # the last-resort fallback: nothing to checkpoint
         self._conn = self._open()
         self._seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM orders").fetchone()[0]
+        self._checkpoint_stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if not self._in_memory:
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = threading.Thread(target=self._checkpoints, args=(checkpoint_interval_s,),
+                                                  name="arbor-store-checkpoint", daemon=True)
+            self._checkpointer.start()
 
     @classmethod
     def in_var_dir(cls, var_dir: Path | str, clock_ns: Callable[[], int] = time.time_ns) -> "StateStore":
@@ -181,6 +196,7 @@ class StateStore:
             return self._open_trusted()
         except (OSError, sqlite3.Error, _Untrusted) as exc:
             self._degrade(f"store unusable at {self.path} ({exc}); running from memory, nothing survives a restart")
+            self._in_memory = True
             conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             conn.executescript(_initial_script(self._clock_ns()))
             return conn
@@ -263,8 +279,32 @@ class StateStore:
             return self._conn.execute("PRAGMA journal_mode").fetchone()[0]
 
     def close(self) -> None:
+        self._checkpoint_stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(5.0)
         with self._lock:
+            if self._checkpointer is not None:
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:  # the WAL stays beside the file and is replayed on open
+                    self._log.warning("final checkpoint failed: {!r}", exc)
             self._conn.close()
+
+    def _checkpoints(self, interval_s: float) -> None:
+        """Copy the WAL into the main file every ``interval_s``, beside the writers, never in their commits."""
+        try:
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:
+            self._log.warning("no checkpoint connection ({!r}): the WAL grows until close", exc)
+            return
+        try:
+            while not self._checkpoint_stop.wait(interval_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or gone: the next round tries again
+                    self._log.warning("checkpoint failed: {!r}", exc)
+        finally:
+            conn.close()
 
     def __enter__(self) -> "StateStore":
         return self

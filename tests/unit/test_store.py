@@ -293,3 +293,27 @@ def test_store_lives_under_the_var_dir(tmp_path):
     """in_var_dir puts the store at <var_dir>/state/arbor.sqlite."""
     with StateStore.in_var_dir(tmp_path, clock()) as store:
         assert store.path == tmp_path / "state" / "arbor.sqlite" and store.path.exists()
+
+
+def test_commits_never_checkpoint_the_store_thread_does_and_close_truncates(tmp_path):
+    """SQLite's automatic checkpoint (an fsync inside whichever commit crosses 1,000 WAL pages) is
+    off: the store's own thread copies the WAL into the file beside the writers, and close()
+    leaves an empty WAL."""
+    from actors.testing import eventually
+
+    store = open_store(tmp_path, checkpoint_interval_s=0.05)
+    path = tmp_path / "state" / "arbor.sqlite"
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    size_before = path.stat().st_size
+    for i in range(300):
+        with store.transaction():
+            store.put(f"k{i}", {"blob": "x" * 4000})
+    eventually(lambda: path.stat().st_size > size_before + 300 * 4000, timeout=5.0, interval=0.01)
+    store.close()
+    wal = tmp_path / "state" / "arbor.sqlite-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    again = open_store(tmp_path)
+    try:
+        assert again.get("k299", dict) == {"blob": "x" * 4000}
+    finally:
+        again.close()
