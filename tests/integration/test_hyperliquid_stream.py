@@ -157,29 +157,12 @@ def test_a_stall_is_reported_stale_while_pings_keep_the_connection(replay):
         await until(lambda: run.stream.stats["stale"] >= 1 and run.server.stats["pings"] >= 3)
         run.server.resume()
 
-    run = asyncio.run(drive(replay, arrange, act=act, idle_timeout_s=0.3, stale_after_s=0.5, ping_interval_s=0.1,
+    run = asyncio.run(drive(replay, arrange, act=act, idle_timeout_s=0.6, stale_after_s=0.5, ping_interval_s=0.1,
                             reconnect_on_stale=False))
     s = run.stream.stats
     assert s["stale"] == 1 and s["pongs"] >= 3 and s["disconnects"] == 0
     assert run.server.stats["idle_closes"] == 0
     assert any(st.kind == "stale" for st in run.statuses)
-    assert run.frames == expected_calls(replay, run.server.sent)
-
-
-def test_a_quiet_connection_without_pings_is_closed_by_the_venue_and_replaced(replay):
-    """The venue closes a connection it has sent nothing to for its idle limit: without a ping in
-    time the client loses the connection, reconnects, resubscribes and still gets every frame."""
-    def arrange(server):
-        server.at_frame(100, server.stall)
-
-    async def act(run):
-        await until(lambda: run.server.stats["idle_closes"] >= 1)
-        run.server.resume()
-
-    run = asyncio.run(drive(replay, arrange, act=act, idle_timeout_s=0.3, stale_after_s=5.0, ping_interval_s=5.0,
-                            reconnect_on_stale=False))
-    s = run.stream.stats
-    assert run.server.stats["idle_closes"] >= 1 and s["disconnects"] >= 1 and s["pings_sent"] == 0
     assert run.frames == expected_calls(replay, run.server.sent)
 
 
