@@ -197,15 +197,6 @@ class Node:
                     positions[symbol_of(aid)] = {"state": snap.state.value, "qty": str(snap.signed_qty)}
             events.write(ev="restored", actors=self.restored, positions=positions)
 
-    def persist(self, actor_id: str, logic: Any, msg: Any, out: list[Any] | None) -> None:
-        """The dispatcher's persistence hook: the persister's own, except that everything queued
-        (the position's move to ENTERING, made by the handler just before) is committed before the
-        executor's write-ahead of an order. Else a kill in the writer's interval leaves an order at
-        the venue that the restored position never expected, and its fills crash it on recovery."""
-        if out and actor_id.endswith("/executor") and any(type(m) is PlaceOrder for m in out):
-            self.persister.flush()
-        self.persister.after_handle(actor_id, logic, msg, out)
-
     def store_status(self) -> dict[str, Any]:
         p = self.persister
         return {"path": str(self.store.path), "degraded": self.store.degraded, "restored": len(self.restored),
@@ -352,7 +343,7 @@ class CoordinatorCore(Node):
         self.open_state(actors, self.events)
         self.d = Dispatcher(actors, self.clock, id_source(1), remote=self._remote, observers=(self.observer,))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
-        self.d.attach_persistence(self.persist)
+        self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
         self.peers: dict[int, _WorkerPeer] = {}
         latch = read_latch(self.var_dir)
@@ -518,7 +509,7 @@ class WorkerCore(Node):
         self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(slot, incarnation_index)),
                             remote=self._remote, observers=(self.probe,))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
-        self.d.attach_persistence(self.persist)
+        self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
         self.venue = market_venue(settings)
         self.paced = settings.market.paced
