@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actors.distributed.placement import assign
 from actors.distributed.procs import alive, kill_all, listening
 from actors.testing import eventually
+from tests.http_helpers import call_json
 from tests.conftest import REPO_ROOT
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, fast_config, free_port
 
@@ -50,18 +50,7 @@ def op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operated]:
 
 
 def call(o: Operated, method: str, path: str, body: Any = None, token: str | None = TOKEN) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(o.url + path, method=method, data=data)
-    if token is not None:
-        req.add_header("Authorization", f"Bearer {token}")
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if "json" in resp.headers.get("Content-Type", "") else raw.decode()
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
+    return call_json(o.url + path, method, body, token, timeout=10)
 
 
 def get(o: Operated, path: str) -> Any:

@@ -6,8 +6,6 @@ import asyncio
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any, Iterator
 
 import aiohttp
@@ -32,6 +30,7 @@ from adapters.operator import (
 from adapters.operator.view import ClusterFacts, ClusterView
 from config.settings import load_settings
 from messages import Envelope, KillSwitchEngaged, ReleaseSymbol, SetTradingState
+from tests.http_helpers import call_json
 
 TOKEN = "test-operator-token-0123456789"
 # Small windows and fast decisions so a paced simulated market trades within seconds.
@@ -73,19 +72,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def call(c: Cluster, method: str, path: str, body: Any = None, token: str | None = TOKEN) -> tuple[int, Any]:
-    req = urllib.request.Request(c.url + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    if token is not None:
-        req.add_header("Authorization", f"Bearer {token}")
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            raw = resp.read()
-            kind = resp.headers.get("Content-Type", "")
-            return resp.status, json.loads(raw) if "json" in kind else raw.decode()
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
+    return call_json(c.url + path, method, body, token, timeout=5)
 
 
 def get(c: Cluster, path: str) -> Any:
