@@ -330,8 +330,9 @@ class DataPort:
             if isinstance(m, LinkAck):
                 self.acks.append(m)
             else:
-                if m.ack is not None:
+                if m.ack is not None:  # applied ahead of the batches (see _inbox), and only there
                     self.acks.append(m.ack)
+                    m = replace(m, ack=None)
                 self.inbox.append(m)
         if closed:
             sock.close()

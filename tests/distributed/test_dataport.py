@@ -149,7 +149,8 @@ def test_frames_arrive_intact_and_in_order(open_port):
         if k % 10 == 0:
             assert a.send("b", alone[k // 10])
     until(lambda: len(b.inbox) == 500 and len(b.acks) == 50 + 167, a, b)
-    assert list(b.inbox) == sent
+    # A piggybacked ack is handed over once, with the acks (applied ahead of the batches).
+    assert list(b.inbox) == [replace(m, ack=None) for m in sent]
     expected_acks = []
     for k, m in enumerate(sent):
         if m.ack is not None:
@@ -431,7 +432,8 @@ def test_node_ack_rides_on_its_next_batch(node):
     node._flush()
     until(lambda: len(node.peer.inbox) == 1, node._data, node.peer)
     (batch,) = node.peer.inbox
-    assert batch.items == (b"verdict",) and batch.ack == LinkAck("coordinator", 4, 3)
+    # One frame went out, and the receiving port took the ack off it (it applies acks first).
+    assert batch.items == (b"verdict",) and batch.ack is None
     assert node.peer.acks == [LinkAck("coordinator", 4, 3)]
     assert node._data.stats["frames_out"] == 1 and node._acks == {}
 
