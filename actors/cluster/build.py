@@ -23,6 +23,7 @@ from adapters.sim.paper import PaperVenueLogic
 from adapters.sim.shadow import ShadowVenueLogic
 from actors.topology import symbol_of
 from config.settings import Settings
+from messages.codec import Codec
 from supervision.faults import FaultPlan, FaultyLogic
 from supervision.persist import StatePersister
 from supervision.group import SingletonSupervisor, SupervisionHooks, SymbolSupervisor
@@ -44,8 +45,10 @@ def make_context(actor_id: str, symbol: str, clock: Clock, run_id: str, seed: in
 SUPERVISED_ROLES = ("collector", "feature", "regime", "position", "executor")
 
 
-def make_symbol_actor(settings: Settings, symbol: str, role: str, clock: Clock, run_id: str) -> ActorLogic:
-    """A fresh logic object for one role of one symbol's subtree."""
+def make_symbol_actor(settings: Settings, symbol: str, role: str, clock: Clock, run_id: str,
+                      codec: Codec | None = None) -> ActorLogic:
+    """A fresh logic object for one role of one symbol's subtree (``codec``: the process's, for
+    the simulated venue's snapshots)."""
     s = settings.symbol(symbol)
     ctx = make_context(f"{symbol}/{role}", symbol, clock, run_id, settings.market.seed)
     if role == "collector":
@@ -65,7 +68,7 @@ def make_symbol_actor(settings: Settings, symbol: str, role: str, clock: Clock, 
             return VenueGatewayLogic(ctx, VenuePort(), venue=s.venue)  # the worker connects on start
         if settings.run.mode == "shadow":
             return ShadowVenueLogic(ctx)
-        return PaperVenueLogic(ctx, settings.paper, qty_step=s.qty_step)
+        return PaperVenueLogic(ctx, settings.paper, qty_step=s.qty_step, codec=codec)
     raise ValueError(f"unknown symbol role {role!r}")
 
 
@@ -104,9 +107,9 @@ def restore_from(new: ActorLogic, previous: ActorLogic | None, persister: StateP
 
 
 def build_symbol_actors(settings: Settings, symbol: str, clock: Clock, run_id: str,
-                        faults: FaultPlan | None = None) -> dict[str, ActorLogic]:
+                        faults: FaultPlan | None = None, codec: Codec | None = None) -> dict[str, ActorLogic]:
     """One symbol's subtree, upstream to downstream: collector, feature, regime, position, executor, venue."""
-    return {f"{symbol}/{role}": with_faults(make_symbol_actor(settings, symbol, role, clock, run_id), faults)
+    return {f"{symbol}/{role}": with_faults(make_symbol_actor(settings, symbol, role, clock, run_id, codec), faults)
             for role in (*SUPERVISED_ROLES, "venue")}
 
 
@@ -118,8 +121,9 @@ def build_singletons(settings: Settings, clock: Clock, run_id: str,
 def build_actors(settings: Settings, clock: Clock, run_id: str, faults: FaultPlan | None = None) -> dict[str, ActorLogic]:
     """Every actor of a single-process cluster, keyed by actor id."""
     actors = build_singletons(settings, clock, run_id, faults)
+    codec = Codec()
     for s in settings.symbols:
-        actors.update(build_symbol_actors(settings, s.symbol, clock, run_id, faults))
+        actors.update(build_symbol_actors(settings, s.symbol, clock, run_id, faults, codec))
     return actors
 
 

@@ -502,7 +502,7 @@ class WorkerCore(Node):
                           symbols=list(self.symbols), restarted=restarted)
         actors: dict[str, Any] = {}
         for s in self.symbols:
-            actors.update(build_symbol_actors(settings, s, self.clock, run_id, self.faults))
+            actors.update(build_symbol_actors(settings, s, self.clock, run_id, self.faults, self.codec))
         # Positions, orders and the paper venue's records come back from the store (a restarted
         # worker) before recovery reconciles them with the venue.
         self.open_state(actors, self.events)

@@ -159,9 +159,14 @@ class PaperVenueLogic(ActorLogic):
     WANTS_TICKS = True
 
     def __init__(
-        self, ctx: ActorContext, config: PaperConfig | None = None, qty_step: Decimal = Decimal("0.001")
+        self, ctx: ActorContext, config: PaperConfig | None = None, qty_step: Decimal = Decimal("0.001"),
+        codec: Any = None,
     ) -> None:
+        """``codec`` (a ``messages.Codec``) encodes the requests in flight in ``snapshot``: pass the
+        process's own; without one, one is built at the first snapshot (several ms of cattrs set-up,
+        which would otherwise land on the order path of every symbol's first order)."""
         super().__init__(ctx)
+        self._codec = codec
         self.config = config or PaperConfig()
         self.config.validate()
         if not isinstance(qty_step, Decimal) or not qty_step.is_finite() or qty_step <= 0:
@@ -255,7 +260,7 @@ class PaperVenueLogic(ActorLogic):
         self._inbox = deque((due, codec.decode(bytes.fromhex(raw))) for due, raw in snap.pending)
 
     def _snapshot_codec(self) -> Any:
-        codec = getattr(self, "_codec", None)
+        codec = self._codec
         if codec is None:
             from messages import Codec
 
