@@ -39,11 +39,14 @@ from messages import (
     ActorFailed,
     EngageKillSwitch,
     Envelope,
+    FeatureSnapshot,
     KillSwitchEngaged,
     KillSwitchReset,
     OrderFilled,
     PlaceOrder,
+    MandateSet,
     PositionChanged,
+    RawMarketEvent,
     SubmitOrder,
     SymbolRecovered,
     TimerTick,
@@ -223,10 +226,10 @@ class Node:
             if s.link == ack.link:
                 s.on_ack(ack, time.monotonic())
 
-    def external(self, receiver: str, msg: Any, sender: str = "operator") -> Envelope:
+    def external(self, receiver: str, msg: Any, sender: str = "operator", recv_ns: int | None = None) -> Envelope:
         now = self.clock.now_ns()
-        env = Envelope(msg_id=self.d._next_id(), sender=sender, receiver=receiver, ts_event_ns=now, ts_recv_ns=now,
-                       causation_id=0, payload=msg)
+        env = Envelope(msg_id=self.d._next_id(), sender=sender, receiver=receiver, ts_event_ns=now,
+                       ts_recv_ns=now if recv_ns is None else recv_ns, causation_id=0, payload=msg)
         for obs in self.d._observers:
             obs.external(env)
         return env
@@ -433,24 +436,38 @@ class CoordinatorCore(Node):
 
 # ------------------------------------------------------------------------------------------
 class WorkerProbe(_HeldEvents):
-    """Per-symbol counters, venue-bound orders (journaled to the event file) and tick-to-order latency."""
+    """Per-symbol counters, venue-bound orders (journaled to the event file) and tick-to-order latency.
+
+    Tick-to-order is measured twice for each order that followed an approval, both ending when
+    the Executor hands the order to the venue: from the arrival of the market frame behind the
+    decision (``latencies_ns``: its envelope's ``ts_recv_ns``, followed through the causation
+    chain frame -> RawMarketEvent -> FeatureSnapshot -> MandateSet), and from that frame's
+    exchange event time (``event_latencies_ns``: ``Action.data_ts_ns``, which has the venue's
+    millisecond resolution, so it adds up to 1 ms the process never spent).
+    """
 
     wants_inputs = True
+    _KEEP = 4096  # causation links remembered (frames in flight between the feed and a decision)
 
     def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
         self.rows = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0} for s in symbols}
         self.events = events
         self._held: list[dict[str, Any]] = []
         self.incarnation = incarnation
-        self._approved: dict[int, int] = {}
-        self._submits: dict[int, int] = {}
+        self._arrival: dict[int, int] = {}  # msg_id of a frame, event or snapshot -> frame arrival
+        self._decided: dict[tuple[str, int], int] = {}  # (symbol, data_ts_ns) of a MandateSet -> arrival
+        self._approved: dict[int, tuple[int, int | None]] = {}
+        self._submits: dict[int, tuple[int, int | None]] = {}
         self.latencies_ns: list[int] = []
+        self.arrivals_ns: list[int] = []  # the frame arrival of each of ``latencies_ns``
+        self.event_latencies_ns: list[int] = []
         self.frames = 0
 
     def external(self, env: Envelope) -> None:
         m = env.payload
         if type(m) is VenuePayload:
             self.frames += 1
+            self._remember(self._arrival, env.msg_id, env.ts_recv_ns)
             row = self.rows.get(m.symbol)
             if row is not None:
                 row["events"] += 1
@@ -458,25 +475,36 @@ class WorkerProbe(_HeldEvents):
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         m = env.payload
         if type(m) is ActionApproved and actor_id.endswith("/position"):
-            self._approved[env.msg_id] = m.action.data_ts_ns
-            if len(self._approved) > 10_000:
-                self._approved.pop(next(iter(self._approved)))
+            a = m.action
+            self._remember(self._approved, env.msg_id, (a.data_ts_ns, self._decided.pop((a.symbol, a.data_ts_ns), None)))
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         m = env.payload
         t = type(m)
-        if t is SubmitOrder:
-            data_ts = self._approved.pop(env.causation_id, None)
-            if data_ts is not None:
-                self._submits[env.msg_id] = data_ts
+        if t is RawMarketEvent or t is FeatureSnapshot:
+            arrived = self._arrival.get(env.causation_id)
+            if arrived is not None:
+                self._remember(self._arrival, env.msg_id, arrived)
+        elif t is MandateSet:
+            arrived = self._arrival.get(env.causation_id)
+            if arrived is not None:
+                self._remember(self._decided, (m.symbol, m.data_ts_ns), arrived)
+        elif t is SubmitOrder:
+            origin = self._approved.pop(env.causation_id, None)
+            if origin is not None:
+                self._submits[env.msg_id] = origin
         elif t is PlaceOrder and env.sender.endswith("/executor"):
             row = self.rows.get(m.symbol)
             if row is not None:
                 row["orders"] += 1
                 row["entries"] += 0 if m.reduce_only else 1
-            data_ts = self._submits.pop(env.causation_id, None)
-            if data_ts is not None and len(self.latencies_ns) < 200_000:
-                self.latencies_ns.append(time.time_ns() - data_ts)
+            origin = self._submits.pop(env.causation_id, None)
+            if origin is not None and len(self.event_latencies_ns) < 200_000:
+                now = time.time_ns()
+                self.event_latencies_ns.append(now - origin[0])
+                if origin[1] is not None:
+                    self.latencies_ns.append(now - origin[1])
+                    self.arrivals_ns.append(origin[1])
             self._event(ev="place", symbol=m.symbol, reduce_only=m.reduce_only,
                         client_order_id=m.client_order_id, incarnation=self.incarnation)
         elif t is OrderFilled and env.sender.endswith("/venue"):
@@ -485,6 +513,11 @@ class WorkerProbe(_HeldEvents):
                 row["fills"] += 1
         elif t is SymbolRecovered:
             self._event(ev="recovered", symbol=m.symbol, incarnation=self.incarnation)
+
+    def _remember(self, table: dict, key: Any, value: Any) -> None:
+        table[key] = value
+        if len(table) > self._KEEP:
+            del table[next(iter(table))]
 
 
 class WorkerCore(Node):
@@ -514,7 +547,8 @@ class WorkerCore(Node):
         self.venue = market_venue(settings)
         self.paced = settings.market.paced
         sub = attrs.evolve(settings, symbols=tuple(settings.symbol(s) for s in self.symbols))
-        self._frames: Iterator[tuple[int, str, bytes]] = iter(market_frames(sub, self.clock.now_ns())) \
+        self._market_from = self.clock.now_ns()
+        self._frames: Iterator[tuple[int, str, bytes]] = iter(market_frames(sub, self._market_from)) \
             if self.symbols else iter(())
         self._next = next(self._frames, None)
         self.coordinator_incarnation = coordinator_incarnation
@@ -592,7 +626,7 @@ class WorkerCore(Node):
              ran: Callable[[], None] | None = None) -> float | None:
         """Deliver the frames that are due (paced) or as many as possible (unpaced), at most
         ``budget`` frames and, if given, for about ``max_s`` seconds, running the dispatcher every
-        ``chunk`` frames (a quarter of that when paced, where a backlog is latency) and before
+        ``chunk`` frames (a sixteenth of that when paced, where a backlog is latency) and before
         looking at the clock again; ``ran`` is called after each run (the shim sends what it
         produced at once). Returns seconds until the next frame is due (0: more now), or None
         when the market has ended."""
@@ -600,9 +634,10 @@ class WorkerCore(Node):
         pending = 0
         d = self.d
         if self.paced:
-            chunk = max(1, chunk // 4)
+            chunk = max(1, chunk // 16)
         started = time.perf_counter()
         now = time.time_ns()
+        live_from = self._market_from
         while self._next is not None and n < budget:
             ts, symbol, payload = self._next
             if self.paced and ts > now:
@@ -614,8 +649,10 @@ class WorkerCore(Node):
                 now = time.time_ns()
                 if ts > now:
                     break
+            # A frame scheduled in this run arrived at its time (if we are behind, it waited in our
+            # queue); a recorded one played at once arrives now.
             env = self.external(f"{symbol}/collector", VenuePayload(venue=self.venue, symbol=symbol, payload=payload),
-                                "feed")
+                                "feed", ts if self.paced and ts >= live_from else None)
             d.deliver(env)
             n += 1
             pending += 1
@@ -649,10 +686,12 @@ class WorkerCore(Node):
                        "direction": snap.direction.value if snap is not None and snap.direction is not None else None,
                        "avg_entry_price": str(snap.avg_entry_price) if snap is not None and snap.avg_entry_price is not None else None}
         lat = self.probe.latencies_ns
+        ev_lat = self.probe.event_latencies_ns
         return {"role": "worker", "slot": self.slot, "incarnation": self.incarnation, "pid": os.getpid(),
                 "ts_ns": time.time_ns(), "started_ns": self.started_ns, "symbols": rows, "frames": self.probe.frames,
                 "market_done": self._next is None, "link": self.link_stats(), "store": self.store_status(),
-                "rss_kb": rss_kb(), "processed": self.d.processed_count, "latencies_ns": lat[-20_000:]}
+                "rss_kb": rss_kb(), "processed": self.d.processed_count, "latencies": {"latencies_ns": lat[-20_000:], "arrivals_ns": self.probe.arrivals_ns[-20_000:],
+                              "event_latencies_ns": ev_lat[-20_000:]}}
 
     def close(self) -> None:
         try:
