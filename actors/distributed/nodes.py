@@ -174,6 +174,9 @@ class Node:
         self.d: Dispatcher
         self.decode_errors = 0
         self.dropped = 0
+        # Called after an envelope was queued for another node (the shim sends it at once
+        # unless it sent moments ago: see _NodeActor._send_now).
+        self.queued_remote: Callable[[], None] | None = None
         c = getattr(settings, "cluster", None)
         self._window = getattr(c, "link_window", 4096)
         self._batch = getattr(c, "link_batch", 256)
@@ -366,6 +369,8 @@ class CoordinatorCore(Node):
                 "{} for {} dropped: worker slot {} is down", type(env.payload).__name__, receiver, slot)
             return
         self.senders[worker_link(slot)].submit(self.codec.encode_envelope(env))
+        if self.queued_remote is not None:
+            self.queued_remote()
 
     # -- membership -------------------------------------------------------------------------
     def worker_up(self, slot: int, incarnation: int) -> None:
@@ -613,6 +618,8 @@ class WorkerCore(Node):
             self.dropped += 1
             return
         sender.submit(self.codec.encode_envelope(env))
+        if self.queued_remote is not None:
+            self.queued_remote()
 
     def on_batch(self, batch: LinkBatch) -> LinkAck | None:
         if batch.link != f"{COORDINATOR_LINK}>{self.name}" or batch.epoch != self.coordinator_incarnation:

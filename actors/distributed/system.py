@@ -88,6 +88,10 @@ TURN_S = 0.02
 # While a Worker feeds a backlog, it looks at its data sockets at least this often, so an
 # approval from the Coordinator is not held up behind market data.
 INBOUND_POLL_S = 0.0003
+# A decision queued for another node goes out at once, unless the node sent a batch less than
+# this long ago: then it rides with what the rest of the dispatcher run produces (a busy node
+# still sends batches, not one frame per envelope).
+LINGER_S = 0.001
 
 
 def _settings(plan: ClusterPlan):
@@ -471,6 +475,7 @@ class _NodeActor(Actor):
         self._gen = 0
         self._last_poll = time.monotonic()
         self._in_polled = 0.0
+        self._sent_at = 0.0
         self.rearms = 0
 
     def _arm(self, delay: float) -> None:
@@ -629,6 +634,7 @@ class _NodeActor(Actor):
             if owed is not None:
                 batch = replace(batch, ack=owed[0])
             self._send_to(peer, batch)
+            self._sent_at = time.perf_counter()
         if self._acks:
             mono = time.monotonic()
             for peer, owed in list(self._acks.items()):
@@ -637,6 +643,11 @@ class _NodeActor(Actor):
                     self._send_to(peer, owed[0])
         if self._data is not None:
             self._data.pump()
+
+    def _send_now(self) -> None:
+        """The core queued an envelope for another node, mid-run: send it now (see ``LINGER_S``)."""
+        if time.perf_counter() - self._sent_at >= LINGER_S:
+            self._flush()
 
     def _next_wake(self, cap: float) -> float:
         """Seconds until the next owed ack must go, at most ``cap``."""
@@ -792,6 +803,7 @@ class CoordinatorActor(_NodeActor):
         data = self._open_data(settings)
         self.core = CoordinatorCore(settings, plan.run_id, plan.var_dir, msg.incarnation,
                                     {int(k): tuple(v) for k, v in plan.assignment.items()})
+        self.core.queued_remote = self._send_now
         self._settle_heap()
         self._cpu0 = time.process_time()  # CPU of the run, not of building the node
         self.send(sender, Started("coordinator", -1, msg.incarnation, os.getpid(), socket.gethostname(), data))
@@ -897,6 +909,7 @@ class WorkerActor(_NodeActor):
         symbols = tuple(plan.assignment.get(msg.slot, ()))
         self.core = WorkerCore(settings, plan.run_id, plan.var_dir, msg.slot, msg.incarnation,
                                msg.incarnation % 251, symbols, msg.restarted, msg.coordinator_incarnation)
+        self.core.queued_remote = self._send_now
         self._settle_heap()
         self._cpu0 = time.process_time()  # CPU of the run, not of building the node
         self.send(sender, Started("worker", msg.slot, msg.incarnation, os.getpid(), socket.gethostname(), data))
