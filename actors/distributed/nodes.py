@@ -352,6 +352,7 @@ class CoordinatorCore(Node):
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
         self.peers: dict[int, _WorkerPeer] = {}
+        self._early: dict[int, list[LinkBatch]] = {}  # slot -> batches that came before its WorkerUp
         latch = read_latch(self.var_dir)
         if latch["engaged"]:
             # Fail closed first: the latch survives the Coordinator (and is written at once, where
@@ -409,10 +410,35 @@ class CoordinatorCore(Node):
 
     def on_batch(self, batch: LinkBatch) -> LinkAck | None:
         if not self.accept(batch):
+            self._hold_early(batch)
             return None
         items, ack = self.receiver.on_batch(batch)
         self._deliver_items(items)
         return ack
+
+    EARLY_BATCHES = 256
+
+    def _hold_early(self, batch: LinkBatch) -> None:
+        """A batch from a worker incarnation newer than any announced yet: its ``WorkerUp`` (through
+        thespian, from the supervisor) is still on its way, and the batch came first on the data
+        port. Keep it for ``take_early`` instead of leaving the worker to retransmit after its
+        timeout (a 250-500 ms delay of every restarted worker's first decisions)."""
+        if not batch.link.startswith("worker-"):
+            return
+        slot = int(batch.link[7:])
+        peer = self.peers.get(slot)
+        if peer is not None and batch.epoch <= peer.incarnation:
+            return  # an old incarnation's: stale
+        held = self._early.setdefault(slot, [])
+        held[:] = [b for b in held if b.epoch >= batch.epoch]
+        if len(held) < self.EARLY_BATCHES:
+            held.append(batch)
+
+    def take_early(self, slot: int) -> list[LinkBatch]:
+        """The batches held for ``slot``'s current incarnation, in arrival order."""
+        peer = self.peers.get(slot)
+        held = self._early.pop(slot, [])
+        return [b for b in held if peer is not None and b.epoch == peer.incarnation]
 
     def operator(self, receiver: str, payload: Any) -> None:
         env = self.external(receiver, payload)

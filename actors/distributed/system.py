@@ -476,6 +476,10 @@ class _NodeActor(Actor):
         self._last_poll = time.monotonic()
         self._in_polled = 0.0
         self._sent_at = 0.0
+        # A starting Worker holds its link traffic until it knows the Coordinator's data port
+        # (CoordinatorUp): sent through thespian instead, it arrived tens of ms late and after
+        # the batches that followed it on the data port.
+        self._hold_links = False
         self.rearms = 0
 
     def _arm(self, delay: float) -> None:
@@ -629,6 +633,8 @@ class _NodeActor(Actor):
     def _flush(self) -> None:
         """Send the batches that are due, each carrying the ack owed to its peer; then the acks
         that have waited long enough on their own."""
+        if self._hold_links:
+            return
         for peer, batch in self.core.due():
             owed = self._acks.pop(peer, None)
             if owed is not None:
@@ -772,6 +778,8 @@ class CoordinatorActor(_NodeActor):
             core.worker_up(msg.slot, msg.incarnation)
             self._addresses[f"worker-{msg.slot}"] = msg.address
             self._data.set_peer(f"worker-{msg.slot}", msg.data)
+            for batch in core.take_early(msg.slot):
+                self._on_batch(batch, batch.link)
             self._flush()
         elif isinstance(msg, WorkerDown):
             core.worker_down(msg.slot, msg.incarnation, msg.reason)
@@ -855,6 +863,7 @@ class WorkerActor(_NodeActor):
             self._last_contact = time.monotonic()
         elif isinstance(msg, CoordinatorUp):
             if core is not None:
+                self._hold_links = False
                 self._addresses["coordinator"] = msg.address
                 self._data.set_peer("coordinator", msg.data)
                 core.coordinator_up(msg.incarnation)
@@ -906,6 +915,7 @@ class WorkerActor(_NodeActor):
         self._node_process(settings)
         data = self._open_data(settings)
         self._addresses["coordinator"] = msg.coordinator
+        self._hold_links = True
         symbols = tuple(plan.assignment.get(msg.slot, ()))
         self.core = WorkerCore(settings, plan.run_id, plan.var_dir, msg.slot, msg.incarnation,
                                msg.incarnation % 251, symbols, msg.restarted, msg.coordinator_incarnation)

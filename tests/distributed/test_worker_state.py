@@ -14,6 +14,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from actors.distributed.latch import write_latch
@@ -334,3 +335,80 @@ def test_restored_risk_learns_of_a_recovery_it_missed(tmp_path: Path) -> None:
     risk = c2.status()["risk"]
     assert {s: risk["symbols"][s]["state"] for s in MINE} == {BTC: "ACTIVE", ETH: "ACTIVE"}
     assert risk["kill_switch"]["engaged"]  # released symbols, but nothing trades until an operator reset
+
+
+# -- link start-up ----------------------------------------------------------------------------
+def test_batches_that_beat_their_worker_up_are_held_and_delivered_once_it_comes(tmp_path: Path) -> None:
+    """A restarted worker's first batch can reach the Coordinator before the supervisor's WorkerUp:
+    it is held (no ack yet), delivered when WorkerUp comes, and a stale incarnation's never is."""
+    c = coordinator(tmp_path, 1)
+    w1 = worker(tmp_path, 11, restarted=False)
+    c.worker_up(0, 11)
+    pump(c, w1)
+    close(w1)
+    c.worker_down(0, 11, "process exited")
+
+    w2 = worker(tmp_path, 12, restarted=True)  # announces its positions at once
+    early = [b for _, b in w2.due()]
+    assert early, "a starting worker announces itself"
+    assert all(c.on_batch(b) is None for b in early)  # WorkerUp(12) not seen yet: held, not acked
+    stale = attrs_replace_epoch(early[0], 11)
+    assert c.on_batch(stale) is None
+    delivered = c.receiver.stats.delivered
+
+    c.worker_up(0, 12)
+    held = c.take_early(0)
+    assert held == early  # in arrival order; the stale incarnation's batch was not kept
+    acks = [c.on_batch(b) for b in held]
+    assert acks[-1] is not None and acks[-1].upto == early[-1].first_seq + len(early[-1].items) - 1
+    assert c.receiver.stats.delivered == delivered + sum(len(b.items) for b in early)
+    assert c.take_early(0) == []  # taken once
+
+
+def attrs_replace_epoch(batch: Any, epoch: int) -> Any:
+    from dataclasses import replace
+
+    return replace(batch, epoch=epoch)
+
+
+def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain() -> None:
+    """The probe follows frame -> RawMarketEvent -> FeatureSnapshot -> MandateSet -> ActionApproved
+    -> SubmitOrder -> PlaceOrder: latency from the frame's arrival, and from the exchange event time."""
+    from actors.distributed.nodes import EventFile, WorkerProbe
+    from messages import (Envelope, FeatureSnapshot, MandateSet, OrderIntent, OrderType, PlaceOrder, Regime, Side,
+                          SubmitOrder, VenuePayload)
+
+    probe = WorkerProbe((BTC,), EventFile(Path("/dev/null")), 1)
+
+    def env(msg_id: int, cause: int, payload: Any, sender: str = "x", recv: int = 0) -> Envelope:
+        return Envelope(msg_id=msg_id, sender=sender, receiver="y", ts_event_ns=0, ts_recv_ns=recv,
+                        causation_id=cause, payload=payload)
+
+    arrived = time.time_ns() - 2_000_000  # the frame arrived 2 ms ago
+    event_ts = arrived - 3_000_000  # the exchange stamped it 3 ms before that
+    probe.external(env(1, 0, VenuePayload(venue="sim", symbol=BTC, payload=b"{}"), "feed", recv=arrived))
+    ev = RawMarketEvent(venue="sim", symbol=BTC, kind=MarketEventKind.TRADE, ts_event_ns=event_ts, ts_recv_ns=arrived,
+                        ingest_seq=1, raw=b"{}", price=D("100"), qty=D("1"))
+    plain = {float: 0.0, int: 0, bool: True, str: BTC}
+    snapshot = FeatureSnapshot(**{f.name: plain[f.type if isinstance(f.type, type) else eval(f.type)]
+                                  for f in attrs.fields(FeatureSnapshot)})
+    probe.emitted(env(2, 1, ev), ("BTCUSDT/feature",))
+    probe.emitted(env(3, 2, attrs.evolve(snapshot, ts_event_ns=event_ts)), ("BTCUSDT/regime",))
+    probe.emitted(env(4, 3, MandateSet(symbol=BTC, cycle=1, ts_event_ns=event_ts, regime=Regime.TRENDING,
+                                       strategy="trend", mandates=(), mark_price=D("100"), data_ts_ns=event_ts)),
+                  ("arbitrator",))
+    action = Action(action_id="a", symbol=BTC, cycle=1, kind=MandateKind.ENTRY, direction=Direction.LONG,
+                    qty=D("1"), mark_price=D("100"), data_ts_ns=event_ts, ts_event_ns=event_ts, reason="test")
+    probe.processed("BTCUSDT/position", env(10, 0, ActionApproved(symbol=BTC, action=action, ts_event_ns=0)), 0)
+    probe.emitted(env(11, 10, SubmitOrder(symbol=BTC, action_id="a", intent=OrderIntent.ENTRY, side=Side.BUY,
+                                          qty=D("1"), order_type=OrderType.MARKET, limit_price=None,
+                                          reduce_only=False, ts_event_ns=0)), ("BTCUSDT/executor",))
+    before = time.time_ns()
+    probe.emitted(env(12, 11, PlaceOrder(symbol=BTC, client_order_id="c1", side=Side.BUY, qty=D("1"),
+                                         order_type=OrderType.MARKET, limit_price=None, reduce_only=False,
+                                         ts_event_ns=0), "BTCUSDT/executor"), ("BTCUSDT/venue",))
+    after = time.time_ns()
+    assert probe.arrivals_ns == [arrived]
+    assert before - arrived <= probe.latencies_ns[0] <= after - arrived
+    assert before - event_ts <= probe.event_latencies_ns[0] <= after - event_ts
+    assert probe.rows[BTC]["orders"] == 1
