@@ -91,7 +91,8 @@ class StatePersister:
             return
         with self._qlock:
             self._pending[actor_id] = snap
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes a lock and notifies: once per wake is enough
+            self._wake.set()
 
     # -- restore ----------------------------------------------------------------------------
     def load(self, actor_id: str) -> Any:
@@ -108,9 +109,9 @@ class StatePersister:
         if role == "arbitrator":
             return st.load_arbitrator()
         if role == "venue":
-            from adapters.sim.paper import PaperVenueSnapshot
+            from adapters.sim.paper import PaperOrderState, PaperVenueSnapshot
 
-            return st.get(f"venue:{sym}", PaperVenueSnapshot)
+            return st.load_venue(sym, PaperVenueSnapshot, PaperOrderState)
         return None
 
     # -- writing ----------------------------------------------------------------------------
@@ -179,7 +180,7 @@ class StatePersister:
         elif role == "arbitrator":
             st.save_arbitrator(snap)
         elif role == "venue":
-            st.put(f"venue:{sym}", snap)
+            st.save_venue(sym, snap)
 
 
 def restore_all(actors: dict[str, Any], persister: StatePersister) -> list[str]:

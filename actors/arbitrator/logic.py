@@ -75,6 +75,7 @@ class ArbitratorLogic(ActorLogic):
         self.config = config.validate()
         self._qty_steps = dict(qty_steps)
         self._positions: dict[str, tuple[PositionState, Direction | None, Decimal]] = {}
+        self._views: dict[str, PositionView] = {}  # the snapshot's record of each entry of _positions
         self._pending_entries: dict[str, str] = {}  # symbol -> action_id of an unresolved ENTRY
         self._seen: dict[str, tuple[set[int], deque[int]]] = {}
         self._actions: Counter[str] = Counter()
@@ -86,11 +87,19 @@ class ArbitratorLogic(ActorLogic):
     # -- persistence (called by supervision, never from a handler) --------------------------
     def snapshot(self) -> ArbitratorSnapshot:
         return ArbitratorSnapshot(
-            positions=tuple(PositionView(symbol=s, state=st, direction=d, qty=q) for s, (st, d, q) in self._positions.items()),
+            positions=tuple(self._view(s, p) for s, p in self._positions.items()),
             pending_entries=tuple(self._pending_entries.items()),
             kill_switch_engaged=self._kill_switch_engaged,
             trading_states=tuple(self._trading_states.items()),
         )
+
+    def _view(self, symbol: str, pos: tuple[PositionState, Direction | None, Decimal]) -> PositionView:
+        """The record of one position, rebuilt only when it changed (a snapshot follows every
+        position change of every symbol)."""
+        v = self._views.get(symbol)
+        if v is None or (v.state, v.direction, v.qty) != pos:
+            v = self._views[symbol] = PositionView(symbol=symbol, state=pos[0], direction=pos[1], qty=pos[2])
+        return v
 
     def restore(self, snapshot: ArbitratorSnapshot) -> None:
         """Replace the state with a stored one. Seen cycles are not kept: held messages are
