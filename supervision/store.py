@@ -97,6 +97,10 @@ _UPSERT_POSITION = (
     "INSERT OR REPLACE INTO positions (symbol, state, direction, qty, avg_entry_price, realized_pnl, fees, action_id,"
     " order_qty, order_filled, updated_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
+def _venue_prefix(symbol: str) -> str:
+    return f"venue:{symbol}:order:"
+
+
 _UPSERT_ORDER = (
     "INSERT INTO orders (symbol, client_order_id, action_id, intent, side, qty, status, filled, sent_ns, terminal,"
     " seq, updated_ns, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -164,6 +168,10 @@ class StateStore:
         # is not written again, so saving a whole executor snapshot costs only what changed.
         self._written: dict[str, dict[str, TrackedOrder]] = {}
         self._written_qty: dict[str, Decimal] = {}
+        # The simulated venue's order records as last written: symbol -> client order id ->
+        # [record object, kv key]; a record identical to the one written is not written again.
+        self._venue_written: dict[str, dict[str, list[Any]]] = {}
+        self._venue_no: dict[str, int] = {}
         self._settled_writes: Counter[str] = Counter()
         self._seq = 0
         self.degraded = False
@@ -334,6 +342,9 @@ class StateStore:
                     self._conn.execute("ROLLBACK")
                 # What was "already written" may not be on disk: write everything next time.
                 self._written.clear()
+                for records in self._venue_written.values():
+                    for entry in records.values():
+                        entry[0] = None  # rewritten next time, under the key it already has
                 self._written_qty.clear()
                 raise
             finally:
@@ -525,3 +536,67 @@ class StateStore:
     def delete(self, key: str) -> None:
         with self.transaction():
             self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    # -- the simulated venue's records ----------------------------------------------------------
+    def save_venue(self, symbol: str, snapshot: Any) -> None:
+        """The paper venue's records (a ``PaperVenueSnapshot``): its position, counters and
+        requests in flight under ``venue:SYMBOL``, and each order under a key of its own, written
+        only when its record changed (a settled order's record never does); orders the venue
+        no longer keeps are deleted. A fill costs what changed, not the whole order history."""
+        written = self._venue_written.setdefault(symbol, {})
+        now = self._clock_ns()
+        enc = self._codec.encode
+        rows = []
+        kept = set()
+        for st in snapshot.orders:
+            coid = st.place.client_order_id
+            kept.add(coid)
+            entry = written.get(coid)
+            if entry is not None and entry[0] is st:
+                continue
+            if entry is None:
+                entry = written[coid] = [None, f"{_venue_prefix(symbol)}{self._next_venue_no(symbol):012d}"]
+            entry[0] = st
+            rows.append((entry[1], enc(st), now))
+        gone = [c for c in written if c not in kept]
+        with self.transaction():
+            self._conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)",
+                               (f"venue:{symbol}", enc(attrs.evolve(snapshot, orders=())), now))
+            if rows:
+                self._conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", rows)
+            if gone:
+                self._conn.executemany("DELETE FROM kv WHERE key = ?", [(written[c][1],) for c in gone])
+        for c in gone:
+            del written[c]
+
+    def load_venue(self, symbol: str, snapshot_cls: type[T], order_cls: type) -> T | None:
+        """The paper venue's records as ``save_venue`` wrote them, orders in the order they came."""
+        prefix = _venue_prefix(symbol)
+        with self._lock:
+            head = self._conn.execute("SELECT value FROM kv WHERE key = ?", (f"venue:{symbol}",)).fetchone()
+            rows = self._conn.execute("SELECT key, value FROM kv WHERE key > ? AND key < ? ORDER BY key",
+                                      (prefix, prefix + "~")).fetchall()
+        if head is None:
+            return None
+        snap = self._codec.decode(head[0], snapshot_cls)
+        written = self._venue_written[symbol] = {}
+        orders = []
+        for key, value in rows:
+            st = self._codec.decode(value, order_cls)
+            written[st.place.client_order_id] = [st, key]
+            orders.append(st)
+        if rows:
+            self._venue_no[symbol] = int(rows[-1][0][len(prefix):]) + 1
+        # A header with its orders inside comes from an older version of this store: keep them.
+        return attrs.evolve(snap, orders=tuple(snap.orders) + tuple(orders))
+
+    def _next_venue_no(self, symbol: str) -> int:
+        no = self._venue_no.get(symbol)
+        if no is None:
+            prefix = _venue_prefix(symbol)
+            with self._lock:
+                row = self._conn.execute("SELECT MAX(key) FROM kv WHERE key > ? AND key < ?",
+                                         (prefix, prefix + "~")).fetchone()
+            no = int(row[0][len(prefix):]) + 1 if row and row[0] else 1
+        self._venue_no[symbol] = no + 1
+        return no

@@ -19,6 +19,8 @@ class PaperConfig:
     ``drop_ack_rate``: probability the venue accepts an order but the response to it (the ack and
     any fills made while handling it) is lost, so the executor must query.
     ``fill_delay_ms``: an accepted order cannot fill before this long after its acceptance.
+    ``order_history``: settled orders the venue keeps (and answers queries about), newest first;
+    older ones are forgotten, as an exchange's order history is bounded. Live orders are always kept.
     All draws come from the actor context's seeded ``rng``.
     """
 
@@ -29,6 +31,7 @@ class PaperConfig:
     drop_ack_rate: float = 0.0
     fill_delay_ms: int = 0
     transient_error_rate: float = 0.0
+    order_history: int = 1000
 
     def validate(self) -> None:
         """Raise ``ConfigError("venue.paper.<field>", reason)`` for the first bad value."""
@@ -36,6 +39,8 @@ class PaperConfig:
             value = getattr(self, name)
             if type(value) is not int or value < 0:
                 raise ConfigError(f"venue.paper.{name}", f"a non-negative integer of milliseconds, got {value!r}")
+        if type(self.order_history) is not int or self.order_history < 1:
+            raise ConfigError("venue.paper.order_history", f"a positive integer of orders, got {self.order_history!r}")
         for name in ("taker_fee_bps", "maker_fee_bps"):
             value = getattr(self, name)
             if not isinstance(value, Decimal) or not value.is_finite():

@@ -175,7 +175,10 @@ class PaperVenueLogic(ActorLogic):
         self._latency_ns = self.config.latency_ms * _NS_PER_MS
         self._fill_delay_ns = self.config.fill_delay_ms * _NS_PER_MS
         self._inbox: deque[tuple[int, Any]] = deque()  # (due_ns, request) in arrival order
-        self._orders: dict[str, _Order] = {}
+        self._orders: dict[str, _Order] = {}  # every order kept (live, and the newest settled ones), by arrival
+        # The snapshot record of each settled order (it never changes again): built once, so a
+        # snapshot costs what is live, and the store writes a settled order once.
+        self._settled_states: dict[str, PaperOrderState] = {}
         self._working: dict[str, _Order] = {}  # live orders in acceptance (time-priority) order
         # Top of book and what of its displayed size is still on offer.
         self._bid: Decimal | None = None
@@ -234,12 +237,21 @@ class PaperVenueLogic(ActorLogic):
 
     def snapshot(self) -> PaperVenueSnapshot:
         codec = self._snapshot_codec()
+        working = self._working
+        settled = self._settled_states
+        states = []
+        for coid, o in self._orders.items():
+            st = None if coid in working else settled.get(coid)
+            if st is None:
+                st = PaperOrderState(place=o.place, venue_order_id=o.venue_order_id, status=o.status,
+                                     filled=o.filled, notional=o.notional, fillable_at_ns=o.fillable_at_ns,
+                                     resting=o.resting, reason=o.reason, working=coid in working)
+                if coid not in working:
+                    settled[coid] = st
+            states.append(st)
         return PaperVenueSnapshot(
             symbol=self.ctx.symbol,
-            orders=tuple(PaperOrderState(place=o.place, venue_order_id=o.venue_order_id, status=o.status,
-                                         filled=o.filled, notional=o.notional, fillable_at_ns=o.fillable_at_ns,
-                                         resting=o.resting, reason=o.reason, working=coid in self._working)
-                         for coid, o in self._orders.items()),
+            orders=tuple(states),
             pos_qty=self._pos_qty, pos_avg=self._pos_avg, realized=self._realized, fees=self._fees,
             next_order_no=self._next_order_no, next_fill_no=self._next_fill_no,
             pending=tuple((due, codec.encode(req).hex()) for due, req in self._inbox),
@@ -248,16 +260,28 @@ class PaperVenueLogic(ActorLogic):
     def restore(self, snap: PaperVenueSnapshot) -> None:
         """Take the exchange's records back (the book itself is rebuilt from the next quotes)."""
         codec = self._snapshot_codec()
-        self._orders, self._working = {}, {}
+        self._orders, self._working, self._settled_states = {}, {}, {}
         for st in snap.orders:
             o = _Order(place=st.place, venue_order_id=st.venue_order_id, status=st.status, filled=st.filled,
                        notional=st.notional, fillable_at_ns=st.fillable_at_ns, resting=st.resting, reason=st.reason)
             self._orders[st.place.client_order_id] = o
+            if not st.working:
+                self._settled_states[st.place.client_order_id] = st
             if st.working:
                 self._working[st.place.client_order_id] = o
         self._pos_qty, self._pos_avg, self._realized, self._fees = snap.pos_qty, snap.pos_avg, snap.realized, snap.fees
         self._next_order_no, self._next_fill_no = snap.next_order_no, snap.next_fill_no
         self._inbox = deque((due, codec.decode(bytes.fromhex(raw))) for due, raw in snap.pending)
+
+    def _forget_old_orders(self) -> None:
+        """Keep at most ``order_history`` settled orders (the oldest go first), as an exchange
+        keeps a bounded order history; live orders are always kept."""
+        excess = len(self._orders) - len(self._working) - self.config.order_history
+        if excess <= 0:
+            return
+        for coid in [c for c in self._orders if c not in self._working][:excess]:
+            del self._orders[coid]
+            self._settled_states.pop(coid, None)
 
     def _snapshot_codec(self) -> Any:
         codec = self._codec
@@ -324,6 +348,10 @@ class PaperVenueLogic(ActorLogic):
         if known is not None and known.status is not OrderStatus.REJECTED:
             # The original record stays as it is; a rejected id may be reused (nothing was live).
             return self._reject(msg, "duplicate_client_order_id", now)
+        if known is not None:
+            del self._orders[msg.client_order_id]  # the reused id's new record goes last, as a new order's
+            self._settled_states.pop(msg.client_order_id, None)
+        self._forget_old_orders()
         reason = self._refusal(msg)
         if reason:
             self._orders[msg.client_order_id] = _Order(

@@ -476,3 +476,49 @@ def test_paper_venue_fills_against_simulated_frames():
     assert sum(x.qty for x in f) == D("25") and len(f) > 1
     assert all(x.price % spec.tick_size == 0 and not x.is_maker for x in f)
     assert logic.venue_position().qty == D("25")
+
+
+# -- order history and snapshots --------------------------------------------------------------
+def filled_orders(logic, clock, n, start=0):
+    """Place and fill ``n`` market buys against a deep quote."""
+    logic.handle(quote(clock, "99", "1000", "100", "1000"))
+    for i in range(start, start + n):
+        assert fills(submit(logic, clock, place(clock, f"c{i}", Side.BUY, "0.01")))
+
+
+def test_settled_orders_beyond_the_history_are_forgotten_oldest_first():
+    """At most ``order_history`` settled orders are kept; a forgotten one is unknown to queries."""
+    logic, clock = venue(latency_ms=0, order_history=3)
+    filled_orders(logic, clock, 5)
+    logic.handle(place(clock, "c5", Side.BUY, "0.01"))  # the next arrival trims the history
+    kept = [st.place.client_order_id for st in logic.snapshot().orders]
+    assert kept == ["c2", "c3", "c4", "c5"]
+    answer = submit(logic, clock, query(clock, "c0"))
+    assert [m.status for m in of_type(answer, OrderStatusReported)] == [OrderStatus.NOT_FOUND]
+
+
+def test_live_orders_are_never_forgotten():
+    logic, clock = venue(latency_ms=0, order_history=1)
+    logic.handle(quote(clock, "99", "1000", "100", "1000"))
+    submit(logic, clock, place(clock, "rest", Side.BUY, "0.01", OrderType.LIMIT, limit="90"))
+    filled_orders(logic, clock, 3)
+    logic.handle(place(clock, "c9", Side.BUY, "0.01"))
+    kept = [st.place.client_order_id for st in logic.snapshot().orders]
+    assert "rest" in kept and kept[-1] == "c9"
+
+
+def test_a_settled_orders_record_is_built_once_and_survives_restore():
+    """Snapshots share the record of a settled order (so a store writes it once); a restored venue too."""
+    logic, clock = venue(latency_ms=0)
+    filled_orders(logic, clock, 2)
+    first, second = logic.snapshot(), logic.snapshot()
+    assert all(a is b for a, b in zip(first.orders, second.orders))
+    again, _ = venue(latency_ms=0)
+    again.restore(second)
+    assert again.snapshot() == second
+    assert all(a is b for a, b in zip(again.snapshot().orders, second.orders))
+
+
+def test_order_history_must_be_positive():
+    with pytest.raises(ConfigError, match="venue.paper.order_history"):
+        PaperConfig(order_history=0).validate()

@@ -317,3 +317,58 @@ def test_commits_never_checkpoint_the_store_thread_does_and_close_truncates(tmp_
         assert again.get("k299", dict) == {"blob": "x" * 4000}
     finally:
         again.close()
+
+
+# -- the simulated venue's records ------------------------------------------------------------
+def venue_records(n: int, forgotten: int = 0):
+    """A paper venue with ``n`` filled orders, the first ``forgotten`` of them out of its history."""
+    from actors.testing import ManualClock, make_ctx
+    from adapters.sim import PaperConfig, PaperVenueLogic
+    from messages import MarketEventKind, PlaceOrder, RawMarketEvent, TimerTick
+
+    clock = ManualClock()
+    v = PaperVenueLogic(make_ctx("BTCUSDT/venue", "BTCUSDT", clock),
+                        PaperConfig(latency_ms=0, order_history=max(1, n - forgotten)))
+    v.handle(RawMarketEvent(symbol="BTCUSDT", venue="sim", ingest_seq=1, ts_event_ns=0, ts_recv_ns=0, raw=b"",
+                            kind=MarketEventKind.QUOTE, bid_price=D("99"), bid_qty=D("1000"), ask_price=D("100"),
+                            ask_qty=D("1000")))
+    for i in range(n + 1):  # the last arrival trims the history
+        v.handle(PlaceOrder(symbol="BTCUSDT", client_order_id=f"c{i}", side=Side.BUY, qty=D("0.01"),
+                            order_type=OrderType.MARKET, limit_price=None, reduce_only=False, ts_event_ns=0))
+        v.handle(TimerTick(ts_event_ns=0))
+    return v
+
+
+def test_venue_records_round_trip_and_only_changes_are_written(tmp_path):
+    """Each order under its own key: saving again writes the header only; forgotten orders are deleted."""
+    from actors.testing import ManualClock, make_ctx
+    from adapters.sim import PaperConfig, PaperVenueLogic
+    from adapters.sim.paper import PaperOrderState, PaperVenueSnapshot
+    from messages import PlaceOrder
+
+    v = venue_records(4)
+    snap = v.snapshot()
+    with open_store(tmp_path) as store:
+        store.save_venue("BTCUSDT", snap)
+        before = store._conn.total_changes
+        store.save_venue("BTCUSDT", v.snapshot())
+        assert store._conn.total_changes - before == 1  # the header; no order changed
+        assert store.load_venue("BTCUSDT", PaperVenueSnapshot, PaperOrderState) == snap
+
+        trimmed = venue_records(4, forgotten=2).snapshot()
+        store.save_venue("BTCUSDT", trimmed)
+        assert store.load_venue("BTCUSDT", PaperVenueSnapshot, PaperOrderState) == trimmed
+        assert store.load_venue("ETHUSDT", PaperVenueSnapshot, PaperOrderState) is None
+
+    with open_store(tmp_path) as store:  # reopened: new orders go after the stored ones
+        loaded = store.load_venue("BTCUSDT", PaperVenueSnapshot, PaperOrderState)
+        v2 = PaperVenueLogic(make_ctx("BTCUSDT/venue", "BTCUSDT", ManualClock()), PaperConfig(latency_ms=0))
+        v2.restore(loaded)
+        v2.handle(PlaceOrder(symbol="BTCUSDT", client_order_id="new", side=Side.BUY, qty=D("0.01"),
+                             order_type=OrderType.MARKET, limit_price=None, reduce_only=False, ts_event_ns=0))
+        before = store._conn.total_changes
+        store.save_venue("BTCUSDT", v2.snapshot())
+        assert store._conn.total_changes - before == 2  # the header and the new order
+        again = store.load_venue("BTCUSDT", PaperVenueSnapshot, PaperOrderState)
+        assert [st.place.client_order_id for st in again.orders] == \
+            [st.place.client_order_id for st in trimmed.orders] + ["new"]
