@@ -6,7 +6,9 @@ Two runs per worker count, each a real ``start-cluster --workers N`` process tre
   aggregate events/s = frames handled by all workers / their running time. This is the
   capacity of N workers;
 - **latency**: the market paced at ``--load`` (default 0.5) of the capacity just measured for the
-  same number of workers (or at ``--rate`` events/s per symbol if given), for ``--paced-seconds``;
+  same number of workers (or at ``--rate`` events/s per symbol if given), for ``--paced-seconds``
+  (the simulated market's regimes run at 0.8x-2x its nominal rate: the rate asked for is
+  corrected by the factor its first ``--paced-seconds`` have, computed from the same seed);
   tick-to-order = wall time when the Executor hands an order to the venue minus the arrival of
   the market frame behind the decision (its scheduled time: if the Worker is behind, the frame
   waited in its queue), across the process boundary to the Coordinator and back. Orders on
@@ -74,6 +76,28 @@ admin_port = {free_port()}
                  f'tick_size = "0.01"\nqty_step = "0.01"\nevents_per_s = {rate}\n')
     path.write_text(text)
     return path
+
+
+def sim_rate_factor(symbols: int, seconds: float) -> float:
+    """Frames the simulated market makes in its first ``seconds``, as a multiple of its nominal
+    ``events_per_s``: its regimes run at 0.8x to 2x the nominal rate, and which ones come first
+    is fixed by the seed. The paced runs ask for the nominal rate that gives the load wanted."""
+    import tomllib
+
+    sys.path.insert(0, str(REPO))
+    from actors.cluster.build import market_frames
+    from config.settings import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="arbor-scale-") as tmp:
+        raw = tomllib.loads(config(Path(tmp) / "c.toml", symbols, True, 20.0).read_text())
+    raw.pop("cluster", None)
+    end = int(seconds * 1e9)
+    n = 0
+    for ts, _, _ in market_frames(load_settings(raw), 0):
+        if ts >= end:
+            break
+        n += 1
+    return n / (20.0 * symbols * seconds)
 
 
 def load_avg() -> float:
@@ -162,7 +186,10 @@ def main() -> None:
     thr = {n: sorted(rs, key=lambda r: r["events_per_s"])[len(rs) // 2] for n, rs in runs.items()}
     for n in (1, 2):
         print(f"  unpaced, {n} worker(s): " + ", ".join(f"{r['events_per_s']:,.0f}" for r in runs[n]) + " events/s")
-    rates = {n: a.rate if a.rate is not None else a.load * thr[n]["events_per_s"] / a.symbols for n in (1, 2)}
+    factor = sim_rate_factor(a.symbols, a.paced_seconds)
+    rates = {n: a.rate if a.rate is not None else a.load * thr[n]["events_per_s"] / a.symbols / factor for n in (1, 2)}
+    print(f"the simulated market makes {factor:.2f}x its nominal rate in the first {a.paced_seconds:.0f} s: "
+          f"the paced runs ask for the nominal rate / {factor:.2f}")
     lat = {n: run(n, a.symbols, a.paced_seconds, paced=True, rate=rates[n], warmup=a.warmup) for n in (1, 2)}
     print(f"tick-to-order: frame arrival -> order handed to the venue, orders on frames that arrived "
           f"{a.warmup:.0f} s or more after the start")
@@ -182,8 +209,8 @@ def main() -> None:
     for n in (1, 2):
         t, l = thr[n], lat[n]
         cap = t["events_per_s"]
-        print(f"  {n} worker(s): asked {rates[n] * a.symbols:,.0f} events/s ({rates[n]:.1f}/symbol, "
-              f"{rates[n] * a.symbols / cap:.0%} of capacity {cap:,.0f}), achieved {l['events_per_s']:,.0f} "
+        print(f"  {n} worker(s): asked {rates[n] * a.symbols * factor:,.0f} events/s ({rates[n]:.1f}/symbol nominal, "
+              f"{rates[n] * a.symbols * factor / cap:.0%} of capacity {cap:,.0f}), achieved {l['events_per_s']:,.0f} "
               f"({l['events_per_s'] / cap:.0%}); CPU worker {'/'.join(f'{x:.0%}' for x in l['worker_cpu'])}, "
               f"coordinator {l['coordinator_cpu']:.0%}; load average after {l['load_after']:.2f}")
     ratio = thr[2]["events_per_s"] / thr[1]["events_per_s"] if thr[1]["events_per_s"] else float("nan")
