@@ -79,8 +79,9 @@ PACED_FEED_SLICE_S = 0.004
 # a Coordinator behind two unpaced Workers has seconds of decisions waiting in its sockets.
 INBOX_SLICE_S = 0.02
 BACKSTOP_S = 0.05  # the thespian wake-up chain that backs up the Waker
-# A Worker's turn: while its next frame (or owed ack, or poll) is due within the turn, it waits
-# for it in its own select on the data sockets instead of going back through thespian's loop
+# A node's turn: while its next piece of work (a Worker's next frame, an owed ack, a poll) is due
+# within the turn, it waits for it in its own select on the data sockets instead of going back
+# through thespian's loop
 # (measured: a third of a paced Worker's CPU went to thespian's per-wake selector set-up and
 # the Waker's thread hand-off). thespian's own messages (control: exit, pokes, membership)
 # wait at most this long.
@@ -455,6 +456,10 @@ class _NodeActor(Actor):
             import signal as _signal
 
             self._stacks = open(Path(var_dir) / "logs" / f"{name}.stacks", "a")
+            # Unregister first: this process was forked from the supervisor's, whose registration
+            # it inherited, so register() alone would only change the file and leave thespian's
+            # handler (installed in the child since) in place: nothing was ever dumped.
+            faulthandler.unregister(_signal.SIGUSR1)
             faulthandler.register(_signal.SIGUSR1, file=self._stacks, all_threads=True)
         self._addresses: dict[str, Any] = {}
         self._acks: dict[str, list[Any]] = {}  # peer -> [LinkAck owed, send by (monotonic), items it covers]
@@ -1015,6 +1020,7 @@ class ClusterSupervisor(Actor):
         import signal as _signal
 
         self._stacks = open(Path(plan.var_dir) / "logs" / "supervisor.stacks", "a")
+        faulthandler.unregister(_signal.SIGUSR1)  # see _NodeActor._init_node
         faulthandler.register(_signal.SIGUSR1, file=self._stacks, all_threads=True)
         self.launcher = sender
         self.procs: dict[str, _Proc] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from decimal import Decimal
@@ -68,6 +69,14 @@ def test_two_workers_trade_where_the_rule_says_and_stop_leaving_nothing(cluster)
     assert c.non_loopback_listeners() == []
     listeners = c.tree()
     assert len(listeners) >= 5  # admin, logger, supervisor, coordinator, 2 workers
+    # kill -USR1 dumps every thread's stack to logs/<process>.stacks and the process carries on.
+    pids = c.pids()
+    for name in ("supervisor", "coordinator", "worker-0"):
+        pid = next(v for k, v in pids.items() if k.split("#")[0] == name)
+        (c.var / "logs" / f"{name}.stacks").write_text("")
+        os.kill(pid, signal.SIGUSR1)
+        eventually(lambda: "most recent call first" in (c.var / "logs" / f"{name}.stacks").read_text(), timeout=10)
+        assert alive(pid)
     assert_clean_stop(c)
 
 

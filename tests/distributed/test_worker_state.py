@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -352,7 +353,7 @@ def test_batches_that_beat_their_worker_up_are_held_and_delivered_once_it_comes(
     early = [b for _, b in w2.due()]
     assert early, "a starting worker announces itself"
     assert all(c.on_batch(b) is None for b in early)  # WorkerUp(12) not seen yet: held, not acked
-    stale = attrs_replace_epoch(early[0], 11)
+    stale = replace(early[0], epoch=11)
     assert c.on_batch(stale) is None
     delivered = c.receiver.stats.delivered
 
@@ -363,12 +364,6 @@ def test_batches_that_beat_their_worker_up_are_held_and_delivered_once_it_comes(
     assert acks[-1] is not None and acks[-1].upto == early[-1].first_seq + len(early[-1].items) - 1
     assert c.receiver.stats.delivered == delivered + sum(len(b.items) for b in early)
     assert c.take_early(0) == []  # taken once
-
-
-def attrs_replace_epoch(batch: Any, epoch: int) -> Any:
-    from dataclasses import replace
-
-    return replace(batch, epoch=epoch)
 
 
 def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain() -> None:
