@@ -3,7 +3,9 @@
 After every handler that completes (never after one that raised), the persister looks at what
 changed and queues the actor's snapshot, keyed by actor, so only the newest one is written.
 A writer thread commits queued snapshots in batches (sqlite3 releases the GIL while it commits,
-so that work runs beside the actors). Two things are synchronous:
+so that work runs beside the actors); a process with one thread of actors (a cluster node) has no
+writer thread and commits them itself between its turns of work (``flush_due``). Two things are
+synchronous:
 
 * **write-ahead for orders**: when the executor is about to send an order, its state (with the
   order in PENDING_NEW) is committed *before* the order is routed, together with every snapshot
@@ -34,8 +36,13 @@ PERSISTED_ROLES = frozenset({"position", "executor", "risk", "arbitrator", "venu
 class StatePersister:
     """See the module docstring. ``venue`` state is kept only for the simulated exchange."""
 
-    def __init__(self, store: StateStore, flush_interval_s: float = 0.05) -> None:
+    def __init__(self, store: StateStore, flush_interval_s: float = 0.05, threaded: bool = True) -> None:
+        """``threaded=False``: no writer thread; the owner calls ``flush_due`` when it has time
+        (a node's single thread, between its turns of work: a writer thread taking the GIL
+        between SQLite calls delayed that thread's decisions)."""
         self.store = store
+        self._threaded = threaded
+        self._flushed_at = 0.0
         self._pending: dict[str, Any] = {}
         self._qlock = threading.Lock()
         self._wlock = threading.Lock()  # held while writing: a newer write never loses to an older one
@@ -50,8 +57,17 @@ class StatePersister:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
+        if not self._threaded:
+            return
         self._thread = threading.Thread(target=self._run, name="arbor-persist", daemon=True)
         self._thread.start()
+
+    def flush_due(self, now: float) -> None:
+        """Without a writer thread: commit what is queued if ``flush_interval_s`` has passed
+        since the last time (``now``: ``time.monotonic()``)."""
+        if self._pending and now - self._flushed_at >= self._interval:
+            self._flushed_at = now
+            self.flush()
 
     def stop(self) -> None:
         self._stop.set()
@@ -91,7 +107,7 @@ class StatePersister:
             return
         with self._qlock:
             self._pending[actor_id] = snap
-        if not self._wake.is_set():  # set() takes a lock and notifies: once per wake is enough
+        if self._threaded and not self._wake.is_set():  # set() locks and notifies: once per wake
             self._wake.set()
 
     # -- restore ----------------------------------------------------------------------------

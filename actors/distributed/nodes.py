@@ -188,7 +188,7 @@ class Node:
         """Open this node's store and persister, and restore ``actors`` from the store when it
         holds this run's state (the node is a restarted one), before anything is handled."""
         self.store, same_run = open_node_store(self.var_dir, self.name, self.run_id)
-        self.persister = StatePersister(self.store)
+        self.persister = StatePersister(self.store, threaded=False)  # the shim calls flush_due
         self.restored: list[str] = []
         if self.store.degraded:
             logger.bind(actor=self.name, event_type="store_degraded").error(

@@ -579,6 +579,7 @@ class _NodeActor(Actor):
             wait = self._work()
             self._housekeeping()
             self._flush()
+            self.core.persister.flush_due(time.monotonic())  # after the sends: decisions first
             nxt = self._next_wake(wait)
             if self._data is None or getattr(self, "_stopped", False) or nxt >= until - time.perf_counter():
                 break

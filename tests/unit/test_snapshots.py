@@ -360,3 +360,35 @@ def test_order_write_ahead_commits_the_position_queued_before_it(tmp_path):
         # read straight from the store: no flush
         assert store.load_position(SYM).state is PositionState.ENTERING
         assert store.load_executor(SYM) == ex.snapshot()
+
+
+def test_without_a_writer_thread_queued_snapshots_commit_when_their_owner_says(tmp_path):
+    """``threaded=False`` (a cluster node): no thread; ``flush_due`` commits the queue at most once
+    per interval, so the node's thread does it between its turns, never a thread beside it."""
+    import threading
+
+    from supervision.persist import StatePersister
+
+    ctx = make_ctx(actor_id=f"{SYM}/position", symbol=SYM)
+    pos = PositionLogic(ctx)
+    now = ctx.clock.now_ns()
+    act = Action(action_id="a1", symbol=SYM, cycle=1, kind=MandateKind.ENTRY, direction=Direction.LONG, qty=D("0.5"),
+                 mark_price=D("100"), data_ts_ns=now, ts_event_ns=now, reason="t")
+    approved = ActionApproved(symbol=SYM, action=act, ts_event_ns=now)
+    with store_at(tmp_path) as store:
+        persister = StatePersister(store, flush_interval_s=0.05, threaded=False)
+        threads = threading.active_count()
+        persister.start()
+        assert threading.active_count() == threads
+        persister.flush_due(10.0)  # nothing queued: nothing to do, and the interval is not spent
+        persister.after_handle(f"{SYM}/position", pos, approved, pos.handle(approved))
+        persister.flush_due(10.0)
+        assert store.load_position(SYM).state is PositionState.ENTERING
+        persister.after_handle(f"{SYM}/position", pos, approved, [])  # same snapshot: nothing queued
+        flat = PositionLogic(make_ctx(actor_id=f"{SYM}/position", symbol=SYM))
+        persister.after_handle(f"{SYM}/position", flat, approved, [])
+        persister.flush_due(10.03)  # within the interval of the last commit: stays queued
+        assert store.load_position(SYM).state is PositionState.ENTERING
+        persister.flush_due(10.06)
+        assert store.load_position(SYM).state is PositionState.FLAT
+        persister.stop()
