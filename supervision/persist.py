@@ -138,15 +138,21 @@ class StatePersister:
             self._write(batch)
 
     def _write_now(self, actor_id: str, snap: Any) -> None:
-        """Commit ``snap`` now, together with everything queued before it, in one transaction.
+        """Commit ``snap`` now, together with its symbol's snapshots queued before it, in one
+        transaction.
 
-        The queued snapshots are the states that led here (the position that moved to ENTERING
-        before the executor placed its order): committing the write-ahead without them could
-        restore an executor with an order its position never asked for.
+        Those are the states that led here (the position that moved to ENTERING before the
+        executor placed its order): committing the write-ahead without them could restore an
+        executor with an order its position never asked for; and Risk's and the Arbitrator's
+        (the approval behind the order), where they share the process. Other symbols' snapshots
+        stay queued (nothing of one symbol's subtree depends on another's): with no writer
+        thread, up to an interval of every symbol's changes would otherwise ride on each order.
         """
+        symbol = symbol_of(actor_id)
         with self._wlock:
             with self._qlock:
-                batch, self._pending = self._pending, {}
+                pending = self._pending
+                batch = {aid: pending.pop(aid) for aid in [a for a in pending if symbol_of(a) in (symbol, "")]}
             batch[actor_id] = snap
             self._write(batch)
             self.write_ahead += 1

@@ -392,3 +392,26 @@ def test_without_a_writer_thread_queued_snapshots_commit_when_their_owner_says(t
         persister.flush_due(10.06)
         assert store.load_position(SYM).state is PositionState.FLAT
         persister.stop()
+
+
+def test_order_write_ahead_leaves_other_symbols_queued(tmp_path):
+    """The write-ahead takes its own symbol's queued snapshots (and the singletons'), not every
+    symbol's: those stay queued for the next periodic commit."""
+    from supervision.persist import StatePersister
+
+    now = 1
+    with store_at(tmp_path) as store:
+        persister = StatePersister(store, threaded=False)
+        other = "ETHUSDT"
+        eth = PositionLogic(make_ctx(actor_id=f"{other}/position", symbol=other))
+        act = Action(action_id="e1", symbol=other, cycle=1, kind=MandateKind.ENTRY, direction=Direction.LONG,
+                     qty=D("0.5"), mark_price=D("100"), data_ts_ns=now, ts_event_ns=now, reason="t")
+        approved = ActionApproved(symbol=other, action=act, ts_event_ns=now)
+        persister.after_handle(f"{other}/position", eth, approved, eth.handle(approved))
+        ex = executor()
+        out = ex.handle(submit("a1"))
+        persister.after_handle(f"{SYM}/executor", ex, submit("a1"), out)
+        assert store.load_executor(SYM) == ex.snapshot()
+        assert store.load_position(other) is None  # still queued
+        persister.flush()
+        assert store.load_position(other).state is PositionState.ENTERING
