@@ -523,7 +523,7 @@ class WorkerProbe(_HeldEvents):
         elif t is SubmitOrder:
             origin = self._approved.pop(env.causation_id, None)
             if origin is not None:
-                self._submits[env.msg_id] = origin
+                self._remember(self._submits, env.msg_id, origin)
         elif t is PlaceOrder and env.sender.endswith("/executor"):
             row = self.rows.get(m.symbol)
             if row is not None:
@@ -728,7 +728,8 @@ class WorkerCore(Node):
         return {"role": "worker", "slot": self.slot, "incarnation": self.incarnation, "pid": os.getpid(),
                 "ts_ns": time.time_ns(), "started_ns": self.started_ns, "symbols": rows, "frames": self.probe.frames,
                 "market_done": self._next is None, "link": self.link_stats(), "store": self.store_status(),
-                "rss_kb": rss_kb(), "processed": self.d.processed_count, "latencies": {"latencies_ns": lat[-20_000:], "arrivals_ns": self.probe.arrivals_ns[-20_000:],
+                "rss_kb": rss_kb(), "processed": self.d.processed_count,
+                "latencies": {"latencies_ns": lat[-20_000:], "arrivals_ns": self.probe.arrivals_ns[-20_000:],
                               "event_latencies_ns": ev_lat[-20_000:]}}
 
     def close(self) -> None:

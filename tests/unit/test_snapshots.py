@@ -338,18 +338,22 @@ def test_codec_keeps_decimals_exact_and_refuses_floats():
         codec.decode(codec.encode(rec).replace('"1.000"', "1.0"), ReconciliationCompleted)
 
 
+def flat_position_and_entry(symbol: str, action_id: str) -> tuple[PositionLogic, ActionApproved]:
+    """A FLAT position of ``symbol`` and an approved long ENTRY for it."""
+    ctx = make_ctx(actor_id=f"{symbol}/position", symbol=symbol)
+    now = ctx.clock.now_ns()
+    act = Action(action_id=action_id, symbol=symbol, cycle=1, kind=MandateKind.ENTRY, direction=Direction.LONG,
+                 qty=D("0.5"), mark_price=D("100"), data_ts_ns=now, ts_event_ns=now, reason="t")
+    return PositionLogic(ctx), ActionApproved(symbol=symbol, action=act, ts_event_ns=now)
+
+
 def test_order_write_ahead_commits_the_position_queued_before_it(tmp_path):
     """The executor's write-ahead commits, in the same transaction, the position's move to ENTERING
     still queued for the writer thread: a crash right after it restores both, never an executor
     with an order its position does not know of."""
     from supervision.persist import StatePersister
 
-    ctx = make_ctx(actor_id=f"{SYM}/position", symbol=SYM)
-    pos = PositionLogic(ctx)
-    now = ctx.clock.now_ns()
-    act = Action(action_id="a1", symbol=SYM, cycle=1, kind=MandateKind.ENTRY, direction=Direction.LONG, qty=D("0.5"),
-                 mark_price=D("100"), data_ts_ns=now, ts_event_ns=now, reason="t")
-    approved = ActionApproved(symbol=SYM, action=act, ts_event_ns=now)
+    pos, approved = flat_position_and_entry(SYM, "a1")
     with store_at(tmp_path) as store:
         persister = StatePersister(store)  # not started: nothing is written unless synchronously
         persister.after_handle(f"{SYM}/position", pos, approved, pos.handle(approved))
@@ -369,12 +373,7 @@ def test_without_a_writer_thread_queued_snapshots_commit_when_their_owner_says(t
 
     from supervision.persist import StatePersister
 
-    ctx = make_ctx(actor_id=f"{SYM}/position", symbol=SYM)
-    pos = PositionLogic(ctx)
-    now = ctx.clock.now_ns()
-    act = Action(action_id="a1", symbol=SYM, cycle=1, kind=MandateKind.ENTRY, direction=Direction.LONG, qty=D("0.5"),
-                 mark_price=D("100"), data_ts_ns=now, ts_event_ns=now, reason="t")
-    approved = ActionApproved(symbol=SYM, action=act, ts_event_ns=now)
+    pos, approved = flat_position_and_entry(SYM, "a1")
     with store_at(tmp_path) as store:
         persister = StatePersister(store, flush_interval_s=0.05, threaded=False)
         threads = threading.active_count()
@@ -399,14 +398,10 @@ def test_order_write_ahead_leaves_other_symbols_queued(tmp_path):
     symbol's: those stay queued for the next periodic commit."""
     from supervision.persist import StatePersister
 
-    now = 1
     with store_at(tmp_path) as store:
         persister = StatePersister(store, threaded=False)
         other = "ETHUSDT"
-        eth = PositionLogic(make_ctx(actor_id=f"{other}/position", symbol=other))
-        act = Action(action_id="e1", symbol=other, cycle=1, kind=MandateKind.ENTRY, direction=Direction.LONG,
-                     qty=D("0.5"), mark_price=D("100"), data_ts_ns=now, ts_event_ns=now, reason="t")
-        approved = ActionApproved(symbol=other, action=act, ts_event_ns=now)
+        eth, approved = flat_position_and_entry(other, "e1")
         persister.after_handle(f"{other}/position", eth, approved, eth.handle(approved))
         ex = executor()
         out = ex.handle(submit("a1"))
