@@ -36,7 +36,9 @@ from actors.topology import symbol_of
 from config.settings import Settings
 from messages import (
     ActionApproved,
+    ActionDenied,
     ActorFailed,
+    DecodeFailure,
     EngageKillSwitch,
     Envelope,
     FeatureSnapshot,
@@ -47,6 +49,7 @@ from messages import (
     MandateSet,
     PositionChanged,
     RawMarketEvent,
+    RegimeChanged,
     SubmitOrder,
     SymbolRecovered,
     TimerTick,
@@ -296,6 +299,7 @@ class CoordinatorEvents(_HeldEvents):
         self.var_dir = var_dir
         self.events = events
         self._held: list[dict[str, Any]] = []
+        self.denials: dict[str, int] = {}  # Actions Risk denied, per symbol, since this incarnation
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         m = env.payload
@@ -310,6 +314,8 @@ class CoordinatorEvents(_HeldEvents):
             self._event(ev="kill_reset", who=m.who, reason=m.reason)
         elif t is ActionApproved:
             self._event(ev="approved", symbol=m.symbol, kind=m.action.kind.value, action_id=m.action.action_id)
+        elif t is ActionDenied:
+            self.denials[m.symbol] = self.denials.get(m.symbol, 0) + 1
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         m = env.payload
@@ -453,6 +459,7 @@ class CoordinatorCore(Node):
         arb = self.d.actors["arbitrator"]
         return {"role": "coordinator", "incarnation": self.incarnation, "pid": os.getpid(), "ts_ns": time.time_ns(),
                 "risk": getattr(risk, "inner", risk).status(), "risk_stats": getattr(risk, "inner", risk).stats(),
+                "denials_by_symbol": dict(self.observer.denials),
                 "arbitrator": getattr(arb, "inner", arb).status(),
                 "workers": {k: {"incarnation": p.incarnation, "up": p.up} for k, p in self.peers.items()},
                 "supervision": self.hooks.status(), "link": self.link_stats(), "store": self.store_status(),
@@ -481,7 +488,8 @@ class WorkerProbe(_HeldEvents):
     _KEEP = 4096  # causation links remembered (frames in flight between the feed and a decision)
 
     def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
-        self.rows = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0} for s in symbols}
+        self.rows = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0, "decode_failures": 0, "regime": "UNKNOWN"}
+                     for s in symbols}
         self.events = events
         self._held: list[dict[str, Any]] = []
         self.incarnation = incarnation
@@ -544,6 +552,13 @@ class WorkerProbe(_HeldEvents):
                 row["fills"] += 1
         elif t is SymbolRecovered:
             self._event(ev="recovered", symbol=m.symbol, incarnation=self.incarnation)
+        elif t is RegimeChanged or t is DecodeFailure:
+            row = self.rows.get(m.symbol)
+            if row is not None:
+                if t is RegimeChanged:
+                    row["regime"] = m.new.value
+                else:
+                    row["decode_failures"] += 1
 
     def _remember(self, table: dict, key: Any, value: Any) -> None:
         """Keep the newest ``_KEEP`` to ``2 * _KEEP`` entries. (Not one eviction per insert: after

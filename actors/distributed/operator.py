@@ -413,17 +413,19 @@ class DistributedView(ViewLifecycle):
             stage, error, started = self._stage, self._error or escalated or None, self._started_at
             cycles, last_cycle = self._engine_cycles, self._last_engine_cycle_ns
         global_state = risk.get("global_state", "UNKNOWN")
+        denials = coord.status.get("denials_by_symbol", {}) if coord.fresh else {}
         symbols: dict[str, Any] = {}
         for s in self.symbols:
             row, w = self._symbol_row(s, nodes)
             r = risk.get("symbols", {}).get(s, {})
             health = row.get("health", "DOWN") if w.fresh else "DOWN"
             quarantined = health == "QUARANTINED" or s in risk.get("quarantined", {})
-            symbols[s] = {"state": r.get("effective", "UNKNOWN"), "regime": None, "position": row.get("position"),
-                          "qty": row.get("qty"), "quarantined": quarantined,
+            symbols[s] = {"state": r.get("effective", "UNKNOWN"), "regime": row.get("regime"),
+                          "position": row.get("position"), "qty": row.get("qty"), "quarantined": quarantined,
                           "worker": self.slot_of[s], "health": health, "stale": not w.fresh,
                           "events": row.get("events"), "orders": row.get("orders"), "fills": row.get("fills"),
-                          "denials": None, "decode_failures": None}
+                          "denials": denials.get(s, 0) if coord.fresh else None,
+                          "decode_failures": row.get("decode_failures")}
         halted = bool(kill.get("engaged")) or global_state != TradingState.ACTIVE.value
         if error:
             status = "error"
@@ -648,7 +650,9 @@ class NodeCollector:
         counters = {k: CounterMetricFamily(name, text, labels=["symbol"]) for k, name, text in (
             ("events", "arbor_market_events", "Market frames fed to a symbol (since its worker started)"),
             ("orders", "arbor_orders_placed", "Orders handed to a symbol's venue (since its worker started)"),
-            ("fills", "arbor_fills", "Executions of a symbol (since its worker started)"))}
+            ("fills", "arbor_fills", "Executions of a symbol (since its worker started)"),
+            ("decode_failures", "arbor_decode_failures", "Frames of a symbol that could not be decoded "
+                                                         "(since its worker started)"))}
         for s in v.symbols:
             row, w = v._symbol_row(s, nodes)
             labels = [s, str(v.slot_of[s])]

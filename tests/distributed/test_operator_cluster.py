@@ -98,6 +98,10 @@ def test_state_and_positions_name_every_symbol_with_its_worker(op: Operated) -> 
     eventually(lambda: get(op, "/api/positions")["positions"], timeout=30, interval=0.05)
     rows = get(op, "/api/positions")["positions"]
     assert all(r["worker"] == placed[r["symbol"]] and r["state"] != "FLAT" and r["qty"] != "0" for r in rows)
+    # Each symbol's regime (from its worker), denials (from Risk) and decode failures, as in one process.
+    eventually(lambda: all(r["regime"] not in (None, "UNKNOWN") for r in get(op, "/api/state")["symbols"].values()),
+               timeout=30, interval=0.1)
+    assert all(r["denials"] == 0 and r["decode_failures"] == 0 for r in get(op, "/api/state")["symbols"].values())
 
 
 def test_tree_has_one_group_per_process(op: Operated) -> None:
@@ -117,12 +121,15 @@ def test_metrics_carry_symbol_and_process_gauges(op: Operated) -> None:
     assert status == 200
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert {"arbor_trading_state", "arbor_position_qty", "arbor_position_open", "arbor_symbol_up",
-            "arbor_kill_switch_engaged", "arbor_node_up", "arbor_node_restarts", "arbor_equity_quote"} <= set(families)
+            "arbor_kill_switch_engaged", "arbor_node_up", "arbor_node_restarts", "arbor_equity_quote",
+            "arbor_decode_failures"} <= set(families)
     up = {s.labels["node"]: s.value for s in families["arbor_node_up"].samples}
     assert up == {"coordinator": 1.0, "worker-0": 1.0, "worker-1": 1.0}
     assert {s.labels["symbol"] for s in families["arbor_position_qty"].samples} == set(NAMES)
     assert {s.labels["scope"] for s in families["arbor_trading_state"].samples} == {"*", *NAMES}
     assert [s.value for s in families["arbor_kill_switch_engaged"].samples] == [0.0]
+    assert {s.labels["symbol"] for s in families["arbor_decode_failures"].samples
+            if s.name == "arbor_decode_failures_total"} == set(NAMES)
 
 
 def test_kill_stops_entries_on_every_worker_and_a_reset_with_a_reason_clears_it(op: Operated) -> None:
@@ -144,6 +151,8 @@ def test_kill_stops_entries_on_every_worker_and_a_reset_with_a_reason_clears_it(
                interval=0.1)
     eventually(lambda: get(op, "/api/risk/status")["stats"]["denials"].get("kill_switch", 0) >= 1, timeout=30,
                interval=0.1)
+    eventually(lambda: sum(r["denials"] for r in get(op, "/api/state")["symbols"].values()) >= 1, timeout=5,
+               interval=0.05)
     assert not [e for e in c.events("coordinator") if e["ev"] == "approved" and e["kind"] == "ENTRY"
                 and e["ts_ns"] > kill["ts_ns"]]
     eventually(lambda: any(e["type"] == "kill_switch" and e["data"]["engaged"]
