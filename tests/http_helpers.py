@@ -22,3 +22,10 @@ def call_json(url: str, method: str, body: Any = None, token: str | None = None,
             return resp.status, json.loads(raw) if "json" in resp.headers.get("Content-Type", "") else raw.decode()
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"null")
+
+
+def get_ok(url: str, token: str | None, timeout: float = 10.0) -> Any:
+    """The decoded body of a GET that must answer 200."""
+    status, body = call_json(url, "GET", None, token, timeout=timeout)
+    assert status == 200, body
+    return body

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actors.distributed.placement import assign
 from actors.distributed.procs import alive, kill_all, listening
 from actors.testing import eventually
-from tests.http_helpers import call_json
+from tests.http_helpers import call_json, get_ok
 from tests.conftest import REPO_ROOT
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, fast_config, free_port
 
@@ -54,9 +54,7 @@ def call(o: Operated, method: str, path: str, body: Any = None, token: str | Non
 
 
 def get(o: Operated, path: str) -> Any:
-    status, body = call(o, "GET", path)
-    assert status == 200, body
-    return body
+    return get_ok(o.url + path, TOKEN, timeout=10)
 
 
 def test_refuses_to_start_without_a_token(tmp_path: Path) -> None:

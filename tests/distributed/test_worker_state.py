@@ -154,6 +154,16 @@ def pump(coord: CoordinatorCore, *workers: WorkerCore) -> None:
     raise AssertionError("link traffic did not settle")
 
 
+def first_worker_gone(coord: CoordinatorCore, var: Path, end: Any) -> None:
+    """Worker 0's incarnation 11 announces itself to ``coord``, then its process ends (``end``:
+    ``kill`` or ``close``) and ``coord`` hears of it."""
+    w = worker(var, 11, restarted=False)
+    coord.worker_up(0, 11)
+    pump(coord, w)
+    end(w)
+    coord.worker_down(0, 11, "process exited")
+
+
 # -- worker -----------------------------------------------------------------------------------
 def test_killed_worker_comes_back_with_its_position_orders_and_venue_records(tmp_path: Path) -> None:
     """A worker killed with a position and a resting order restarts with both, and the venue's records, as they were."""
@@ -315,11 +325,7 @@ def test_restarted_coordinator_restores_risk_and_arbitrator_and_stays_latched(tm
 def test_restored_risk_learns_of_a_recovery_it_missed(tmp_path: Path) -> None:
     """A symbol that recovered while the Coordinator was down is released by the re-announce, not left HALTED."""
     c1 = coordinator(tmp_path, 1)
-    w1 = worker(tmp_path, 11, restarted=False)
-    c1.worker_up(0, 11)
-    pump(c1, w1)
-    kill(w1)
-    c1.worker_down(0, 11, "process exited")
+    first_worker_gone(c1, tmp_path, kill)
     assert c1.status()["risk"]["symbols"][BTC]["state"] == "HALTED"
     c1.persister.flush()
     kill(c1)
@@ -343,11 +349,7 @@ def test_batches_that_beat_their_worker_up_are_held_and_delivered_once_it_comes(
     """A restarted worker's first batch can reach the Coordinator before the supervisor's WorkerUp:
     it is held (no ack yet), delivered when WorkerUp comes, and a stale incarnation's never is."""
     c = coordinator(tmp_path, 1)
-    w1 = worker(tmp_path, 11, restarted=False)
-    c.worker_up(0, 11)
-    pump(c, w1)
-    close(w1)
-    c.worker_down(0, 11, "process exited")
+    first_worker_gone(c, tmp_path, close)
 
     w2 = worker(tmp_path, 12, restarted=True)  # announces its positions at once
     early = [b for _, b in w2.due()]

@@ -30,7 +30,7 @@ from adapters.operator import (
 from adapters.operator.view import ClusterFacts, ClusterView
 from config.settings import load_settings
 from messages import Envelope, KillSwitchEngaged, ReleaseSymbol, SetTradingState
-from tests.http_helpers import call_json
+from tests.http_helpers import call_json, get_ok
 
 TOKEN = "test-operator-token-0123456789"
 # Small windows and fast decisions so a paced simulated market trades within seconds.
@@ -76,9 +76,7 @@ def call(c: Cluster, method: str, path: str, body: Any = None, token: str | None
 
 
 def get(c: Cluster, path: str) -> Any:
-    status, body = call(c, "GET", path)
-    assert status == 200, body
-    return body
+    return get_ok(c.url + path, TOKEN, timeout=5)
 
 
 def test_healthz_is_open_and_everything_else_needs_the_token(cluster: Cluster) -> None:
