@@ -34,6 +34,8 @@ class SnapshotCodec:
         conv = cattrs.Converter()
         conv.register_unstructure_hook(Decimal, str)
         conv.register_structure_hook(Decimal, _structure_decimal)
+        # Times (Risk's order-rate window: thousands of them) as one list, not element by element.
+        conv.register_unstructure_hook_func(lambda t: t == tuple[int, ...], list)
         self._conv = conv
         self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 

@@ -226,6 +226,49 @@ def test_risk_snapshot_reusing_unchanged_records_equals_one_built_afresh():
         assert r.snapshot() == r.snapshot()
 
 
+def test_risk_store_writes_only_what_changed_and_always_loads_back_the_last_snapshot(tmp_path):
+    """Saving Risk after each change rewrites only the parts that differ from the last save (an
+    unchanged snapshot writes no row at all), and what loads back equals the last snapshot, whichever
+    part changed; a transaction that rolled back leaves nothing assumed written."""
+    clock = ManualClock(T0)
+    r = risk(clock)
+    steps = [
+        PositionChanged(symbol=SYM, state=PositionState.OPEN, direction=Direction.LONG, qty=D("0.2"),
+                        avg_entry_price=D("49000.5"), realized_pnl=D("0"), fees=D("0.1"), ts_event_ns=0),
+        entry(clock, "ETHUSDT"),
+        SetTradingState(scope="ETHUSDT", state=TradingState.REDUCING, who="ops", reason="x"),
+        SymbolQuarantined(symbol="ETHUSDT", reason="3 restarts in 10s", ts_event_ns=0),
+        entry(clock, SYM),
+        EngageKillSwitch(who="alice", reason="drill"),
+    ]
+    with store_at(tmp_path) as store:
+        store.save_risk(r.snapshot())
+        for msg in steps:
+            clock.advance(MS)
+            r.handle(msg)
+            store.save_risk(r.snapshot())
+            assert store.load_risk() == r.snapshot(), type(msg).__name__
+            before = store._conn.total_changes
+            store.save_risk(r.snapshot())
+            assert store._conn.total_changes == before, "an unchanged snapshot was written again"
+        # One book changes: its row, and the reservation the position settled (the extra row).
+        before = store._conn.total_changes
+        r.handle(PositionChanged(symbol=SYM, state=PositionState.OPEN, direction=Direction.LONG, qty=D("0.3"),
+                                 avg_entry_price=D("49000.5"), realized_pnl=D("0"), fees=D("0.1"), ts_event_ns=0))
+        store.save_risk(r.snapshot())
+        assert store._conn.total_changes - before == 2
+        # A save inside a transaction that rolls back was never written: the next save writes it.
+        r.handle(SetTradingState(scope=SYM, state=TradingState.REDUCING, who="ops", reason="y"))
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.save_risk(r.snapshot())
+                raise RuntimeError("disk full")
+        store.save_risk(r.snapshot())
+        assert store.load_risk() == r.snapshot()
+    with store_at(tmp_path) as store:
+        assert store.load_risk() == r.snapshot()
+
+
 def test_restored_risk_keeps_the_engaged_kill_switch(tmp_path):
     """A restarted Risk keeps the latch with its who/why/when and still denies entries."""
     clock = ManualClock(T0)
@@ -296,6 +339,20 @@ def test_arbitrator_snapshot_round_trips_through_the_store(tmp_path):
     with store_at(tmp_path) as store:
         store.save_arbitrator(snap)
         assert store.load_arbitrator() == snap
+
+
+def test_arbitrator_store_skips_a_snapshot_equal_to_the_last_written(tmp_path):
+    """An unchanged Arbitrator snapshot is not written again; a changed one is, and loads back."""
+    arb = arbitrator(max_positions=3)
+    with store_at(tmp_path) as store:
+        store.save_arbitrator(arb.snapshot())
+        before = store._conn.total_changes
+        store.save_arbitrator(arb.snapshot())
+        assert store._conn.total_changes == before
+        arb.handle(entry_mandates("ETHUSDT", 1))
+        store.save_arbitrator(arb.snapshot())
+        assert store._conn.total_changes == before + 1
+        assert store.load_arbitrator() == arb.snapshot()
 
 
 def test_restored_arbitrator_still_counts_held_slots():
