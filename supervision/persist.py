@@ -62,10 +62,14 @@ class StatePersister:
         self._thread = threading.Thread(target=self._run, name="arbor-persist", daemon=True)
         self._thread.start()
 
+    def due(self, now: float) -> bool:
+        """Whether ``flush_due(now)`` would commit something."""
+        return bool(self._pending) and now - self._flushed_at >= self._interval
+
     def flush_due(self, now: float) -> None:
         """Without a writer thread: commit what is queued if ``flush_interval_s`` has passed
         since the last time (``now``: ``time.monotonic()``)."""
-        if self._pending and now - self._flushed_at >= self._interval:
+        if self.due(now):
             self._flushed_at = now
             self.flush()
 

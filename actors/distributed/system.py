@@ -579,7 +579,10 @@ class _NodeActor(Actor):
             wait = self._work()
             self._housekeeping()
             self._flush()
-            self.core.persister.flush_due(time.monotonic())  # after the sends: decisions first
+            mono = time.monotonic()
+            if self.core.persister.due(mono):
+                self._decisions_first()
+                self.core.persister.flush_due(mono)
             nxt = self._next_wake(wait)
             if self._data is None or getattr(self, "_stopped", False) or nxt >= until - time.perf_counter():
                 break
@@ -668,10 +671,21 @@ class _NodeActor(Actor):
         due = min(o[1] for o in self._acks.values()) - time.monotonic()
         return max(0.0, min(cap, due))
 
+    def _decisions_first(self) -> None:
+        """Before a piece of background work (timer ticks, the status, the state commit: each
+        0.2-1 ms of this thread): handle the link frames already waiting on the data sockets and
+        send what they produce, so a decision that came in meanwhile does not wait for it."""
+        if self._data is not None and not getattr(self, "_stopped", False):
+            self._wait_inbound(0)
+            self._inbox()
+
     def _housekeeping(self) -> None:
         mono = time.monotonic()
-        self.core.maybe_tick(mono)
+        if self.core.tick_due(mono):
+            self._decisions_first()
+            self.core.maybe_tick(mono)
         if mono >= self._next_status:
+            self._decisions_first()
             self._next_status = mono + STATUS_EVERY_S
             st = self.core.status()
             self._node_fields(st)
@@ -682,7 +696,7 @@ class _NodeActor(Actor):
                 self._status.put(f"{self.core.name}.latency", lat)
         if mono >= self._next_live:
             self._next_live = mono + LIVENESS_EVERY_S
-            if self._supervisor_pid and not alive(self._supervisor_pid):
+            if self._supervisor_pid and not self._supervisor_alive():
                 logger.bind(actor=self.core.name, event_type="orphaned").critical(
                     "{}: cluster supervisor {} is gone; exiting", self.core.name, self._supervisor_pid)
                 os._exit(3)
@@ -695,6 +709,14 @@ class _NodeActor(Actor):
                     logger.bind(actor=self.core.name, event_type="fenced").critical(
                         "{}: no word from the cluster supervisor for {:.1f}s; exiting", self.core.name, silent)
                     os._exit(3)
+
+    def _supervisor_alive(self) -> bool:
+        """While the supervisor is this process's parent it is alive (a dead parent's children
+        are re-parented at once): one system call instead of reading /proc (0.3-0.6 ms on this
+        machine's thread, in the middle of whatever decision came next)."""
+        if os.getppid() == self._supervisor_pid:
+            return True
+        return alive(self._supervisor_pid)
 
     def _node_fields(self, st: dict) -> None:
         """What the shim adds to the core's status: its own counters and the process's CPU time

@@ -409,3 +409,41 @@ def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain()
     assert before - arrived <= probe.latencies_ns[0] <= after - arrived
     assert before - event_ts <= probe.event_latencies_ns[0] <= after - event_ts
     assert probe.rows[BTC]["orders"] == 1
+
+
+def test_timer_ticks_reach_every_actor_each_interval_one_symbol_at_a_time(tmp_path: Path) -> None:
+    """Each actor that wants ticks gets one per ``tick_interval_ms``; the symbols' ticks are spread
+    over the interval (never all at once: a decision arriving meanwhile would wait for all of
+    them), and a node that looks late ticks every actor that is due."""
+    from messages import TimerTick
+
+    w = worker(tmp_path / "var", 1, False)
+    got: list[tuple[float, str]] = []
+    deliver = w.d.deliver
+    now = [0.0]
+
+    def spy(env: Any) -> None:
+        if type(env.payload) is TimerTick:
+            got.append((now[0], env.receiver))
+        deliver(env)
+
+    w.d.deliver = spy  # type: ignore[method-assign]
+    receivers = set(w.d.tick_receivers)
+    assert {a.split("/")[0] for a in receivers} == set(MINE)
+    interval = w._tick_s
+    start = w._next_tick
+    steps = 200
+    for k in range(5 * steps):  # five intervals, looked at 200 times each
+        now[0] = start + k * interval / steps
+        w.maybe_tick(now[0])
+    per_actor = {a: sum(1 for _, r in got if r == a) for a in receivers}
+    assert set(per_actor.values()) == {5}, per_actor
+    instants: dict[float, set[str]] = {}
+    for t, r in got:
+        instants.setdefault(t, set()).add(r.split("/")[0])
+    assert all(len(symbols) == 1 for symbols in instants.values()), instants
+    first = {s: min(t for t, r in got if r.startswith(s)) for s in MINE}
+    assert abs(first[ETH] - first[BTC]) >= interval / 2 - interval / steps
+    got.clear()
+    w.maybe_tick(start + 100 * interval)
+    assert {r for _, r in got} == receivers and len(got) == len(receivers)

@@ -1,0 +1,36 @@
+"""The node shim's own checks, without a running actor system."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from actors.distributed import system
+from actors.distributed.system import WorkerActor
+
+
+def shim(supervisor_pid: int) -> WorkerActor:
+    node = WorkerActor.__new__(WorkerActor)  # no thespian: only the liveness check is exercised
+    node._supervisor_pid = supervisor_pid
+    return node
+
+
+def test_a_parent_supervisor_is_alive_without_reading_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the supervisor is the node's parent it is alive: no /proc read on the node's thread."""
+
+    def no_proc(pid: int) -> bool:
+        raise AssertionError("read /proc for the parent")
+
+    monkeypatch.setattr(system, "alive", no_proc)
+    assert shim(os.getppid())._supervisor_alive()
+
+
+def test_a_supervisor_that_is_not_the_parent_is_checked_in_proc() -> None:
+    """Otherwise /proc decides: a live process is alive, an exited (reaped) one is not."""
+    assert shim(os.getpid())._supervisor_alive()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert not shim(gone.pid)._supervisor_alive()
