@@ -459,11 +459,11 @@ class StateStore:
         decision, but mostly in one book and its order-rate window, and rewriting every table
         (every symbol's book encoded again) took ~1 ms of the Coordinator's thread per flush."""
         c, lim, k = snapshot.controls, snapshot.limits, snapshot.controls.kill
-        last = self._risk_written
         kill = (int(k.engaged), k.who, k.reason, k.ts_event_ns)
         anchors = (lim.day, str(lim.day_start_equity), str(lim.peak_equity), lim.daily_hit_day, int(lim.drawdown_hit))
         extra = (snapshot.reservations, snapshot.approved_at, snapshot.reconciliations)
         with self.transaction():
+            last = self._risk_written  # read under the store's lock, as it is written
             x = self._conn.execute
             if last is None or last["kill"] != kill:
                 x("INSERT OR REPLACE INTO kill_switch VALUES (1, ?, ?, ?, ?)", kill)
@@ -539,8 +539,9 @@ class StateStore:
     # -- arbitrator -----------------------------------------------------------------------------
     def save_arbitrator(self, snapshot: ArbitratorSnapshot) -> None:
         """Written only when it differs from the snapshot this store last wrote."""
-        if _same(self._arbitrator_written, snapshot):
-            return
+        with self._lock:
+            if _same(self._arbitrator_written, snapshot):
+                return
         with self.transaction():
             self._conn.execute("INSERT OR REPLACE INTO arbitrator VALUES (1, ?)", (self._codec.encode(snapshot),))
             self._arbitrator_written = snapshot
