@@ -585,31 +585,31 @@ class StateStore:
         requests in flight under ``venue:SYMBOL``, and each order under a key of its own, written
         only when its record changed (a settled order's record never does); orders the venue
         no longer keeps are deleted. A fill costs what changed, not the whole order history."""
-        written = self._venue_written.setdefault(symbol, {})
         now = self._clock_ns()
         enc = self._codec.encode
-        rows = []
-        kept = set()
-        for st in snapshot.orders:
-            coid = st.place.client_order_id
-            kept.add(coid)
-            entry = written.get(coid)
-            if entry is not None and entry[0] is st:
-                continue
-            if entry is None:
-                entry = written[coid] = [None, f"{_venue_prefix(symbol)}{self._next_venue_no(symbol):012d}"]
-            entry[0] = st
-            rows.append((entry[1], enc(st), now))
-        gone = [c for c in written if c not in kept]
-        with self.transaction():
+        with self.transaction():  # the bookkeeping too is under the store's lock
+            written = self._venue_written.setdefault(symbol, {})
+            rows = []
+            kept = set()
+            for st in snapshot.orders:
+                coid = st.place.client_order_id
+                kept.add(coid)
+                entry = written.get(coid)
+                if entry is not None and entry[0] is st:
+                    continue
+                if entry is None:
+                    entry = written[coid] = [None, f"{_venue_prefix(symbol)}{self._next_venue_no(symbol):012d}"]
+                entry[0] = st
+                rows.append((entry[1], enc(st), now))
+            gone = [c for c in written if c not in kept]
             self._conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)",
                                (f"venue:{symbol}", enc(attrs.evolve(snapshot, orders=())), now))
             if rows:
                 self._conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", rows)
             if gone:
                 self._conn.executemany("DELETE FROM kv WHERE key = ?", [(written[c][1],) for c in gone])
-        for c in gone:
-            del written[c]
+            for c in gone:
+                del written[c]
 
     def load_venue(self, symbol: str, snapshot_cls: type[T], order_cls: type) -> T | None:
         """The paper venue's records as ``save_venue`` wrote them, orders in the order they came."""

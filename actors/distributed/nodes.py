@@ -208,6 +208,10 @@ class Node:
                     positions[symbol_of(aid)] = {"state": snap.state.value, "qty": str(snap.signed_qty)}
             events.write(ev="restored", actors=self.restored, positions=positions)
 
+    def latency_report(self) -> dict[str, list[int]] | None:
+        """Latency samples this node keeps for ``<name>.latency.json`` (None: it keeps none)."""
+        return None
+
     def store_status(self) -> dict[str, Any]:
         p = self.persister
         return {"path": str(self.store.path), "degraded": self.store.degraded, "restored": len(self.restored),
@@ -761,14 +765,16 @@ class WorkerCore(Node):
                        "qty": str(snap.qty) if snap is not None else "0",
                        "direction": snap.direction.value if snap is not None and snap.direction is not None else None,
                        "avg_entry_price": str(snap.avg_entry_price) if snap is not None and snap.avg_entry_price is not None else None}
-        lat = self.probe.latencies_ns
-        ev_lat = self.probe.event_latencies_ns
         return {"role": "worker", "slot": self.slot, "incarnation": self.incarnation, "pid": os.getpid(),
                 "ts_ns": time.time_ns(), "started_ns": self.started_ns, "symbols": rows, "frames": self.probe.frames,
                 "market_done": self._next is None, "link": self.link_stats(), "store": self.store_status(),
-                "rss_kb": rss_kb(), "processed": self.d.processed_count,
-                "latencies": {"latencies_ns": lat[-20_000:], "arrivals_ns": self.probe.arrivals_ns[-20_000:],
-                              "event_latencies_ns": ev_lat[-20_000:]}}
+                "rss_kb": rss_kb(), "processed": self.d.processed_count}
+
+    def latency_report(self) -> dict[str, list[int]]:
+        """The newest 20,000 tick-to-order samples (see ``WorkerProbe``)."""
+        p = self.probe
+        return {"latencies_ns": p.latencies_ns[-20_000:], "arrivals_ns": p.arrivals_ns[-20_000:],
+                "event_latencies_ns": p.event_latencies_ns[-20_000:]}
 
     def close(self) -> None:
         try:

@@ -689,11 +689,10 @@ class _NodeActor(Actor):
             self._next_status = mono + STATUS_EVERY_S
             st = self.core.status()
             self._node_fields(st)
-            lat = st.pop("latencies", None)
             self._status.put(self.core.name, st)
-            if lat is not None and mono >= self._next_latency:
+            if mono >= self._next_latency:
                 self._next_latency = mono + LATENCY_EVERY_S
-                self._status.put(f"{self.core.name}.latency", lat)
+                self._put_latencies()
         if mono >= self._next_live:
             self._next_live = mono + LIVENESS_EVERY_S
             if self._supervisor_pid and not self._supervisor_alive():
@@ -709,6 +708,13 @@ class _NodeActor(Actor):
                     logger.bind(actor=self.core.name, event_type="fenced").critical(
                         "{}: no word from the cluster supervisor for {:.1f}s; exiting", self.core.name, silent)
                     os._exit(3)
+
+    def _put_latencies(self) -> None:
+        """The core's latency samples, if it keeps any, to ``<name>.latency.json`` (every
+        ``LATENCY_EVERY_S``, not with each status: they are up to 60,000 numbers)."""
+        lat = self.core.latency_report()
+        if lat is not None:
+            self._status.put(f"{self.core.name}.latency", lat)
 
     def _supervisor_alive(self) -> bool:
         """While the supervisor is this process's parent it is alive (a dead parent's children
@@ -740,12 +746,10 @@ class _NodeActor(Actor):
             try:
                 self._events_written()
                 st = self.core.status()
-                lat = st.pop("latencies", None)
                 st["stopped"] = True
                 self._node_fields(st)
                 self._status.put(self.core.name, st)
-                if lat is not None:
-                    self._status.put(f"{self.core.name}.latency", lat)
+                self._put_latencies()
                 self._status.close()
             finally:
                 self._stopped = True
@@ -919,10 +923,8 @@ class WorkerActor(_NodeActor):
         """After each dispatcher run of the feed: send what it produced, and every
         ``INBOUND_POLL_S`` handle what the Coordinator sent meanwhile."""
         self._flush()
-        if self._data is None or time.perf_counter() - self._in_polled < INBOUND_POLL_S:
-            return
-        self._wait_inbound(0)
-        self._inbox()
+        if time.perf_counter() - self._in_polled >= INBOUND_POLL_S:
+            self._decisions_first()
 
     def _start(self, msg: StartWorker, sender: Any) -> None:
         from actors.distributed.nodes import WorkerCore, setup_node_logging, worker_link

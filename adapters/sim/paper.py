@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import attrs
@@ -279,7 +280,7 @@ class PaperVenueLogic(ActorLogic):
         excess = len(self._orders) - len(self._working) - self.config.order_history
         if excess <= 0:
             return
-        for coid in [c for c in self._orders if c not in self._working][:excess]:
+        for coid in list(islice((c for c in self._orders if c not in self._working), excess)):
             del self._orders[coid]
             self._settled_states.pop(coid, None)
 
