@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Protocol
 
 import attrs
 
-from messages.registry import ALL_MESSAGE_TYPES
+from arbor.messages.registry import ALL_MESSAGE_TYPES
 
 
 class Clock(Protocol):

@@ -9,7 +9,7 @@ from typing import Callable
 
 from loguru import logger
 
-from actors.base import ActorContext
+from arbor.actors.base import ActorContext
 
 
 class ManualClock:

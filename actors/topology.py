@@ -13,7 +13,7 @@ changes to risk, arbitrator and regime.
 
 from __future__ import annotations
 
-from messages import (
+from arbor.messages import (
     ActorFailed,
     ActorRestarted,
     PoisonMessageQuarantined,

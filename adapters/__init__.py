@@ -1,5 +1,5 @@
 """Adapters: where exchange wire formats (JSON, recordings) enter the runtime, and nowhere else."""
 
-from adapters.decoding import DecodeError, Decoder, decoder_for
+from arbor.adapters.decoding import DecodeError, Decoder, decoder_for
 
 __all__ = ["DecodeError", "Decoder", "decoder_for"]

@@ -24,11 +24,11 @@ def decoder_for(venue: str, symbol: str | None = None) -> Decoder:
     Hyperliquid frames name their coin, so its decoder is bound to ``symbol`` (the coin name).
     """
     # Imported here, not at module level: the venue modules import DecodeError from this one.
-    from adapters.binance.spot import decode_spot
-    from adapters.binance.usdm import decode_usdm
+    from arbor.adapters.binance.spot import decode_spot
+    from arbor.adapters.binance.usdm import decode_usdm
 
     if venue == "hyperliquid":
-        from adapters.hyperliquid.decode import make_hyperliquid_decoder
+        from arbor.adapters.hyperliquid.decode import make_hyperliquid_decoder
 
         if not symbol:
             raise ValueError("the hyperliquid decoder is per coin: pass the symbol")

@@ -16,11 +16,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from adapters.binance.kline import decode_usdm_with_klines
-from adapters.binance.spot import decode_spot
-from adapters.binance.usdm import decode_usdm
-from adapters.recorded.cf3 import read_cf3
-from adapters.recorded.hbt import read_hbt
+from arbor.adapters.binance.kline import decode_usdm_with_klines
+from arbor.adapters.binance.spot import decode_spot
+from arbor.adapters.binance.usdm import decode_usdm
+from arbor.adapters.recorded.cf3 import read_cf3
+from arbor.adapters.recorded.hbt import read_hbt
 
 SOURCES = (
     ("binance_usdm (HBT)", "binance_usdm/usdm_btcusdt_20240808.gz", read_hbt, decode_usdm),

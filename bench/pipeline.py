@@ -18,17 +18,17 @@ import threading
 import time
 from decimal import Decimal
 
-from actors.arbitrator.config import ArbitratorConfig
-from actors.arbitrator.logic import ArbitratorLogic
-from actors.base import ActorLogic
-from actors.cluster.build import make_context
-from actors.collector.logic import CollectorLogic
-from actors.feature.logic import FeatureConfig, FeatureLogic
-from actors.regime.logic import RegimeConfig, RegimeLogic
-from actors.runtime import DeterministicRuntime, HandlerClock, SimClock, ThreadedRuntime
-from adapters.decoding import decoder_for
-from adapters.sim.market import SimMarket, SimSymbol
-from messages import Action, Envelope, VenuePayload
+from arbor.actors.arbitrator.config import ArbitratorConfig
+from arbor.actors.arbitrator.logic import ArbitratorLogic
+from arbor.actors.base import ActorLogic
+from arbor.actors.cluster.build import make_context
+from arbor.actors.collector.logic import CollectorLogic
+from arbor.actors.feature.logic import FeatureConfig, FeatureLogic
+from arbor.actors.regime.logic import RegimeConfig, RegimeLogic
+from arbor.actors.runtime import DeterministicRuntime, HandlerClock, SimClock, ThreadedRuntime
+from arbor.adapters.decoding import decoder_for
+from arbor.adapters.sim.market import SimMarket, SimSymbol
+from arbor.messages import Action, Envelope, VenuePayload
 
 SYMBOL = "BTCUSDT"
 

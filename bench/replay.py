@@ -36,13 +36,13 @@ from pathlib import Path
 import msgpack
 from loguru import logger
 
-from actors.replay import audit_journal, open_journal_observer, run_whatif
-from actors.replay.whatif import hbt_config, market_inputs
-from actors.runtime import DeterministicRuntime, SimClock
-from actors.cluster.build import build_actors, market_venue
-from config.loader import load_raw
-from config.settings import build_settings
-from messages.journal import Durability, JournalReader, JournalWriter
+from arbor.actors.replay import audit_journal, open_journal_observer, run_whatif
+from arbor.actors.replay.whatif import hbt_config, market_inputs
+from arbor.actors.runtime import DeterministicRuntime, SimClock
+from arbor.actors.cluster.build import build_actors, market_venue
+from arbor.config.loader import load_raw
+from arbor.config.settings import build_settings
+from arbor.messages.journal import Durability, JournalReader, JournalWriter
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "binance_usdm"
 FILES = [str(DATA / "usdm_btcusdt_20240808.gz"), str(DATA / "usdm_ethusdt_20240808.gz")]
@@ -117,7 +117,7 @@ def profile(label: str, fn) -> None:  # type: ignore[no-untyped-def]
 
 def floor(settings, limit: int | None) -> None:  # type: ignore[no-untyped-def]
     """The parts of the what-if timed alone: reading the inputs, the run on inputs in memory, decoding."""
-    from adapters.decoding import decoder_for
+    from arbor.adapters.decoding import decoder_for
 
     t0 = time.perf_counter()
     inputs = list(itertools.islice(market_inputs(settings), limit))

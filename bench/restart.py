@@ -18,10 +18,10 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from actors.cluster.live import LiveCluster
-from actors.testing import eventually
-from config.settings import load_settings
-from messages import ActorFailed, Envelope, ReconciliationCompleted
+from arbor.actors.cluster.live import LiveCluster
+from arbor.actors.testing import eventually
+from arbor.config.settings import load_settings
+from arbor.messages import ActorFailed, Envelope, ReconciliationCompleted
 
 
 class Clocked:
@@ -94,12 +94,12 @@ def measure_fill_path(n: int) -> tuple[float, float] | None:
     design); then ``n`` partial fills are timed, each forwarded by the executor to the position,
     with the persister's after-handle hook on both, as the dispatcher calls it.
     """
-    from actors.executor import ExecutorLogic
-    from actors.position import PositionLogic
-    from actors.testing import ManualClock, make_ctx
-    from messages import Action, ActionApproved, Direction, MandateKind, OrderFilled, Side
-    from supervision.persist import StatePersister
-    from supervision.store import StateStore
+    from arbor.actors.executor import ExecutorLogic
+    from arbor.actors.position import PositionLogic
+    from arbor.actors.testing import ManualClock, make_ctx
+    from arbor.messages import Action, ActionApproved, Direction, MandateKind, OrderFilled, Side
+    from arbor.supervision.persist import StatePersister
+    from arbor.supervision.store import StateStore
 
     per_order = 50
 

@@ -92,8 +92,8 @@ def sim_rate_factor(symbols: int, seconds: float) -> float:
     import tomllib
 
     sys.path.insert(0, str(REPO))
-    from actors.cluster.build import market_frames
-    from config.settings import load_settings
+    from arbor.actors.cluster.build import market_frames
+    from arbor.config.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="arbor-scale-") as tmp:
         raw = tomllib.loads(config(Path(tmp) / "c.toml", symbols, True, 20.0).read_text())
@@ -127,7 +127,7 @@ def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, wa
         cfg = config(tmp_path / "c.toml", symbols, paced, rate)
         var = tmp_path / "var"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
-        p = subprocess.run([sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--var-dir", str(var),
+        p = subprocess.run([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--var-dir", str(var),
                             "--workers", str(workers), "--duration", str(seconds), "--quiet"],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=seconds + 60)
         if p.returncode != 0:

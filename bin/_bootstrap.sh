@@ -1,10 +1,10 @@
 # Sourced by the bin/ commands: make sure .venv exists and holds this project, then set PY.
-# Re-installs when pyproject.toml changes. Needs only python3 (>= 3.11) with venv and pip.
+# Re-installs when pyproject.toml or setup.py changes. Needs only python3 (>= 3.11) with venv and pip.
 ARBOR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ARBOR_VENV:-$ARBOR_ROOT/.venv}"
 PY="$VENV/bin/python"
 _stamp="$VENV/.arbor-installed"
-_want="$(cd "$ARBOR_ROOT" && cat pyproject.toml | python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+_want="$(cd "$ARBOR_ROOT" && cat pyproject.toml setup.py | python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
 if [ ! -x "$PY" ] || [ ! -f "$_stamp" ] || [ "$(cat "$_stamp")" != "$_want" ]; then
     _base="${ARBOR_PYTHON:-python3}"
     if ! "$_base" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-from config.errors import ConfigError
+from arbor.config.errors import ConfigError
 
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
 ENV_PREFIX = "ARBOR__"

@@ -15,7 +15,7 @@ import attrs
 import cattrs
 from attrs import field, frozen
 
-from config.errors import ConfigError
+from arbor.config.errors import ConfigError
 
 MODES = ("paper", "shadow", "live")
 MARKET_SOURCES = ("sim", "recorded")
@@ -42,7 +42,7 @@ class RunSettings:
         if self.mode == "live" and not self.live_enabled:
             raise ConfigError("run.live_enabled", "live mode sends real orders and must be enabled explicitly")
         if self.mode == "live":
-            from adapters.credentials import MissingCredential, binance_credentials_from_env
+            from arbor.adapters.credentials import MissingCredential, binance_credentials_from_env
 
             try:
                 binance_credentials_from_env()  # only checks presence; the value is never kept or shown here
@@ -198,17 +198,17 @@ def structure_section(conv: cattrs.Converter, data: Any, cls: type, key: str) ->
 
 def _section_classes() -> dict[str, type]:
     # Imported here, not at module top, so that importing config never imports every actor.
-    from actors.arbitrator.config import ArbitratorConfig
-    from actors.executor.config import ExecutorConfig
-    from actors.feature.config import FeatureConfig
-    from actors.position.config import PositionConfig
-    from actors.regime.config import RegimeConfig
-    from actors.risk.config import RiskConfig
-    from adapters.operator.config import OperatorConfig
-    from messages.journal.config import JournalConfig
-    from adapters.sim.config import PaperConfig
-    from supervision.config import SupervisionConfig
-    from actors.distributed.config import ClusterConfig
+    from arbor.actors.arbitrator.config import ArbitratorConfig
+    from arbor.actors.executor.config import ExecutorConfig
+    from arbor.actors.feature.config import FeatureConfig
+    from arbor.actors.position.config import PositionConfig
+    from arbor.actors.regime.config import RegimeConfig
+    from arbor.actors.risk.config import RiskConfig
+    from arbor.adapters.operator.config import OperatorConfig
+    from arbor.messages.journal.config import JournalConfig
+    from arbor.adapters.sim.config import PaperConfig
+    from arbor.supervision.config import SupervisionConfig
+    from arbor.actors.distributed.config import ClusterConfig
 
     return {
         "risk": RiskConfig,
@@ -288,7 +288,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         if validate is not None:
             validate()
         sections[key] = section
-    from supervision.faults import FaultSpec
+    from arbor.supervision.faults import FaultSpec
 
     raw_faults = raw.get("faults", [])
     if not isinstance(raw_faults, list):
@@ -297,7 +297,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
                    for i, f in enumerate(raw_faults))
     settings = Settings(run=run, market=market, symbols=tuple(symbols), faults=faults, **sections)
     # Each symbol's strategy and its parameters are checked now, not at the first decision.
-    from actors.regime.strategies import make_strategy
+    from arbor.actors.regime.strategies import make_strategy
 
     for i, s in enumerate(settings.symbols):
         try:
@@ -309,7 +309,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Defaults merged with ``overrides`` (a nested dict, as if from a TOML file), validated."""
-    from config.loader import deep_merge, load_raw
+    from arbor.config.loader import deep_merge, load_raw
 
     raw = load_raw(environ={} if environ is None else environ)
     return build_settings(deep_merge(raw, dict(overrides or {})))

@@ -1,6 +1,6 @@
 """Every message of the system: frozen, keyword-only attrs classes with stable versioned tags."""
 
-from messages.base import (
+from arbor.messages.base import (
     Direction,
     MandateKind,
     MarketEventKind,
@@ -13,8 +13,8 @@ from messages.base import (
     TradingState,
     message,
 )
-from messages.codec import Codec, CodecError, UnknownMessageType
-from messages.control import (
+from arbor.messages.codec import Codec, CodecError, UnknownMessageType
+from arbor.messages.control import (
     ActorFailed,
     ActorRestarted,
     DeadLetter,
@@ -25,7 +25,7 @@ from messages.control import (
     SymbolReleased,
     TimerTick,
 )
-from messages.decisions import (
+from arbor.messages.decisions import (
     Action,
     ActionApproved,
     ActionDenied,
@@ -34,10 +34,10 @@ from messages.decisions import (
     MandateSet,
     RegimeChanged,
 )
-from messages.envelope import Envelope
-from messages.features import FeatureSnapshot
-from messages.market import DecodeFailure, RawMarketEvent, VenuePayload
-from messages.orders import (
+from arbor.messages.envelope import Envelope
+from arbor.messages.features import FeatureSnapshot
+from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload
+from arbor.messages.orders import (
     CancelOpenOrders,
     CancelOrder,
     DuplicateOrderSuppressed,
@@ -56,9 +56,9 @@ from messages.orders import (
     RequestCancel,
     SubmitOrder,
 )
-from messages.position import PositionChanged
-from messages.registry import ALL_MESSAGE_TYPES
-from messages.risk import (
+from arbor.messages.position import PositionChanged
+from arbor.messages.registry import ALL_MESSAGE_TYPES
+from arbor.messages.risk import (
     ALL_SYMBOLS,
     EngageKillSwitch,
     KillSwitchEngaged,

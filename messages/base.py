@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, dataclass_transform
 
 import attrs
 
 T = TypeVar("T")
 
 
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(attrs.field, attrs.Factory))
 def message(name: str, version: int = 1) -> Callable[[type[T]], type[T]]:
     """Make a class a frozen, keyword-only message with the stable tag ``"<name>.v<version>"``.
 

@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterable
 import msgpack
 from cattrs.preconf.msgpack import make_converter
 
-from messages.envelope import Envelope
-from messages.registry import ALL_MESSAGE_TYPES
+from arbor.messages.envelope import Envelope
+from arbor.messages.registry import ALL_MESSAGE_TYPES
 
 Upgrader = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
 

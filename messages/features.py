@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from messages.base import message
+from arbor.messages.base import message
 
 
 @message("FeatureSnapshot")

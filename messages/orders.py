@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from messages.base import OrderIntent, OrderStatus, OrderType, Side, message
+from arbor.messages.base import OrderIntent, OrderStatus, OrderType, Side, message
 
 
 @message("SubmitOrder")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from messages.base import Direction, PositionState, message
+from arbor.messages.base import Direction, PositionState, message
 
 
 @message("PositionChanged")

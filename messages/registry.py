@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from messages import control, decisions, features, market, orders, position, risk
+from arbor.messages import control, decisions, features, market, orders, position, risk
 
 ALL_MESSAGE_TYPES: tuple[type, ...] = (
     market.VenuePayload,

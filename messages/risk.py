@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from messages.base import TradingState, message
+from arbor.messages.base import TradingState, message
 
 ALL_SYMBOLS = "*"
 

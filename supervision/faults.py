@@ -15,8 +15,8 @@ from typing import Any
 
 from attrs import frozen
 
-from actors.base import ActorLogic
-from config.errors import ConfigError
+from arbor.actors.base import ActorLogic
+from arbor.config.errors import ConfigError
 
 KINDS = ("raise", "hang", "kill")
 

@@ -26,8 +26,8 @@ from typing import Any, Callable
 
 from loguru import logger
 
-from actors.topology import role_of, symbol_of
-from messages import (
+from arbor.actors.topology import role_of, symbol_of
+from arbor.messages import (
     ActionApproved,
     ActionNotApplicable,
     ActorFailed,
@@ -45,8 +45,8 @@ from messages import (
     SymbolRecovered,
     SymbolReleased,
 )
-from supervision.intensity import RestartIntensity
-from supervision.spec import Restart, SupervisorSpec
+from arbor.supervision.intensity import RestartIntensity
+from arbor.supervision.spec import Restart, SupervisorSpec
 
 SETTLED_OUTCOMES = frozenset({"NONE", "SYNC_LOCAL", "EMERGENCY_CLOSE"})
 

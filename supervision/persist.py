@@ -26,9 +26,9 @@ from typing import Any, Callable
 
 from loguru import logger
 
-from actors.topology import role_of, symbol_of
-from messages import MandateSet, PlaceOrder, RawMarketEvent, TimerTick
-from supervision.store import StateStore
+from arbor.actors.topology import role_of, symbol_of
+from arbor.messages import MandateSet, PlaceOrder, RawMarketEvent, TimerTick
+from arbor.supervision.store import StateStore
 
 PERSISTED_ROLES = frozenset({"position", "executor", "risk", "arbitrator", "venue"})
 
@@ -129,7 +129,7 @@ class StatePersister:
         if role == "arbitrator":
             return st.load_arbitrator()
         if role == "venue":
-            from adapters.sim.paper import PaperOrderState, PaperVenueSnapshot
+            from arbor.adapters.sim.paper import PaperOrderState, PaperVenueSnapshot
 
             return st.load_venue(sym, PaperVenueSnapshot, PaperOrderState)
         return None

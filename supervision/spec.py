@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from attrs import field, frozen
 
-from actors.backoff import exponential_backoff
+from arbor.actors.backoff import exponential_backoff
 
 
 class Strategy(str, Enum):

@@ -38,15 +38,15 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 import attrs
 from loguru import logger
 
-from actors.arbitrator.logic import ArbitratorSnapshot
-from actors.executor.orders import SETTLED_ORDERS_KEPT, SETTLED_PRUNE_BATCH, ExecutorSnapshot, TrackedOrder
-from actors.position.snapshot import PositionSnapshot
-from actors.risk.book import Reservation
-from actors.risk.controls import ControlsSnapshot, KillSwitchRecord, QuarantineRecord, ScopeRecord
-from actors.risk.limits import LimitsSnapshot
-from actors.risk.logic import RiskSnapshot, SymbolBookRecord
-from messages import Direction, PositionState, ReconciliationCompleted, TradingState
-from supervision.snapshots import SnapshotCodec, SnapshotError
+from arbor.actors.arbitrator.logic import ArbitratorSnapshot
+from arbor.actors.executor.orders import SETTLED_ORDERS_KEPT, SETTLED_PRUNE_BATCH, ExecutorSnapshot, TrackedOrder
+from arbor.actors.position.snapshot import PositionSnapshot
+from arbor.actors.risk.book import Reservation
+from arbor.actors.risk.controls import ControlsSnapshot, KillSwitchRecord, QuarantineRecord, ScopeRecord
+from arbor.actors.risk.limits import LimitsSnapshot
+from arbor.actors.risk.logic import RiskSnapshot, SymbolBookRecord
+from arbor.messages import Direction, PositionState, ReconciliationCompleted, TradingState
+from arbor.supervision.snapshots import SnapshotCodec, SnapshotError
 
 T = TypeVar("T")
 

@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 import attrs
 
-from actors.risk.config import build, to_decimal
-from config.errors import ConfigError
+from arbor.actors.risk.config import build, to_decimal
+from arbor.config.errors import ConfigError
 
 SECTION = "arbitrator"
 

@@ -9,9 +9,9 @@ from typing import Any, Mapping
 
 import attrs
 
-from actors.arbitrator.config import ArbitratorConfig
-from actors.base import ActorContext, ActorLogic
-from messages import (
+from arbor.actors.arbitrator.config import ArbitratorConfig
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.messages import (
     ALL_SYMBOLS,
     Action,
     ActionDenied,

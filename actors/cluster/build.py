@@ -8,26 +8,26 @@ from typing import Any, Iterator
 
 from loguru import logger
 
-from actors.arbitrator.logic import ArbitratorLogic
-from actors.base import ActorContext, ActorLogic, Clock
-from actors.collector.logic import CollectorLogic
-from actors.executor.logic import ExecutorLogic
-from actors.feature.logic import FeatureLogic
-from actors.position.logic import PositionLogic
-from actors.regime.logic import RegimeLogic
-from actors.risk.logic import RiskLogic
-from adapters.decoding import decoder_for
-from adapters.recorded.hbt import merge_recordings
-from adapters.sim.market import SimMarket, SimSymbol
-from adapters.sim.paper import PaperVenueLogic
-from adapters.sim.shadow import ShadowVenueLogic
-from actors.topology import symbol_of
-from config.settings import Settings
-from messages.codec import Codec
-from supervision.faults import FaultPlan, FaultyLogic
-from supervision.persist import StatePersister
-from supervision.group import SingletonSupervisor, SupervisionHooks, SymbolSupervisor
-from supervision.spec import ChildSpec, Strategy, SupervisorSpec
+from arbor.actors.arbitrator.logic import ArbitratorLogic
+from arbor.actors.base import ActorContext, ActorLogic, Clock
+from arbor.actors.collector.logic import CollectorLogic
+from arbor.actors.executor.logic import ExecutorLogic
+from arbor.actors.feature.logic import FeatureLogic
+from arbor.actors.position.logic import PositionLogic
+from arbor.actors.regime.logic import RegimeLogic
+from arbor.actors.risk.logic import RiskLogic
+from arbor.adapters.decoding import decoder_for
+from arbor.adapters.recorded.hbt import merge_recordings
+from arbor.adapters.sim.market import SimMarket, SimSymbol
+from arbor.adapters.sim.paper import PaperVenueLogic
+from arbor.adapters.sim.shadow import ShadowVenueLogic
+from arbor.actors.topology import symbol_of
+from arbor.config.settings import Settings
+from arbor.messages.codec import Codec
+from arbor.supervision.faults import FaultPlan, FaultyLogic
+from arbor.supervision.persist import StatePersister
+from arbor.supervision.group import SingletonSupervisor, SupervisionHooks, SymbolSupervisor
+from arbor.supervision.spec import ChildSpec, Strategy, SupervisorSpec
 
 
 def stable_seed(seed: int, name: str) -> int:
@@ -63,7 +63,7 @@ def make_symbol_actor(settings: Settings, symbol: str, role: str, clock: Clock, 
         return ExecutorLogic(ctx, settings.executor)
     if role == "venue":
         if settings.run.mode == "live":
-            from adapters.venues.gateway import VenueGatewayLogic, VenuePort
+            from arbor.adapters.venues.gateway import VenueGatewayLogic, VenuePort
 
             return VenueGatewayLogic(ctx, VenuePort(), venue=s.venue)  # the worker connects on start
         if settings.run.mode == "shadow":

@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
-from messages import (
+from arbor.messages import (
     ActorFailed,
     KillSwitchEngaged,
     KillSwitchReset,
@@ -40,7 +40,7 @@ from messages import (
     SymbolRecovered,
     TradingStateChanged,
 )
-from messages.risk import ALL_SYMBOLS
+from arbor.messages.risk import ALL_SYMBOLS
 
 ROLES = ("collector", "feature", "regime", "position", "executor")
 
@@ -161,7 +161,7 @@ def chaos_overrides(rate: float, seed: int, var_dir: str = "var/chaos") -> dict[
     """Faults for every symbol actor at ``rate`` per message (hangs and thread kills rarer), the
     singletons at a tenth of it, and a venue that drops acks, rejects and errs on ~5% of orders."""
     faults: list[dict[str, Any]] = []
-    from config.settings import load_settings
+    from arbor.config.settings import load_settings
 
     symbols = [s.symbol for s in load_settings().symbols]
     for sym in symbols:
@@ -222,9 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("chaos: --duration must be > 0 and --rate within (0, 1]", file=sys.stderr)
         return 2
 
-    from actors.cluster.live import LiveCluster
-    from actors.cluster.logs import configure_logging
-    from config.settings import load_settings
+    from arbor.actors.cluster.live import LiveCluster
+    from arbor.actors.cluster.logs import configure_logging
+    from arbor.config.settings import load_settings
 
     run_dir = args.var_dir / time.strftime("%Y%m%dT%H%M%S")  # a fresh state store for every chaos run
     settings = load_settings(chaos_overrides(args.rate, args.seed, str(run_dir)))

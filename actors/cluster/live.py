@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
-from actors.cluster.observers import SummaryBoard
-from actors.replay.recorder import build_held
-from actors.runtime import HandlerClock, ThreadedRuntime
-from actors.runtime.dispatcher import Observer
-from config.settings import Settings
+from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
+from arbor.actors.cluster.observers import SummaryBoard
+from arbor.actors.replay.recorder import build_held
+from arbor.actors.runtime import HandlerClock, ThreadedRuntime
+from arbor.actors.runtime.dispatcher import Observer
+from arbor.config.settings import Settings
 from loguru import logger
 
-from messages import Reconcile
-from supervision.faults import FaultPlan
-from supervision.persist import StatePersister, restore_all
-from supervision.store import StateStore
+from arbor.messages import Reconcile
+from arbor.supervision.faults import FaultPlan
+from arbor.supervision.persist import StatePersister, restore_all
+from arbor.supervision.store import StateStore
 
 
 class LiveCluster:
@@ -53,11 +53,11 @@ class LiveCluster:
             hang_timeout_s=settings.supervision.hang_timeout_ms / 1000)
 
     def start(self) -> None:
-        from adapters.venues.wiring import STREAMED_SOURCES
+        from arbor.adapters.venues.wiring import STREAMED_SOURCES
 
         streamed = self.settings.market.source in STREAMED_SOURCES or self.settings.run.mode == "live"
         if streamed:
-            from adapters.venues.wiring import check_venue_settings
+            from arbor.adapters.venues.wiring import check_venue_settings
 
             check_venue_settings(self.settings)  # before anything starts
         if self.persister is not None:
@@ -68,7 +68,7 @@ class LiveCluster:
             self.runtime.send(f"{s.symbol}/executor", Reconcile(symbol=s.symbol, reason="start",
                                                                 ts_event_ns=self.clock.now_ns()))
         if streamed:
-            from adapters.venues.wiring import start_venues
+            from arbor.adapters.venues.wiring import start_venues
 
             self.venues = start_venues(self.settings, self.runtime, self.clock)
         else:

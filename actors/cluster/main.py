@@ -21,7 +21,7 @@ from typing import Sequence
 
 from loguru import logger
 
-from config.errors import ConfigError
+from arbor.config.errors import ConfigError
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -39,8 +39,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def load_settings(args: argparse.Namespace):
-    from config.loader import deep_merge, load_raw
-    from config.settings import build_settings
+    from arbor.config.loader import deep_merge, load_raw
+    from arbor.config.settings import build_settings
 
     raw = load_raw(args.config, args.env_file)
     cli: dict = {"run": {}}
@@ -57,12 +57,12 @@ def load_settings(args: argparse.Namespace):
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.workers is not None or args.join is not None:
-        from actors.distributed.launcher import main as cluster_main
+        from arbor.actors.distributed.launcher import main as cluster_main
 
         return cluster_main(args)
     try:
         raw_config, settings = load_settings(args)
-        from adapters.venues.wiring import check_venue_settings
+        from arbor.adapters.venues.wiring import check_venue_settings
 
         check_venue_settings(settings)  # live mode on a simulated market, say: a config error, before anything starts
     except ConfigError as exc:
@@ -72,12 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("start-cluster: --duration must be > 0", file=sys.stderr)
         return 2
 
-    from actors.cluster.live import LiveCluster
-    from actors.cluster.logs import configure_logging
-    from actors.cluster.observers import EventLogger, TradeLog
-    from actors.runtime import HandlerClock
-    from adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
-    from adapters.operator.server import OperatorConfigError, OperatorSurface, token_from_env
+    from arbor.actors.cluster.live import LiveCluster
+    from arbor.actors.cluster.logs import configure_logging
+    from arbor.actors.cluster.observers import EventLogger, TradeLog
+    from arbor.actors.runtime import HandlerClock
+    from arbor.adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
+    from arbor.adapters.operator.server import OperatorConfigError, OperatorSurface, token_from_env
 
     var_dir = Path(settings.run.var_dir)
     symbols = tuple(s.symbol for s in settings.symbols)
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = ErrorCounter()
     extra = surface.observers if surface is not None else (errors,)
     def open_journal(built_ns: int):
-        from actors.replay.recorder import open_journal_observer
+        from arbor.actors.replay.recorder import open_journal_observer
 
         metrics = surface.metrics if surface is not None else None
         return open_journal_observer(var_dir, run_id, raw_config, settings.journal.policy, built_ns=built_ns,

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 from loguru import logger
 
-from messages import (
+from arbor.messages import (
     ActionApproved,
     ActionDenied,
     DecodeFailure,
@@ -35,7 +35,7 @@ from messages import (
     RegimeChanged,
     TradingStateChanged,
 )
-from messages.risk import ALL_SYMBOLS
+from arbor.messages.risk import ALL_SYMBOLS
 
 
 def iso(ns: int) -> str:

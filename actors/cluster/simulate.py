@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
-from supervision.faults import FaultPlan
-from actors.cluster.observers import SummaryBoard
-from actors.runtime import DeterministicRuntime, SimClock
-from actors.runtime.dispatcher import Observer
-from config.settings import Settings
-from messages import Envelope
+from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
+from arbor.supervision.faults import FaultPlan
+from arbor.actors.cluster.observers import SummaryBoard
+from arbor.actors.runtime import DeterministicRuntime, SimClock
+from arbor.actors.runtime.dispatcher import Observer
+from arbor.config.settings import Settings
+from arbor.messages import Envelope
 
 
 class Recorder:

@@ -1,5 +1,5 @@
 """Collector(S): stamps, decodes and sequences one symbol's venue payloads."""
 
-from actors.collector.logic import CollectorLogic
+from arbor.actors.collector.logic import CollectorLogic
 
 __all__ = ["CollectorLogic"]

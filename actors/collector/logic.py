@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.base import ActorContext, ActorLogic
-from adapters.decoding import DecodeError, Decoder
-from messages.market import DecodeFailure, RawMarketEvent, VenuePayload
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.adapters.decoding import DecodeError, Decoder
+from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload
 
 
 class CollectorLogic(ActorLogic):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 from attrs import frozen
 
-from config.errors import ConfigError
+from arbor.config.errors import ConfigError
 
 
 @frozen(kw_only=True)

@@ -1,8 +1,8 @@
 """Operator commands for a running multi-process cluster, over its thespian admin port.
 
-    python -m actors.distributed.ctl [--host 127.0.0.1] --admin-port 1900 status
-    python -m actors.distributed.ctl --admin-port 1900 kill --reason "why" [--who NAME]
-    python -m actors.distributed.ctl --admin-port 1900 reset --reason "why" [--who NAME]
+    python -m arbor.actors.distributed.ctl [--host 127.0.0.1] --admin-port 1900 status
+    python -m arbor.actors.distributed.ctl --admin-port 1900 kill --reason "why" [--who NAME]
+    python -m arbor.actors.distributed.ctl --admin-port 1900 reset --reason "why" [--who NAME]
 
 Whoever reaches the admin port can command the cluster: keep it on loopback (or a trusted
 private network); see docs/cluster.md.
@@ -31,11 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from thespian.actors import ActorSystem
 
-    from actors.distributed.launcher import restrict_thespian_bind
-    from actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
-    from actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
-    from messages import EngageKillSwitch, ResetKillSwitch
-    from messages.codec import Codec
+    from arbor.actors.distributed.launcher import restrict_thespian_bind
+    from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
+    from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
+    from arbor.messages import EngageKillSwitch, ResetKillSwitch
+    from arbor.messages.codec import Codec
 
     restrict_thespian_bind(args.host)
     asys = ActorSystem("multiprocTCPBase", capabilities={"Admin Port": args.admin_port}, transientUnique=True)

@@ -28,7 +28,7 @@ from typing import Any
 
 from loguru import logger
 
-from actors.distributed.placement import assign
+from arbor.actors.distributed.placement import assign
 
 LOCK_FILE = "cluster.lock"
 
@@ -122,7 +122,7 @@ def start_actor_system(host: str, port: int, var_dir: Path, leader: tuple[str, i
                        worker_host: bool = False) -> Any:
     from thespian.actors import ActorSystem
 
-    from actors.distributed.system import WORKER_HOST_CAPABILITY
+    from arbor.actors.distributed.system import WORKER_HOST_CAPABILITY
 
     caps: dict[str, Any] = {"Admin Port": port, "Process Startup Method": "fork"}
     if leader is not None:
@@ -162,7 +162,7 @@ def render_summary(var_dir: Path, assignment: dict[int, tuple[str, ...]]) -> str
 
 
 def _raw_config(args: argparse.Namespace) -> dict:
-    from config.loader import deep_merge, load_raw
+    from arbor.config.loader import deep_merge, load_raw
 
     raw = load_raw(args.config, args.env_file)
     cli: dict = {"run": {}}
@@ -179,8 +179,8 @@ def _raw_config(args: argparse.Namespace) -> dict:
 
 def main(args: argparse.Namespace) -> int:
     """Run the multi-process cluster (``--workers``) or contribute a host to one (``--join``)."""
-    from config.errors import ConfigError
-    from config.settings import build_settings
+    from arbor.config.errors import ConfigError
+    from arbor.config.settings import build_settings
 
     try:
         raw = _raw_config(args)
@@ -196,7 +196,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"start-cluster: {exc}", file=sys.stderr)
         return 2
     if settings.operator.enabled and leader is None:
-        from adapters.operator.server import OperatorConfigError, token_from_env
+        from arbor.adapters.operator.server import OperatorConfigError, token_from_env
 
         try:
             token_from_env()  # as in single-process mode: never start a cluster whose API would run open
@@ -216,10 +216,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, leader: tuple[str, int] | None) -> int:
-    from actors.distributed.nodes import setup_node_logging
-    from actors.distributed.procs import alive, become_subreaper, descendants, kill_all, reap_children, wait_gone
-    from actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
-    from actors.distributed.wire import ClusterPlan, ClusterStarted, ClusterStatus, Poke, StatusQuery, StopCluster
+    from arbor.actors.distributed.nodes import setup_node_logging
+    from arbor.actors.distributed.procs import alive, become_subreaper, descendants, kill_all, reap_children, wait_gone
+    from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
+    from arbor.actors.distributed.wire import ClusterPlan, ClusterStarted, ClusterStatus, Poke, StatusQuery, StopCluster
 
     c = settings.cluster
     sink = setup_node_logging(var_dir, "launcher", settings.run.log_level)
@@ -251,8 +251,8 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
     surface = None
     try:
         if settings.operator.enabled and leader is None:
-            from actors.distributed.operator import DistributedOperator
-            from adapters.operator.server import token_from_env
+            from arbor.actors.distributed.operator import DistributedOperator
+            from arbor.adapters.operator.server import token_from_env
 
             o = settings.operator
             # Built before the cluster starts: it marks where this run's event lines begin.

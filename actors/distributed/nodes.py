@@ -25,16 +25,16 @@ from typing import Any, Callable, Iterator
 import attrs
 from loguru import logger
 
-from actors.cluster.build import build_singletons, build_symbol_actors, market_frames, market_venue, supervisor_for
-from actors.cluster.logs import JsonLinesSink, secret_values
-from actors.distributed.latch import read_latch, write_latch
-from actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
-from actors.distributed.procs import rss_kb
-from actors.runtime.clock import HandlerClock
-from actors.runtime.dispatcher import Dispatcher, id_source
-from actors.topology import symbol_of
-from config.settings import Settings
-from messages import (
+from arbor.actors.cluster.build import build_singletons, build_symbol_actors, market_frames, market_venue, supervisor_for
+from arbor.actors.cluster.logs import JsonLinesSink, secret_values
+from arbor.actors.distributed.latch import read_latch, write_latch
+from arbor.actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from arbor.actors.distributed.procs import rss_kb
+from arbor.actors.runtime.clock import HandlerClock
+from arbor.actors.runtime.dispatcher import Dispatcher, id_source
+from arbor.actors.topology import symbol_of
+from arbor.config.settings import Settings
+from arbor.messages import (
     ActionApproved,
     ActionDenied,
     ActorFailed,
@@ -56,11 +56,11 @@ from messages import (
     TradingStateChanged,
     VenuePayload,
 )
-from messages.codec import Codec, CodecError
-from supervision.faults import FaultPlan
-from supervision.group import Health, SymbolSupervisor
-from supervision.persist import StatePersister, restore_all
-from supervision.store import SIDECARS, StateStore
+from arbor.messages.codec import Codec, CodecError
+from arbor.supervision.faults import FaultPlan
+from arbor.supervision.group import Health, SymbolSupervisor
+from arbor.supervision.persist import StatePersister, restore_all
+from arbor.supervision.store import SIDECARS, StateStore
 
 COORDINATOR_LINK = "coordinator"
 STORE_RUN_KEY = "cluster_run_id"  # the run whose state a node's store holds

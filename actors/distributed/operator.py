@@ -42,14 +42,14 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from actors.cluster.observers import iso
-from actors.distributed.latch import read_latch
-from actors.distributed.procs import alive
-from actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
-from adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, EventStream, make_event
-from adapters.operator.server import MIN_TOKEN_LEN, TOKEN_ENV, OperatorConfigError, OperatorServer
-from adapters.operator.view import CommandError, ViewLifecycle
-from messages import (
+from arbor.actors.cluster.observers import iso
+from arbor.actors.distributed.latch import read_latch
+from arbor.actors.distributed.procs import alive
+from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
+from arbor.adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, EventStream, make_event
+from arbor.adapters.operator.server import MIN_TOKEN_LEN, TOKEN_ENV, OperatorConfigError, OperatorServer
+from arbor.adapters.operator.view import CommandError, ViewLifecycle
+from arbor.messages import (
     ALL_SYMBOLS,
     Action,
     Direction,
@@ -359,7 +359,7 @@ class DistributedView(ViewLifecycle):
     def __init__(self, var_dir: Path, assignment: dict[int, tuple[str, ...]], channel: SupervisorChannel,
                  follower: EventFollower, hub: EventHub, *, stale_after_s: float = STALE_AFTER_S,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        from messages.codec import Codec
+        from arbor.messages.codec import Codec
 
         self.var_dir = Path(var_dir)
         self.status_dir = self.var_dir / "cluster" / "status"
@@ -724,9 +724,9 @@ class DistributedOperator:
 
     def start(self, asys: Any, supervisor: Any) -> str:
         """Serve the API, follow the events and run the liveness cycle; return the base URL."""
-        from adapters.operator.events import Webhook
-        from adapters.operator.liveness import EngineCycle, LivenessFiles
-        from actors.runtime import HandlerClock
+        from arbor.adapters.operator.events import Webhook
+        from arbor.adapters.operator.liveness import EngineCycle, LivenessFiles
+        from arbor.actors.runtime import HandlerClock
 
         self.channel = SupervisorChannel(asys, supervisor, on_status=self._processes_changed)
         self.view = DistributedView(self.var_dir, self.assignment, self.channel, self.follower, self.hub,

@@ -42,10 +42,10 @@ from thespian.actors import (
     WatchMessage,
 )
 
-from actors.distributed.latch import write_latch
-from actors.distributed.link import LinkAck, LinkBatch
-from actors.distributed.procs import alive, descendants, kill_all
-from actors.distributed.wire import (
+from arbor.actors.distributed.latch import write_latch
+from arbor.actors.distributed.link import LinkAck, LinkBatch
+from arbor.actors.distributed.procs import alive, descendants, kill_all
+from arbor.actors.distributed.wire import (
     Ack,
     ClusterPlan,
     ClusterStarted,
@@ -96,7 +96,7 @@ LINGER_S = 0.001
 
 
 def _settings(plan: ClusterPlan):
-    from config.settings import build_settings
+    from arbor.config.settings import build_settings
 
     return build_settings(plan.raw_config)
 
@@ -830,7 +830,7 @@ class CoordinatorActor(_NodeActor):
             pass  # an undeliverable send (a peer died): the link retransmits or the peer is replaced
 
     def _start(self, msg: StartCoordinator, sender: Any) -> None:
-        from actors.distributed.nodes import CoordinatorCore, setup_node_logging
+        from arbor.actors.distributed.nodes import CoordinatorCore, setup_node_logging
 
         plan = msg.plan
         settings = _settings(plan)
@@ -927,7 +927,7 @@ class WorkerActor(_NodeActor):
             self._decisions_first()
 
     def _start(self, msg: StartWorker, sender: Any) -> None:
-        from actors.distributed.nodes import WorkerCore, setup_node_logging, worker_link
+        from arbor.actors.distributed.nodes import WorkerCore, setup_node_logging, worker_link
 
         plan = msg.plan
         settings = _settings(plan)
@@ -1035,8 +1035,8 @@ class ClusterSupervisor(Actor):
 
     # -- start ------------------------------------------------------------------------------
     def _start(self, plan: ClusterPlan, sender: Any) -> None:
-        from actors.distributed.nodes import setup_node_logging
-        from supervision.intensity import RestartIntensity
+        from arbor.actors.distributed.nodes import setup_node_logging
+        from arbor.supervision.intensity import RestartIntensity
 
         self.plan = plan
         self.settings = _settings(plan)

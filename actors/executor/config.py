@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from config.errors import ConfigError
+from arbor.config.errors import ConfigError
 
 
 @attrs.frozen(kw_only=True)

@@ -18,9 +18,9 @@ from typing import Any, Iterable
 
 import attrs
 
-from actors.base import ActorContext, ActorLogic
-from actors.executor.config import ExecutorConfig
-from actors.executor.orders import (
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.actors.executor.config import ExecutorConfig
+from arbor.actors.executor.orders import (
     AWAITING,
     SETTLED_ORDERS_KEPT,
     SETTLED_PRUNE_BATCH,
@@ -29,8 +29,8 @@ from actors.executor.orders import (
     TrackedOrder,
     client_order_id,
 )
-from actors.executor.reconcile import Outcome, ReconcilePolicy, compare
-from messages import (
+from arbor.actors.executor.reconcile import Outcome, ReconcilePolicy, compare
+from arbor.messages import (
     CancelOpenOrders,
     CancelOrder,
     DuplicateOrderSuppressed,

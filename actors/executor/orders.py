@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import attrs
 
-from messages import OrderIntent, OrderStatus, OrderType, Side
+from arbor.messages import OrderIntent, OrderStatus, OrderType, Side
 
 ZERO = Decimal("0")
 

@@ -39,9 +39,9 @@ from typing import Any, Mapping
 
 import attrs
 
-from actors.executor.orders import ZERO, TrackedOrder
-from config.errors import ConfigError
-from messages import PositionReported
+from arbor.actors.executor.orders import ZERO, TrackedOrder
+from arbor.config.errors import ConfigError
+from arbor.messages import PositionReported
 
 RECONCILE_RETRIES = 3
 

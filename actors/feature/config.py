@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from config.errors import ConfigError
+from arbor.config.errors import ConfigError
 
 SECTION = "feature"
 EMIT_MODES = ("bucket", "every_event")

@@ -39,9 +39,9 @@ import math
 from collections import deque
 from typing import Any
 
-from actors.base import ActorContext, ActorLogic
-from actors.feature.config import FeatureConfig
-from messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.actors.feature.config import FeatureConfig
+from arbor.messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
 
 __all__ = ["FeatureConfig", "FeatureLogic"]
 

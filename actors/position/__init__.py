@@ -1,7 +1,7 @@
 """Position(S): the strict per-symbol position state machine."""
 
-from actors.position.logic import PositionLogic
-from actors.position.snapshot import (
+from arbor.actors.position.logic import PositionLogic
+from arbor.actors.position.snapshot import (
     LEGAL_TRANSITIONS,
     IllegalTransition,
     InvariantViolation,

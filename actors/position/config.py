@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from config.errors import ConfigError
-from messages import OrderType
+from arbor.config.errors import ConfigError
+from arbor.messages import OrderType
 
 
 @frozen(kw_only=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 import attrs
 
-from actors.base import ActorContext, ActorLogic
-from actors.position.snapshot import (
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.actors.position.snapshot import (
     CLOSING,
     ENTERING,
     FLAT,
@@ -24,7 +24,7 @@ from actors.position.snapshot import (
     UnexpectedFill,
     check_transition,
 )
-from messages import (
+from arbor.messages import (
     Action,
     ActionApproved,
     ActionNotApplicable,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import attrs
 
-from messages import Direction, PositionState
+from arbor.messages import Direction, PositionState
 
 ZERO = Decimal("0")
 

@@ -1,8 +1,8 @@
 """Regime(S): regime classification with hysteresis and the symbol's strategy policy."""
 
-from actors.regime.config import RegimeConfig
-from actors.regime.logic import RegimeLogic, classify, mark_price
-from actors.regime.strategies import (
+from arbor.actors.regime.config import RegimeConfig
+from arbor.actors.regime.logic import RegimeLogic, classify, mark_price
+from arbor.actors.regime.strategies import (
     STRATEGIES,
     MeanReversion,
     PositionView,

@@ -6,8 +6,8 @@ from typing import Any, Mapping
 
 import attrs
 
-from actors.regime.strategies import make_strategy
-from config.errors import ConfigError
+from arbor.actors.regime.strategies import make_strategy
+from arbor.config.errors import ConfigError
 
 SECTION = "regime"
 

@@ -27,10 +27,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from actors.base import ActorContext, ActorLogic
-from actors.regime.config import RegimeConfig
-from actors.regime.strategies import FLAT, PositionView, StrategyPolicy, make_strategy
-from messages import FeatureSnapshot, MandateSet, PositionChanged, PositionState, Regime, RegimeChanged
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.actors.regime.config import RegimeConfig
+from arbor.actors.regime.strategies import FLAT, PositionView, StrategyPolicy, make_strategy
+from arbor.messages import FeatureSnapshot, MandateSet, PositionChanged, PositionState, Regime, RegimeChanged
 
 __all__ = ["RegimeConfig", "RegimeLogic", "classify", "explain", "mark_price"]
 

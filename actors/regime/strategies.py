@@ -13,8 +13,8 @@ from typing import Any, Callable, Mapping, Protocol
 
 import attrs
 
-from config.errors import ConfigError
-from messages import Direction, FeatureSnapshot, Mandate, MandateKind, PositionState, Regime
+from arbor.config.errors import ConfigError
+from arbor.messages import Direction, FeatureSnapshot, Mandate, MandateKind, PositionState, Regime
 
 __all__ = ["MeanReversion", "PositionView", "StrategyPolicy", "TrendFollowing", "make_strategy", "STRATEGIES"]
 

@@ -1,15 +1,15 @@
 """Journaling a run, and replaying it: audit (prove each actor reproduces its outputs) and what-if."""
 
-from actors.replay.audit import AuditReport, ChainLink, Divergence, ReplayClock, audit_journal
-from actors.replay.journal_io import UnreadableJournal, open_for_replay
-from actors.replay.recorder import (
+from arbor.actors.replay.audit import AuditReport, ChainLink, Divergence, ReplayClock, audit_journal
+from arbor.actors.replay.journal_io import UnreadableJournal, open_for_replay
+from arbor.actors.replay.recorder import (
     JOURNAL_SUBDIR,
     JournalObserver,
     build_held,
     open_journal_observer,
     parse_durability,
 )
-from actors.replay.whatif import DecisionDigest, WhatIfResult, apply_overrides, run_whatif
+from arbor.actors.replay.whatif import DecisionDigest, WhatIfResult, apply_overrides, run_whatif
 
 __all__ = [
     "AuditReport",

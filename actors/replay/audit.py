@@ -18,12 +18,12 @@ from typing import Any, Callable
 import attrs
 import msgpack
 
-from actors.base import ActorLogic
-from actors.replay.journal_io import UnreadableJournal, open_for_replay
-from actors.topology import receivers as route_receivers
-from messages import Envelope
-from messages.codec import Codec, CodecError
-from messages.journal import SCHEMA_VERSION, CorruptJournal, JournalReader, RepairReport, RunMetadata
+from arbor.actors.base import ActorLogic
+from arbor.actors.replay.journal_io import UnreadableJournal, open_for_replay
+from arbor.actors.topology import receivers as route_receivers
+from arbor.messages import Envelope
+from arbor.messages.codec import Codec, CodecError
+from arbor.messages.journal import SCHEMA_VERSION, CorruptJournal, JournalReader, RepairReport, RunMetadata
 
 _RESTARTED_TAG = "ActorRestarted.v1"
 
@@ -95,9 +95,9 @@ BuildActors = Callable[[RunMetadata, ReplayClock], dict[str, ActorLogic]]
 
 def build_from_metadata(meta: RunMetadata, clock: ReplayClock) -> dict[str, ActorLogic]:
     """Every actor of the run, built exactly as the cluster built them from its configuration."""
-    from actors.cluster.build import build_actors
-    from config.errors import ConfigError
-    from config.settings import build_settings
+    from arbor.actors.cluster.build import build_actors
+    from arbor.config.errors import ConfigError
+    from arbor.config.settings import build_settings
 
     try:
         settings = build_settings(meta.config)

@@ -22,7 +22,7 @@ from typing import Any, Sequence, TextIO
 import attrs
 from loguru import logger
 
-from actors.replay.journal_io import UnreadableJournal
+from arbor.actors.replay.journal_io import UnreadableJournal
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- audit ---------------------------------------------------------------------------------------------
 def audit_command(journal: Path, *, allow_repair: bool, out: TextIO, err: TextIO) -> int:
-    from actors.replay.audit import audit_journal
+    from arbor.actors.replay.audit import audit_journal
 
     bar = Progress(err, "records")
     t0 = time.perf_counter()
@@ -126,13 +126,13 @@ def iso(ns: int) -> str:
 
 # -- what-if -------------------------------------------------------------------------------------------
 def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
-    from actors.replay.report import render
-    from actors.replay.whatif import hbt_config, journal_config, journal_inputs, journal_metadata, market_inputs, \
+    from arbor.actors.replay.report import render
+    from arbor.actors.replay.whatif import hbt_config, journal_config, journal_inputs, journal_metadata, market_inputs, \
         run_whatif
-    from config.errors import ConfigError
-    from config.loader import deep_merge, load_raw, read_toml
-    from config.settings import build_settings
-    from messages.codec import Codec
+    from arbor.config.errors import ConfigError
+    from arbor.config.loader import deep_merge, load_raw, read_toml
+    from arbor.config.settings import build_settings
+    from arbor.messages.codec import Codec
 
     codec = Codec()
     try:

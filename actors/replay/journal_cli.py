@@ -26,8 +26,8 @@ import attrs
 import msgpack
 from loguru import logger
 
-from messages.codec import Codec, CodecError
-from messages.journal import (
+from arbor.messages.codec import Codec, CodecError
+from arbor.messages.journal import (
     CorruptJournal,
     InputRef,
     JournalLocked,
@@ -40,7 +40,7 @@ from messages.journal import (
     repair,
     unpack_record,
 )
-from messages.envelope import Envelope
+from arbor.messages.envelope import Envelope
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

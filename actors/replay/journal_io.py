@@ -6,7 +6,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from messages.journal import JournalLocked, JournalReader, RepairReport, repair
+from arbor.messages.journal import JournalLocked, JournalReader, RepairReport, repair
 
 
 class UnreadableJournal(Exception):

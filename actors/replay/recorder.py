@@ -16,9 +16,9 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from loguru import logger
 
-from messages import Envelope, TimerTick
-from messages.codec import Codec
-from messages.journal import (
+from arbor.messages import Envelope, TimerTick
+from arbor.messages.codec import Codec
+from arbor.messages.journal import (
     Durability,
     JournalError,
     JournalWriter,
@@ -185,8 +185,8 @@ def record_simulated_run(var_dir: Path | str, raw_config: Mapping[str, Any], sec
                          segment_bytes: int = 64 * 1024 * 1024) -> Path:
     """Run the cluster of ``raw_config`` on the deterministic scheduler for ``seconds`` of simulated
     time with a journal, and return the journal's directory (for trying replay without a live run)."""
-    from actors.cluster.simulate import SimulatedCluster
-    from config.settings import build_settings
+    from arbor.actors.cluster.simulate import SimulatedCluster
+    from arbor.config.settings import build_settings
 
     settings = build_settings(raw_config)
     start_ns = 1_723_161_600_000_000_000

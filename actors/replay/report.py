@@ -21,7 +21,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from messages import (
+from arbor.messages import (
     Action,
     ActionApproved,
     ActionDenied,

@@ -21,16 +21,16 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import attrs
 import msgpack
 
-from actors.cluster.build import build_actors, market_frames, market_venue
-from actors.replay.journal_io import UnreadableJournal, open_for_replay
-from actors.replay.report import BacktestReport
-from actors.runtime import DeterministicRuntime, SimClock
-from adapters.recorded.hbt import symbol_from_file_name
-from config.errors import ConfigError
-from config.settings import Settings
-from messages import Action, ActionApproved, ActionDenied, Envelope, OrderFilled, PlaceOrder, TimerTick, VenuePayload
-from messages.codec import Codec
-from messages.journal import RunMetadata
+from arbor.actors.cluster.build import build_actors, market_frames, market_venue
+from arbor.actors.replay.journal_io import UnreadableJournal, open_for_replay
+from arbor.actors.replay.report import BacktestReport
+from arbor.actors.runtime import DeterministicRuntime, SimClock
+from arbor.adapters.recorded.hbt import symbol_from_file_name
+from arbor.config.errors import ConfigError
+from arbor.config.settings import Settings
+from arbor.messages import Action, ActionApproved, ActionDenied, Envelope, OrderFilled, PlaceOrder, TimerTick, VenuePayload
+from arbor.messages.codec import Codec
+from arbor.messages.journal import RunMetadata
 
 DECISION_TYPES: tuple[type, ...] = (Action, ActionApproved, ActionDenied, PlaceOrder, OrderFilled)
 WHATIF_RUN_ID = "whatif"
@@ -140,7 +140,7 @@ def _set(node: dict[str, Any], parts: list[str], value: Any, path: str) -> None:
 
 def journal_config(meta: RunMetadata, config_file: Path | None, assignments: Sequence[str]) -> dict[str, Any]:
     """The recorded configuration, with ``config_file`` merged over it and ``assignments`` applied."""
-    from config.loader import deep_merge, read_toml
+    from arbor.config.loader import deep_merge, read_toml
 
     raw = dict(meta.config)
     if config_file is not None:

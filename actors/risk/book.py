@@ -7,7 +7,7 @@ from typing import Iterable
 
 import attrs
 
-from messages import Action, Direction, PositionChanged, PositionState
+from arbor.messages import Action, Direction, PositionChanged, PositionState
 
 ZERO = Decimal("0")
 

@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 import attrs
 
-from config.errors import ConfigError
-from messages import TradingState
+from arbor.config.errors import ConfigError
+from arbor.messages import TradingState
 
 SECTION = "risk"
 

@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 import attrs
 
-from messages import ALL_SYMBOLS, CancelOpenOrders, TradingState, TradingStateChanged
+from arbor.messages import ALL_SYMBOLS, CancelOpenOrders, TradingState, TradingStateChanged
 
 SUPERVISION = "supervision"
 FEED = "feed"  # who the market feed acts as (adapters/venues/feed.py)

@@ -8,12 +8,12 @@ from typing import Any
 
 import attrs
 
-from actors.base import ActorContext, ActorLogic
-from actors.risk.book import PortfolioBook, Reservation
-from actors.risk.config import RiskConfig
-from actors.risk.controls import FEED, SUPERVISION, ControlsSnapshot, QuarantineRecord, TradingControls, cancels
-from actors.risk.limits import NS_PER_DAY, LimitsSnapshot, LossLimits
-from messages import (
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.actors.risk.book import PortfolioBook, Reservation
+from arbor.actors.risk.config import RiskConfig
+from arbor.actors.risk.controls import FEED, SUPERVISION, ControlsSnapshot, QuarantineRecord, TradingControls, cancels
+from arbor.actors.risk.limits import NS_PER_DAY, LimitsSnapshot, LossLimits
+from arbor.messages import (
     ALL_SYMBOLS,
     Action,
     ActionApproved,

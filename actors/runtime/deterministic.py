@@ -13,10 +13,10 @@ import heapq
 import itertools
 from typing import Any, Callable, Iterable, Iterator
 
-from actors.base import ActorLogic
-from actors.runtime.clock import SimClock
-from actors.runtime.dispatcher import Dispatcher, FailureHook, Observer, id_source
-from messages import Envelope, TimerTick, VenuePayload
+from arbor.actors.base import ActorLogic
+from arbor.actors.runtime.clock import SimClock
+from arbor.actors.runtime.dispatcher import Dispatcher, FailureHook, Observer, id_source
+from arbor.messages import Envelope, TimerTick, VenuePayload
 
 MarketFrames = Iterable[tuple[int, str, bytes]]
 

@@ -21,10 +21,10 @@ from typing import Any, Callable, Iterable, Protocol
 
 from loguru import logger
 
-from actors.base import ActorLogic, Clock
-from actors.runtime.clock import SimClock
-from actors.topology import receivers as route_receivers
-from messages import DeadLetter, Envelope
+from arbor.actors.base import ActorLogic, Clock
+from arbor.actors.runtime.clock import SimClock
+from arbor.actors.topology import receivers as route_receivers
+from arbor.messages import DeadLetter, Envelope
 
 
 class Observer(Protocol):

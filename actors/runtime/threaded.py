@@ -23,10 +23,10 @@ from typing import Any, Callable, Iterable, Iterator
 import pykka
 from loguru import logger
 
-from actors.base import ActorLogic, Clock
-from actors.runtime.dispatcher import Dispatcher, FailureHook, Observer, id_source
-from actors.topology import symbol_of
-from messages import Envelope, TimerTick, VenuePayload
+from arbor.actors.base import ActorLogic, Clock
+from arbor.actors.runtime.dispatcher import Dispatcher, FailureHook, Observer, id_source
+from arbor.actors.topology import symbol_of
+from arbor.messages import Envelope, TimerTick, VenuePayload
 
 COORDINATOR = "coordinator"
 

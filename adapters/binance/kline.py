@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from adapters.binance.usdm import Fields, _dec, _int, _ms, decode_usdm
-from adapters.decoding import DecodeError
+from arbor.adapters.binance.usdm import Fields, _dec, _int, _ms, decode_usdm
+from arbor.adapters.decoding import DecodeError
 
 _PRICE_FIELDS = ("o", "c", "h", "l", "v")
 

@@ -41,9 +41,9 @@ import attrs
 from loguru import logger
 from yarl import URL
 
-from adapters.binance.signing import decimal_param, encode_params, signed_query
-from adapters.credentials import BinanceCredentials
-from messages import (
+from arbor.adapters.binance.signing import decimal_param, encode_params, signed_query
+from arbor.adapters.credentials import BinanceCredentials
+from arbor.messages import (
     OrderAccepted,
     OrderCanceled,
     OrderRejected,

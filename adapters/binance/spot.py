@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from adapters.binance.kline import check_kline
-from adapters.binance.usdm import (
+from arbor.adapters.binance.kline import check_kline
+from arbor.adapters.binance.usdm import (
     Fields,
     _agg_trade,
     _dec,
@@ -28,8 +28,8 @@ from adapters.binance.usdm import (
     _snapshot,
     _trade,
 )
-from adapters.decoding import DecodeError
-from messages.base import MarketEventKind
+from arbor.adapters.decoding import DecodeError
+from arbor.messages.base import MarketEventKind
 
 _QUOTE = MarketEventKind.QUOTE
 _DEPTH = MarketEventKind.DEPTH

@@ -43,8 +43,8 @@ import websockets
 from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 
-from actors.backoff import exponential_backoff
-from adapters.binance.book import BookState, BookSync, BookTransition, Market
+from arbor.actors.backoff import exponential_backoff
+from arbor.adapters.binance.book import BookState, BookSync, BookTransition, Market
 
 FUTURES_WS = "wss://fstream.binance.com"
 FUTURES_REST = "https://fapi.binance.com"

@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import orjson
 
-from adapters.decoding import DecodeError
-from messages.base import MarketEventKind, Side
+from arbor.adapters.decoding import DecodeError
+from arbor.messages.base import MarketEventKind, Side
 
 Fields = dict[str, Any]
 
@@ -82,7 +82,7 @@ def decode_usdm_reference(payload: bytes) -> list[Fields]:
         decode = _BY_EVENT_TYPE.get(event_type) if type(event_type) is str else None
         if decode is None:
             if event_type == "kline":  # validated, no market event yet (see adapters/binance/kline.py)
-                from adapters.binance.kline import check_kline
+                from arbor.adapters.binance.kline import check_kline
 
                 return check_kline(data)
             raise DecodeError(f"unsupported event type {_short(event_type)}")

@@ -35,9 +35,9 @@ import aiohttp
 import attrs
 from loguru import logger
 
-from adapters.binance.rest import BinanceFuturesRest, parse_decimal
-from adapters.decoding import DecodeError
-from messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, PositionReported, Side
+from arbor.adapters.binance.rest import BinanceFuturesRest, parse_decimal
+from arbor.adapters.decoding import DecodeError
+from arbor.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, PositionReported, Side
 
 Sleep = Callable[[float], Awaitable[None]]
 

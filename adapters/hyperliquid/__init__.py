@@ -4,6 +4,6 @@ Only the decoder is imported here: order entry (``adapters.hyperliquid.exchange`
 (``adapters.hyperliquid.signing``) import eth-account lazily, when a signer is made.
 """
 
-from adapters.hyperliquid.decode import decode_hyperliquid, make_hyperliquid_decoder
+from arbor.adapters.hyperliquid.decode import decode_hyperliquid, make_hyperliquid_decoder
 
 __all__ = ["decode_hyperliquid", "make_hyperliquid_decoder"]

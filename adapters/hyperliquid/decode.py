@@ -31,8 +31,8 @@ import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from adapters.decoding import DecodeError, Decoder
-from messages.base import MarketEventKind, Side
+from arbor.adapters.decoding import DecodeError, Decoder
+from arbor.messages.base import MarketEventKind, Side
 
 Fields = dict[str, Any]
 

@@ -32,9 +32,9 @@ import aiohttp
 import attrs
 from loguru import logger
 
-from adapters.credentials import HyperliquidCredentials
-from adapters.hyperliquid.signing import L1Signer, decimal_to_wire
-from messages import (
+from arbor.adapters.credentials import HyperliquidCredentials
+from arbor.adapters.hyperliquid.signing import L1Signer, decimal_to_wire
+from arbor.messages import (
     OrderAccepted,
     OrderRejected,
     OrderStatus,

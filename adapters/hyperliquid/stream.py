@@ -48,8 +48,8 @@ import websockets
 from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 
-from actors.backoff import exponential_backoff
-from adapters.binance.stream import StreamStatus
+from arbor.actors.backoff import exponential_backoff
+from arbor.adapters.binance.stream import StreamStatus
 
 MAINNET_WS = "wss://api.hyperliquid.xyz"
 TESTNET_WS = "wss://api.hyperliquid-testnet.xyz"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from config.errors import ConfigError
+from arbor.config.errors import ConfigError
 
 
 @frozen(kw_only=True)

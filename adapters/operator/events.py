@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 from loguru import logger
 
-from actors.cluster.observers import iso
-from messages import (
+from arbor.actors.cluster.observers import iso
+from arbor.messages import (
     ActionDenied,
     ActorFailed,
     ActorRestarted,

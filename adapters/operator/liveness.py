@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 from loguru import logger
 
-from actors.cluster.observers import iso
-from messages import ActorFailed, DeadLetter, DecodeFailure, Envelope, PoisonMessageQuarantined, SymbolQuarantined
+from arbor.actors.cluster.observers import iso
+from arbor.messages import ActorFailed, DeadLetter, DecodeFailure, Envelope, PoisonMessageQuarantined, SymbolQuarantined
 
 HEARTBEAT = "heartbeat.json"
 RUN_LOG = "run.jsonl"

@@ -16,8 +16,8 @@ from typing import Any, Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from actors.topology import role_of
-from messages import (
+from arbor.actors.topology import role_of
+from arbor.messages import (
     ALL_SYMBOLS,
     Action,
     ActionApproved,

@@ -26,8 +26,8 @@ from aiohttp import WSMsgType, web
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from adapters.operator.events import EventHub, Webhook
-from adapters.operator.view import ClusterView, CommandError, OperatorView, jsonable
+from arbor.adapters.operator.events import EventHub, Webhook
+from arbor.adapters.operator.view import ClusterView, CommandError, OperatorView, jsonable
 
 TOKEN_ENV = "ARBOR_OPERATOR_TOKEN"
 WS_PROTOCOL = "arbor.bearer"
@@ -328,10 +328,10 @@ class OperatorSurface:
                  registry: CollectorRegistry | None = None, host: str = "127.0.0.1", port: int = 8750,
                  webhook_url: str | None = None, cycle_interval_s: float = 1.0,
                  journal: Callable[[Any], None] | None = None) -> None:
-        from adapters.operator.events import EventStream
-        from adapters.operator.liveness import ErrorCounter
-        from adapters.operator.metrics import ClusterMetrics
-        from adapters.operator.view import ClusterFacts
+        from arbor.adapters.operator.events import EventStream
+        from arbor.adapters.operator.liveness import ErrorCounter
+        from arbor.adapters.operator.metrics import ClusterMetrics
+        from arbor.adapters.operator.view import ClusterFacts
 
         if not token or len(token.strip()) < MIN_TOKEN_LEN:
             raise OperatorConfigError(f"no usable bearer token ({TOKEN_ENV}, at least {MIN_TOKEN_LEN} characters): "
@@ -361,7 +361,7 @@ class OperatorSurface:
 
     def start(self, runtime: Any, board: Any) -> str:
         """Serve the API and start the liveness cycle; return the base URL."""
-        from adapters.operator.liveness import EngineCycle, LivenessFiles
+        from arbor.adapters.operator.liveness import EngineCycle, LivenessFiles
 
         self.view = ClusterView(runtime, board, self.facts, self.symbols, journal=self._journal)
         self.view.set_stage("running")

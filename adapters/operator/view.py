@@ -17,9 +17,9 @@ import time
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Protocol
 
-from actors.cluster.observers import SummaryBoard, iso
-from actors.topology import role_of, symbol_of
-from messages import (
+from arbor.actors.cluster.observers import SummaryBoard, iso
+from arbor.actors.topology import role_of, symbol_of
+from arbor.messages import (
     ALL_SYMBOLS,
     Action,
     ActorFailed,

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
-from adapters.recorded.hbt import Recorded, RecordingFormatError
+from arbor.adapters.recorded.hbt import Recorded, RecordingFormatError
 
 _DEPTH_PATHS = ("/fapi/v1/depth", "/api/v3/depth", "/dapi/v1/depth")
 _NS = Decimal(1_000_000_000)

@@ -1,9 +1,9 @@
 """The simulated venue: a seeded market simulator, a paper matching engine and a shadow venue."""
 
-from adapters.sim.config import PaperConfig
-from adapters.sim.market import Cascade, RegimeSpan, SimMarket, SimRegime, SimSymbol, stable_seed
-from adapters.sim.paper import PaperVenueLogic, VenueOrder, VenuePosition
-from adapters.sim.shadow import ShadowVenueLogic
+from arbor.adapters.sim.config import PaperConfig
+from arbor.adapters.sim.market import Cascade, RegimeSpan, SimMarket, SimRegime, SimSymbol, stable_seed
+from arbor.adapters.sim.paper import PaperVenueLogic, VenueOrder, VenuePosition
+from arbor.adapters.sim.shadow import ShadowVenueLogic
 
 __all__ = [
     "Cascade",

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import attrs
 
-from config.errors import ConfigError
+from arbor.config.errors import ConfigError
 
 
 @attrs.frozen(kw_only=True)

@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 
 import attrs
 
-from config.errors import ConfigError
+from arbor.config.errors import ConfigError
 
 _NS = 1_000_000_000
 _NS_PER_MS = 1_000_000

@@ -24,9 +24,9 @@ from typing import Any
 
 import attrs
 
-from actors.base import ActorContext, ActorLogic
-from adapters.sim.config import PaperConfig
-from messages import (
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.adapters.sim.config import PaperConfig
+from arbor.messages import (
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -40,7 +40,7 @@ from messages import (
     RequestCancel,
     TimerTick,
 )
-from messages.base import MarketEventKind, OrderStatus, OrderType, Side
+from arbor.messages.base import MarketEventKind, OrderStatus, OrderType, Side
 
 _NS_PER_MS = 1_000_000
 _ZERO = Decimal("0")
@@ -287,7 +287,7 @@ class PaperVenueLogic(ActorLogic):
     def _snapshot_codec(self) -> Any:
         codec = self._codec
         if codec is None:
-            from messages import Codec
+            from arbor.messages import Codec
 
             codec = self._codec = Codec()
         return codec

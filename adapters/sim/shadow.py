@@ -11,8 +11,8 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from actors.base import ActorContext, ActorLogic
-from messages import (
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.messages import (
     OrderRejected,
     OrderStatusReported,
     PlaceOrder,
@@ -23,7 +23,7 @@ from messages import (
     RequestCancel,
     TimerTick,
 )
-from messages.base import OrderStatus
+from arbor.messages.base import OrderStatus
 
 _ZERO = Decimal("0")
 

@@ -28,8 +28,8 @@ from typing import Any
 import attrs
 from aiohttp import WSMsgType, web
 
-from adapters.binance.signing import verify_signed_query
-from adapters.credentials import BinanceCredentials
+from arbor.adapters.binance.signing import verify_signed_query
+from arbor.adapters.credentials import BinanceCredentials
 
 _NS_PER_MS = 1_000_000
 _ZERO = Decimal("0")

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Sequence
 
 from aiohttp import WSMsgType, web
 
-from adapters.binance.book import OrderBook
+from arbor.adapters.binance.book import OrderBook
 
 
 class FakeBinanceServer:

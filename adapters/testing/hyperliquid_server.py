@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from adapters.hyperliquid.signing import decimal_to_wire, recover_l1_signer
+from arbor.adapters.hyperliquid.signing import decimal_to_wire, recover_l1_signer
 
 _ZERO = Decimal("0")
 

@@ -52,7 +52,7 @@ def _compact(obj: Any) -> bytes:
 
 def recorded_frames(data_dir: Path) -> list[bytes]:
     """Websocket frames made of the real recorded Hyperliquid messages under ``data_dir`` (see module doc)."""
-    from adapters.testing.hyperliquid_server import cassette_answers
+    from arbor.adapters.testing.hyperliquid_server import cassette_answers
 
     nautilus = data_dir / "nautilus"
     answers = cassette_answers(data_dir / "sdk_cassettes")

@@ -28,10 +28,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
-from adapters.binance.book import Market
-from adapters.binance.stream import BinanceMarketStream, StreamConfig, StreamStatus
-from adapters.hyperliquid.stream import DEFAULT_CHANNELS, HyperliquidMarketStream, HyperliquidStreamConfig
-from messages import SetTradingState, TradingState
+from arbor.adapters.binance.book import Market
+from arbor.adapters.binance.stream import BinanceMarketStream, StreamConfig, StreamStatus
+from arbor.adapters.hyperliquid.stream import DEFAULT_CHANNELS, HyperliquidMarketStream, HyperliquidStreamConfig
+from arbor.messages import SetTradingState, TradingState
 
 FEED_WHO = "feed"
 FEED_SENDER = "market_feed"  # SetTradingState's sender (not "feed": that marks flow-controlled market batches)

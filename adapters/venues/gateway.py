@@ -28,8 +28,8 @@ import threading
 from collections import Counter, deque
 from typing import Any, Awaitable, Callable, Iterable
 
-from actors.base import ActorContext, ActorLogic
-from messages import PlaceOrder, PositionReported, QueryOrder, QueryPosition, RawMarketEvent, RequestCancel
+from arbor.actors.base import ActorContext, ActorLogic
+from arbor.messages import PlaceOrder, PositionReported, QueryOrder, QueryPosition, RawMarketEvent, RequestCancel
 
 Submit = Callable[[Any], None]
 Deliver = Callable[[list[Any]], None]

@@ -14,9 +14,9 @@ from typing import Any
 
 from loguru import logger
 
-from adapters.venues.feed import FEED_SENDER, MarketFeed, RiskProbe, stream_config
-from adapters.venues.gateway import VenueGatewayLogic, VenueIOWorker, runtime_delivery
-from config.errors import ConfigError
+from arbor.adapters.venues.feed import FEED_SENDER, MarketFeed, RiskProbe, stream_config
+from arbor.adapters.venues.gateway import VenueGatewayLogic, VenueIOWorker, runtime_delivery
+from arbor.config.errors import ConfigError
 
 STREAMED_SOURCES = ("binance_usdm", "binance_spot", "hyperliquid")
 LIVE_VENUES = ("binance_usdm",)
@@ -36,8 +36,8 @@ def check_venue_settings(settings: Any) -> None:
                 raise ConfigError(f"symbols[{i}].venue", f"market.source {source!r} streams {source} data; "
                                                          f"{s.symbol} is configured for {s.venue!r}")
     if source == "hyperliquid":
-        from adapters.hyperliquid.stream import COIN_CHANNELS, GLOBAL_CHANNELS
-        from adapters.venues.feed import BINANCE_DEFAULT_STREAMS
+        from arbor.adapters.hyperliquid.stream import COIN_CHANNELS, GLOBAL_CHANNELS
+        from arbor.adapters.venues.feed import BINANCE_DEFAULT_STREAMS
 
         streams = tuple(settings.market.streams)
         known = COIN_CHANNELS + GLOBAL_CHANNELS
@@ -110,9 +110,9 @@ def start_venues(settings: Any, runtime: Any, clock: Any) -> VenueConnections:
 
 
 def _binance_worker(settings: Any, runtime: Any, clock: Any, symbols: tuple[str, ...]) -> VenueIOWorker:
-    from adapters.binance.rest import BinanceFuturesRest, BinanceRestConfig
-    from adapters.binance.userdata import BinanceUserDataStream
-    from adapters.credentials import MissingCredential, binance_credentials_from_env
+    from arbor.adapters.binance.rest import BinanceFuturesRest, BinanceRestConfig
+    from arbor.adapters.binance.userdata import BinanceUserDataStream
+    from arbor.adapters.credentials import MissingCredential, binance_credentials_from_env
 
     try:
         creds = binance_credentials_from_env()
@@ -138,7 +138,7 @@ def _binance_worker(settings: Any, runtime: Any, clock: Any, symbols: tuple[str,
 
 def hyperliquid_worker(base_url: str, credentials: Any, runtime: Any, clock: Any, symbols: tuple[str, ...]) -> VenueIOWorker:
     """Order entry on Hyperliquid through the same gateway (not yet selectable from the config)."""
-    from adapters.hyperliquid.exchange import HyperliquidExchange
+    from arbor.adapters.hyperliquid.exchange import HyperliquidExchange
 
     wlog = logger.bind(actor="venue-io", venue="hyperliquid")
 

@@ -1,9 +1,9 @@
 """The append-only message journal: segmented, checksummed, repairable. See ``format`` for the bytes."""
 
-from messages.journal.errors import CorruptJournal, JournalClosed, JournalError, JournalLocked, UnsupportedJournal
-from messages.journal.format import FORMAT_VERSION, SCHEMA_VERSION, Damage, SegmentHeader, segment_name
-from messages.journal.reader import Gap, JournalReader, Record, VerifyReport
-from messages.journal.records import (
+from arbor.messages.journal.errors import CorruptJournal, JournalClosed, JournalError, JournalLocked, UnsupportedJournal
+from arbor.messages.journal.format import FORMAT_VERSION, SCHEMA_VERSION, Damage, SegmentHeader, segment_name
+from arbor.messages.journal.reader import Gap, JournalReader, Record, VerifyReport
+from arbor.messages.journal.records import (
     Entry,
     InputRef,
     Output,
@@ -20,10 +20,10 @@ from messages.journal.records import (
     entry_from_primitive,
     unpack_record,
 )
-from messages.journal.repair import Quarantine, RepairReport, repair
-from messages.journal.run import RunMetadata
-from messages.journal.scan import SegmentInfo
-from messages.journal.writer import Durability, JournalWriter
+from arbor.messages.journal.repair import Quarantine, RepairReport, repair
+from arbor.messages.journal.run import RunMetadata
+from arbor.messages.journal.scan import SegmentInfo
+from arbor.messages.journal.writer import Durability, JournalWriter
 
 __all__ = [
     "CorruptJournal",

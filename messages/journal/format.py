@@ -50,7 +50,7 @@ from typing import Iterator
 import attrs
 import msgpack
 
-from messages.journal.errors import CorruptJournal, UnsupportedJournal
+from arbor.messages.journal.errors import CorruptJournal, UnsupportedJournal
 
 MAGIC = b"ARBJ"
 FORMAT_VERSION = 1

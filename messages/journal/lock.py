@@ -6,7 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from messages.journal.errors import JournalLocked
+from arbor.messages.journal.errors import JournalLocked
 
 LOCK_NAME = "LOCK"
 

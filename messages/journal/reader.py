@@ -11,9 +11,9 @@ from typing import Iterator
 
 import attrs
 
-from messages.journal.errors import CorruptJournal
-from messages.journal.format import SCHEMA_VERSION, BadHeader, Damage, decode_header, iter_frames
-from messages.journal.scan import SegmentInfo, mapped, scan_segment, segment_files
+from arbor.messages.journal.errors import CorruptJournal
+from arbor.messages.journal.format import SCHEMA_VERSION, BadHeader, Damage, decode_header, iter_frames
+from arbor.messages.journal.scan import SegmentInfo, mapped, scan_segment, segment_files
 
 
 @attrs.frozen(kw_only=True, slots=True)

@@ -25,9 +25,9 @@ from typing import Any, Iterable, Union
 import attrs
 import msgpack
 
-from messages.codec import Codec, CodecError
-from messages.envelope import Envelope
-from messages.journal.run import RunMetadata
+from arbor.messages.codec import Codec, CodecError
+from arbor.messages.envelope import Envelope
+from arbor.messages.journal.run import RunMetadata
 
 
 class RecordKind(IntEnum):

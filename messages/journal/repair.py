@@ -10,9 +10,9 @@ from typing import Callable
 import attrs
 from loguru import logger
 
-from messages.journal.format import SCHEMA_VERSION, Damage
-from messages.journal.lock import DirectoryLock
-from messages.journal.scan import SegmentInfo, scan_segment, segment_files
+from arbor.messages.journal.format import SCHEMA_VERSION, Damage
+from arbor.messages.journal.lock import DirectoryLock
+from arbor.messages.journal.scan import SegmentInfo, scan_segment, segment_files
 
 Fsync = Callable[[int], None]
 

@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 import attrs
 
-from messages.codec import CodecError
-from messages.journal.format import SCHEMA_VERSION
+from arbor.messages.codec import CodecError
+from arbor.messages.journal.format import SCHEMA_VERSION
 
 
 @attrs.frozen(kw_only=True, slots=True)

@@ -10,8 +10,8 @@ from typing import Iterator
 
 import attrs
 
-from messages.journal.errors import UnsupportedJournal
-from messages.journal.format import (
+from arbor.messages.journal.errors import UnsupportedJournal
+from arbor.messages.journal.format import (
     SCHEMA_VERSION,
     BadHeader,
     Damage,

@@ -14,8 +14,8 @@ from typing import BinaryIO, Callable, Literal
 import attrs
 from loguru import logger
 
-from messages.journal.errors import JournalClosed, UnsupportedJournal
-from messages.journal.format import (
+from arbor.messages.journal.errors import JournalClosed, UnsupportedJournal
+from arbor.messages.journal.format import (
     FORMAT_VERSION,
     FRAME,
     FRAME_SIZE,
@@ -25,8 +25,8 @@ from messages.journal.format import (
     encode_header,
     segment_name,
 )
-from messages.journal.lock import DirectoryLock
-from messages.journal.repair import RepairReport, repair_locked
+from arbor.messages.journal.lock import DirectoryLock
+from arbor.messages.journal.repair import RepairReport, repair_locked
 
 MiB = 1024 * 1024
 

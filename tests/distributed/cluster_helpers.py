@@ -12,8 +12,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from actors.distributed.procs import alive, descendants, kill_all, listening, wait_gone
-from actors.testing import eventually
+from arbor.actors.distributed.procs import alive, descendants, kill_all, listening, wait_gone
+from arbor.actors.testing import eventually
 from tests.conftest import REPO_ROOT
 
 SYMBOLS = [("BTCUSDT", "trend_following", "60000", "0.1", "0.001"), ("ETHUSDT", "mean_reversion", "3000", "0.01", "0.001"),
@@ -37,9 +37,9 @@ def stored_positions(var: Path, node: str) -> dict[str, tuple[str, Decimal]]:
 
 def stored_venue_positions(var: Path, node: str, symbols: tuple[str, ...]) -> dict[str, Decimal]:
     """The paper venue's position of each symbol in a node's store (0 if it has none); only once the node is gone."""
-    from actors.distributed.nodes import node_store_path
-    from adapters.sim.paper import PaperVenueSnapshot
-    from supervision.store import StateStore
+    from arbor.actors.distributed.nodes import node_store_path
+    from arbor.adapters.sim.paper import PaperVenueSnapshot
+    from arbor.supervision.store import StateStore
 
     store = StateStore(node_store_path(var, node))
     try:
@@ -91,7 +91,7 @@ class Cluster:
         self.port = port or free_port()
         self.var = var or tmp / "var"
         self.config = fast_config(tmp, self.port, extra, max_positions)
-        cmd = [sys.executable, "-m", "actors.cluster.main", "--config", str(self.config), "--var-dir", str(self.var),
+        cmd = [sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(self.config), "--var-dir", str(self.var),
                "--quiet", *args]
         if workers:
             cmd += ["--workers", str(workers)]
@@ -166,7 +166,7 @@ class Cluster:
         eventually(ok, timeout=timeout, interval=0.1)
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "actors.distributed.ctl", "--admin-port", str(self.port), *args],
+        return subprocess.run([sys.executable, "-m", "arbor.actors.distributed.ctl", "--admin-port", str(self.port), *args],
                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
 
     def non_loopback_listeners(self) -> list[tuple[str, int, int]]:

@@ -11,9 +11,9 @@ from dataclasses import replace
 import msgpack
 import pytest
 
-from actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
-from actors.distributed.system import DataPort, Waker, _Out
-from actors.testing import eventually
+from arbor.actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from arbor.actors.distributed.system import DataPort, Waker, _Out
+from arbor.actors.testing import eventually
 
 HOST = "127.0.0.1"
 
@@ -405,7 +405,7 @@ def node(open_port):
     """A Worker shim (no thespian system) with a link core, whose data port talks to ``node.peer``."""
     from types import SimpleNamespace
 
-    from actors.distributed.system import WorkerActor
+    from arbor.actors.distributed.system import WorkerActor
 
     w = WorkerActor()
     w._init_node()

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from arbor.actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
 
 
 def run_lossy(n: int, drop: float, dup: float, reorder: float, seed: int, window: int = 512, batch: int = 64):

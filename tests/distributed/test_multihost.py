@@ -14,9 +14,9 @@ from typing import Iterator
 
 import pytest
 
-from actors.distributed.placement import assign
-from actors.distributed.procs import alive, kill_all
-from actors.testing import eventually
+from arbor.actors.distributed.placement import assign
+from arbor.actors.distributed.procs import alive, kill_all
+from arbor.actors.testing import eventually
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, free_port
 
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from actors.distributed import system
-from actors.distributed.system import WorkerActor
+from arbor.actors.distributed import system
+from arbor.actors.distributed.system import WorkerActor
 
 
 def shim(supervisor_pid: int) -> WorkerActor:

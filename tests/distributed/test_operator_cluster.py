@@ -16,9 +16,9 @@ from typing import Any, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.distributed.placement import assign
-from actors.distributed.procs import alive, kill_all, listening
-from actors.testing import eventually
+from arbor.actors.distributed.placement import assign
+from arbor.actors.distributed.procs import alive, kill_all, listening
+from arbor.actors.testing import eventually
 from tests.http_helpers import call_json, get_ok
 from tests.conftest import REPO_ROOT
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, fast_config, free_port
@@ -62,7 +62,7 @@ def test_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     port = free_port()
     config = fast_config(tmp_path, port, f"[operator]\nenabled = true\nport = {free_port()}\n")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}, "ARBOR_OPERATOR_TOKEN": ""}
-    done = subprocess.run([sys.executable, "-m", "actors.cluster.main", "--config", str(config), "--var-dir",
+    done = subprocess.run([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(config), "--var-dir",
                            str(tmp_path / "var"), "--quiet", "--workers", "2"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "ARBOR_OPERATOR_TOKEN" in done.stderr
@@ -252,8 +252,8 @@ def _write_status(var: Path, name: str, age_s: float, **fields: Any) -> None:
 
 
 def _view(var: Path) -> Any:
-    from actors.distributed.operator import DistributedView, EventFollower
-    from adapters.operator.events import EventHub
+    from arbor.actors.distributed.operator import DistributedView, EventFollower
+    from arbor.adapters.operator.events import EventHub
 
     hub = EventHub()
     follower = EventFollower(var / "cluster" / "events", ("coordinator", "worker-0", "worker-1"), hub)
@@ -268,7 +268,7 @@ def _risk(*symbols: str) -> dict[str, Any]:
 
 def test_a_worker_with_an_old_status_file_is_shown_down_never_healthy(tmp_path: Path) -> None:
     """A worker whose status is 5 s old: its symbols read DOWN and stale, its group down, arbor_symbol_up 0."""
-    from actors.distributed.operator import NodeCollector
+    from arbor.actors.distributed.operator import NodeCollector
 
     row = {"health": "RUNNING", "position": "FLAT", "qty": "0", "events": 1, "orders": 0, "fills": 0}
     _write_status(tmp_path, "coordinator", 0.1, risk=_risk("BTCUSDT", "ETHUSDT"), risk_stats={})

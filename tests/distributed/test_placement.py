@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.distributed.placement import assign, slot_of, slot_weight
+from arbor.actors.distributed.placement import assign, slot_of, slot_weight
 
 SYMBOLS = [f"SYM{i}USDT" for i in range(40)]
 

@@ -18,12 +18,12 @@ from typing import Any
 import attrs
 import pytest
 
-from actors.distributed.latch import write_latch
-from actors.distributed.nodes import CoordinatorCore, Node, WorkerCore, node_store_path
-from config.settings import load_settings
-from messages import Action, ActionApproved, Direction, MandateKind, MarketEventKind, PositionState, RawMarketEvent
-from supervision.group import Health
-from supervision.persist import StatePersister
+from arbor.actors.distributed.latch import write_latch
+from arbor.actors.distributed.nodes import CoordinatorCore, Node, WorkerCore, node_store_path
+from arbor.config.settings import load_settings
+from arbor.messages import Action, ActionApproved, Direction, MandateKind, MarketEventKind, PositionState, RawMarketEvent
+from arbor.supervision.group import Health
+from arbor.supervision.persist import StatePersister
 
 RUN = "20261130T000000-1"
 BTC, ETH, SOL = "BTCUSDT", "ETHUSDT", "SOLUSDT"
@@ -371,8 +371,8 @@ def test_batches_that_beat_their_worker_up_are_held_and_delivered_once_it_comes(
 def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain() -> None:
     """The probe follows frame -> RawMarketEvent -> FeatureSnapshot -> MandateSet -> ActionApproved
     -> SubmitOrder -> PlaceOrder: latency from the frame's arrival, and from the exchange event time."""
-    from actors.distributed.nodes import EventFile, WorkerProbe
-    from messages import (Envelope, FeatureSnapshot, MandateSet, OrderIntent, OrderType, PlaceOrder, Regime, Side,
+    from arbor.actors.distributed.nodes import EventFile, WorkerProbe
+    from arbor.messages import (Envelope, FeatureSnapshot, MandateSet, OrderIntent, OrderType, PlaceOrder, Regime, Side,
                           SubmitOrder, VenuePayload)
 
     probe = WorkerProbe((BTC,), EventFile(Path("/dev/null")), 1)
@@ -415,7 +415,7 @@ def test_timer_ticks_reach_every_actor_each_interval_one_symbol_at_a_time(tmp_pa
     """Each actor that wants ticks gets one per ``tick_interval_ms``; the symbols' ticks are spread
     over the interval (never all at once: a decision arriving meanwhile would wait for all of
     them), and a node that looks late ticks every actor that is due."""
-    from messages import TimerTick
+    from arbor.messages import TimerTick
 
     w = worker(tmp_path / "var", 1, False)
     got: list[tuple[float, str]] = []

@@ -11,16 +11,16 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
-from actors.executor.config import ExecutorConfig
-from actors.executor.logic import ExecutorLogic
-from actors.testing import ManualClock, make_ctx
-from actors.testing import until as _until
-from adapters.binance.rest import BinanceFuturesRest, BinanceRestConfig
-from adapters.binance.userdata import BinanceUserDataStream, UserDataConfig, decode_user_event
-from adapters.credentials import BinanceCredentials
-from adapters.decoding import DecodeError
-from adapters.testing.binance_rest_server import BinanceRestServer, Fault
-from messages import (
+from arbor.actors.executor.config import ExecutorConfig
+from arbor.actors.executor.logic import ExecutorLogic
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.actors.testing import until as _until
+from arbor.adapters.binance.rest import BinanceFuturesRest, BinanceRestConfig
+from arbor.adapters.binance.userdata import BinanceUserDataStream, UserDataConfig, decode_user_event
+from arbor.adapters.credentials import BinanceCredentials
+from arbor.adapters.decoding import DecodeError
+from arbor.adapters.testing.binance_rest_server import BinanceRestServer, Fault
+from arbor.messages import (
     OrderAccepted,
     OrderCanceled,
     OrderFilled,

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from actors.collector import CollectorLogic
-from actors.testing import ManualClock, make_ctx
-from adapters.binance.book import BookSync, Market
-from adapters.binance.stream import BinanceMarketStream, StreamConfig, StreamStatus
-from adapters.binance.usdm import decode_usdm
-from adapters.recorded import read_hbt
-from adapters.testing import FakeBinanceServer
-from messages.market import DecodeFailure, VenuePayload
-from actors.testing import until as _until
+from arbor.actors.collector import CollectorLogic
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.adapters.binance.book import BookSync, Market
+from arbor.adapters.binance.stream import BinanceMarketStream, StreamConfig, StreamStatus
+from arbor.adapters.binance.usdm import decode_usdm
+from arbor.adapters.recorded import read_hbt
+from arbor.adapters.testing import FakeBinanceServer
+from arbor.messages.market import DecodeFailure, VenuePayload
+from arbor.actors.testing import until as _until
 
 FRAMES = 2500  # of the BTCUSDT recording: ~1,900 bookTickers, ~450 trades, ~170 diffs
 STREAMS = ("depth@0ms", "trade", "bookTicker")

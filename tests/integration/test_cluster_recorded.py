@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors.cluster.simulate import SimulatedCluster
-from config.settings import load_settings
-from messages import Action, DecodeFailure, Envelope, MandateKind, MandateSet, RawMarketEvent
+from arbor.actors.cluster.simulate import SimulatedCluster
+from arbor.config.settings import load_settings
+from arbor.messages import Action, DecodeFailure, Envelope, MandateKind, MandateSet, RawMarketEvent
 
 TOTAL_MESSAGES = 168_609
 

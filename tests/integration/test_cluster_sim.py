@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from actors.cluster.simulate import SimulatedCluster
-from config.settings import load_settings
-from messages import (
+from arbor.actors.cluster.simulate import SimulatedCluster
+from arbor.config.settings import load_settings
+from arbor.messages import (
     ActionApproved,
     ActionDenied,
     CancelOpenOrders,
@@ -87,7 +87,7 @@ def test_pnl_consistent_with_fills_and_fees(cluster: SimulatedCluster) -> None:
 
 def test_one_action_per_symbol_per_cycle(cluster: SimulatedCluster) -> None:
     """The arbitrator never emits two actions for the same symbol and cycle."""
-    from messages import Action
+    from arbor.messages import Action
 
     keys = [(a.symbol, a.cycle) for a in cluster.recorder.of_type(Action)]
     assert keys and len(keys) == len(set(keys))

@@ -16,11 +16,11 @@ from typing import Any, Iterator
 import aiohttp
 import pytest
 
-from actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
-from actors.cluster.observers import SummaryBoard
-from actors.runtime import HandlerClock, ThreadedRuntime
-from adapters.operator import OperatorSurface
-from config.settings import load_settings
+from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
+from arbor.actors.cluster.observers import SummaryBoard
+from arbor.actors.runtime import HandlerClock, ThreadedRuntime
+from arbor.adapters.operator import OperatorSurface
+from arbor.config.settings import load_settings
 
 TOKEN = "dashboard-test-token-0123456789"
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"

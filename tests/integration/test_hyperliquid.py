@@ -12,10 +12,10 @@ import pytest
 
 pytest.importorskip("eth_account", reason="Hyperliquid signing needs eth-account")
 
-from actors.executor.orders import client_order_id  # noqa: E402
-from actors.testing import ManualClock  # noqa: E402
-from adapters.credentials import HyperliquidCredentials  # noqa: E402
-from adapters.hyperliquid.exchange import (  # noqa: E402
+from arbor.actors.executor.orders import client_order_id  # noqa: E402
+from arbor.actors.testing import ManualClock  # noqa: E402
+from arbor.adapters.credentials import HyperliquidCredentials  # noqa: E402
+from arbor.adapters.hyperliquid.exchange import (  # noqa: E402
     HyperliquidConfig,
     HyperliquidExchange,
     client_order_id_for,
@@ -23,9 +23,9 @@ from adapters.hyperliquid.exchange import (  # noqa: E402
     order_status,
     round_price,
 )
-from adapters.hyperliquid.signing import L1Signer, recover_l1_signer  # noqa: E402
-from adapters.testing.hyperliquid_server import Fault, HyperliquidServer  # noqa: E402
-from messages import (  # noqa: E402
+from arbor.adapters.hyperliquid.signing import L1Signer, recover_l1_signer  # noqa: E402
+from arbor.adapters.testing.hyperliquid_server import Fault, HyperliquidServer  # noqa: E402
+from arbor.messages import (  # noqa: E402
     OrderAccepted,
     OrderRejected,
     OrderStatus,

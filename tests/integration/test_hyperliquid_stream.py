@@ -12,17 +12,17 @@ from typing import Any, Callable
 
 import pytest
 
-from actors.cluster.live import LiveCluster
-from actors.collector import CollectorLogic
-from actors.testing import ManualClock, eventually, make_ctx
-from adapters.binance.stream import StreamStatus
-from adapters.hyperliquid import make_hyperliquid_decoder
-from adapters.hyperliquid.stream import HyperliquidMarketStream, HyperliquidStreamConfig
-from adapters.testing.hyperliquid_ws_server import FakeHyperliquidWsServer, frame_key, recorded_frames
-from config.settings import load_settings
-from messages import DecodeFailure, RawMarketEvent
-from messages.market import VenuePayload
-from actors.testing import until as _until
+from arbor.actors.cluster.live import LiveCluster
+from arbor.actors.collector import CollectorLogic
+from arbor.actors.testing import ManualClock, eventually, make_ctx
+from arbor.adapters.binance.stream import StreamStatus
+from arbor.adapters.hyperliquid import make_hyperliquid_decoder
+from arbor.adapters.hyperliquid.stream import HyperliquidMarketStream, HyperliquidStreamConfig
+from arbor.adapters.testing.hyperliquid_ws_server import FakeHyperliquidWsServer, frame_key, recorded_frames
+from arbor.config.settings import load_settings
+from arbor.messages import DecodeFailure, RawMarketEvent
+from arbor.messages.market import VenuePayload
+from arbor.actors.testing import until as _until
 
 COINS = ("BTC", "DYDX", "ARB")  # the coins with recorded trades, book/bbo and contexts between them
 ROUNDS = 30

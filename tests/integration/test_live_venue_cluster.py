@@ -14,14 +14,14 @@ from typing import Any, Callable
 import pytest
 from loguru import logger
 
-from actors.cluster.live import LiveCluster
-from actors.testing import eventually
-from adapters.credentials import BINANCE_API_KEY, BINANCE_API_SECRET, BinanceCredentials
-from adapters.recorded import read_hbt
-from adapters.testing import FakeBinanceServer
-from adapters.testing.binance_rest_server import BinanceRestServer, Fault
-from config.settings import load_settings
-from messages import (
+from arbor.actors.cluster.live import LiveCluster
+from arbor.actors.testing import eventually
+from arbor.adapters.credentials import BINANCE_API_KEY, BINANCE_API_SECRET, BinanceCredentials
+from arbor.adapters.recorded import read_hbt
+from arbor.adapters.testing import FakeBinanceServer
+from arbor.adapters.testing.binance_rest_server import BinanceRestServer, Fault
+from arbor.config.settings import load_settings
+from arbor.messages import (
     Action,
     ActionApproved,
     DecodeFailure,
@@ -227,7 +227,7 @@ def position(cluster: LiveCluster) -> dict:
 @pytest.mark.parametrize("fault", [None, "503", "hang", "503_processed", "hang_processed"])
 def test_live_order_entry_against_the_binance_rest_venue(venues, monkeypatch, tmp_path, fault):
     """Live: our client order id reaches the venue once, fills and the position matches; lost answers are queried."""
-    from actors.cluster.logs import configure_logging
+    from arbor.actors.cluster.logs import configure_logging
 
     lt, market, rest = venues
     monkeypatch.setenv(BINANCE_API_KEY, API_KEY)
@@ -284,7 +284,7 @@ def _write_config(tmp_path: Path, run: str) -> Path:
 
 def test_live_without_enable_flag_is_a_config_error(tmp_path, capsys, monkeypatch):
     """run.mode = live without run.live_enabled exits 2 naming the key."""
-    from actors.cluster.main import main
+    from arbor.actors.cluster.main import main
 
     monkeypatch.setenv(BINANCE_API_KEY, API_KEY)
     monkeypatch.setenv(BINANCE_API_SECRET, API_SECRET)
@@ -297,7 +297,7 @@ def test_live_without_enable_flag_is_a_config_error(tmp_path, capsys, monkeypatc
 @pytest.mark.parametrize("missing", [BINANCE_API_KEY, BINANCE_API_SECRET])
 def test_live_without_credentials_is_a_config_error(tmp_path, capsys, monkeypatch, missing):
     """Live with live_enabled but a credential variable unset exits 2 naming the variable."""
-    from actors.cluster.main import main
+    from arbor.actors.cluster.main import main
 
     monkeypatch.setenv(BINANCE_API_KEY, API_KEY)
     monkeypatch.setenv(BINANCE_API_SECRET, API_SECRET)

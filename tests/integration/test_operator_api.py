@@ -14,11 +14,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
-from actors.cluster.observers import SummaryBoard
-from actors.runtime import HandlerClock, ThreadedRuntime
-from actors.testing import eventually
-from adapters.operator import (
+from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
+from arbor.actors.cluster.observers import SummaryBoard
+from arbor.actors.runtime import HandlerClock, ThreadedRuntime
+from arbor.actors.testing import eventually
+from arbor.adapters.operator import (
     EventHub,
     EventStream,
     OperatorConfigError,
@@ -27,9 +27,9 @@ from adapters.operator import (
     Webhook,
     token_from_env,
 )
-from adapters.operator.view import ClusterFacts, ClusterView
-from config.settings import load_settings
-from messages import Envelope, KillSwitchEngaged, ReleaseSymbol, SetTradingState
+from arbor.adapters.operator.view import ClusterFacts, ClusterView
+from arbor.config.settings import load_settings
+from arbor.messages import Envelope, KillSwitchEngaged, ReleaseSymbol, SetTradingState
 from tests.http_helpers import call_json, get_ok
 
 TOKEN = "test-operator-token-0123456789"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from actors.collector import CollectorLogic
-from actors.testing import ManualClock, make_ctx
-from adapters.binance.kline import decode_usdm_with_klines
-from adapters.binance.spot import decode_spot
-from adapters.recorded.cf3 import read_cf3
-from messages.market import DecodeFailure, VenuePayload
+from arbor.actors.collector import CollectorLogic
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.adapters.binance.kline import decode_usdm_with_klines
+from arbor.adapters.binance.spot import decode_spot
+from arbor.adapters.recorded.cf3 import read_cf3
+from arbor.messages.market import DecodeFailure, VenuePayload
 
 MS = 1_000_000
 FILES = {

@@ -10,11 +10,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from actors.collector import CollectorLogic
-from actors.testing import ManualClock, make_ctx
-from adapters.binance.usdm import decode_usdm
-from adapters.recorded import RecordingFormatError, merge_recordings, read_hbt
-from messages.market import DecodeFailure, RawMarketEvent, VenuePayload
+from arbor.actors.collector import CollectorLogic
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.adapters.binance.usdm import decode_usdm
+from arbor.adapters.recorded import RecordingFormatError, merge_recordings, read_hbt
+from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload
 
 FILES = ("binance_usdm/usdm_btcusdt_20240808.gz", "binance_usdm/usdm_ethusdt_20240808.gz")
 MS = 1_000_000

@@ -20,7 +20,7 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen:
     cfg.write_text("[run]\nsummary_interval_s = 0.5\n[feature]\nmin_samples = 3\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
     return subprocess.Popen(
-        [sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--var-dir", str(tmp_path / "var"), *args],
+        [sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--var-dir", str(tmp_path / "var"), *args],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -77,7 +77,7 @@ def test_bad_config_exits_nonzero_naming_the_key(tmp_path: Path, override: str, 
     """A bad configuration exits 2 with a message that names the offending key."""
     cfg = tmp_path / "bad.toml"
     cfg.write_text(override)
-    proc = subprocess.run([sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--duration", "1",
+    proc = subprocess.run([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--duration", "1",
                            "--var-dir", str(tmp_path / "var")], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2
@@ -90,7 +90,7 @@ def test_live_mode_on_the_simulated_market_is_a_config_error(tmp_path: Path) -> 
     cfg.write_text('[run]\nmode = "live"\nlive_enabled = true\n')
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")},
            "ARBOR_BINANCE_API_KEY": "k" * 20, "ARBOR_BINANCE_API_SECRET": "s" * 20}
-    proc = subprocess.run([sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--duration", "1",
+    proc = subprocess.run([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--duration", "1",
                            "--var-dir", str(tmp_path / "var")], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=60, env=env)
     assert proc.returncode == 2, proc.stderr
@@ -101,7 +101,7 @@ def test_live_mode_on_the_simulated_market_is_a_config_error(tmp_path: Path) -> 
 def test_environment_overrides_are_validated(tmp_path: Path) -> None:
     """ARBOR__SECTION__KEY variables override the files and are validated the same way."""
     env = dict(os.environ, ARBOR__RISK__MAX_LEVERAGE="0")
-    proc = subprocess.run([sys.executable, "-m", "actors.cluster.main", "--duration", "1", "--var-dir",
+    proc = subprocess.run([sys.executable, "-m", "arbor.actors.cluster.main", "--duration", "1", "--var-dir",
                            str(tmp_path / "var")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2
     assert "risk.max_leverage" in proc.stderr
@@ -112,14 +112,14 @@ def test_operator_metrics_carry_the_journals_bytes_and_fsyncs(tmp_path: Path) ->
     import re
     import urllib.request
 
-    from actors.testing import eventually
+    from arbor.actors.testing import eventually
 
     token = "0123456789abcdef0123"
     cfg = tmp_path / "op.toml"
     cfg.write_text("[run]\nsummary_interval_s = 0.5\n[operator]\nport = 0\n[journal]\ninterval_ms = 20\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
     env["ARBOR_OPERATOR_TOKEN"] = token
-    proc = subprocess.Popen([sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--operator",
+    proc = subprocess.Popen([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--operator",
                              "--var-dir", str(tmp_path / "var")], cwd=REPO_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     try:

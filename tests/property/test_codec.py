@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from messages import Codec, Envelope, OrderFilled, Side, UnknownMessageType
-from messages.registry import ALL_MESSAGE_TYPES
+from arbor.messages import Codec, Envelope, OrderFilled, Side, UnknownMessageType
+from arbor.messages.registry import ALL_MESSAGE_TYPES
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 DECIMALS = st.decimals(

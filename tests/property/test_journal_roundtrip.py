@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from messages import Codec
-from messages.journal import Durability, JournalReader, JournalWriter, RecordKind, decode_record, encode_record
+from arbor.messages import Codec
+from arbor.messages.journal import Durability, JournalReader, JournalWriter, RecordKind, decode_record, encode_record
 from test_codec import any_message, envelope_strategy
 
 CODEC = Codec()

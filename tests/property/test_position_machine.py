@@ -11,9 +11,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import attrs
 
-from actors.position import PositionLogic, PositionSnapshot
-from actors.testing import make_ctx
-from messages import (
+from arbor.actors.position import PositionLogic, PositionSnapshot
+from arbor.actors.testing import make_ctx
+from arbor.messages import (
     Action,
     ActionApproved,
     ActionNotApplicable,

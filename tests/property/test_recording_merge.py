@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.recorded import merge_recordings, read_hbt
+from arbor.adapters.recorded import merge_recordings, read_hbt
 
 # Few distinct times, so that ties (within a file and across files) are common.
 FILE = st.lists(st.integers(min_value=0, max_value=30), max_size=40).map(sorted)

@@ -10,17 +10,17 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from actors.cluster.build import build_actors, market_frames, market_venue
-from actors.replay import audit_journal, build_held, open_journal_observer
-from actors.replay.cli import audit_command
-from actors.runtime import HandlerClock, ThreadedRuntime
-from actors.testing import eventually
-from config.loader import deep_merge, load_raw
-from config.settings import build_settings
-from messages.journal import Durability, JournalReader, JournalWriter, RunMetadata, encode_external, \
+from arbor.actors.cluster.build import build_actors, market_frames, market_venue
+from arbor.actors.replay import audit_journal, build_held, open_journal_observer
+from arbor.actors.replay.cli import audit_command
+from arbor.actors.runtime import HandlerClock, ThreadedRuntime
+from arbor.actors.testing import eventually
+from arbor.config.loader import deep_merge, load_raw
+from arbor.config.settings import build_settings
+from arbor.messages.journal import Durability, JournalReader, JournalWriter, RunMetadata, encode_external, \
     encode_run_started
-from messages import Envelope, TimerTick
-from messages.codec import Codec
+from arbor.messages import Envelope, TimerTick
+from arbor.messages.codec import Codec
 
 RUN_ID = "live-audit"
 

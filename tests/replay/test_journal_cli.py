@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.replay.journal_cli import main
-from actors.replay.recorder import record_simulated_run
-from config.loader import load_raw
+from arbor.actors.replay.journal_cli import main
+from arbor.actors.replay.recorder import record_simulated_run
+from arbor.config.loader import load_raw
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_missing_directory_exits_2(tmp_path: Path) -> None:
 
 
 def test_module_entry_point_runs(journal: Path) -> None:
-    """python -m actors.replay.journal_cli (what bin/journal execs) runs as a program."""
-    done = subprocess.run([sys.executable, "-m", "actors.replay.journal_cli", "verify", str(journal)], cwd=REPO,
+    """python -m arbor.actors.replay.journal_cli (what bin/journal execs) runs as a program."""
+    done = subprocess.run([sys.executable, "-m", "arbor.actors.replay.journal_cli", "verify", str(journal)], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "OK" in done.stdout

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from actors.replay import audit_journal
-from actors.replay.recorder import record_simulated_run
-from config.loader import load_raw
-from messages.journal import JournalReader
+from arbor.actors.replay import audit_journal
+from arbor.actors.replay.recorder import record_simulated_run
+from arbor.config.loader import load_raw
+from arbor.messages.journal import JournalReader
 
 
 @pytest.fixture(scope="module")

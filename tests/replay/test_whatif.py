@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from actors.replay import apply_overrides, run_whatif
-from actors.replay.cli import whatif_command
-from actors.replay.recorder import record_simulated_run
-from actors.replay.whatif import hbt_config, journal_config, journal_inputs, journal_metadata, market_inputs
-from config.errors import ConfigError
-from config.loader import load_raw
-from config.settings import build_settings
-from messages.codec import Codec
+from arbor.actors.replay import apply_overrides, run_whatif
+from arbor.actors.replay.cli import whatif_command
+from arbor.actors.replay.recorder import record_simulated_run
+from arbor.actors.replay.whatif import hbt_config, journal_config, journal_inputs, journal_metadata, market_inputs
+from arbor.config.errors import ConfigError
+from arbor.config.loader import load_raw
+from arbor.config.settings import build_settings
+from arbor.messages.codec import Codec
 
 USDM_FILES = ("usdm_btcusdt_20240808.gz", "usdm_ethusdt_20240808.gz")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from actors.cluster.simulate import SimulatedCluster
-from config.settings import load_settings
-from messages import (
+from arbor.actors.cluster.simulate import SimulatedCluster
+from arbor.config.settings import load_settings
+from arbor.messages import (
     ActorFailed,
     ActorRestarted,
     OrderIntent,

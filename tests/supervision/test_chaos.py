@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors.cluster.chaos import main
+from arbor.actors.cluster.chaos import main
 
 
 def test_chaos_drill_keeps_every_must_be_zero_figure_at_zero(tmp_path: Path, capsys) -> None:

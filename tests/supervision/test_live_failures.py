@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from actors.cluster.live import LiveCluster
-from actors.cluster.simulate import Recorder
-from actors.testing import eventually
-from config.settings import load_settings
-from messages import ActorFailed, RawMarketEvent, SymbolRecovered
+from arbor.actors.cluster.live import LiveCluster
+from arbor.actors.cluster.simulate import Recorder
+from arbor.actors.testing import eventually
+from arbor.config.settings import load_settings
+from arbor.messages import ActorFailed, RawMarketEvent, SymbolRecovered
 from tests.supervision.helpers import entries_sent
 
 FAST = {

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from messages import Codec, PlaceOrder, ReconciliationCompleted
-from messages.journal import JournalReader, decode_record, repair
-from supervision.store import StateStore
+from arbor.messages import Codec, PlaceOrder, ReconciliationCompleted
+from arbor.messages.journal import JournalReader, decode_record, repair
+from arbor.supervision.store import StateStore
 from tests.conftest import REPO_ROOT
 
 FAST = """
@@ -34,7 +34,7 @@ entry_order_type = "LIMIT"
 
 def start(var: Path, cfg: Path, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
-    return subprocess.Popen([sys.executable, "-m", "actors.cluster.main", "--config", str(cfg), "--var-dir", str(var),
+    return subprocess.Popen([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--var-dir", str(var),
                              *extra], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -94,7 +94,7 @@ def test_sigkill_then_restart_recovers_positions_and_orders_without_duplicates(t
     positions2, _ = read_store(var)
     store = StateStore.in_var_dir(var)
     try:
-        from adapters.sim.paper import PaperVenueSnapshot
+        from arbor.adapters.sim.paper import PaperVenueSnapshot
 
         for sym, pos in positions2.items():
             venue = store.get(f"venue:{sym}", PaperVenueSnapshot)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from messages import (
+from arbor.messages import (
     ActionApproved,
     ActorFailed,
     ActorRestarted,

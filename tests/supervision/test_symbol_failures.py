@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from messages import (
+from arbor.messages import (
     ActorFailed,
     PoisonMessageQuarantined,
     RawMarketEvent,
@@ -95,7 +95,7 @@ def test_entry_already_queued_for_the_venue_is_refused_when_the_symbol_fails() -
     """An entry order waiting in the venue's mailbox when a sibling actor fails never reaches the venue."""
     from decimal import Decimal
 
-    from messages import Envelope, OrderRejected, OrderType, PlaceOrder, Side
+    from arbor.messages import Envelope, OrderRejected, OrderType, PlaceOrder, Side
 
     c = cluster_with([])
     c.run_for(5)

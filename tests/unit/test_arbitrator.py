@@ -7,10 +7,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from actors.arbitrator import ArbitratorConfig, ArbitratorLogic
-from actors.testing import ManualClock, make_ctx
-from config.errors import ConfigError
-from messages import (
+from arbor.actors.arbitrator import ArbitratorConfig, ArbitratorLogic
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.config.errors import ConfigError
+from arbor.messages import (
     Action,
     ActionDenied,
     ActionNotApplicable,

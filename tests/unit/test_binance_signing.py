@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from adapters.binance.signing import decimal_param, signature, signed_query, verify_signed_query
+from arbor.adapters.binance.signing import decimal_param, signature, signed_query, verify_signed_query
 
 # From Binance's API documentation (SIGNED endpoint examples, POST /api/v3/order).
 DOC_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from actors.collector import CollectorLogic
-from actors.testing import ManualClock, make_ctx
-from adapters.binance.usdm import decode_usdm
-from adapters.decoding import DecodeError
-from messages.base import MarketEventKind, Side
-from messages.market import DecodeFailure, RawMarketEvent, VenuePayload
+from arbor.actors.collector import CollectorLogic
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.adapters.binance.usdm import decode_usdm
+from arbor.adapters.decoding import DecodeError
+from arbor.messages.base import MarketEventKind, Side
+from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload
 
 T0 = 1_723_161_255_000_000_000
 TRADE = b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161256322,"T":1723161256321,"s":"BTCUSDT","t":7,"p":"61800.30","q":"0.006","X":"MARKET","m":true}}'

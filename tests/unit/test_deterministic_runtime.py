@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from actors.base import ActorLogic
-from actors.runtime import DeterministicRuntime, SimClock
-from actors.testing import make_ctx
-from messages import TimerTick
+from arbor.actors.base import ActorLogic
+from arbor.actors.runtime import DeterministicRuntime, SimClock
+from arbor.actors.testing import make_ctx
+from arbor.messages import TimerTick
 
 
 class Seen(ActorLogic):

@@ -7,10 +7,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from actors.executor import ExecutorConfig, ExecutorLogic, client_order_id
-from actors.testing import ManualClock, make_ctx
-from config.errors import ConfigError
-from messages import (
+from arbor.actors.executor import ExecutorConfig, ExecutorLogic, client_order_id
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.config.errors import ConfigError
+from arbor.messages import (
     CancelOpenOrders,
     CancelOrder,
     DuplicateOrderSuppressed,

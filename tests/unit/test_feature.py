@@ -8,10 +8,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from actors.feature import FeatureConfig, FeatureLogic
-from actors.testing import make_ctx
-from config.errors import ConfigError
-from messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
+from arbor.actors.feature import FeatureConfig, FeatureLogic
+from arbor.actors.testing import make_ctx
+from arbor.config.errors import ConfigError
+from arbor.messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
 
 T0 = 1_700_000_000_000_000_000  # a bucket boundary
 SEC = 1_000_000_000
@@ -348,8 +348,8 @@ def _random_walk_events(seed: int, n: int) -> list[RawMarketEvent]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_bucket_emission_gives_the_regime_the_same_decisions(interval_ms: int, seed: int) -> None:
     """With emit = "bucket" the regime emits exactly what it emits when fed every event."""
-    from actors.regime import RegimeConfig, RegimeLogic
-    from actors.testing import ManualClock
+    from arbor.actors.regime import RegimeConfig, RegimeLogic
+    from arbor.actors.testing import ManualClock
 
     def run(emit: str) -> tuple[list[object], int]:
         cfg = FeatureConfig(bucket_ms=1000, short_window=3, long_window=8, min_samples=4, emit=emit)

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.decoding import DecodeError
-from adapters.hyperliquid import decode_hyperliquid, make_hyperliquid_decoder
-from adapters.testing.hyperliquid_server import cassette_answers
-from messages.base import MarketEventKind, Side
-from messages.market import RawMarketEvent
+from arbor.adapters.decoding import DecodeError
+from arbor.adapters.hyperliquid import decode_hyperliquid, make_hyperliquid_decoder
+from arbor.adapters.testing.hyperliquid_server import cassette_answers
+from arbor.messages.base import MarketEventKind, Side
+from arbor.messages.market import RawMarketEvent
 
 MS = 1_000_000
 

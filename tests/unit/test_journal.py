@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from actors.testing import ManualClock
-from messages import Codec, CodecError, Envelope, TimerTick, UnknownMessageType
-from messages.journal import (
+from arbor.actors.testing import ManualClock
+from arbor.messages import Codec, CodecError, Envelope, TimerTick, UnknownMessageType
+from arbor.messages.journal import (
     CorruptJournal,
     Durability,
     JournalClosed,
@@ -27,8 +27,8 @@ from messages.journal import (
     repair,
     segment_name,
 )
-from messages.journal.format import FRAME_SIZE
-from messages.orders import OrderCanceled
+from arbor.messages.journal.format import FRAME_SIZE
+from arbor.messages.orders import OrderCanceled
 
 ROTATION = Durability(mode="rotation")
 MS = 1_000_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
-from messages import DecodeFailure, Envelope
+from arbor.adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
+from arbor.messages import DecodeFailure, Envelope
 
 T0 = 1_723_161_600_000_000_000
 

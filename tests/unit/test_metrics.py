@@ -8,8 +8,8 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.operator.metrics import ClusterMetrics
-from messages import (
+from arbor.adapters.operator.metrics import ClusterMetrics
+from arbor.messages import (
     Action,
     ActionDenied,
     ActorRestarted,

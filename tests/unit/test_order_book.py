@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.binance.book import BookState, BookSync, Market, OrderBook
-from adapters.recorded import read_hbt
+from arbor.adapters.binance.book import BookState, BookSync, Market, OrderBook
+from arbor.adapters.recorded import read_hbt
 
 
 def fut() -> BookSync:

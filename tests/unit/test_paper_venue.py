@@ -8,10 +8,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from actors.testing import ManualClock, make_ctx
-from adapters.sim import PaperConfig, PaperVenueLogic, ShadowVenueLogic
-from config.errors import ConfigError
-from messages import (
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.adapters.sim import PaperConfig, PaperVenueLogic, ShadowVenueLogic
+from arbor.config.errors import ConfigError
+from arbor.messages import (
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -23,7 +23,7 @@ from messages import (
     RequestCancel,
     TimerTick,
 )
-from messages.base import MarketEventKind, OrderStatus, OrderType, Side
+from arbor.messages.base import MarketEventKind, OrderStatus, OrderType, Side
 
 SYM = "BTCUSDT"
 MS = 1_000_000
@@ -455,8 +455,8 @@ def test_shadow_venue_never_fills():
 
 def test_paper_venue_fills_against_simulated_frames():
     """Fed decoded simulator frames, a market order fills in full at quoted asks on the tick grid."""
-    from adapters.decoding import decoder_for
-    from adapters.sim import SimMarket, SimSymbol
+    from arbor.adapters.decoding import decoder_for
+    from arbor.adapters.sim import SimMarket, SimSymbol
 
     spec = SimSymbol(symbol=SYM, start_price=D("60000"), tick_size=D("0.10"), qty_step=D("0.001"))
     start = 1_723_161_255_000_000_000

@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import attrs
 import pytest
 
-from actors.position import (
+from arbor.actors.position import (
     LEGAL_TRANSITIONS,
     IllegalTransition,
     InvariantViolation,
@@ -17,8 +17,8 @@ from actors.position import (
     UnexpectedFill,
     check_transition,
 )
-from actors.testing import ManualClock, make_ctx
-from messages import (
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.messages import (
     Action,
     ActionApproved,
     ActionNotApplicable,

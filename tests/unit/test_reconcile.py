@@ -8,16 +8,16 @@ from decimal import Decimal as D
 import attrs
 import pytest
 
-from actors.executor import ExecutorConfig, ExecutorLogic, client_order_id
-from actors.executor.orders import TrackedOrder
-from actors.executor.reconcile import Outcome, ReconcilePolicy, compare
-from actors.position import PositionLogic
-from actors.position.snapshot import PositionSnapshot
-from actors.risk import RiskConfig, RiskLogic
-from actors.testing import ManualClock, make_ctx
-from adapters.sim import PaperConfig, PaperVenueLogic, ShadowVenueLogic
-from config.errors import ConfigError
-from messages import (
+from arbor.actors.executor import ExecutorConfig, ExecutorLogic, client_order_id
+from arbor.actors.executor.orders import TrackedOrder
+from arbor.actors.executor.reconcile import Outcome, ReconcilePolicy, compare
+from arbor.actors.position import PositionLogic
+from arbor.actors.position.snapshot import PositionSnapshot
+from arbor.actors.risk import RiskConfig, RiskLogic
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.adapters.sim import PaperConfig, PaperVenueLogic, ShadowVenueLogic
+from arbor.config.errors import ConfigError
+from arbor.messages import (
     Action,
     ActionDenied,
     Direction,
@@ -42,7 +42,7 @@ from messages import (
     SubmitOrder,
     TimerTick,
 )
-from messages.base import MarketEventKind
+from arbor.messages.base import MarketEventKind
 
 SYM = "BTCUSDT"
 MS = 1_000_000

@@ -6,10 +6,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from actors.regime import RegimeConfig, RegimeLogic, mark_price
-from actors.testing import ManualClock, make_ctx
-from config.errors import ConfigError
-from messages import (
+from arbor.actors.regime import RegimeConfig, RegimeLogic, mark_price
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.config.errors import ConfigError
+from arbor.messages import (
     Direction,
     FeatureSnapshot,
     MandateKind,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from actors.cluster.observers import TradeLog
-from actors.cluster.simulate import SimulatedCluster
-from adapters.operator.report import load_trades, main, max_drawdown, stats, write_report
-from config.settings import load_settings
+from arbor.actors.cluster.observers import TradeLog
+from arbor.actors.cluster.simulate import SimulatedCluster
+from arbor.adapters.operator.report import load_trades, main, max_drawdown, stats, write_report
+from arbor.config.settings import load_settings
 
 D = Decimal
 

@@ -7,10 +7,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from actors.risk import RiskConfig, RiskLogic
-from actors.testing import ManualClock, make_ctx
-from config.errors import ConfigError
-from messages import (
+from arbor.actors.risk import RiskConfig, RiskLogic
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.config.errors import ConfigError
+from arbor.messages import (
     Action,
     ActionApproved,
     ActionDenied,
@@ -577,10 +577,10 @@ def test_reduce_and_exit_skip_the_exposure_checks():
 
 def test_feed_never_lifts_an_operators_pause():
     """A feed 'restore' cannot override a pause an operator set, even one that raced the feed's own degrade."""
-    from messages import SetTradingState, TradingState
+    from arbor.messages import SetTradingState, TradingState
 
-    from actors.risk import RiskConfig, RiskLogic
-    from actors.testing import make_ctx
+    from arbor.actors.risk import RiskConfig, RiskLogic
+    from arbor.actors.testing import make_ctx
 
     risk = RiskLogic(make_ctx("risk", ""), RiskConfig(), ("BTCUSDT",))
     risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="feed", reason="stale_feed"))
@@ -592,9 +592,9 @@ def test_feed_never_lifts_an_operators_pause():
 
 def test_feed_lifts_only_what_it_set_and_never_lowers_a_halt():
     """The feed restores its own REDUCING to ACTIVE, but leaves a HALTED set by someone else alone."""
-    from actors.risk import RiskConfig, RiskLogic
-    from actors.testing import make_ctx
-    from messages import SetTradingState, TradingState
+    from arbor.actors.risk import RiskConfig, RiskLogic
+    from arbor.actors.testing import make_ctx
+    from arbor.messages import SetTradingState, TradingState
 
     risk = RiskLogic(make_ctx("risk", ""), RiskConfig(), ("BTCUSDT",))
     risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="feed", reason="book_desync"))

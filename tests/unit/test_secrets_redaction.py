@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 from loguru import logger
 
-from actors.testing import ManualClock
-from adapters.binance.rest import BinanceFuturesRest, BinanceRestConfig
-from adapters.binance.userdata import BinanceUserDataStream
-from adapters.credentials import (
+from arbor.actors.testing import ManualClock
+from arbor.adapters.binance.rest import BinanceFuturesRest, BinanceRestConfig
+from arbor.adapters.binance.userdata import BinanceUserDataStream
+from arbor.adapters.credentials import (
     BINANCE_API_KEY,
     BINANCE_API_SECRET,
     HYPERLIQUID_ACCOUNT,
@@ -25,9 +25,9 @@ from adapters.credentials import (
     hyperliquid_credentials_from_env,
     log_redactor,
 )
-from adapters.testing.binance_rest_server import BinanceRestServer
-from adapters.testing.binance_rest_server import Fault as BinanceFault
-from messages import OrderType, PlaceOrder, QueryOrder, QueryPosition, RequestCancel, Side
+from arbor.adapters.testing.binance_rest_server import BinanceRestServer
+from arbor.adapters.testing.binance_rest_server import Fault as BinanceFault
+from arbor.messages import OrderType, PlaceOrder, QueryOrder, QueryPosition, RequestCancel, Side
 
 API_KEY = "KEYk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yZ9"
 API_SECRET = "SECRETs3cr3tS3CR3Ts3cr3tS3CR3Ts3cr3tS3CR3Ts3cr3tS3CR3Ts3cr3tQ7"
@@ -79,7 +79,7 @@ def test_repr_and_str_never_show_secrets():
     binance, hl = binance_credentials_from_env(ENV), hyperliquid_credentials_from_env(ENV)
     shown = [repr(binance), str(binance), repr(hl), str(hl), f"{binance!r} {hl}"]
     pytest.importorskip("eth_account")
-    from adapters.hyperliquid.signing import L1Signer
+    from arbor.adapters.hyperliquid.signing import L1Signer
 
     shown.append(repr(L1Signer(HL_KEY)))
     for text in shown:
@@ -159,9 +159,9 @@ async def _binance_session() -> list[Any]:
 
 
 async def _hyperliquid_session(shared_data: Any) -> list[Any]:
-    from adapters.hyperliquid.exchange import HyperliquidConfig, HyperliquidExchange
-    from adapters.hyperliquid.signing import L1Signer
-    from adapters.testing.hyperliquid_server import Fault, HyperliquidServer
+    from arbor.adapters.hyperliquid.exchange import HyperliquidConfig, HyperliquidExchange
+    from arbor.adapters.hyperliquid.signing import L1Signer
+    from arbor.adapters.testing.hyperliquid_server import Fault, HyperliquidServer
 
     creds = HyperliquidCredentials(private_key=HL_KEY, account_address=HL_ACCOUNT)
     clock = ManualClock(T0)

@@ -9,9 +9,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from adapters.decoding import decoder_for
-from adapters.sim import SimMarket, SimRegime, SimSymbol
-from config.errors import ConfigError
+from arbor.adapters.decoding import decoder_for
+from arbor.adapters.sim import SimMarket, SimRegime, SimSymbol
+from arbor.config.errors import ConfigError
 
 START = 1_723_161_255_000_000_000
 S = 1_000_000_000

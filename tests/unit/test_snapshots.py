@@ -8,13 +8,13 @@ from decimal import Decimal as D
 import attrs
 import pytest
 
-from actors.arbitrator import ArbitratorConfig, ArbitratorLogic
-from actors.executor import ExecutorConfig, ExecutorLogic, client_order_id
-from actors.executor.reconcile import ReconcilePolicy
-from actors.position import PositionLogic
-from actors.risk import RiskConfig, RiskLogic
-from actors.testing import ManualClock, make_ctx
-from messages import (
+from arbor.actors.arbitrator import ArbitratorConfig, ArbitratorLogic
+from arbor.actors.executor import ExecutorConfig, ExecutorLogic, client_order_id
+from arbor.actors.executor.reconcile import ReconcilePolicy
+from arbor.actors.position import PositionLogic
+from arbor.actors.risk import RiskConfig, RiskLogic
+from arbor.actors.testing import ManualClock, make_ctx
+from arbor.messages import (
     Action,
     ActionApproved,
     ActionDenied,
@@ -43,8 +43,8 @@ from messages import (
     TimerTick,
     TradingState,
 )
-from supervision.snapshots import SnapshotCodec, SnapshotError
-from supervision.store import StateStore
+from arbor.supervision.snapshots import SnapshotCodec, SnapshotError
+from arbor.supervision.store import StateStore
 
 SYM = "BTCUSDT"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -408,7 +408,7 @@ def test_order_write_ahead_commits_the_position_queued_before_it(tmp_path):
     """The executor's write-ahead commits, in the same transaction, the position's move to ENTERING
     still queued for the writer thread: a crash right after it restores both, never an executor
     with an order its position does not know of."""
-    from supervision.persist import StatePersister
+    from arbor.supervision.persist import StatePersister
 
     pos, approved = flat_position_and_entry(SYM, "a1")
     with store_at(tmp_path) as store:
@@ -428,7 +428,7 @@ def test_without_a_writer_thread_queued_snapshots_commit_when_their_owner_says(t
     per interval, so the node's thread does it between its turns, never a thread beside it."""
     import threading
 
-    from supervision.persist import StatePersister
+    from arbor.supervision.persist import StatePersister
 
     pos, approved = flat_position_and_entry(SYM, "a1")
     with store_at(tmp_path) as store:
@@ -453,7 +453,7 @@ def test_without_a_writer_thread_queued_snapshots_commit_when_their_owner_says(t
 def test_order_write_ahead_leaves_other_symbols_queued(tmp_path):
     """The write-ahead takes its own symbol's queued snapshots (and the singletons'), not every
     symbol's: those stay queued for the next periodic commit."""
-    from supervision.persist import StatePersister
+    from arbor.supervision.persist import StatePersister
 
     with store_at(tmp_path) as store:
         persister = StatePersister(store, threaded=False)

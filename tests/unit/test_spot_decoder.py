@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.binance.kline import decode_usdm_with_klines
-from adapters.binance.spot import decode_spot
-from adapters.decoding import DecodeError
-from messages.base import MarketEventKind, Side
-from messages.market import RawMarketEvent
+from arbor.adapters.binance.kline import decode_usdm_with_klines
+from arbor.adapters.binance.spot import decode_spot
+from arbor.adapters.decoding import DecodeError
+from arbor.messages.base import MarketEventKind, Side
+from arbor.messages.market import RawMarketEvent
 
 MS = 1_000_000
 

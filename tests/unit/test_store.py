@@ -10,10 +10,10 @@ from pathlib import Path
 import attrs
 import pytest
 
-from actors.executor.orders import TrackedOrder
-from actors.position.snapshot import PositionSnapshot
-from messages import Direction, OrderIntent, OrderStatus, OrderType, PositionState, Side
-from supervision.store import SCHEMA_VERSION, StateStore
+from arbor.actors.executor.orders import TrackedOrder
+from arbor.actors.position.snapshot import PositionSnapshot
+from arbor.messages import Direction, OrderIntent, OrderStatus, OrderType, PositionState, Side
+from arbor.supervision.store import SCHEMA_VERSION, StateStore
 
 NS = 1_700_000_000_000_000_000
 
@@ -299,7 +299,7 @@ def test_commits_never_checkpoint_the_store_thread_does_and_close_truncates(tmp_
     """SQLite's automatic checkpoint (an fsync inside whichever commit crosses 1,000 WAL pages) is
     off: the store's own thread copies the WAL into the file beside the writers, and close()
     leaves an empty WAL."""
-    from actors.testing import eventually
+    from arbor.actors.testing import eventually
 
     store = open_store(tmp_path, checkpoint_interval_s=0.05)
     path = tmp_path / "state" / "arbor.sqlite"
@@ -322,9 +322,9 @@ def test_commits_never_checkpoint_the_store_thread_does_and_close_truncates(tmp_
 # -- the simulated venue's records ------------------------------------------------------------
 def venue_records(n: int, forgotten: int = 0):
     """A paper venue with ``n`` filled orders, the first ``forgotten`` of them out of its history."""
-    from actors.testing import ManualClock, make_ctx
-    from adapters.sim import PaperConfig, PaperVenueLogic
-    from messages import MarketEventKind, PlaceOrder, RawMarketEvent, TimerTick
+    from arbor.actors.testing import ManualClock, make_ctx
+    from arbor.adapters.sim import PaperConfig, PaperVenueLogic
+    from arbor.messages import MarketEventKind, PlaceOrder, RawMarketEvent, TimerTick
 
     clock = ManualClock()
     v = PaperVenueLogic(make_ctx("BTCUSDT/venue", "BTCUSDT", clock),
@@ -341,10 +341,10 @@ def venue_records(n: int, forgotten: int = 0):
 
 def test_venue_records_round_trip_and_only_changes_are_written(tmp_path):
     """Each order under its own key: saving again writes the header only; forgotten orders are deleted."""
-    from actors.testing import ManualClock, make_ctx
-    from adapters.sim import PaperConfig, PaperVenueLogic
-    from adapters.sim.paper import PaperOrderState, PaperVenueSnapshot
-    from messages import PlaceOrder
+    from arbor.actors.testing import ManualClock, make_ctx
+    from arbor.adapters.sim import PaperConfig, PaperVenueLogic
+    from arbor.adapters.sim.paper import PaperOrderState, PaperVenueSnapshot
+    from arbor.messages import PlaceOrder
 
     v = venue_records(4)
     snap = v.snapshot()

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.regime.strategies import MeanReversion, PositionView, TrendFollowing, make_strategy
-from config.errors import ConfigError
-from messages import Direction, FeatureSnapshot, MandateKind, PositionState, Regime
+from arbor.actors.regime.strategies import MeanReversion, PositionView, TrendFollowing, make_strategy
+from arbor.config.errors import ConfigError
+from arbor.messages import Direction, FeatureSnapshot, MandateKind, PositionState, Regime
 
 LONG, SHORT = Direction.LONG, Direction.SHORT
 EXIT, BLOCK, REDUCE, ENTRY, HOLD = (MandateKind.EXIT, MandateKind.BLOCK, MandateKind.REDUCE, MandateKind.ENTRY,

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.binance.usdm import decode_usdm, decode_usdm_reference
-from adapters.decoding import DecodeError, decoder_for
-from messages.base import MarketEventKind, Side
-from messages.market import RawMarketEvent
+from arbor.adapters.binance.usdm import decode_usdm, decode_usdm_reference
+from arbor.adapters.decoding import DecodeError, decoder_for
+from arbor.messages.base import MarketEventKind, Side
+from arbor.messages.market import RawMarketEvent
 
 MS = 1_000_000
 

@@ -7,14 +7,14 @@ from decimal import Decimal
 import pytest
 from loguru import logger
 
-from actors.testing import make_ctx
-from adapters.binance.stream import StreamStatus
-from adapters.credentials import BINANCE_API_KEY, BINANCE_API_SECRET
-from adapters.venues.feed import FeedGuard, MarketFeed, stream_config
-from adapters.venues.gateway import VenueGatewayLogic, VenuePort
-from config.errors import ConfigError
-from config.settings import load_settings
-from messages import OrderType, PlaceOrder, QueryOrder, QueryPosition, RequestCancel, SetTradingState, Side, TradingState
+from arbor.actors.testing import make_ctx
+from arbor.adapters.binance.stream import StreamStatus
+from arbor.adapters.credentials import BINANCE_API_KEY, BINANCE_API_SECRET
+from arbor.adapters.venues.feed import FeedGuard, MarketFeed, stream_config
+from arbor.adapters.venues.gateway import VenueGatewayLogic, VenuePort
+from arbor.config.errors import ConfigError
+from arbor.config.settings import load_settings
+from arbor.messages import OrderType, PlaceOrder, QueryOrder, QueryPosition, RequestCancel, SetTradingState, Side, TradingState
 
 
 def place(coid: str = "ar01") -> PlaceOrder:
