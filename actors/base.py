@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, Callable, ClassVar, Protocol
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
 
 import attrs
-
 from arbor.messages.registry import ALL_MESSAGE_TYPES
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Callable
-
-from loguru import logger
+from collections.abc import Callable
 
 from arbor.actors.base import ActorContext
+from loguru import logger
 
 
 class ManualClock:

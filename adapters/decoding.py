@@ -9,7 +9,8 @@ cannot read raises ``DecodeError``, never another exception.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Decoder = Callable[[bytes], list[dict[str, Any]]]
 

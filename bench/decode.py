@@ -13,8 +13,8 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from arbor.adapters.binance.kline import decode_usdm_with_klines
 from arbor.adapters.binance.spot import decode_spot

@@ -34,15 +34,14 @@ import time
 from pathlib import Path
 
 import msgpack
-from loguru import logger
-
+from arbor.actors.cluster.build import build_actors, market_venue
 from arbor.actors.replay import audit_journal, open_journal_observer, run_whatif
 from arbor.actors.replay.whatif import hbt_config, market_inputs
 from arbor.actors.runtime import DeterministicRuntime, SimClock
-from arbor.actors.cluster.build import build_actors, market_venue
 from arbor.config.loader import load_raw
 from arbor.config.settings import build_settings
 from arbor.messages.journal import Durability, JournalReader, JournalWriter
+from loguru import logger
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "binance_usdm"
 FILES = [str(DATA / "usdm_btcusdt_20240808.gz"), str(DATA / "usdm_ethusdt_20240808.gz")]

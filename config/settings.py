@@ -7,15 +7,15 @@ name the dotted key (``risk.max_leverage``) and the reason.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from enum import Enum
+from typing import Any
 
 import attrs
 import cattrs
-from attrs import field, frozen
-
 from arbor.config.errors import ConfigError
+from attrs import field, frozen
 
 MODES = ("paper", "shadow", "live")
 MARKET_SOURCES = ("sim", "recorded")
@@ -199,16 +199,16 @@ def structure_section(conv: cattrs.Converter, data: Any, cls: type, key: str) ->
 def _section_classes() -> dict[str, type]:
     # Imported here, not at module top, so that importing config never imports every actor.
     from arbor.actors.arbitrator.config import ArbitratorConfig
+    from arbor.actors.distributed.config import ClusterConfig
     from arbor.actors.executor.config import ExecutorConfig
     from arbor.actors.feature.config import FeatureConfig
     from arbor.actors.position.config import PositionConfig
     from arbor.actors.regime.config import RegimeConfig
     from arbor.actors.risk.config import RiskConfig
     from arbor.adapters.operator.config import OperatorConfig
-    from arbor.messages.journal.config import JournalConfig
     from arbor.adapters.sim.config import PaperConfig
+    from arbor.messages.journal.config import JournalConfig
     from arbor.supervision.config import SupervisionConfig
-    from arbor.actors.distributed.config import ClusterConfig
 
     return {
         "risk": RiskConfig,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Callable, TypeVar, dataclass_transform
+from typing import TypeVar, dataclass_transform
 
 import attrs
 
@@ -34,7 +35,7 @@ class Direction(str, Enum):
     def sign(self) -> int:
         return 1 if self is Direction.LONG else -1
 
-    def opposite(self) -> "Direction":
+    def opposite(self) -> Direction:
         return Direction.SHORT if self is Direction.LONG else Direction.LONG
 
 
@@ -43,12 +44,12 @@ class Side(str, Enum):
     SELL = "SELL"
 
     @staticmethod
-    def opening(direction: Direction) -> "Side":
+    def opening(direction: Direction) -> Side:
         """The side of an order that opens or adds to a position in ``direction``."""
         return Side.BUY if direction is Direction.LONG else Side.SELL
 
     @staticmethod
-    def closing(direction: Direction) -> "Side":
+    def closing(direction: Direction) -> Side:
         """The side of an order that reduces a position in ``direction``."""
         return Side.SELL if direction is Direction.LONG else Side.BUY
 

@@ -7,14 +7,14 @@ causation_id, tag, body]``. Decimals travel as strings so no precision is lost.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import msgpack
-from cattrs.preconf.msgpack import make_converter
-
 from arbor.messages.envelope import Envelope
 from arbor.messages.registry import ALL_MESSAGE_TYPES
+from cattrs.preconf.msgpack import make_converter
 
 Upgrader = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from attrs import frozen
-
 from arbor.config.errors import ConfigError
+from attrs import frozen
 
 
 @frozen(kw_only=True)
@@ -15,7 +14,7 @@ class SupervisionConfig:
     backoff_max_ms: int = 1000
     hang_timeout_ms: int = 2000  # a handler running longer than this is a hang (threaded runtime)
 
-    def validate(self) -> "SupervisionConfig":
+    def validate(self) -> SupervisionConfig:
         if self.intensity < 0:
             raise ConfigError("supervision.intensity", "must be >= 0")
         if self.period_s <= 0:

@@ -13,10 +13,9 @@ import random
 import threading
 from typing import Any
 
-from attrs import frozen
-
 from arbor.actors.base import ActorLogic
 from arbor.config.errors import ConfigError
+from attrs import frozen
 
 KINDS = ("raise", "hang", "kill")
 
@@ -38,7 +37,7 @@ class FaultSpec:
     hang_ms: int = 5000
     message_type: str = ""  # only count messages of this class name ("" = all)
 
-    def validate(self, key: str) -> "FaultSpec":
+    def validate(self, key: str) -> FaultSpec:
         if self.kind not in KINDS:
             raise ConfigError(f"{key}.kind", f"must be one of {', '.join(KINDS)}")
         if self.on_message < 0 or not 0.0 <= self.rate <= 1.0:

@@ -21,10 +21,9 @@ thread, so nothing else of that group runs in between:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, Callable
-
-from loguru import logger
+from typing import Any
 
 from arbor.actors.topology import role_of, symbol_of
 from arbor.messages import (
@@ -47,6 +46,7 @@ from arbor.messages import (
 )
 from arbor.supervision.intensity import RestartIntensity
 from arbor.supervision.spec import Restart, SupervisorSpec
+from loguru import logger
 
 SETTLED_OUTCOMES = frozenset({"NONE", "SYNC_LOCAL", "EMERGENCY_CLOSE"})
 

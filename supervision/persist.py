@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
-
-from loguru import logger
+from collections.abc import Callable
+from typing import Any
 
 from arbor.actors.topology import role_of, symbol_of
 from arbor.messages import MandateSet, PlaceOrder, RawMarketEvent, TimerTick
 from arbor.supervision.store import StateStore
+from loguru import logger
 
 PERSISTED_ROLES = frozenset({"position", "executor", "risk", "arbitrator", "venue"})
 

@@ -11,12 +11,12 @@ to the parent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, Callable
-
-from attrs import field, frozen
+from typing import Any
 
 from arbor.actors.backoff import exponential_backoff
+from attrs import field, frozen
 
 
 class Strategy(str, Enum):

@@ -30,14 +30,13 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import attrs
-from loguru import logger
-
 from arbor.actors.arbitrator.logic import ArbitratorSnapshot
 from arbor.actors.executor.orders import SETTLED_ORDERS_KEPT, SETTLED_PRUNE_BATCH, ExecutorSnapshot, TrackedOrder
 from arbor.actors.position.snapshot import PositionSnapshot
@@ -47,6 +46,7 @@ from arbor.actors.risk.limits import LimitsSnapshot
 from arbor.actors.risk.logic import RiskSnapshot, SymbolBookRecord
 from arbor.messages import Direction, PositionState, ReconciliationCompleted, TradingState
 from arbor.supervision.snapshots import SnapshotCodec, SnapshotError
+from loguru import logger
 
 T = TypeVar("T")
 
@@ -197,7 +197,7 @@ class StateStore:
             self._checkpointer.start()
 
     @classmethod
-    def in_var_dir(cls, var_dir: Path | str, clock_ns: Callable[[], int] = time.time_ns) -> "StateStore":
+    def in_var_dir(cls, var_dir: Path | str, clock_ns: Callable[[], int] = time.time_ns) -> StateStore:
         """The run's store: ``<var_dir>/state/arbor.sqlite``."""
         return cls(Path(var_dir) / STORE_FILE, clock_ns)
 
@@ -322,7 +322,7 @@ class StateStore:
         finally:
             conn.close()
 
-    def __enter__(self) -> "StateStore":
+    def __enter__(self) -> StateStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -330,7 +330,7 @@ class StateStore:
 
     # -- transactions ---------------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator["StateStore"]:
+    def transaction(self) -> Iterator[StateStore]:
         """All writes inside commit together or not at all; a nested block joins the outer one."""
         with self._lock:
             if self._depth:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
-
 from arbor.actors.risk.config import build, to_decimal
 from arbor.config.errors import ConfigError
 
@@ -20,10 +20,10 @@ class ArbitratorConfig:
     default_qty_step: Decimal = attrs.field(default=Decimal("0.001"), converter=to_decimal)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "ArbitratorConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> ArbitratorConfig:
         return build(cls, SECTION, values)
 
-    def validate(self) -> "ArbitratorConfig":
+    def validate(self) -> ArbitratorConfig:
         """Raise ConfigError naming the first bad key; return self when every value is sound."""
         n = self.max_concurrent_positions
         if isinstance(n, bool) or not isinstance(n, int) or n <= 0:

@@ -4,11 +4,11 @@ the cross-symbol limit on concurrent positions."""
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Mapping
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
-
 from arbor.actors.arbitrator.config import ArbitratorConfig
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.messages import (

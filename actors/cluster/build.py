@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Any, Iterator
-
-from loguru import logger
+from collections.abc import Iterator
+from typing import Any
 
 from arbor.actors.arbitrator.logic import ArbitratorLogic
 from arbor.actors.base import ActorContext, ActorLogic, Clock
@@ -16,18 +15,19 @@ from arbor.actors.feature.logic import FeatureLogic
 from arbor.actors.position.logic import PositionLogic
 from arbor.actors.regime.logic import RegimeLogic
 from arbor.actors.risk.logic import RiskLogic
+from arbor.actors.topology import symbol_of
 from arbor.adapters.decoding import decoder_for
 from arbor.adapters.recorded.hbt import merge_recordings
 from arbor.adapters.sim.market import SimMarket, SimSymbol
 from arbor.adapters.sim.paper import PaperVenueLogic
 from arbor.adapters.sim.shadow import ShadowVenueLogic
-from arbor.actors.topology import symbol_of
 from arbor.config.settings import Settings
 from arbor.messages.codec import Codec
 from arbor.supervision.faults import FaultPlan, FaultyLogic
-from arbor.supervision.persist import StatePersister
 from arbor.supervision.group import SingletonSupervisor, SupervisionHooks, SymbolSupervisor
+from arbor.supervision.persist import StatePersister
 from arbor.supervision.spec import ChildSpec, Strategy, SupervisorSpec
+from loguru import logger
 
 
 def stable_seed(seed: int, name: str) -> int:

@@ -21,21 +21,22 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from arbor.messages import (
     ActorFailed,
-    KillSwitchEngaged,
-    KillSwitchReset,
-    ResetKillSwitch,
     ActorRestarted,
     Envelope,
+    KillSwitchEngaged,
+    KillSwitchReset,
     OrderFilled,
     PlaceOrder,
     Reconcile,
     ReleaseSymbol,
+    ResetKillSwitch,
     SymbolQuarantined,
     SymbolRecovered,
     TradingStateChanged,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
 from arbor.actors.cluster.observers import SummaryBoard
@@ -10,12 +11,11 @@ from arbor.actors.replay.recorder import build_held
 from arbor.actors.runtime import HandlerClock, ThreadedRuntime
 from arbor.actors.runtime.dispatcher import Observer
 from arbor.config.settings import Settings
-from loguru import logger
-
 from arbor.messages import Reconcile
 from arbor.supervision.faults import FaultPlan
 from arbor.supervision.persist import StatePersister, restore_all
 from arbor.supervision.store import StateStore
+from loguru import logger
 
 
 class LiveCluster:

@@ -15,13 +15,12 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
-
-from loguru import logger
 
 from arbor.config.errors import ConfigError
+from loguru import logger
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -93,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     var_dir.mkdir(parents=True, exist_ok=True)
     sink = configure_logging(var_dir / "logs", settings.run.log_level)
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
     trades = TradeLog(var_dir / "trades.jsonl", settings.run.mode)
     errors = ErrorCounter()
     extra = surface.observers if surface is not None else (errors,)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import attrs
-from loguru import logger
-
 from arbor.messages import (
     ActionApproved,
     ActionDenied,
@@ -36,10 +34,11 @@ from arbor.messages import (
     TradingStateChanged,
 )
 from arbor.messages.risk import ALL_SYMBOLS
+from loguru import logger
 
 
 def iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Quiet:

@@ -6,15 +6,16 @@ same settings and inputs give the same decisions every run.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
-from arbor.supervision.faults import FaultPlan
 from arbor.actors.cluster.observers import SummaryBoard
 from arbor.actors.runtime import DeterministicRuntime, SimClock
 from arbor.actors.runtime.dispatcher import Observer
 from arbor.config.settings import Settings
 from arbor.messages import Envelope
+from arbor.supervision.faults import FaultPlan
 
 
 class Recorder:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import attrs
-from attrs import frozen
-
 from arbor.config.errors import ConfigError
+from attrs import frozen
 
 
 @frozen(kw_only=True)
@@ -27,7 +26,7 @@ class ClusterConfig:
     start_timeout_s: float = 30.0
     stop_timeout_s: float = 8.0      # SIGINT/SIGTERM: everything is stopped (stragglers killed) within this
 
-    def validate(self) -> "ClusterConfig":
+    def validate(self) -> ClusterConfig:
         if self.workers < 0:
             raise ConfigError("cluster.workers", "must be >= 0")
         if not 1 <= self.admin_port <= 65535:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,13 +29,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         c.add_argument("--who", default="operator")
     args = p.parse_args(argv)
 
-    from thespian.actors import ActorSystem
-
     from arbor.actors.distributed.launcher import restrict_thespian_bind
     from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
     from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
     from arbor.messages import EngageKillSwitch, ResetKillSwitch
     from arbor.messages.codec import Codec
+    from thespian.actors import ActorSystem
 
     restrict_thespian_bind(args.host)
     asys = ActorSystem("multiprocTCPBase", capabilities={"Admin Port": args.admin_port}, transientUnique=True)

@@ -22,13 +22,12 @@ import socket
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from arbor.actors.distributed.placement import assign
+from loguru import logger
 
 LOCK_FILE = "cluster.lock"
 
@@ -120,9 +119,8 @@ def thespian_log_defs(var_dir: Path) -> dict:
 
 def start_actor_system(host: str, port: int, var_dir: Path, leader: tuple[str, int] | None = None,
                        worker_host: bool = False) -> Any:
-    from thespian.actors import ActorSystem
-
     from arbor.actors.distributed.system import WORKER_HOST_CAPABILITY
+    from thespian.actors import ActorSystem
 
     caps: dict[str, Any] = {"Admin Port": port, "Process Startup Method": "fork"}
     if leader is not None:
@@ -242,7 +240,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
     n = c.workers
     assignment = assign(symbols, n, c.placement) if n else {}
     remote = tuple(range(n - c.remote_workers, n)) if leader is None and c.remote_workers else ()
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
     started = time.monotonic()
     status = 0
     asys = None

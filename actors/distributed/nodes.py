@@ -19,13 +19,18 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import attrs
-from loguru import logger
-
-from arbor.actors.cluster.build import build_singletons, build_symbol_actors, market_frames, market_venue, supervisor_for
+from arbor.actors.cluster.build import (
+    build_singletons,
+    build_symbol_actors,
+    market_frames,
+    market_venue,
+    supervisor_for,
+)
 from arbor.actors.cluster.logs import JsonLinesSink, secret_values
 from arbor.actors.distributed.latch import read_latch, write_latch
 from arbor.actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
@@ -44,9 +49,9 @@ from arbor.messages import (
     FeatureSnapshot,
     KillSwitchEngaged,
     KillSwitchReset,
+    MandateSet,
     OrderFilled,
     PlaceOrder,
-    MandateSet,
     PositionChanged,
     RawMarketEvent,
     RegimeChanged,
@@ -61,6 +66,7 @@ from arbor.supervision.faults import FaultPlan
 from arbor.supervision.group import Health, SymbolSupervisor
 from arbor.supervision.persist import StatePersister, restore_all
 from arbor.supervision.store import SIDECARS, StateStore
+from loguru import logger
 
 COORDINATOR_LINK = "coordinator"
 STORE_RUN_KEY = "cluster_run_id"  # the run whose state a node's store holds
@@ -248,7 +254,7 @@ class Node:
 
     # -- timers -----------------------------------------------------------------------------
     def tick_due(self, mono: float) -> bool:
-        return 0 < self._tick_s and self._next_tick <= mono
+        return self._tick_s > 0 and self._next_tick <= mono
 
     def maybe_tick(self, mono: float) -> None:
         """Timer ticks: each actor that wants them gets one every ``tick_interval_ms``, one

@@ -34,13 +34,10 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
-from loguru import logger
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from typing import Any
 
 from arbor.actors.cluster.observers import iso
 from arbor.actors.distributed.latch import read_latch
@@ -61,6 +58,9 @@ from arbor.messages import (
     SetTradingState,
     TradingState,
 )
+from loguru import logger
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 COORDINATOR = "coordinator"
 _HOST = socket.gethostname()
@@ -724,9 +724,9 @@ class DistributedOperator:
 
     def start(self, asys: Any, supervisor: Any) -> str:
         """Serve the API, follow the events and run the liveness cycle; return the base URL."""
+        from arbor.actors.runtime import HandlerClock
         from arbor.adapters.operator.events import Webhook
         from arbor.adapters.operator.liveness import EngineCycle, LivenessFiles
-        from arbor.actors.runtime import HandlerClock
 
         self.channel = SupervisorChannel(asys, supervisor, on_status=self._processes_changed)
         self.view = DistributedView(self.var_dir, self.assignment, self.channel, self.follower, self.hub,

@@ -10,7 +10,7 @@ A ``[cluster.placement]`` table (``SYMBOL = slot``) overrides the rule for the s
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 
 def slot_weight(symbol: str, slot: int) -> int:

@@ -14,8 +14,8 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 PR_SET_CHILD_SUBREAPER = 36
 

@@ -30,18 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from loguru import logger
-from thespian.actors import (
-    Actor,
-    ActorExitRequest,
-    ActorSystemConventionUpdate,
-    ChildActorExited,
-    PoisonMessage,
-    ThespianWatch,
-    WakeupMessage,
-    WatchMessage,
-)
-
 from arbor.actors.distributed.latch import write_latch
 from arbor.actors.distributed.link import LinkAck, LinkBatch
 from arbor.actors.distributed.procs import alive, descendants, kill_all
@@ -56,13 +44,24 @@ from arbor.actors.distributed.wire import (
     Heartbeat,
     OperatorCommand,
     Poke,
-    Started,
     StartCoordinator,
+    Started,
     StartWorker,
     StatusQuery,
     StopCluster,
     WorkerDown,
     WorkerUp,
+)
+from loguru import logger
+from thespian.actors import (
+    Actor,
+    ActorExitRequest,
+    ActorSystemConventionUpdate,
+    ChildActorExited,
+    PoisonMessage,
+    ThespianWatch,
+    WakeupMessage,
+    WatchMessage,
 )
 
 SUPERVISOR_NAME = "arbor-cluster-supervisor"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import attrs
-
 from arbor.config.errors import ConfigError
 
 
@@ -22,7 +21,7 @@ class ExecutorConfig:
     query_interval_ms: int = 2000
     not_found_grace_ms: int = 60000
 
-    def validate(self) -> "ExecutorConfig":
+    def validate(self) -> ExecutorConfig:
         for field in attrs.fields(ExecutorConfig):
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, int):

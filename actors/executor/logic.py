@@ -13,11 +13,11 @@ flight and UNKNOWN ones included) and that sum; a restored order in flight is qu
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 import attrs
-
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.executor.config import ExecutorConfig
 from arbor.actors.executor.orders import (

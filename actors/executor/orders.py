@@ -6,7 +6,6 @@ import hashlib
 from decimal import Decimal
 
 import attrs
-
 from arbor.messages import OrderIntent, OrderStatus, OrderType, Side
 
 ZERO = Decimal("0")

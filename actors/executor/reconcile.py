@@ -33,12 +33,12 @@ is left is decided as follows, in this order:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
-
 from arbor.actors.executor.orders import ZERO, TrackedOrder
 from arbor.config.errors import ConfigError
 from arbor.messages import PositionReported
@@ -69,12 +69,12 @@ class ReconcilePolicy:
     retries: int = RECONCILE_RETRIES
 
     @classmethod
-    def from_config(cls, config: Any) -> "ReconcilePolicy":
+    def from_config(cls, config: Any) -> ReconcilePolicy:
         """The policy named by an ``ExecutorConfig``; fields it does not have keep their defaults."""
         values = {f.name: getattr(config, f.name) for f in attrs.fields(cls) if hasattr(config, f.name)}
         return cls(**values).validate()
 
-    def validate(self) -> "ReconcilePolicy":
+    def validate(self) -> ReconcilePolicy:
         for name in ("reconcile_interval_ms", "retries"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

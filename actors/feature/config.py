@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
-
 from arbor.config.errors import ConfigError
 
 SECTION = "feature"
@@ -34,14 +34,14 @@ class FeatureConfig:
     emit: str = "bucket"
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "FeatureConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> FeatureConfig:
         known = {f.name for f in attrs.fields(cls)}
         for key in values:
             if key not in known:
                 raise ConfigError(f"{SECTION}.{key}", "unknown key")
         return cls(**values).validate()
 
-    def validate(self) -> "FeatureConfig":
+    def validate(self) -> FeatureConfig:
         """Raise ConfigError naming the first bad key; return self when every value is sound."""
         for name in ("bucket_ms", "short_window", "long_window", "min_samples"):
             value = getattr(self, name)

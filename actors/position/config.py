@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from attrs import frozen
-
 from arbor.config.errors import ConfigError
 from arbor.messages import OrderType
+from attrs import frozen
 
 
 @frozen(kw_only=True)
@@ -14,7 +13,7 @@ class PositionConfig:
 
     entry_order_type: OrderType = OrderType.MARKET
 
-    def validate(self) -> "PositionConfig":
+    def validate(self) -> PositionConfig:
         if not isinstance(self.entry_order_type, OrderType):
             raise ConfigError("position.entry_order_type", "must be MARKET or LIMIT")
         return self

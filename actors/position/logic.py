@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
-
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.position.snapshot import (
     CLOSING,

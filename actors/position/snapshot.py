@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import attrs
-
 from arbor.messages import Direction, PositionState
 
 ZERO = Decimal("0")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
-
 from arbor.actors.regime.strategies import make_strategy
 from arbor.config.errors import ConfigError
 
@@ -30,14 +30,14 @@ class RegimeConfig:
     strategy_params: dict[str, Any] = attrs.field(factory=dict)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "RegimeConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> RegimeConfig:
         known = {f.name for f in attrs.fields(cls)}
         for key in values:
             if key not in known:
                 raise ConfigError(f"{SECTION}.{key}", "unknown key")
         return cls(**values).validate()
 
-    def validate(self) -> "RegimeConfig":
+    def validate(self) -> RegimeConfig:
         """Raise ConfigError naming the first bad key (strategy ones too); return self when sound."""
         for name, low in (("decision_interval_ms", 0), ("confirm_cycles", 1)):
             value = getattr(self, name)

@@ -7,12 +7,12 @@ wants this cycle. Every policy is deterministic: the same inputs give the same m
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import attrs
-
 from arbor.config.errors import ConfigError
 from arbor.messages import Direction, FeatureSnapshot, Mandate, MandateKind, PositionState, Regime
 

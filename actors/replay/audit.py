@@ -12,12 +12,12 @@ actor has yet to handle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 import msgpack
-
 from arbor.actors.base import ActorLogic
 from arbor.actors.replay.journal_io import UnreadableJournal, open_for_replay
 from arbor.actors.topology import receivers as route_receivers

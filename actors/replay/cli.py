@@ -15,14 +15,14 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 import attrs
-from loguru import logger
-
 from arbor.actors.replay.journal_io import UnreadableJournal
+from loguru import logger
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -121,14 +121,20 @@ def show(msg: Any, width: int = 400) -> str:
 
 
 def iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="microseconds")
 
 
 # -- what-if -------------------------------------------------------------------------------------------
 def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from arbor.actors.replay.report import render
-    from arbor.actors.replay.whatif import hbt_config, journal_config, journal_inputs, journal_metadata, market_inputs, \
-        run_whatif
+    from arbor.actors.replay.whatif import (
+        hbt_config,
+        journal_config,
+        journal_inputs,
+        journal_metadata,
+        market_inputs,
+        run_whatif,
+    )
     from arbor.config.errors import ConfigError
     from arbor.config.loader import deep_merge, load_raw, read_toml
     from arbor.config.settings import build_settings

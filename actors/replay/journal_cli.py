@@ -17,16 +17,16 @@ import base64
 import enum
 import json
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TextIO
+from typing import Any, TextIO
 
 import attrs
 import msgpack
-from loguru import logger
-
 from arbor.messages.codec import Codec, CodecError
+from arbor.messages.envelope import Envelope
 from arbor.messages.journal import (
     CorruptJournal,
     InputRef,
@@ -40,7 +40,7 @@ from arbor.messages.journal import (
     repair,
     unpack_record,
 )
-from arbor.messages.envelope import Envelope
+from loguru import logger
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -66,7 +66,7 @@ def parse_time(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
 
 
@@ -259,7 +259,7 @@ def _default(v: Any) -> Any:
 
 
 def iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 COMMANDS = {"segments": cmd_segments, "stats": cmd_stats, "verify": cmd_verify, "repair": cmd_repair,

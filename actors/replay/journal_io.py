@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loguru import logger
-
 from arbor.messages.journal import JournalLocked, JournalReader, RepairReport, repair
+from loguru import logger
 
 
 class UnreadableJournal(Exception):

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
-
-from loguru import logger
+from typing import Any, TypeVar
 
 from arbor.messages import Envelope, TimerTick
 from arbor.messages.codec import Codec
@@ -29,6 +28,7 @@ from arbor.messages.journal import (
     encode_run_started,
     encode_run_stopped,
 )
+from loguru import logger
 
 JOURNAL_SUBDIR = "journal"
 T = TypeVar("T")

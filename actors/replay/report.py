@@ -86,9 +86,7 @@ class BacktestReport:
         elif t is ActionDenied:
             self._count(t)
             self.denials[msg.reason] = self.denials.get(msg.reason, 0) + 1
-        elif t is ActionApproved or t is PlaceOrder:
-            self._count(t)
-        elif t is OrderFilled and env.sender.endswith("/venue"):
+        elif t is ActionApproved or t is PlaceOrder or t is OrderFilled and env.sender.endswith("/venue"):
             self._count(t)
 
     def _count(self, t: type) -> None:
@@ -123,10 +121,7 @@ class BacktestReport:
 
     def _sample(self, ts: int) -> None:
         second = ts // _NS
-        if self._second is None:
-            self._second = second
-            self.equity.append(self._last_equity)
-        elif second > self._second:
+        if self._second is None or second > self._second:
             self._second = second
             self.equity.append(self._last_equity)
 

@@ -15,12 +15,12 @@ import hashlib
 import itertools
 import time
 import tomllib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import attrs
 import msgpack
-
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue
 from arbor.actors.replay.journal_io import UnreadableJournal, open_for_replay
 from arbor.actors.replay.report import BacktestReport
@@ -28,7 +28,16 @@ from arbor.actors.runtime import DeterministicRuntime, SimClock
 from arbor.adapters.recorded.hbt import symbol_from_file_name
 from arbor.config.errors import ConfigError
 from arbor.config.settings import Settings
-from arbor.messages import Action, ActionApproved, ActionDenied, Envelope, OrderFilled, PlaceOrder, TimerTick, VenuePayload
+from arbor.messages import (
+    Action,
+    ActionApproved,
+    ActionDenied,
+    Envelope,
+    OrderFilled,
+    PlaceOrder,
+    TimerTick,
+    VenuePayload,
+)
 from arbor.messages.codec import Codec
 from arbor.messages.journal import RunMetadata
 

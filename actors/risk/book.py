@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Iterable
 
 import attrs
-
 from arbor.messages import Action, Direction, PositionChanged, PositionState
 
 ZERO = Decimal("0")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
-
 from arbor.config.errors import ConfigError
 from arbor.messages import TradingState
 
@@ -68,10 +68,10 @@ class RiskConfig:
     kill_on_stale_data: bool = False  # stale data of an open position is reported; engaging is opt-in
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "RiskConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> RiskConfig:
         return build(cls, SECTION, values)
 
-    def validate(self) -> "RiskConfig":
+    def validate(self) -> RiskConfig:
         """Raise ConfigError naming the first bad key; return self when every value is sound."""
         money = ("starting_equity", "max_leverage", "target_leverage", "max_symbol_notional", "max_portfolio_notional")
         fractions = ("maintenance_margin_rate", "min_liq_distance_pct", "critical_liq_distance_pct",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
-
 from arbor.messages import ALL_SYMBOLS, CancelOpenOrders, TradingState, TradingStateChanged
 
 SUPERVISION = "supervision"

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
-
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.risk.book import PortfolioBook, Reservation
 from arbor.actors.risk.config import RiskConfig

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from arbor.actors.base import ActorLogic
 from arbor.actors.runtime.clock import SimClock

@@ -17,14 +17,14 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Protocol
-
-from loguru import logger
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from arbor.actors.base import ActorLogic, Clock
 from arbor.actors.runtime.clock import SimClock
 from arbor.actors.topology import receivers as route_receivers
 from arbor.messages import DeadLetter, Envelope
+from loguru import logger
 
 
 class Observer(Protocol):

@@ -18,15 +18,15 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pykka
-from loguru import logger
-
 from arbor.actors.base import ActorLogic, Clock
 from arbor.actors.runtime.dispatcher import Dispatcher, FailureHook, Observer, id_source
 from arbor.actors.topology import symbol_of
 from arbor.messages import Envelope, TimerTick, VenuePayload
+from loguru import logger
 
 COORDINATOR = "coordinator"
 

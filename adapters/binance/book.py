@@ -19,9 +19,10 @@ of two connections, and is dropped and counted, not treated as a gap.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any
 
 import attrs
 

@@ -31,16 +31,13 @@ from; the individual fills, with trade ids, come through the user-data stream.
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import attrs
-from loguru import logger
-from yarl import URL
-
 from arbor.adapters.binance.signing import decimal_param, encode_params, signed_query
 from arbor.adapters.credentials import BinanceCredentials
 from arbor.messages import (
@@ -56,6 +53,8 @@ from arbor.messages import (
     QueryPosition,
     RequestCancel,
 )
+from loguru import logger
+from yarl import URL
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -367,7 +366,7 @@ class BinanceFuturesRest:
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
                     text = await resp.text()
-            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 reason = f"{method} {path}: {type(exc).__name__}"
                 attempt += 1
                 if retry_unknown and attempt < cfg.max_attempts:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Iterable
 from urllib.parse import quote, urlencode
 
 Param = tuple[str, str]

@@ -14,7 +14,8 @@ Same contract as ``adapters.binance.usdm.decode_usdm``; the differences from USD
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from arbor.adapters.binance.kline import check_kline
 from arbor.adapters.binance.usdm import (

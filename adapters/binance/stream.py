@@ -35,16 +35,16 @@ import asyncio
 import json
 import random
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import attrs
 import websockets
-from loguru import logger
-from websockets.asyncio.client import ClientConnection, connect
-
 from arbor.actors.backoff import exponential_backoff
 from arbor.adapters.binance.book import BookState, BookSync, BookTransition, Market
+from loguru import logger
+from websockets.asyncio.client import ClientConnection, connect
 
 FUTURES_WS = "wss://fstream.binance.com"
 FUTURES_REST = "https://fapi.binance.com"
@@ -214,7 +214,7 @@ class BinanceMarketStream:
         reader = asyncio.create_task(self._read(new, first_frame=first_frame))
         try:
             await asyncio.wait_for(first_frame.wait(), timeout=self.config.overlap_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._log.warning("rotation: no data on the new connection within {}s; switching anyway",
                               self.config.overlap_timeout_s)
         await old.close()
@@ -230,7 +230,7 @@ class BinanceMarketStream:
             try:
                 ws = await connect(cfg.url, ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
                                    open_timeout=cfg.open_timeout_s, max_size=2**23, proxy=None)
-            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
                 self.stats["connect_failures"] += 1
                 delay = self._backoff(attempt)
                 attempt += 1
@@ -254,7 +254,7 @@ class BinanceMarketStream:
         while True:
             try:
                 payload = await asyncio.wait_for(ws.recv(decode=False), timeout=stale_after)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.stats["stale"] += 1
                 self._log.warning("stale feed: no frame for {}s", stale_after)
                 self._status("stale", detail=f"no frame for {stale_after}s")
@@ -363,7 +363,7 @@ class BinanceMarketStream:
                     elif resp.status >= 500:
                         self.stats["rest_5xx"] += 1
                     reason = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             self.stats["rest_retries"] += 1
             self._log.warning("depth snapshot {} failed ({}); retry in {:.2f}s", symbol, reason, delay)

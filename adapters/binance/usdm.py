@@ -19,11 +19,11 @@ which no reader accepts where it expects an integer or a decimal string.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 
 import orjson
-
 from arbor.adapters.decoding import DecodeError
 from arbor.messages.base import MarketEventKind, Side
 

@@ -28,16 +28,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import attrs
-from loguru import logger
-
 from arbor.adapters.binance.rest import BinanceFuturesRest, parse_decimal
 from arbor.adapters.decoding import DecodeError
 from arbor.messages import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, PositionReported, Side
+from loguru import logger
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -272,7 +272,7 @@ class BinanceUserDataStream:
                 frames = await self._read_until_closed(stop)
                 # A connection that delivered nothing before it closed counts as a failure: backoff.
                 failures = 0 if frames else failures + 1
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 failures += 1
                 self._log.warning("user-data stream failed ({}): reconnecting", type(exc).__name__)
             except Exception as exc:  # the rest client's own failures (unreadable answer, rate limit)
@@ -300,7 +300,7 @@ class BinanceUserDataStream:
                     return frames  # new key, new connection
                 try:
                     msg = await ws.receive(timeout=self.config.poll_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     frames += 1

@@ -21,17 +21,15 @@ constructor: aiohttp session, clock (``now_ns()``), async ``sleep``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
+from collections.abc import Awaitable, Callable
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import attrs
-from loguru import logger
-
 from arbor.adapters.credentials import HyperliquidCredentials
 from arbor.adapters.hyperliquid.signing import L1Signer, decimal_to_wire
 from arbor.messages import (
@@ -47,6 +45,7 @@ from arbor.messages import (
     RequestCancel,
     Side,
 )
+from loguru import logger
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -369,7 +368,7 @@ class HyperliquidExchange:
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
                     text = await resp.text()
-            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 attempt += 1
                 if retry_unknown and attempt < cfg.max_attempts:
                     await self._sleep(self._backoff(attempt))

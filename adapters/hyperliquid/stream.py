@@ -41,15 +41,15 @@ import json
 import random
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 import websockets
-from loguru import logger
-from websockets.asyncio.client import ClientConnection, connect
-
 from arbor.actors.backoff import exponential_backoff
 from arbor.adapters.binance.stream import StreamStatus
+from loguru import logger
+from websockets.asyncio.client import ClientConnection, connect
 
 MAINNET_WS = "wss://api.hyperliquid.xyz"
 TESTNET_WS = "wss://api.hyperliquid-testnet.xyz"
@@ -171,7 +171,7 @@ class HyperliquidMarketStream:
                                    max_size=2**23, proxy=None)
                 for sub in cfg.subscriptions:
                     await ws.send(json.dumps({"method": "subscribe", "subscription": sub}, separators=(",", ":")))
-            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
                 self.stats["connect_failures"] += 1
                 delay = self._backoff(attempt)
                 attempt += 1
@@ -203,7 +203,7 @@ class HyperliquidMarketStream:
                 deadlines.append(last_data + cfg.stale_after_s)
             try:
                 payload = await asyncio.wait_for(ws.recv(decode=False), timeout=max(0.0, min(deadlines) - now))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 now = loop.time()
                 if now >= last_data + cfg.stale_after_s and not stale_reported:
                     self.stats["stale"] += 1

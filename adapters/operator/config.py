@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from attrs import frozen
-
 from arbor.config.errors import ConfigError
+from attrs import frozen
 
 
 @frozen(kw_only=True)
@@ -17,7 +16,7 @@ class OperatorConfig:
     webhook_url: str = ""  # optional: alerts are POSTed here as JSON
     cycle_interval_s: float = 1.0  # heartbeat file and run.jsonl cadence
 
-    def validate(self) -> "OperatorConfig":
+    def validate(self) -> OperatorConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError("operator.port", "must be within 0..65535 (0 picks a free port)")
         if self.cycle_interval_s <= 0:

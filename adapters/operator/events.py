@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Callable
-
-from loguru import logger
+from typing import Any
 
 from arbor.actors.cluster.observers import iso
 from arbor.messages import (
@@ -43,6 +42,7 @@ from arbor.messages import (
     SymbolReleased,
     TradingStateChanged,
 )
+from loguru import logger
 
 INFO, WARNING, CRITICAL = "info", "warning", "critical"
 NS_PER_S = 1_000_000_000
@@ -60,7 +60,7 @@ def make_event(type_: str, ts_ns: int, severity: str, message: str, data: dict[s
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class EventHub:
@@ -109,7 +109,7 @@ class EventHub:
         if event.get("alert") and self._on_alert is not None:
             self._on_alert(event)
 
-    def subscribe(self, backlog: bool = True) -> "Client":
+    def subscribe(self, backlog: bool = True) -> Client:
         client = Client(self.client_queue)
         if backlog:
             for ev in list(self._recent):
@@ -117,7 +117,7 @@ class EventHub:
         self._clients.add(client)
         return client
 
-    def unsubscribe(self, client: "Client") -> None:
+    def unsubscribe(self, client: Client) -> None:
         self._clients.discard(client)
 
     @property

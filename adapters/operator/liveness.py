@@ -18,14 +18,14 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
-
-from loguru import logger
+from typing import Any
 
 from arbor.actors.cluster.observers import iso
 from arbor.messages import ActorFailed, DeadLetter, DecodeFailure, Envelope, PoisonMessageQuarantined, SymbolQuarantined
+from loguru import logger
 
 HEARTBEAT = "heartbeat.json"
 RUN_LOG = "run.jsonl"
@@ -33,7 +33,7 @@ _ERRORS = frozenset({ActorFailed, DeadLetter, DecodeFailure, PoisonMessageQuaran
 
 
 def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def write_atomic(path: Path, text: str, fsync: bool = True) -> None:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import Any
 
 from arbor.actors.topology import role_of
 from arbor.messages import (
@@ -46,6 +45,7 @@ from arbor.messages import (
     TradingStateChanged,
     VenuePayload,
 )
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 NS_PER_S = 1e9
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

@@ -25,9 +25,10 @@ import math
 import struct
 import sys
 import zlib
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 ZERO = Decimal(0)
 

@@ -19,15 +19,15 @@ import hmac
 import json
 import os
 import threading
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import WSMsgType, web
-from loguru import logger
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
 from arbor.adapters.operator.events import EventHub, Webhook
 from arbor.adapters.operator.view import ClusterView, CommandError, OperatorView, jsonable
+from loguru import logger
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 TOKEN_ENV = "ARBOR_OPERATOR_TOKEN"
 WS_PROTOCOL = "arbor.bearer"
@@ -227,7 +227,7 @@ class OperatorServer:
                 return _json({"error": f"cluster did not answer: {exc!r}"}, status=503)
         return handler
 
-    def _command(self, fn: Callable[["_Body", str], list[Any]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def _command(self, fn: Callable[[_Body, str], list[Any]]) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             try:
                 body = _Body(await request.json() if request.can_read_body else {})

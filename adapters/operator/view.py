@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from arbor.actors.cluster.observers import SummaryBoard, iso
 from arbor.actors.topology import role_of, symbol_of

@@ -21,8 +21,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from arbor.adapters.recorded.hbt import Recorded, RecordingFormatError

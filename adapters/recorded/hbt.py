@@ -18,9 +18,9 @@ import gzip
 import os
 import re
 from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterable, Iterator
 
 Recorded = tuple[int, str, bytes]  # (local receive ns, SYMBOL, raw payload)
 

@@ -6,7 +6,6 @@ import math
 from decimal import Decimal
 
 import attrs
-
 from arbor.config.errors import ConfigError
 
 

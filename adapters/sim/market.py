@@ -21,12 +21,11 @@ import hashlib
 import heapq
 import math
 import random
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from enum import Enum
-from typing import Iterator, Sequence
 
 import attrs
-
 from arbor.config.errors import ConfigError
 
 _NS = 1_000_000_000

@@ -23,7 +23,6 @@ from itertools import islice
 from typing import Any
 
 import attrs
-
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.adapters.sim.config import PaperConfig
 from arbor.messages import (

@@ -27,7 +27,6 @@ from typing import Any
 
 import attrs
 from aiohttp import WSMsgType, web
-
 from arbor.adapters.binance.signing import verify_signed_query
 from arbor.adapters.credentials import BinanceCredentials
 
@@ -49,15 +48,15 @@ class Fault:
     process: bool = False
 
     @staticmethod
-    def http(status: int, retry_after: int | None = None, process: bool = False) -> "Fault":
+    def http(status: int, retry_after: int | None = None, process: bool = False) -> Fault:
         return Fault(kind="status", status=status, retry_after=retry_after, process=process)
 
     @staticmethod
-    def reject(code: int, msg: str, status: int = 400) -> "Fault":
+    def reject(code: int, msg: str, status: int = 400) -> Fault:
         return Fault(kind="reject", status=status, code=code, msg=msg)
 
     @staticmethod
-    def hang(process: bool = False) -> "Fault":
+    def hang(process: bool = False) -> Fault:
         return Fault(kind="hang", process=process)
 
 
@@ -153,7 +152,7 @@ class BinanceRestServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> "BinanceRestServer":
+    async def __aenter__(self) -> BinanceRestServer:
         await self.start()
         return self
 

@@ -23,10 +23,9 @@ import asyncio
 import json
 import time
 from collections import deque
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from aiohttp import WSMsgType, web
-
 from arbor.adapters.binance.book import OrderBook
 
 
@@ -65,7 +64,7 @@ class FakeBinanceServer:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> "FakeBinanceServer":
+    async def start(self) -> FakeBinanceServer:
         app = web.Application()
         app.router.add_get("/stream", self._ws)
         app.router.add_get("/ws/{stream:.*}", self._ws)
@@ -90,7 +89,7 @@ class FakeBinanceServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> "FakeBinanceServer":
+    async def __aenter__(self) -> FakeBinanceServer:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -218,7 +217,7 @@ class FakeBinanceServer:
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=0.05)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _send(self, ws: web.WebSocketResponse, text: str) -> None:

@@ -23,7 +23,6 @@ from typing import Any
 
 import attrs
 from aiohttp import web
-
 from arbor.adapters.hyperliquid.signing import decimal_to_wire, recover_l1_signer
 
 _ZERO = Decimal("0")
@@ -106,15 +105,15 @@ class Fault:
     process: bool = False
 
     @staticmethod
-    def http(status: int, retry_after: int | None = None, process: bool = False) -> "Fault":
+    def http(status: int, retry_after: int | None = None, process: bool = False) -> Fault:
         return Fault(kind="http", status=status, retry_after=retry_after, process=process)
 
     @staticmethod
-    def hang(process: bool = False) -> "Fault":
+    def hang(process: bool = False) -> Fault:
         return Fault(kind="hang", process=process)
 
     @staticmethod
-    def reject(message: str) -> "Fault":
+    def reject(message: str) -> Fault:
         return Fault(kind="reject", message=message)
 
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -99,7 +100,7 @@ class FakeHyperliquidWsServer:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> "FakeHyperliquidWsServer":
+    async def start(self) -> FakeHyperliquidWsServer:
         app = web.Application()
         app.router.add_get("/ws", self._ws)
         self._runner = web.AppRunner(app, handle_signals=False)
@@ -119,7 +120,7 @@ class FakeHyperliquidWsServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> "FakeHyperliquidWsServer":
+    async def __aenter__(self) -> FakeHyperliquidWsServer:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -177,7 +178,7 @@ class FakeHyperliquidWsServer:
                     break
                 try:
                     msg = await ws.receive(timeout=left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue  # idle only if nothing was sent meanwhile: checked above
                 if msg.type is WSMsgType.TEXT:
                     await self._on_client_text(ws, msg.data)
@@ -252,7 +253,7 @@ class FakeHyperliquidWsServer:
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=0.05)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _send(self, ws: web.WebSocketResponse, text: str) -> None:

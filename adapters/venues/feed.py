@@ -25,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from arbor.adapters.binance.book import Market
 from arbor.adapters.binance.stream import BinanceMarketStream, StreamConfig, StreamStatus
@@ -204,7 +205,7 @@ class MarketFeed:
             self.stream.stop()
             try:
                 await asyncio.wait_for(task, timeout=2.0)
-            except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - stopping: report, never raise
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - stopping: report, never raise
                 self._log.warning("market stream did not stop cleanly: {!r}", exc)
             self._pool.shutdown(wait=True, cancel_futures=False)
             self._log.info("market feed stopped; stream stats {}", self.stream.stats)

@@ -26,7 +26,8 @@ import asyncio
 import queue
 import threading
 from collections import Counter, deque
-from typing import Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.messages import PlaceOrder, PositionReported, QueryOrder, QueryPosition, RawMarketEvent, RequestCancel
@@ -192,7 +193,7 @@ class VenueIOWorker:
                     wake.clear()
                     try:
                         await asyncio.wait_for(wake.wait(), timeout=poll_s)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
             finally:
                 with self._lock:

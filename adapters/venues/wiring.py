@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from loguru import logger
-
 from arbor.adapters.venues.feed import FEED_SENDER, MarketFeed, RiskProbe, stream_config
 from arbor.adapters.venues.gateway import VenueGatewayLogic, VenueIOWorker, runtime_delivery
 from arbor.config.errors import ConfigError
+from loguru import logger
 
 STREAMED_SOURCES = ("binance_usdm", "binance_spot", "hyperliquid")
 LIVE_VENUES = ("binance_usdm",)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from attrs import frozen
-
 from arbor.config.errors import ConfigError
+from attrs import frozen
 
 POLICIES = ("every_record", "interval", "rotation")
 
@@ -19,7 +18,7 @@ class JournalConfig:
     interval_ms: int = 100
     segment_mb: int = 64
 
-    def validate(self) -> "JournalConfig":
+    def validate(self) -> JournalConfig:
         if self.durability not in POLICIES:
             raise ConfigError("journal.durability", f"must be one of {', '.join(POLICIES)}")
         if self.interval_ms <= 0:

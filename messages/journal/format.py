@@ -45,11 +45,10 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import attrs
 import msgpack
-
 from arbor.messages.journal.errors import CorruptJournal, UnsupportedJournal
 
 MAGIC = b"ARBJ"

@@ -6,11 +6,10 @@ last segment is taken as the end of the journal (``verify`` still reports it).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import attrs
-
 from arbor.messages.journal.errors import CorruptJournal
 from arbor.messages.journal.format import SCHEMA_VERSION, BadHeader, Damage, decode_header, iter_frames
 from arbor.messages.journal.scan import SegmentInfo, mapped, scan_segment, segment_files

@@ -19,12 +19,12 @@ envelope primitive (``Codec.envelope_to_primitive``). The older two-element OUTP
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
-from typing import Any, Iterable, Union
+from typing import Any, Union
 
 import attrs
 import msgpack
-
 from arbor.messages.codec import Codec, CodecError
 from arbor.messages.envelope import Envelope
 from arbor.messages.journal.run import RunMetadata

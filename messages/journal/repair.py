@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import attrs
-from loguru import logger
-
 from arbor.messages.journal.format import SCHEMA_VERSION, Damage
 from arbor.messages.journal.lock import DirectoryLock
 from arbor.messages.journal.scan import SegmentInfo, scan_segment, segment_files
+from loguru import logger
 
 Fsync = Callable[[int], None]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, time
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
-
 from arbor.messages.codec import CodecError
 from arbor.messages.journal.format import SCHEMA_VERSION
 
@@ -33,7 +33,7 @@ class RunMetadata:
                 "started_ns": self.started_ns, "built_ns": self.built_ns}
 
     @classmethod
-    def from_primitive(cls, obj: Any) -> "RunMetadata":
+    def from_primitive(cls, obj: Any) -> RunMetadata:
         if not (isinstance(obj, dict) and isinstance(obj.get("run_id"), str) and isinstance(obj.get("config"), dict)
                 and type(obj.get("schema_version")) is int and type(obj.get("started_ns")) is int):
             raise CodecError("run metadata is {run_id: str, config: map, schema_version: int, started_ns: int}")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import attrs
-
 from arbor.messages.journal.errors import UnsupportedJournal
 from arbor.messages.journal.format import (
     SCHEMA_VERSION,

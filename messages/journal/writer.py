@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable, Literal
+from typing import BinaryIO, Literal
 
 import attrs
-from loguru import logger
-
 from arbor.messages.journal.errors import JournalClosed, UnsupportedJournal
 from arbor.messages.journal.format import (
     FORMAT_VERSION,
@@ -27,6 +26,7 @@ from arbor.messages.journal.format import (
 )
 from arbor.messages.journal.lock import DirectoryLock
 from arbor.messages.journal.repair import RepairReport, repair_locked
+from loguru import logger
 
 MiB = 1024 * 1024
 
@@ -219,7 +219,7 @@ class JournalWriter:
             self._file = None
             self._lock.release()
 
-    def __enter__(self) -> "JournalWriter":
+    def __enter__(self) -> JournalWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from arbor.actors.distributed.procs import alive, descendants, kill_all, listening, wait_gone
 from arbor.actors.testing import eventually
+
 from tests.conftest import REPO_ROOT
 
 SYMBOLS = [("BTCUSDT", "trend_following", "60000", "0.1", "0.001"), ("ETHUSDT", "mean_reversion", "3000", "0.01", "0.001"),

@@ -10,7 +10,6 @@ from dataclasses import replace
 
 import msgpack
 import pytest
-
 from arbor.actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.actors.distributed.system import DataPort, Waker, _Out
 from arbor.actors.testing import eventually

@@ -8,15 +8,15 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from arbor.actors.distributed.placement import assign
 from arbor.actors.distributed.procs import alive, kill_all
 from arbor.actors.testing import eventually
+
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, free_port
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from arbor.actors.distributed import system
 from arbor.actors.distributed.system import WorkerActor
 

@@ -9,19 +9,20 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from arbor.actors.distributed.placement import assign
 from arbor.actors.distributed.procs import alive, kill_all, listening
 from arbor.actors.testing import eventually
-from tests.http_helpers import call_json, get_ok
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.conftest import REPO_ROOT
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, fast_config, free_port
+from tests.http_helpers import call_json, get_ok
 
 NAMES = [s[0] for s in SYMBOLS]
 TOKEN = "cluster-operator-token-0123456789"

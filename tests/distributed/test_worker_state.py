@@ -17,11 +17,18 @@ from typing import Any
 
 import attrs
 import pytest
-
 from arbor.actors.distributed.latch import write_latch
 from arbor.actors.distributed.nodes import CoordinatorCore, Node, WorkerCore, node_store_path
 from arbor.config.settings import load_settings
-from arbor.messages import Action, ActionApproved, Direction, MandateKind, MarketEventKind, PositionState, RawMarketEvent
+from arbor.messages import (
+    Action,
+    ActionApproved,
+    Direction,
+    MandateKind,
+    MarketEventKind,
+    PositionState,
+    RawMarketEvent,
+)
 from arbor.supervision.group import Health
 from arbor.supervision.persist import StatePersister
 
@@ -372,8 +379,18 @@ def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain()
     """The probe follows frame -> RawMarketEvent -> FeatureSnapshot -> MandateSet -> ActionApproved
     -> SubmitOrder -> PlaceOrder: latency from the frame's arrival, and from the exchange event time."""
     from arbor.actors.distributed.nodes import EventFile, WorkerProbe
-    from arbor.messages import (Envelope, FeatureSnapshot, MandateSet, OrderIntent, OrderType, PlaceOrder, Regime, Side,
-                          SubmitOrder, VenuePayload)
+    from arbor.messages import (
+        Envelope,
+        FeatureSnapshot,
+        MandateSet,
+        OrderIntent,
+        OrderType,
+        PlaceOrder,
+        Regime,
+        Side,
+        SubmitOrder,
+        VenuePayload,
+    )
 
     probe = WorkerProbe((BTC,), EventFile(Path("/dev/null")), 1)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from decimal import Decimal as D
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
-
 from arbor.actors.executor.config import ExecutorConfig
 from arbor.actors.executor.logic import ExecutorLogic
 from arbor.actors.testing import ManualClock, make_ctx

@@ -8,16 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
-
 from arbor.actors.collector import CollectorLogic
 from arbor.actors.testing import ManualClock, make_ctx
+from arbor.actors.testing import until as _until
 from arbor.adapters.binance.book import BookSync, Market
 from arbor.adapters.binance.stream import BinanceMarketStream, StreamConfig, StreamStatus
 from arbor.adapters.binance.usdm import decode_usdm
 from arbor.adapters.recorded import read_hbt
 from arbor.adapters.testing import FakeBinanceServer
 from arbor.messages.market import DecodeFailure, VenuePayload
-from arbor.actors.testing import until as _until
 
 FRAMES = 2500  # of the BTCUSDT recording: ~1,900 bookTickers, ~450 trades, ~170 diffs
 STREAMS = ("depth@0ms", "trade", "bookTicker")

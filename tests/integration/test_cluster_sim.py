@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from arbor.actors.cluster.simulate import SimulatedCluster
 from arbor.config.settings import load_settings
 from arbor.messages import (

@@ -10,12 +10,12 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import aiohttp
 import pytest
-
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
 from arbor.actors.cluster.observers import SummaryBoard
 from arbor.actors.runtime import HandlerClock, ThreadedRuntime

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from decimal import Decimal as D
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest

@@ -7,14 +7,15 @@ import itertools
 import json
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from arbor.actors.cluster.live import LiveCluster
 from arbor.actors.collector import CollectorLogic
 from arbor.actors.testing import ManualClock, eventually, make_ctx
+from arbor.actors.testing import until as _until
 from arbor.adapters.binance.stream import StreamStatus
 from arbor.adapters.hyperliquid import make_hyperliquid_decoder
 from arbor.adapters.hyperliquid.stream import HyperliquidMarketStream, HyperliquidStreamConfig
@@ -22,7 +23,6 @@ from arbor.adapters.testing.hyperliquid_ws_server import FakeHyperliquidWsServer
 from arbor.config.settings import load_settings
 from arbor.messages import DecodeFailure, RawMarketEvent
 from arbor.messages.market import VenuePayload
-from arbor.actors.testing import until as _until
 
 COINS = ("BTC", "DYDX", "ARB")  # the coins with recorded trades, book/bbo and contexts between them
 ROUNDS = 30

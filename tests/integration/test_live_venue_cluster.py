@@ -7,13 +7,12 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-from loguru import logger
-
 from arbor.actors.cluster.live import LiveCluster
 from arbor.actors.testing import eventually
 from arbor.adapters.credentials import BINANCE_API_KEY, BINANCE_API_SECRET, BinanceCredentials
@@ -34,6 +33,7 @@ from arbor.messages import (
     TradingState,
     TradingStateChanged,
 )
+from loguru import logger
 
 FRAMES = 3000
 STREAMS = ["depth@0ms", "trade", "bookTicker"]

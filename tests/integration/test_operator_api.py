@@ -6,14 +6,12 @@ import asyncio
 import json
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
-
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
 from arbor.actors.cluster.observers import SummaryBoard
 from arbor.actors.runtime import HandlerClock, ThreadedRuntime
@@ -30,6 +28,9 @@ from arbor.adapters.operator import (
 from arbor.adapters.operator.view import ClusterFacts, ClusterView
 from arbor.config.settings import load_settings
 from arbor.messages import Envelope, KillSwitchEngaged, ReleaseSymbol, SetTradingState
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.http_helpers import call_json, get_ok
 
 TOKEN = "test-operator-token-0123456789"

@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from arbor.actors.collector import CollectorLogic
 from arbor.actors.testing import ManualClock, make_ctx
 from arbor.adapters.binance.kline import decode_usdm_with_klines

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import attrs
 import pytest
-
 from arbor.actors.collector import CollectorLogic
 from arbor.actors.testing import ManualClock, make_ctx
 from arbor.adapters.binance.usdm import decode_usdm

@@ -15,11 +15,10 @@ from functools import cache
 import attrs
 import msgpack
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from arbor.messages import Codec, Envelope, OrderFilled, Side, UnknownMessageType
 from arbor.messages.registry import ALL_MESSAGE_TYPES
+from hypothesis import given
+from hypothesis import strategies as st
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 DECIMALS = st.decimals(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from hypothesis import given
-from hypothesis import strategies as st
-
 from arbor.messages import Codec
 from arbor.messages.journal import Durability, JournalReader, JournalWriter, RecordKind, decode_record, encode_record
+from hypothesis import given
+from hypothesis import strategies as st
 from test_codec import any_message, envelope_strategy
 
 CODEC = Codec()

@@ -6,11 +6,7 @@ import itertools
 from decimal import Decimal
 from fractions import Fraction
 
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
 import attrs
-
 from arbor.actors.position import PositionLogic, PositionSnapshot
 from arbor.actors.testing import make_ctx
 from arbor.messages import (
@@ -28,6 +24,8 @@ from arbor.messages import (
     Side,
     SubmitOrder,
 )
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 SYM = "ETHUSDT"
 LOT = Decimal("0.001")

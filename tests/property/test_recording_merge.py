@@ -12,10 +12,9 @@ import heapq
 from operator import itemgetter
 from pathlib import Path
 
+from arbor.adapters.recorded import merge_recordings, read_hbt
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from arbor.adapters.recorded import merge_recordings, read_hbt
 
 # Few distinct times, so that ties (within a file and across files) are common.
 FILE = st.lists(st.integers(min_value=0, max_value=30), max_size=40).map(sorted)

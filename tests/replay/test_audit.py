@@ -9,7 +9,6 @@ from pathlib import Path
 
 import msgpack
 import pytest
-
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue
 from arbor.actors.replay import audit_journal, build_held, open_journal_observer
 from arbor.actors.replay.cli import audit_command
@@ -17,10 +16,16 @@ from arbor.actors.runtime import HandlerClock, ThreadedRuntime
 from arbor.actors.testing import eventually
 from arbor.config.loader import deep_merge, load_raw
 from arbor.config.settings import build_settings
-from arbor.messages.journal import Durability, JournalReader, JournalWriter, RunMetadata, encode_external, \
-    encode_run_started
 from arbor.messages import Envelope, TimerTick
 from arbor.messages.codec import Codec
+from arbor.messages.journal import (
+    Durability,
+    JournalReader,
+    JournalWriter,
+    RunMetadata,
+    encode_external,
+    encode_run_started,
+)
 
 RUN_ID = "live-audit"
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from arbor.actors.replay.journal_cli import main
 from arbor.actors.replay.recorder import record_simulated_run
 from arbor.config.loader import load_raw

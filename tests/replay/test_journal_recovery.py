@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from arbor.actors.replay import audit_journal
 from arbor.actors.replay.recorder import record_simulated_run
 from arbor.config.loader import load_raw

@@ -8,7 +8,6 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-
 from arbor.actors.replay import apply_overrides, run_whatif
 from arbor.actors.replay.cli import whatif_command
 from arbor.actors.replay.recorder import record_simulated_run

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from arbor.actors.cluster.live import LiveCluster
 from arbor.actors.cluster.simulate import Recorder
 from arbor.actors.testing import eventually
 from arbor.config.settings import load_settings
 from arbor.messages import ActorFailed, RawMarketEvent, SymbolRecovered
+
 from tests.supervision.helpers import entries_sent
 
 FAST = {

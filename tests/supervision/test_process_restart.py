@@ -13,6 +13,7 @@ from pathlib import Path
 from arbor.messages import Codec, PlaceOrder, ReconciliationCompleted
 from arbor.messages.journal import JournalReader, decode_record, repair
 from arbor.supervision.store import StateStore
+
 from tests.conftest import REPO_ROOT
 
 FAST = """

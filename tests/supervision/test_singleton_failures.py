@@ -10,6 +10,7 @@ from arbor.messages import (
     KillSwitchEngaged,
     MandateKind,
 )
+
 from tests.supervision.helpers import cluster_with, timeline
 
 

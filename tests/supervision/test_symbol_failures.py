@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from arbor.messages import (
     ActorFailed,
     PoisonMessageQuarantined,
@@ -12,6 +11,7 @@ from arbor.messages import (
     SymbolQuarantined,
     SymbolRecovered,
 )
+
 from tests.supervision.helpers import (
     cluster_with,
     entries_sent,

@@ -6,7 +6,6 @@ import itertools
 from decimal import Decimal as D
 
 import pytest
-
 from arbor.actors.arbitrator import ArbitratorConfig, ArbitratorLogic
 from arbor.actors.testing import ManualClock, make_ctx
 from arbor.config.errors import ConfigError

@@ -6,7 +6,6 @@ import hashlib
 from decimal import Decimal as D
 
 import pytest
-
 from arbor.actors.executor import ExecutorConfig, ExecutorLogic, client_order_id
 from arbor.actors.testing import ManualClock, make_ctx
 from arbor.config.errors import ConfigError

@@ -7,7 +7,6 @@ import statistics
 from decimal import Decimal as D
 
 import pytest
-
 from arbor.actors.feature import FeatureConfig, FeatureLogic
 from arbor.actors.testing import make_ctx
 from arbor.config.errors import ConfigError

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from arbor.adapters.decoding import DecodeError
 from arbor.adapters.hyperliquid import decode_hyperliquid, make_hyperliquid_decoder
 from arbor.adapters.testing.hyperliquid_server import cassette_answers
 from arbor.messages.base import MarketEventKind, Side
 from arbor.messages.market import RawMarketEvent
+from hypothesis import given
+from hypothesis import strategies as st
 
 MS = 1_000_000
 

@@ -9,8 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from loguru import logger
-
 from arbor.actors.testing import ManualClock
 from arbor.messages import Codec, CodecError, Envelope, TimerTick, UnknownMessageType
 from arbor.messages.journal import (
@@ -29,6 +27,7 @@ from arbor.messages.journal import (
 )
 from arbor.messages.journal.format import FRAME_SIZE
 from arbor.messages.orders import OrderCanceled
+from loguru import logger
 
 ROTATION = Durability(mode="rotation")
 MS = 1_000_000

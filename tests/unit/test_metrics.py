@@ -5,9 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
-
 from arbor.adapters.operator.metrics import ClusterMetrics
 from arbor.messages import (
     Action,
@@ -33,6 +30,8 @@ from arbor.messages import (
     TradingStateChanged,
     VenuePayload,
 )
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 T0 = 1_723_161_600_000_000_000
 

@@ -8,7 +8,6 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-
 from arbor.adapters.binance.book import BookState, BookSync, Market, OrderBook
 from arbor.adapters.recorded import read_hbt
 

@@ -7,7 +7,6 @@ import random
 from decimal import Decimal as D
 
 import pytest
-
 from arbor.actors.testing import ManualClock, make_ctx
 from arbor.adapters.sim import PaperConfig, PaperVenueLogic, ShadowVenueLogic
 from arbor.config.errors import ConfigError

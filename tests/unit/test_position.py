@@ -7,7 +7,6 @@ from decimal import Decimal as D
 
 import attrs
 import pytest
-
 from arbor.actors.position import (
     LEGAL_TRANSITIONS,
     IllegalTransition,
@@ -111,7 +110,7 @@ def opened(direction: Direction = LONG, qty: str = "2", price: str = "100") -> P
 
 def test_transition_table_is_exactly_the_documented_edges():
     """The legal edges are exactly those of the documented state machine."""
-    assert LEGAL_TRANSITIONS == {
+    assert {
         (FLAT, ENTERING),
         (ENTERING, OPEN),
         (ENTERING, FLAT),
@@ -122,7 +121,7 @@ def test_transition_table_is_exactly_the_documented_edges():
         (REDUCING, CLOSING),
         (CLOSING, FLAT),
         (CLOSING, OPEN),
-    }
+    } == LEGAL_TRANSITIONS
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from decimal import Decimal as D
 
 import attrs
 import pytest
-
 from arbor.actors.executor import ExecutorConfig, ExecutorLogic, client_order_id
 from arbor.actors.executor.orders import TrackedOrder
 from arbor.actors.executor.reconcile import Outcome, ReconcilePolicy, compare

@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from arbor.actors.cluster.observers import TradeLog
 from arbor.actors.cluster.simulate import SimulatedCluster
 from arbor.adapters.operator.report import load_trades, main, max_drawdown, stats, write_report

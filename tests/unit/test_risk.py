@@ -6,7 +6,6 @@ import itertools
 from decimal import Decimal as D
 
 import pytest
-
 from arbor.actors.risk import RiskConfig, RiskLogic
 from arbor.actors.testing import ManualClock, make_ctx
 from arbor.config.errors import ConfigError
@@ -577,10 +576,9 @@ def test_reduce_and_exit_skip_the_exposure_checks():
 
 def test_feed_never_lifts_an_operators_pause():
     """A feed 'restore' cannot override a pause an operator set, even one that raced the feed's own degrade."""
-    from arbor.messages import SetTradingState, TradingState
-
     from arbor.actors.risk import RiskConfig, RiskLogic
     from arbor.actors.testing import make_ctx
+    from arbor.messages import SetTradingState, TradingState
 
     risk = RiskLogic(make_ctx("risk", ""), RiskConfig(), ("BTCUSDT",))
     risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="feed", reason="stale_feed"))

@@ -8,8 +8,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from loguru import logger
-
 from arbor.actors.testing import ManualClock
 from arbor.adapters.binance.rest import BinanceFuturesRest, BinanceRestConfig
 from arbor.adapters.binance.userdata import BinanceUserDataStream
@@ -28,6 +26,7 @@ from arbor.adapters.credentials import (
 from arbor.adapters.testing.binance_rest_server import BinanceRestServer
 from arbor.adapters.testing.binance_rest_server import Fault as BinanceFault
 from arbor.messages import OrderType, PlaceOrder, QueryOrder, QueryPosition, RequestCancel, Side
+from loguru import logger
 
 API_KEY = "KEYk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yK3Yk3yZ9"
 API_SECRET = "SECRETs3cr3tS3CR3Ts3cr3tS3CR3Ts3cr3tS3CR3Ts3cr3tS3CR3Ts3cr3tQ7"

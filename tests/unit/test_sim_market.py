@@ -8,7 +8,6 @@ from collections import defaultdict
 from decimal import Decimal as D
 
 import pytest
-
 from arbor.adapters.decoding import decoder_for
 from arbor.adapters.sim import SimMarket, SimRegime, SimSymbol
 from arbor.config.errors import ConfigError

@@ -7,7 +7,6 @@ from decimal import Decimal as D
 
 import attrs
 import pytest
-
 from arbor.actors.arbitrator import ArbitratorConfig, ArbitratorLogic
 from arbor.actors.executor import ExecutorConfig, ExecutorLogic, client_order_id
 from arbor.actors.executor.reconcile import ReconcilePolicy
@@ -33,8 +32,8 @@ from arbor.messages import (
     PositionChanged,
     PositionState,
     QueryOrder,
-    Regime,
     ReconciliationCompleted,
+    Regime,
     SetTradingState,
     Side,
     SubmitOrder,
@@ -259,10 +258,9 @@ def test_risk_store_writes_only_what_changed_and_always_loads_back_the_last_snap
         assert store._conn.total_changes - before == 2
         # A save inside a transaction that rolls back was never written: the next save writes it.
         r.handle(SetTradingState(scope=SYM, state=TradingState.REDUCING, who="ops", reason="y"))
-        with pytest.raises(RuntimeError):
-            with store.transaction():
-                store.save_risk(r.snapshot())
-                raise RuntimeError("disk full")
+        with pytest.raises(RuntimeError), store.transaction():
+            store.save_risk(r.snapshot())
+            raise RuntimeError("disk full")
         store.save_risk(r.snapshot())
         assert store.load_risk() == r.snapshot()
     with store_at(tmp_path) as store:

@@ -6,14 +6,13 @@ import json
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from arbor.adapters.binance.kline import decode_usdm_with_klines
 from arbor.adapters.binance.spot import decode_spot
 from arbor.adapters.decoding import DecodeError
 from arbor.messages.base import MarketEventKind, Side
 from arbor.messages.market import RawMarketEvent
+from hypothesis import given
+from hypothesis import strategies as st
 
 MS = 1_000_000
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import attrs
 import pytest
-
 from arbor.actors.executor.orders import TrackedOrder
 from arbor.actors.position.snapshot import PositionSnapshot
 from arbor.messages import Direction, OrderIntent, OrderStatus, OrderType, PositionState, Side
@@ -83,11 +82,10 @@ def test_transaction_rolls_back_every_write(tmp_path):
     """An exception inside transaction() leaves neither the position nor the order written."""
     with open_store(tmp_path) as store:
         store.save_position("BTCUSDT", position("0.010"))
-        with pytest.raises(RuntimeError):
-            with store.transaction():
-                store.save_position("BTCUSDT", position("0.020"))
-                store.save_orders("BTCUSDT", [order()])
-                raise RuntimeError("crash between the two halves of a fill")
+        with pytest.raises(RuntimeError), store.transaction():
+            store.save_position("BTCUSDT", position("0.020"))
+            store.save_orders("BTCUSDT", [order()])
+            raise RuntimeError("crash between the two halves of a fill")
         assert store.load_position("BTCUSDT") == position("0.010") and store.load_orders("BTCUSDT") == ()
 
 
@@ -95,21 +93,19 @@ def test_rolled_back_orders_are_written_on_the_next_save(tmp_path):
     """An order whose write was rolled back is not skipped as unchanged afterwards."""
     with open_store(tmp_path) as store:
         o = order()
-        with pytest.raises(RuntimeError):
-            with store.transaction():
-                store.save_orders("BTCUSDT", [o])
-                raise RuntimeError
+        with pytest.raises(RuntimeError), store.transaction():
+            store.save_orders("BTCUSDT", [o])
+            raise RuntimeError
         assert store.save_orders("BTCUSDT", [o]) == 1 and store.load_orders("BTCUSDT") == (o,)
 
 
 def test_nested_transaction_joins_the_outer_one(tmp_path):
     """A failure after a nested block also undoes the nested block's writes."""
     with open_store(tmp_path) as store:
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError), store.transaction():
             with store.transaction():
-                with store.transaction():
-                    store.save_position("BTCUSDT", position())
-                raise RuntimeError
+                store.save_position("BTCUSDT", position())
+            raise RuntimeError
         assert store.load_position("BTCUSDT") is None
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from arbor.actors.regime.strategies import MeanReversion, PositionView, TrendFollowing, make_strategy
 from arbor.config.errors import ConfigError
 from arbor.messages import Direction, FeatureSnapshot, MandateKind, PositionState, Regime
+from hypothesis import given
+from hypothesis import strategies as st
 
 LONG, SHORT = Direction.LONG, Direction.SHORT
 EXIT, BLOCK, REDUCE, ENTRY, HOLD = (MandateKind.EXIT, MandateKind.BLOCK, MandateKind.REDUCE, MandateKind.ENTRY,

@@ -6,13 +6,12 @@ import json
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from arbor.adapters.binance.usdm import decode_usdm, decode_usdm_reference
 from arbor.adapters.decoding import DecodeError, decoder_for
 from arbor.messages.base import MarketEventKind, Side
 from arbor.messages.market import RawMarketEvent
+from hypothesis import given
+from hypothesis import strategies as st
 
 MS = 1_000_000
 

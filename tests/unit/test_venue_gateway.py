@@ -5,8 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from loguru import logger
-
 from arbor.actors.testing import make_ctx
 from arbor.adapters.binance.stream import StreamStatus
 from arbor.adapters.credentials import BINANCE_API_KEY, BINANCE_API_SECRET
@@ -14,7 +12,17 @@ from arbor.adapters.venues.feed import FeedGuard, MarketFeed, stream_config
 from arbor.adapters.venues.gateway import VenueGatewayLogic, VenuePort
 from arbor.config.errors import ConfigError
 from arbor.config.settings import load_settings
-from arbor.messages import OrderType, PlaceOrder, QueryOrder, QueryPosition, RequestCancel, SetTradingState, Side, TradingState
+from arbor.messages import (
+    OrderType,
+    PlaceOrder,
+    QueryOrder,
+    QueryPosition,
+    RequestCancel,
+    SetTradingState,
+    Side,
+    TradingState,
+)
+from loguru import logger
 
 
 def place(coid: str = "ar01") -> PlaceOrder:
