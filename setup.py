@@ -9,4 +9,5 @@ FOLDERS = ("messages", "actors", "adapters", "config", "supervision")
 packages = [
     f"arbor.{name}" for name in find_packages(include=[f"{folder}*" for folder in FOLDERS])
 ]
+packages.append("arbor.adapters.operator.static")  # the dashboard's files: data, not code
 setup(packages=packages, package_dir={f"arbor.{folder}": folder for folder in FOLDERS})

@@ -1,4 +1,5 @@
 # Sourced by the bin/ commands: make sure .venv exists and holds this project, then set PY.
+# It leaves the working directory alone: relative paths a user passes resolve against theirs.
 # Re-installs when pyproject.toml or setup.py changes. Needs only python3 (>= 3.11) with venv and pip.
 ARBOR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ARBOR_VENV:-$ARBOR_ROOT/.venv}"
@@ -17,4 +18,3 @@ if [ ! -x "$PY" ] || [ ! -f "$_stamp" ] || [ "$(cat "$_stamp")" != "$_want" ]; t
     "$PY" -m pip install --quiet --disable-pip-version-check -e "$ARBOR_ROOT[dev]" >&2 || exit 2
     echo "$_want" > "$_stamp"
 fi
-cd "$ARBOR_ROOT"
