@@ -181,7 +181,8 @@ class BinanceMarketStream:
             ws = await self._connect()
             if ws is None:
                 return
-            reader = asyncio.create_task(self._read(ws, first_frame=None))
+            seen = _Delivered()
+            reader = asyncio.create_task(self._read(ws, seen))
             opened = loop.time()
             while True:
                 stop = asyncio.create_task(self._stopping.wait())
@@ -194,10 +195,14 @@ class BinanceMarketStream:
                     return
                 if reader in done:
                     break  # the connection ended: reconnect (outer loop)
-                rotated = await self._rotate(ws, reader)
+                rotated = await self._rotate(ws, reader, seen)
+                if rotated is None and self._stopping.is_set():
+                    await ws.close()
+                    await asyncio.gather(reader, return_exceptions=True)
+                    return
                 if rotated is None:
                     break
-                ws, reader = rotated
+                ws, reader, seen = rotated
                 opened = loop.time()
             await asyncio.gather(reader, return_exceptions=True)
             self.stats["disconnects"] += 1
@@ -205,23 +210,45 @@ class BinanceMarketStream:
             for symbol, book in self.books.items():
                 self._book_transition(book.interrupt("feed disconnected"))
 
-    async def _rotate(self, old: ClientConnection, old_reader: asyncio.Task) -> tuple[ClientConnection, asyncio.Task] | None:
-        """Open the successor before closing ``old``, so the 24 h cut leaves no gap."""
+    async def _rotate(self, old: ClientConnection, old_reader: asyncio.Task, old_seen: _Delivered,
+                      ) -> tuple[ClientConnection, asyncio.Task, _Delivered] | None:
+        """Open the successor before closing ``old``, so the 24 h cut leaves no gap.
+
+        ``old`` is closed only once it has itself delivered the successor's first frame: every
+        frame published before the successor subscribed has then been read from ``old`` (closing
+        it earlier would discard what it had received but not yet read).
+        """
         new = await self._connect(rotation=True)
         if new is None:
             return None
-        first_frame = asyncio.Event()
-        reader = asyncio.create_task(self._read(new, first_frame=first_frame))
-        try:
-            await asyncio.wait_for(first_frame.wait(), timeout=self.config.overlap_timeout_s)
-        except TimeoutError:
-            self._log.warning("rotation: no data on the new connection within {}s; switching anyway",
+        seen = _Delivered()
+        reader = asyncio.create_task(self._read(new, seen))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.overlap_timeout_s
+        stop = asyncio.create_task(self._stopping.wait())
+        first = asyncio.create_task(seen.first())
+        await asyncio.wait({first, stop}, timeout=self.config.overlap_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        overlapped = False
+        if first.done():
+            overlap = asyncio.create_task(old_seen.reached(*first.result()))
+            await asyncio.wait({overlap, old_reader, stop}, timeout=max(0.0, deadline - loop.time()),
+                               return_when=asyncio.FIRST_COMPLETED)
+            overlapped = overlap.done() or old_reader.done()
+            overlap.cancel()
+        first.cancel()
+        stop.cancel()
+        if self._stopping.is_set():  # stopping mid-rotation: the successor goes too
+            await new.close()
+            await asyncio.gather(reader, return_exceptions=True)
+            return None
+        if not overlapped:
+            self._log.warning("rotation: no overlap with the new connection within {}s; switching anyway",
                               self.config.overlap_timeout_s)
         await old.close()
         await asyncio.gather(old_reader, return_exceptions=True)
         self.stats["rotations"] += 1
         self._status("rotated", detail="connection replaced before the 24 h limit")
-        return new, reader
+        return new, reader, seen
 
     async def _connect(self, rotation: bool = False) -> ClientConnection | None:
         cfg = self.config
@@ -249,7 +276,7 @@ class BinanceMarketStream:
             return ws
         return None
 
-    async def _read(self, ws: ClientConnection, first_frame: asyncio.Event | None) -> None:
+    async def _read(self, ws: ClientConnection, seen: _Delivered) -> None:
         stale_after = self.config.stale_after_s
         while True:
             try:
@@ -264,13 +291,12 @@ class BinanceMarketStream:
                 continue
             except websockets.exceptions.ConnectionClosed:
                 return
-            if first_frame is not None:
-                first_frame.set()
-            self._on_payload(payload if type(payload) is bytes else bytes(payload))
+            seen.delivered(self._on_payload(payload if type(payload) is bytes else bytes(payload)))
 
     # -- frames ------------------------------------------------------------------------------------
 
-    def _on_payload(self, payload: bytes) -> None:
+    def _on_payload(self, payload: bytes) -> tuple[str, int] | None:
+        """Route one frame; return its (stream, id) when it has one (duplicates included)."""
         ts = self._clock()
         try:
             frame = json.loads(payload)
@@ -280,13 +306,13 @@ class BinanceMarketStream:
             self.stats["unparsed_frames"] += 1
             self.stats["frames"] += 1
             self._on_frame(ts, None, payload)
-            return
+            return None
         seen_id = _frame_id(data)
         if seen_id is not None:
             last = self._last_id.get(stream)
             if last is not None and seen_id <= last:
                 self.stats["duplicates_dropped"] += 1  # the overlap of a rotation
-                return
+                return stream, seen_id
             self._last_id[stream] = seen_id
         self.stats["frames"] += 1
         self._on_frame(ts, symbol, payload)
@@ -299,6 +325,7 @@ class BinanceMarketStream:
             self._book_transition(transition)
             if book.resync_needed:
                 self._want_snapshot(symbol)
+        return None if seen_id is None else (stream, seen_id)
 
     def _book_transition(self, transition: BookTransition | None) -> None:
         if transition is None:
@@ -381,6 +408,36 @@ class BinanceMarketStream:
     def _status(self, kind: str, symbol: str | None = None, detail: str = "") -> None:
         if self._on_status is not None:
             self._on_status(StreamStatus(kind=kind, symbol=symbol, detail=detail))
+
+
+class _Delivered:
+    """What one connection has delivered: the last frame id per stream, and its first identified frame."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+        self._first: tuple[str, int] | None = None
+        self._changed = asyncio.Event()
+
+    def delivered(self, key: tuple[str, int] | None) -> None:
+        if key is None:
+            return
+        self._last[key[0]] = key[1]
+        if self._first is None:
+            self._first = key
+        self._changed.set()
+
+    async def first(self) -> tuple[str, int]:
+        while self._first is None:
+            await self._wait()
+        return self._first
+
+    async def reached(self, stream: str, frame_id: int) -> None:
+        while self._last.get(stream, frame_id - 1) < frame_id:
+            await self._wait()
+
+    async def _wait(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
 
 
 def _frame_id(data: Any) -> int | None:

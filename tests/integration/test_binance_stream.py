@@ -224,5 +224,24 @@ def test_proactive_rotation_overlaps_without_gap_or_duplicate(recording):
     assert not any(st.kind == "book_desynced" for st in run.statuses)
 
 
+def test_stop_during_a_rotation_returns_promptly(recording):
+    """A stop while a rotation waits for the new connection's first frame ends the stream at once, not after the overlap timeout."""
+    frames, snapshot = recording
+
+    async def scenario() -> float:
+        async with FakeBinanceServer(frames[:50], {"BTCUSDT": snapshot}) as server:
+            run = Run(server, max_connection_age_s=0.2, overlap_timeout_s=60.0)
+            task = asyncio.create_task(run.stream.run())
+            await until(run.caught_up)  # the feed is exhausted: the successor will never deliver a frame
+            await until(lambda: run.stream.stats["connects"] >= 2)  # a rotation has begun
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            run.stream.stop()
+            await asyncio.wait_for(task, timeout=10)
+            return loop.time() - started
+
+    assert asyncio.run(scenario()) < 5.0  # the overlap timeout is 60 s
+
+
 async def until(condition, timeout: float = 8.0) -> None:
     await _until(condition, timeout)
