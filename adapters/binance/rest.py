@@ -40,6 +40,7 @@ import aiohttp
 import attrs
 from arbor.adapters.binance.signing import decimal_param, encode_params, signed_query
 from arbor.adapters.credentials import BinanceCredentials
+from arbor.adapters.venues.http_rules import Next, RetryPolicy, after_attempt
 from arbor.messages import (
     OrderAccepted,
     OrderCanceled,
@@ -120,6 +121,9 @@ class BinanceRestConfig:
     venue: str = "binance_usdm"
 
 
+_RATE_LIMITED = frozenset({429, 418})  # 418: Binance's ban after ignoring 429s
+
+
 class OutcomeUnknown(Exception):
     """No answer we can read: the request may or may not have been processed."""
 
@@ -155,6 +159,8 @@ class BinanceFuturesRest:
         self._clock = clock
         self._sleep = sleep
         self.config = config or BinanceRestConfig()
+        self._retry = RetryPolicy(max_attempts=self.config.max_attempts, backoff_base_s=self.config.backoff_base_s,
+                                  backoff_max_s=self.config.backoff_max_s)
         self._log = log if log is not None else logger.bind(venue=self.config.venue)
         self._offset_ms = 0
         # (window index, count) as last reported by the venue, per limit
@@ -367,26 +373,22 @@ class BinanceFuturesRest:
                     retry_after = resp.headers.get("Retry-After")
                     text = await resp.text()
             except (TimeoutError, aiohttp.ClientError) as exc:
-                reason = f"{method} {path}: {type(exc).__name__}"
-                attempt += 1
-                if retry_unknown and attempt < cfg.max_attempts:
-                    await self._sleep(self._backoff(attempt))
-                    continue
-                raise OutcomeUnknown(reason) from None
-            if status in (429, 418):
-                attempt += 1
-                wait = max(_seconds(retry_after), self._backoff(attempt))
-                self._log.warning("{} {}: http {} (Retry-After {}), attempt {}", method, path, status, retry_after, attempt)
-                if attempt >= cfg.max_attempts or wait > cfg.backoff_max_s:
-                    raise RateLimited(f"http {status}, Retry-After {retry_after}")
-                await self._sleep(wait)
+                status, failure, retry_after = None, type(exc).__name__, None
+            else:
+                failure = ""
+            step = after_attempt(self._retry, attempt, status=status, failure=failure, retry_after=retry_after,
+                                 retry_unknown=retry_unknown, rate_limit_statuses=_RATE_LIMITED)
+            attempt = step.attempt
+            if step.next is Next.RETRY:
+                if status in _RATE_LIMITED:
+                    self._log.warning("{} {}: {}, attempt {}", method, path, step.reason, attempt)
+                await self._sleep(step.wait_s)
                 continue
-            if status >= 500:
-                attempt += 1
-                if retry_unknown and attempt < cfg.max_attempts:
-                    await self._sleep(self._backoff(attempt))
-                    continue
-                raise OutcomeUnknown(f"{method} {path}: http {status}")
+            if step.next is Next.RATE_LIMITED:
+                raise RateLimited(step.reason)
+            if step.next is Next.UNKNOWN:
+                raise OutcomeUnknown(f"{method} {path}: {step.reason}")
+            assert status is not None  # answered
             try:
                 body = json.loads(text)
             except ValueError:
@@ -402,8 +404,6 @@ class BinanceFuturesRest:
                 raise VenueError(status, code, msg)
             return body
 
-    def _backoff(self, attempt: int) -> float:
-        return min(self.config.backoff_base_s * 2 ** (attempt - 1), self.config.backoff_max_s)
 
     def _note_usage(self, headers: Any) -> None:
         now = self._local_ms() + self._offset_ms
@@ -534,13 +534,6 @@ def _error(body: Any) -> tuple[int, str]:
         code, msg = body.get("code"), body.get("msg")
         return (code if type(code) is int else 0, msg if type(msg) is str else _short(body))
     return 0, _short(body)
-
-
-def _seconds(retry_after: str | None) -> float:
-    try:
-        return max(0.0, float(retry_after)) if retry_after else 0.0
-    except ValueError:
-        return 0.0
 
 
 def _window_ms(suffix: str) -> int:

@@ -32,6 +32,7 @@ import aiohttp
 import attrs
 from arbor.adapters.credentials import HyperliquidCredentials
 from arbor.adapters.hyperliquid.signing import L1Signer, decimal_to_wire
+from arbor.adapters.venues.http_rules import Next, RetryPolicy, after_attempt
 from arbor.messages import (
     OrderAccepted,
     OrderRejected,
@@ -130,6 +131,8 @@ class HyperliquidExchange:
         self._clock = clock
         self._sleep = sleep
         self.config = config or HyperliquidConfig()
+        self._retry = RetryPolicy(max_attempts=self.config.max_attempts, backoff_base_s=self.config.backoff_base_s,
+                                  backoff_max_s=self.config.backoff_max_s)
         self._log = log if log is not None else logger.bind(venue=self.config.venue)
         self._assets: dict[str, _Asset] = {}
         self._last_nonce = 0
@@ -369,27 +372,24 @@ class HyperliquidExchange:
                     retry_after = resp.headers.get("Retry-After")
                     text = await resp.text()
             except (TimeoutError, aiohttp.ClientError) as exc:
-                attempt += 1
-                if retry_unknown and attempt < cfg.max_attempts:
-                    await self._sleep(self._backoff(attempt))
-                    continue
-                raise _Unknown(f"{path}: {type(exc).__name__}") from None
-            if status == 429:
-                attempt += 1
-                wait = max(_seconds(retry_after), self._backoff(attempt))
-                self._log.warning("{}: http 429 (Retry-After {}), attempt {}", path, retry_after, attempt)
-                if attempt >= cfg.max_attempts or wait > cfg.backoff_max_s:
-                    if path == "/exchange":
-                        return {"status": "err", "response": f"rate limited: http 429 after {attempt} attempts"}
-                    raise _Unknown(f"{path}: rate limited")
-                await self._sleep(wait)
+                status, failure, retry_after = None, type(exc).__name__, None
+            else:
+                failure = ""
+            step = after_attempt(self._retry, attempt, status=status, failure=failure, retry_after=retry_after,
+                                 retry_unknown=retry_unknown)
+            attempt = step.attempt
+            if step.next is Next.RETRY:
+                if status == 429:
+                    self._log.warning("{}: {}, attempt {}", path, step.reason, attempt)
+                await self._sleep(step.wait_s)
                 continue
-            if status >= 500:
-                attempt += 1
-                if retry_unknown and attempt < cfg.max_attempts:
-                    await self._sleep(self._backoff(attempt))
-                    continue
-                raise _Unknown(f"{path}: http {status}")
+            if step.next is Next.RATE_LIMITED:
+                if path == "/exchange":  # the venue certainly did not act: a rejection, not an unknown
+                    return {"status": "err", "response": f"rate limited: http 429 after {attempt} attempts"}
+                raise _Unknown(f"{path}: rate limited")
+            if step.next is Next.UNKNOWN:
+                raise _Unknown(f"{path}: {step.reason}")
+            assert status is not None  # answered
             try:
                 body = json.loads(text)
             except ValueError:
@@ -400,8 +400,6 @@ class HyperliquidExchange:
                 return {"status": "err", "response": f"http {status}: {str(body)[:120]}"}
             return body
 
-    def _backoff(self, attempt: int) -> float:
-        return min(self.config.backoff_base_s * 2 ** (attempt - 1), self.config.backoff_max_s)
 
     # -- helpers ----------------------------------------------------------------------------
     def _now_ns(self) -> int:
@@ -466,8 +464,3 @@ def _dec(value: Any) -> Decimal | None:
     return d if d.is_finite() else None
 
 
-def _seconds(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0
