@@ -11,10 +11,11 @@ engaged engages Risk's kill switch before anything else is handled. Only an oper
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from arbor.supervision.files import write_atomic
 
 LATCH_FILE = Path("cluster") / "kill_switch.json"
 
@@ -40,10 +41,5 @@ def read_latch(var_dir: str | Path) -> dict[str, Any]:
 def write_latch(var_dir: str | Path, engaged: bool, who: str, reason: str) -> None:
     path = latch_path(var_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp.{os.getpid()}")
     data = {"engaged": engaged, "who": who, "reason": reason, "ts_ns": time.time_ns()}
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data))

@@ -63,6 +63,7 @@ from arbor.messages import (
 )
 from arbor.messages.codec import Codec, CodecError
 from arbor.supervision.faults import FaultPlan
+from arbor.supervision.files import write_atomic
 from arbor.supervision.group import Health, SymbolSupervisor
 from arbor.supervision.persist import StatePersister, restore_all
 from arbor.supervision.store import SIDECARS, StateStore
@@ -147,9 +148,7 @@ class EventFile:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(f".tmp.{os.getpid()}")
-    tmp.write_text(json.dumps(data, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, default=str), fsync=False)  # status files: rewritten 4x a second
 
 
 class _Quiet:

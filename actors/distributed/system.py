@@ -52,6 +52,7 @@ from arbor.actors.distributed.wire import (
     WorkerDown,
     WorkerUp,
 )
+from arbor.supervision.files import write_atomic
 from loguru import logger
 from thespian.actors import (
     Actor,
@@ -431,11 +432,8 @@ class StatusFiles:
             with self._lock:
                 batch, self._pending = self._pending, {}
             for name, text in batch.items():
-                path = self.dir / f"{name}.json"
-                tmp = self.dir / f"{name}.tmp.{os.getpid()}"
                 try:
-                    tmp.write_text(text)
-                    os.replace(tmp, path)
+                    write_atomic(self.dir / f"{name}.json", text, fsync=False)  # rewritten 4x a second
                 except OSError as exc:
                     self.errors += 1
                     logger.bind(actor="status", event_type="status_write_failed").error(
@@ -1126,9 +1124,7 @@ class ClusterSupervisor(Actor):
 
         path = Path(self.plan.var_dir) / "cluster" / "pids.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"supervisor": os.getpid(), "admin": os.getppid(), **self.all_pids}))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"supervisor": os.getpid(), "admin": os.getppid(), **self.all_pids}))
 
     # -- failures ---------------------------------------------------------------------------
     def _exited(self, address: Any, host_lost: bool = False) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from arbor.actors.cluster.observers import iso
 from arbor.messages import ActorFailed, DeadLetter, DecodeFailure, Envelope, PoisonMessageQuarantined, SymbolQuarantined
+from arbor.supervision.files import write_atomic
 from loguru import logger
 
 HEARTBEAT = "heartbeat.json"
@@ -34,17 +35,6 @@ _ERRORS = frozenset({ActorFailed, DeadLetter, DecodeFailure, PoisonMessageQuaran
 
 def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def write_atomic(path: Path, text: str, fsync: bool = True) -> None:
-    """Replace ``path`` with ``text`` in one step: readers see the old file or the new, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        if fsync:
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def quarantine(path: Path) -> Path:
