@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
+# ARBOR_SHARED_DATA points elsewhere (a git worktree does not sit next to ../shared).
+SHARED_DATA = Path(os.environ.get("ARBOR_SHARED_DATA") or REPO_ROOT / ".." / "shared" / "data").resolve()
 
 settings.register_profile("fast", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -56,7 +56,21 @@ _STAT_KEYS = (
     "position_queries",
     "dropped_acks",  # orders whose response was lost (fault injection)
     "dropped_fills",  # fills inside those lost responses
+    "refused_market_data",  # quotes/prints no venue sends (price not positive and finite, crossed): never traded on
 )
+
+
+def _positive(value: Decimal) -> bool:
+    """Positive and finite (a NaN compares as nothing, so it is tested first)."""
+    return value.is_finite() and value > 0
+
+
+def _sane_quote(msg: RawMarketEvent) -> bool:
+    """Both prices positive and finite, sizes finite and not negative, ask not below bid."""
+    bid, ask = msg.bid_price, msg.ask_price
+    if bid is None or ask is None or not (_positive(bid) and _positive(ask)) or ask < bid:
+        return False
+    return all(q is None or (q.is_finite() and q >= 0) for q in (msg.bid_qty, msg.ask_qty))
 
 
 @attrs.frozen(kw_only=True)
@@ -218,11 +232,22 @@ class PaperVenueLogic(ActorLogic):
         trade = None
         if msg.kind is MarketEventKind.QUOTE:
             if msg.bid_price is not None and msg.ask_price is not None:
+                if not _sane_quote(msg):
+                    # Defence in depth behind the decoders: a quote no venue sends is not a market.
+                    # The book is forgotten (nothing fills on it, new orders see "no_market") until
+                    # the next sane quote, rather than trading on the last one as if it still held.
+                    self._stats["refused_market_data"] += 1
+                    self._bid = self._ask = None
+                    self._quoted = False
+                    return self._advance(None)
                 self._bid, self._ask = msg.bid_price, msg.ask_price
                 self._bid_left = msg.bid_qty if msg.bid_qty is not None else _ZERO
                 self._ask_left = msg.ask_qty if msg.ask_qty is not None else _ZERO
                 self._quoted = True
         elif msg.kind is MarketEventKind.TRADE and msg.price is not None and msg.qty is not None:
+            if not (_positive(msg.price) and _positive(msg.qty)):
+                self._stats["refused_market_data"] += 1
+                return self._advance(None)
             if not self._quoted:
                 # No quote seen yet: the last print is the best guess of both sides.
                 self._bid = self._ask = msg.price

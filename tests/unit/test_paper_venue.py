@@ -521,3 +521,82 @@ def test_a_settled_orders_record_is_built_once_and_survives_restore():
 def test_order_history_must_be_positive():
     with pytest.raises(ConfigError, match="venue.paper.order_history"):
         PaperConfig(order_history=0).validate()
+
+
+# -- market data no venue sends: refused, never traded on (issue 14) ------------------------------
+def recorded_quote(shared_data, clock):
+    """The first bookTicker of the real USD-M BTCUSDT recording, as the collector would hand it on."""
+    import gzip
+
+    from arbor.adapters.binance.usdm import decode_usdm
+
+    with gzip.open(shared_data / "binance_usdm" / "usdm_btcusdt_20240808.gz", "rb") as fh:
+        for line in fh:
+            payload = line.rstrip(b"\n").partition(b" ")[2]
+            if b"@bookTicker" in payload:
+                (fields,) = decode_usdm(payload)
+                now = clock.now_ns()
+                return RawMarketEvent(symbol=SYM, venue="binance_usdm", ingest_seq=next(_seq), ts_recv_ns=now,
+                                      raw=payload, **{**fields, "ts_event_ns": now})
+    raise AssertionError("no bookTicker in the recording")
+
+
+def test_buy_is_never_filled_at_an_ask_of_zero(shared_data):
+    """A quote with ask 0 (built past the decoder from a real bookTicker) is refused: no fill at 0."""
+    import attrs
+
+    logic, clock = venue()
+    good = recorded_quote(shared_data, clock)
+    logic.handle(attrs.evolve(good, ask_price=D("0")))
+    out = submit(logic, clock, place(clock, "c1", Side.BUY, "0.01"))
+    assert all(f.price > 0 for f in fills(out))
+    assert logic.venue_position().qty == 0
+    assert logic.stats()["refused_market_data"] == 1
+
+
+def test_crossed_ask_gives_no_fill_and_no_fake_pnl(shared_data):
+    """A short closed while the ask reads 0.02 (below the bid) is not filled there: no fake realized PnL."""
+    import attrs
+
+    logic, clock = venue()
+    good = recorded_quote(shared_data, clock)
+    logic.handle(good)
+    submit(logic, clock, place(clock, "open", Side.SELL, "0.08"))
+    assert logic.venue_position().qty == D("-0.08")
+    clock.advance(MS)
+    logic.handle(attrs.evolve(good, ask_price=D("0.02"), ts_event_ns=clock.now_ns()))
+    out = submit(logic, clock, place(clock, "close", Side.BUY, "0.08", reduce_only=True))
+    assert fills(out) == [] and [r.reason for r in of_type(out, OrderRejected)] == ["no_market"]
+    assert logic.venue_position().realized_pnl == 0
+    clock.advance(MS)
+    logic.handle(attrs.evolve(good, ts_event_ns=clock.now_ns()))  # the market is sane again
+    out = submit(logic, clock, place(clock, "close2", Side.BUY, "0.08", reduce_only=True))
+    assert [f.price for f in fills(out)] == [good.ask_price]
+    assert logic.venue_position().qty == 0
+
+
+@pytest.mark.parametrize("field", ["bid_price", "ask_price"])
+@pytest.mark.parametrize("value", ["-1", "NaN", "Infinity", "0"])
+def test_quote_prices_not_positive_and_finite_are_refused(field, value):
+    """Quotes with a price that is not positive and finite are counted and leave no market to fill on."""
+    import attrs
+
+    logic, clock = venue()
+    logic.handle(attrs.evolve(quote(clock, "100", "101"), **{field: D(value)}))
+    (r,) = submit(logic, clock, place(clock, "c1", Side.BUY, "1"))
+    assert r.reason == "no_market"
+    assert logic.stats()["refused_market_data"] == 1
+
+
+@pytest.mark.parametrize("value", ["-5", "NaN", "0", "Infinity"])
+def test_trade_prices_not_positive_and_finite_are_refused(value):
+    """A print at a price that is not positive and finite neither quotes the book nor fills a resting order."""
+    logic, clock = venue()
+    logic.handle(trade(clock, value, "1", Side.SELL))
+    (r,) = submit(logic, clock, place(clock, "c1", Side.BUY, "1"))
+    assert r.reason == "no_market"
+    logic.handle(quote(clock, "100", "101"))
+    submit(logic, clock, place(clock, "c2", Side.BUY, "1", OrderType.LIMIT, "99"))
+    clock.advance(MS)
+    assert fills(logic.handle(trade(clock, value, "1", Side.SELL))) == []
+    assert logic.stats()["refused_market_data"] == 2
