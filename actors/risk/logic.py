@@ -76,6 +76,20 @@ class RiskSnapshot:
     reconciliations: tuple[ReconciliationCompleted, ...] = ()
 
 
+def _positive(value: Decimal) -> bool:
+    """Positive and finite (NaN is tested first: comparing it raises)."""
+    return value.is_finite() and value > 0
+
+
+def _bad_valuation(msg: PositionChanged) -> str:
+    """Why a position's prices cannot be taken, or ``""``."""
+    if msg.qty and msg.avg_entry_price is not None and not _positive(msg.avg_entry_price):
+        return f"avg entry price {msg.avg_entry_price}"
+    if not (msg.realized_pnl.is_finite() and msg.fees.is_finite()):
+        return f"realized {msg.realized_pnl}, fees {msg.fees}"
+    return ""
+
+
 class RiskLogic(ActorLogic):
     """Runs in the Coordinator, one message at a time; every verdict is a message, never an exception."""
 
@@ -94,6 +108,7 @@ class RiskLogic(ActorLogic):
         self._approvals: Counter[str] = Counter()
         self._denials: Counter[str] = Counter()
         self._kill_engagements = 0
+        self._refused_prices = 0  # marks and fill prices that are not positive and finite
         self._warnings: list[str] = []
         self._reconciliations: dict[str, ReconciliationCompleted] = {}
 
@@ -147,6 +162,16 @@ class RiskLogic(ActorLogic):
     # -- verdicts ---------------------------------------------------------------------------
     def on_action(self, action: Action) -> list[Any]:
         now = self.ctx.clock.now_ns()
+        if not _positive(action.mark_price):
+            # Defence in depth behind the decoders: a mark no venue sends never values the book
+            # (the last good mark stays) and never prices an order.
+            self._refused_prices += 1
+            self.ctx.log.warning("refused mark price {} for {}", action.mark_price, action.symbol)
+            if action.kind not in ORDER_KINDS:
+                return []
+            self._denials["invalid_price"] += 1
+            return [ActionDenied(symbol=action.symbol, action=action, reason="invalid_price",
+                                 detail=f"mark price {action.mark_price} is not positive and finite", ts_event_ns=now)]
         self.book.mark(action)
         out = self._check_limits(now)
         if action.kind not in ORDER_KINDS:
@@ -229,8 +254,20 @@ class RiskLogic(ActorLogic):
 
     # -- positions --------------------------------------------------------------------------
     def on_position_changed(self, msg: PositionChanged) -> list[Any]:
+        now = self.ctx.clock.now_ns()
+        bad = _bad_valuation(msg)
+        if bad:
+            # A fill at a price no venue fills at: the quantity is exposure and is kept, the price
+            # is not taken (it would value the position at nothing), and the symbol takes no new
+            # risk until someone who understands it resumes it.
+            self._refused_prices += 1
+            self.ctx.log.error("refused position valuation of {}: {}", msg.symbol, bad)
+            self.book.apply(attrs.evolve(msg, avg_entry_price=None, realized_pnl=self.book.get(msg.symbol).realized_pnl,
+                                         fees=self.book.get(msg.symbol).fees))
+            out = self.controls.set(msg.symbol, TradingState.REDUCING, "risk", f"invalid_fill_price: {bad}", now)
+            return out + self._check_limits(now)
         self.book.apply(msg)
-        return self._check_limits(self.ctx.clock.now_ns())
+        return self._check_limits(now)
 
     def on_action_not_applicable(self, msg: ActionNotApplicable) -> list[Any]:
         self.book.release(msg.action_id)
@@ -395,4 +432,4 @@ class RiskLogic(ActorLogic):
     def stats(self) -> dict[str, Any]:
         return {"approvals": dict(self._approvals), "denials": dict(self._denials),
                 "approved": sum(self._approvals.values()), "denied": sum(self._denials.values()),
-                "kill_switch_engagements": self._kill_engagements}
+                "kill_switch_engagements": self._kill_engagements, "refused_prices": self._refused_prices}

@@ -601,3 +601,37 @@ def test_feed_lifts_only_what_it_set_and_never_lowers_a_halt():
     risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.HALTED, who="ops", reason="halt"))
     assert risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="feed", reason="stale")) == []
     assert risk.controls.state("BTCUSDT") is TradingState.HALTED
+
+
+# -- prices no venue sends (issue 14: defence in depth behind the decoders) -----------------------
+@pytest.mark.parametrize("price", ["0", "-1", "NaN", "Infinity", "sNaN"])
+@pytest.mark.parametrize("kind", [MandateKind.ENTRY, MandateKind.REDUCE, MandateKind.EXIT])
+def test_action_with_a_mark_not_positive_and_finite_is_denied(kind, price):
+    """An order action whose mark price is not positive and finite is denied invalid_price, never a crash."""
+    risk = make()
+    assert denied_for(risk, kind=kind, price=price) == "invalid_price"
+    assert risk.stats()["refused_prices"] == 1
+
+
+@pytest.mark.parametrize("price", ["0", "NaN", "-3"])
+def test_a_bad_mark_never_values_the_book(price):
+    """A bad mark (on a HOLD too) leaves the last good mark in place: equity stays a finite number."""
+    risk = make()
+    risk.handle(position(qty="0.1", entry="50000"))
+    risk.handle(action(risk, kind=MandateKind.HOLD, price="51000"))
+    before = risk.equity()
+    risk.handle(action(risk, kind=MandateKind.HOLD, price=price))
+    assert risk.equity() == before
+    assert risk.book.get("BTCUSDT").mark_price == D("51000")
+
+
+@pytest.mark.parametrize("entry", ["0", "-1", "NaN"])
+def test_position_at_a_fill_price_not_positive_and_finite_halts_new_risk(entry):
+    """A position entered at a price no venue fills at is refused as a valuation and its symbol stops entries."""
+    risk = make()
+    out = risk.handle(position(qty="0.1", entry=entry))
+    assert risk.controls.state("BTCUSDT") is not TradingState.ACTIVE
+    assert risk.equity().is_finite() and risk.equity() == risk.config.starting_equity
+    assert any(isinstance(m, TradingStateChanged) and m.scope == "BTCUSDT" for m in out)
+    assert denied_for(risk, kind=MandateKind.ENTRY) == "trading_state"
+    assert risk.stats()["refused_prices"] == 1
