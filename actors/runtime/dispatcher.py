@@ -48,6 +48,14 @@ FailureHook = Callable[[str, Envelope, BaseException], None]
 RouteFn = Callable[[str, Any], "tuple[str, ...] | None"]
 
 
+class UnrecordableOutput(Exception):
+    """An emitted message an observer could not record (``cause``); it was delivered to nobody."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
 class Dispatcher:
     """Runs a set of logical actors to quiescence; see the module docstring."""
 
@@ -194,7 +202,11 @@ class Dispatcher:
                         if after is not None and out is not None:
                             after(aid, logic, env.payload, out)  # persistence, before anything is routed
                         if out:
-                            emit(aid, out, env.msg_id)
+                            try:
+                                emit(aid, out, env.msg_id)
+                            except UnrecordableOutput as exc:  # not journaled, not delivered: a failure
+                                self._failed(aid, env, exc.cause)
+                                continue
                         elif out is None:
                             self._dead_letter(aid, env.payload)
                     except BaseException:
@@ -252,7 +264,11 @@ class Dispatcher:
                     if after is not None and out is not None:
                         after(aid, logic, env.payload, out)  # persistence, before anything is routed
                     if out:
-                        emit(aid, out, env.msg_id)
+                        try:
+                            emit(aid, out, env.msg_id)
+                        except UnrecordableOutput as exc:  # not journaled, not delivered: a failure
+                            self._failed(aid, env, exc.cause)
+                            continue
                     elif out is None:
                         self._dead_letter(aid, env.payload)
                 handled += n
@@ -283,6 +299,7 @@ class Dispatcher:
         mailboxes = self.mailboxes
         observers = self._observers
         next_id = self._next_id
+        refused: Exception | None = None
         for msg in messages:
             key = (sender, type(msg), getattr(msg, "symbol", None))
             rcv = cache.get(key, _MISSING)
@@ -296,9 +313,19 @@ class Dispatcher:
                 continue
             msg_id = next_id()
             ts_event = getattr(msg, "ts_event_ns", now)
+            # Observers (the journal first of all) see a message before anyone receives it: one
+            # they cannot record (an int msgpack refuses, say) is delivered to nobody, and the
+            # sender's handler fails (UnrecordableOutput) so supervision and Risk see it.
+            shown = Envelope(msg_id=msg_id, sender=sender, receiver=rcv[0] if rcv else "", ts_event_ns=ts_event,
+                             ts_recv_ns=now, causation_id=causation_id, payload=msg)
+            if observers:
+                try:
+                    for obs in observers:
+                        obs.emitted(shown, rcv)
+                except Exception as exc:
+                    refused = refused or exc
+                    continue
             if self._share:
-                shown = Envelope(msg_id=msg_id, sender=sender, receiver=rcv[0] if rcv else "", ts_event_ns=ts_event,
-                                 ts_recv_ns=now, causation_id=causation_id, payload=msg)
                 for r in rcv:
                     box = mailboxes.get(r)
                     if box is None:
@@ -308,15 +335,10 @@ class Dispatcher:
                     if r not in self._queued and r not in self._held:
                         self._queued.add(r)
                         self._ready.append(r)
-                for obs in observers:
-                    obs.emitted(shown, rcv)
                 continue
-            first: Envelope | None = None
-            for r in rcv:
-                env = Envelope(msg_id=msg_id, sender=sender, receiver=r, ts_event_ns=ts_event,
-                               ts_recv_ns=now, causation_id=causation_id, payload=msg)
-                if first is None:
-                    first = env
+            for i, r in enumerate(rcv):
+                env = shown if i == 0 else Envelope(msg_id=msg_id, sender=sender, receiver=r, ts_event_ns=ts_event,
+                                                    ts_recv_ns=now, causation_id=causation_id, payload=msg)
                 box = mailboxes.get(r)
                 if box is not None:
                     # deliver(env), inlined
@@ -331,12 +353,8 @@ class Dispatcher:
                     self._remote(r, env)
                 else:
                     self._dead_letter(r, msg)
-            if observers:
-                # Observers see one envelope per emission (addressed to the first receiver, if any).
-                shown = first or Envelope(msg_id=msg_id, sender=sender, receiver="", ts_event_ns=ts_event,
-                                          ts_recv_ns=now, causation_id=causation_id, payload=msg)
-                for obs in observers:
-                    obs.emitted(shown, rcv)
+        if refused is not None:
+            raise UnrecordableOutput(refused)
 
     def dead_letter(self, receiver: str, msg: Any) -> None:
         self._dead_letter(receiver, msg)

@@ -1,0 +1,70 @@
+"""A message that cannot be journaled is a failure supervision and Risk see, never a silent stop (issue 14)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arbor.actors.cluster.simulate import SimulatedCluster
+from arbor.actors.replay.recorder import open_journal_observer
+from arbor.config.settings import load_settings
+from arbor.messages import ActorFailed, RawMarketEvent, SymbolRecovered
+from arbor.messages.base import MarketEventKind
+
+from tests.supervision.helpers import states, timeline
+
+TRADE_ID_2_64 = 2**64  # msgpack refuses it: the journal cannot encode the event
+
+
+def poison_nth_trade(c: SimulatedCluster, symbol: str, n: int) -> None:
+    """Make the collector's decoder hand on a trade id of 2^64 for its n-th trade (past any validation)."""
+    collector = c.logic(f"{symbol}/collector")
+    decode = collector._decode
+    seen = [0]
+
+    def decoder(payload: bytes) -> list[dict[str, Any]]:
+        out = decode(payload)
+        for fields in out:
+            if fields.get("kind") is MarketEventKind.TRADE:
+                seen[0] += 1
+                if seen[0] == n:
+                    fields["trade_id"] = TRADE_ID_2_64
+        return out
+
+    collector._decode = decoder
+
+
+class Inputs:
+    """Every message an actor handled (an observer that wants inputs)."""
+
+    wants_inputs = True
+
+    def __init__(self) -> None:
+        self.handled: list[Any] = []
+
+    def external(self, env: Any) -> None:
+        pass
+
+    def emitted(self, env: Any, receivers: tuple[str, ...]) -> None:
+        pass
+
+    def processed(self, actor_id: str, env: Any, now_ns: int) -> None:
+        self.handled.append(env.payload)
+
+
+def test_unjournalable_trade_id_fails_the_collector_and_the_symbol_recovers(tmp_path):
+    """A 2^64 trade id fails its collector (Risk takes the symbol off ACTIVE), and the symbol's frames keep flowing."""
+    journal = open_journal_observer(tmp_path, "t", {}, "rotation")
+    inputs = Inputs()
+    c = SimulatedCluster(load_settings({}), observers=(journal, inputs))
+    poison_nth_trade(c, "BTCUSDT", 50)
+    c.run_for(120)
+    journal.close()
+    events = timeline(c)
+    failed = [m for m in events if isinstance(m, ActorFailed) and m.actor_id == "BTCUSDT/collector"]
+    assert failed and "OverflowError" in failed[0].error
+    assert states(events, "BTCUSDT")[:1] in (["REDUCING"], ["HALTED"])
+    assert [m for m in events if isinstance(m, SymbolRecovered) and m.symbol == "BTCUSDT"]
+    assert journal.healthy
+    after = events.index(failed[0])
+    assert sum(1 for m in events[after:] if isinstance(m, RawMarketEvent) and m.symbol == "BTCUSDT") > 1000
+    assert not any(isinstance(m, RawMarketEvent) and m.trade_id == TRADE_ID_2_64 for m in inputs.handled)
