@@ -11,11 +11,15 @@ from arbor.actors.replay.recorder import build_held
 from arbor.actors.runtime import HandlerClock, ThreadedRuntime
 from arbor.actors.runtime.dispatcher import Observer
 from arbor.config.settings import Settings
-from arbor.messages import Reconcile
+from arbor.messages import Reconcile, SetTradingState, TradingState
 from arbor.supervision.faults import FaultPlan
+from arbor.supervision.group import Health
 from arbor.supervision.persist import StatePersister, restore_all
 from arbor.supervision.store import StateStore
 from loguru import logger
+
+MARKET_THREADS = ("arbor-feed", "arbor-market-stream")  # the threads that bring the market in
+MARKET_SOURCE = "market_source"  # who halts the symbols when the market source dies
 
 
 class LiveCluster:
@@ -46,11 +50,12 @@ class LiveCluster:
         extra = (self.journal,) if self.journal is not None else ()
         self.runtime = ThreadedRuntime(
             actors, self.clock,
-            observers=(self.board, *observers, *extra),
+            observers=(*extra, self.board, *observers),  # the journal first: what it refuses nobody counts
             tick_interval_s=settings.run.tick_interval_ms / 1000,
             switch_interval_s=settings.run.switch_interval_ms / 1000,
             supervise=supervisor_for(settings, self.clock, run_id, self.faults, self.persister),
-            hang_timeout_s=settings.supervision.hang_timeout_ms / 1000)
+            hang_timeout_s=settings.supervision.hang_timeout_ms / 1000,
+            on_thread_died=self._thread_died)
 
     def start(self) -> None:
         from arbor.adapters.venues.wiring import STREAMED_SOURCES
@@ -84,6 +89,28 @@ class LiveCluster:
             self.store.close()
         if self.journal is not None:
             self.journal.close()
+
+    def _thread_died(self, name: str, exc: BaseException) -> None:
+        """Fail closed when the market source dies for good: every symbol HALTED at Risk (cancels only)."""
+        if name not in MARKET_THREADS:
+            return
+        reason = f"market source died: {exc!r}"[:300]
+        for s in self.settings.symbols:
+            self.runtime.send("risk", SetTradingState(scope=s.symbol, state=TradingState.HALTED, who=MARKET_SOURCE,
+                                                      reason=reason), sender=MARKET_SOURCE)
+
+    def stopped_for_good(self) -> list[str]:
+        """What stopped during the run and did not come back: dead background threads (the market
+        source among them), quarantined symbols and escalated singletons. Empty after a healthy run."""
+        out = [f"thread {name} died: {why}" for name, why in self.runtime.thread_failures]
+        for group in self.runtime.groups():
+            hooks = self.runtime.dispatcher(group).supervision
+            for sup in hooks.supervisors if hooks is not None else ():
+                if getattr(sup, "health", None) is Health.QUARANTINED:
+                    out.append(f"symbol {sup.symbol} quarantined: {sup.last_failure}")
+                if getattr(sup, "escalated", False):
+                    out.append(f"singletons escalated past their restart intensity: {sup.last_failure}")
+        return out
 
     def send(self, receiver: str, msg: Any) -> None:
         self.runtime.send(receiver, msg)

@@ -4,7 +4,9 @@ Loads ``config/default.toml``, an optional ``--config`` file, an optional env fi
 ``ARBOR__*`` environment overrides; starts every configured symbol's actor subtree and the
 Risk and Arbitrator singletons on pykka threads; plays the configured market; prints a compact
 summary every few seconds; stops cleanly on SIGINT/SIGTERM or after ``--duration`` seconds.
-Exit status: 0 after a clean stop, 2 for a configuration error, 1 for any other failure.
+Exit status: 0 after a clean stop, 2 for a configuration error, 1 for any other failure, and 1
+when something stopped for good during the run (the market source died, a symbol is quarantined,
+a background thread died): each is printed on stderr.
 """
 
 from __future__ import annotations
@@ -171,6 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       flush=True)
         for s, h in old_handlers.items():
             signal.signal(s, h)
+        stopped = cluster.stopped_for_good()
+        for what in stopped:
+            log.critical("stopped for good: {}", what)
+            print(f"start-cluster: stopped for good: {what}", file=sys.stderr)
+        if stopped:
+            status = status or 1
         sink.close()
         if left:
             print(f"start-cluster: threads still alive after stop: {left}", file=sys.stderr)

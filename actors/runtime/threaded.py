@@ -124,8 +124,13 @@ class GroupActor(pykka.ThreadingActor):
                     if feed:
                         self._done(self.name)
         except Exception as exc:  # outside any handler: a runtime bug; never let pykka drop the inbox
+            # The dispatcher may be left mid-run (an actor marked queued that no loop will drain):
+            # treat it as a dead thread, so the watchdog replaces the group and supervision reports
+            # the failure to Risk, instead of the group going quiet for good.
+            self.died = exc
             logger.bind(actor=self.name, event_type="group_failure").opt(exception=exc).critical(
                 "group {} failed outside any handler: {!r}", self.name, exc)
+            self.actor_ref.stop(block=False)
         except BaseException as exc:  # noqa: B036 - the thread dies (SystemExit, an injected kill)
             # pykka would stop *every* actor on a BaseException; stop only this one and let the
             # watchdog replace it. The inbox and the interrupted message stay for the successor.
@@ -165,8 +170,13 @@ class ThreadedRuntime:
     def __init__(self, actors: dict[str, ActorLogic], clock: Clock, observers: Iterable[Observer] = (),
                  tick_interval_s: float = 0.1, switch_interval_s: float | None = 0.0005,
                  on_failure: FailureHook | None = None, max_inflight_batches: int = 16,
-                 supervise: Callable[[Dispatcher], Any] | None = None, hang_timeout_s: float = 2.0) -> None:
+                 supervise: Callable[[Dispatcher], Any] | None = None, hang_timeout_s: float = 2.0,
+                 on_thread_died: Callable[[str, BaseException], None] | None = None) -> None:
+        """``on_thread_died(name, exc)`` is called on a background thread (feed, market stream,
+        timer, ...) that ended with an exception; every such death is also kept in ``thread_failures``."""
         self.clock = clock
+        self._on_thread_died = on_thread_died
+        self.thread_failures: list[tuple[str, str]] = []  # (thread name, repr of the exception)
         self.msg_ids = id_source()
         self.observers = tuple(observers)
         self.tick_interval_s = tick_interval_s
@@ -292,6 +302,9 @@ class ThreadedRuntime:
                 target()
             except BaseException as exc:
                 logger.bind(actor=name, event_type="thread_failure").opt(exception=exc).critical("{} died", name)
+                self.thread_failures.append((name, repr(exc)))
+                if self._on_thread_died is not None:
+                    self._on_thread_died(name, exc)
         return run
 
     def _external(self, receiver: str, msg: Any, sender: str) -> Envelope:
