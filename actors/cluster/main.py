@@ -52,6 +52,10 @@ def load_settings(args: argparse.Namespace):
     if args.operator:
         cli["operator"] = {"enabled": True}
     merged = deep_merge(raw, cli)
+    if (merged.get("market") or {}).get("source") == "recorded":
+        from arbor.adapters.recorded.source import resolve_recorded
+
+        merged = resolve_recorded(merged, "market.recorded_files")  # the recordings say what market they are
     return merged, build_settings(merged)
 
 

@@ -6,7 +6,8 @@
     bin/replay whatif (--journal DIR | --hbt FILE...) [--config FILE] [--set section.key=value ...]
                       [--limit N] [--json OUT]
         exit 0 after printing the report and the decision digest; 2 for a configuration or
-        journal error.
+        journal error, or a recording that is unsupported or unreadable (the venue and market of
+        a recording, HBT or CF3, are read from the recording itself).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     w = sub.add_parser("whatif", help="replay external inputs through the deterministic scheduler")
     src = w.add_mutually_exclusive_group(required=True)
     src.add_argument("--journal", type=Path, help="journal directory whose external inputs to replay")
-    src.add_argument("--hbt", nargs="+", help="HBT recording files to replay")
+    src.add_argument("--hbt", nargs="+", help="recording files to replay (HBT or CF3; market detected from the files)")
     w.add_argument("--config", type=Path, help="TOML merged over the recorded (or default) configuration")
     w.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one setting (repeatable); symbols.<SYMBOL>.<key>=value for a symbol")
@@ -169,6 +170,12 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
     except UnreadableJournal as exc:
         bar.done()
         print(f"replay whatif: unreadable journal: {exc}", file=err)
+        return 2
+    except (ValueError, OSError, EOFError) as exc:  # RecordingFormatError, BadGzipFile, a truncated file
+        if args.hbt is None:
+            raise
+        bar.done()
+        print(f"replay whatif: unreadable recording ({', '.join(args.hbt)}): {type(exc).__name__}: {exc}", file=err)
         return 2
     bar.done()
     print(render(result.report, result.digest, result.inputs), file=out)

@@ -25,12 +25,14 @@ from arbor.messages import (
     Action,
     ActionApproved,
     ActionDenied,
+    DecodeFailure,
     Envelope,
     MandateSet,
     OrderFilled,
     PlaceOrder,
     PositionChanged,
     PositionState,
+    RawMarketEvent,
 )
 
 SECONDS_PER_YEAR = 31_536_000
@@ -58,6 +60,8 @@ class BacktestReport:
         self._last_equity = float(self.starting_equity)
         self.first_ns: int | None = None
         self.last_ns: int | None = None
+        self.market_frames = 0  # frames that decoded to market events
+        self.decode_failures = 0  # frames that did not: a recording of another market shows here
 
     # -- Observer -------------------------------------------------------------------------------
     def external(self, env: Envelope) -> None:
@@ -88,6 +92,11 @@ class BacktestReport:
             self.denials[msg.reason] = self.denials.get(msg.reason, 0) + 1
         elif t is ActionApproved or t is PlaceOrder or t is OrderFilled and env.sender.endswith("/venue"):
             self._count(t)
+        elif t is RawMarketEvent:
+            if msg.part == 0:
+                self.market_frames += 1
+        elif t is DecodeFailure:
+            self.decode_failures += 1
 
     def _count(self, t: type) -> None:
         name = t.__name__
@@ -146,6 +155,8 @@ class BacktestReport:
         span = ((self.last_ns or 0) - (self.first_ns or 0)) / _NS
         return {
             "market_seconds": round(span, 3),
+            "market_frames": self.market_frames,
+            "decode_failures": self.decode_failures,
             "trades": len(self.trades),
             "wins": wins,
             "win_rate": round(wins / len(self.trades), 4) if self.trades else None,
@@ -170,6 +181,8 @@ def render(summary: dict[str, Any], digest: str, inputs: int) -> str:
     lines = [
         f"inputs            {inputs:,} ({s['market_seconds']:.1f} s of market)",
         f"decision digest   {digest}",
+        f"market data       {s['market_frames']:,} frames decoded, {s['decode_failures']:,} decode failures"
+        + (f" ({s['decode_failures'] / (s['market_frames'] + s['decode_failures']):.1%})" if s["decode_failures"] else ""),
         f"trades            {s['trades']} (wins {s['wins']}, win rate {win})",
         f"net realized PnL  {s['net_realized_pnl']}  unrealized {s['unrealized_pnl']}  final equity {s['final_equity']:,.2f}",
         f"max drawdown      {s['max_drawdown']:,.2f} ({s['max_drawdown_pct'] * 100:.3f}%)",

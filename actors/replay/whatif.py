@@ -25,7 +25,7 @@ from arbor.actors.cluster.build import build_actors, market_frames, market_venue
 from arbor.actors.replay.journal_io import UnreadableJournal, open_for_replay
 from arbor.actors.replay.report import BacktestReport
 from arbor.actors.runtime import DeterministicRuntime, SimClock
-from arbor.adapters.recorded.hbt import symbol_from_file_name
+from arbor.adapters.recorded.source import resolve_recorded
 from arbor.config.errors import ConfigError
 from arbor.config.settings import Settings
 from arbor.messages import (
@@ -158,25 +158,17 @@ def journal_config(meta: RunMetadata, config_file: Path | None, assignments: Seq
 
 
 def hbt_config(files: Sequence[str], base_raw: Mapping[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
-    """``base_raw`` playing the HBT ``files`` as fast as possible.
+    """``base_raw`` playing the recordings ``files`` (HBT or CF3) as fast as possible.
 
-    When every configured symbol is on the simulated venue (the defaults), the symbols become
-    those named in the file names (``usdm_btcusdt_20240808.gz`` -> BTCUSDT on binance_usdm).
+    Venue, market and symbols come from the recordings (``adapters.recorded.detect``): when every
+    configured symbol is on the simulated venue (the defaults), the symbols become the recordings'
+    own; a configured venue that contradicts them is a ``ConfigError`` naming ``symbols[i].venue``.
     """
     raw = copy.deepcopy(dict(base_raw))
     raw["market"] = {**raw.get("market", {}), "source": "recorded", "recorded_files": [str(f) for f in files],
                      "paced": False}
-    symbols = raw.get("symbols") or []
-    if all(isinstance(s, dict) and s.get("venue", "sim") == "sim" for s in symbols):
-        names = []
-        for f in files:
-            name = symbol_from_file_name(f)
-            if name is None:
-                raise ConfigError("--hbt", f"no symbol in the file name {Path(f).name}; configure [[symbols]]")
-            if name not in names:
-                names.append(name)
-        raw["symbols"] = [{"symbol": n, "venue": "binance_usdm"} for n in names]
-    return apply_overrides(raw, assignments)
+    # Overrides go on the recordings' symbols; a venue set by one is checked against them again.
+    return resolve_recorded(apply_overrides(resolve_recorded(raw, "--hbt"), assignments), "--hbt")
 
 
 # -- inputs ------------------------------------------------------------------------------------------
