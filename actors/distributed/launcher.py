@@ -185,6 +185,10 @@ def main(args: argparse.Namespace) -> int:
         if args.workers is not None:
             n = worker_count(args.workers)
             raw.setdefault("cluster", {})["workers"] = n
+        if (raw.get("market") or {}).get("source") == "recorded":
+            from arbor.adapters.recorded.source import resolve_recorded
+
+            raw = resolve_recorded(raw, "market.recorded_files")  # as in single-process mode
         settings = build_settings(raw)
         leader = parse_join(args.join) if args.join else None
     except ConfigError as exc:
