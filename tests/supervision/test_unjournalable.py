@@ -68,3 +68,44 @@ def test_unjournalable_trade_id_fails_the_collector_and_the_symbol_recovers(tmp_
     after = events.index(failed[0])
     assert sum(1 for m in events[after:] if isinstance(m, RawMarketEvent) and m.symbol == "BTCUSDT") > 1000
     assert not any(isinstance(m, RawMarketEvent) and m.trade_id == TRADE_ID_2_64 for m in inputs.handled)
+
+
+def test_unjournalable_frame_under_the_threaded_runtime_is_seen_and_survived(tmp_path):
+    """Under start-cluster's runtime a 2^64 trade id fails the collector, Risk sees it, and the symbol's frames flow on."""
+    from arbor.actors.cluster.live import LiveCluster
+    from arbor.actors.testing import eventually
+    from arbor.messages import TradingState
+
+    raw = {"run": {"var_dir": str(tmp_path / "var")}, "market": {"paced": False}}
+    cluster = LiveCluster(load_settings(raw), "t", persist=False,
+                          journal=lambda built_ns: open_journal_observer(tmp_path, "t", {}, "rotation", built_ns=built_ns))
+    collector = cluster.runtime._groups["BTCUSDT"]["BTCUSDT/collector"]
+    original = collector._decode
+    seen = [0]
+
+    def decoder(payload: bytes) -> list[dict[str, Any]]:
+        out = original(payload)
+        for fields in out:
+            if fields.get("kind") is MarketEventKind.TRADE:
+                seen[0] += 1
+                if seen[0] == 50:
+                    fields["trade_id"] = TRADE_ID_2_64
+        return out
+
+    collector._decode = decoder
+    cluster.start()
+    try:
+        risk = cluster.runtime.dispatcher("coordinator").actors["risk"]
+        hooks = cluster.runtime.dispatcher("BTCUSDT").supervision
+
+        def failed_then_flowing() -> bool:
+            return hooks.supervisors[0].restarts["collector"] >= 1 and \
+                cluster.runtime.dispatcher("BTCUSDT").actors["BTCUSDT/collector"].stats()["frames"] > 2000
+
+        eventually(failed_then_flowing, timeout=60)
+        eventually(lambda: risk.controls.state("BTCUSDT") is TradingState.ACTIVE, timeout=30)  # recovered
+    finally:
+        cluster.stop()
+    assert "OverflowError" in hooks.supervisors[0].last_failure["collector"]  # what ActorFailed told Risk
+    assert cluster.journal is not None and cluster.journal.healthy
+    assert cluster.stopped_for_good() == []
