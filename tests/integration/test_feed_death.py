@@ -56,3 +56,17 @@ def test_start_cluster_exits_nonzero_when_the_market_source_died(shared_data: Pa
                            "--quiet", "--var-dir", str(tmp_path / "var")], cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "stopped for good: thread arbor-feed died" in proc.stderr
+
+
+def test_start_cluster_exits_nonzero_when_a_symbol_is_quarantined(tmp_path: Path) -> None:
+    """A symbol's group that failed past its intensity (stopped until an operator releases it) makes exit 1."""
+    cfg = tmp_path / "quarantine.toml"
+    faults = ", ".join(f'{{actor = "BTCUSDT/feature", on_message = {n}}}' for n in (20, 40, 60, 80))
+    cfg.write_text(f'faults = [{faults}]\n[journal]\nenabled = false\n[market]\npaced = false\n'
+                   '[supervision]\nintensity = 3\nperiod_s = 60.0\nbackoff_base_ms = 0\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
+    proc = subprocess.run([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--duration", "4",
+                           "--quiet", "--var-dir", str(tmp_path / "var")], cwd=REPO_ROOT, capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "stopped for good: symbol BTCUSDT quarantined" in proc.stderr
