@@ -11,6 +11,7 @@ from arbor.messages.base import (
     Regime,
     Side,
     TradingState,
+    evolve_message,
     message,
 )
 from arbor.messages.codec import Codec, CodecError, UnknownMessageType
@@ -71,7 +72,7 @@ from arbor.messages.risk import (
 
 __all__ = [
     "Direction", "MandateKind", "MarketEventKind", "OrderIntent", "OrderStatus", "OrderType", "PositionState",
-    "Regime", "Side", "TradingState", "message",
+    "Regime", "Side", "TradingState", "evolve_message", "message",
     "Codec", "CodecError", "UnknownMessageType",
     "ActorFailed", "ActorRestarted", "DeadLetter", "PoisonMessageQuarantined", "ReleaseSymbol", "SymbolQuarantined",
     "SymbolRecovered", "SymbolReleased", "TimerTick",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import TypeVar, dataclass_transform
+from typing import Any, TypeVar, dataclass_transform
 
 import attrs
 
@@ -25,6 +25,13 @@ def message(name: str, version: int = 1) -> Callable[[type[T]], type[T]]:
         return attrs.frozen(kw_only=True, slots=True)(cls)
 
     return wrap
+
+
+def evolve_message(msg: T, **changes: Any) -> T:
+    """A copy of the message ``msg`` with ``changes`` applied (``attrs.evolve``, typed for messages)."""
+    # @message classes are attrs classes at run time, but type checkers see them through
+    # dataclass_transform, so mypy's attrs plugin does not recognize them: checked here once.
+    return attrs.evolve(msg, **changes)  # type: ignore[misc]
 
 
 class Direction(str, Enum):

@@ -94,7 +94,8 @@ class Codec:
 
     # -- bytes ------------------------------------------------------------------------------
     def encode(self, msg: Any) -> bytes:
-        return msgpack.packb(self.to_primitive(msg), use_bin_type=True)
+        data: bytes = msgpack.packb(self.to_primitive(msg), use_bin_type=True)
+        return data
 
     def decode(self, data: bytes) -> Any:
         try:
@@ -124,7 +125,8 @@ class Codec:
         )
 
     def encode_envelope(self, env: Envelope) -> bytes:
-        return msgpack.packb(self.envelope_to_primitive(env), use_bin_type=True)
+        data: bytes = msgpack.packb(self.envelope_to_primitive(env), use_bin_type=True)
+        return data
 
     def decode_envelope(self, data: bytes) -> Envelope:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal, overload
 
 import attrs
 from arbor.messages.journal.errors import CorruptJournal
@@ -75,7 +76,12 @@ class JournalReader:
         """Like ``records``, as Record values that carry their segment's schema version."""
         return self._walk(start, with_schema=True)
 
-    def _walk(self, start: int, *, with_schema: bool) -> Iterator:
+    @overload
+    def _walk(self, start: int, *, with_schema: Literal[False]) -> Iterator[tuple[int, bytes]]: ...
+    @overload
+    def _walk(self, start: int, *, with_schema: Literal[True]) -> Iterator[Record]: ...
+
+    def _walk(self, start: int, *, with_schema: bool) -> Iterator[tuple[int, bytes] | Record]:
         files = segment_files(self._dir)
         # skip whole segments that end before ``start``: the next one's first index bounds them
         first_needed = 0
@@ -86,7 +92,9 @@ class JournalReader:
             first, path = files[i]
             yield from self._segment(first, path, start, is_last=i == len(files) - 1, with_schema=with_schema)
 
-    def _segment(self, first: int, path: Path, start: int, *, is_last: bool, with_schema: bool) -> Iterator:
+    def _segment(
+        self, first: int, path: Path, start: int, *, is_last: bool, with_schema: bool
+    ) -> Iterator[tuple[int, bytes] | Record]:
         with mapped(path) as buf:
             try:
                 header, offset = decode_header(buf, max_schema_version=self._max_schema)

@@ -63,7 +63,8 @@ class RunStopped:
 Entry = Union[InputRef, Output, Envelope, RunMetadata, RunStopped]
 
 def _packb(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
 
 
 def encode_record(codec: Codec, kind: RecordKind, envelope: Envelope) -> bytes:
