@@ -31,7 +31,7 @@ from arbor.actors.cluster.build import (
     market_venue,
     supervisor_for,
 )
-from arbor.actors.cluster.logs import JsonLinesSink, secret_values
+from arbor.actors.cluster.logs import JsonLinesSink, secret_values, stderr_sink
 from arbor.actors.distributed.latch import read_latch, write_latch
 from arbor.actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.actors.distributed.procs import rss_kb
@@ -83,14 +83,12 @@ def msg_id_base(slot: int, incarnation_index: int) -> int:
 
 
 def setup_node_logging(var_dir: str | Path, name: str, level: str) -> JsonLinesSink:
-    """Each process logs to its own ``<var_dir>/logs/<name>.jsonl`` (warnings also to stderr)."""
-    import sys
-
+    """Each process logs to its own ``<var_dir>/logs/<name>.jsonl`` (warnings also to stderr, redacted)."""
     secrets = secret_values(os.environ)
     logger.remove()
     sink = JsonLinesSink(Path(var_dir) / "logs" / f"{name}.jsonl", secrets)
     logger.add(sink, level=level.upper(), enqueue=False)
-    logger.add(lambda m: sys.stderr.write(str(m)), level="WARNING",
+    logger.add(stderr_sink(secrets), level="WARNING",
                format="{time:HH:mm:ss} {level} " + name + " {extra[actor]} {message}",
                filter=lambda r: "actor" in r["extra"])
     return sink

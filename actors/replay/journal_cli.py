@@ -103,7 +103,8 @@ def cmd_segments(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     kinds: dict[str, int] = {}
     types: dict[str, dict[str, int]] = {}
-    first_ns = last_ns = None
+    first_ns: int | None = None
+    last_ns: int | None = None
     total = size = 0
     for _index, payload in JournalReader(args.journal).records():
         total += 1
@@ -119,8 +120,8 @@ def cmd_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             first_ns = ts if first_ns is None else min(first_ns, ts)
             last_ns = ts if last_ns is None else max(last_ns, ts)
     print(f"records {total:,}  payload bytes {size:,}", file=out)
-    if first_ns is not None:
-        print(f"time    {iso(first_ns)} .. {iso(last_ns)}  ({(last_ns - first_ns) / 1e9:.1f} s)", file=out)  # type: ignore[operator]
+    if first_ns is not None and last_ns is not None:
+        print(f"time    {iso(first_ns)} .. {iso(last_ns)}  ({(last_ns - first_ns) / 1e9:.1f} s)", file=out)
     for kind in sorted(kinds, key=lambda k: RecordKind[k]):
         print(f"{kind:<12} {kinds[kind]:>12,}", file=out)
         for tag, n in sorted(types.get(kind, {}).items(), key=lambda kv: (-kv[1], kv[0])):
@@ -201,7 +202,7 @@ def dump_lines(reader: JournalReader, codec: Codec, kind: RecordKind | None, msg
         elif isinstance(entry, RunMetadata):
             name, sym, ts = "RunStarted", "", entry.started_ns
         else:
-            name, sym, ts = "RunStopped", "", entry.stopped_ns  # type: ignore[union-attr]
+            name, sym, ts = "RunStopped", "", entry.stopped_ns
         if kind is not None and k is not kind:
             continue
         if msg_type is not None and name != msg_type:

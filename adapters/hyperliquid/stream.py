@@ -272,8 +272,14 @@ class HyperliquidMarketStream:
 
     def _duplicate(self, coin: str, trades: Any) -> bool:
         """All of this frame's trade ids were handed on already (remembers the new ones)."""
-        tids = [t.get("tid") for t in trades if type(t) is dict]
-        if not tids or any(type(t) is not int for t in tids):
+        tids: list[int] = []
+        for t in trades:
+            if type(t) is dict:
+                tid = t.get("tid")
+                if type(tid) is not int:
+                    return False
+                tids.append(tid)
+        if not tids:
             return False
         seen, order = self._seen.setdefault(coin, (set(), deque()))
         new = [t for t in tids if t not in seen]
