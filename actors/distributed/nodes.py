@@ -400,7 +400,7 @@ class CoordinatorCore(Node):
     def _remote(self, receiver: str, env: Envelope) -> None:
         slot = self.slot_of.get(symbol_of(receiver))
         peer = self.peers.get(slot) if slot is not None else None
-        if peer is None or not peer.up:
+        if slot is None or peer is None or not peer.up:
             self.dropped += 1  # its worker is down: what it would have received dies with it
             logger.bind(actor="coordinator", event_type="link_drop").warning(
                 "{} for {} dropped: worker slot {} is down", type(env.payload).__name__, receiver, slot)
@@ -485,8 +485,8 @@ class CoordinatorCore(Node):
             self._remote(receiver, env)
 
     def status(self) -> dict[str, Any]:
-        risk = self.d.actors["risk"]
-        arb = self.d.actors["arbitrator"]
+        risk: Any = self.d.actors["risk"]  # a RiskLogic, or a FaultyLogic wrapping one
+        arb: Any = self.d.actors["arbitrator"]
         return {"role": "coordinator", "incarnation": self.incarnation, "pid": os.getpid(), "ts_ns": time.time_ns(),
                 "risk": getattr(risk, "inner", risk).status(), "risk_stats": getattr(risk, "inner", risk).stats(),
                 "denials_by_symbol": dict(self.observer.denials),
@@ -518,7 +518,7 @@ class WorkerProbe(_HeldEvents):
     _KEEP = 4096  # causation links remembered (frames in flight between the feed and a decision)
 
     def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
-        self.rows = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0, "decode_failures": 0, "regime": "UNKNOWN"}
+        self.rows: dict[str, dict[str, Any]] = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0, "decode_failures": 0, "regime": "UNKNOWN"}
                      for s in symbols}
         self.events = events
         self._held: list[dict[str, Any]] = []

@@ -204,7 +204,7 @@ class HyperliquidServer:
         return sum(1 for p, body in self.requests if p == path and (
             action_type is None or (body.get("action") or {}).get("type") == action_type))
 
-    def order_by_cloid(self, cloid: str) -> _Order | None:
+    def order_by_cloid(self, cloid: str | None) -> _Order | None:
         return next((o for o in self.orders.values() if o.cloid == cloid), None)
 
     def fill(self, cloid: str, sz: Decimal | None = None, px: Decimal | None = None) -> None:

@@ -217,7 +217,7 @@ class FakeHyperliquidWsServer:
         await self._send(ws, json.dumps({"channel": "subscriptionResponse", "data": {"method": method, "subscription": sub}}))
         if method == "subscribe" and kind == "trades" and key[1] in self._last_trades:
             self.stats["trade_snapshots"] += 1  # recent trades on subscribe, as the venue does
-            await self._send(ws, self._last_trades[key[1]])  # type: ignore[index]
+            await self._send(ws, self._last_trades[key[1]])
         self._wake.set()
 
     async def _publish(self) -> None:
