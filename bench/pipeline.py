@@ -204,7 +204,9 @@ def main() -> None:
         print(f"  WARNING: action counts differ: plain={acts} deterministic={acts_det} pykka={acts_pykka}")
     lat = sorted(run_latency(args.rate, args.latency_seconds))
     if lat:
-        q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] / 1e6
+        def q(f: float) -> float:
+            return lat[min(len(lat) - 1, int(f * len(lat)))] / 1e6
+
         print(f"latency (pykka, paced at {args.rate:,.0f} events/s, {len(lat)} actions, switch interval 0.5 ms): "
               f"p50 {q(0.5):.3f} ms  p99 {q(0.99):.3f} ms  max {lat[-1] / 1e6:.3f} ms  mean {statistics.fmean(lat) / 1e6:.3f} ms")
     print(f"targets: pykka/plain >= 0.30 -> {'met' if eps['pykka'] / eps['plain'] >= 0.3 else 'NOT met'}; "

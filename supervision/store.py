@@ -499,7 +499,7 @@ class StateStore:
                 self._conn.executemany("INSERT INTO risk_books VALUES (?, ?)"
                                        " ON CONFLICT (symbol) DO UPDATE SET data = excluded.data",
                                        [(b.symbol, enc(b)) for b in changed])
-            if last is None or not all(_same(a, b) for a, b in zip(last["extra"], extra)):
+            if last is None or not all(_same(a, b) for a, b in zip(last["extra"], extra, strict=True)):
                 x("INSERT OR REPLACE INTO risk_extra VALUES (1, ?)", (self._codec.encode(_RiskExtra(
                     reservations=snapshot.reservations, approved_at=snapshot.approved_at,
                     reconciliations=snapshot.reconciliations)),))

@@ -36,7 +36,7 @@ class JsonLinesSink:
 
     def __init__(self, path: Path, secrets: tuple[str, ...]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)
+        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- the sink holds it open; close() closes it
         self._lock = threading.Lock()
         self._secrets = secrets
 

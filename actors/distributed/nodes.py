@@ -135,7 +135,7 @@ class EventFile:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)
+        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
 
     def write(self, **fields: Any) -> None:
         fields.setdefault("ts_ns", time.time_ns())

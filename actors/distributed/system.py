@@ -151,7 +151,7 @@ class Waker:
             self._cv.notify()
 
     def _ring(self) -> None:
-        try:
+        try:  # noqa: SIM105 -- on every wake: contextlib.suppress would add two calls to it
             os.write(self._w, b"!")
         except BlockingIOError:
             pass  # the pipe is full of rings not yet read: the node wakes anyway
@@ -452,7 +452,7 @@ class _NodeActor(Actor):
             import faulthandler
             import signal as _signal
 
-            self._stacks = open(Path(var_dir) / "logs" / f"{name}.stacks", "a")
+            self._stacks = open(Path(var_dir) / "logs" / f"{name}.stacks", "a")  # noqa: SIM115 -- faulthandler writes to it for the process's life
             # Unregister first: this process was forked from the supervisor's, whose registration
             # it inherited, so register() alone would only change the file and leave thespian's
             # handler (installed in the child since) in place: nothing was ever dumped.
@@ -1049,7 +1049,7 @@ class ClusterSupervisor(Actor):
         import faulthandler
         import signal as _signal
 
-        self._stacks = open(Path(plan.var_dir) / "logs" / "supervisor.stacks", "a")
+        self._stacks = open(Path(plan.var_dir) / "logs" / "supervisor.stacks", "a")  # noqa: SIM115 -- faulthandler writes to it for the process's life
         faulthandler.unregister(_signal.SIGUSR1)  # see _NodeActor._init_node
         faulthandler.register(_signal.SIGUSR1, file=self._stacks, all_threads=True)
         self.launcher = sender

@@ -164,11 +164,9 @@ def cmd_dump(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     codec = Codec()
     want_kind = RecordKind[args.kind] if args.kind else None
     want_type = args.msg_type.split(".v")[0] if args.msg_type else None
-    shown = 0
-    for line in dump_lines(JournalReader(args.journal), codec, want_kind, want_type, args.symbol, args.since,
-                           args.until):
+    lines = dump_lines(JournalReader(args.journal), codec, want_kind, want_type, args.symbol, args.since, args.until)
+    for shown, line in enumerate(lines, start=1):
         out.write(line + "\n")
-        shown += 1
         if args.limit is not None and shown >= args.limit:
             break
     return 0

@@ -81,7 +81,7 @@ class LivenessFiles:
                         good.append(line)
                 except ValueError:
                     break  # keep what came before the damage; the rest is in the quarantined copy
-            write_atomic(path, "".join(l + "\n" for l in good[-self.max_lines:]), self._fsync)
+            write_atomic(path, "".join(line + "\n" for line in good[-self.max_lines:]), self._fsync)
             return good[-self.max_lines:]
 
     def _check_heartbeat(self) -> None:

@@ -20,6 +20,7 @@ just before frame ``index`` is published): ``disconnect``, ``stall``/``resume``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -215,10 +216,8 @@ class FakeBinanceServer:
 
     async def _wait_for_work(self) -> None:
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=0.05)
-        except TimeoutError:
-            pass
 
     async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
         try:

@@ -41,7 +41,7 @@ def read_cassette(path: Path) -> list[tuple[str, str]]:
     text = path.read_text()
     requests = _quoted_after(text, "body: '")
     responses = _quoted_after(text, "string: '")
-    return list(zip(requests, responses))
+    return list(zip(requests, responses, strict=True))
 
 
 def _quoted_after(text: str, marker: str) -> list[str]:

@@ -26,6 +26,7 @@ frame: coin, side, px, sz, time, hash, tid as recorded). Runs on the event loop 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -69,7 +70,7 @@ def recorded_frames(data_dir: Path) -> list[bytes]:
     out.append(_compact({"channel": "bbo", "data": {"coin": book["coin"], "time": book["time"],
                                                     "bbo": [book["levels"][0][0], book["levels"][1][0]]}}))
     out += [_compact({"channel": "activeAssetCtx", "data": {"coin": name, "ctx": ctx}})
-            for name, ctx in zip(names, ctxs)]
+            for name, ctx in zip(names, ctxs, strict=False)]  # two recordings: 28 names, 230 contexts
     out += [_compact({"channel": "trades", "data": [t]}) for t in trades]
     return out
 
@@ -251,10 +252,8 @@ class FakeHyperliquidWsServer:
 
     async def _wait_for_work(self) -> None:
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=0.05)
-        except TimeoutError:
-            pass
 
     async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
         try:

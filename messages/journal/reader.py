@@ -7,6 +7,7 @@ last segment is taken as the end of the journal (``verify`` still reports it).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal, overload
 
@@ -132,7 +133,7 @@ class JournalReader:
         """Check every header and record checksum and report; modifies nothing."""
         infos = tuple(self.segments())
         gaps = []
-        for prev, cur in zip(infos, infos[1:]):
+        for prev, cur in pairwise(infos):
             if prev.header is not None and cur.first_index > prev.end_index:
                 gaps.append(Gap(start=prev.end_index, stop=cur.first_index))
         return VerifyReport(segments=infos, gaps=tuple(gaps))

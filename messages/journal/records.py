@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import IntEnum
-from typing import Any, Union
+from typing import Any
 
 import attrs
 import msgpack
@@ -60,7 +60,7 @@ class RunStopped:
     stopped_ns: int
 
 
-Entry = Union[InputRef, Output, Envelope, RunMetadata, RunStopped]
+Entry = InputRef | Output | Envelope | RunMetadata | RunStopped
 
 def _packb(obj: Any) -> bytes:
     data: bytes = msgpack.packb(obj, use_bin_type=True)

@@ -234,7 +234,7 @@ class JournalWriter:
             run_id=self._run_id,
             created_ns=self._clock_ns(),
         )
-        f = open(path, "xb", buffering=self._buffer_bytes)
+        f = open(path, "xb", buffering=self._buffer_bytes)  # noqa: SIM115 -- the open segment; rotation and close() close it
         head = encode_header(header)
         f.write(head)
         self._file, self._path = f, path

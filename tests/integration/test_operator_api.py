@@ -330,10 +330,12 @@ def test_stop_returns_within_two_seconds_with_a_client_connected() -> None:
     closed = threading.Event()
 
     async def client() -> None:
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(url + "/ws/events", headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
-                connected.set()
-                await ws.receive(timeout=10)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(url + "/ws/events", headers={"Authorization": f"Bearer {TOKEN}"}) as ws,
+        ):
+            connected.set()
+            await ws.receive(timeout=10)
         closed.set()
 
     t = threading.Thread(target=lambda: asyncio.run(client()))

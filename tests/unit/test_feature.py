@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from decimal import Decimal as D
+from itertools import pairwise
 
 import pytest
 from arbor.actors.feature import FeatureConfig, FeatureLogic
@@ -58,7 +59,7 @@ def expected_windows(prices: list[list[float]], cfg: FeatureConfig) -> dict[str,
         prev = closes[-1]
         ranges.append(max(prev, *bucket) - min(prev, *bucket))
         closes.append(bucket[-1])
-    returns = [math.log(b / a) for a, b in zip(closes, closes[1:])][-cfg.long_window:]
+    returns = [math.log(b / a) for a, b in pairwise(closes)][-cfg.long_window:]
     short = returns[-cfg.short_window:]
     vol = statistics.stdev(returns)
     return {

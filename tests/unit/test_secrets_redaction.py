@@ -133,27 +133,29 @@ async def _binance_session() -> list[Any]:
         await asyncio.sleep(0)
 
     out: list[Any] = []
-    async with BinanceRestServer(creds, clock, {"BTCUSDT": D("60000")}) as server:
-        async with aiohttp.ClientSession() as session:
-            rest = BinanceFuturesRest(server.base_url, creds, session, clock, sleep, BinanceRestConfig(request_timeout_s=0.3))
-            server.skew_ms = -20_000
-            order = PlaceOrder(symbol="BTCUSDT", client_order_id="ar00000000000000000001", side=Side.BUY, qty=D("0.01"),
-                               order_type=OrderType.LIMIT, limit_price=D("59000"), reduce_only=False, ts_event_ns=T0)
-            out += await rest.place(order)
-            server.fail_next("POST", "/fapi/v1/order", BinanceFault.http(429, retry_after=1))
-            server.fail_next("POST", "/fapi/v1/order", BinanceFault.http(503, process=True))
-            out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000002"}))
-            server.fail_next("POST", "/fapi/v1/order", BinanceFault.hang(process=True))
-            out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000003"}))
-            out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000004", "qty": D("0.00001")}))
-            out += await rest.query(QueryOrder(symbol="BTCUSDT", client_order_id="ar00000000000000000003", ts_event_ns=T0))
-            out += await rest.cancel(RequestCancel(symbol="BTCUSDT", client_order_id="ar00000000000000000009", ts_event_ns=T0))
-            out.append(await rest.position(QueryPosition(symbol="BTCUSDT", ts_event_ns=T0)))
-            stream = BinanceUserDataStream(rest, server.base_url, session, clock, sleep, out.extend)
-            await stream.open()
-            stream.on_frame(b'{"e":"garbage"}')
-            clock.advance(31 * 60 * 10**9)
-            await stream.maintain()
+    async with (
+        BinanceRestServer(creds, clock, {"BTCUSDT": D("60000")}) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        rest = BinanceFuturesRest(server.base_url, creds, session, clock, sleep, BinanceRestConfig(request_timeout_s=0.3))
+        server.skew_ms = -20_000
+        order = PlaceOrder(symbol="BTCUSDT", client_order_id="ar00000000000000000001", side=Side.BUY, qty=D("0.01"),
+                           order_type=OrderType.LIMIT, limit_price=D("59000"), reduce_only=False, ts_event_ns=T0)
+        out += await rest.place(order)
+        server.fail_next("POST", "/fapi/v1/order", BinanceFault.http(429, retry_after=1))
+        server.fail_next("POST", "/fapi/v1/order", BinanceFault.http(503, process=True))
+        out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000002"}))
+        server.fail_next("POST", "/fapi/v1/order", BinanceFault.hang(process=True))
+        out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000003"}))
+        out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000004", "qty": D("0.00001")}))
+        out += await rest.query(QueryOrder(symbol="BTCUSDT", client_order_id="ar00000000000000000003", ts_event_ns=T0))
+        out += await rest.cancel(RequestCancel(symbol="BTCUSDT", client_order_id="ar00000000000000000009", ts_event_ns=T0))
+        out.append(await rest.position(QueryPosition(symbol="BTCUSDT", ts_event_ns=T0)))
+        stream = BinanceUserDataStream(rest, server.base_url, session, clock, sleep, out.extend)
+        await stream.open()
+        stream.on_frame(b'{"e":"garbage"}')
+        clock.advance(31 * 60 * 10**9)
+        await stream.maintain()
     return out
 
 
