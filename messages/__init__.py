@@ -13,6 +13,7 @@ from arbor.messages.base import (
     TradingState,
     evolve_message,
     message,
+    message_fields,
 )
 from arbor.messages.codec import Codec, CodecError, UnknownMessageType
 from arbor.messages.control import (
@@ -72,7 +73,7 @@ from arbor.messages.risk import (
 
 __all__ = [
     "Direction", "MandateKind", "MarketEventKind", "OrderIntent", "OrderStatus", "OrderType", "PositionState",
-    "Regime", "Side", "TradingState", "evolve_message", "message",
+    "Regime", "Side", "TradingState", "evolve_message", "message", "message_fields",
     "Codec", "CodecError", "UnknownMessageType",
     "ActorFailed", "ActorRestarted", "DeadLetter", "PoisonMessageQuarantined", "ReleaseSymbol", "SymbolQuarantined",
     "SymbolRecovered", "SymbolReleased", "TimerTick",

@@ -34,6 +34,12 @@ def evolve_message(msg: T, **changes: Any) -> T:
     return attrs.evolve(msg, **changes)  # type: ignore[misc]
 
 
+def message_fields(cls: type) -> tuple[attrs.Attribute[Any], ...]:
+    """The fields of the message class ``cls`` (``attrs.fields``, typed for messages as above)."""
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cls)
+    return fields
+
+
 class Direction(str, Enum):
     LONG = "LONG"
     SHORT = "SHORT"

@@ -178,6 +178,7 @@ class Node:
         self.senders: dict[str, LinkSender] = {}
         self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
         self.d: Dispatcher
+        self.events: EventFile  # each node kind opens its own events file
         self.decode_errors = 0
         self.dropped = 0
         # Called after an envelope was queued for another node (the shim sends it at once

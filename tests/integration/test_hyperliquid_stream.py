@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from arbor.actors.cluster.live import LiveCluster
 from arbor.actors.collector import CollectorLogic
-from arbor.actors.testing import ManualClock, eventually, make_ctx
+from arbor.actors.testing import ManualClock, eventually, handled, make_ctx
 from arbor.actors.testing import until as _until
 from arbor.adapters.binance.stream import StreamStatus
 from arbor.adapters.hyperliquid import make_hyperliquid_decoder
@@ -104,10 +104,11 @@ def collect(frames: list[tuple[str | None, bytes]]) -> tuple[list[RawMarketEvent
     """Every handed-on frame through its coin's CollectorLogic (unroutable ones through the first coin's)."""
     clock = ManualClock(0)
     collectors = {c: CollectorLogic(make_ctx(f"{c}/collector", c, clock), make_hyperliquid_decoder(c)) for c in COINS}
-    events, failures = [], []
+    events: list[RawMarketEvent] = []
+    failures: list[DecodeFailure] = []
     for symbol, payload in frames:
         coin = symbol or COINS[0]
-        for msg in collectors[coin].handle(VenuePayload(venue="hyperliquid", symbol=coin, payload=payload)):
+        for msg in handled(collectors[coin], VenuePayload(venue="hyperliquid", symbol=coin, payload=payload)):
             (failures if isinstance(msg, DecodeFailure) else events).append(msg)
     return events, failures
 

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 from arbor.actors.feature import FeatureConfig, FeatureLogic
-from arbor.actors.testing import make_ctx
+from arbor.actors.testing import handled, make_ctx
 from arbor.config.errors import ConfigError
 from arbor.messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
 
@@ -362,9 +362,9 @@ def test_bucket_emission_gives_the_regime_the_same_decisions(interval_ms: int, s
         snapshots = 0
         for ev in _random_walk_events(seed, 3000):
             clock.set(ev.ts_recv_ns)
-            for snap in feature.handle(ev):
+            for snap in handled(feature, ev):
                 snapshots += 1
-                decisions.extend(regime.handle(snap))
+                decisions.extend(handled(regime, snap))
         return decisions, snapshots
 
     every, every_snaps = run("every_event")

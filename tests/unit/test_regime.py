@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 from arbor.actors.regime import RegimeConfig, RegimeLogic, mark_price
-from arbor.actors.testing import ManualClock, make_ctx
+from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.config.errors import ConfigError
 from arbor.messages import (
     Direction,
@@ -43,9 +44,9 @@ def regime_logic(clock: ManualClock | None = None, **config: object) -> RegimeLo
 
 
 def drive(logic: RegimeLogic, *features: dict, step_ms: int = 1000, start: int = 0) -> list:
-    out = []
+    out: list[Any] = []
     for i, f in enumerate(features):
-        out.extend(logic.handle(snap(T0 + (start + i) * step_ms * MS, **f)))
+        out.extend(handled(logic, snap(T0 + (start + i) * step_ms * MS, **f)))
     return out
 
 
