@@ -405,7 +405,7 @@ def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain()
     ev = RawMarketEvent(venue="sim", symbol=BTC, kind=MarketEventKind.TRADE, ts_event_ns=event_ts, ts_recv_ns=arrived,
                         ingest_seq=1, raw=b"{}", price=D("100"), qty=D("1"))
     plain: dict[Any, Any] = {float: 0.0, int: 0, bool: True, str: BTC}
-    snapshot = FeatureSnapshot(**{f.name: plain[f.type if isinstance(f.type, type) else eval(f.type)]
+    snapshot = FeatureSnapshot(**{f.name: plain[f.type if isinstance(f.type, type) else eval(str(f.type))]
                                   for f in message_fields(FeatureSnapshot)})
     probe.emitted(env(2, 1, ev), ("BTCUSDT/feature",))
     probe.emitted(env(3, 2, evolve_message(snapshot, ts_event_ns=event_ts)), ("BTCUSDT/regime",))

@@ -346,8 +346,10 @@ def test_place_whose_answer_never_arrives_is_unknown_then_settled_by_query_never
             queries = [m for m in out if isinstance(m, QueryOrder)]
             assert len(queries) == 1
             settled = [m for a in await v.rest.handle(queries[0]) for m in handled(executor, a)]
-            assert executor.order(placed.client_order_id).status is OrderStatus.NEW
-            assert executor.order(placed.client_order_id).venue_order_id != ""
+            tracked = executor.order(placed.client_order_id)
+            assert tracked is not None
+            assert tracked.status is OrderStatus.NEW
+            assert tracked.venue_order_id != ""
             assert settled == [] and v.server.count(*ORDER) == 1 and len(v.server.orders) == 1
 
     run(scenario())

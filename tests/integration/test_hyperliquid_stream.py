@@ -7,7 +7,7 @@ import itertools
 import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,10 @@ def replay(shared_data: Path) -> list[bytes]:
     return frames * ROUNDS
 
 
-def expected_calls(frames: list[bytes], sent: list[int]) -> list[tuple[str, bytes]]:
+def expected_calls(frames: list[bytes], sent: list[int]) -> list[tuple[str | None, bytes]]:
     """(symbol, payload) the client must hand on for the frames the server sent: allMids to every coin, a repeated trades frame not at all."""
-    out, seen_trades = [], set()
+    out: list[tuple[str | None, bytes]] = []
+    seen_trades: set[bytes] = set()
     for i in sent:
         channel, coin = frame_key(frames[i])
         if channel == "allMids":
@@ -57,7 +58,7 @@ def expected_calls(frames: list[bytes], sent: list[int]) -> list[tuple[str, byte
 class Run:
     """One client against one server: what the client handed on, its statuses, and the sleeps it asked for."""
 
-    def __init__(self, server: FakeHyperliquidWsServer, frames: list[bytes], garbage: list[bytes] = (), **overrides: Any) -> None:
+    def __init__(self, server: FakeHyperliquidWsServer, frames: list[bytes], garbage: Sequence[bytes] = (), **overrides: Any) -> None:
         self.frames: list[tuple[str | None, bytes]] = []
         self.statuses: list[StreamStatus] = []
         self.sleeps: list[float] = []

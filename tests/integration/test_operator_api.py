@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -96,7 +97,7 @@ def test_server_refuses_to_start_without_a_token() -> None:
     with pytest.raises(OperatorConfigError, match="ARBOR_OPERATOR_TOKEN"):
         OperatorServer(None, EventHub(), CollectorRegistry(), None)  # type: ignore[arg-type]
     with pytest.raises(OperatorConfigError):
-        OperatorSurface(("BTCUSDT",), HandlerClock(), ".", "")
+        OperatorSurface(("BTCUSDT",), HandlerClock(), Path("."), "")
     assert token_from_env({"ARBOR_OPERATOR_TOKEN": TOKEN}) == TOKEN
 
 
@@ -265,7 +266,11 @@ def test_slow_client_drops_oldest_and_is_told() -> None:
         hub.attach(asyncio.get_running_loop())
         client = hub.subscribe()
         t0 = time.monotonic()
-        publisher = threading.Thread(target=lambda: [hub.publish({"type": "t", "n": i}) for i in range(1000)])
+        def publish() -> None:
+            for i in range(1000):
+                hub.publish({"type": "t", "n": i})
+
+        publisher = threading.Thread(target=publish)
         publisher.start()
         publisher.join(5)
         assert time.monotonic() - t0 < 2

@@ -6,6 +6,7 @@ import math
 import statistics
 from decimal import Decimal as D
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from arbor.actors.feature import FeatureConfig, FeatureLogic
@@ -26,7 +27,7 @@ class Feed:
         self.seq = 0
         self.last: FeatureSnapshot | None = None
 
-    def send(self, ts: int, kind: MarketEventKind, **fields: object) -> list[FeatureSnapshot]:
+    def send(self, ts: int, kind: MarketEventKind, **fields: Any) -> list[FeatureSnapshot]:
         self.seq += 1
         ev = RawMarketEvent(symbol="TEST", venue="sim", ingest_seq=self.seq, ts_event_ns=ts, ts_recv_ns=ts,
                             kind=kind, raw=b"{}", **fields)
