@@ -94,6 +94,21 @@ def test_log_redactor_scrubs_secrets_from_records():
     assert record["message"] == "oops <redacted> and <redacted>"
 
 
+def test_a_cluster_nodes_warnings_on_stderr_are_redacted(tmp_path, monkeypatch, capsys):
+    """A node process's warnings reach stderr with the environment's secret values redacted."""
+    from arbor.actors.distributed.nodes import setup_node_logging
+
+    monkeypatch.setenv("ARBOR_TEST_API_SECRET", "node-secret-123456")
+    sink = setup_node_logging(tmp_path, "worker-0", "INFO")
+    try:
+        logger.bind(actor="worker-0").warning("signing with node-secret-123456 failed")
+    finally:
+        logger.remove()
+        sink.close()
+    err = capsys.readouterr().err
+    assert "signing with *** failed" in err and "node-secret-123456" not in err
+
+
 def test_secrets_never_appear_in_logs_during_binance_order_entry():
     """A full session (resync, 429, 5xx, timeout, rejects, user stream) logs no key or secret."""
     lines: list[str] = []
