@@ -19,6 +19,7 @@ def message(name: str, version: int = 1) -> Callable[[type[T]], type[T]]:
     """
 
     def wrap(cls: type[T]) -> type[T]:
+        # The tag attributes are added to the class here; the message classes declare none.
         cls.TAG = f"{name}.v{version}"  # type: ignore[attr-defined]
         cls.NAME = name  # type: ignore[attr-defined]
         cls.VERSION = version  # type: ignore[attr-defined]

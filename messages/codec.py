@@ -45,7 +45,7 @@ class Codec:
         self._conv = conv
         self._by_tag: dict[str, type] = {}
         for t in types:
-            tag = t.TAG  # type: ignore[attr-defined]
+            tag = t.TAG  # type: ignore[attr-defined]  # set by @message
             if tag in self._by_tag:
                 raise ValueError(f"message tag {tag!r} registered twice")
             self._by_tag[tag] = t

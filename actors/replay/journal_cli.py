@@ -93,7 +93,8 @@ def cmd_segments(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     segments = JournalReader(args.journal).segments()
     print(f"{'segment':<28} {'first':>12} {'records':>10} {'bytes':>12} {'run':<24} state", file=out)
     for s in segments:
-        state = "ok" if s.clean else (s.unsupported or f"damaged: {s.damage.reason} at byte {s.damage.offset}")  # type: ignore[union-attr]
+        d = s.damage
+        state = "ok" if s.clean else (s.unsupported or (f"damaged: {d.reason} at byte {d.offset}" if d else "damaged"))
         run = s.header.run_id if s.header else "?"
         print(f"{s.path.name:<28} {s.first_index:>12} {s.record_count:>10} {s.size_bytes:>12} {run:<24} {state}",
               file=out)

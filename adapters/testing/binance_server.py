@@ -77,7 +77,7 @@ class FakeBinanceServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp has no public bound port; set once started
         self._publisher = asyncio.create_task(self._publish(), name="fake-binance-publisher")
         return self
 

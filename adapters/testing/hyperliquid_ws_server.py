@@ -108,7 +108,7 @@ class FakeHyperliquidWsServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp has no public bound port; set once started
         self._publisher = asyncio.create_task(self._publish(), name="fake-hyperliquid-publisher")
         return self
 
@@ -243,7 +243,7 @@ class FakeHyperliquidWsServer:
             self.position += 1
             text = self._frames[index].decode()
             if key[0] == "trades":
-                self._last_trades[key[1]] = text  # type: ignore[index]
+                self._last_trades[key[1]] = text  # type: ignore[index]  # a trades key always names its coin
             for ws in receivers:
                 await self._send(ws, text)
             self.sent.append(index)

@@ -162,8 +162,8 @@ class JournalWriter:
                 self._finish_segment()
                 self._start_segment()
             f = self._file
-            f.write(FRAME.pack(n, zlib.crc32(payload)))  # type: ignore[union-attr]
-            f.write(payload)  # type: ignore[union-attr]
+            f.write(FRAME.pack(n, zlib.crc32(payload)))  # type: ignore[union-attr]  # _start_segment opened it
+            f.write(payload)  # type: ignore[union-attr]  # (no None check on the per-record path)
             self._seg_bytes += FRAME_SIZE + n
             self._seg_records += 1
             self._dirty = True

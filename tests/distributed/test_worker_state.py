@@ -445,7 +445,7 @@ def test_timer_ticks_reach_every_actor_each_interval_one_symbol_at_a_time(tmp_pa
             got.append((now[0], env.receiver))
         deliver(env)
 
-    w.d.deliver = spy  # type: ignore[method-assign]
+    w.d.deliver = spy  # type: ignore[method-assign]  # the spy wraps the real method
     receivers = set(w.d.tick_receivers)
     assert {a.split("/")[0] for a in receivers} == set(MINE)
     interval = w._tick_s

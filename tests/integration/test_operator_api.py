@@ -95,7 +95,7 @@ def test_server_refuses_to_start_without_a_token() -> None:
     with pytest.raises(OperatorConfigError, match="ARBOR_OPERATOR_TOKEN"):
         token_from_env({})
     with pytest.raises(OperatorConfigError, match="ARBOR_OPERATOR_TOKEN"):
-        OperatorServer(None, EventHub(), CollectorRegistry(), None)  # type: ignore[arg-type]
+        OperatorServer(None, EventHub(), CollectorRegistry(), None)  # type: ignore[arg-type]  # the token check comes first
     with pytest.raises(OperatorConfigError):
         OperatorSurface(("BTCUSDT",), HandlerClock(), Path("."), "")
     assert token_from_env({"ARBOR_OPERATOR_TOKEN": TOKEN}) == TOKEN
@@ -328,7 +328,7 @@ def test_stop_returns_within_two_seconds_with_a_client_connected() -> None:
             return []
 
     hub = EventHub()
-    server = OperatorServer(ClusterView(Idle(), SummaryBoard(()), ClusterFacts(), ()), hub,  # type: ignore[arg-type]
+    server = OperatorServer(ClusterView(Idle(), SummaryBoard(()), ClusterFacts(), ()), hub,  # type: ignore[arg-type]  # Idle stands in for a runtime
                             CollectorRegistry(), TOKEN, port=0)
     url = server.start()
     connected = threading.Event()

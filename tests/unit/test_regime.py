@@ -35,11 +35,11 @@ def snap(ts: int, warm: bool = True, **overrides: object) -> FeatureSnapshot:
         warm=warm,
     )
     values.update(overrides)
-    return FeatureSnapshot(**values)  # type: ignore[arg-type]
+    return FeatureSnapshot(**values)  # type: ignore[arg-type]  # values of mixed types by field
 
 
 def regime_logic(clock: ManualClock | None = None, **config: object) -> RegimeLogic:
-    cfg = RegimeConfig(**{"decision_interval_ms": 0, **config})  # type: ignore[arg-type]
+    cfg = RegimeConfig(**{"decision_interval_ms": 0, **config})  # type: ignore[arg-type]  # values of mixed types by field
     return RegimeLogic(make_ctx("TEST/regime", "TEST", clock=clock), cfg)
 
 
