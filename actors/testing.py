@@ -6,8 +6,9 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
-from arbor.actors.base import ActorContext
+from arbor.actors.base import ActorContext, ActorLogic
 from loguru import logger
 
 
@@ -58,3 +59,10 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def handled(logic: ActorLogic, msg: Any) -> list[Any]:
+    """What ``logic`` emits for ``msg``; an AssertionError if it has no handler for that type."""
+    out = logic.handle(msg)
+    assert out is not None, f"{type(logic).__name__} has no handler for {type(msg).__name__}"
+    return out

@@ -71,6 +71,13 @@ def frames(n: int, start_ns: int, rate: float = 2000.0) -> list[tuple[int, str, 
     return out
 
 
+def sink_of(actors: dict[str, ActorLogic]) -> ActionSink:
+    """The ActionSink that ``build`` put where Risk stands."""
+    sink = actors["risk"]
+    assert isinstance(sink, ActionSink)
+    return sink
+
+
 def build(clock) -> dict[str, ActorLogic]:
     # a snapshot per event (emit = "every_event"): this bench measures a decision per event
     feature = FeatureConfig(min_samples=5, long_window=30, short_window=5, emit="every_event")
@@ -90,16 +97,16 @@ def run_plain(fr: list[tuple[int, str, bytes]]) -> tuple[float, int]:
     clock = SimClock(fr[0][0])
     a = build(clock)
     col, feat, reg, arb, sink, venue = (a[f"{SYMBOL}/collector"], a[f"{SYMBOL}/feature"], a[f"{SYMBOL}/regime"],
-                                        a["arbitrator"], a["risk"], a[f"{SYMBOL}/venue"])
+                                        a["arbitrator"], sink_of(a), a[f"{SYMBOL}/venue"])
     t0 = time.perf_counter()
     for ts, sym, payload in fr:
         clock.set(ts)
-        for ev in col.handle(VenuePayload(venue="sim", symbol=sym, payload=payload)):
+        for ev in col.handle(VenuePayload(venue="sim", symbol=sym, payload=payload)) or ():
             venue.handle(ev)
             for snap in feat.handle(ev) or ():
                 for m in reg.handle(snap) or ():
                     if type(m).__name__ == "MandateSet":
-                        for act in arb.handle(m):
+                        for act in arb.handle(m) or ():
                             sink.handle(act)
     return time.perf_counter() - t0, sink.actions
 
@@ -111,13 +118,13 @@ def run_deterministic(fr: list[tuple[int, str, bytes]]) -> tuple[float, int]:
     rt.add_market(fr, "sim")
     t0 = time.perf_counter()
     rt.run()
-    return time.perf_counter() - t0, a["risk"].actions
+    return time.perf_counter() - t0, sink_of(a).actions
 
 
 def run_pykka(fr: list[tuple[int, str, bytes]]) -> tuple[float, int, int]:
     clock = HandlerClock()
     a = build(clock)
-    sink: ActionSink = a["risk"]
+    sink = sink_of(a)
     # The number of actions is fixed by the data (one per decision): learn it from a plain run.
     _, expected = run_plain(fr)
     sink.expect = expected
@@ -174,7 +181,7 @@ def run_latency(rate: float, seconds: float) -> list[int]:
     rt.feed(fr, "sim", paced=True, batch=1)
     rt.feed_done.wait(seconds * 3 + 10)
     deadline = time.monotonic() + 10
-    while len(probe.latencies) < a["risk"].actions and time.monotonic() < deadline:
+    while len(probe.latencies) < sink_of(a).actions and time.monotonic() < deadline:
         time.sleep(0.01)
     rt.stop()
     return probe.latencies
@@ -204,7 +211,9 @@ def main() -> None:
         print(f"  WARNING: action counts differ: plain={acts} deterministic={acts_det} pykka={acts_pykka}")
     lat = sorted(run_latency(args.rate, args.latency_seconds))
     if lat:
-        q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] / 1e6
+        def q(f: float) -> float:
+            return lat[min(len(lat) - 1, int(f * len(lat)))] / 1e6
+
         print(f"latency (pykka, paced at {args.rate:,.0f} events/s, {len(lat)} actions, switch interval 0.5 ms): "
               f"p50 {q(0.5):.3f} ms  p99 {q(0.99):.3f} ms  max {lat[-1] / 1e6:.3f} ms  mean {statistics.fmean(lat) / 1e6:.3f} ms")
     print(f"targets: pykka/plain >= 0.30 -> {'met' if eps['pykka'] / eps['plain'] >= 0.3 else 'NOT met'}; "

@@ -31,16 +31,19 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
 from arbor.actors.cluster.build import build_actors, market_venue
+from arbor.actors.feature import FeatureLogic
 from arbor.actors.replay import audit_journal, open_journal_observer, run_whatif
 from arbor.actors.replay.whatif import hbt_config, market_inputs
 from arbor.actors.runtime import DeterministicRuntime, SimClock
 from arbor.config.loader import load_raw
-from arbor.config.settings import build_settings
+from arbor.config.settings import Settings, build_settings
 from arbor.messages.journal import Durability, JournalReader, JournalWriter
+from arbor.messages.journal.writer import DurabilityMode
 from loguru import logger
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "binance_usdm"
@@ -74,7 +77,9 @@ def record(raw: dict, journal_root: Path, limit: int | None) -> tuple[Path, floa
 
 def write_bench(payloads: list[bytes], root: Path, fsync_records: int) -> None:
     print("journal write (payloads of the recorded journal, appended again):")
-    for mode, n in (("rotation", len(payloads)), ("interval", len(payloads)), ("every_record", fsync_records)):
+    runs: tuple[tuple[DurabilityMode, int], ...] = (
+        ("rotation", len(payloads)), ("interval", len(payloads)), ("every_record", fsync_records))
+    for mode, n in runs:
         target = root / f"write-{mode}"
         batch = payloads[:n]
         size = sum(len(p) for p in batch)
@@ -103,7 +108,7 @@ def read_bench(journal: Path) -> list[bytes]:
     return payloads
 
 
-def profile(label: str, fn) -> None:  # type: ignore[no-untyped-def]
+def profile(label: str, fn: Callable[[], object]) -> None:
     prof = cProfile.Profile()
     prof.enable()
     fn()
@@ -114,7 +119,7 @@ def profile(label: str, fn) -> None:  # type: ignore[no-untyped-def]
     print("\n".join(line for line in buf.getvalue().splitlines()[6:] if line.strip()))
 
 
-def floor(settings, limit: int | None) -> None:  # type: ignore[no-untyped-def]
+def floor(settings: Settings, limit: int | None) -> None:
     """The parts of the what-if timed alone: reading the inputs, the run on inputs in memory, decoding."""
     from arbor.adapters.decoding import decoder_for
 
@@ -130,6 +135,7 @@ def floor(settings, limit: int | None) -> None:  # type: ignore[no-untyped-def]
     dd = time.perf_counter() - t0
     n = len(inputs)
     feature = next(a for aid, a in build_actors(settings, SimClock(0), "bench").items() if aid.endswith("/feature"))
+    assert isinstance(feature, FeatureLogic)
     print(f"floor: reading the HBT inputs alone {n / dr:,.0f} msg/s; what-if with its inputs in memory "
           f"{mem.inputs / mem.elapsed_s:,.0f} msg/s (feature emit: {feature.emit}); decoding alone {n / dd:,.0f} msg/s")
 

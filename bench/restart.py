@@ -120,9 +120,9 @@ def measure_fill_path(n: int) -> tuple[float, float] | None:
                          kind=MandateKind.ENTRY if entering else MandateKind.EXIT, direction=Direction.LONG, qty=qty,
                          mark_price=Decimal("100"), data_ts_ns=0, ts_event_ns=0, reason="bench")
             approved = ActionApproved(symbol="B", action=act, ts_event_ns=0)
-            submit = pos.handle(approved)[0]
+            submit = pos.on_action_approved(approved)[0]
             hook("B/position", pos, approved, [submit])
-            out = ex.handle(submit)
+            out = ex.on_submit_order(submit)
             hook("B/executor", ex, submit, out)  # placing: the executor's state is committed first
             coid = out[0].client_order_id
             t0 = time.perf_counter()
@@ -132,7 +132,7 @@ def measure_fill_path(n: int) -> tuple[float, float] | None:
                                    side=Side.BUY if entering else Side.SELL, qty=lot, price=Decimal("100"),
                                    fee=Decimal("0.0004"), is_maker=False, cum_qty=cum, leaves_qty=qty - cum,
                                    ts_event_ns=0)
-                fwd = ex.handle(fill)
+                fwd = ex.on_order_filled(fill)
                 hook("B/executor", ex, fill, fwd)
                 for m in fwd:
                     changed = pos.handle(m)

@@ -155,7 +155,7 @@ def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, wa
             except OSError:
                 continue
             since = st["started_ns"] + int(warmup * 1e9)
-            for arrived, ns in zip(got["arrivals_ns"], got["latencies_ns"]):
+            for arrived, ns in zip(got["arrivals_ns"], got["latencies_ns"], strict=True):
                 (lat if arrived >= since else warm).append(ns)
             ev_lat += got["event_latencies_ns"]
         coord = json.loads((var / "cluster" / "status" / "coordinator.json").read_text())
@@ -192,7 +192,7 @@ def report_throughput(label: str, runs: dict[int, list[dict]], thr: dict[int, di
               f"{r['coordinator_cpu']:.0%}, {r['orders']} orders")
     one = thr[1]
     ratio = thr[2]["events_per_s"] / one["events_per_s"] if one["events_per_s"] else float("nan")
-    each = [b["events_per_s"] / a_["events_per_s"] for a_, b in zip(runs[1], runs[2]) if a_["events_per_s"]]
+    each = [b["events_per_s"] / a_["events_per_s"] for a_, b in zip(runs[1], runs[2], strict=True) if a_["events_per_s"]]
     # The Coordinator's CPU per event against the single Worker's (both from the 1-worker run):
     # two Workers and the Coordinator share the cores, so the larger this share, the less a second
     # Worker adds (its batches amortize some of the Coordinator's cost, so it is no hard cap).
@@ -232,23 +232,23 @@ def main() -> None:
     print(f"{'workers':>7} {'events/s (unpaced)':>19} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'samples':>7} "
           f"{'RSS/worker MB':>14} {'RSS/symbol MB':>14} {'coord MB':>9}")
     for n in (1, 2):
-        t, l = thr[n], lat[n]
-        print(f"{n:>7} {t['events_per_s']:>19,.0f} {l['p50_ms']:>8.2f} {l['p99_ms']:>8.2f} {l['max_ms']:>8.2f} "
-              f"{l['samples']:>7} {'/'.join(f'{x / 1024:.0f}' for x in l['rss_worker_kb']):>14} "
-              f"{'/'.join(f'{x / 1024:.1f}' for x in l['rss_per_symbol_kb']):>14} {l['rss_coordinator_kb'] / 1024:>9.0f}")
+        t, lt = thr[n], lat[n]
+        print(f"{n:>7} {t['events_per_s']:>19,.0f} {lt['p50_ms']:>8.2f} {lt['p99_ms']:>8.2f} {lt['max_ms']:>8.2f} "
+              f"{lt['samples']:>7} {'/'.join(f'{x / 1024:.0f}' for x in lt['rss_worker_kb']):>14} "
+              f"{'/'.join(f'{x / 1024:.1f}' for x in lt['rss_per_symbol_kb']):>14} {lt['rss_coordinator_kb'] / 1024:>9.0f}")
     for n in (1, 2):
-        l = lat[n]
+        lt = lat[n]
         print(f"  {n} worker(s), warm-up (first {a.warmup:.0f} s: every symbol's first decisions fall in the same "
-              f"instant): {l['warmup_samples']} orders, max {l['warmup_max_ms']:.2f} ms; from the exchange event "
-              f"time (ms resolution, all orders): p50 {l['event_p50_ms']:.2f} ms, p99 {l['event_p99_ms']:.2f} ms")
+              f"instant): {lt['warmup_samples']} orders, max {lt['warmup_max_ms']:.2f} ms; from the exchange event "
+              f"time (ms resolution, all orders): p50 {lt['event_p50_ms']:.2f} ms, p99 {lt['event_p99_ms']:.2f} ms")
     print("paced (latency) runs:")
     for n in (1, 2):
-        t, l = thr[n], lat[n]
+        t, lt = thr[n], lat[n]
         cap = t["events_per_s"]
         print(f"  {n} worker(s): asked {rates[n] * a.symbols * factor:,.0f} events/s ({rates[n]:.1f}/symbol nominal, "
-              f"{rates[n] * a.symbols * factor / cap:.0%} of capacity {cap:,.0f}), achieved {l['events_per_s']:,.0f} "
-              f"({l['events_per_s'] / cap:.0%}); CPU worker {'/'.join(f'{x:.0%}' for x in l['worker_cpu'])}, "
-              f"coordinator {l['coordinator_cpu']:.0%}; {l['orders']} orders; load average after {l['load_after']:.2f}")
+              f"{rates[n] * a.symbols * factor / cap:.0%} of capacity {cap:,.0f}), achieved {lt['events_per_s']:,.0f} "
+              f"({lt['events_per_s'] / cap:.0%}); CPU worker {'/'.join(f'{x:.0%}' for x in lt['worker_cpu'])}, "
+              f"coordinator {lt['coordinator_cpu']:.0%}; {lt['orders']} orders; load average after {lt['load_after']:.2f}")
     report_throughput(f"throughput, market-data mix ({a.unpaced_rate:g} events/s per symbol nominal, as live "
                       f"markets and the paced runs: a decision every 200 ms per symbol)", runs, thr, target=True)
     if heavy is not None:

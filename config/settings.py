@@ -149,7 +149,7 @@ def _converter() -> cattrs.Converter:
             raise ValueError(f"expected true or false, got {value!r}")
         return value
 
-    def to_enum(value: Any, t: type) -> Any:
+    def to_enum(value: Any, t: type[Enum]) -> Any:
         try:
             return t(value)
         except ValueError:

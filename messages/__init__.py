@@ -11,7 +11,9 @@ from arbor.messages.base import (
     Regime,
     Side,
     TradingState,
+    evolve_message,
     message,
+    message_fields,
 )
 from arbor.messages.codec import Codec, CodecError, UnknownMessageType
 from arbor.messages.control import (
@@ -69,4 +71,21 @@ from arbor.messages.risk import (
     TradingStateChanged,
 )
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [
+    "Direction", "MandateKind", "MarketEventKind", "OrderIntent", "OrderStatus", "OrderType", "PositionState",
+    "Regime", "Side", "TradingState", "evolve_message", "message", "message_fields",
+    "Codec", "CodecError", "UnknownMessageType",
+    "ActorFailed", "ActorRestarted", "DeadLetter", "PoisonMessageQuarantined", "ReleaseSymbol", "SymbolQuarantined",
+    "SymbolRecovered", "SymbolReleased", "TimerTick",
+    "Action", "ActionApproved", "ActionDenied", "ActionNotApplicable", "Mandate", "MandateSet", "RegimeChanged",
+    "Envelope",
+    "FeatureSnapshot",
+    "DecodeFailure", "RawMarketEvent", "VenuePayload",
+    "CancelOpenOrders", "CancelOrder", "DuplicateOrderSuppressed", "OrderAccepted", "OrderCanceled", "OrderFilled",
+    "OrderRejected", "OrderStatusReported", "OrderTimedOut", "PlaceOrder", "PositionReported", "QueryOrder",
+    "QueryPosition", "Reconcile", "ReconciliationCompleted", "RequestCancel", "SubmitOrder",
+    "PositionChanged",
+    "ALL_MESSAGE_TYPES",
+    "ALL_SYMBOLS", "EngageKillSwitch", "KillSwitchEngaged", "KillSwitchReset", "KillSwitchResetRefused",
+    "ResetKillSwitch", "SetTradingState", "TradingStateChanged",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import TypeVar, dataclass_transform
+from typing import Any, TypeVar, dataclass_transform
 
 import attrs
 
@@ -19,12 +19,26 @@ def message(name: str, version: int = 1) -> Callable[[type[T]], type[T]]:
     """
 
     def wrap(cls: type[T]) -> type[T]:
+        # The tag attributes are added to the class here; the message classes declare none.
         cls.TAG = f"{name}.v{version}"  # type: ignore[attr-defined]
         cls.NAME = name  # type: ignore[attr-defined]
         cls.VERSION = version  # type: ignore[attr-defined]
         return attrs.frozen(kw_only=True, slots=True)(cls)
 
     return wrap
+
+
+def evolve_message(msg: T, **changes: Any) -> T:
+    """A copy of the message ``msg`` with ``changes`` applied (``attrs.evolve``, typed for messages)."""
+    # @message classes are attrs classes at run time, but type checkers see them through
+    # dataclass_transform, so mypy's attrs plugin does not recognize them: checked here once.
+    return attrs.evolve(msg, **changes)  # type: ignore[misc]
+
+
+def message_fields(cls: type) -> tuple[attrs.Attribute[Any], ...]:
+    """The fields of the message class ``cls`` (``attrs.fields``, typed for messages as above)."""
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cls)
+    return fields
 
 
 class Direction(str, Enum):

@@ -45,7 +45,7 @@ class Codec:
         self._conv = conv
         self._by_tag: dict[str, type] = {}
         for t in types:
-            tag = t.TAG  # type: ignore[attr-defined]
+            tag = t.TAG  # type: ignore[attr-defined]  # set by @message
             if tag in self._by_tag:
                 raise ValueError(f"message tag {tag!r} registered twice")
             self._by_tag[tag] = t
@@ -94,7 +94,8 @@ class Codec:
 
     # -- bytes ------------------------------------------------------------------------------
     def encode(self, msg: Any) -> bytes:
-        return msgpack.packb(self.to_primitive(msg), use_bin_type=True)
+        data: bytes = msgpack.packb(self.to_primitive(msg), use_bin_type=True)
+        return data
 
     def decode(self, data: bytes) -> Any:
         try:
@@ -124,7 +125,8 @@ class Codec:
         )
 
     def encode_envelope(self, env: Envelope) -> bytes:
-        return msgpack.packb(self.envelope_to_primitive(env), use_bin_type=True)
+        data: bytes = msgpack.packb(self.envelope_to_primitive(env), use_bin_type=True)
+        return data
 
     def decode_envelope(self, data: bytes) -> Envelope:
         try:

@@ -94,6 +94,7 @@ class FaultyLogic(ActorLogic):
         super().__init__(inner.ctx)
         self.inner = inner
         self.plan = plan
+        # Class constants of the wrapped logic, taken over per instance (mypy: assignment to a ClassVar).
         self.ROLE = inner.ROLE  # type: ignore[misc]
         self.WANTS_TICKS = inner.WANTS_TICKS  # type: ignore[misc]
 

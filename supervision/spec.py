@@ -68,6 +68,7 @@ class SupervisorSpec:
 
     def to_restart(self, failed: str) -> tuple[str, ...]:
         """Children to restart, in start order, when ``failed`` fails (before restart types apply)."""
+        chosen: tuple[str, ...]
         if self.strategy is Strategy.ONE_FOR_ONE:
             chosen = (failed,)
         elif self.strategy is Strategy.ONE_FOR_ALL:

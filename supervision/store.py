@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from arbor.actors.arbitrator.logic import ArbitratorSnapshot
@@ -47,6 +47,9 @@ from arbor.actors.risk.logic import RiskSnapshot, SymbolBookRecord
 from arbor.messages import Direction, PositionState, ReconciliationCompleted, TradingState
 from arbor.supervision.snapshots import SnapshotCodec, SnapshotError
 from loguru import logger
+
+if TYPE_CHECKING:  # for annotations only: the store does not load the simulator at run time
+    from arbor.adapters.sim.paper import PaperOrderState, PaperVenueSnapshot
 
 T = TypeVar("T")
 
@@ -292,7 +295,8 @@ class StateStore:
     @property
     def journal_mode(self) -> str:
         with self._lock:
-            return self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+            mode: str = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        return mode
 
     def close(self) -> None:
         self._checkpoint_stop.set()
@@ -495,7 +499,7 @@ class StateStore:
                 self._conn.executemany("INSERT INTO risk_books VALUES (?, ?)"
                                        " ON CONFLICT (symbol) DO UPDATE SET data = excluded.data",
                                        [(b.symbol, enc(b)) for b in changed])
-            if last is None or not all(_same(a, b) for a, b in zip(last["extra"], extra)):
+            if last is None or not all(_same(a, b) for a, b in zip(last["extra"], extra, strict=True)):
                 x("INSERT OR REPLACE INTO risk_extra VALUES (1, ?)", (self._codec.encode(_RiskExtra(
                     reservations=snapshot.reservations, approved_at=snapshot.approved_at,
                     reconciliations=snapshot.reconciliations)),))
@@ -580,7 +584,7 @@ class StateStore:
             self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))
 
     # -- the simulated venue's records ----------------------------------------------------------
-    def save_venue(self, symbol: str, snapshot: Any) -> None:
+    def save_venue(self, symbol: str, snapshot: PaperVenueSnapshot) -> None:
         """The paper venue's records (a ``PaperVenueSnapshot``): its position, counters and
         requests in flight under ``venue:SYMBOL``, and each order under a key of its own, written
         only when its record changed (a settled order's record never does); orders the venue
@@ -611,7 +615,9 @@ class StateStore:
             for c in gone:
                 del written[c]
 
-    def load_venue(self, symbol: str, snapshot_cls: type[T], order_cls: type) -> T | None:
+    def load_venue(
+        self, symbol: str, snapshot_cls: type[PaperVenueSnapshot], order_cls: type[PaperOrderState]
+    ) -> PaperVenueSnapshot | None:
         """The paper venue's records as ``save_venue`` wrote them, orders in the order they came."""
         prefix = _venue_prefix(symbol)
         with self._lock:

@@ -89,10 +89,11 @@ def restore_from(new: ActorLogic, previous: ActorLogic | None, persister: StateP
     Position and Executor snapshots are immutable values replaced only when a handler completes,
     so theirs is the state before the message that crashed it.
     """
-    target = getattr(new, "inner", new)
+    # Unwrapped from a FaultyLogic, the logics are of any role: what they offer is checked below.
+    target: Any = getattr(new, "inner", new)
     if previous is None:
         return new
-    prev = getattr(previous, "inner", previous)
+    prev: Any = getattr(previous, "inner", previous)
     if isinstance(target, CollectorLogic):
         target.resume_after(prev.last_seq)
         return new

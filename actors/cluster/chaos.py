@@ -232,6 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sink = configure_logging(run_dir / "logs", "INFO", console_level=None)
     monitor = ChaosMonitor(tuple(s.symbol for s in settings.symbols))
     cluster = LiveCluster(settings, f"chaos-{args.seed}", observers=(monitor,))
+    faults = cluster.faults
+    if faults is None:  # chaos_overrides always plans faults
+        raise RuntimeError("chaos: the settings plan no faults")
     print(f"chaos: {args.duration:.0f}s, fault rate {args.rate}/message, seed {args.seed}; logs in {run_dir}",
           flush=True)
     cluster.start()
@@ -243,8 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cluster.send(f"{sym}/supervisor", ReleaseSymbol(symbol=sym, who="chaos-operator", reason="cool-down"))
             if monitor.kill_switch_due(args.cool_down):  # the operator acknowledges and resets, as in a drill
                 cluster.send("risk", ResetKillSwitch(who="chaos-operator", reason="drill: failure acknowledged"))
-        cluster.faults.enabled = False  # stop injecting, let the system settle
-        cluster.faults.release.set()
+        faults.enabled = False  # stop injecting, let the system settle
+        faults.release.set()
         for sym in monitor.due_for_release(0.0):
             cluster.send(f"{sym}/supervisor", ReleaseSymbol(symbol=sym, who="chaos-operator", reason="final"))
         settle = time.monotonic() + 20
@@ -262,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         cluster.stop()
         sink.close()
-    injected = dict(cluster.faults.injected, **from_venue)
+    injected = dict(faults.injected, **from_venue)
     figures = {
         "entries_sent_while_not_active": monitor.entries_while_not_active,
         "duplicate_orders": monitor.duplicates(),

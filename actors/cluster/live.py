@@ -7,7 +7,7 @@ from typing import Any
 
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
 from arbor.actors.cluster.observers import SummaryBoard
-from arbor.actors.replay.recorder import build_held
+from arbor.actors.replay.recorder import JournalObserver, build_held
 from arbor.actors.runtime import HandlerClock, ThreadedRuntime
 from arbor.actors.runtime.dispatcher import Observer
 from arbor.config.settings import Settings
@@ -27,7 +27,7 @@ class LiveCluster:
 
     def __init__(self, settings: Settings, run_id: str, observers: Iterable[Observer] = (),
                  clock: HandlerClock | None = None,
-                 journal: Callable[[int], Observer] | None = None, persist: bool = True) -> None:
+                 journal: Callable[[int], JournalObserver] | None = None, persist: bool = True) -> None:
         """``journal(built_ns)`` opens the journal observer once the actors are built (the instant
         they were built at is what an audit replay holds the clock at while rebuilding them)."""
         self.settings = settings
@@ -41,7 +41,7 @@ class LiveCluster:
         self.store = StateStore.in_var_dir(settings.run.var_dir) if persist else None
         self.persister = StatePersister(self.store) if self.store is not None else None
         self.restored: list[str] = []
-        if self.persister is not None:
+        if self.store is not None and self.persister is not None:
             if self.store.degraded:
                 logger.bind(actor="cluster", event_type="store_degraded").error(
                     "state store degraded, starting without stored state: {}", self.store.degraded_reason)
@@ -86,6 +86,7 @@ class LiveCluster:
         self.runtime.stop(timeout=timeout)
         if self.persister is not None:
             self.persister.stop()
+        if self.store is not None:
             self.store.close()
         if self.journal is not None:
             self.journal.close()

@@ -6,11 +6,14 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Message
 
 _SECRET_WORDS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSPHRASE", "PRIVATE")
 
@@ -33,7 +36,7 @@ class JsonLinesSink:
 
     def __init__(self, path: Path, secrets: tuple[str, ...]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)
+        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- the sink holds it open; close() closes it
         self._lock = threading.Lock()
         self._secrets = secrets
 
@@ -63,6 +66,15 @@ def configure_logging(log_dir: Path, level: str, console_level: str | None = "WA
     sink = JsonLinesSink(log_dir / "arbor.jsonl", secrets)
     logger.add(sink, level=level.upper(), enqueue=False)
     if console_level:
-        logger.add(lambda m: sys.stderr.write(redact(str(m), secrets)), level=console_level,
+        logger.add(stderr_sink(secrets), level=console_level,
                    format="{time:HH:mm:ss} {level} {extra[actor]} {message}", filter=lambda r: "actor" in r["extra"])
     return sink
+
+
+def stderr_sink(secrets: tuple[str, ...]) -> Callable[[Message], None]:
+    """A loguru sink writing each formatted record to stderr with ``secrets`` redacted."""
+
+    def write(message: Message) -> None:
+        sys.stderr.write(redact(str(message), secrets))
+
+    return write

@@ -140,7 +140,7 @@ class TradeLog(_Quiet):
         self.path = path
         self.mode = mode
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)
+        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
         self._lock = threading.Lock()
         self._open: dict[str, dict[str, Any]] = {}
         self._last_action: dict[str, ActionApproved] = {}

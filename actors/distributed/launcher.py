@@ -14,6 +14,7 @@ cluster has started and stopped first, so it stays up while the Coordinator is r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -57,7 +58,7 @@ def acquire_lock(var_dir: Path) -> Any:
     """Hold ``<var_dir>/cluster.lock`` for the life of this process, or raise AlreadyRunning."""
     var_dir.mkdir(parents=True, exist_ok=True)
     path = var_dir / LOCK_FILE
-    fh = open(path, "a+")
+    fh = open(path, "a+")  # noqa: SIM115 -- the lock lives as long as the open file
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -335,10 +336,8 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
             done = threading.Event()
 
             def shutdown() -> None:
-                try:
+                with contextlib.suppress(Exception):
                     asys.shutdown()
-                except Exception:
-                    pass
                 done.set()
 
             threading.Thread(target=shutdown, name="arbor-asys-shutdown", daemon=True).start()

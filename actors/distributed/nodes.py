@@ -31,7 +31,7 @@ from arbor.actors.cluster.build import (
     market_venue,
     supervisor_for,
 )
-from arbor.actors.cluster.logs import JsonLinesSink, secret_values
+from arbor.actors.cluster.logs import JsonLinesSink, secret_values, stderr_sink
 from arbor.actors.distributed.latch import read_latch, write_latch
 from arbor.actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.actors.distributed.procs import rss_kb
@@ -83,14 +83,12 @@ def msg_id_base(slot: int, incarnation_index: int) -> int:
 
 
 def setup_node_logging(var_dir: str | Path, name: str, level: str) -> JsonLinesSink:
-    """Each process logs to its own ``<var_dir>/logs/<name>.jsonl`` (warnings also to stderr)."""
-    import sys
-
+    """Each process logs to its own ``<var_dir>/logs/<name>.jsonl`` (warnings also to stderr, redacted)."""
     secrets = secret_values(os.environ)
     logger.remove()
     sink = JsonLinesSink(Path(var_dir) / "logs" / f"{name}.jsonl", secrets)
     logger.add(sink, level=level.upper(), enqueue=False)
-    logger.add(lambda m: sys.stderr.write(str(m)), level="WARNING",
+    logger.add(stderr_sink(secrets), level="WARNING",
                format="{time:HH:mm:ss} {level} " + name + " {extra[actor]} {message}",
                filter=lambda r: "actor" in r["extra"])
     return sink
@@ -137,7 +135,7 @@ class EventFile:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)
+        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
 
     def write(self, **fields: Any) -> None:
         fields.setdefault("ts_ns", time.time_ns())
@@ -180,6 +178,7 @@ class Node:
         self.senders: dict[str, LinkSender] = {}
         self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
         self.d: Dispatcher
+        self.events: EventFile  # each node kind opens its own events file
         self.decode_errors = 0
         self.dropped = 0
         # Called after an envelope was queued for another node (the shim sends it at once
@@ -402,7 +401,7 @@ class CoordinatorCore(Node):
     def _remote(self, receiver: str, env: Envelope) -> None:
         slot = self.slot_of.get(symbol_of(receiver))
         peer = self.peers.get(slot) if slot is not None else None
-        if peer is None or not peer.up:
+        if slot is None or peer is None or not peer.up:
             self.dropped += 1  # its worker is down: what it would have received dies with it
             logger.bind(actor="coordinator", event_type="link_drop").warning(
                 "{} for {} dropped: worker slot {} is down", type(env.payload).__name__, receiver, slot)
@@ -487,8 +486,8 @@ class CoordinatorCore(Node):
             self._remote(receiver, env)
 
     def status(self) -> dict[str, Any]:
-        risk = self.d.actors["risk"]
-        arb = self.d.actors["arbitrator"]
+        risk: Any = self.d.actors["risk"]  # a RiskLogic, or a FaultyLogic wrapping one
+        arb: Any = self.d.actors["arbitrator"]
         return {"role": "coordinator", "incarnation": self.incarnation, "pid": os.getpid(), "ts_ns": time.time_ns(),
                 "risk": getattr(risk, "inner", risk).status(), "risk_stats": getattr(risk, "inner", risk).stats(),
                 "denials_by_symbol": dict(self.observer.denials),
@@ -520,7 +519,7 @@ class WorkerProbe(_HeldEvents):
     _KEEP = 4096  # causation links remembered (frames in flight between the feed and a decision)
 
     def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
-        self.rows = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0, "decode_failures": 0, "regime": "UNKNOWN"}
+        self.rows: dict[str, dict[str, Any]] = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0, "decode_failures": 0, "regime": "UNKNOWN"}
                      for s in symbols}
         self.events = events
         self._held: list[dict[str, Any]] = []

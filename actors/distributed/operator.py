@@ -305,11 +305,11 @@ class EventFollower:
         with self._lock:
             if rec.get("ev") in _ERROR_EVENTS:
                 self._errors += 1
-            elif rec.get("ev") == "position":
+            elif rec.get("ev") == "position" and (symbol := rec.get("symbol")) is not None:
                 if rec.get("state") == "FLAT":
-                    self._entry_ns.pop(rec.get("symbol"), None)
+                    self._entry_ns.pop(symbol, None)
                 else:
-                    self._entry_ns.setdefault(rec.get("symbol"), int(rec.get("ts_ns") or 0))
+                    self._entry_ns.setdefault(symbol, int(rec.get("ts_ns") or 0))
 
     def entry_ns(self) -> dict[str, int]:
         with self._lock:
@@ -456,7 +456,7 @@ class DistributedView(ViewLifecycle):
         coord = nodes[COORDINATOR]
         book = coord.status.get("risk", {}).get("symbols", {}) if coord.fresh else {}
         entries = self.follower.entry_ns()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for s in sorted(self.symbols):
             row, w = self._symbol_row(s, nodes)
             qty = _dec(row.get("qty", "0"))
@@ -489,14 +489,14 @@ class DistributedView(ViewLifecycle):
     def risk_status(self) -> dict[str, Any]:
         """Risk's ``status()`` as the Coordinator last wrote it; NodeUnavailable while it is stale."""
         coord = self.nodes()[COORDINATOR]
-        if not coord.fresh:
+        if not coord.fresh or coord.age_s is None:  # fresh means a status with a time
             age = f"{coord.age_s:.1f} s old" if coord.age_s is not None else "missing"
             raise NodeUnavailable(f"the Coordinator's status is {age}: down, hung or restarting")
         return {**coord.status["risk"], "stats": coord.status.get("risk_stats"), "status_age_s": round(coord.age_s, 3)}
 
     def tree(self) -> dict[str, Any]:
         """One group per process: the Coordinator's Risk and Arbitrator, each Worker's symbol subtrees."""
-        groups = []
+        groups: list[dict[str, Any]] = []
         for name, node in self.nodes().items():
             restarts = node.process.get("restarts") or 0
             actors = []

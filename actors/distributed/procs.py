@@ -65,7 +65,7 @@ def descendants(root: int) -> list[int]:
 
 def reap_children() -> list[int]:
     """waitpid every exited child of this process (no blocking)."""
-    reaped = []
+    reaped: list[int] = []
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)

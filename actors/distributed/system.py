@@ -151,7 +151,7 @@ class Waker:
             self._cv.notify()
 
     def _ring(self) -> None:
-        try:
+        try:  # noqa: SIM105 -- on every wake: contextlib.suppress would add two calls to it
             os.write(self._w, b"!")
         except BlockingIOError:
             pass  # the pipe is full of rings not yet read: the node wakes anyway
@@ -452,7 +452,7 @@ class _NodeActor(Actor):
             import faulthandler
             import signal as _signal
 
-            self._stacks = open(Path(var_dir) / "logs" / f"{name}.stacks", "a")
+            self._stacks = open(Path(var_dir) / "logs" / f"{name}.stacks", "a")  # noqa: SIM115 -- faulthandler writes to it for the process's life
             # Unregister first: this process was forked from the supervisor's, whose registration
             # it inherited, so register() alone would only change the file and leave thespian's
             # handler (installed in the child since) in place: nothing was ever dumped.
@@ -589,13 +589,16 @@ class _NodeActor(Actor):
 
     def _wait_inbound(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for link frames on the data sockets and read them."""
+        data = self._data
+        if data is None:
+            return
         try:
-            ready, _, _ = select.select(self._data.fds(), [], [], timeout)
+            ready, _, _ = select.select(data.fds(), [], [], timeout)
         except (OSError, ValueError):  # a socket closed under us: thespian's loop takes over
             return
         self._in_polled = time.perf_counter()
         if ready:
-            self._data.receive(ready)
+            data.receive(ready)
 
     def _send_to(self, peer: str, msg: Any) -> None:
         if self._data is not None and self._data.send(peer, msg):
@@ -686,7 +689,8 @@ class _NodeActor(Actor):
             self._next_status = mono + STATUS_EVERY_S
             st = self.core.status()
             self._node_fields(st)
-            self._status.put(self.core.name, st)
+            if self._status is not None:
+                self._status.put(self.core.name, st)
             if mono >= self._next_latency:
                 self._next_latency = mono + LATENCY_EVERY_S
                 self._put_latencies()
@@ -710,7 +714,7 @@ class _NodeActor(Actor):
         """The core's latency samples, if it keeps any, to ``<name>.latency.json`` (every
         ``LATENCY_EVERY_S``, not with each status: they are up to 60,000 numbers)."""
         lat = self.core.latency_report()
-        if lat is not None:
+        if lat is not None and self._status is not None:
             self._status.put(f"{self.core.name}.latency", lat)
 
     def _supervisor_alive(self) -> bool:
@@ -745,9 +749,10 @@ class _NodeActor(Actor):
                 st = self.core.status()
                 st["stopped"] = True
                 self._node_fields(st)
-                self._status.put(self.core.name, st)
-                self._put_latencies()
-                self._status.close()
+                if self._status is not None:
+                    self._status.put(self.core.name, st)
+                    self._put_latencies()
+                    self._status.close()
             finally:
                 self._stopped = True
                 self._waker.close()
@@ -806,13 +811,14 @@ class CoordinatorActor(_NodeActor):
         elif isinstance(msg, WorkerUp):
             core.worker_up(msg.slot, msg.incarnation)
             self._addresses[f"worker-{msg.slot}"] = msg.address
-            self._data.set_peer(f"worker-{msg.slot}", msg.data)
+            if self._data is not None:  # without a data port, sends go through thespian
+                self._data.set_peer(f"worker-{msg.slot}", msg.data)
             for batch in core.take_early(msg.slot):
                 self._on_batch(batch, batch.link)
             self._flush()
         elif isinstance(msg, WorkerDown):
             core.worker_down(msg.slot, msg.incarnation, msg.reason)
-            if core.peers.get(msg.slot) is None or not core.peers[msg.slot].up:
+            if (core.peers.get(msg.slot) is None or not core.peers[msg.slot].up) and self._data is not None:
                 self._data.drop_peer(f"worker-{msg.slot}")
                 self._acks.pop(f"worker-{msg.slot}", None)
             self._flush()
@@ -894,13 +900,14 @@ class WorkerActor(_NodeActor):
             if core is not None:
                 self._hold_links = False
                 self._addresses["coordinator"] = msg.address
-                self._data.set_peer("coordinator", msg.data)
+                if self._data is not None:  # without a data port, sends go through thespian
+                    self._data.set_peer("coordinator", msg.data)
                 core.coordinator_up(msg.incarnation)
                 self._flush()
         elif isinstance(msg, CoordinatorDown):
             if core is not None:
                 core.coordinator_down(msg.incarnation)
-                if core.coordinator_incarnation == msg.incarnation:
+                if core.coordinator_incarnation == msg.incarnation and self._data is not None:
                     self._data.drop_peer("coordinator")
                     self._acks.pop("coordinator", None)
         elif isinstance(msg, StartWorker):
@@ -970,6 +977,7 @@ class _Proc:
         self.data: tuple = ()  # its data port (host, port)
         self.remote = False  # on a joined host: seen alive by its Heartbeat messages, never by pid or file
         self.last_beat_ns = 0
+        self.started_ns: int | None = None  # when it was last (re)started or found hung
 
 
 class ClusterSupervisor(Actor):
@@ -1041,7 +1049,7 @@ class ClusterSupervisor(Actor):
         import faulthandler
         import signal as _signal
 
-        self._stacks = open(Path(plan.var_dir) / "logs" / "supervisor.stacks", "a")
+        self._stacks = open(Path(plan.var_dir) / "logs" / "supervisor.stacks", "a")  # noqa: SIM115 -- faulthandler writes to it for the process's life
         faulthandler.unregister(_signal.SIGUSR1)  # see _NodeActor._init_node
         faulthandler.register(_signal.SIGUSR1, file=self._stacks, all_threads=True)
         self.launcher = sender
@@ -1252,7 +1260,7 @@ class ClusterSupervisor(Actor):
                     st = json.loads(path.read_text())
                 except (OSError, ValueError):
                     st = {}
-                beat = int(st["ts_ns"]) if st.get("pid") == p.pid and "ts_ns" in st else getattr(p, "started_ns", now)
+                beat = int(st["ts_ns"]) if st.get("pid") == p.pid and "ts_ns" in st else (p.started_ns if p.started_ns is not None else now)
                 age = (now - beat) / 1e9
             out[p.name] = age
         return out

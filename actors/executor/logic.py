@@ -53,6 +53,7 @@ from arbor.messages import (
     Side,
     SubmitOrder,
     TimerTick,
+    evolve_message,
 )
 
 _MS = 1_000_000
@@ -234,10 +235,10 @@ class ExecutorLogic(ActorLogic):
             self._live = {c: None for c, o in self._orders.items() if o.is_live}
 
     def _handle(self, msg: Any) -> list[Any] | None:
-        coid = getattr(msg, "client_order_id", None)
+        coid: str | None = getattr(msg, "client_order_id", None)
         before = self._orders.get(coid) if coid is not None else None
         out = super().handle(msg)
-        if out is None or before is None or not before.emergency:
+        if out is None or coid is None or before is None or not before.emergency:
             return out
         # The executor's own flattening order: the position never placed it, so it never hears
         # of it; once it is over, the venue's records are compared again.
@@ -253,7 +254,7 @@ class ExecutorLogic(ActorLogic):
             return []
         status = _working(order) if order.status in (S.PENDING_NEW, S.UNKNOWN) else order.status
         self._put(attrs.evolve(order, status=status, venue_order_id=msg.venue_order_id, last_query_ns=None))
-        return [attrs.evolve(msg, action_id=order.action_id)]
+        return [evolve_message(msg, action_id=order.action_id)]
 
     def on_order_filled(self, msg: OrderFilled) -> list[Any]:
         order = self._known(msg.client_order_id)
@@ -275,14 +276,14 @@ class ExecutorLogic(ActorLogic):
         if not order.is_live:
             # Never drop a real fill: the position decides whether it fits (and fails loudly if not).
             self.ctx.log.error("fill {} for {} order {}", msg.fill_id, order.status.value, order.client_order_id)
-        return self._apply_fill(order, attrs.evolve(msg, qty=qty, action_id=order.action_id))
+        return self._apply_fill(order, evolve_message(msg, qty=qty, action_id=order.action_id))
 
     def on_order_rejected(self, msg: OrderRejected) -> list[Any]:
         order = self._live_order(msg.client_order_id)
         if order is None:
             return []
         self._put(attrs.evolve(order, status=S.REJECTED))
-        return [attrs.evolve(msg, action_id=order.action_id)]
+        return [evolve_message(msg, action_id=order.action_id)]
 
     def on_order_canceled(self, msg: OrderCanceled) -> list[Any]:
         order = self._live_order(msg.client_order_id)
@@ -301,7 +302,7 @@ class ExecutorLogic(ActorLogic):
             self._put(held)
             return []
         self._put(attrs.evolve(order, status=S.CANCELED))
-        return [attrs.evolve(msg, action_id=order.action_id)]
+        return [evolve_message(msg, action_id=order.action_id)]
 
     def on_order_status_reported(self, msg: OrderStatusReported) -> list[Any]:
         """Settle an order from the venue's records.
@@ -334,7 +335,7 @@ class ExecutorLogic(ActorLogic):
             if msg.avg_price is None:
                 self._counts["unpriced_reports"] += 1  # cannot price the fill: stay unsettled, ask again
                 return []
-            out += self._reconcile_fill(order, msg, missing)
+            out += self._reconcile_fill(order, msg, missing, msg.avg_price)
             order = self._orders[order.client_order_id]
             if not order.is_live:  # the synthesized fill completed it, or released a held cancel
                 return out
@@ -499,7 +500,9 @@ class ExecutorLogic(ActorLogic):
         self._put(order)
         return out
 
-    def _reconcile_fill(self, order: TrackedOrder, msg: OrderStatusReported, missing: Decimal) -> list[Any]:
+    def _reconcile_fill(
+        self, order: TrackedOrder, msg: OrderStatusReported, missing: Decimal, price: Decimal
+    ) -> list[Any]:
         fill_id = f"{order.client_order_id}:recon:{msg.filled_qty}"
         self._fill_ids[fill_id] = order.client_order_id
         self._put(attrs.evolve(order, reconciled_qty=order.reconciled_qty + missing, fill_ids=order.fill_ids + (fill_id,)))
@@ -510,7 +513,7 @@ class ExecutorLogic(ActorLogic):
             fill_id=fill_id,
             side=order.side,
             qty=missing,
-            price=msg.avg_price,
+            price=price,
             fee=Decimal("0"),
             is_maker=False,
             cum_qty=msg.filled_qty,
@@ -562,7 +565,7 @@ class ExecutorLogic(ActorLogic):
                 self._forget(self._oldest_settled(len(self._orders) - len(self._live) - SETTLED_ORDERS_KEPT))
 
     def _oldest_settled(self, n: int) -> list[str]:
-        out = []
+        out: list[str] = []
         for coid, order in self._orders.items():
             if len(out) >= n:
                 break

@@ -141,7 +141,7 @@ class FeatureLogic(ActorLogic):
             if self._bucket is None:
                 self._bucket = bucket
             elif bucket > self._bucket:
-                self._roll(bucket)
+                self._roll(self._bucket, bucket)
                 rolled = True
             # an event from an already closed bucket (late print) counts in the open one
 
@@ -228,10 +228,10 @@ class FeatureLogic(ActorLogic):
         self._price = price
 
     # -- buckets ----------------------------------------------------------------------------
-    def _roll(self, bucket: int) -> None:
-        """Close the open bucket and any empty ones up to ``bucket``, then recompute the windows."""
+    def _roll(self, open_bucket: int, bucket: int) -> None:
+        """Close ``open_bucket`` and any empty ones up to ``bucket``, then recompute the windows."""
         self._close_bucket()
-        empty = min(bucket - self._bucket - 1, self._long + 1)
+        empty = min(bucket - open_bucket - 1, self._long + 1)
         for _ in range(empty):
             self._close_bucket()
         self._bucket = bucket

@@ -81,11 +81,11 @@ class PositionLogic(ActorLogic):
         if kind is MandateKind.ENTRY and pos.state is FLAT and action.direction is not None and action.qty > 0:
             return self._submit(action, ENTERING, action.direction, action.qty)
         if kind is MandateKind.REDUCE and pos.state is OPEN and action.qty > 0:
-            return self._submit(action, REDUCING, pos.direction, min(action.qty, pos.qty))
+            return self._submit(action, REDUCING, pos.held_direction, min(action.qty, pos.qty))
         if kind is MandateKind.EXIT:
             if pos.state is OPEN:
-                return self._submit(action, CLOSING, pos.direction, pos.qty)
-            if pos.state is REDUCING and pos.order_qty - pos.order_filled == pos.qty:
+                return self._submit(action, CLOSING, pos.held_direction, pos.qty)
+            if pos.state is REDUCING and pos.live_order_qty - pos.order_filled == pos.qty:
                 # The live reduce order already takes the position to zero: it becomes the close.
                 return self._change(attrs.evolve(pos, state=CLOSING), "exit_adopts_reduce")
             if pos.state in (ENTERING, REDUCING):
@@ -131,17 +131,18 @@ class PositionLogic(ActorLogic):
         self._fills += 1
         if pos.state is ENTERING:
             qty = pos.qty + msg.qty
-            avg = msg.price if pos.avg_entry_price is None else (pos.avg_entry_price * pos.qty + msg.price * msg.qty) / qty
+            avg: Decimal | None = msg.price if pos.avg_entry_price is None else (pos.avg_entry_price * pos.qty + msg.price * msg.qty) / qty
             pnl = pos.realized_pnl
         else:
             qty = pos.qty - msg.qty
-            pnl = pos.realized_pnl + (msg.price - pos.avg_entry_price) * msg.qty * pos.direction.sign
+            pnl = pos.realized_pnl + (msg.price - pos.entry_price) * msg.qty * pos.held_direction.sign
             avg = pos.avg_entry_price if qty else None
         filled = pos.order_filled + msg.qty
-        books = dict(qty=qty, avg_entry_price=avg, realized_pnl=pnl, fees=pos.fees + msg.fee)
+        fees = pos.fees + msg.fee
         if filled == pos.order_qty or msg.leaves_qty == 0:
-            return self._order_over("filled", **books)
-        return self._change(attrs.evolve(pos, order_filled=filled, **books), "partial_fill")
+            return self._order_over("filled", qty=qty, avg_entry_price=avg, realized_pnl=pnl, fees=fees)
+        new = attrs.evolve(pos, order_filled=filled, qty=qty, avg_entry_price=avg, realized_pnl=pnl, fees=fees)
+        return self._change(new, "partial_fill")
 
     def on_order_rejected(self, msg: OrderRejected) -> list[Any]:
         if not self._is_live(msg.action_id):
@@ -229,7 +230,7 @@ class PositionLogic(ActorLogic):
 
     def _order_side(self) -> Side:
         pos = self._pos
-        return Side.opening(pos.direction) if pos.state is ENTERING else Side.closing(pos.direction)
+        return Side.opening(pos.held_direction) if pos.state is ENTERING else Side.closing(pos.held_direction)
 
     def _now(self) -> int:
         return self.ctx.clock.now_ns()

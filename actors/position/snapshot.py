@@ -90,6 +90,27 @@ class PositionSnapshot:
     def signed_qty(self) -> Decimal:
         return self.qty * self.direction.sign if self.direction else ZERO
 
+    @property
+    def held_direction(self) -> Direction:
+        """The direction of a position that is not FLAT (every such state has one)."""
+        if self.direction is None:
+            raise PositionError(f"a {self.state.value} position has no direction")
+        return self.direction
+
+    @property
+    def live_order_qty(self) -> Decimal:
+        """The quantity of the live order (ENTERING, REDUCING, CLOSING have one)."""
+        if self.order_qty is None:
+            raise PositionError(f"a {self.state.value} position has no live order")
+        return self.order_qty
+
+    @property
+    def entry_price(self) -> Decimal:
+        """The average entry price of a position with quantity."""
+        if self.avg_entry_price is None:
+            raise PositionError("a position without quantity has no entry price")
+        return self.avg_entry_price
+
 
 def _problem(s: PositionSnapshot) -> str:
     """The first invariant ``s`` breaks, or ``""``."""

@@ -235,7 +235,7 @@ class MeanReversion:
             if regime is not Regime.RANGING:
                 return (Mandate(kind=MandateKind.EXIT, direction=position.direction,
                                 reason=f"regime {regime.value.lower()}"),)
-            if z * position.direction.sign >= -self._z_exit:  # type: ignore[union-attr]
+            if z * position.direction.sign >= -self._z_exit:  # type: ignore[union-attr]  # is_open guarantees a direction
                 return (Mandate(kind=MandateKind.EXIT, direction=position.direction, reason="back at vwap"),)
             return _HOLD_REVERTING
         if position.is_flat and regime is Regime.RANGING:

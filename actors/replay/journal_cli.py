@@ -93,7 +93,8 @@ def cmd_segments(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     segments = JournalReader(args.journal).segments()
     print(f"{'segment':<28} {'first':>12} {'records':>10} {'bytes':>12} {'run':<24} state", file=out)
     for s in segments:
-        state = "ok" if s.clean else (s.unsupported or f"damaged: {s.damage.reason} at byte {s.damage.offset}")  # type: ignore[union-attr]
+        d = s.damage
+        state = "ok" if s.clean else (s.unsupported or (f"damaged: {d.reason} at byte {d.offset}" if d else "damaged"))
         run = s.header.run_id if s.header else "?"
         print(f"{s.path.name:<28} {s.first_index:>12} {s.record_count:>10} {s.size_bytes:>12} {run:<24} {state}",
               file=out)
@@ -103,7 +104,8 @@ def cmd_segments(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     kinds: dict[str, int] = {}
     types: dict[str, dict[str, int]] = {}
-    first_ns = last_ns = None
+    first_ns: int | None = None
+    last_ns: int | None = None
     total = size = 0
     for _index, payload in JournalReader(args.journal).records():
         total += 1
@@ -119,8 +121,8 @@ def cmd_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             first_ns = ts if first_ns is None else min(first_ns, ts)
             last_ns = ts if last_ns is None else max(last_ns, ts)
     print(f"records {total:,}  payload bytes {size:,}", file=out)
-    if first_ns is not None:
-        print(f"time    {iso(first_ns)} .. {iso(last_ns)}  ({(last_ns - first_ns) / 1e9:.1f} s)", file=out)  # type: ignore[operator]
+    if first_ns is not None and last_ns is not None:
+        print(f"time    {iso(first_ns)} .. {iso(last_ns)}  ({(last_ns - first_ns) / 1e9:.1f} s)", file=out)
     for kind in sorted(kinds, key=lambda k: RecordKind[k]):
         print(f"{kind:<12} {kinds[kind]:>12,}", file=out)
         for tag, n in sorted(types.get(kind, {}).items(), key=lambda kv: (-kv[1], kv[0])):
@@ -163,11 +165,9 @@ def cmd_dump(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     codec = Codec()
     want_kind = RecordKind[args.kind] if args.kind else None
     want_type = args.msg_type.split(".v")[0] if args.msg_type else None
-    shown = 0
-    for line in dump_lines(JournalReader(args.journal), codec, want_kind, want_type, args.symbol, args.since,
-                           args.until):
+    lines = dump_lines(JournalReader(args.journal), codec, want_kind, want_type, args.symbol, args.since, args.until)
+    for shown, line in enumerate(lines, start=1):
         out.write(line + "\n")
-        shown += 1
         if args.limit is not None and shown >= args.limit:
             break
     return 0
@@ -201,7 +201,7 @@ def dump_lines(reader: JournalReader, codec: Codec, kind: RecordKind | None, msg
         elif isinstance(entry, RunMetadata):
             name, sym, ts = "RunStarted", "", entry.started_ns
         else:
-            name, sym, ts = "RunStopped", "", entry.stopped_ns  # type: ignore[union-attr]
+            name, sym, ts = "RunStopped", "", entry.stopped_ns
         if kind is not None and k is not kind:
             continue
         if msg_type is not None and name != msg_type:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from arbor.messages.journal import JournalLocked, JournalReader, RepairReport, repair
+from arbor.messages.journal import JournalLocked, JournalReader, RepairReport, SegmentInfo, repair
 from loguru import logger
 
 
@@ -31,8 +32,8 @@ def open_for_replay(directory: Path | str, *, allow_repair: bool = True) -> tupl
         raise UnreadableJournal(f"{unsupported[0].path.name}: {unsupported[0].unsupported}")
     if report.ok:
         return reader, None
-    only_torn_tail = all(s.damage is None for s in report.segments[:-1]) and bool(report.segments[-1].damage) \
-        and report.segments[-1].damage.torn  # type: ignore[union-attr]
+    last_damage = report.segments[-1].damage
+    only_torn_tail = all(s.damage is None for s in report.segments[:-1]) and last_damage is not None and last_damage.torn
     if not allow_repair:
         if only_torn_tail:
             return reader, None
@@ -52,5 +53,5 @@ def open_for_replay(directory: Path | str, *, allow_repair: bool = True) -> tupl
     return reader, repaired
 
 
-def _describe(damaged) -> str:  # type: ignore[no-untyped-def]
-    return ", ".join(f"{s.path.name}: {s.damage.reason} at byte {s.damage.offset}" for s in damaged)
+def _describe(damaged: Iterable[SegmentInfo]) -> str:
+    return ", ".join(f"{s.path.name}: {d.reason} at byte {d.offset}" for s in damaged if (d := s.damage) is not None)

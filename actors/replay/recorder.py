@@ -128,7 +128,7 @@ def parse_durability(value: Durability | str) -> Durability:
     if isinstance(value, Durability):
         return value
     mode, _, ms = value.partition(":")
-    return Durability(mode=mode, interval_ms=int(ms)) if ms else Durability(mode=mode)  # type: ignore[arg-type]
+    return Durability(mode=mode, interval_ms=int(ms)) if ms else Durability(mode=mode)  # type: ignore[arg-type]  # Durability refuses an unknown mode
 
 
 def build_held(build: Callable[[], T], clock: Any) -> tuple[T, int]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from arbor.messages import (
@@ -146,7 +147,7 @@ class BacktestReport:
             if peak - e > max_dd:
                 max_dd = peak - e
                 max_dd_pct = max_dd / peak if peak else 0.0
-        returns = [b / a - 1.0 for a, b in zip(equity, equity[1:]) if a]
+        returns = [b / a - 1.0 for a, b in pairwise(equity) if a]
         sharpe = 0.0
         if len(returns) >= 2:
             mean = sum(returns) / len(returns)

@@ -192,7 +192,7 @@ def journal_inputs(directory: Path | str, codec: Codec) -> Iterator[Input]:
         if obj[0] != 2:
             continue
         prim = obj[1]
-        if prim[6] == TimerTick.TAG:  # type: ignore[attr-defined]
+        if prim[6] == TimerTick.TAG:  # type: ignore[attr-defined]  # set by @message
             continue
         yield prim[4], prim[2], codec.from_primitive(prim[6], prim[7])
 

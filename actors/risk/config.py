@@ -18,7 +18,7 @@ def to_decimal(value: Any) -> Any:
 
     A value that is not a number is left as it is, so ``validate()`` can name the key.
     """
-    if isinstance(value, Decimal) or isinstance(value, bool):
+    if isinstance(value, (Decimal, bool)):
         return value
     try:
         return Decimal(str(value))

@@ -42,9 +42,9 @@ class Observer(Protocol):
         Only called on observers whose ``wants_inputs`` attribute is true."""
 
 
-_MISSING = object()
-
-FailureHook = Callable[[str, Envelope, BaseException], None]
+# (actor id, the envelope it was handling, the failure); the envelope is None when a threaded
+# group's thread died or hung while it was handling nothing.
+FailureHook = Callable[[str, Envelope | None, BaseException], None]
 RouteFn = Callable[[str, Any], "tuple[str, ...] | None"]
 
 
@@ -302,8 +302,9 @@ class Dispatcher:
         refused: Exception | None = None
         for msg in messages:
             key = (sender, type(msg), getattr(msg, "symbol", None))
-            rcv = cache.get(key, _MISSING)
-            if rcv is _MISSING:
+            try:
+                rcv = cache[key]
+            except KeyError:
                 rcv = cache[key] = self._route(sender, msg)
             if rcv is None:
                 logger.bind(actor=sender, event_type="undeclared_route").error(

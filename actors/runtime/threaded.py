@@ -13,6 +13,7 @@ to supervision, so pykka's habit of stopping an actor and dropping its queued te
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import threading
@@ -63,7 +64,7 @@ class GroupInbox:
         self.items.append(item)
         ref = self.ref
         if ref is not None:
-            try:
+            try:  # noqa: SIM105 -- once per posted item: contextlib.suppress would add two calls to it
                 ref.tell(_WAKE)
             except pykka.ActorDeadError:
                 pass  # the watchdog replaces the dead group; the item waits in the inbox
@@ -254,10 +255,8 @@ class ThreadedRuntime:
             except pykka.ActorDeadError:
                 pass
         for ref in self._retired_refs:  # replaced groups: their threads end once unblocked
-            try:
+            with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
                 ref.stop(block=True, timeout=max(0.1, deadline - time.monotonic()))
-            except (pykka.Timeout, pykka.ActorDeadError):
-                pass
         if self._old_switch is not None:
             sys.setswitchinterval(self._old_switch)
             self._old_switch = None
@@ -409,7 +408,7 @@ class ThreadedRuntime:
             failed_id, failed_env = (cur[0], cur[1]) if cur is not None else (next(iter(old.actors)), None)
             new = Dispatcher(dict(old.actors), self.clock, self.msg_ids, observers=self.observers,
                              on_failure=self._on_failure)
-            for aid, box in old.mailboxes.items():  # what had reached the group but not been handled
+            for box in old.mailboxes.values():  # what had reached the group but not been handled
                 for env in box:
                     new.deliver(env)
                 box.clear()
@@ -420,10 +419,8 @@ class ThreadedRuntime:
                     sup.d = new
                 new.attach_supervision(hooks)
             self._retired_refs.append(self._refs[g])
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):
                 self._refs[g].stop(block=False)
-            except pykka.ActorDeadError:
-                pass
             self.replacements.append((g, kind, failed_id))
             logger.bind(actor=failed_id, event_type=f"group_{kind}").error(
                 "group {} {} in {}: starting a replacement thread", g, kind, failed_id)

@@ -207,7 +207,7 @@ class BinanceMarketStream:
             await asyncio.gather(reader, return_exceptions=True)
             self.stats["disconnects"] += 1
             self._status("disconnected", detail=f"close code {ws.close_code}")
-            for symbol, book in self.books.items():
+            for book in self.books.values():
                 self._book_transition(book.interrupt("feed disconnected"))
 
     async def _rotate(self, old: ClientConnection, old_reader: asyncio.Task, old_seen: _Delivered,

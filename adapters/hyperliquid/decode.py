@@ -133,7 +133,7 @@ def _bbo(data: dict[str, Any], coin: str | None) -> Fields:
     if type(sides) is not list or len(sides) != 2:
         raise DecodeError("bbo 'bbo' must be [bid, ask]")
     fields: Fields = {"kind": MarketEventKind.QUOTE, "ts_event_ns": _ms(data["time"], "time")}
-    for level, prefix in zip(sides, ("bid", "ask")):
+    for level, prefix in zip(sides, ("bid", "ask"), strict=True):
         if level is None:
             continue
         level = _obj(level, prefix)

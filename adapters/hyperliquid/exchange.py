@@ -447,11 +447,16 @@ def order_status(venue_status: Any, filled: Decimal) -> OrderStatus:
 
 def round_price(price: Decimal, max_decimals: int) -> Decimal:
     """A valid perp price: 5 significant figures (integers always allowed), ``max_decimals`` decimals."""
+    if not price.is_finite():
+        raise ValueError(f"not a price: {price}")
     if price == price.to_integral_value():
         return price.quantize(Decimal(1))
     exponent = price.adjusted() - 4  # keep 5 significant figures
     sig = price.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_EVEN)
-    return sig.quantize(Decimal(1).scaleb(-max_decimals), rounding=ROUND_HALF_EVEN) if -sig.as_tuple().exponent > max_decimals else sig
+    places = sig.as_tuple().exponent  # an int for a finite number
+    if isinstance(places, int) and -places > max_decimals:
+        return sig.quantize(Decimal(1).scaleb(-max_decimals), rounding=ROUND_HALF_EVEN)
+    return sig
 
 
 def _dec(value: Any) -> Decimal | None:

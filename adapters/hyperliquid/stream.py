@@ -41,7 +41,7 @@ import json
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import attrs
@@ -63,12 +63,16 @@ _MAX_SUBSCRIPTIONS = 1000  # Hyperliquid's per-IP websocket subscription limit
 OnFrame = Callable[[int, "str | None", bytes], None]
 
 
+def _names(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @attrs.frozen(kw_only=True)
 class HyperliquidStreamConfig:
     """What to subscribe to and how patient to be; the URL can point at a local fake."""
 
-    symbols: tuple[str, ...] = attrs.field(converter=tuple)  # Hyperliquid coin names, as configured
-    channels: tuple[str, ...] = attrs.field(default=DEFAULT_CHANNELS, converter=tuple)
+    symbols: tuple[str, ...] = attrs.field(converter=_names)  # Hyperliquid coin names, as configured
+    channels: tuple[str, ...] = attrs.field(default=DEFAULT_CHANNELS, converter=_names)
     testnet: bool = False
     ws_base: str | None = None  # e.g. ws://127.0.0.1:PORT; "/ws" is appended unless present
     backoff_initial_s: float = 0.5
@@ -272,8 +276,14 @@ class HyperliquidMarketStream:
 
     def _duplicate(self, coin: str, trades: Any) -> bool:
         """All of this frame's trade ids were handed on already (remembers the new ones)."""
-        tids = [t.get("tid") for t in trades if type(t) is dict]
-        if not tids or any(type(t) is not int for t in tids):
+        tids: list[int] = []
+        for t in trades:
+            if type(t) is dict:
+                tid = t.get("tid")
+                if type(tid) is not int:
+                    return False
+                tids.append(tid)
+        if not tids:
             return False
         seen, order = self._seen.setdefault(coin, (set(), deque()))
         new = [t for t in tids if t not in seen]

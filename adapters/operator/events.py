@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -94,10 +95,8 @@ class EventHub:
         loop = self._loop
         if loop is None:
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed under us: the server is stopping
             loop.call_soon_threadsafe(self._fanout, event)
-        except RuntimeError:  # the loop closed under us: the server is stopping
-            pass
 
     def recent(self) -> list[Event]:
         return list(self._recent)

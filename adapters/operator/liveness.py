@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from arbor.actors.cluster.observers import iso
 from arbor.messages import ActorFailed, DeadLetter, DecodeFailure, Envelope, PoisonMessageQuarantined, SymbolQuarantined
@@ -81,7 +81,7 @@ class LivenessFiles:
                         good.append(line)
                 except ValueError:
                     break  # keep what came before the damage; the rest is in the quarantined copy
-            write_atomic(path, "".join(l + "\n" for l in good[-self.max_lines:]), self._fsync)
+            write_atomic(path, "".join(line + "\n" for line in good[-self.max_lines:]), self._fsync)
             return good[-self.max_lines:]
 
     def _check_heartbeat(self) -> None:
@@ -137,10 +137,18 @@ class ErrorCounter:
         return n
 
 
+class ErrorSource(Protocol):
+    """What a liveness cycle reads errors from: an ErrorCounter, or the multi-process events follower."""
+
+    def take(self) -> int:
+        """Errors seen since the previous call."""
+        ...
+
+
 class EngineCycle:
     """One liveness cycle every ``interval_s`` on its own thread; ``run_once`` is one cycle, for tests."""
 
-    def __init__(self, files: LivenessFiles, errors: ErrorCounter, clock: Any, *, interval_s: float = 1.0,
+    def __init__(self, files: LivenessFiles, errors: ErrorSource, clock: Any, *, interval_s: float = 1.0,
                  view: Any = None, metrics: Any = None, stream: Any = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.files = files

@@ -412,7 +412,7 @@ def _describe_group(d: Any) -> dict[str, Any]:
     with or without ``dispatcher.supervision`` (``status()`` -> ``{supervisor_id: {health,
     restarts: {child: n}, last_failure: {child: text}}}``).
     """
-    held = getattr(d, "_held", set())
+    held: set[str] = getattr(d, "_held", set())
     actors: dict[str, dict[str, Any]] = {
         aid: {"mailbox": len(box), "state": "held" if aid in held else "running", "restarts": None,
               "last_failure": None}

@@ -120,8 +120,8 @@ def merge_recordings(paths: Iterable[str | os.PathLike[str]], *, chunk_bytes: in
     """
     sources = [_blocks(p, None, check_order=True, chunk_bytes=chunk_bytes) for p in paths]
     if len(sources) == 1:
-        for block in sources[0]:
-            yield from block
+        for whole in sources[0]:
+            yield from whole
         return
     key = itemgetter(0)
     buffers: list[list[Recorded]] = [[] for _ in sources]

@@ -150,11 +150,11 @@ def _schedule(spec: SimSymbol, seed: int, start_ns: int) -> Iterator[RegimeSpan]
             c += int((20.0 + rng.expovariate(p.cascades_per_s)) * _NS)
         yield RegimeSpan(start_ns=t, end_ns=end, regime=regime, cascades=tuple(cascades))
         r = rng.random() * sum(w for _, w in _TRANSITIONS[regime])
-        for nxt, w in _TRANSITIONS[regime]:
+        for nxt, w in _TRANSITIONS[regime]:  # the list is taken once: rebinding regime is safe
+            regime = nxt
             r -= w
             if r < 0:
                 break
-        regime = nxt
         t = end
 
 

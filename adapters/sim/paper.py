@@ -457,7 +457,7 @@ class PaperVenueLogic(ActorLogic):
             qty = min(remaining, left)
             if qty > 0:
                 maker = p.order_type is OrderType.LIMIT and o.resting
-                price = limit if maker else best
+                price = limit if maker and limit is not None else best
                 if buy:
                     self._ask_left -= qty
                 else:
@@ -472,6 +472,7 @@ class PaperVenueLogic(ActorLogic):
             and o.resting
             and trade.side is not None
             and trade.price is not None
+            and limit is not None
             and trade.side is not p.side
             and (trade.price < limit if buy else trade.price > limit)
         ):

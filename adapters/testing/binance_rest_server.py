@@ -141,7 +141,7 @@ class BinanceRestServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp has no public bound port; set once started
         self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
@@ -262,9 +262,10 @@ class BinanceRestServer:
         mark = self.marks[symbol]
         price = mark
         if otype == "LIMIT":
-            price = _dec(p.get("price"))
-            if price is None or price <= 0 or "timeInForce" not in p:
+            limit = _dec(p.get("price"))
+            if limit is None or limit <= 0 or "timeInForce" not in p:
                 return 400, {"code": -1102, "msg": "Mandatory parameter 'price' was not sent, was empty/null, or malformed."}
+            price = limit
         coid = p.get("newClientOrderId") or f"web_{self._next_order_id}"
         if coid in self.orders:
             return 400, {"code": -4116, "msg": "ClientOrderId is duplicated."}

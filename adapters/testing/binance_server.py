@@ -20,6 +20,7 @@ just before frame ``index`` is published): ``disconnect``, ``stall``/``resume``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -76,7 +77,7 @@ class FakeBinanceServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp has no public bound port; set once started
         self._publisher = asyncio.create_task(self._publish(), name="fake-binance-publisher")
         return self
 
@@ -215,10 +216,8 @@ class FakeBinanceServer:
 
     async def _wait_for_work(self) -> None:
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=0.05)
-        except TimeoutError:
-            pass
 
     async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
         try:

@@ -41,7 +41,7 @@ def read_cassette(path: Path) -> list[tuple[str, str]]:
     text = path.read_text()
     requests = _quoted_after(text, "body: '")
     responses = _quoted_after(text, "string: '")
-    return list(zip(requests, responses))
+    return list(zip(requests, responses, strict=True))
 
 
 def _quoted_after(text: str, marker: str) -> list[str]:
@@ -186,7 +186,7 @@ class HyperliquidServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp has no public bound port; set once started
         self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
@@ -204,7 +204,7 @@ class HyperliquidServer:
         return sum(1 for p, body in self.requests if p == path and (
             action_type is None or (body.get("action") or {}).get("type") == action_type))
 
-    def order_by_cloid(self, cloid: str) -> _Order | None:
+    def order_by_cloid(self, cloid: str | None) -> _Order | None:
         return next((o for o in self.orders.values() if o.cloid == cloid), None)
 
     def fill(self, cloid: str, sz: Decimal | None = None, px: Decimal | None = None) -> None:

@@ -26,6 +26,7 @@ frame: coin, side, px, sz, time, hash, tid as recorded). Runs on the event loop 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -69,7 +70,7 @@ def recorded_frames(data_dir: Path) -> list[bytes]:
     out.append(_compact({"channel": "bbo", "data": {"coin": book["coin"], "time": book["time"],
                                                     "bbo": [book["levels"][0][0], book["levels"][1][0]]}}))
     out += [_compact({"channel": "activeAssetCtx", "data": {"coin": name, "ctx": ctx}})
-            for name, ctx in zip(names, ctxs)]
+            for name, ctx in zip(names, ctxs, strict=False)]  # two recordings: 28 names, 230 contexts
     out += [_compact({"channel": "trades", "data": [t]}) for t in trades]
     return out
 
@@ -107,7 +108,7 @@ class FakeHyperliquidWsServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp has no public bound port; set once started
         self._publisher = asyncio.create_task(self._publish(), name="fake-hyperliquid-publisher")
         return self
 
@@ -217,7 +218,7 @@ class FakeHyperliquidWsServer:
         await self._send(ws, json.dumps({"channel": "subscriptionResponse", "data": {"method": method, "subscription": sub}}))
         if method == "subscribe" and kind == "trades" and key[1] in self._last_trades:
             self.stats["trade_snapshots"] += 1  # recent trades on subscribe, as the venue does
-            await self._send(ws, self._last_trades[key[1]])  # type: ignore[index]
+            await self._send(ws, self._last_trades[key[1]])
         self._wake.set()
 
     async def _publish(self) -> None:
@@ -242,7 +243,7 @@ class FakeHyperliquidWsServer:
             self.position += 1
             text = self._frames[index].decode()
             if key[0] == "trades":
-                self._last_trades[key[1]] = text  # type: ignore[index]
+                self._last_trades[key[1]] = text  # type: ignore[index]  # a trades key always names its coin
             for ws in receivers:
                 await self._send(ws, text)
             self.sent.append(index)
@@ -251,10 +252,8 @@ class FakeHyperliquidWsServer:
 
     async def _wait_for_work(self) -> None:
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=0.05)
-        except TimeoutError:
-            pass
 
     async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
         try:

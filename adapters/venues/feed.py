@@ -69,12 +69,14 @@ class FeedGuard:
 
     def on_frame(self, symbol: str | None) -> list[Intent]:
         """Data for ``symbol`` arrived: the feed is neither stale nor down for it."""
-        problems = self.problems.get(symbol) if symbol is not None else None
+        if symbol is None:
+            return []
+        problems = self.problems.get(symbol)
         if not problems or ("stale" not in problems and "connection" not in problems):
             return []
         problems.pop("stale", None)
         problems.pop("connection", None)
-        return self._restored(symbol) if not problems else []  # type: ignore[arg-type]
+        return self._restored(symbol) if not problems else []
 
     def _add_all(self, key: str, reason: str) -> list[Intent]:
         out: list[Intent] = []
@@ -195,7 +197,7 @@ class MarketFeed:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arbor-feed-guard")
         kwargs = {"rng": self._rng} if self._rng is not None else {}
         stream_cls = HyperliquidMarketStream if isinstance(self.config, HyperliquidStreamConfig) else BinanceMarketStream
-        self.stream = stream_cls(self.config, self._on_frame, on_status=self._on_status,  # type: ignore[arg-type]
+        self.stream = stream_cls(self.config, self._on_frame, on_status=self._on_status,  # type: ignore[arg-type]  # the config's type picks the class
                                  clock=self._clock.now_ns, log=self._log, **kwargs)
         task = asyncio.create_task(self.stream.run(), name="market-stream")
         try:

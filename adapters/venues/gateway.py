@@ -23,6 +23,7 @@ feeds fills and acks the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections import Counter, deque
@@ -142,10 +143,8 @@ class VenueIOWorker:
         with self._lock:
             loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the runtime is stopping
                 loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # the loop closed: the runtime is stopping
-                pass
 
     def run_until(self, stop: threading.Event, poll_s: float = 0.05) -> None:
         """The worker thread's body: serve requests until ``stop`` is set, then close everything."""
@@ -191,10 +190,8 @@ class VenueIOWorker:
                             workers.append(asyncio.create_task(self._serve(client, q), name=f"venue-{symbol}"))
                         q.put_nowait(msg)
                     wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), timeout=poll_s)
-                    except TimeoutError:
-                        pass
             finally:
                 with self._lock:
                     self._loop = self._wake = None
@@ -202,10 +199,8 @@ class VenueIOWorker:
                 for t in workers:
                     t.cancel()
                 if user_task is not None:
-                    try:
+                    with contextlib.suppress(Exception):
                         await asyncio.wait_for(stream.close(), timeout=1.0)
-                    except Exception:
-                        pass
                     user_task.cancel()
                 await asyncio.gather(*workers, *( [user_task] if user_task else []), return_exceptions=True)
                 self._log.info("venue worker stopped: {}", dict(self.stats))

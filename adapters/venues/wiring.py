@@ -42,10 +42,9 @@ def check_venue_settings(settings: Any) -> None:
         known = COIN_CHANNELS + GLOBAL_CHANNELS
         if streams != BINANCE_DEFAULT_STREAMS and not set(streams) <= set(known):
             raise ConfigError("market.streams", f"hyperliquid channels are {', '.join(known)}; got {', '.join(streams)}")
-    if settings.run.mode == "live":
-        if source not in LIVE_VENUES:
-            raise ConfigError("market.source", f"live mode trades on a real venue's data; supported: "
-                                               f"{', '.join(LIVE_VENUES)}, got {source!r}")
+    if settings.run.mode == "live" and source not in LIVE_VENUES:
+        raise ConfigError("market.source", f"live mode trades on a real venue's data; supported: "
+                                           f"{', '.join(LIVE_VENUES)}, got {source!r}")
 
 
 def order_endpoints(settings: Any) -> tuple[str, str]:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import attrs
 import msgpack
@@ -113,7 +113,7 @@ class BadHeader(CorruptJournal):
 
 def encode_header(header: SegmentHeader) -> bytes:
     """The bytes a segment starts with."""
-    info = msgpack.packb({"run_id": header.run_id, "created_ns": header.created_ns}, use_bin_type=True)
+    info: bytes = msgpack.packb({"run_id": header.run_id, "created_ns": header.created_ns}, use_bin_type=True)
     head = _FIXED.pack(MAGIC, header.format_version, header.schema_version, len(info)) + info
     return head + _CRC.pack(zlib.crc32(head))
 
@@ -158,7 +158,7 @@ def decode_header(
     return header, end + _CRC.size
 
 
-def iter_frames(buf: memoryview, offset: int, damage: list[Damage]) -> Iterator[tuple[int, int]]:
+def iter_frames(buf: memoryview, offset: int, damage: list[Damage]) -> Generator[tuple[int, int], None, None]:
     """``(start, stop)`` of each good payload from ``offset`` on; appends the first Damage and stops there."""
     end = len(buf)
     unpack = FRAME.unpack_from

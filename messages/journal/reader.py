@@ -7,7 +7,9 @@ last segment is taken as the end of the journal (``verify`` still reports it).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
+from typing import Literal, overload
 
 import attrs
 from arbor.messages.journal.errors import CorruptJournal
@@ -75,7 +77,12 @@ class JournalReader:
         """Like ``records``, as Record values that carry their segment's schema version."""
         return self._walk(start, with_schema=True)
 
-    def _walk(self, start: int, *, with_schema: bool) -> Iterator:
+    @overload
+    def _walk(self, start: int, *, with_schema: Literal[False]) -> Iterator[tuple[int, bytes]]: ...
+    @overload
+    def _walk(self, start: int, *, with_schema: Literal[True]) -> Iterator[Record]: ...
+
+    def _walk(self, start: int, *, with_schema: bool) -> Iterator[tuple[int, bytes] | Record]:
         files = segment_files(self._dir)
         # skip whole segments that end before ``start``: the next one's first index bounds them
         first_needed = 0
@@ -86,7 +93,9 @@ class JournalReader:
             first, path = files[i]
             yield from self._segment(first, path, start, is_last=i == len(files) - 1, with_schema=with_schema)
 
-    def _segment(self, first: int, path: Path, start: int, *, is_last: bool, with_schema: bool) -> Iterator:
+    def _segment(
+        self, first: int, path: Path, start: int, *, is_last: bool, with_schema: bool
+    ) -> Iterator[tuple[int, bytes] | Record]:
         with mapped(path) as buf:
             try:
                 header, offset = decode_header(buf, max_schema_version=self._max_schema)
@@ -124,7 +133,7 @@ class JournalReader:
         """Check every header and record checksum and report; modifies nothing."""
         infos = tuple(self.segments())
         gaps = []
-        for prev, cur in zip(infos, infos[1:]):
+        for prev, cur in pairwise(infos):
             if prev.header is not None and cur.first_index > prev.end_index:
                 gaps.append(Gap(start=prev.end_index, stop=cur.first_index))
         return VerifyReport(segments=infos, gaps=tuple(gaps))

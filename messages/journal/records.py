@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import IntEnum
-from typing import Any, Union
+from typing import Any
 
 import attrs
 import msgpack
@@ -60,10 +60,11 @@ class RunStopped:
     stopped_ns: int
 
 
-Entry = Union[InputRef, Output, Envelope, RunMetadata, RunStopped]
+Entry = InputRef | Output | Envelope | RunMetadata | RunStopped
 
 def _packb(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
 
 
 def encode_record(codec: Codec, kind: RecordKind, envelope: Envelope) -> bytes:

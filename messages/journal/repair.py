@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Callable
@@ -128,7 +129,7 @@ def _quarantine_whole(info: SegmentInfo, damage: Damage, *, clock_ns: Callable[[
     return q
 
 
-def _create_quarantine_file(path: Path, clock_ns: Callable[[], int]):
+def _create_quarantine_file(path: Path, clock_ns: Callable[[], int]) -> tuple[Path, io.BufferedWriter]:
     ns = clock_ns()
     while True:
         target = path.with_name(f"{path.name}.corrupted.{ns}")

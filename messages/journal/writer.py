@@ -162,8 +162,8 @@ class JournalWriter:
                 self._finish_segment()
                 self._start_segment()
             f = self._file
-            f.write(FRAME.pack(n, zlib.crc32(payload)))  # type: ignore[union-attr]
-            f.write(payload)  # type: ignore[union-attr]
+            f.write(FRAME.pack(n, zlib.crc32(payload)))  # type: ignore[union-attr]  # _start_segment opened it
+            f.write(payload)  # type: ignore[union-attr]  # (no None check on the per-record path)
             self._seg_bytes += FRAME_SIZE + n
             self._seg_records += 1
             self._dirty = True
@@ -234,7 +234,7 @@ class JournalWriter:
             run_id=self._run_id,
             created_ns=self._clock_ns(),
         )
-        f = open(path, "xb", buffering=self._buffer_bytes)
+        f = open(path, "xb", buffering=self._buffer_bytes)  # noqa: SIM115 -- the open segment; rotation and close() close it
         head = encode_header(header)
         f.write(head)
         self._file, self._path = f, path

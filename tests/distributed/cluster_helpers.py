@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -101,7 +102,7 @@ class Cluster:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}, **(env or {})}
         # Files, not pipes: nothing of the cluster can ever block on a full pipe nobody reads.
         self.out_path, self.err_path = tmp / f"stdout.{self.port}", tmp / f"stderr.{self.port}"
-        self._files = (open(self.out_path, "w"), open(self.err_path, "w"))
+        self._files = (open(self.out_path, "w"), open(self.err_path, "w"))  # noqa: SIM115 -- the child writes to them; stop() closes them
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=self._files[0], stderr=self._files[1], text=True,
                                      env=env, start_new_session=True)
         self.seen_pids: set[int] = {self.proc.pid}
@@ -120,10 +121,8 @@ class Cluster:
             return []
         out = []
         for line in lines:
-            try:
+            with contextlib.suppress(ValueError):  # a line being written
                 out.append(json.loads(line))
-            except ValueError:
-                pass  # a line being written
         return out
 
     def pids(self) -> dict[str, int]:
@@ -186,10 +185,8 @@ class Cluster:
         if self.proc.poll() is None:
             self.tree()
             kill_all([self.proc.pid])
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
         left = [p for p in self.seen_pids if alive(p)]
         kill_all(left)
         wait_gone(left, 5)

@@ -75,7 +75,8 @@ def test_two_workers_trade_where_the_rule_says_and_stop_leaving_nothing(cluster)
         pid = next(v for k, v in pids.items() if k.split("#")[0] == name)
         (c.var / "logs" / f"{name}.stacks").write_text("")
         os.kill(pid, signal.SIGUSR1)
-        eventually(lambda: "most recent call first" in (c.var / "logs" / f"{name}.stacks").read_text(), timeout=10)
+        stacks = c.var / "logs" / f"{name}.stacks"
+        eventually(lambda stacks=stacks: "most recent call first" in stacks.read_text(), timeout=10)
         assert alive(pid)
     assert_clean_stop(c)
 

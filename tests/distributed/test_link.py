@@ -134,6 +134,7 @@ def run_delayed(n: int, drop: float, dup: float, max_delay: int, seed: int, wind
                     to_rx.setdefault(t + rng.randint(0, max_delay), []).append(b)
         for b in to_rx.pop(t, []):
             items, ack = rx.on_batch(b)
+            assert ack is not None  # one epoch throughout: no batch is stale
             got.extend(_ints(items))
             max_held_seen = max(max_held_seen, sum(len(p.held) for p in rx._peers.values()))  # held right now
             if rng.random() >= drop:

@@ -258,7 +258,7 @@ def _view(var: Path) -> Any:
 
     hub = EventHub()
     follower = EventFollower(var / "cluster" / "events", ("coordinator", "worker-0", "worker-1"), hub)
-    return DistributedView(var, {0: ("BTCUSDT",), 1: ("ETHUSDT",)}, _NoSupervisor(), follower, hub)  # type: ignore[arg-type]
+    return DistributedView(var, {0: ("BTCUSDT",), 1: ("ETHUSDT",)}, _NoSupervisor(), follower, hub)  # type: ignore[arg-type]  # a stand-in
 
 
 def _risk(*symbols: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 from arbor.actors.distributed.latch import write_latch
 from arbor.actors.distributed.nodes import CoordinatorCore, Node, WorkerCore, node_store_path
@@ -28,6 +27,8 @@ from arbor.messages import (
     MarketEventKind,
     PositionState,
     RawMarketEvent,
+    evolve_message,
+    message_fields,
 )
 from arbor.supervision.group import Health
 from arbor.supervision.persist import StatePersister
@@ -152,8 +153,8 @@ def pump(coord: CoordinatorCore, *workers: WorkerCore) -> None:
                     w.on_ack(ack)
         for peer, batch in coord.due():
             moved = True
-            w = by_link.get(peer)
-            ack = w.on_batch(batch) if w is not None else None
+            to = by_link.get(peer)
+            ack = to.on_batch(batch) if to is not None else None
             if ack is not None:
                 coord.on_ack(ack)
         if not moved:
@@ -403,11 +404,11 @@ def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain()
     probe.external(env(1, 0, VenuePayload(venue="sim", symbol=BTC, payload=b"{}"), "feed", recv=arrived))
     ev = RawMarketEvent(venue="sim", symbol=BTC, kind=MarketEventKind.TRADE, ts_event_ns=event_ts, ts_recv_ns=arrived,
                         ingest_seq=1, raw=b"{}", price=D("100"), qty=D("1"))
-    plain = {float: 0.0, int: 0, bool: True, str: BTC}
-    snapshot = FeatureSnapshot(**{f.name: plain[f.type if isinstance(f.type, type) else eval(f.type)]
-                                  for f in attrs.fields(FeatureSnapshot)})
+    plain: dict[Any, Any] = {float: 0.0, int: 0, bool: True, str: BTC}
+    snapshot = FeatureSnapshot(**{f.name: plain[f.type if isinstance(f.type, type) else eval(str(f.type))]
+                                  for f in message_fields(FeatureSnapshot)})
     probe.emitted(env(2, 1, ev), ("BTCUSDT/feature",))
-    probe.emitted(env(3, 2, attrs.evolve(snapshot, ts_event_ns=event_ts)), ("BTCUSDT/regime",))
+    probe.emitted(env(3, 2, evolve_message(snapshot, ts_event_ns=event_ts)), ("BTCUSDT/regime",))
     probe.emitted(env(4, 3, MandateSet(symbol=BTC, cycle=1, ts_event_ns=event_ts, regime=Regime.TRENDING,
                                        strategy="trend", mandates=(), mark_price=D("100"), data_ts_ns=event_ts)),
                   ("arbitrator",))
@@ -444,7 +445,7 @@ def test_timer_ticks_reach_every_actor_each_interval_one_symbol_at_a_time(tmp_pa
             got.append((now[0], env.receiver))
         deliver(env)
 
-    w.d.deliver = spy  # type: ignore[method-assign]
+    w.d.deliver = spy  # type: ignore[method-assign]  # the spy wraps the real method
     receivers = set(w.d.tick_receivers)
     assert {a.split("/")[0] for a in receivers} == set(MINE)
     interval = w._tick_s

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from arbor.actors.executor.config import ExecutorConfig
 from arbor.actors.executor.logic import ExecutorLogic
-from arbor.actors.testing import ManualClock, make_ctx
+from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.actors.testing import until as _until
 from arbor.adapters.binance.rest import BinanceFuturesRest, BinanceRestConfig
 from arbor.adapters.binance.userdata import BinanceUserDataStream, UserDataConfig, decode_user_event
@@ -333,7 +333,7 @@ def test_place_whose_answer_never_arrives_is_unknown_then_settled_by_query_never
         async with venue(request_timeout_s=0.3) as v:
             clock = v.clock
             executor = ExecutorLogic(make_ctx(actor_id=f"{SYM}/executor", symbol=SYM, clock=clock), ExecutorConfig(ack_timeout_ms=2000))
-            (placed,) = executor.handle(SubmitOrder(symbol=SYM, action_id="a1", intent=OrderIntent.ENTRY, side=Side.BUY,
+            (placed,) = handled(executor, SubmitOrder(symbol=SYM, action_id="a1", intent=OrderIntent.ENTRY, side=Side.BUY,
                                                     qty=D("0.01"), order_type=OrderType.LIMIT, limit_price=D("59000"),
                                                     reduce_only=False, ts_event_ns=T0))
             v.server.fail_next(*ORDER, Fault.hang(process=True))
@@ -342,12 +342,14 @@ def test_place_whose_answer_never_arrives_is_unknown_then_settled_by_query_never
             for answer in answers:
                 assert executor.handle(answer) == []
             clock.advance(2 * S_NS)
-            out = executor.handle(TimerTick(ts_event_ns=clock.now_ns()))
+            out = handled(executor, TimerTick(ts_event_ns=clock.now_ns()))
             queries = [m for m in out if isinstance(m, QueryOrder)]
             assert len(queries) == 1
-            settled = [m for a in await v.rest.handle(queries[0]) for m in executor.handle(a)]
-            assert executor.order(placed.client_order_id).status is OrderStatus.NEW
-            assert executor.order(placed.client_order_id).venue_order_id != ""
+            settled = [m for a in await v.rest.handle(queries[0]) for m in handled(executor, a)]
+            tracked = executor.order(placed.client_order_id)
+            assert tracked is not None
+            assert tracked.status is OrderStatus.NEW
+            assert tracked.venue_order_id != ""
             assert settled == [] and v.server.count(*ORDER) == 1 and len(v.server.orders) == 1
 
     run(scenario())
@@ -505,10 +507,8 @@ def test_mutated_documented_events_raise_only_decode_error(shared_data):
                 del event["o"][key]
             else:
                 event["o"][key] = replacement
-            try:
+            with contextlib.suppress(DecodeError):
                 decode_user_event(json.dumps(event).encode())
-            except DecodeError:
-                pass
 
 
 async def until(condition, timeout: float = 5.0) -> None:

@@ -106,6 +106,7 @@ def reference_book(frames, snapshot, upto_u: int) -> BookSync:
 
 def assert_book_matches_source(run: Run, frames, snapshot) -> None:
     book = run.stream.books["BTCUSDT"]
+    assert book.last_update_id is not None, "the stream's book never synced"
     ref = reference_book(frames, snapshot, book.last_update_id)
     assert ref.last_update_id == book.last_update_id
     assert book.book.top(20) == ref.book.top(20)

@@ -7,14 +7,14 @@ import itertools
 import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from arbor.actors.cluster.live import LiveCluster
 from arbor.actors.collector import CollectorLogic
-from arbor.actors.testing import ManualClock, eventually, make_ctx
+from arbor.actors.testing import ManualClock, eventually, handled, make_ctx
 from arbor.actors.testing import until as _until
 from arbor.adapters.binance.stream import StreamStatus
 from arbor.adapters.hyperliquid import make_hyperliquid_decoder
@@ -38,9 +38,10 @@ def replay(shared_data: Path) -> list[bytes]:
     return frames * ROUNDS
 
 
-def expected_calls(frames: list[bytes], sent: list[int]) -> list[tuple[str, bytes]]:
+def expected_calls(frames: list[bytes], sent: list[int]) -> list[tuple[str | None, bytes]]:
     """(symbol, payload) the client must hand on for the frames the server sent: allMids to every coin, a repeated trades frame not at all."""
-    out, seen_trades = [], set()
+    out: list[tuple[str | None, bytes]] = []
+    seen_trades: set[bytes] = set()
     for i in sent:
         channel, coin = frame_key(frames[i])
         if channel == "allMids":
@@ -57,7 +58,7 @@ def expected_calls(frames: list[bytes], sent: list[int]) -> list[tuple[str, byte
 class Run:
     """One client against one server: what the client handed on, its statuses, and the sleeps it asked for."""
 
-    def __init__(self, server: FakeHyperliquidWsServer, frames: list[bytes], garbage: list[bytes] = (), **overrides: Any) -> None:
+    def __init__(self, server: FakeHyperliquidWsServer, frames: list[bytes], garbage: Sequence[bytes] = (), **overrides: Any) -> None:
         self.frames: list[tuple[str | None, bytes]] = []
         self.statuses: list[StreamStatus] = []
         self.sleeps: list[float] = []
@@ -104,10 +105,11 @@ def collect(frames: list[tuple[str | None, bytes]]) -> tuple[list[RawMarketEvent
     """Every handed-on frame through its coin's CollectorLogic (unroutable ones through the first coin's)."""
     clock = ManualClock(0)
     collectors = {c: CollectorLogic(make_ctx(f"{c}/collector", c, clock), make_hyperliquid_decoder(c)) for c in COINS}
-    events, failures = [], []
+    events: list[RawMarketEvent] = []
+    failures: list[DecodeFailure] = []
     for symbol, payload in frames:
         coin = symbol or COINS[0]
-        for msg in collectors[coin].handle(VenuePayload(venue="hyperliquid", symbol=coin, payload=payload)):
+        for msg in handled(collectors[coin], VenuePayload(venue="hyperliquid", symbol=coin, payload=payload)):
             (failures if isinstance(msg, DecodeFailure) else events).append(msg)
     return events, failures
 

@@ -250,8 +250,9 @@ def test_live_order_entry_against_the_binance_rest_venue(venues, monkeypatch, tm
         _approve(cluster, "0.010")
         eventually(lambda: len(watch.places) == 1, timeout=10)
         coid = watch.places[0].client_order_id
-        entry_posts = lambda: [q for m, p, q in rest.requests if (m, p) == ("POST", "/fapi/v1/order")
-                               and q.get("newClientOrderId") == coid]
+        def entry_posts() -> list[dict]:
+            return [q for m, p, q in rest.requests if (m, p) == ("POST", "/fapi/v1/order")
+                    and q.get("newClientOrderId") == coid]
         eventually(lambda: len(entry_posts()) == 1, timeout=10)
         if fault in ("503", "hang"):  # not processed: the query by client order id finds nothing, nothing re-sent
             eventually(lambda: position(cluster)["state"] == "FLAT" and rest.count("GET", "/fapi/v1/order") >= 1,

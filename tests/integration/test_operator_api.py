@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -94,9 +95,9 @@ def test_server_refuses_to_start_without_a_token() -> None:
     with pytest.raises(OperatorConfigError, match="ARBOR_OPERATOR_TOKEN"):
         token_from_env({})
     with pytest.raises(OperatorConfigError, match="ARBOR_OPERATOR_TOKEN"):
-        OperatorServer(None, EventHub(), CollectorRegistry(), None)  # type: ignore[arg-type]
+        OperatorServer(None, EventHub(), CollectorRegistry(), None)  # type: ignore[arg-type]  # the token check comes first
     with pytest.raises(OperatorConfigError):
-        OperatorSurface(("BTCUSDT",), HandlerClock(), ".", "")
+        OperatorSurface(("BTCUSDT",), HandlerClock(), Path("."), "")
     assert token_from_env({"ARBOR_OPERATOR_TOKEN": TOKEN}) == TOKEN
 
 
@@ -265,7 +266,11 @@ def test_slow_client_drops_oldest_and_is_told() -> None:
         hub.attach(asyncio.get_running_loop())
         client = hub.subscribe()
         t0 = time.monotonic()
-        publisher = threading.Thread(target=lambda: [hub.publish({"type": "t", "n": i}) for i in range(1000)])
+        def publish() -> None:
+            for i in range(1000):
+                hub.publish({"type": "t", "n": i})
+
+        publisher = threading.Thread(target=publish)
         publisher.start()
         publisher.join(5)
         assert time.monotonic() - t0 < 2
@@ -323,17 +328,19 @@ def test_stop_returns_within_two_seconds_with_a_client_connected() -> None:
             return []
 
     hub = EventHub()
-    server = OperatorServer(ClusterView(Idle(), SummaryBoard(()), ClusterFacts(), ()), hub,  # type: ignore[arg-type]
+    server = OperatorServer(ClusterView(Idle(), SummaryBoard(()), ClusterFacts(), ()), hub,  # type: ignore[arg-type]  # Idle stands in for a runtime
                             CollectorRegistry(), TOKEN, port=0)
     url = server.start()
     connected = threading.Event()
     closed = threading.Event()
 
     async def client() -> None:
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(url + "/ws/events", headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
-                connected.set()
-                await ws.receive(timeout=10)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(url + "/ws/events", headers={"Authorization": f"Bearer {TOKEN}"}) as ws,
+        ):
+            connected.set()
+            await ws.receive(timeout=10)
         closed.set()
 
     t = threading.Thread(target=lambda: asyncio.run(client()))

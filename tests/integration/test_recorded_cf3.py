@@ -6,10 +6,11 @@ import json
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from arbor.actors.collector import CollectorLogic
-from arbor.actors.testing import ManualClock, make_ctx
+from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.adapters.binance.kline import decode_usdm_with_klines
 from arbor.adapters.binance.spot import decode_spot
 from arbor.adapters.recorded.cf3 import read_cf3
@@ -66,14 +67,14 @@ def replay(path: Path, decoder, venue: str) -> dict:
     # The snapshots are written before the recv lines but were received later: order by receive time.
     records = sorted(read_cf3(path), key=lambda rec: rec[0])
     collectors: dict[str, tuple[CollectorLogic, ManualClock]] = {}
-    out = {"frames": len(records), "failures": [], "mismatches": [], "kinds": Counter(), "klines": 0}
+    out: dict[str, Any] = {"frames": len(records), "failures": [], "mismatches": [], "kinds": Counter(), "klines": 0}
     for ts, symbol, raw in records:
         if symbol not in collectors:
             clock = ManualClock(0)
             collectors[symbol] = (CollectorLogic(make_ctx(f"{symbol}/collector", symbol, clock), decoder), clock)
         logic, clock = collectors[symbol]
         clock.set(ts)
-        emitted = logic.handle(VenuePayload(venue=venue, symbol=symbol, payload=raw))
+        emitted = handled(logic, VenuePayload(venue=venue, symbol=symbol, payload=raw))
         expected = expected_from_raw(raw)
         if expected is None:
             out["klines"] += 1

@@ -10,15 +10,16 @@ from pathlib import Path
 import attrs
 import pytest
 from arbor.actors.collector import CollectorLogic
-from arbor.actors.testing import ManualClock, make_ctx
+from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.adapters.binance.usdm import decode_usdm
 from arbor.adapters.recorded import RecordingFormatError, merge_recordings, read_hbt
+from arbor.messages import message_fields
 from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload
 
 FILES = ("binance_usdm/usdm_btcusdt_20240808.gz", "binance_usdm/usdm_ethusdt_20240808.gz")
 MS = 1_000_000
-EVENT_FIELDS = tuple(f.name for f in attrs.fields(RawMarketEvent))
-DEFAULTS = {f.name: f.default for f in attrs.fields(RawMarketEvent) if f.default is not attrs.NOTHING}
+EVENT_FIELDS = tuple(f.name for f in message_fields(RawMarketEvent))
+DEFAULTS = {f.name: f.default for f in message_fields(RawMarketEvent) if f.default is not attrs.NOTHING}
 
 
 def expected_from_raw(raw: bytes) -> tuple[str, dict]:
@@ -83,7 +84,7 @@ def replay(shared_data: Path) -> Replay:
             result.seqs[symbol] = []
         logic, clock = collectors[symbol]
         clock.set(ts)
-        for msg in logic.handle(VenuePayload(venue="binance_usdm", symbol=symbol, payload=raw)):
+        for msg in handled(logic, VenuePayload(venue="binance_usdm", symbol=symbol, payload=raw)):
             result.seqs[symbol].append(msg.ingest_seq)
             result.recv_mismatches += msg.ts_recv_ns != ts
             result.raw_mismatches += msg.raw is not raw

@@ -24,8 +24,9 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen:
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def wait_for_summary(proc: subprocess.Popen, timeout: float = 30.0) -> list[str]:
+def wait_for_summary(proc: subprocess.Popen[str], timeout: float = 30.0) -> list[str]:
     lines: list[str] = []
+    assert proc.stdout is not None  # started with stdout=PIPE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -122,6 +123,7 @@ def test_operator_metrics_carry_the_journals_bytes_and_fsyncs(tmp_path: Path) ->
     proc = subprocess.Popen([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--operator",
                              "--var-dir", str(tmp_path / "var")], cwd=REPO_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None  # started with stdout=PIPE
     try:
         url = None
         deadline = time.monotonic() + 30

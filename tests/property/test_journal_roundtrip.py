@@ -6,7 +6,8 @@ from arbor.messages import Codec
 from arbor.messages.journal import Durability, JournalReader, JournalWriter, RecordKind, decode_record, encode_record
 from hypothesis import given
 from hypothesis import strategies as st
-from test_codec import any_message, envelope_strategy
+
+from tests.property.test_codec import any_message, envelope_strategy
 
 CODEC = Codec()
 SEGMENT_BYTES = st.integers(min_value=64, max_value=4096)

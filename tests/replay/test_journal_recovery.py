@@ -49,6 +49,7 @@ def test_truncated_mid_record_loses_only_that_record(sim_journal: Path, tmp_path
     report = audit_journal(journal)
     assert report.identical
     assert report.records == before - 1
+    assert report.repaired is not None
     assert [q.reason for q in report.repaired.quarantined] == ["length_past_end"]
     assert len(quarantined_files(journal)) == 1
     assert record_count(journal) == before - 1
@@ -63,6 +64,7 @@ def test_random_bytes_appended_are_quarantined(sim_journal: Path, tmp_path: Path
         f.write(garbage)
     report = audit_journal(journal)
     assert report.identical and report.records == before
+    assert report.repaired is not None
     (q,) = report.repaired.quarantined
     assert q.bytes_moved == len(garbage)
     assert quarantined_files(journal)[0].read_bytes() == garbage
@@ -77,4 +79,5 @@ def test_flipped_byte_mid_journal_cuts_there_and_replays_what_came_before(sim_jo
     report = audit_journal(journal)
     assert report.identical
     assert 0 < report.records < record_count(sim_journal)
+    assert report.repaired is not None
     assert [q.reason for q in report.repaired.quarantined] == ["crc_mismatch"]

@@ -14,7 +14,7 @@ from arbor.messages import ActorFailed, RawMarketEvent, SymbolRecovered
 
 from tests.supervision.helpers import entries_sent
 
-FAST = {
+FAST: dict[str, Any] = {
     "feature": {"bucket_ms": 200, "short_window": 3, "long_window": 10, "min_samples": 4},
     "regime": {"decision_interval_ms": 200, "confirm_cycles": 1},
     "run": {"tick_interval_ms": 50, "switch_interval_ms": 0.5},

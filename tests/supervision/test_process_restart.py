@@ -70,6 +70,7 @@ def test_sigkill_then_restart_recovers_positions_and_orders_without_duplicates(t
     cfg.write_text(FAST)
     var = tmp_path / "var"
     proc = start(var, cfg)
+    assert proc.stdout is not None  # started with stdout=PIPE
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline:

@@ -104,7 +104,9 @@ def test_entry_already_queued_for_the_venue_is_refused_when_the_symbol_fails() -
                        order_type=OrderType.MARKET, limit_price=None, reduce_only=False, ts_event_ns=0)
     d.mailboxes["BTCUSDT/venue"].append(Envelope(msg_id=10**9, sender="BTCUSDT/executor", receiver="BTCUSDT/venue",
                                                  ts_event_ns=0, ts_recv_ns=0, causation_id=0, payload=place))
-    c.runtime.supervision.supervisor_of("BTCUSDT/feature").failed("BTCUSDT/feature", None, "injected")
+    sup = c.runtime.supervision
+    assert sup is not None
+    sup.supervisor_of("BTCUSDT/feature").failed("BTCUSDT/feature", None, "injected")
     assert not any(e.payload is place for e in d.mailboxes["BTCUSDT/venue"])
     refused = [m for m in c.recorder.of_type(OrderRejected) if m.client_order_id == "queued-entry"]
     assert refused and refused[0].reason == "symbol_recovering"

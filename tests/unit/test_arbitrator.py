@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 from arbor.actors.arbitrator import ArbitratorConfig, ArbitratorLogic
-from arbor.actors.testing import ManualClock, make_ctx
+from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.config.errors import ConfigError
 from arbor.messages import (
     Action,
@@ -44,7 +44,7 @@ def mset(*mandates: Mandate, symbol="BTCUSDT", cycle=1, price="50000") -> Mandat
 
 
 def act(arb: ArbitratorLogic, *mandates: Mandate, **kw) -> Action:
-    (a,) = arb.handle(mset(*mandates, **kw))
+    (a,) = handled(arb, mset(*mandates, **kw))
     return a
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Any
 
 from arbor.actors.collector import CollectorLogic
-from arbor.actors.testing import ManualClock, make_ctx
+from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.adapters.binance.usdm import decode_usdm
 from arbor.adapters.decoding import DecodeError
 from arbor.messages.base import MarketEventKind, Side
@@ -28,9 +29,9 @@ def payload(raw: bytes, symbol: str = "BTCUSDT") -> VenuePayload:
 
 
 def feed(logic: CollectorLogic, *frames: bytes) -> list:
-    out = []
+    out: list[Any] = []
     for raw in frames:
-        out.extend(logic.handle(payload(raw)))
+        out.extend(handled(logic, payload(raw)))
     return out
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import statistics
 from decimal import Decimal as D
+from itertools import pairwise
+from typing import Any
 
 import pytest
 from arbor.actors.feature import FeatureConfig, FeatureLogic
-from arbor.actors.testing import make_ctx
+from arbor.actors.testing import handled, make_ctx
 from arbor.config.errors import ConfigError
 from arbor.messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
 
@@ -25,7 +27,7 @@ class Feed:
         self.seq = 0
         self.last: FeatureSnapshot | None = None
 
-    def send(self, ts: int, kind: MarketEventKind, **fields: object) -> list[FeatureSnapshot]:
+    def send(self, ts: int, kind: MarketEventKind, **fields: Any) -> list[FeatureSnapshot]:
         self.seq += 1
         ev = RawMarketEvent(symbol="TEST", venue="sim", ingest_seq=self.seq, ts_event_ns=ts, ts_recv_ns=ts,
                             kind=kind, raw=b"{}", **fields)
@@ -58,7 +60,7 @@ def expected_windows(prices: list[list[float]], cfg: FeatureConfig) -> dict[str,
         prev = closes[-1]
         ranges.append(max(prev, *bucket) - min(prev, *bucket))
         closes.append(bucket[-1])
-    returns = [math.log(b / a) for a, b in zip(closes, closes[1:])][-cfg.long_window:]
+    returns = [math.log(b / a) for a, b in pairwise(closes)][-cfg.long_window:]
     short = returns[-cfg.short_window:]
     vol = statistics.stdev(returns)
     return {
@@ -361,9 +363,9 @@ def test_bucket_emission_gives_the_regime_the_same_decisions(interval_ms: int, s
         snapshots = 0
         for ev in _random_walk_events(seed, 3000):
             clock.set(ev.ts_recv_ns)
-            for snap in feature.handle(ev):
+            for snap in handled(feature, ev):
                 snapshots += 1
-                decisions.extend(regime.handle(snap))
+                decisions.extend(handled(regime, snap))
         return decisions, snapshots
 
     every, every_snaps = run("every_event")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from decimal import Decimal as D
 from pathlib import Path
@@ -80,8 +81,8 @@ def test_recorded_l2_book_is_a_snapshot_with_the_payload_levels(shared_data):
     book = cassette_answers(shared_data / "hyperliquid" / "sdk_cassettes")["l2Book"]
     (event,) = make_hyperliquid_decoder("DYDX")(frame({"channel": "l2Book", "data": book}))
     assert event["kind"] is MarketEventKind.SNAPSHOT and event["ts_event_ns"] == book["time"] * MS
-    assert event["bids"] == tuple((D(l["px"]), D(l["sz"])) for l in book["levels"][0])
-    assert event["asks"] == tuple((D(l["px"]), D(l["sz"])) for l in book["levels"][1])
+    assert event["bids"] == tuple((D(lv["px"]), D(lv["sz"])) for lv in book["levels"][0])
+    assert event["asks"] == tuple((D(lv["px"]), D(lv["sz"])) for lv in book["levels"][1])
 
 
 def test_every_real_message_decodes_into_valid_events(shared_data):
@@ -147,10 +148,8 @@ def test_malformed_frames_raise_decode_error(payload):
 @given(st.binary(max_size=300))
 def test_random_bytes_raise_only_decode_error(payload):
     """Whatever the bytes, the decoder returns events or raises DecodeError, nothing else."""
-    try:
+    with contextlib.suppress(DecodeError):
         make_hyperliquid_decoder("BTC", asset_index=0)(payload)
-    except DecodeError:
-        pass
 
 
 def _mutations(value: Any, draw: Any) -> Any:

@@ -31,7 +31,7 @@ def test_beat_writes_heartbeat_and_one_run_line(tmp_path: Path) -> None:
     hb = json.loads(files.heartbeat_path.read_text())
     assert hb["cycle"] == 2 and hb["engine_status"] == "degraded" and hb["errors_this_cycle"] == 3
     assert hb["ts"] == "2024-08-09T00:00:00.000Z"
-    assert [(l["engine_status"], l["errors_this_cycle"]) for l in lines(files.run_log_path)] == [("ok", 0), ("degraded", 3)]
+    assert [(r["engine_status"], r["errors_this_cycle"]) for r in lines(files.run_log_path)] == [("ok", 0), ("degraded", 3)]
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -50,7 +50,7 @@ def test_corrupt_run_log_is_quarantined_and_rewritten(tmp_path: Path) -> None:
     quarantined = list(tmp_path.glob("run.jsonl.corrupted.*"))
     assert len(quarantined) == 1 and quarantined[0].read_text().endswith('"engine_st')
     files.beat(T0, "ok", 0, 1)
-    assert [l["ts"] for l in lines(files.run_log_path)] == ["x", "2024-08-09T00:00:00.000Z"]
+    assert [r["ts"] for r in lines(files.run_log_path)] == ["x", "2024-08-09T00:00:00.000Z"]
 
 
 def test_corrupt_heartbeat_is_quarantined(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_errors_since_last_cycle_make_the_engine_degraded(tmp_path: Path) -> Non
                                 causation_id=0, payload=failure), ())
     assert cycle.run_once()["engine_status"] == "degraded"
     assert cycle.run_once()["engine_status"] == "ok"
-    assert [l["errors_this_cycle"] for l in lines(tmp_path / "run.jsonl")] == [2, 0]
+    assert [r["errors_this_cycle"] for r in lines(tmp_path / "run.jsonl")] == [2, 0]
 
 
 def test_late_cycle_raises_missed_heartbeat(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import bisect
 import json
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 from arbor.adapters.binance.book import BookState, BookSync, Market, OrderBook
@@ -143,7 +144,7 @@ def replay_book(path: Path) -> dict:
         if "lastUpdateId" in d:
             pending = {diff.last: diff.first for diff in sync._buffer}
             sync.on_snapshot(d["lastUpdateId"], d["bids"], d["asks"])
-            if sync.valid:
+            if sync.valid and sync.last_update_id is not None:
                 firsts.append(pending[sync.last_update_id])
         elif d["e"] == "depthUpdate":
             before = sync.last_update_id
@@ -155,10 +156,12 @@ def replay_book(path: Path) -> dict:
             if d["e"] == "bookTicker":
                 tickers.append((d["u"], (D(d["b"]), D(d["B"]), D(d["a"]), D(d["A"]))))
             continue
-        (bid, bid_qty), (ask, ask_qty) = sync.book.best_bid(), sync.book.best_ask()
+        best_bid, best_ask = sync.book.best_bid(), sync.book.best_ask()
+        assert best_bid is not None and best_ask is not None, "a synced book of the recording has both sides"
+        (bid, bid_qty), (ask, ask_qty) = best_bid, best_ask
         lasts.append(sync.last_update_id)
         tops.append((bid, bid_qty, ask, ask_qty))
-    out = {"match": 0, "mismatch": [], "inside_batch": 0, "before_sync": 0, "after_end": 0, "stats": sync.stats()}
+    out: dict[str, Any] = {"match": 0, "mismatch": [], "inside_batch": 0, "before_sync": 0, "after_end": 0, "stats": sync.stats()}
     for u, top in tickers:
         k = bisect.bisect_right(lasts, u) - 1
         if k < 0:

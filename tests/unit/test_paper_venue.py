@@ -511,11 +511,11 @@ def test_a_settled_orders_record_is_built_once_and_survives_restore():
     logic, clock = venue(latency_ms=0)
     filled_orders(logic, clock, 2)
     first, second = logic.snapshot(), logic.snapshot()
-    assert all(a is b for a, b in zip(first.orders, second.orders))
+    assert all(a is b for a, b in zip(first.orders, second.orders, strict=True))
     again, _ = venue(latency_ms=0)
     again.restore(second)
     assert again.snapshot() == second
-    assert all(a is b for a, b in zip(again.snapshot().orders, second.orders))
+    assert all(a is b for a, b in zip(again.snapshot().orders, second.orders, strict=True))
 
 
 def test_order_history_must_be_positive():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 from arbor.actors.regime import RegimeConfig, RegimeLogic, mark_price
-from arbor.actors.testing import ManualClock, make_ctx
+from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.config.errors import ConfigError
 from arbor.messages import (
     Direction,
@@ -34,18 +35,18 @@ def snap(ts: int, warm: bool = True, **overrides: object) -> FeatureSnapshot:
         warm=warm,
     )
     values.update(overrides)
-    return FeatureSnapshot(**values)  # type: ignore[arg-type]
+    return FeatureSnapshot(**values)  # type: ignore[arg-type]  # values of mixed types by field
 
 
 def regime_logic(clock: ManualClock | None = None, **config: object) -> RegimeLogic:
-    cfg = RegimeConfig(**{"decision_interval_ms": 0, **config})  # type: ignore[arg-type]
+    cfg = RegimeConfig(**{"decision_interval_ms": 0, **config})  # type: ignore[arg-type]  # values of mixed types by field
     return RegimeLogic(make_ctx("TEST/regime", "TEST", clock=clock), cfg)
 
 
 def drive(logic: RegimeLogic, *features: dict, step_ms: int = 1000, start: int = 0) -> list:
-    out = []
+    out: list[Any] = []
     for i, f in enumerate(features):
-        out.extend(logic.handle(snap(T0 + (start + i) * step_ms * MS, **f)))
+        out.extend(handled(logic, snap(T0 + (start + i) * step_ms * MS, **f)))
     return out
 
 

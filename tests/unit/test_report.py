@@ -68,7 +68,7 @@ def test_report_agrees_with_the_trade_log_of_a_simulated_run(tmp_path: Path) -> 
     c = SimulatedCluster(settings, observers=(log,))
     c.run_for(900)
     log.close()
-    raw = [json.loads(l) for l in (tmp_path / "trades.jsonl").read_text().splitlines()]
+    raw = [json.loads(line) for line in (tmp_path / "trades.jsonl").read_text().splitlines()]
     assert len(raw) >= 3, "the simulated run should close a few trades"
     paths = write_report(tmp_path / "trades.jsonl", tmp_path / "reports")
     day = raw[-1]["exit_time"][:10]

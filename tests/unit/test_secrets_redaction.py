@@ -94,6 +94,21 @@ def test_log_redactor_scrubs_secrets_from_records():
     assert record["message"] == "oops <redacted> and <redacted>"
 
 
+def test_a_cluster_nodes_warnings_on_stderr_are_redacted(tmp_path, monkeypatch, capsys):
+    """A node process's warnings reach stderr with the environment's secret values redacted."""
+    from arbor.actors.distributed.nodes import setup_node_logging
+
+    monkeypatch.setenv("ARBOR_TEST_API_SECRET", "node-secret-123456")
+    sink = setup_node_logging(tmp_path, "worker-0", "INFO")
+    try:
+        logger.bind(actor="worker-0").warning("signing with node-secret-123456 failed")
+    finally:
+        logger.remove()
+        sink.close()
+    err = capsys.readouterr().err
+    assert "signing with *** failed" in err and "node-secret-123456" not in err
+
+
 def test_secrets_never_appear_in_logs_during_binance_order_entry():
     """A full session (resync, 429, 5xx, timeout, rejects, user stream) logs no key or secret."""
     lines: list[str] = []
@@ -133,27 +148,29 @@ async def _binance_session() -> list[Any]:
         await asyncio.sleep(0)
 
     out: list[Any] = []
-    async with BinanceRestServer(creds, clock, {"BTCUSDT": D("60000")}) as server:
-        async with aiohttp.ClientSession() as session:
-            rest = BinanceFuturesRest(server.base_url, creds, session, clock, sleep, BinanceRestConfig(request_timeout_s=0.3))
-            server.skew_ms = -20_000
-            order = PlaceOrder(symbol="BTCUSDT", client_order_id="ar00000000000000000001", side=Side.BUY, qty=D("0.01"),
-                               order_type=OrderType.LIMIT, limit_price=D("59000"), reduce_only=False, ts_event_ns=T0)
-            out += await rest.place(order)
-            server.fail_next("POST", "/fapi/v1/order", BinanceFault.http(429, retry_after=1))
-            server.fail_next("POST", "/fapi/v1/order", BinanceFault.http(503, process=True))
-            out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000002"}))
-            server.fail_next("POST", "/fapi/v1/order", BinanceFault.hang(process=True))
-            out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000003"}))
-            out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000004", "qty": D("0.00001")}))
-            out += await rest.query(QueryOrder(symbol="BTCUSDT", client_order_id="ar00000000000000000003", ts_event_ns=T0))
-            out += await rest.cancel(RequestCancel(symbol="BTCUSDT", client_order_id="ar00000000000000000009", ts_event_ns=T0))
-            out.append(await rest.position(QueryPosition(symbol="BTCUSDT", ts_event_ns=T0)))
-            stream = BinanceUserDataStream(rest, server.base_url, session, clock, sleep, out.extend)
-            await stream.open()
-            stream.on_frame(b'{"e":"garbage"}')
-            clock.advance(31 * 60 * 10**9)
-            await stream.maintain()
+    async with (
+        BinanceRestServer(creds, clock, {"BTCUSDT": D("60000")}) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        rest = BinanceFuturesRest(server.base_url, creds, session, clock, sleep, BinanceRestConfig(request_timeout_s=0.3))
+        server.skew_ms = -20_000
+        order = PlaceOrder(symbol="BTCUSDT", client_order_id="ar00000000000000000001", side=Side.BUY, qty=D("0.01"),
+                           order_type=OrderType.LIMIT, limit_price=D("59000"), reduce_only=False, ts_event_ns=T0)
+        out += await rest.place(order)
+        server.fail_next("POST", "/fapi/v1/order", BinanceFault.http(429, retry_after=1))
+        server.fail_next("POST", "/fapi/v1/order", BinanceFault.http(503, process=True))
+        out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000002"}))
+        server.fail_next("POST", "/fapi/v1/order", BinanceFault.hang(process=True))
+        out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000003"}))
+        out += await rest.place(PlaceOrder(**{**_fields(order), "client_order_id": "ar00000000000000000004", "qty": D("0.00001")}))
+        out += await rest.query(QueryOrder(symbol="BTCUSDT", client_order_id="ar00000000000000000003", ts_event_ns=T0))
+        out += await rest.cancel(RequestCancel(symbol="BTCUSDT", client_order_id="ar00000000000000000009", ts_event_ns=T0))
+        out.append(await rest.position(QueryPosition(symbol="BTCUSDT", ts_event_ns=T0)))
+        stream = BinanceUserDataStream(rest, server.base_url, session, clock, sleep, out.extend)
+        await stream.open()
+        stream.on_frame(b'{"e":"garbage"}')
+        clock.advance(31 * 60 * 10**9)
+        await stream.maintain()
     return out
 
 

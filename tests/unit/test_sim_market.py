@@ -6,6 +6,7 @@ import json
 import math
 from collections import defaultdict
 from decimal import Decimal as D
+from itertools import pairwise
 
 import pytest
 from arbor.adapters.decoding import decoder_for
@@ -71,7 +72,7 @@ def test_frames_are_in_time_order_across_symbols():
     """Timestamps never decrease across the merged symbols."""
     out = frames((BTC, ETH), seconds=120)
     assert {sym for _, sym, _ in out} == {"BTCUSDT", "ETHUSDT"}
-    assert all(a[0] <= b[0] for a, b in zip(out, out[1:]))
+    assert all(a[0] <= b[0] for a, b in pairwise(out))
 
 
 def test_until_bounds_the_run():
@@ -120,7 +121,7 @@ def test_depth_update_ids_are_continuous(hour):
     _, out = hour
     depth = [d for _, d in out if d["e"] == "depthUpdate"]
     assert len(depth) > 1000
-    for prev, cur in zip(depth, depth[1:]):
+    for prev, cur in pairwise(depth):
         assert cur["pu"] == prev["u"]
         assert cur["pu"] < cur["U"] <= cur["u"]
 
@@ -148,7 +149,7 @@ def test_trade_and_update_ids_increase(hour):
     trades = [d["t"] for _, d in out if d["e"] == "trade"]
     assert trades == list(range(trades[0], trades[0] + len(trades)))
     book = [d["u"] for _, d in out if d["e"] == "bookTicker"]
-    assert all(a < b for a, b in zip(book, book[1:]))
+    assert all(a < b for a, b in pairwise(book))
 
 
 def test_prices_and_sizes_are_on_the_grid(hour):
@@ -227,7 +228,7 @@ def test_regime_spans_last_tens_of_seconds_to_minutes(hour):
     spans = market.regime_spans("BTCUSDT", START + 3600 * S)
     assert {s.regime for s in spans} == set(SimRegime)
     assert all(10 * S <= s.end_ns - s.start_ns <= 600 * S for s in spans)
-    assert all(a.end_ns == b.start_ns for a, b in zip(spans, spans[1:]))
+    assert all(a.end_ns == b.start_ns for a, b in pairwise(spans))
 
 
 def test_liquidation_cascades_are_one_sided_bursts_that_move_price(hour):

@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -27,7 +28,7 @@ def open_store(tmp_path: Path, name: str = "arbor.sqlite", **kw) -> StateStore:
 
 
 def order(coid: str = "c1", status: OrderStatus = OrderStatus.NEW, **kw) -> TrackedOrder:
-    fields = dict(client_order_id=coid, action_id=f"act-{coid}", intent=OrderIntent.ENTRY, side=Side.BUY, qty=D("0.010"),
+    fields: dict[str, Any] = dict(client_order_id=coid, action_id=f"act-{coid}", intent=OrderIntent.ENTRY, side=Side.BUY, qty=D("0.010"),
                   order_type=OrderType.LIMIT, limit_price=D("50000.10"), reduce_only=False, status=status,
                   sent_ns=NS, awaiting_since_ns=NS)
     fields.update(kw)

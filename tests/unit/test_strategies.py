@@ -24,7 +24,7 @@ def features(**overrides: object) -> FeatureSnapshot:
         trade_imbalance=0.0, cvd=0.0, atr=1.0, liq_count=0, liq_notional=0.0, samples=60, warm=True,
     )
     values.update(overrides)
-    return FeatureSnapshot(**values)  # type: ignore[arg-type]
+    return FeatureSnapshot(**values)  # type: ignore[arg-type]  # values of mixed types by field
 
 
 def position(direction: Direction, qty: str = "1", entry: str = "100", state: PositionState = PositionState.OPEN,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 from arbor.adapters.binance.usdm import decode_usdm, decode_usdm_reference
@@ -26,7 +27,7 @@ DEPTH = {"e": "depthUpdate", "E": 1723161256352, "T": 1723161256351, "s": "BTCUS
          "a": [["61800.30", "3.330"]]}
 MARK = {"e": "markPriceUpdate", "E": 1723161257000, "s": "BTCUSDT", "p": "61801.12345678", "i": "61795.50",
         "P": "61790.1", "r": "0.00010000", "T": 1723190400000}
-FORCE_ORDER = {"e": "forceOrder", "E": 1723161258001, "o": {
+FORCE_ORDER: dict[str, Any] = {"e": "forceOrder", "E": 1723161258001, "o": {
     "s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "0.014", "p": "61500.00", "ap": "61620.40",
     "X": "FILLED", "l": "0.014", "z": "0.014", "T": 1723161258000}}
 SNAPSHOT = {"lastUpdateId": 5123107852948, "E": 1723161256501, "T": 1723161256493,
