@@ -36,6 +36,7 @@ from arbor.messages import (
     TimerTick,
     TradingState,
 )
+from arbor.messages.base import evolve_message
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -262,7 +263,7 @@ class RiskLogic(ActorLogic):
             # risk until someone who understands it resumes it.
             self._refused_prices += 1
             self.ctx.log.error("refused position valuation of {}: {}", msg.symbol, bad)
-            self.book.apply(attrs.evolve(msg, avg_entry_price=None, realized_pnl=self.book.get(msg.symbol).realized_pnl,
+            self.book.apply(evolve_message(msg, avg_entry_price=None, realized_pnl=self.book.get(msg.symbol).realized_pnl,
                                          fees=self.book.get(msg.symbol).fees))
             out = self.controls.set(msg.symbol, TradingState.REDUCING, "risk", f"invalid_fill_price: {bad}", now)
             return out + self._check_limits(now)

@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 from arbor.actors.cluster.live import LiveCluster
+from arbor.actors.risk.logic import RiskLogic
 from arbor.actors.testing import eventually
 from arbor.config.settings import load_settings
 from arbor.messages import TradingState
@@ -38,7 +40,7 @@ def test_market_source_dying_halts_its_symbols(shared_data: Path, tmp_path: Path
                           persist=False)
     cluster.start()
     try:
-        risk = cluster.runtime.dispatcher("coordinator").actors["risk"]
+        risk = cast(RiskLogic, cluster.runtime.dispatcher("coordinator").actors["risk"])
         eventually(lambda: risk.controls.state("BTCUSDT") is TradingState.HALTED, timeout=20)
     finally:
         cluster.stop()
