@@ -19,6 +19,7 @@ from arbor.messages.codec import Codec, CodecError, UnknownMessageType
 from arbor.messages.control import (
     ActorFailed,
     ActorRestarted,
+    AnnounceState,
     DeadLetter,
     PoisonMessageQuarantined,
     ReleaseSymbol,

@@ -85,3 +85,12 @@ class PoisonMessageQuarantined:
     msg_id: int
     error: str
     ts_event_ns: int
+
+
+@message("AnnounceState")
+class AnnounceState:
+    """Cluster -> Position(S), Risk at start: emit your current (restored) state as the events
+    every consumer learns from (PositionChanged; TradingStateChanged, KillSwitchEngaged), so the
+    strategy, the Arbitrator, the operator view, metrics and the trade log start from it."""
+
+    reason: str

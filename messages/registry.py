@@ -50,4 +50,5 @@ ALL_MESSAGE_TYPES: tuple[type, ...] = (
     control.ReleaseSymbol,
     control.SymbolReleased,
     control.PoisonMessageQuarantined,
+    control.AnnounceState,
 )

@@ -21,6 +21,12 @@ database, fails ``PRAGMA integrity_check`` or carries an unknown schema version 
 quarantined copy still opens with its log), a warning is logged, and a fresh, empty store is
 started with ``degraded=True`` and the reason in ``degraded_reason``. If not even a fresh file can
 be created, the store runs in memory, degraded.
+
+Whether a store started empty is told apart from a store that was lost: ``fresh`` says this open
+created the tables (the file was missing, 0 bytes or just quarantined), ``found_empty`` that a
+0-byte file was there, and ``marker_found`` whether the marker the store writes beside itself
+(``<name>.created``, once it holds a schema) was already there. The cluster weighs these against
+the var dir's other traces of a previous run (``actors.cluster.restart``).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ SCHEMA_VERSION = 1
 STORE_FILE = Path("state") / "arbor.sqlite"
 SQLITE_HEADER = b"SQLite format 3\x00"
 SIDECARS = ("-wal", "-shm", "-journal")
+MARKER_SUFFIX = ".created"  # written beside the file once it holds a schema: "a store was here"
 _PRUNE_BATCH = 32  # settled orders written between two retention prunes of a symbol
 # Never fewer settled orders than an executor can hold: pruning one it still holds would only
 # have it written again.
@@ -188,8 +195,14 @@ class StateStore:
         self.degraded = False
         self.degraded_reason = ""
         self.quarantine: StoreQuarantine | None = None
+        self.fresh = False  # this open created the tables
+        self.found_empty = False  # a 0-byte file was found where the store should be
+        self.marker = self.path.with_name(self.path.name + MARKER_SUFFIX)
+        self.marker_found = self.marker.exists()
         self._in_memory = False  # the last-resort fallback: nothing to checkpoint
         self._conn = self._open()
+        if not self._in_memory and not self.marker_found:
+            self._write_marker()
         self._seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM orders").fetchone()[0]
         self._checkpoint_stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
@@ -229,6 +242,7 @@ class StateStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             tables = self._check_contents(conn)
             if not tables:
+                self.fresh = True
                 conn.executescript(_initial_script(self._clock_ns()))
                 # The header page reaches the main file now, so an empty main file always means "new".
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -245,6 +259,8 @@ class StateStore:
             raise
 
     def _check_header(self) -> None:
+        if self.path.exists() and self.path.stat().st_size == 0:
+            self.found_empty = True
         if not self.path.exists() or self.path.stat().st_size == 0:
             return  # new (an empty main file with a WAL beside it is recovered from the WAL)
         with open(self.path, "rb") as f:
@@ -291,6 +307,17 @@ class StateStore:
         self.degraded = True
         self.degraded_reason = reason if not self.degraded_reason else f"{self.degraded_reason}; {reason}"
         self._log.warning("state store degraded: {}", reason)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the store fell back to memory (nothing it holds survives the process)."""
+        return self._in_memory
+
+    def _write_marker(self) -> None:
+        try:
+            self.marker.write_text(f"arbor state store created at {self._clock_ns()} ns\n", encoding="utf-8")
+        except OSError as exc:  # the store still works; only a later loss of it is harder to tell
+            self._log.warning("could not write the store marker {}: {!r}", self.marker, exc)
 
     @property
     def journal_mode(self) -> str:

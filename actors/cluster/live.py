@@ -7,11 +7,12 @@ from typing import Any
 
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
 from arbor.actors.cluster.observers import SummaryBoard
+from arbor.actors.cluster.restart import start_messages, state_lost_reason
 from arbor.actors.replay.recorder import JournalObserver, build_held
 from arbor.actors.runtime import HandlerClock, ThreadedRuntime
 from arbor.actors.runtime.dispatcher import Observer
 from arbor.config.settings import Settings
-from arbor.messages import Reconcile, SetTradingState, TradingState
+from arbor.messages import SetTradingState, TradingState
 from arbor.supervision.faults import FaultPlan
 from arbor.supervision.group import Health
 from arbor.supervision.persist import StatePersister, restore_all
@@ -38,14 +39,19 @@ class LiveCluster:
         actors, built_ns = build_held(lambda: build_actors(settings, self.clock, run_id, self.faults), self.clock)
         # Durable state lives in var/state/arbor.sqlite: a restarted process picks up its positions,
         # orders in flight, kill-switch latch and trading states, then reconciles with the venue.
-        self.store = StateStore.in_var_dir(settings.run.var_dir) if persist else None
-        self.persister = StatePersister(self.store) if self.store is not None else None
+        store = self.store = StateStore.in_var_dir(settings.run.var_dir) if persist else None
+        self.persister = StatePersister(store) if store is not None else None
         self.restored: list[str] = []
-        if self.store is not None and self.persister is not None:
-            if self.store.degraded:
+        self.state_lost: str | None = None
+        if store is not None and self.persister is not None:
+            if store.degraded:
                 logger.bind(actor="cluster", event_type="store_degraded").error(
-                    "state store degraded, starting without stored state: {}", self.store.degraded_reason)
+                    "state store degraded, starting without stored state: {}", store.degraded_reason)
             self.restored = restore_all(actors, self.persister)
+            self.state_lost = state_lost_reason(settings.run.var_dir, store)
+            if self.state_lost is not None:
+                logger.bind(actor="cluster", event_type="state_lost").critical(
+                    "{}: starting with the kill switch engaged; reconcile, then reset it with a reason", self.state_lost)
         self.journal = journal(built_ns) if journal is not None else None
         extra = (self.journal,) if self.journal is not None else ()
         self.runtime = ThreadedRuntime(
@@ -68,10 +74,11 @@ class LiveCluster:
         if self.persister is not None:
             self.persister.start()
         self.runtime.start()
-        # Reconcile on start: local state (restored or fresh) against the venue's own records.
-        for s in self.settings.symbols:
-            self.runtime.send(f"{s.symbol}/executor", Reconcile(symbol=s.symbol, reason="start",
-                                                                ts_event_ns=self.clock.now_ns()))
+        # Before any market event: every consumer learns the restored state, a lost state latches
+        # the kill switch, and local state (restored or fresh) is reconciled with the venue.
+        for receiver, msg in start_messages((s.symbol for s in self.settings.symbols), self.state_lost,
+                                            self.clock.now_ns()):
+            self.runtime.send(receiver, msg)
         if streamed:
             from arbor.adapters.venues.wiring import start_venues
 

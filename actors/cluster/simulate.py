@@ -7,15 +7,19 @@ same settings and inputs give the same decisions every run.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
 from arbor.actors.cluster.observers import SummaryBoard
+from arbor.actors.cluster.restart import start_messages, state_lost_reason
 from arbor.actors.runtime import DeterministicRuntime, SimClock
 from arbor.actors.runtime.dispatcher import Observer
 from arbor.config.settings import Settings
 from arbor.messages import Envelope
 from arbor.supervision.faults import FaultPlan
+from arbor.supervision.persist import StatePersister, restore_all
+from arbor.supervision.store import StateStore
 
 
 class Recorder:
@@ -50,7 +54,10 @@ class SimulatedCluster:
     """Builds every actor from ``settings`` and runs them on the deterministic scheduler."""
 
     def __init__(self, settings: Settings, start_ns: int = 1_723_161_600_000_000_000, run_id: str = "sim",
-                 observers: Iterable[Observer] = ()) -> None:
+                 observers: Iterable[Observer] = (), var_dir: Path | None = None) -> None:
+        """``var_dir``: keep durable state in ``<var_dir>/state`` and start as ``start-cluster``
+        does from it (restore, announce, fail closed on a lost store, reconcile); ``close()``
+        commits what is queued and closes the store."""
         self.settings = settings
         self.start_ns = start_ns
         self.clock = SimClock(start_ns)
@@ -58,11 +65,28 @@ class SimulatedCluster:
         self.recorder = Recorder()
         self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
         self.actors = build_actors(settings, self.clock, run_id, self.faults)
+        self.store: StateStore | None = None
+        self.persister: StatePersister | None = None
+        self.state_lost: str | None = None
+        if var_dir is not None:
+            self.store = StateStore.in_var_dir(var_dir, clock_ns=self.clock.now_ns)
+            self.persister = StatePersister(self.store, threaded=False)
+            restore_all(self.actors, self.persister)
+            self.state_lost = state_lost_reason(var_dir, self.store)
         self.runtime = DeterministicRuntime(
             self.actors, self.clock, observers=(self.board, self.recorder, *observers),
             tick_interval_ns=settings.run.tick_interval_ms * 1_000_000,
-            supervise=supervisor_for(settings, self.clock, run_id, self.faults))
+            supervise=supervisor_for(settings, self.clock, run_id, self.faults, self.persister))
+        if var_dir is not None:
+            for receiver, msg in start_messages((s.symbol for s in settings.symbols), self.state_lost, start_ns):
+                self.runtime.send_now(receiver, msg)
         self.runtime.add_market(market_frames(settings, start_ns), market_venue(settings))
+
+    def close(self) -> None:
+        """Commit the queued durable state and close the store (no-op without a ``var_dir``)."""
+        if self.persister is not None and self.store is not None:
+            self.persister.stop()
+            self.store.close()
 
     def run_for(self, seconds: float) -> int:
         """Advance simulated time by ``seconds`` (market frames, ticks and scheduled commands)."""

@@ -27,6 +27,7 @@ from arbor.messages import (
     Action,
     ActionApproved,
     ActionNotApplicable,
+    AnnounceState,
     CancelOrder,
     Direction,
     MandateKind,
@@ -70,6 +71,12 @@ class PositionLogic(ActorLogic):
         if not isinstance(snapshot, PositionSnapshot):
             raise TypeError(f"expected PositionSnapshot, got {type(snapshot).__name__}")
         self._pos = snapshot
+
+    def on_announce_state(self, msg: AnnounceState) -> list[Any]:
+        """The current (at start: restored) position as a PositionChanged, for every consumer
+        that learns the position from the traffic (strategy, Risk, Arbitrator, operator view,
+        metrics, trade log). The cause is the announcement's reason (``"start"``)."""
+        return [self._changed(self._pos, msg.reason)]
 
     # -- decisions --------------------------------------------------------------------------
     def on_action_approved(self, msg: ActionApproved) -> list[Any]:

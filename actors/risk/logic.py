@@ -19,6 +19,7 @@ from arbor.messages import (
     ActionDenied,
     ActionNotApplicable,
     ActorFailed,
+    AnnounceState,
     Direction,
     EngageKillSwitch,
     KillSwitchEngaged,
@@ -35,6 +36,7 @@ from arbor.messages import (
     SymbolReleased,
     TimerTick,
     TradingState,
+    TradingStateChanged,
 )
 from arbor.messages.base import evolve_message
 
@@ -339,6 +341,20 @@ class RiskLogic(ActorLogic):
             return []
         why = f"{msg.symbol} drift: local {msg.local_qty}, venue {msg.venue_qty}: {msg.detail}"
         return self._engage(RECONCILIATION, why, self.ctx.clock.now_ns())
+
+    def on_announce_state(self, msg: AnnounceState) -> list[Any]:
+        """The latch and every scope that is not ACTIVE, as the events the operator view, metrics
+        and the Arbitrator learn them from (at start: what was restored). Each carries its
+        original who, why and when; ``old`` is ACTIVE, what a consumer assumes before it hears."""
+        out: list[Any] = []
+        for rec in self.controls.snapshot().scopes:
+            if rec.state is not TradingState.ACTIVE:
+                out.append(TradingStateChanged(scope=rec.scope, old=TradingState.ACTIVE, new=rec.state, who=rec.who,
+                                               reason=rec.reason, ts_event_ns=rec.ts_event_ns))
+        kill = self.controls.kill
+        if kill.engaged:
+            out.append(KillSwitchEngaged(who=kill.who, reason=kill.reason, ts_event_ns=kill.ts_event_ns))
+        return out
 
     def on_engage_kill_switch(self, msg: EngageKillSwitch) -> list[Any]:
         return self._engage(msg.who, msg.reason, self.ctx.clock.now_ns())
