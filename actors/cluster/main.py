@@ -99,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     var_dir.mkdir(parents=True, exist_ok=True)
     sink = configure_logging(var_dir / "logs", settings.run.log_level)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-    trades = TradeLog(var_dir / "trades.jsonl", settings.run.mode)
+    trades = TradeLog(var_dir / "trades.jsonl", settings.run.mode, run_id=run_id)
+    if surface is not None:
+        surface.facts.restore_entries(trades.open_entry_times())  # /api/positions: the real entry times
     errors = ErrorCounter()
     extra = surface.observers if surface is not None else (errors,)
     def open_journal(built_ns: int):

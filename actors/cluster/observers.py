@@ -7,6 +7,7 @@ and does as little as possible per message.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from arbor.actors.cluster.restart import START
 from arbor.messages import (
     ActionApproved,
     ActionDenied,
@@ -31,6 +33,7 @@ from arbor.messages import (
     PositionState,
     RawMarketEvent,
     RegimeChanged,
+    Side,
     TradingStateChanged,
 )
 from arbor.messages.risk import ALL_SYMBOLS
@@ -134,20 +137,34 @@ class SummaryBoard(_Quiet):
 
 
 class TradeLog(_Quiet):
-    """Append-only trade log: one JSON object per closed round trip, written as it closes."""
+    """Append-only trade log: one JSON object per closed round trip, written as it closes.
 
-    def __init__(self, path: Path, mode: str) -> None:
+    Trades still open are kept beside it in ``<stem>.open.json`` (replaced whole, atomically, when
+    one opens, fills or closes; durable against a crash of the process), so a restarted cluster
+    continues them: a trade closed after a restart keeps its id, entry time, price and reason and
+    counts only its own PnL and fees. Trade ids are ``SYMBOL-<run_id>-<n>``, unique across runs.
+    The exit price is the volume-weighted price of the trade's closing fills.
+    """
+
+    def __init__(self, path: Path, mode: str, run_id: str = "") -> None:
         self.path = path
         self.mode = mode
+        self.run_id = run_id
+        self.open_path = path.with_name(f"{path.stem}.open.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
         self._lock = threading.Lock()
-        self._open: dict[str, dict[str, Any]] = {}
+        self._open: dict[str, dict[str, Any]] = self._load_open()
         self._last_action: dict[str, ActionApproved] = {}
         self._entry_action: dict[str, ActionApproved] = {}
         self._base: dict[str, tuple[Decimal, Decimal]] = {}
         self._count = 0
         self.trades_written = 0
+
+    def open_entry_times(self) -> dict[str, int]:
+        """Entry time (ns) of each open trade by symbol, as restored at start or opened since."""
+        with self._lock:
+            return {sym: t["entry_ts_ns"] for sym, t in self._open.items()}
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         msg = env.payload
@@ -160,53 +177,116 @@ class TradeLog(_Quiet):
         elif t is PositionChanged:
             with self._lock:
                 self._on_position(msg)
+        elif t is OrderFilled and env.sender.endswith("/executor"):  # the fills Position applies
+            with self._lock:
+                self._on_fill(msg)
+
+    def _on_fill(self, fill: OrderFilled) -> None:
+        trade = self._open.get(fill.symbol)
+        if trade is None or fill.side is not Side.closing(Direction(trade["side"])):
+            return
+        trade["exit_qty"] += fill.qty
+        trade["exit_notional"] += fill.price * fill.qty
+        self._save_open()
 
     def _on_position(self, pc: PositionChanged) -> None:
         sym = pc.symbol
         trade = self._open.get(sym)
+        if trade is not None and pc.cause == START and (pc.direction is None or pc.direction.value != trade["side"]):
+            # The position announced at start does not continue the trade: it ended unobserved.
+            self._close(trade, pc, observed=False)
+            trade = None
         if trade is None:
             if pc.state is PositionState.FLAT:
                 self._base[sym] = (pc.realized_pnl, pc.fees)
                 return
             if pc.qty > 0 and pc.direction is not None:
-                entry = self._entry_action.get(sym)
-                base_realized, base_fees = self._base.get(sym, (Decimal(0), Decimal(0)))
-                self._count += 1
-                self._open[sym] = {
-                    "trade_id": f"{sym}-{self._count}", "symbol": sym, "side": pc.direction.value,
-                    "mode": self.mode, "entry_ts_ns": pc.ts_event_ns, "entry_price": pc.avg_entry_price,
-                    "size": pc.qty, "base_realized": base_realized, "base_fees": base_fees,
-                    "entry_mandate": entry.action.reason if entry else "", "entry_regime":
-                    entry.action.regime.value if entry else "", "strategy": entry.action.strategy if entry else "",
-                }
+                self._begin(pc)
             return
         trade["size"] = max(trade["size"], pc.qty)
         if pc.state is PositionState.OPEN or pc.state is PositionState.ENTERING:
             trade["entry_price"] = pc.avg_entry_price or trade["entry_price"]
-        if pc.state is not PositionState.FLAT:
-            return
+        if pc.state is PositionState.FLAT:
+            self._close(trade, pc, observed=True)
+        else:
+            self._save_open()
+
+    def _begin(self, pc: PositionChanged) -> None:
+        sym = pc.symbol
+        restored = pc.cause == START  # open at start without a record: its entry was not seen
+        entry = None if restored else self._entry_action.get(sym)
+        base_realized, base_fees = (pc.realized_pnl, pc.fees) if restored else self._base.get(sym, (ZERO, ZERO))
+        self._count += 1
+        self._open[sym] = {
+            "trade_id": f"{sym}-{self.run_id}-{self._count}" if self.run_id else f"{sym}-{self._count}",
+            "symbol": sym, "side": pc.direction.value if pc.direction else "", "mode": self.mode,
+            "entry_ts_ns": pc.ts_event_ns, "entry_price": pc.avg_entry_price, "size": pc.qty,
+            "base_realized": base_realized, "base_fees": base_fees,
+            "entry_mandate": entry.action.reason if entry else ("restored without a trade record" if restored else ""),
+            "entry_regime": entry.action.regime.value if entry else "", "strategy": entry.action.strategy if entry else "",
+            "exit_qty": ZERO, "exit_notional": ZERO,
+        }
+        self._save_open()
+
+    def _close(self, trade: dict[str, Any], pc: PositionChanged, observed: bool) -> None:
+        sym = pc.symbol
         del self._open[sym]
         self._base[sym] = (pc.realized_pnl, pc.fees)
         realized = pc.realized_pnl - trade["base_realized"]
         fees = pc.fees - trade["base_fees"]
-        sign = 1 if trade["side"] == Direction.LONG.value else -1
         size = trade["size"]
-        exit_price = trade["entry_price"] + realized / (size * sign) if size and trade["entry_price"] else None
+        if trade["exit_qty"]:
+            exit_price = trade["exit_notional"] / trade["exit_qty"]
+        elif observed and size and trade["entry_price"]:
+            sign = 1 if trade["side"] == Direction.LONG.value else -1
+            exit_price = trade["entry_price"] + realized / (size * sign)
+        else:
+            exit_price = None
         last = self._last_action.get(sym)
         line = {
             "trade_id": trade["trade_id"], "symbol": sym, "side": trade["side"], "mode": trade["mode"],
             "entry_time": iso(trade["entry_ts_ns"]), "entry_price": str(trade["entry_price"]),
             "exit_time": iso(pc.ts_event_ns), "exit_price": str(exit_price) if exit_price is not None else None,
-            "size": str(size), "realized_pnl": str(realized), "fees": str(fees), "net_pnl": str(realized - fees),
+            "size": str(size),
+            "realized_pnl": str(realized) if observed else None, "fees": str(fees) if observed else None,
+            "net_pnl": str(realized - fees) if observed else None,
             "entry_mandate": trade["entry_mandate"], "entry_regime": trade["entry_regime"],
-            "strategy": trade["strategy"], "exit_reason": (last.action.reason if last else "") or pc.cause,
+            "strategy": trade["strategy"],
+            "exit_reason": ((last.action.reason if last else "") or pc.cause) if observed else "not observed: "
+            f"the position was {pc.state.value} at restart",
         }
         self._fh.write(json.dumps(line) + "\n")
         self.trades_written += 1
+        self._save_open()  # after the line: a crash between the two leaves a record the load drops
+
+    # -- open trades beside the log ------------------------------------------------------------
+    def _save_open(self) -> None:
+        data = {sym: {k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for sym, t in self._open.items()}
+        tmp = self.open_path.with_name(f".{self.open_path.name}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.open_path)
+
+    def _load_open(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.open_path.read_text(encoding="utf-8"))
+            trades = {sym: {k: (Decimal(v) if k in _DECIMAL_FIELDS and v is not None else v) for k, v in t.items()}
+                      for sym, t in data.items()}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, TypeError, AttributeError, ArithmeticError) as exc:
+            logger.bind(event_type="trade_log_open_unreadable").warning(
+                "open trades in {} unreadable ({!r}); restored positions start new trades", self.open_path, exc)
+            return {}
+        closed = self.path.read_text(encoding="utf-8") if trades and self.path.exists() else ""
+        return {sym: t for sym, t in trades.items() if f'"trade_id": "{t["trade_id"]}"' not in closed}
 
     def close(self) -> None:
         with self._lock:
             self._fh.close()
+
+
+ZERO = Decimal(0)
+_DECIMAL_FIELDS = frozenset({"entry_price", "size", "base_realized", "base_fees", "exit_qty", "exit_notional"})
 
 
 _LOGGED = {

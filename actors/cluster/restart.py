@@ -24,6 +24,7 @@ from arbor.supervision.store import StateStore
 STATE_LOST_WHO = "state_store"
 STATE_LOST = "state lost"  # the stable start of the kill switch's reason
 TRADE_LOG = "trades.jsonl"
+START = "start"  # the reason of the start's AnnounceState, so the cause of the PositionChanged it brings
 
 
 def previous_run_traces(var_dir: Path | str, store: StateStore) -> list[str]:
@@ -63,8 +64,8 @@ def start_messages(symbols: Iterable[str], lost: str | None, now_ns: int) -> lis
     Announcements go first, so the latch a lost state engages is announced once, by Risk itself.
     """
     syms = tuple(symbols)
-    out: list[tuple[str, Any]] = [("risk", AnnounceState(reason="start"))]
-    out += [(f"{s}/position", AnnounceState(reason="start")) for s in syms]
+    out: list[tuple[str, Any]] = [("risk", AnnounceState(reason=START))]
+    out += [(f"{s}/position", AnnounceState(reason=START)) for s in syms]
     if lost is not None:
         out.append(("risk", EngageKillSwitch(who=STATE_LOST_WHO, reason=lost)))
     out += [(f"{s}/executor", Reconcile(symbol=s, reason="start", ts_event_ns=now_ns)) for s in syms]

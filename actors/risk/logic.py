@@ -207,6 +207,11 @@ class RiskLogic(ActorLogic):
             return "stale_data", f"data is {(now - action.data_ts_ns) // NS_PER_MS} ms old, limit {cfg.stale_data_ms}"
         if action.qty <= 0:
             return "invalid_qty", f"qty {action.qty}"
+        held = self.book.get(symbol).state
+        if entry and held is not PositionState.FLAT:
+            # Position takes an ENTRY only when FLAT: approving it would only reserve notional and
+            # spend the order rate on an ActionNotApplicable.
+            return "position_not_flat", f"{symbol} is {held.value}"
         if entry:
             denial = self._exposure_denial(action)
             if denial is not None:

@@ -116,6 +116,12 @@ class ClusterFacts:
     def processed(self, actor_id: str, env: Envelope, now_ns: int = 0) -> None:
         pass
 
+    def restore_entries(self, entry_ns: dict[str, int]) -> None:
+        """Entry times of positions opened before a restart (the trade log's open trades); a
+        symbol announced FLAT at start drops its entry."""
+        with self._lock:
+            self._entry_ns.update(entry_ns)
+
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         msg = env.payload
         t = type(msg)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from arbor.actors.cluster.observers import TradeLog
+from arbor.actors.cluster.observers import TradeLog, iso
 from arbor.actors.cluster.simulate import SimulatedCluster
 from arbor.adapters.operator.metrics import ClusterMetrics
 from arbor.adapters.operator.view import ClusterFacts, ClusterView
@@ -80,13 +80,23 @@ def test_restored_position_reaches_the_strategy_before_the_first_market_event(tm
 
 
 def test_restored_position_reaches_the_operator_view(tmp_path: Path) -> None:
-    """/api/positions and /api/state show the restored position at start, not FLAT."""
+    """/api/positions and /api/state show the restored position at start, with its real entry time."""
+    log1 = TradeLog(tmp_path / "trades.jsonl", "paper", run_id="run1")
+    first = cluster(tmp_path, observers=(log1,))
+    sym = run_until_open(first)
+    stored = first.logic(f"{sym}/position").snapshot()
+    entered = [p for p in first.recorder.of_type(PositionChanged) if p.symbol == sym and p.cause == "filled"][-1]
+    first.close()
+    log1.close()
+    log2 = TradeLog(tmp_path / "trades.jsonl", "paper", run_id="run2")
     facts = ClusterFacts()
-    c, sym, stored = restart_with_open_position(tmp_path, observers=(facts,))
+    facts.restore_entries(log2.open_entry_times())
+    c = cluster(tmp_path, first.clock.now_ns() + GAP_NS, observers=(facts, log2), run_id="run2")
     view = ClusterView(c.runtime, c.board, facts, [s.symbol for s in c.settings.symbols])  # type: ignore[arg-type]
     rows = {p["symbol"]: p for p in view.positions()["positions"]}
     assert rows[sym]["qty"] == str(stored.qty * stored.direction.sign)
     assert rows[sym]["entry_price"] == str(stored.avg_entry_price)
+    assert rows[sym]["entry_time"] == iso(entered.ts_event_ns)
     assert view.state()["symbols"][sym]["position"] == "OPEN"
 
 
@@ -136,11 +146,15 @@ def test_restored_trade_closes_with_its_own_entry_pnl_and_exit_fill(tmp_path: Pa
     trade = next(t for t in lines[len(lines) - log2.trades_written:] if t["symbol"] == sym)
     assert trade["entry_price"] == str(entry_pc.avg_entry_price)
     assert trade["entry_mandate"] == entry_action.reason and trade["strategy"] == entry_action.strategy
-    from arbor.actors.cluster.observers import iso
-
     assert trade["entry_time"] == iso(entry_pc.ts_event_ns)
     closing = Side.closing(entry_pc.direction)
-    exits = [f for f in c.recorder.of_type(OrderFilled, "/executor") if f.symbol == sym and f.side is closing]
+    exits = []
+    for env, _ in c.recorder.emitted_log:
+        m = env.payload
+        if isinstance(m, PositionChanged) and m.symbol == sym and m.state is PositionState.FLAT:
+            break
+        if isinstance(m, OrderFilled) and env.sender == f"{sym}/executor" and m.side is closing:
+            exits.append(m)
     exit_qty = sum((f.qty for f in exits), Decimal(0))
     assert exit_qty == entry_pc.qty, "the trade closed in the second run"
     exit_price = sum((f.price * f.qty for f in exits), Decimal(0)) / exit_qty

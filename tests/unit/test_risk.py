@@ -173,14 +173,25 @@ def test_entry_without_a_price_is_denied():
     assert denied_for(risk, price="0") == "invalid_price"
 
 
-def test_symbol_notional_limit_counts_position_reservation_and_new_order():
-    """Existing + reserved + new notional of a symbol may reach max_symbol_notional, never pass it."""
+def test_symbol_notional_limit_counts_reservations_and_new_order():
+    """Reserved + new notional of a symbol may reach max_symbol_notional, never pass it."""
     risk = make()
-    risk.handle(position(qty="0.1"))  # 5000 held
-    assert denied_for(risk, qty="0.2") is None  # +10000 reserved -> 15000
+    assert denied_for(risk, qty="0.3") is None  # 15000 reserved
     assert denied_for(risk, qty="0.1") is None  # 20000: at the limit
     assert denied_for(risk, qty="0.001") == "max_symbol_notional"
     assert denied_for(risk, symbol="ETHUSDT", qty="0.001") is None
+
+
+@pytest.mark.parametrize("state", [PositionState.ENTERING, PositionState.OPEN, PositionState.REDUCING,
+                                   PositionState.CLOSING])
+def test_entry_is_denied_while_the_symbol_is_not_flat(state):
+    """An ENTRY for a symbol whose position is not FLAT is denied (position_not_flat): Position would
+    only answer ActionNotApplicable, after Risk reserved notional and spent the order rate on it."""
+    risk = make()
+    risk.handle(position(state=state, qty="0" if state is PositionState.ENTERING else "0.1"))
+    assert denied_for(risk, qty="0.01") == "position_not_flat"
+    assert denied_for(risk, kind=MandateKind.EXIT, qty="0.1") is None
+    assert denied_for(risk, symbol="ETHUSDT", qty="0.01") is None
 
 
 def test_portfolio_notional_limit_is_gross_across_symbols():
@@ -242,7 +253,7 @@ def test_reservation_is_released_when_the_position_leaves_entering():
     risk = make()
     a = decide(risk, qty="0.4").action  # 20000 reserved: the symbol is full
     risk.handle(position(state=PositionState.ENTERING, qty="0", action_id=a.action_id))
-    assert denied_for(risk, qty="0.001") == "max_symbol_notional"
+    assert risk.book.symbol_notional("BTCUSDT") == D("20000")
     risk.handle(position(state=PositionState.FLAT, qty="0", action_id=a.action_id))  # cancelled
     assert risk.book.symbol_notional("BTCUSDT") == 0
     assert denied_for(risk, qty="0.001") is None
@@ -569,7 +580,7 @@ def test_reduce_and_exit_skip_the_exposure_checks():
     """A position already over every exposure limit may still be reduced and exited."""
     risk = make(starting_equity=1000)
     risk.handle(position(qty="2"))  # 100000 notional: over symbol, portfolio and leverage limits
-    assert denied_for(risk, qty="0.001") == "max_symbol_notional"
+    assert denied_for(risk, symbol="ETHUSDT", qty="0.001") == "max_portfolio_notional"
     assert denied_for(risk, kind=MandateKind.REDUCE, qty="1") is None
     assert denied_for(risk, kind=MandateKind.EXIT, qty="2") is None
 

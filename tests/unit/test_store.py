@@ -241,9 +241,30 @@ def test_wrong_schema_version_is_quarantined(tmp_path):
     conn.close()
     store = StateStore(path, lambda: 5)
     assert store.degraded and f"unknown schema version '{SCHEMA_VERSION + 1}'" in store.degraded_reason
-    assert files(tmp_path) == ["arbor.sqlite", "arbor.sqlite-shm", "arbor.sqlite-wal", "arbor.sqlite.corrupted.5"]
+    assert files(tmp_path) == ["arbor.sqlite", "arbor.sqlite-shm", "arbor.sqlite-wal", "arbor.sqlite.corrupted.5",
+                               "arbor.sqlite.created"]
     assert store.load_position("BTCUSDT") is None
     store.close()
+
+
+def test_new_store_is_fresh_and_leaves_its_marker(tmp_path):
+    """A store created where none was says ``fresh`` and writes ``<name>.created``; reopened, it is
+    neither fresh nor without its marker."""
+    path = tmp_path / "arbor.sqlite"
+    with StateStore(path, clock()) as store:
+        assert store.fresh and not store.marker_found and not store.found_empty
+        store.save_position("BTCUSDT", position())
+    assert (tmp_path / "arbor.sqlite.created").exists()
+    with StateStore(path, clock()) as store:
+        assert not store.fresh and store.marker_found
+
+
+def test_zero_byte_store_is_told_apart_from_a_missing_one(tmp_path):
+    """A 0-byte file starts a fresh store that says it found the file empty (a missing one does not)."""
+    path = tmp_path / "arbor.sqlite"
+    path.write_bytes(b"")
+    with StateStore(path, clock()) as store:
+        assert store.fresh and store.found_empty and not store.degraded
 
 
 def test_database_without_schema_version_is_quarantined(tmp_path):
