@@ -33,8 +33,8 @@ entry_order_type = "LIMIT"
 """
 
 
-def start(var: Path, cfg: Path, *extra: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
+def start(var: Path, cfg: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--var-dir", str(var),
                              *extra], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -49,10 +49,13 @@ def read_store(var: Path) -> tuple[dict, dict]:
     return positions, orders
 
 
-def journal_messages(var: Path) -> list:
+def journal_messages(var: Path, runs: tuple[str, ...] | None = None) -> list:
+    """Every journaled message of the runs in ``var`` (only those named in ``runs`` if given)."""
     codec = Codec()
     out = []
     for run in sorted((var / "journal").iterdir()):
+        if runs is not None and run.name not in runs:
+            continue
         repair(run)
         for _, payload in JournalReader(run).records():
             try:
