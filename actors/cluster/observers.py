@@ -7,7 +7,6 @@ and does as little as possible per message.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,6 +36,7 @@ from arbor.messages import (
     TradingStateChanged,
 )
 from arbor.messages.risk import ALL_SYMBOLS
+from arbor.supervision.files import write_atomic
 from loguru import logger
 
 
@@ -262,9 +262,8 @@ class TradeLog(_Quiet):
     # -- open trades beside the log ------------------------------------------------------------
     def _save_open(self) -> None:
         data = {sym: {k: (str(v) if isinstance(v, Decimal) else v) for k, v in t.items()} for sym, t in self._open.items()}
-        tmp = self.open_path.with_name(f".{self.open_path.name}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, self.open_path)
+        # No fsync: as the store's commits, durable against a crash of the process, not of the host.
+        write_atomic(self.open_path, json.dumps(data), fsync=False)
 
     def _load_open(self) -> dict[str, dict[str, Any]]:
         try:
