@@ -24,6 +24,7 @@ from arbor.supervision.store import StateStore
 STATE_LOST_WHO = "state_store"
 STATE_LOST = "state lost"  # the stable start of the kill switch's reason
 TRADE_LOG = "trades.jsonl"
+HEARTBEAT = "heartbeat.json"  # adapters.operator.liveness.HEARTBEAT (not imported: it imports the observers)
 START = "start"  # the reason of the start's AnnounceState, so the cause of the PositionChanged it brings
 
 
@@ -40,6 +41,8 @@ def previous_run_traces(var_dir: Path | str, store: StateStore) -> list[str]:
     trades = var / TRADE_LOG
     if trades.is_file() and trades.stat().st_size > 0:
         traces.append(TRADE_LOG)
+    if (var / HEARTBEAT).exists():  # written by the liveness cycle, which starts after the cluster
+        traces.append(HEARTBEAT)
     return traces
 
 

@@ -21,6 +21,7 @@ from arbor.messages import (
     Action,
     ActionApproved,
     ActionNotApplicable,
+    AnnounceState,
     CancelOrder,
     Direction,
     MandateKind,
@@ -454,3 +455,15 @@ def test_restore_rebuilds_a_position_mid_order():
     restored.restore(original.snapshot())
     out = restored.on_order_filled(fill("e1", Side.SELL, "0.6", "100", leaves="0"))
     assert [(c.state, c.direction, c.qty) for c in changes(out)] == [(OPEN, SHORT, D("1"))]
+
+
+def test_announce_state_emits_the_restored_position_as_it_is():
+    """AnnounceState makes a restored position a PositionChanged (cause = the reason), changing nothing."""
+    pos = new_position()
+    stored = PositionSnapshot(state=PositionState.OPEN, direction=Direction.SHORT, qty=D("3"),
+                              avg_entry_price=D("101.5"), realized_pnl=D("4"), fees=D("0.5"), action_id="run1:X:7")
+    pos.restore(stored)
+    (pc,) = changes(pos.handle(AnnounceState(reason="start")))
+    assert (pc.state, pc.direction, pc.qty, pc.avg_entry_price, pc.realized_pnl, pc.fees, pc.action_id, pc.cause) == (
+        PositionState.OPEN, Direction.SHORT, D("3"), D("101.5"), D("4"), D("0.5"), "run1:X:7", "start")
+    assert pos.snapshot() is stored

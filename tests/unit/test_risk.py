@@ -15,6 +15,7 @@ from arbor.messages import (
     ActionDenied,
     ActionNotApplicable,
     ActorFailed,
+    AnnounceState,
     CancelOpenOrders,
     Direction,
     EngageKillSwitch,
@@ -646,3 +647,20 @@ def test_position_at_a_fill_price_not_positive_and_finite_halts_new_risk(entry):
     assert any(isinstance(m, TradingStateChanged) and m.scope == "BTCUSDT" for m in out)
     assert denied_for(risk, kind=MandateKind.ENTRY) == "trading_state"
     assert risk.stats()["refused_prices"] == 1
+
+
+def test_announce_state_repeats_the_latch_and_every_scope_not_active():
+    """AnnounceState emits KillSwitchEngaged and a TradingStateChanged per non-ACTIVE scope, with
+    their original who, why and when; nothing for ACTIVE scopes or a released latch."""
+    clock = ManualClock(START)
+    risk = make(clock)
+    assert risk.handle(AnnounceState(reason="start")) == []
+    risk.handle(SetTradingState(scope="*", state=TradingState.REDUCING, who="op", reason="pause"))
+    risk.handle(EngageKillSwitch(who="op", reason="drill"))
+    clock.advance(10**9)
+    out = risk.handle(AnnounceState(reason="start"))
+    assert [m for m in out if isinstance(m, TradingStateChanged)] == [TradingStateChanged(
+        scope="*", old=TradingState.ACTIVE, new=TradingState.REDUCING, who="op", reason="pause", ts_event_ns=START)]
+    assert [m for m in out if isinstance(m, KillSwitchEngaged)] == [KillSwitchEngaged(who="op", reason="drill",
+                                                                                      ts_event_ns=START)]
+    assert not [m for m in out if isinstance(m, CancelOpenOrders)]
