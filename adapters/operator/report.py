@@ -34,7 +34,10 @@ ZERO = Decimal(0)
 
 
 def load_trades(path: Path) -> list[dict[str, Any]]:
-    """Every trade in the log, in file order; a damaged line is an error naming its line number."""
+    """Every trade in the log, in file order; a damaged line is an error naming its line number.
+
+    A trade whose outcome was not observed (its position was gone at a restart: null PnL) has no
+    figures to count and is left out."""
     trades = []
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
@@ -42,6 +45,8 @@ def load_trades(path: Path) -> list[dict[str, Any]]:
                 continue
             try:
                 t = json.loads(line)
+                if t.get("net_pnl", "") is None and t.get("realized_pnl", "") is None:
+                    continue
                 t["net_pnl"] = Decimal(t["net_pnl"])
                 t["realized_pnl"] = Decimal(t["realized_pnl"])
                 t["fees"] = Decimal(t["fees"])
