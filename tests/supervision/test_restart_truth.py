@@ -42,6 +42,12 @@ def cluster(var: Path, start_ns: int = T0, observers: tuple[Any, ...] = (), run_
     return SimulatedCluster(load_settings(FAST), start_ns=start_ns, var_dir=var, observers=observers, run_id=run_id)
 
 
+def reads(c: SimulatedCluster, facts: ClusterFacts) -> ClusterView:
+    """The operator view's reads (state, positions) over a simulated cluster: they use only the board
+    and the facts, never the runtime's ``ask``, which the deterministic runtime does not have."""
+    return ClusterView(c.runtime, c.board, facts, [s.symbol for s in c.settings.symbols])  # type: ignore[arg-type]  # see above
+
+
 def open_symbol(c: SimulatedCluster) -> str | None:
     for s in c.settings.symbols:
         if c.logic(f"{s.symbol}/position").snapshot().state is PositionState.OPEN:
@@ -92,7 +98,7 @@ def test_restored_position_reaches_the_operator_view(tmp_path: Path) -> None:
     facts = ClusterFacts()
     facts.restore_entries(log2.open_entry_times())
     c = cluster(tmp_path, first.clock.now_ns() + GAP_NS, observers=(facts, log2), run_id="run2")
-    view = ClusterView(c.runtime, c.board, facts, [s.symbol for s in c.settings.symbols])  # type: ignore[arg-type]
+    view = reads(c, facts)
     rows = {p["symbol"]: p for p in view.positions()["positions"]}
     assert rows[sym]["qty"] == str(stored.qty * stored.direction.sign)
     assert rows[sym]["entry_price"] == str(stored.avg_entry_price)
@@ -231,7 +237,7 @@ def test_restored_latch_and_global_state_reach_the_operator_view_and_metrics(tmp
     c = cluster(tmp_path, first.clock.now_ns() + GAP_NS, observers=(metrics, facts), run_id="run2")
     risk = c.logic("risk").status()
     assert risk["kill_switch"]["engaged"] and risk["global_state"] == "REDUCING"
-    view = ClusterView(c.runtime, c.board, facts, [s.symbol for s in c.settings.symbols])  # type: ignore[arg-type]
+    view = reads(c, facts)
     view.set_stage("running")
     state = view.state()
     assert state["global_state"] == "REDUCING" and state["kill_switch"]["engaged"]
