@@ -3,6 +3,7 @@ and a damaged store keeps the cluster from trading until an operator resets the 
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -66,9 +67,15 @@ def stored_positions(var: Path, states: str = "'OPEN'") -> dict[str, Decimal]:
     return {s: Decimal(q) * (1 if d == "LONG" else -1) for s, d, q in rows if Decimal(q)}
 
 
+def venue_positions(var: Path) -> dict[str, Decimal]:
+    """The simulated exchange's own positions as it committed them (before answering), non-zero only."""
+    rows = read(var, "SELECT key, value FROM kv WHERE key LIKE 'venue:%' AND key NOT LIKE 'venue:%:order:%'")
+    return {k.split(":", 1)[1]: Decimal(json.loads(v)["pos_qty"]) for k, v in rows if Decimal(json.loads(v)["pos_qty"])}
+
+
 def test_restarted_cluster_shows_the_restored_positions(tmp_path: Path) -> None:
-    """After SIGKILL with a position open, /api/positions of the restarted cluster lists what the store
-    restored (and Risk agrees), instead of FLAT."""
+    """After SIGKILL with a position open, /api/positions of the restarted cluster lists the positions
+    (those the venue holds, once reconciled) and Risk agrees, instead of FLAT."""
     port = free_port()
     var = tmp_path / "var"
     proc = operated(var, config(tmp_path, "fast.toml", FAST, port))
@@ -76,16 +83,20 @@ def test_restarted_cluster_shows_the_restored_positions(tmp_path: Path) -> None:
         eventually(lambda: bool(stored_positions(var)), timeout=90, interval=0.05)
     finally:
         stop(proc)
-    held = stored_positions(var, "'ENTERING', 'OPEN', 'REDUCING', 'CLOSING'")
+    held = venue_positions(var)
+    assert held, "the venue holds a position at the kill"
     # Slow warm-up in the second run: the strategies hold (regime UNKNOWN) while we look.
     proc = operated(var, config(tmp_path, "slow.toml", "", port))
     try:
         url = f"http://127.0.0.1:{port}"
         wait_up(url)
-        rows = {p["symbol"]: Decimal(p["qty"]) for p in get_ok(url + "/api/positions", TOKEN)["positions"]}
+
+        def shown() -> dict[str, Decimal]:
+            return {p["symbol"]: Decimal(p["qty"]) for p in get_ok(url + "/api/positions", TOKEN)["positions"]}
+
+        eventually(lambda: shown() == held, timeout=10, interval=0.1)
         risk = {s: Decimal(v["qty"]) for s, v in get_ok(url + "/api/risk/status", TOKEN)["symbols"].items() if v["qty"] != "0"}
-        assert rows == held
-        assert {s: abs(q) for s, q in rows.items()} == risk
+        assert {s: abs(q) for s, q in held.items()} == risk
         state = get_ok(url + "/api/state", TOKEN)
         assert all(state["symbols"][s]["position"] != "FLAT" for s in held)
     finally:
