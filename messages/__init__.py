@@ -76,7 +76,7 @@ __all__ = [
     "Direction", "MandateKind", "MarketEventKind", "OrderIntent", "OrderStatus", "OrderType", "PositionState",
     "Regime", "Side", "TradingState", "evolve_message", "message", "message_fields",
     "Codec", "CodecError", "UnknownMessageType",
-    "ActorFailed", "ActorRestarted", "DeadLetter", "PoisonMessageQuarantined", "ReleaseSymbol", "SymbolQuarantined",
+    "ActorFailed", "ActorRestarted", "AnnounceState", "DeadLetter", "PoisonMessageQuarantined", "ReleaseSymbol", "SymbolQuarantined",
     "SymbolRecovered", "SymbolReleased", "TimerTick",
     "Action", "ActionApproved", "ActionDenied", "ActionNotApplicable", "Mandate", "MandateSet", "RegimeChanged",
     "Envelope",

@@ -19,7 +19,7 @@ def env(payload: Any, sender: str = "X/position") -> Envelope:
 
 
 def pc(state: PositionState, qty: str, cause: str, ts: int, realized: str = "0", fees: str = "0",
-       avg: str | None = "100") -> Envelope:
+       avg: str = "100") -> Envelope:
     q = D(qty)
     return env(PositionChanged(symbol="X", state=state, direction=Direction.LONG if state is not PositionState.FLAT
                                else None, qty=q, avg_entry_price=D(avg) if q else None, realized_pnl=D(realized),
