@@ -33,10 +33,15 @@ from arbor.messages import (
     ActorRestarted,
     Envelope,
     MandateKind,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
     OrderRejected,
+    OrderStatusReported,
     PlaceOrder,
     PoisonMessageQuarantined,
     PositionChanged,
+    PositionReported,
     Reconcile,
     ReconciliationCompleted,
     ReleaseSymbol,
@@ -49,6 +54,13 @@ from arbor.supervision.spec import Restart, SupervisorSpec
 from loguru import logger
 
 SETTLED_OUTCOMES = frozenset({"NONE", "SYNC_LOCAL", "EMERGENCY_CLOSE"})
+# What the venue says about our orders and position: never dropped, whatever the symbol's health.
+VENUE_TRUTH = (OrderAccepted, OrderFilled, OrderRejected, OrderCanceled, OrderStatusReported, PositionReported)
+
+
+def is_venue_truth(env: Envelope) -> bool:
+    """Whether ``env`` carries the venue's own record of an order or the position."""
+    return isinstance(env.payload, VENUE_TRUTH)
 
 
 class Health(str, Enum):
@@ -79,6 +91,7 @@ class SymbolSupervisor:
         self._on_restarted = on_restarted
         self.poison = 0
         self.dropped_while_quarantined = 0
+        self.venue_truth_held = 0
         self.entries_blocked = 0
 
     # -- identity ---------------------------------------------------------------------------
@@ -101,20 +114,13 @@ class SymbolSupervisor:
         self.health = Health.RECOVERING
         self._reconciled = False
         self._refuse_queued_entries(cause)
-        if self.intensity.record(now):
-            self._quarantine(f"{self.intensity.in_period()} restarts within {self.spec.period_s}s (last: {actor_id}: {text})", cause)
-            return
-        if self.spec.child(child).restart is Restart.TEMPORARY:
-            self._removed.add(child)
-            self.d.hold(actor_id)
-            return
-        ids = self.spec.to_restart(child)
+        self.d.hold(actor_id)
         # A message that hung its handler would hang it again: it is set aside at once. One that
         # raised (or whose thread died) is retried once, first, and set aside if it fails again.
-        poison = env is not None and ((actor_id, env.msg_id) in self._crashed or kind == "hang")
-        self._restart(ids, cause)
+        # It is put back before anything else happens, so neither quarantine nor a temporary
+        # child's removal loses it (a fill must reach the position whatever happens next).
         if env is not None:
-            if poison:
+            if (actor_id, env.msg_id) in self._crashed or kind == "hang":
                 self.poison += 1
                 logger.bind(actor=actor_id, event_type="poison_message", msg_id=env.msg_id).error(
                     "poison message {} quarantined after crashing {} twice", tag, actor_id)
@@ -122,7 +128,14 @@ class SymbolSupervisor:
                                                                msg_id=env.msg_id, error=text, ts_event_ns=now)], cause)
             else:
                 self._crashed.add((actor_id, env.msg_id))
-                self.d.mailboxes[actor_id].appendleft(env)  # retried once, first, by the new instance
+                self.d.redeliver_first(actor_id, env)  # retried once, first, by the new instance
+        if self.intensity.record(now):
+            self._quarantine(f"{self.intensity.in_period()} restarts within {self.spec.period_s}s (last: {actor_id}: {text})", cause)
+            return
+        if self.spec.child(child).restart is Restart.TEMPORARY:
+            self._removed.add(child)
+            return
+        self._restart(self.spec.to_restart(child), cause)
         delay = self.spec.backoff_s(self.intensity.in_period(), self.rng.random())
         if delay > 0:
             self._release_at = now + int(delay * 1e9)
@@ -133,15 +146,7 @@ class SymbolSupervisor:
         """Entries already waiting in the mailboxes when the symbol went down are refused too: the
         delivery-time gate (``intercept``) only sees what arrives from now on."""
         for role in ("position", "venue"):
-            box = self.d.mailboxes.get(self.actor_id(role))
-            if not box:
-                continue
-            keep = []
-            for env in box:
-                if not self.intercept(env):
-                    keep.append(env)
-            box.clear()
-            box.extend(keep)
+            self.d.drain(self.actor_id(role), keep=lambda env: not self.intercept(env))
 
     def _restart(self, ids: tuple[str, ...], cause: int) -> None:
         now = self.d.clock.now_ns()
@@ -211,7 +216,8 @@ class SymbolSupervisor:
         self.intensity.reset()
         self._crashed.clear()
         for aid in (self.actor_id(c) for c in self.spec.ids):
-            self.d.mailboxes[aid].clear()  # inputs of a stopped subtree were counted as dropped
+            # Inputs of a stopped subtree were counted as dropped; venue truth was held for it.
+            self.d.drain(aid, keep=is_venue_truth)
         self.health = Health.RECOVERING
         self._reconciled = False
         self._restart(self.spec.ids, cause)
@@ -231,6 +237,9 @@ class SymbolSupervisor:
         if self.health is Health.RUNNING:
             return False
         if self.health is Health.QUARANTINED:
+            if is_venue_truth(env):
+                self.venue_truth_held += 1
+                return False  # queued in the held mailbox, delivered once an operator releases the symbol
             self.dropped_while_quarantined += 1
             return True
         if type(payload) is PlaceOrder and not payload.reduce_only:
@@ -249,10 +258,11 @@ class SymbolSupervisor:
         return False
 
     def saw(self, env: Envelope) -> None:
-        """Watch the group's own emissions for the reconciliation result."""
+        """Watch the group's own emissions for the reconciliation result: the executor's, then
+        Position's own check (which may still find drift the executor could not see)."""
         msg = env.payload
-        if type(msg) is ReconciliationCompleted and msg.symbol == self.symbol and msg.outcome in SETTLED_OUTCOMES:
-            self._reconciled = True
+        if type(msg) is ReconciliationCompleted and msg.symbol == self.symbol:
+            self._reconciled = msg.outcome in SETTLED_OUTCOMES
 
     def after_run(self) -> None:
         if self.health is not Health.RECOVERING:
@@ -272,7 +282,7 @@ class SymbolSupervisor:
     def status(self) -> dict[str, Any]:
         return {"health": self.health.value, "restarts": dict(self.restarts), "last_failure": dict(self.last_failure),
                 "poison": self.poison, "entries_blocked": self.entries_blocked,
-                "dropped_while_quarantined": self.dropped_while_quarantined}
+                "dropped_while_quarantined": self.dropped_while_quarantined, "venue_truth_held": self.venue_truth_held}
 
 
 class SingletonSupervisor:
@@ -321,7 +331,7 @@ class SingletonSupervisor:
                                                                    msg_id=env.msg_id, error=text, ts_event_ns=now)], cause)
                 else:
                     self._crashed.add((actor_id, env.msg_id))
-                    self.d.mailboxes[actor_id].appendleft(env)
+                    self.d.redeliver_first(actor_id, env)
             self.d.release(actor_id)
             self.d.emit(self.id, [ActorRestarted(actor_id=actor_id, symbol="", restarts=self.restarts[actor_id],
                                                  ts_event_ns=now)], cause)

@@ -151,6 +151,31 @@ class Dispatcher:
         """Swap in a fresh logic instance (a restart); the mailbox is kept."""
         self.actors[actor_id] = logic
 
+    def redeliver_first(self, actor_id: str, env: Envelope) -> None:
+        """Put ``env`` back at the head of ``actor_id``'s mailbox: the next message it handles."""
+        self.mailboxes[actor_id].appendleft(env)
+        if actor_id not in self._queued and actor_id not in self._held:
+            self._queued.add(actor_id)
+            self._ready.append(actor_id)
+
+    def mailbox(self, actor_id: str) -> tuple[Envelope, ...]:
+        """What waits for ``actor_id``, oldest first (a copy: supervision reads, never edits)."""
+        return tuple(self.mailboxes.get(actor_id, ()))
+
+    def drain(self, actor_id: str, keep: Callable[[Envelope], bool] = lambda env: False) -> list[Envelope]:
+        """Remove and return the envelopes of ``actor_id``'s mailbox that ``keep`` rejects, oldest
+        first; the kept ones stay queued in their order."""
+        box = self.mailboxes.get(actor_id)
+        if not box:
+            return []
+        kept: list[Envelope] = []
+        taken: list[Envelope] = []
+        for env in box:
+            (kept if keep(env) else taken).append(env)
+        box.clear()
+        box.extend(kept)
+        return taken
+
     # -- dispatch ---------------------------------------------------------------------------
     def retire(self) -> None:
         """Stop dispatching for good (a replacement took over this group's actors and mailboxes)."""
