@@ -389,6 +389,15 @@ class SupervisionHooks:
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         pass
 
+    def observer_failed(self, d: Any, name: str, env: Envelope, exc: BaseException) -> None:
+        """A trading-path observer (trade log, journal) failed to write: fail closed at once. The
+        failure goes to Risk as a failure of no symbol (``kind="storage"``), which engages the
+        kill switch (latched: an operator resets it once the disk is fixed)."""
+        now = d.clock.now_ns()
+        d.emit("supervisor", [ActorFailed(actor_id=name, symbol="", kind="storage", error=f"{type(exc).__name__}: {exc}",
+                                          message_tag=getattr(type(env.payload), "TAG", "?"), ts_event_ns=now)],
+               env.msg_id)
+
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         if type(env.payload) is ReconciliationCompleted:
             for s in self._watchers:

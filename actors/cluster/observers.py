@@ -11,7 +11,7 @@ import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 from arbor.messages import (
@@ -134,13 +134,20 @@ class SummaryBoard(_Quiet):
 
 
 class TradeLog(_Quiet):
-    """Append-only trade log: one JSON object per closed round trip, written as it closes."""
+    """Append-only trade log: one JSON object per closed round trip, written as it closes.
 
-    def __init__(self, path: Path, mode: str) -> None:
+    ``sink`` replaces the file at ``path`` (a test's or drill's writer, e.g. ``faults.FullDisk``).
+    A write error propagates to the dispatcher, which keeps dispatching and fails closed."""
+
+    NAME = "trade_log"
+
+    def __init__(self, path: Path, mode: str, sink: TextIO | None = None) -> None:
         self.path = path
         self.mode = mode
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
+        if sink is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sink = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
+        self._fh = sink
         self._lock = threading.Lock()
         self._open: dict[str, dict[str, Any]] = {}
         self._last_action: dict[str, ActionApproved] = {}
