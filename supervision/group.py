@@ -126,6 +126,7 @@ class SymbolSupervisor:
                     "poison message {} quarantined after crashing {} twice", tag, actor_id)
                 self.d.emit(self.id, [PoisonMessageQuarantined(actor_id=actor_id, symbol=self.symbol, message_tag=tag,
                                                                msg_id=env.msg_id, error=text, ts_event_ns=now)], cause)
+                self._approval_dropped(env, "POISON")
             else:
                 self._crashed.add((actor_id, env.msg_id))
                 self.d.redeliver_first(actor_id, env)  # retried once, first, by the new instance
@@ -141,6 +142,15 @@ class SymbolSupervisor:
             self._release_at = now + int(delay * 1e9)
         else:
             self._release()
+
+    def _approval_dropped(self, env: Envelope, state: str) -> None:
+        """An approved action that will never be handled is answered as not applicable, so Risk
+        releases its reservation and the Arbitrator its slot: nothing reserved outlives its order."""
+        payload = env.payload
+        if type(payload) is ActionApproved:
+            self.d.emit(env.receiver, [ActionNotApplicable(symbol=self.symbol, action_id=payload.action.action_id,
+                                                           kind=payload.action.kind, state=state,
+                                                           ts_event_ns=self.d.clock.now_ns())], env.msg_id)
 
     def _refuse_queued_entries(self, cause: int) -> None:
         """Entries already waiting in the mailboxes when the symbol went down are refused too: the
@@ -217,7 +227,8 @@ class SymbolSupervisor:
         self._crashed.clear()
         for aid in (self.actor_id(c) for c in self.spec.ids):
             # Inputs of a stopped subtree were counted as dropped; venue truth was held for it.
-            self.d.drain(aid, keep=is_venue_truth)
+            for env in self.d.drain(aid, keep=is_venue_truth):
+                self._approval_dropped(env, "QUARANTINED")
         self.health = Health.RECOVERING
         self._reconciled = False
         self._restart(self.spec.ids, cause)
@@ -241,6 +252,7 @@ class SymbolSupervisor:
                 self.venue_truth_held += 1
                 return False  # queued in the held mailbox, delivered once an operator releases the symbol
             self.dropped_while_quarantined += 1
+            self._approval_dropped(env, "QUARANTINED")
             return True
         if type(payload) is PlaceOrder and not payload.reduce_only:
             # An entry decided before the failure but not yet sent: the venue boundary refuses it.

@@ -320,6 +320,11 @@ class RiskLogic(ActorLogic):
         return self.controls.supervision_down(msg.symbol, self.config.on_symbol_failure, why, now)
 
     def on_symbol_recovered(self, msg: SymbolRecovered) -> list[Any]:
+        """The subtree is back, restored and reconciled: entries reserved for it that its position
+        does not show as ENTERING died with the failure (or the process) and are released."""
+        for res in self.book.stale_reservations(msg.symbol):
+            self.ctx.log.warning("reservation of {} for {} released: no entry is live after recovery", res.action_id, msg.symbol)
+            self.book.release(res.action_id)
         return self.controls.supervision_up(msg.symbol, self.ctx.clock.now_ns())
 
     def on_symbol_quarantined(self, msg: SymbolQuarantined) -> list[Any]:
