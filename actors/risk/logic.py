@@ -148,7 +148,11 @@ class RiskLogic(ActorLogic):
             book.avg_entry_price, book.realized_pnl, book.fees = rec.avg_entry_price, rec.realized_pnl, rec.fees
             book.mark_price, book.data_ts_ns, book.last_cycle = rec.mark_price, rec.data_ts_ns, rec.last_cycle
         self.book.invalidate()
-        self.book.restore_reservations(snapshot.reservations)
+        # A reservation is restored only while its symbol's position is ENTERING (its order may
+        # still fill); any other died with the process or the failure that restarted Risk (which
+        # engages the kill switch, so no approval is decided on the smaller exposure meanwhile).
+        self.book.restore_reservations(
+            r for r in snapshot.reservations if self.book.get(r.symbol).state is PositionState.ENTERING)
         self._approved_at = deque(snapshot.approved_at)
         self._approved_snap = None
         self._reconciliations = {r.symbol: r for r in snapshot.reconciliations}
