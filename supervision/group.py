@@ -1,21 +1,26 @@
 """Supervisors that live inside a dispatcher: one per symbol subtree, one over the singletons.
 
 They are the dispatcher's failure hook. A failure is handled synchronously on the group's own
-thread, so nothing else of that group runs in between:
+thread, so nothing else of that group runs in between. Supervisors only do OTP mechanics, through
+the dispatcher's public API (``hold``, ``release``, ``replace``, ``redeliver_first``, ``drain``,
+``mailbox``); the trading rules they apply live elsewhere (``actors.risk.gate``):
 
 1. **Fail closed at once**: ``ActorFailed`` goes to Risk (the symbol goes to REDUCING/HALTED),
-   and until recovery this supervisor itself turns every approved ENTRY for the symbol into
-   ``ActionNotApplicable`` and every entry order on its way to the venue into a rejection, so no
-   entry can reach the venue whatever Risk's thread is doing.
+   and the symbol's venue gate (``SymbolGate``) closes: until recovery no approved ENTRY reaches
+   Position and no entry order reaches the venue, whatever Risk's thread is doing.
 2. **Restart by the spec** (rest_for_one for a symbol): the affected children's mailboxes are held,
    fresh logic objects are built (state restored from the store/last good snapshot, never from
    constructor defaults), and the mailboxes are released, so messages that arrived meanwhile
-   are delivered after the restart, in order. The message that crashed the actor is delivered
-   again first; if it crashes it again it is quarantined as a poison message.
+   are delivered after the restart, in order. The message that crashed the actor is put back
+   first, before anything else (quarantine included); if it crashes it again it is set aside as
+   a poison message (reported; an approval set aside is answered ``ActionNotApplicable``).
 3. **Intensity**: more than N restarts in T seconds quarantines the symbol (escalation): its
-   subtree stays stopped until an operator sends ``ReleaseSymbol``.
-4. **Recovery**: ``SymbolRecovered`` goes to Risk only when the subtree is restarted, the
-   executor has reconciled with the venue, and the features are warm again.
+   subtree stays stopped until an operator sends ``ReleaseSymbol``. Venue truth (acks, fills,
+   cancels, rejects, order and position reports) is never dropped: it waits in the held
+   mailboxes and is delivered after the release; other inputs are dropped and counted.
+4. **Recovery**: ``SymbolRecovered`` goes to Risk, and the gate opens, only when the subtree is
+   restarted and the gate's ``ready_to_trade`` holds (reconciled with the venue, Position
+   included, and the features warm again).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+from arbor.actors.risk.gate import SymbolGate
 from arbor.actors.topology import role_of, symbol_of
 from arbor.messages import (
     ActionApproved,
@@ -32,13 +38,11 @@ from arbor.messages import (
     ActorFailed,
     ActorRestarted,
     Envelope,
-    MandateKind,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
     OrderRejected,
     OrderStatusReported,
-    PlaceOrder,
     PoisonMessageQuarantined,
     PositionChanged,
     PositionReported,
@@ -92,7 +96,7 @@ class SymbolSupervisor:
         self.poison = 0
         self.dropped_while_quarantined = 0
         self.venue_truth_held = 0
-        self.entries_blocked = 0
+        self.gate = SymbolGate(symbol)  # the trading rule: no entry while the symbol is down
 
     # -- identity ---------------------------------------------------------------------------
     def actor_id(self, child: str) -> str:
@@ -112,6 +116,7 @@ class SymbolSupervisor:
         self.d.emit(self.id, [ActorFailed(actor_id=actor_id, symbol=self.symbol, kind=kind, error=text,
                                           message_tag=tag, ts_event_ns=now)], cause)
         self.health = Health.RECOVERING
+        self.gate.close()
         self._reconciled = False
         self._refuse_queued_entries(cause)
         self.d.hold(actor_id)
@@ -203,6 +208,7 @@ class SymbolSupervisor:
     def _quarantine(self, reason: str, cause: int) -> None:
         now = self.d.clock.now_ns()
         self.health = Health.QUARANTINED
+        self.gate.close()
         self._release_at = None
         for child in reversed(self.spec.ids):
             self.d.hold(self.actor_id(child))
@@ -216,6 +222,7 @@ class SymbolSupervisor:
         if self.health is Health.QUARANTINED:
             return
         self.health = Health.RECOVERING
+        self.gate.close()
         self._reconciled = False
         self._release()  # nothing is held: this asks the executor to reconcile
 
@@ -230,6 +237,7 @@ class SymbolSupervisor:
             for env in self.d.drain(aid, keep=is_venue_truth):
                 self._approval_dropped(env, "QUARANTINED")
         self.health = Health.RECOVERING
+        self.gate.close()
         self._reconciled = False
         self._restart(self.spec.ids, cause)
         self.d.emit(self.id, [SymbolReleased(symbol=self.symbol, who=cmd.who, reason=cmd.reason, ts_event_ns=now)], cause)
@@ -254,20 +262,11 @@ class SymbolSupervisor:
             self.dropped_while_quarantined += 1
             self._approval_dropped(env, "QUARANTINED")
             return True
-        if type(payload) is PlaceOrder and not payload.reduce_only:
-            # An entry decided before the failure but not yet sent: the venue boundary refuses it.
-            self.entries_blocked += 1
-            self.d.emit(env.receiver, [OrderRejected(symbol=self.symbol, client_order_id=payload.client_order_id,
-                                                     reason="symbol_recovering",
-                                                     ts_event_ns=self.d.clock.now_ns())], env.msg_id)
-            return True
-        if type(payload) is ActionApproved and payload.action.kind is MandateKind.ENTRY:
-            self.entries_blocked += 1
-            self.d.emit(env.receiver, [ActionNotApplicable(symbol=self.symbol, action_id=payload.action.action_id,
-                                                           kind=MandateKind.ENTRY, state="RECOVERING",
-                                                           ts_event_ns=self.d.clock.now_ns())], env.msg_id)
-            return True
-        return False
+        refusal = self.gate.refusal(env, self.d.clock.now_ns())
+        if refusal is None:
+            return False
+        self.d.emit(env.receiver, refusal, env.msg_id)
+        return True
 
     def saw(self, env: Envelope) -> None:
         """Watch the group's own emissions for the reconciliation result: the executor's, then
@@ -284,16 +283,15 @@ class SymbolSupervisor:
             if now < self._release_at:
                 return
             self._release()
-        feature = self.d.actors.get(self.actor_id("feature"))
-        warm = getattr(feature, "warm", True)
-        if self._reconciled and warm and not self._held:
+        if not self._held and self.gate.ready_to_trade(self._reconciled, self.d.actors.get(self.actor_id("feature"))):
             self.health = Health.RUNNING
+            self.gate.open()
             logger.bind(actor=self.id, event_type="recovered").info("symbol {} recovered", self.symbol)
             self.d.emit(self.id, [SymbolRecovered(symbol=self.symbol, ts_event_ns=now)], 0)
 
     def status(self) -> dict[str, Any]:
         return {"health": self.health.value, "restarts": dict(self.restarts), "last_failure": dict(self.last_failure),
-                "poison": self.poison, "entries_blocked": self.entries_blocked,
+                "poison": self.poison, "entries_blocked": self.gate.entries_blocked,
                 "dropped_while_quarantined": self.dropped_while_quarantined, "venue_truth_held": self.venue_truth_held}
 
 
