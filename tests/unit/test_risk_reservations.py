@@ -6,7 +6,15 @@ from decimal import Decimal as D
 
 from arbor.actors.risk import RiskConfig, RiskLogic
 from arbor.actors.testing import ManualClock, make_ctx
-from arbor.messages import Action, ActionApproved, Direction, MandateKind, PositionChanged, PositionState, SymbolRecovered
+from arbor.messages import (
+    Action,
+    ActionApproved,
+    Direction,
+    MandateKind,
+    PositionChanged,
+    PositionState,
+    SymbolRecovered,
+)
 
 T0 = 1_700_000_000_000_000_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
