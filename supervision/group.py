@@ -366,8 +366,10 @@ class SingletonSupervisor:
 class SupervisionHooks:
     """Routes a dispatcher's failure, delivery and idle hooks to the supervisors it hosts."""
 
-    def __init__(self, supervisors: list[Any]) -> None:
+    def __init__(self, supervisors: list[Any], persister: Any = None) -> None:
         self.supervisors = supervisors
+        self._persister = persister  # its write errors fail closed like an observer's (see after_run)
+        self._dispatcher: Any = next((s.d for s in supervisors), None)
         self._by_symbol = {getattr(s, "symbol", ""): s for s in supervisors if isinstance(s, SymbolSupervisor)}
         self._singleton = next((s for s in supervisors if isinstance(s, SingletonSupervisor)), None)
         self._watchers = tuple(s for s in supervisors if isinstance(s, SymbolSupervisor))
@@ -402,11 +404,9 @@ class SupervisionHooks:
     def observer_failed(self, d: Any, name: str, env: Envelope, exc: BaseException) -> None:
         """A trading-path observer (trade log, journal) failed to write: fail closed at once. The
         failure goes to Risk as a failure of no symbol (``kind="storage"``), which engages the
-        kill switch (latched: an operator resets it once the disk is fixed)."""
-        now = d.clock.now_ns()
-        d.emit("supervisor", [ActorFailed(actor_id=name, symbol="", kind="storage", error=f"{type(exc).__name__}: {exc}",
-                                          message_tag=getattr(type(env.payload), "TAG", "?"), ts_event_ns=now)],
-               env.msg_id)
+        kill switch (latched: an operator resets it once the disk is fixed). The state store's
+        write errors go the same way, from ``after_run``."""
+        self._storage_failed(d, name, f"{type(exc).__name__}: {exc}", getattr(type(env.payload), "TAG", "?"), env.msg_id)
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         if type(env.payload) is ReconciliationCompleted:
@@ -416,6 +416,13 @@ class SupervisionHooks:
     def after_run(self) -> None:
         for s in self.supervisors:
             s.after_run()
+        if self._persister is not None and self._persister.errors and self._dispatcher is not None:
+            for actor_id, error in self._persister.take_faults().items():
+                self._storage_failed(self._dispatcher, "state_store", f"saving {actor_id}: {error}", "")
+
+    def _storage_failed(self, d: Any, writer: str, error: str, tag: str, cause: int = 0) -> None:
+        d.emit("supervisor", [ActorFailed(actor_id=writer, symbol="", kind="storage", error=error, message_tag=tag,
+                                          ts_event_ns=d.clock.now_ns())], cause)
 
     def status(self) -> dict[str, Any]:
         out = {s.id: s.status() for s in self.supervisors}

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
 from arbor.actors.cluster.observers import TradeLog
-from arbor.actors.cluster.simulate import SimulatedCluster
+from arbor.actors.cluster.simulate import Recorder, SimulatedCluster
+from arbor.actors.runtime import DeterministicRuntime, SimClock
 from arbor.adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
 from arbor.adapters.operator.view import ClusterFacts, ClusterView
 from arbor.config.settings import load_settings
 from arbor.messages import ActorFailed, KillSwitchEngaged
 from arbor.supervision.faults import FullDisk
+from arbor.supervision.persist import StatePersister
+from arbor.supervision.store import StateStore
+
+START_NS = 1_723_161_600_000_000_000
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +81,28 @@ def test_trade_log_write_error_keeps_the_heartbeat_degraded(full_disk: Any, tmp_
     cycle = EngineCycle(LivenessFiles(tmp_path, fsync=False), ErrorCounter(), c.clock, interval_s=1.0,
                         view=_IdleView(facts), monotonic=iter([0.0, 1.0]).__next__)
     assert [cycle.run_once()["engine_status"] for _ in range(2)] == ["degraded", "degraded"]
+
+
+class _FullDiskStore(StateStore):
+    """A state store on a full disk: every transaction fails as SQLite does when it cannot grow."""
+
+    def transaction(self) -> Any:
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_state_store_write_error_engages_the_kill_switch(tmp_path: Path) -> None:
+    """A snapshot the store cannot save reaches Risk as a storage failure and engages the kill switch."""
+    settings = load_settings({})
+    clock = SimClock(START_NS)
+    persister = StatePersister(_FullDiskStore(tmp_path / "state.sqlite", clock.now_ns), threaded=False)
+    recorder = Recorder()
+    runtime = DeterministicRuntime(build_actors(settings, clock, "sim", None), clock, observers=(recorder,),
+                                   tick_interval_ns=settings.run.tick_interval_ms * 1_000_000,
+                                   supervise=supervisor_for(settings, clock, "sim", None, persister))
+    runtime.add_market(market_frames(settings, START_NS), market_venue(settings))
+    runtime.run(until_ns=START_NS + 10 * 10**9)
+    persister.flush()  # the queued snapshots: every write fails
+    runtime.run(until_ns=START_NS + 11 * 10**9)
+    failed = [m for m in recorder.of_type(ActorFailed) if m.kind == "storage"]
+    assert failed and {m.actor_id for m in failed} == {"state_store"}
+    assert runtime.actors["risk"].controls.kill.engaged
