@@ -42,6 +42,7 @@ from arbor.messages import (
     Side,
     SubmitOrder,
 )
+from arbor.messages.base import evolve_message
 
 _INTENT_OF_STATE = {ENTERING: OrderIntent.ENTRY, REDUCING: OrderIntent.REDUCE, CLOSING: OrderIntent.EXIT}
 
@@ -185,7 +186,7 @@ class PositionLogic(ActorLogic):
                 return []
             detail = f"position {pos.signed_qty} differs from the executor's {msg.local_qty} with a live order"
             self.ctx.log.error("reconciliation of {}: {}", msg.symbol, detail)
-            return [attrs.evolve(msg, outcome="DRIFT_UNRESOLVED", local_qty=pos.signed_qty, detail=detail)]
+            return [evolve_message(msg, outcome="DRIFT_UNRESOLVED", local_qty=pos.signed_qty, detail=detail)]
         qty = abs(msg.venue_qty)
         if qty and msg.venue_avg_price is None:
             self.ctx.log.error("reconciliation of {} reports {} without an average price", msg.symbol, msg.venue_qty)
@@ -207,7 +208,7 @@ class PositionLogic(ActorLogic):
         out: list[Any] = [self._changed(new, "reconciled")]
         if msg.outcome == "NONE":
             detail = f"position adopted venue qty {msg.venue_qty} (position had {pos.signed_qty}; executor agreed)"
-            out.append(attrs.evolve(msg, outcome="SYNC_LOCAL", local_qty=pos.signed_qty, detail=detail))
+            out.append(evolve_message(msg, outcome="SYNC_LOCAL", local_qty=pos.signed_qty, detail=detail))
         return out
 
     # -- internals --------------------------------------------------------------------------

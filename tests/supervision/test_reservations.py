@@ -23,7 +23,7 @@ def test_poison_entry_approval_releases_its_reservation() -> None:
         poison = [m for m in timeline(c) if isinstance(m, PoisonMessageQuarantined) and m.symbol == "BTCUSDT"]
         if poison:
             break
-    assert poison and poison[0].message_tag == ActionApproved.TAG
+    assert poison and poison[0].message_tag == "ActionApproved.v1"
     first = next(m for m in timeline(c) if isinstance(m, ActionApproved) and m.symbol == "BTCUSDT")
     assert first.action.kind is MandateKind.ENTRY
     assert first.action.action_id not in _btc_reservations(c)

@@ -10,6 +10,7 @@ import pytest
 from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
 from arbor.actors.cluster.observers import TradeLog
 from arbor.actors.cluster.simulate import Recorder, SimulatedCluster
+from arbor.actors.risk import RiskLogic
 from arbor.actors.runtime import DeterministicRuntime, SimClock
 from arbor.adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
 from arbor.adapters.operator.view import ClusterFacts, ClusterView
@@ -105,4 +106,5 @@ def test_state_store_write_error_engages_the_kill_switch(tmp_path: Path) -> None
     runtime.run(until_ns=START_NS + 11 * 10**9)
     failed = [m for m in recorder.of_type(ActorFailed) if m.kind == "storage"]
     assert failed and {m.actor_id for m in failed} == {"state_store"}
-    assert runtime.actors["risk"].controls.kill.engaged
+    risk = runtime.actors["risk"]
+    assert isinstance(risk, RiskLogic) and risk.controls.kill.engaged

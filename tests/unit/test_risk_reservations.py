@@ -28,7 +28,7 @@ def _approve(r: RiskLogic, symbol: str, n: int) -> str:
     action = Action(action_id=f"run:{symbol}:{n}", symbol=symbol, cycle=n, kind=MandateKind.ENTRY, direction=Direction.LONG,
                     qty=D("0.1"), mark_price=D("50000"), data_ts_ns=T0, ts_event_ns=T0, reason="t")
     out = r.handle(action)
-    assert any(isinstance(m, ActionApproved) for m in out)
+    assert out is not None and any(isinstance(m, ActionApproved) for m in out)
     return action.action_id
 
 
