@@ -91,6 +91,7 @@ ROUTES: dict[tuple[str, type], tuple[str, ...]] = {
     ("executor", QueryPosition): ("{symbol}/venue",),
     ("venue", PositionReported): ("{symbol}/executor",),
     ("executor", ReconciliationCompleted): ("{symbol}/position", "risk"),
+    ("position", ReconciliationCompleted): ("risk",),  # Position's own check against the venue found a difference
     ("supervisor", ActorFailed): ("risk",),
     ("supervisor", ActorRestarted): (),
     ("supervisor", SymbolRecovered): ("risk",),

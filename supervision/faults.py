@@ -9,6 +9,8 @@ fires on the 100th message fires once, not again on the restarted actor's 100th.
 
 from __future__ import annotations
 
+import errno
+import io
 import random
 import threading
 from typing import Any
@@ -116,3 +118,20 @@ class FaultyLogic(ActorLogic):
 
     def __getattr__(self, name: str) -> Any:  # snapshot(), stats(), warm, ... of the wrapped logic
         return getattr(self.inner, name)
+
+
+class FullDisk(io.StringIO):
+    """A text writer that takes ``room`` writes and then fails every write as a full disk does
+    (``OSError(ENOSPC)``): inject it where a trading path writes (the trade log's ``sink``)."""
+
+    def __init__(self, room: int = 0) -> None:
+        super().__init__()
+        self.room = room
+        self.refused = 0
+
+    def write(self, text: str) -> int:
+        if self.room <= 0:
+            self.refused += 1
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
+        self.room -= 1
+        return super().write(text)

@@ -1,21 +1,26 @@
 """Supervisors that live inside a dispatcher: one per symbol subtree, one over the singletons.
 
 They are the dispatcher's failure hook. A failure is handled synchronously on the group's own
-thread, so nothing else of that group runs in between:
+thread, so nothing else of that group runs in between. Supervisors only do OTP mechanics, through
+the dispatcher's public API (``hold``, ``release``, ``replace``, ``redeliver_first``, ``drain``,
+``mailbox``); the trading rules they apply live elsewhere (``actors.risk.gate``):
 
 1. **Fail closed at once**: ``ActorFailed`` goes to Risk (the symbol goes to REDUCING/HALTED),
-   and until recovery this supervisor itself turns every approved ENTRY for the symbol into
-   ``ActionNotApplicable`` and every entry order on its way to the venue into a rejection, so no
-   entry can reach the venue whatever Risk's thread is doing.
+   and the symbol's venue gate (``SymbolGate``) closes: until recovery no approved ENTRY reaches
+   Position and no entry order reaches the venue, whatever Risk's thread is doing.
 2. **Restart by the spec** (rest_for_one for a symbol): the affected children's mailboxes are held,
    fresh logic objects are built (state restored from the store/last good snapshot, never from
    constructor defaults), and the mailboxes are released, so messages that arrived meanwhile
-   are delivered after the restart, in order. The message that crashed the actor is delivered
-   again first; if it crashes it again it is quarantined as a poison message.
+   are delivered after the restart, in order. The message that crashed the actor is put back
+   first, before anything else (quarantine included); if it crashes it again it is set aside as
+   a poison message (reported; an approval set aside is answered ``ActionNotApplicable``).
 3. **Intensity**: more than N restarts in T seconds quarantines the symbol (escalation): its
-   subtree stays stopped until an operator sends ``ReleaseSymbol``.
-4. **Recovery**: ``SymbolRecovered`` goes to Risk only when the subtree is restarted, the
-   executor has reconciled with the venue, and the features are warm again.
+   subtree stays stopped until an operator sends ``ReleaseSymbol``. Venue truth (acks, fills,
+   cancels, rejects, order and position reports) is never dropped: it waits in the held
+   mailboxes and is delivered after the release; other inputs are dropped and counted.
+4. **Recovery**: ``SymbolRecovered`` goes to Risk, and the gate opens, only when the subtree is
+   restarted and the gate's ``ready_to_trade`` holds (reconciled with the venue, Position
+   included, and the features warm again).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+from arbor.actors.risk.gate import SymbolGate
 from arbor.actors.topology import role_of, symbol_of
 from arbor.messages import (
     ActionApproved,
@@ -32,11 +38,14 @@ from arbor.messages import (
     ActorFailed,
     ActorRestarted,
     Envelope,
-    MandateKind,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
     OrderRejected,
-    PlaceOrder,
+    OrderStatusReported,
     PoisonMessageQuarantined,
     PositionChanged,
+    PositionReported,
     Reconcile,
     ReconciliationCompleted,
     ReleaseSymbol,
@@ -49,6 +58,13 @@ from arbor.supervision.spec import Restart, SupervisorSpec
 from loguru import logger
 
 SETTLED_OUTCOMES = frozenset({"NONE", "SYNC_LOCAL", "EMERGENCY_CLOSE"})
+# What the venue says about our orders and position: never dropped, whatever the symbol's health.
+VENUE_TRUTH = (OrderAccepted, OrderFilled, OrderRejected, OrderCanceled, OrderStatusReported, PositionReported)
+
+
+def is_venue_truth(env: Envelope) -> bool:
+    """Whether ``env`` carries the venue's own record of an order or the position."""
+    return isinstance(env.payload, VENUE_TRUTH)
 
 
 class Health(str, Enum):
@@ -79,7 +95,8 @@ class SymbolSupervisor:
         self._on_restarted = on_restarted
         self.poison = 0
         self.dropped_while_quarantined = 0
-        self.entries_blocked = 0
+        self.venue_truth_held = 0
+        self.gate = SymbolGate(symbol)  # the trading rule: no entry while the symbol is down
 
     # -- identity ---------------------------------------------------------------------------
     def actor_id(self, child: str) -> str:
@@ -99,49 +116,52 @@ class SymbolSupervisor:
         self.d.emit(self.id, [ActorFailed(actor_id=actor_id, symbol=self.symbol, kind=kind, error=text,
                                           message_tag=tag, ts_event_ns=now)], cause)
         self.health = Health.RECOVERING
+        self.gate.close()
         self._reconciled = False
         self._refuse_queued_entries(cause)
-        if self.intensity.record(now):
-            self._quarantine(f"{self.intensity.in_period()} restarts within {self.spec.period_s}s (last: {actor_id}: {text})", cause)
-            return
-        if self.spec.child(child).restart is Restart.TEMPORARY:
-            self._removed.add(child)
-            self.d.hold(actor_id)
-            return
-        ids = self.spec.to_restart(child)
+        self.d.hold(actor_id)
         # A message that hung its handler would hang it again: it is set aside at once. One that
         # raised (or whose thread died) is retried once, first, and set aside if it fails again.
-        poison = env is not None and ((actor_id, env.msg_id) in self._crashed or kind == "hang")
-        self._restart(ids, cause)
+        # It is put back before anything else happens, so neither quarantine nor a temporary
+        # child's removal loses it (a fill must reach the position whatever happens next).
         if env is not None:
-            if poison:
+            if (actor_id, env.msg_id) in self._crashed or kind == "hang":
                 self.poison += 1
                 logger.bind(actor=actor_id, event_type="poison_message", msg_id=env.msg_id).error(
                     "poison message {} quarantined after crashing {} twice", tag, actor_id)
                 self.d.emit(self.id, [PoisonMessageQuarantined(actor_id=actor_id, symbol=self.symbol, message_tag=tag,
                                                                msg_id=env.msg_id, error=text, ts_event_ns=now)], cause)
+                self._approval_dropped(env, "POISON")
             else:
                 self._crashed.add((actor_id, env.msg_id))
-                self.d.mailboxes[actor_id].appendleft(env)  # retried once, first, by the new instance
+                self.d.redeliver_first(actor_id, env)  # retried once, first, by the new instance
+        if self.intensity.record(now):
+            self._quarantine(f"{self.intensity.in_period()} restarts within {self.spec.period_s}s (last: {actor_id}: {text})", cause)
+            return
+        if self.spec.child(child).restart is Restart.TEMPORARY:
+            self._removed.add(child)
+            return
+        self._restart(self.spec.to_restart(child), cause)
         delay = self.spec.backoff_s(self.intensity.in_period(), self.rng.random())
         if delay > 0:
             self._release_at = now + int(delay * 1e9)
         else:
             self._release()
 
+    def _approval_dropped(self, env: Envelope, state: str) -> None:
+        """An approved action that will never be handled is answered as not applicable, so Risk
+        releases its reservation and the Arbitrator its slot: nothing reserved outlives its order."""
+        payload = env.payload
+        if type(payload) is ActionApproved:
+            self.d.emit(env.receiver, [ActionNotApplicable(symbol=self.symbol, action_id=payload.action.action_id,
+                                                           kind=payload.action.kind, state=state,
+                                                           ts_event_ns=self.d.clock.now_ns())], env.msg_id)
+
     def _refuse_queued_entries(self, cause: int) -> None:
         """Entries already waiting in the mailboxes when the symbol went down are refused too: the
         delivery-time gate (``intercept``) only sees what arrives from now on."""
         for role in ("position", "venue"):
-            box = self.d.mailboxes.get(self.actor_id(role))
-            if not box:
-                continue
-            keep = []
-            for env in box:
-                if not self.intercept(env):
-                    keep.append(env)
-            box.clear()
-            box.extend(keep)
+            self.d.drain(self.actor_id(role), keep=lambda env: not self.intercept(env))
 
     def _restart(self, ids: tuple[str, ...], cause: int) -> None:
         now = self.d.clock.now_ns()
@@ -188,6 +208,7 @@ class SymbolSupervisor:
     def _quarantine(self, reason: str, cause: int) -> None:
         now = self.d.clock.now_ns()
         self.health = Health.QUARANTINED
+        self.gate.close()
         self._release_at = None
         for child in reversed(self.spec.ids):
             self.d.hold(self.actor_id(child))
@@ -201,6 +222,7 @@ class SymbolSupervisor:
         if self.health is Health.QUARANTINED:
             return
         self.health = Health.RECOVERING
+        self.gate.close()
         self._reconciled = False
         self._release()  # nothing is held: this asks the executor to reconcile
 
@@ -211,8 +233,11 @@ class SymbolSupervisor:
         self.intensity.reset()
         self._crashed.clear()
         for aid in (self.actor_id(c) for c in self.spec.ids):
-            self.d.mailboxes[aid].clear()  # inputs of a stopped subtree were counted as dropped
+            # Inputs of a stopped subtree were counted as dropped; venue truth was held for it.
+            for env in self.d.drain(aid, keep=is_venue_truth):
+                self._approval_dropped(env, "QUARANTINED")
         self.health = Health.RECOVERING
+        self.gate.close()
         self._reconciled = False
         self._restart(self.spec.ids, cause)
         self.d.emit(self.id, [SymbolReleased(symbol=self.symbol, who=cmd.who, reason=cmd.reason, ts_event_ns=now)], cause)
@@ -231,28 +256,24 @@ class SymbolSupervisor:
         if self.health is Health.RUNNING:
             return False
         if self.health is Health.QUARANTINED:
+            if is_venue_truth(env):
+                self.venue_truth_held += 1
+                return False  # queued in the held mailbox, delivered once an operator releases the symbol
             self.dropped_while_quarantined += 1
+            self._approval_dropped(env, "QUARANTINED")
             return True
-        if type(payload) is PlaceOrder and not payload.reduce_only:
-            # An entry decided before the failure but not yet sent: the venue boundary refuses it.
-            self.entries_blocked += 1
-            self.d.emit(env.receiver, [OrderRejected(symbol=self.symbol, client_order_id=payload.client_order_id,
-                                                     reason="symbol_recovering",
-                                                     ts_event_ns=self.d.clock.now_ns())], env.msg_id)
-            return True
-        if type(payload) is ActionApproved and payload.action.kind is MandateKind.ENTRY:
-            self.entries_blocked += 1
-            self.d.emit(env.receiver, [ActionNotApplicable(symbol=self.symbol, action_id=payload.action.action_id,
-                                                           kind=MandateKind.ENTRY, state="RECOVERING",
-                                                           ts_event_ns=self.d.clock.now_ns())], env.msg_id)
-            return True
-        return False
+        refusal = self.gate.refusal(env, self.d.clock.now_ns())
+        if refusal is None:
+            return False
+        self.d.emit(env.receiver, refusal, env.msg_id)
+        return True
 
     def saw(self, env: Envelope) -> None:
-        """Watch the group's own emissions for the reconciliation result."""
+        """Watch the group's own emissions for the reconciliation result: the executor's, then
+        Position's own check (which may still find drift the executor could not see)."""
         msg = env.payload
-        if type(msg) is ReconciliationCompleted and msg.symbol == self.symbol and msg.outcome in SETTLED_OUTCOMES:
-            self._reconciled = True
+        if type(msg) is ReconciliationCompleted and msg.symbol == self.symbol:
+            self._reconciled = msg.outcome in SETTLED_OUTCOMES
 
     def after_run(self) -> None:
         if self.health is not Health.RECOVERING:
@@ -262,17 +283,16 @@ class SymbolSupervisor:
             if now < self._release_at:
                 return
             self._release()
-        feature = self.d.actors.get(self.actor_id("feature"))
-        warm = getattr(feature, "warm", True)
-        if self._reconciled and warm and not self._held:
+        if not self._held and self.gate.ready_to_trade(self._reconciled, self.d.actors.get(self.actor_id("feature"))):
             self.health = Health.RUNNING
+            self.gate.open()
             logger.bind(actor=self.id, event_type="recovered").info("symbol {} recovered", self.symbol)
             self.d.emit(self.id, [SymbolRecovered(symbol=self.symbol, ts_event_ns=now)], 0)
 
     def status(self) -> dict[str, Any]:
         return {"health": self.health.value, "restarts": dict(self.restarts), "last_failure": dict(self.last_failure),
-                "poison": self.poison, "entries_blocked": self.entries_blocked,
-                "dropped_while_quarantined": self.dropped_while_quarantined}
+                "poison": self.poison, "entries_blocked": self.gate.entries_blocked,
+                "dropped_while_quarantined": self.dropped_while_quarantined, "venue_truth_held": self.venue_truth_held}
 
 
 class SingletonSupervisor:
@@ -321,7 +341,7 @@ class SingletonSupervisor:
                                                                    msg_id=env.msg_id, error=text, ts_event_ns=now)], cause)
                 else:
                     self._crashed.add((actor_id, env.msg_id))
-                    self.d.mailboxes[actor_id].appendleft(env)
+                    self.d.redeliver_first(actor_id, env)
             self.d.release(actor_id)
             self.d.emit(self.id, [ActorRestarted(actor_id=actor_id, symbol="", restarts=self.restarts[actor_id],
                                                  ts_event_ns=now)], cause)
@@ -346,8 +366,10 @@ class SingletonSupervisor:
 class SupervisionHooks:
     """Routes a dispatcher's failure, delivery and idle hooks to the supervisors it hosts."""
 
-    def __init__(self, supervisors: list[Any]) -> None:
+    def __init__(self, supervisors: list[Any], persister: Any = None) -> None:
         self.supervisors = supervisors
+        self._persister = persister  # its write errors fail closed like an observer's (see after_run)
+        self._dispatcher: Any = next((s.d for s in supervisors), None)
         self._by_symbol = {getattr(s, "symbol", ""): s for s in supervisors if isinstance(s, SymbolSupervisor)}
         self._singleton = next((s for s in supervisors if isinstance(s, SingletonSupervisor)), None)
         self._watchers = tuple(s for s in supervisors if isinstance(s, SymbolSupervisor))
@@ -379,6 +401,13 @@ class SupervisionHooks:
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         pass
 
+    def observer_failed(self, d: Any, name: str, env: Envelope, exc: BaseException) -> None:
+        """A trading-path observer (trade log, journal) failed to write: fail closed at once. The
+        failure goes to Risk as a failure of no symbol (``kind="storage"``), which engages the
+        kill switch (latched: an operator resets it once the disk is fixed). The state store's
+        write errors go the same way, from ``after_run``."""
+        self._storage_failed(d, name, f"{type(exc).__name__}: {exc}", getattr(type(env.payload), "TAG", "?"), env.msg_id)
+
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         if type(env.payload) is ReconciliationCompleted:
             for s in self._watchers:
@@ -387,6 +416,13 @@ class SupervisionHooks:
     def after_run(self) -> None:
         for s in self.supervisors:
             s.after_run()
+        if self._persister is not None and self._persister.errors and self._dispatcher is not None:
+            for actor_id, error in self._persister.take_faults().items():
+                self._storage_failed(self._dispatcher, "state_store", f"saving {actor_id}: {error}", "")
+
+    def _storage_failed(self, d: Any, writer: str, error: str, tag: str, cause: int = 0) -> None:
+        d.emit("supervisor", [ActorFailed(actor_id=writer, symbol="", kind="storage", error=error, message_tag=tag,
+                                          ts_event_ns=d.clock.now_ns())], cause)
 
     def status(self) -> dict[str, Any]:
         out = {s.id: s.status() for s in self.supervisors}

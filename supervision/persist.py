@@ -54,6 +54,8 @@ class StatePersister:
         self.writes = 0
         self.write_ahead = 0
         self.errors = 0
+        self._faults: dict[str, str] = {}  # actor id -> its first write error, not yet reported
+        self._reported: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -189,10 +191,20 @@ class StatePersister:
                     with self.store.transaction():
                         self._save(actor_id, snap)
                     self.writes += 1
-                except Exception as exc:  # loud, not fatal: the venue's records stay the truth
+                except Exception as exc:  # loud, and fails closed: supervision reports it (take_faults)
                     self.errors += 1
+                    with self._qlock:
+                        if actor_id not in self._reported:
+                            self._faults.setdefault(actor_id, f"{type(exc).__name__}: {exc}")
                     logger.bind(actor=actor_id, event_type="store_write_failed").opt(exception=exc).error(
                         "could not persist {}: {!r}", actor_id, exc)
+
+    def take_faults(self) -> dict[str, str]:
+        """Write errors (actor id -> first error) not reported yet; each is handed out once."""
+        with self._qlock:
+            faults, self._faults = self._faults, {}
+            self._reported.update(faults)
+        return faults
 
     def _save(self, actor_id: str, snap: Any) -> None:
         st = self.store

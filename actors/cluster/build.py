@@ -178,7 +178,7 @@ def supervisor_for(settings: Settings, clock: Clock, run_id: str, faults: FaultP
             sups.append(SingletonSupervisor(singleton_spec(settings, clock, run_id, faults, persister), dispatcher))
         if persister is not None:
             dispatcher.attach_persistence(persister.after_handle)
-        hooks = SupervisionHooks(sups)
+        hooks = SupervisionHooks(sups, persister)
         dispatcher.attach_supervision(hooks)
         return hooks
 

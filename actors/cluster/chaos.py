@@ -8,7 +8,8 @@ faults stop, the feed stops, every executor reconciles, and the summary is print
   faults injected (actor and venue), restarts, quarantines, orders, fills (informational)
   entries sent while a symbol was not ACTIVE        must be 0
   duplicate orders (a client order id sent twice)   must be 0
-  lost fills (a venue fill never applied)           must be 0
+  lost fills (a venue fill the executor never passed on,
+              or one it passed on that Position never applied)  must be 0
   local vs venue position mismatches at the end     must be 0
 
 Exit status 0 when every must-be-zero figure is zero, 1 otherwise, 2 for bad arguments.
@@ -63,7 +64,9 @@ class ChaosMonitor:
         self.entries_while_not_active = 0
         self.sent: Counter[str] = Counter()
         self.venue_fills: set[tuple[str, str]] = set()
-        self.applied_fills: set[tuple[str, str]] = set()
+        self.applied_fills: set[tuple[str, str]] = set()  # passed on by the executor
+        self._forwarded: dict[int, tuple[str, str]] = {}  # the executor's fill envelope id -> fill
+        self.position_fills: set[tuple[str, str]] = set()  # applied by Position (it answered the fill)
         self.failures: Counter[str] = Counter()
         self.restarts = 0
         self.quarantines = 0
@@ -92,6 +95,10 @@ class ChaosMonitor:
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         m = env.payload
         t = type(m)
+        if env.sender.endswith("/position") and env.causation_id in self._forwarded:
+            # Position applied a fill when it emits because of it (it always answers a fill it applies).
+            with self._lock:
+                self.position_fills.add(self._forwarded[env.causation_id])
         if t is PlaceOrder:
             with self._lock:
                 self.sent[m.client_order_id] += 1
@@ -102,6 +109,7 @@ class ChaosMonitor:
                     self.venue_fills.add(key)
                 elif env.sender.endswith("/executor"):
                     self.applied_fills.add(key)
+                    self._forwarded[env.msg_id] = key
         elif t is ActorFailed:
             with self._lock:
                 self.failures[m.kind] += 1
@@ -153,9 +161,11 @@ class ChaosMonitor:
         return sum(1 for n in self.sent.values() if n > 1)
 
     def lost_fills(self) -> int:
-        # A venue fill the executor never passed on. Fills the venue dropped on purpose (drop_ack)
-        # are never emitted, so they are recovered by reconciliation, not counted here.
-        return len(self.venue_fills - self.applied_fills)
+        """Venue fills the executor never passed on, plus fills it passed on that Position never
+        applied. Fills the venue dropped on purpose (drop_ack) are never emitted, so they are
+        recovered by reconciliation, not counted here."""
+        with self._lock:
+            return len(self.venue_fills - self.applied_fills) + len(self.applied_fills - self.position_fills)
 
 
 def chaos_overrides(rate: float, seed: int, var_dir: str = "var/chaos") -> dict[str, Any]:

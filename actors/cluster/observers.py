@@ -11,7 +11,7 @@ import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 from arbor.actors.cluster.restart import START
@@ -144,15 +144,22 @@ class TradeLog(_Quiet):
     continues them: a trade closed after a restart keeps its id, entry time, price and reason and
     counts only its own PnL and fees. Trade ids are ``SYMBOL-<run_id>-<n>``, unique across runs.
     The exit price is the volume-weighted price of the trade's closing fills.
+
+    ``sink`` replaces the file at ``path`` (a test's or drill's writer, e.g. ``faults.FullDisk``).
+    A write error propagates to the dispatcher, which keeps dispatching and fails closed.
     """
 
-    def __init__(self, path: Path, mode: str, run_id: str = "") -> None:
+    NAME = "trade_log"
+
+    def __init__(self, path: Path, mode: str, run_id: str = "", sink: TextIO | None = None) -> None:
         self.path = path
         self.mode = mode
         self.run_id = run_id
         self.open_path = path.with_name(f"{path.stem}.open.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
+        if sink is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sink = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
+        self._fh = sink
         self._lock = threading.Lock()
         self._open: dict[str, dict[str, Any]] = self._load_open()
         self._last_action: dict[str, ActionApproved] = {}

@@ -43,6 +43,7 @@ from arbor.messages import (
     Side,
     SubmitOrder,
 )
+from arbor.messages.base import evolve_message
 
 _INTENT_OF_STATE = {ENTERING: OrderIntent.ENTRY, REDUCING: OrderIntent.REDUCE, CLOSING: OrderIntent.EXIT}
 
@@ -167,19 +168,37 @@ class PositionLogic(ActorLogic):
 
     # -- reconciliation (forwarded by the executor) -----------------------------------------
     def on_reconciliation_completed(self, msg: ReconciliationCompleted) -> list[Any]:
-        """SYNC_LOCAL with no live order: adopt the venue's quantity, direction and average price.
+        """Check this position itself against the venue the executor just compared with, and repair it.
 
-        The venue's records are the truth, so this bypasses the transition table (FLAT -> OPEN and
-        OPEN -> FLAT are legal here); realized PnL and fees stay as they were. With a live order,
-        its own answers will move the position, so nothing is adopted; other outcomes change nothing
-        here (an emergency close is the executor's own order and is reconciled again when it ends).
+        The executor compares only what it forwarded; a venue answer lost between it and here (a
+        poison fill, say) leaves this position wrong while the executor agrees. So, on NONE and
+        SYNC_LOCAL:
+
+        - with no live order, a position that differs from the venue's quantity adopts it (the
+          transition table is bypassed: FLAT -> OPEN and OPEN -> FLAT are legal here; realized
+          PnL and fees stay as they were). After an executor's NONE this position also reports
+          its own ``SYNC_LOCAL``, so nobody is told "agree" about a position that did not;
+        - with a live order, its own answers will move the position, so nothing is adopted, but
+          a position that differs from what the executor forwarded lost one of them: it reports
+          ``DRIFT_UNRESOLVED`` (the kill switch engages; an operator decides).
+
+        Other outcomes change nothing here (an emergency close is the executor's own order and is
+        reconciled again when it ends).
         """
         pos = self._pos
-        if msg.outcome != "SYNC_LOCAL" or pos.order_qty is not None:
+        if msg.outcome not in ("NONE", "SYNC_LOCAL"):
             return []
+        if pos.order_qty is not None:
+            if pos.signed_qty == msg.local_qty:
+                return []
+            detail = f"position {pos.signed_qty} differs from the executor's {msg.local_qty} with a live order"
+            self.ctx.log.error("reconciliation of {}: {}", msg.symbol, detail)
+            return [evolve_message(msg, outcome="DRIFT_UNRESOLVED", local_qty=pos.signed_qty, detail=detail)]
         qty = abs(msg.venue_qty)
         if qty and msg.venue_avg_price is None:
             self.ctx.log.error("reconciliation of {} reports {} without an average price", msg.symbol, msg.venue_qty)
+            return []
+        if msg.outcome == "NONE" and pos.signed_qty == msg.venue_qty:
             return []
         direction = None if not qty else (Direction.LONG if msg.venue_qty > 0 else Direction.SHORT)
         new = attrs.evolve(
@@ -193,7 +212,11 @@ class PositionLogic(ActorLogic):
             return []
         self.ctx.log.warning("position adopted from the venue: {} -> {} {}", pos.signed_qty, new.signed_qty, new.avg_entry_price)
         self._pos = new
-        return [self._changed(new, "reconciled")]
+        out: list[Any] = [self._changed(new, "reconciled")]
+        if msg.outcome == "NONE":
+            detail = f"position adopted venue qty {msg.venue_qty} (position had {pos.signed_qty}; executor agreed)"
+            out.append(evolve_message(msg, outcome="SYNC_LOCAL", local_qty=pos.signed_qty, detail=detail))
+        return out
 
     # -- internals --------------------------------------------------------------------------
     def _is_live(self, action_id: str) -> bool:

@@ -103,6 +103,12 @@ class PortfolioBook:
     def release(self, action_id: str) -> None:
         self._reserved.pop(action_id, None)
 
+    def stale_reservations(self, symbol: str) -> tuple[Reservation, ...]:
+        """``symbol``'s reservations when its position is not ENTERING: no order can fill them."""
+        if self.get(symbol).state is PositionState.ENTERING:
+            return ()
+        return tuple(r for r in self._reserved.values() if r.symbol == symbol)
+
     def reservations(self) -> tuple[Reservation, ...]:
         """The open reservations, oldest first (for snapshots)."""
         return tuple(self._reserved.values())

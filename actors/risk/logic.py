@@ -150,7 +150,11 @@ class RiskLogic(ActorLogic):
             book.avg_entry_price, book.realized_pnl, book.fees = rec.avg_entry_price, rec.realized_pnl, rec.fees
             book.mark_price, book.data_ts_ns, book.last_cycle = rec.mark_price, rec.data_ts_ns, rec.last_cycle
         self.book.invalidate()
-        self.book.restore_reservations(snapshot.reservations)
+        # A reservation is restored only while its symbol's position is ENTERING (its order may
+        # still fill); any other died with the process or the failure that restarted Risk (which
+        # engages the kill switch, so no approval is decided on the smaller exposure meanwhile).
+        self.book.restore_reservations(
+            r for r in snapshot.reservations if self.book.get(r.symbol).state is PositionState.ENTERING)
         self._approved_at = deque(snapshot.approved_at)
         self._approved_snap = None
         self._reconciliations = {r.symbol: r for r in snapshot.reconciliations}
@@ -327,6 +331,11 @@ class RiskLogic(ActorLogic):
         return self.controls.supervision_down(msg.symbol, self.config.on_symbol_failure, why, now)
 
     def on_symbol_recovered(self, msg: SymbolRecovered) -> list[Any]:
+        """The subtree is back, restored and reconciled: entries reserved for it that its position
+        does not show as ENTERING died with the failure (or the process) and are released."""
+        for res in self.book.stale_reservations(msg.symbol):
+            self.ctx.log.warning("reservation of {} for {} released: no entry is live after recovery", res.action_id, msg.symbol)
+            self.book.release(res.action_id)
         return self.controls.supervision_up(msg.symbol, self.ctx.clock.now_ns())
 
     def on_symbol_quarantined(self, msg: SymbolQuarantined) -> list[Any]:

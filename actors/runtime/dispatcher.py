@@ -94,6 +94,8 @@ class Dispatcher:
         self.processed_count = 0
         self.dead_letters = 0
         self.failures = 0
+        self.observer_failures = 0
+        self.observer_faults: dict[str, str] = {}  # observer name -> its first error (health reads it)
         self.tick_receivers = tuple(aid for aid, a in actors.items() if a.WANTS_TICKS)
         self._intercept: Callable[[Envelope], bool] | None = None
         self._after_handle: Callable[[str, Any, Any, Any], None] | None = None
@@ -151,6 +153,31 @@ class Dispatcher:
         """Swap in a fresh logic instance (a restart); the mailbox is kept."""
         self.actors[actor_id] = logic
 
+    def redeliver_first(self, actor_id: str, env: Envelope) -> None:
+        """Put ``env`` back at the head of ``actor_id``'s mailbox: the next message it handles."""
+        self.mailboxes[actor_id].appendleft(env)
+        if actor_id not in self._queued and actor_id not in self._held:
+            self._queued.add(actor_id)
+            self._ready.append(actor_id)
+
+    def mailbox(self, actor_id: str) -> tuple[Envelope, ...]:
+        """What waits for ``actor_id``, oldest first (a copy: supervision reads, never edits)."""
+        return tuple(self.mailboxes.get(actor_id, ()))
+
+    def drain(self, actor_id: str, keep: Callable[[Envelope], bool] = lambda env: False) -> list[Envelope]:
+        """Remove and return the envelopes of ``actor_id``'s mailbox that ``keep`` rejects, oldest
+        first; the kept ones stay queued in their order."""
+        box = self.mailboxes.get(actor_id)
+        if not box:
+            return []
+        kept: list[Envelope] = []
+        taken: list[Envelope] = []
+        for env in box:
+            (kept if keep(env) else taken).append(env)
+        box.clear()
+        box.extend(kept)
+        return taken
+
     # -- dispatch ---------------------------------------------------------------------------
     def retire(self) -> None:
         """Stop dispatching for good (a replacement took over this group's actors and mailboxes)."""
@@ -192,7 +219,10 @@ class Dispatcher:
                     self.current = (aid, env, monotonic())
                     try:
                         for obs in watch:
-                            obs.processed(aid, env, now)
+                            try:
+                                obs.processed(aid, env, now)
+                            except Exception as exc:  # an observer's fault must not stop dispatch
+                                self._observer_failed(obs, env, exc)
                         logic = actors[aid]
                         try:
                             out = logic.handle(env.payload)
@@ -254,7 +284,10 @@ class Dispatcher:
                     if watch:
                         now = now_ns()
                         for obs in watch:
-                            obs.processed(aid, env, now)
+                            try:
+                                obs.processed(aid, env, now)
+                            except Exception as exc:  # an observer's fault must not stop dispatch
+                                self._observer_failed(obs, env, exc)
                     logic = actors[aid]
                     try:
                         out = logic.handle(env.payload)
@@ -292,6 +325,23 @@ class Dispatcher:
         if self._on_failure is not None:
             self._on_failure(aid, env, exc)
 
+    def _observer_failed(self, obs: Any, env: Envelope, exc: Exception) -> None:
+        """An observer (trade log, journal, metrics) could not write (an ``OSError`` such as a full
+        disk, from ``emit``) or raised while watching inputs or dead letters. Dispatch goes on (no
+        group ever wedges on it); the first fault of each observer is logged as critical and handed
+        to supervision, which fails closed (see ``SupervisionHooks``). An emitted message an
+        observer refuses for any other reason is unrecordable: delivered to nobody (``emit``)."""
+        name = getattr(obs, "NAME", type(obs).__name__)
+        self.observer_failures += 1
+        if name in self.observer_faults:
+            return
+        self.observer_faults[name] = f"{type(exc).__name__}: {exc}"
+        logger.bind(actor=name, event_type="observer_failed", msg_id=env.msg_id).opt(exception=exc).critical(
+            "observer {} failed on {}: {!r}", name, type(env.payload).__name__, exc)
+        report = getattr(self.supervision, "observer_failed", None)
+        if report is not None:
+            report(self, name, env, exc)
+
     def emit(self, sender: str, messages: Iterable[Any], causation_id: int) -> None:
         """Route messages emitted by ``sender`` (also used by supervision to emit on an actor's behalf)."""
         now = self.clock.now_ns()
@@ -322,7 +372,12 @@ class Dispatcher:
             if observers:
                 try:
                     for obs in observers:
-                        obs.emitted(shown, rcv)
+                        try:
+                            obs.emitted(shown, rcv)
+                        except OSError as exc:
+                            # The writer's disk, not the message (a trade log on a full disk): the
+                            # message is delivered, dispatch goes on and supervision fails closed.
+                            self._observer_failed(obs, shown, exc)
                 except Exception as exc:
                     refused = refused or exc
                     continue
@@ -369,7 +424,10 @@ class Dispatcher:
             env = Envelope(msg_id=self._next_id(), sender="runtime", receiver="", ts_event_ns=now, ts_recv_ns=now,
                            causation_id=0, payload=DeadLetter(receiver=receiver, message_tag=tag, ts_event_ns=now))
             for obs in self._observers:
-                obs.emitted(env, ())
+                try:
+                    obs.emitted(env, ())
+                except Exception as exc:
+                    self._observer_failed(obs, env, exc)
 
     def pending(self) -> int:
         return sum(len(b) for b in self.mailboxes.values())

@@ -199,6 +199,9 @@ class EngineCycle:
                     self.metrics.set_risk_status(self.view.risk_status())
                 except Exception as exc:
                     problems.append(f"risk status unavailable: {exc!r}")
+        storage = getattr(self.view, "storage_faults", None)
+        if storage is not None:
+            problems += [f"{w} cannot write: {e}" for w, e in sorted(storage().items())]
         if self.metrics is not None:
             self.metrics.sample_staleness()
         if problems and self.stream is not None:

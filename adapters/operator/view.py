@@ -109,6 +109,7 @@ class ClusterFacts:
         self._last_decision_ns: int | None = None
         self._actors: dict[str, dict[str, Any]] = {}  # supervision facts per actor id
         self._quarantined: set[str] = set()
+        self._storage_faults: dict[str, str] = {}  # writer (trade_log, journal, ...) -> its first error
 
     def external(self, env: Envelope) -> None:
         pass
@@ -142,6 +143,8 @@ class ClusterFacts:
                 a["last_failure"] = {"kind": msg.kind, "error": msg.error, "message_tag": msg.message_tag,
                                      "ts": iso(msg.ts_event_ns)}
                 a["state"] = "failed"
+                if msg.kind == "storage":  # a trading path cannot write: unhealthy until restarted
+                    self._storage_faults.setdefault(msg.actor_id, msg.error)
         elif t is ActorRestarted:
             with self._lock:
                 a = self._actor(msg.actor_id)
@@ -171,7 +174,8 @@ class ClusterFacts:
         with self._lock:
             return {"entry_ns": dict(self._entry_ns), "decisions": sum(self._decisions.values()),
                     "last_decision_ns": self._last_decision_ns, "quarantined": set(self._quarantined),
-                    "actors": {aid: dict(a) for aid, a in self._actors.items()}}
+                    "actors": {aid: dict(a) for aid, a in self._actors.items()},
+                    "storage_faults": dict(self._storage_faults)}
 
 
 class ViewLifecycle:
@@ -229,8 +233,10 @@ class ClusterView(ViewLifecycle):
         with self._lock:
             stage, error, started = self._stage, self._error, self._started_at
             cycles, last_cycle = self._engine_cycles, self._last_engine_cycle_ns
-        if error:
+        storage = facts["storage_faults"]
+        if error or storage:
             status = "error"
+            error = error or "; ".join(f"{w} cannot write: {e}" for w, e in sorted(storage.items()))
         elif stage in ("stopping", "stopped", "created"):
             status = "stopped"
         elif snap["global_state"] != TradingState.ACTIVE.value or snap["kill_switch"]["engaged"]:
@@ -250,8 +256,12 @@ class ClusterView(ViewLifecycle):
             "cycle_count": cycles, "last_cycle": iso(last_cycle) if last_cycle else None,
             "decision_cycles": decisions, "last_decision": iso(last_decision) if last_decision else None,
             "global_state": snap["global_state"], "kill_switch": jsonable(snap["kill_switch"]),
-            "active_symbols": active, "symbols": symbols,
+            "active_symbols": active, "symbols": symbols, "storage_faults": storage,
         }
+
+    def storage_faults(self) -> dict[str, str]:
+        """Writers on a trading path that failed (trade log, journal, store): the engine is unhealthy."""
+        return dict(self.facts.snapshot()["storage_faults"])
 
     def positions(self) -> dict[str, Any]:
         """Open positions sorted by symbol (qty signed, negative for shorts), with totals."""

@@ -329,10 +329,35 @@ def test_position_with_a_live_order_adopts_nothing():
     assert pos.handle(rec("SYNC_LOCAL", "1")) == [] and pos.snapshot() == snap
 
 
-@pytest.mark.parametrize("outcome", ["NONE", "EMERGENCY_CLOSE", "DRIFT_UNRESOLVED"])
+@pytest.mark.parametrize("outcome", ["EMERGENCY_CLOSE", "DRIFT_UNRESOLVED"])
 def test_position_ignores_other_outcomes(outcome):
-    """Only SYNC_LOCAL moves the position."""
+    """Outcomes other than NONE and SYNC_LOCAL leave the position alone."""
     assert position().handle(rec(outcome, "1")) == []
+
+
+def test_position_agreeing_with_the_venue_changes_nothing():
+    """NONE with the position equal to the venue's quantity emits nothing."""
+    snap = PositionSnapshot(state=PositionState.OPEN, direction=Direction.LONG, qty=D("1"), avg_entry_price=D("100"))
+    pos = position(snap)
+    assert pos.handle(rec("NONE", "1", avg="101")) == [] and pos.snapshot() == snap
+
+
+def test_position_differing_from_an_agreeing_executor_adopts_the_venue_and_says_so():
+    """NONE from the executor while Position holds what the venue does not: Position goes flat and reports SYNC_LOCAL."""
+    pos = position(PositionSnapshot(state=PositionState.OPEN, direction=Direction.LONG, qty=D("1"), avg_entry_price=D("100")))
+    changed, report = pos.handle(rec("NONE", "0", avg=None))
+    assert isinstance(changed, PositionChanged) and changed.state is PositionState.FLAT
+    assert isinstance(report, ReconciliationCompleted)
+    assert (report.outcome, report.local_qty, report.venue_qty) == ("SYNC_LOCAL", D("1"), D("0"))
+
+
+def test_position_with_a_live_order_and_a_lost_fill_reports_drift():
+    """A live order while Position differs from what the executor forwarded: DRIFT_UNRESOLVED, nothing adopted."""
+    snap = PositionSnapshot(state=PositionState.CLOSING, direction=Direction.LONG, qty=D("1"), avg_entry_price=D("100"),
+                            action_id="a2", order_qty=D("1"))
+    pos = position(snap)
+    (report,) = pos.handle(rec("NONE", "0", avg=None))
+    assert report.outcome == "DRIFT_UNRESOLVED" and pos.snapshot() == snap
 
 
 # -- risk --------------------------------------------------------------------------------------

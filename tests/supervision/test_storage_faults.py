@@ -1,0 +1,110 @@
+"""A write error on a trading path (the trade log on a full disk) fails closed, loudly, and wedges nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
+from arbor.actors.cluster.observers import TradeLog
+from arbor.actors.cluster.simulate import Recorder, SimulatedCluster
+from arbor.actors.risk import RiskLogic
+from arbor.actors.runtime import DeterministicRuntime, SimClock
+from arbor.adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
+from arbor.adapters.operator.view import ClusterFacts, ClusterView
+from arbor.config.settings import load_settings
+from arbor.messages import ActorFailed, KillSwitchEngaged
+from arbor.supervision.faults import FullDisk
+from arbor.supervision.persist import StatePersister
+from arbor.supervision.store import StateStore
+
+START_NS = 1_723_161_600_000_000_000
+
+
+@pytest.fixture(scope="module")
+def full_disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimulatedCluster, ClusterFacts]:
+    """One simulated session whose trade log sits on a full disk (read-only use by every test here)."""
+    disk = FullDisk(room=0)
+    facts = ClusterFacts()
+    trades = TradeLog(tmp_path_factory.mktemp("trades") / "trades.jsonl", "paper", sink=disk)
+    c = SimulatedCluster(load_settings({}), observers=(trades, facts))
+    c.run_for(900)
+    assert disk.refused, "no trade closed: the test proves nothing"
+    return c, facts
+
+
+def test_trade_log_write_error_engages_the_kill_switch(full_disk: Any) -> None:
+    """The first failed trade-log write reaches Risk as a storage failure and engages the kill switch."""
+    c, _ = full_disk
+    failed = [m for m in c.recorder.of_type(ActorFailed) if m.kind == "storage"]
+    assert [m.actor_id for m in failed] == ["trade_log"]
+    assert c.recorder.of_type(KillSwitchEngaged)
+    assert c.logic("risk").controls.kill.engaged
+
+
+def test_trade_log_write_error_wedges_no_position(full_disk: Any) -> None:
+    """After a failed trade-log write every Position keeps applying the venue's fills."""
+    c, _ = full_disk
+    for s in c.settings.symbols:
+        snap = c.logic(f"{s.symbol}/position").snapshot()
+        assert snap.signed_qty == c.logic(f"{s.symbol}/venue").venue_position().qty, s.symbol
+    assert c.runtime.dispatcher.observer_faults.keys() == {"trade_log"}
+
+
+def test_trade_log_write_error_makes_api_state_unhealthy(full_disk: Any) -> None:
+    """/api/state reports status error and names the writer that cannot write."""
+    c, facts = full_disk
+    state = ClusterView(c.runtime, c.board, facts, [s.symbol for s in c.settings.symbols]).state()
+    assert state["status"] == "error" and "trade_log" in state["storage_faults"]
+
+
+class _IdleView:
+    """The liveness cycle's view of a cluster whose groups all answer, with the real storage facts."""
+
+    def __init__(self, facts: ClusterFacts) -> None:
+        self.facts = facts
+
+    def mailbox_depths(self) -> tuple[dict[str, int], list[str]]:
+        return {}, []
+
+    def storage_faults(self) -> dict[str, str]:
+        return dict(self.facts.snapshot()["storage_faults"])
+
+    def record_engine_cycle(self, ts_ns: int) -> None:
+        pass
+
+
+def test_trade_log_write_error_keeps_the_heartbeat_degraded(full_disk: Any, tmp_path: Path) -> None:
+    """Every heartbeat after the write error says degraded, not only the cycle that saw it."""
+    c, facts = full_disk
+    cycle = EngineCycle(LivenessFiles(tmp_path, fsync=False), ErrorCounter(), c.clock, interval_s=1.0,
+                        view=_IdleView(facts), monotonic=iter([0.0, 1.0]).__next__)
+    assert [cycle.run_once()["engine_status"] for _ in range(2)] == ["degraded", "degraded"]
+
+
+class _FullDiskStore(StateStore):
+    """A state store on a full disk: every transaction fails as SQLite does when it cannot grow."""
+
+    def transaction(self) -> Any:
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_state_store_write_error_engages_the_kill_switch(tmp_path: Path) -> None:
+    """A snapshot the store cannot save reaches Risk as a storage failure and engages the kill switch."""
+    settings = load_settings({})
+    clock = SimClock(START_NS)
+    persister = StatePersister(_FullDiskStore(tmp_path / "state.sqlite", clock.now_ns), threaded=False)
+    recorder = Recorder()
+    runtime = DeterministicRuntime(build_actors(settings, clock, "sim", None), clock, observers=(recorder,),
+                                   tick_interval_ns=settings.run.tick_interval_ms * 1_000_000,
+                                   supervise=supervisor_for(settings, clock, "sim", None, persister))
+    runtime.add_market(market_frames(settings, START_NS), market_venue(settings))
+    runtime.run(until_ns=START_NS + 10 * 10**9)
+    persister.flush()  # the queued snapshots: every write fails
+    runtime.run(until_ns=START_NS + 11 * 10**9)
+    failed = [m for m in recorder.of_type(ActorFailed) if m.kind == "storage"]
+    assert failed and {m.actor_id for m in failed} == {"state_store"}
+    risk = runtime.actors["risk"]
+    assert isinstance(risk, RiskLogic) and risk.controls.kill.engaged
