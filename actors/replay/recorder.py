@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from arbor.messages import Envelope, TimerTick
+from arbor.actors.base import WriteAheadFailed
+from arbor.messages import Envelope, PlaceOrder, TimerTick
 from arbor.messages.codec import Codec
 from arbor.messages.journal import (
     Durability,
@@ -41,6 +42,12 @@ class JournalObserver:
     A failed append (disk full, I/O error) does not reach the actors: the observer logs it once,
     stops journaling, counts what it drops and reports ``healthy == False`` so the cluster can
     decide (for instance halt trading: an unjournaled run cannot be audited).
+
+    Orders are the exception (write-ahead): a ``PlaceOrder``'s record is handed to the OS before
+    ``emitted`` returns, which is before the venue actor can handle (send) it, so a SIGKILL never
+    loses the record of an order that went out; and when that record cannot be written (or the
+    journal has already failed), ``emitted`` raises ``WriteAheadFailed`` and the order is not routed.
+    Only order records pay for the extra write(2).
     """
 
     wants_inputs = True
@@ -92,7 +99,10 @@ class JournalObserver:
             self._append(payload)
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        self._append(encode_output(self._codec, env, receivers))
+        if type(env.payload) is PlaceOrder:
+            self._append_order(encode_output(self._codec, env, receivers), env)
+        else:
+            self._append(encode_output(self._codec, env, receivers))
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         self._append(encode_input(actor_id, now_ns, env.msg_id))
@@ -113,6 +123,23 @@ class JournalObserver:
                 self._fail(exc)
                 self.dropped += 1
                 return
+            self.records += 1
+
+    def _append_order(self, payload: bytes, env: Envelope) -> None:
+        """Append an order's record and hand it to the OS, or raise WriteAheadFailed."""
+        with self._lock:
+            if self._failed is not None:
+                self.dropped += 1
+                raise WriteAheadFailed(f"journal unusable ({self._failed!r}): order {env.payload.client_order_id} not sent")
+            try:
+                self._writer.append(payload)
+                self._writer.write_through()
+            except (JournalError, OSError) as exc:
+                self._fail(exc)
+                self.dropped += 1
+                raise WriteAheadFailed(f"journal write failed ({exc!r}): order {env.payload.client_order_id} not sent") from exc
+            if self._on_bytes is not None:
+                self._on_bytes(len(payload) + 8)
             self.records += 1
 
     def _fail(self, exc: BaseException) -> None:
