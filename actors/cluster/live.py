@@ -27,9 +27,11 @@ class LiveCluster:
 
     def __init__(self, settings: Settings, run_id: str, observers: Iterable[Observer] = (),
                  clock: HandlerClock | None = None,
-                 journal: Callable[[int], JournalObserver] | None = None, persist: bool = True) -> None:
-        """``journal(built_ns)`` opens the journal observer once the actors are built (the instant
-        they were built at is what an audit replay holds the clock at while rebuilding them)."""
+                 journal: Callable[[int, dict[str, Any]], JournalObserver] | None = None, persist: bool = True) -> None:
+        """``journal(built_ns, restored)`` opens the journal observer once the actors are built and
+        restored (the instant they were built at is what an audit replay holds the clock at while
+        rebuilding them; ``restored`` maps each actor restored from the store to its state, which the
+        replay restores it from)."""
         self.settings = settings
         self.run_id = run_id
         self.clock = clock or HandlerClock()
@@ -46,7 +48,8 @@ class LiveCluster:
                 logger.bind(actor="cluster", event_type="store_degraded").error(
                     "state store degraded, starting without stored state: {}", self.store.degraded_reason)
             self.restored = restore_all(actors, self.persister)
-        self.journal = journal(built_ns) if journal is not None else None
+        restored_state = {aid: getattr(actors[aid], "inner", actors[aid]).snapshot() for aid in self.restored}
+        self.journal = journal(built_ns, restored_state) if journal is not None else None
         extra = (self.journal,) if self.journal is not None else ()
         self.runtime = ThreadedRuntime(
             actors, self.clock,

@@ -102,11 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     trades = TradeLog(var_dir / "trades.jsonl", settings.run.mode)
     errors = ErrorCounter()
     extra = surface.observers if surface is not None else (errors,)
-    def open_journal(built_ns: int):
+    def open_journal(built_ns: int, restored: dict):
         from arbor.actors.replay.recorder import open_journal_observer
 
         metrics = surface.metrics if surface is not None else None
         return open_journal_observer(var_dir, run_id, raw_config, settings.journal.policy, built_ns=built_ns,
+                                     restored=restored,
                                      segment_bytes=settings.journal.segment_mb * 1024 * 1024,
                                      on_bytes=metrics.journal_written if metrics is not None else None,
                                      on_fsync=metrics.journal_fsynced if metrics is not None else None)

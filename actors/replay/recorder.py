@@ -158,6 +158,14 @@ def parse_durability(value: Durability | str) -> Durability:
     return Durability(mode=mode, interval_ms=int(ms)) if ms else Durability(mode=mode)  # type: ignore[arg-type]  # Durability refuses an unknown mode
 
 
+def plain_snapshots(restored: Mapping[str, Any]) -> dict[str, Any]:
+    """Restored snapshots as plain data for the run metadata (the state store's own encoding)."""
+    from arbor.supervision.snapshots import SnapshotCodec
+
+    codec = SnapshotCodec()
+    return {aid: codec.to_plain(snap) for aid, snap in restored.items()}
+
+
 def build_held(build: Callable[[], T], clock: Any) -> tuple[T, int]:
     """``(build(), instant)``: call ``build`` with ``clock`` held still (``begin``/``end``), so every
     clock read in an actor's constructor returns the instant a replay will hold its clock at.
@@ -178,12 +186,15 @@ def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[
                           durability: Durability | str = "interval", *, built_ns: int = 0, codec: Codec | None = None,
                           clock_ns: Callable[[], int] = time.time_ns, segment_bytes: int = 64 * 1024 * 1024,
                           on_bytes: Callable[[int], None] | None = None,
-                          on_fsync: Callable[[float], None] | None = None) -> JournalObserver:
+                          on_fsync: Callable[[float], None] | None = None,
+                          restored: Mapping[str, Any] | None = None) -> JournalObserver:
     """A JournalObserver on ``<var_dir>/journal/<run_id>`` that has written the run's metadata.
 
     ``raw_config`` is the merged raw configuration tree the cluster's Settings were built from;
     ``built_ns`` the instant the actors were built at (see ``build_held``). ``on_bytes`` and
-    ``on_fsync`` (seconds per fsync) feed the metrics.
+    ``on_fsync`` (seconds per fsync) feed the metrics. ``restored`` maps each actor restored from
+    the state store to its snapshot (what ``snapshot()`` returned right after the restore): it is
+    recorded in the metadata so an audit replay starts each actor from that state.
     """
     directory = Path(var_dir) / JOURNAL_SUBDIR / run_id
 
@@ -198,7 +209,7 @@ def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[
     observer = JournalObserver(writer, codec or Codec(), clock_ns, on_bytes=on_bytes)
     try:
         observer.start_run(RunMetadata(run_id=run_id, config=dict(raw_config), started_ns=clock_ns(),
-                                         built_ns=built_ns))
+                                         built_ns=built_ns, restored=plain_snapshots(restored or {})))
     except BaseException:
         writer.close()
         raise
