@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             surface = OperatorSurface(symbols, clock, var_dir, token_from_env(), host=settings.operator.host,
                                       port=settings.operator.port, webhook_url=settings.operator.webhook_url or None,
-                                      cycle_interval_s=settings.operator.cycle_interval_s)
+                                      cycle_interval_s=settings.operator.cycle_interval_s,
+                                      max_connections=settings.operator.max_connections)
         except OperatorConfigError as exc:
             print(f"start-cluster: configuration error: operator: {exc}", file=sys.stderr)
             return 2
