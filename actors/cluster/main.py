@@ -68,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         raw_config, settings = load_settings(args)
         from arbor.adapters.venues.wiring import check_venue_settings
+        from arbor.config.loader import check_var_dir
 
         check_venue_settings(settings)  # live mode on a simulated market, say: a config error, before anything starts
+        check_var_dir(settings.run.var_dir)  # last: nothing is created for a configuration that fails
     except ConfigError as exc:
         print(f"start-cluster: configuration error: {exc}", file=sys.stderr)
         return 2

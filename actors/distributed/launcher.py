@@ -217,7 +217,13 @@ def main(args: argparse.Namespace) -> int:
         except OperatorConfigError as exc:
             print(f"start-cluster: configuration error: operator: {exc}", file=sys.stderr)
             return 2
-    var_dir = Path(settings.run.var_dir)
+    from arbor.config.loader import check_var_dir
+
+    try:
+        var_dir = check_var_dir(settings.run.var_dir)
+    except ConfigError as exc:
+        print(f"start-cluster: configuration error: {exc}", file=sys.stderr)
+        return 2
     try:
         lock = acquire_lock(var_dir)
     except AlreadyRunning as exc:
