@@ -48,7 +48,10 @@ class LiveCluster:
                 logger.bind(actor="cluster", event_type="store_degraded").error(
                     "state store degraded, starting without stored state: {}", self.store.degraded_reason)
             self.restored = restore_all(actors, self.persister)
-        restored_state = {aid: getattr(actors[aid], "inner", actors[aid]).snapshot() for aid in self.restored}
+        restored_state: dict[str, Any] = {}
+        for aid in self.restored:
+            inner: Any = getattr(actors[aid], "inner", actors[aid])  # restored, so it has snapshot()
+            restored_state[aid] = inner.snapshot()
         self.journal = journal(built_ns, restored_state) if journal is not None else None
         extra = (self.journal,) if self.journal is not None else ()
         self.runtime = ThreadedRuntime(

@@ -117,9 +117,9 @@ def restore_recorded(actors: dict[str, ActorLogic], meta: RunMetadata) -> None:
         actor = actors.get(aid)
         if actor is None:
             raise UnreadableJournal(f"run {meta.run_id}: restored state of {aid!r}, which the configuration does not build")
-        inner = getattr(actor, "inner", actor)
+        inner: Any = getattr(actor, "inner", actor)  # persisted roles have snapshot() and restore()
         try:
-            inner.restore(codec.from_plain(plain, type(inner.snapshot())))  # type: ignore[attr-defined]
+            inner.restore(codec.from_plain(plain, type(inner.snapshot())))
         except (SnapshotError, ValueError) as exc:
             raise UnreadableJournal(f"run {meta.run_id}: restored state of {aid} does not decode: {exc}") from None
 

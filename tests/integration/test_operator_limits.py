@@ -51,7 +51,7 @@ class CommandLog:
 @pytest.fixture
 def server() -> Iterator[tuple[OperatorServer, CommandLog]]:
     view = CommandLog()
-    srv = OperatorServer(view, EventHub(), CollectorRegistry(), TOKEN, port=0, max_connections=CAP)  # type: ignore[arg-type]
+    srv = OperatorServer(view, EventHub(), CollectorRegistry(), TOKEN, port=0, max_connections=CAP)
     srv.start()
     try:
         yield srv, view

@@ -27,6 +27,7 @@ def run_once(var_dir: Path, run_id: str, seconds: float) -> tuple[LiveCluster, P
         eventually(lambda: cluster.clock.now_ns() >= until, timeout=seconds + 10)
     finally:
         cluster.stop()
+    assert cluster.journal is not None
     return cluster, cluster.journal.directory
 
 

@@ -13,7 +13,7 @@ from arbor.config.loader import deep_merge, load_raw
 from arbor.config.settings import build_settings
 from arbor.messages import ActorFailed, Envelope, PlaceOrder, TradingState, TradingStateChanged
 from arbor.messages.codec import Codec
-from arbor.messages.journal import Durability, JournalReader, JournalWriter, RecordKind, decode_entry
+from arbor.messages.journal import Durability, JournalReader, JournalWriter, Output, RecordKind, decode_entry
 from arbor.supervision.persist import StatePersister
 from arbor.supervision.store import StateStore
 
@@ -119,7 +119,7 @@ class OrderRecordOnDisk:
         codec = Codec()
         for _, payload in JournalReader(self.directory).records():
             kind, entry = decode_entry(codec, payload)
-            if (kind is RecordKind.OUTPUT and type(entry.envelope.payload) is PlaceOrder
+            if (kind is RecordKind.OUTPUT and isinstance(entry, Output) and type(entry.envelope.payload) is PlaceOrder
                     and entry.envelope.payload.client_order_id == coid):
                 return True
         return False
