@@ -43,6 +43,14 @@ class ActorContext:
     run_id: str = "run"
 
 
+class WriteAheadFailed(Exception):
+    """An order could not be made durable (store or journal) before its send: it must not be sent.
+
+    Raised on the executor's thread by the persistence hook or a journal observer; the dispatcher
+    treats it as a failure of the handler that emitted the order, so nothing of that handler's
+    output is routed and supervision takes the symbol out of ACTIVE."""
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 

@@ -26,8 +26,25 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError("--config", f"file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise ConfigError("--config", f"{path} is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+
+
+def check_var_dir(path: Path | str) -> Path:
+    """``run.var_dir`` exists (created if need be) and this process can write in it, else a ConfigError."""
+    var = Path(path)
+    try:
+        var.mkdir(parents=True, exist_ok=True)
+        probe = var / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError("run.var_dir", f"{var} is not a writable directory: {exc.strerror or exc}") from None
+    return var
 
 
 def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,7 +108,7 @@ def load_raw(config_file: Path | None = None, env_file: Path | None = None,
         raw = deep_merge(raw, read_toml(Path(config_file)))
     if env_file is not None:
         if not Path(env_file).is_file():
-            raise ConfigError("--env-file", f"file not found: {env_file}")
+            raise ConfigError("--env-file", f"file not found (or not a file): {env_file}")
         raw = deep_merge(raw, env_overrides(parse_env_file(Path(env_file))))
     raw = deep_merge(raw, env_overrides(os.environ if environ is None else environ))
     return raw

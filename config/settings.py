@@ -6,6 +6,7 @@ name the dotted key (``risk.max_leverage``) and the reason.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -132,6 +133,8 @@ def _converter() -> cattrs.Converter:
             raise ValueError(f"{value!r} is not a number") from None
         if not dec.is_finite():
             raise ValueError("must be finite")
+        if abs(dec) > MAX_NUMBER:
+            raise ValueError(f"out of range: {value} (at most {MAX_NUMBER:.0e} in magnitude)")
         return dec
 
     def to_int(value: Any, _t: Any) -> int:
@@ -255,8 +258,36 @@ class Settings:
         return attrs.evolve(self.regime, strategy=s.strategy, strategy_params=dict(s.strategy_params))
 
 
+MAX_INT = 2**53  # integers beyond this are not exact as JSON numbers or floats, and no setting needs them
+MAX_NUMBER = Decimal(10) ** 15  # no price, amount or limit is this large; 1e30 is a typo or an attack
+
+
+def check_numbers(value: Any, key: str = "") -> None:
+    """Every number anywhere in the raw tree is finite and of sane size, else a ConfigError naming it.
+
+    One generic check (not a rule per key): TOML accepts ``nan``, ``inf`` and integers of any size,
+    and a NaN compares false against every limit, so it would pass each ``<= 0`` check after it.
+    """
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            check_numbers(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_numbers(v, f"{key}[{i}]")
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(key, f"must be a finite number, got {value!r}")
+        if abs(value) > MAX_NUMBER:
+            raise ConfigError(key, f"out of range: {value!r} (at most {MAX_NUMBER:.0e} in magnitude)")
+    elif isinstance(value, int) and abs(value) > MAX_INT:
+        raise ConfigError(key, f"out of range: {value} (at most 2^53 in magnitude)")
+
+
 def build_settings(raw: Mapping[str, Any]) -> Settings:
     """Validate the merged configuration tree into Settings, or raise ConfigError."""
+    check_numbers(raw)
     conv = _converter()
     known = {"run", "market", "symbols", "faults", *_section_classes()}
     for key in raw:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from arbor.messages.base import TradingState, message
 
 ALL_SYMBOLS = "*"
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether ``text`` has at least one visible character: not only whitespace, separators or
+    invisible format/control characters (a zero-width space is not a reason)."""
+    return any(unicodedata.category(c)[0] not in "ZC" for c in text)
 
 
 @message("SetTradingState")

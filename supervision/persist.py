@@ -10,7 +10,9 @@ synchronous:
 * **write-ahead for orders**: when the executor is about to send an order, its state (with the
   order in PENDING_NEW) is committed *before* the order is routed, together with every snapshot
   queued before it (the position's move to ENTERING that led to the order), so a crash can never
-  leave an order at the venue that a restarted executor or position does not know about;
+  leave an order at the venue that a restarted executor or position does not know about. If that
+  commit fails, ``after_handle`` raises ``WriteAheadFailed``: the dispatcher then treats the
+  executor's handler as failed and routes none of its output, so the order is never sent;
 * **the simulated exchange's records**: committed before it answers, as a real venue's are;
 * **restore**: ``load(actor_id)`` first flushes what is queued, so a restarted actor gets the
   state after the last handler that completed, never a half-applied change.
@@ -25,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from arbor.actors.base import WriteAheadFailed
 from arbor.actors.topology import role_of, symbol_of
 from arbor.messages import MandateSet, PlaceOrder, RawMarketEvent, TimerTick
 from arbor.supervision.store import StateStore
@@ -104,7 +107,7 @@ class StatePersister:
         else:
             snap = snapshot()
         if role == "executor" and out and any(type(m) is PlaceOrder for m in out):
-            self._write_now(actor_id, snap)
+            self._write_now(actor_id, snap)  # raises WriteAheadFailed: then the order is not routed
             return
         if role == "venue" and out:
             # The simulated exchange commits its records before it answers, as a real one does:
@@ -160,7 +163,22 @@ class StatePersister:
                 pending = self._pending
                 batch = {aid: pending.pop(aid) for aid in [a for a in pending if symbol_of(a) in (symbol, "")]}
             batch[actor_id] = snap
-            self._write(batch)
+            try:
+                with self.store.transaction():
+                    for aid, s in batch.items():
+                        self._save(aid, s)
+            except Exception as exc:
+                # Not written, so not sent: the order fails its handler (WriteAheadFailed). The states
+                # that led to it go back in the queue (unless a newer one is already there).
+                self.errors += 1
+                del batch[actor_id]
+                with self._qlock:
+                    for aid, s in batch.items():
+                        self._pending.setdefault(aid, s)
+                logger.bind(actor=actor_id, event_type="write_ahead_failed").opt(exception=exc).critical(
+                    "write-ahead of {} failed, its order is not sent: {!r}", actor_id, exc)
+                raise WriteAheadFailed(f"write-ahead of {actor_id} failed: {exc!r}") from exc
+            self.writes += len(batch)
             self.write_ahead += 1
 
     def _run(self) -> None:

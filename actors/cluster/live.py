@@ -28,9 +28,11 @@ class LiveCluster:
 
     def __init__(self, settings: Settings, run_id: str, observers: Iterable[Observer] = (),
                  clock: HandlerClock | None = None,
-                 journal: Callable[[int], JournalObserver] | None = None, persist: bool = True) -> None:
-        """``journal(built_ns)`` opens the journal observer once the actors are built (the instant
-        they were built at is what an audit replay holds the clock at while rebuilding them)."""
+                 journal: Callable[[int, dict[str, Any]], JournalObserver] | None = None, persist: bool = True) -> None:
+        """``journal(built_ns, restored)`` opens the journal observer once the actors are built and
+        restored (the instant they were built at is what an audit replay holds the clock at while
+        rebuilding them; ``restored`` maps each actor restored from the store to its state, which the
+        replay restores it from)."""
         self.settings = settings
         self.run_id = run_id
         self.clock = clock or HandlerClock()
@@ -52,7 +54,11 @@ class LiveCluster:
             if self.state_lost is not None:
                 logger.bind(actor="cluster", event_type="state_lost").critical(
                     "{}: starting with the kill switch engaged; reconcile, then reset it with a reason", self.state_lost)
-        self.journal = journal(built_ns) if journal is not None else None
+        restored_state: dict[str, Any] = {}
+        for aid in self.restored:
+            inner: Any = getattr(actors[aid], "inner", actors[aid])  # restored, so it has snapshot()
+            restored_state[aid] = inner.snapshot()
+        self.journal = journal(built_ns, restored_state) if journal is not None else None
         extra = (self.journal,) if self.journal is not None else ()
         self.runtime = ThreadedRuntime(
             actors, self.clock,

@@ -68,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         raw_config, settings = load_settings(args)
         from arbor.adapters.venues.wiring import check_venue_settings
+        from arbor.config.loader import check_var_dir
 
         check_venue_settings(settings)  # live mode on a simulated market, say: a config error, before anything starts
+        check_var_dir(settings.run.var_dir)  # last: nothing is created for a configuration that fails
     except ConfigError as exc:
         print(f"start-cluster: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -92,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             surface = OperatorSurface(symbols, clock, var_dir, token_from_env(), host=settings.operator.host,
                                       port=settings.operator.port, webhook_url=settings.operator.webhook_url or None,
-                                      cycle_interval_s=settings.operator.cycle_interval_s)
+                                      cycle_interval_s=settings.operator.cycle_interval_s,
+                                      max_connections=settings.operator.max_connections)
         except OperatorConfigError as exc:
             print(f"start-cluster: configuration error: operator: {exc}", file=sys.stderr)
             return 2
@@ -104,11 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         surface.facts.restore_entries(trades.open_entry_times())  # /api/positions: the real entry times
     errors = ErrorCounter()
     extra = surface.observers if surface is not None else (errors,)
-    def open_journal(built_ns: int):
+    def open_journal(built_ns: int, restored: dict):
         from arbor.actors.replay.recorder import open_journal_observer
 
         metrics = surface.metrics if surface is not None else None
         return open_journal_observer(var_dir, run_id, raw_config, settings.journal.policy, built_ns=built_ns,
+                                     restored=restored,
                                      segment_bytes=settings.journal.segment_mb * 1024 * 1024,
                                      on_bytes=metrics.journal_written if metrics is not None else None,
                                      on_fsync=metrics.journal_fsynced if metrics is not None else None)

@@ -35,6 +35,7 @@ from arbor.messages import (
     Side,
     TradingStateChanged,
 )
+from arbor.messages.display import decimal_text, shown
 from arbor.messages.risk import ALL_SYMBOLS
 from arbor.supervision.files import write_atomic
 from loguru import logger
@@ -131,7 +132,7 @@ class SummaryBoard(_Quiet):
             pnl = r["realized"] - r["fees"] + self.unrealized(r)
             total += pnl
             lines.append(f"{sym:<10} {r['state']:<9} {r['regime']:<9} {r['position']:<9} {(r['direction'] or '-')[:5]:<5} "
-                         f"{r['qty']:>10} {pnl:>11.2f} {r['events']:>8} {r['orders']:>6} {r['fills']:>6} {r['denials']:>6}")
+                         f"{decimal_text(r['qty']):>10} {pnl:>11.2f} {r['events']:>8} {r['orders']:>6} {r['fills']:>6} {r['denials']:>6}")
         lines.append(f"{'total':<10} {'':<9} {'':<9} {'':<9} {'':<5} {'':>10} {total:>11.2f}")
         return "\n".join(lines)
 
@@ -252,11 +253,13 @@ class TradeLog(_Quiet):
         last = self._last_action.get(sym)
         line = {
             "trade_id": trade["trade_id"], "symbol": sym, "side": trade["side"], "mode": trade["mode"],
-            "entry_time": iso(trade["entry_ts_ns"]), "entry_price": str(trade["entry_price"]),
-            "exit_time": iso(pc.ts_event_ns), "exit_price": str(exit_price) if exit_price is not None else None,
-            "size": str(size),
-            "realized_pnl": str(realized) if observed else None, "fees": str(fees) if observed else None,
-            "net_pnl": str(realized - fees) if observed else None,
+            "entry_time": iso(trade["entry_ts_ns"]), "entry_price": (decimal_text(trade["entry_price"]) if trade["entry_price"] is not None else None),
+            "exit_time": iso(pc.ts_event_ns), "exit_price": decimal_text(exit_price) if exit_price is not None else None,
+            # rounded once, for the reader (messages.display); net is the difference of what is shown
+            "size": decimal_text(size),
+            "realized_pnl": decimal_text(realized) if observed else None,
+            "fees": decimal_text(fees) if observed else None,
+            "net_pnl": decimal_text(shown(realized) - shown(fees)) if observed else None,
             "entry_mandate": trade["entry_mandate"], "entry_regime": trade["entry_regime"],
             "strategy": trade["strategy"],
             "exit_reason": ((last.action.reason if last else "") or pc.cause) if observed else "not observed: "

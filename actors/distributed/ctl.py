@@ -4,8 +4,12 @@
     python -m arbor.actors.distributed.ctl --admin-port 1900 kill --reason "why" [--who NAME]
     python -m arbor.actors.distributed.ctl --admin-port 1900 reset --reason "why" [--who NAME]
 
-Whoever reaches the admin port can command the cluster: keep it on loopback (or a trusted
-private network); see docs/cluster.md.
+``kill`` and ``reset`` change trading state: they carry the operator token from
+``ARBOR_OPERATOR_TOKEN`` (the environment, never an argument: arguments show in ``ps``), and the
+cluster's supervisor refuses them unless it matches the token the cluster was started with (a
+cluster started without one refuses them all). A reason needs visible characters. Exit status:
+0 forwarded, 1 not delivered or refused, 2 a usage error (no token, no reason). Still keep the
+admin port on loopback or a trusted private network (see docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -28,6 +32,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         c.add_argument("--reason", required=True)
         c.add_argument("--who", default="operator")
     args = p.parse_args(argv)
+    token = ""
+    if args.cmd != "status":
+        from arbor.adapters.operator.server import OperatorConfigError, token_from_env
+        from arbor.messages.risk import has_visible_text
+
+        try:
+            token = token_from_env()
+        except OperatorConfigError as exc:
+            print(f"arbor-ctl: {exc}", file=sys.stderr)
+            return 2
+        if not has_visible_text(args.reason):
+            print("arbor-ctl: --reason needs visible characters", file=sys.stderr)
+            return 2
 
     from arbor.actors.distributed.launcher import restrict_thespian_bind
     from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
@@ -47,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"processes": st.processes, "escalated": st.escalated, "stopping": st.stopping}))
         return 0
     msg = (EngageKillSwitch if args.cmd == "kill" else ResetKillSwitch)(who=args.who, reason=args.reason)
-    reply = asys.ask(sup, OperatorCommand("risk", Codec().encode(msg)), timeout=args.timeout)
+    reply = asys.ask(sup, OperatorCommand("risk", Codec().encode(msg), token=token), timeout=args.timeout)
     if not isinstance(reply, Ack) or reply.detail != "forwarded":
         print(f"not delivered: {getattr(reply, 'detail', 'no answer')}", file=sys.stderr)
         return 1

@@ -37,6 +37,17 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
+
+def operator_token() -> str:
+    """ARBOR_OPERATOR_TOKEN if it is set and usable, else "": without one, the cluster refuses every
+    operator command that reaches its supervisor (bin/ctl kill/reset, the API)."""
+    from arbor.adapters.operator.server import OperatorConfigError, token_from_env
+
+    try:
+        return token_from_env()
+    except OperatorConfigError:
+        return ""
+
 def worker_count(value: str | int, cpu_count: int | None = None) -> int:
     """``auto``: one worker per core, keeping one core for the Coordinator (at least one)."""
     if value == "auto":
@@ -206,7 +217,13 @@ def main(args: argparse.Namespace) -> int:
         except OperatorConfigError as exc:
             print(f"start-cluster: configuration error: operator: {exc}", file=sys.stderr)
             return 2
-    var_dir = Path(settings.run.var_dir)
+    from arbor.config.loader import check_var_dir
+
+    try:
+        var_dir = check_var_dir(settings.run.var_dir)
+    except ConfigError as exc:
+        print(f"start-cluster: configuration error: {exc}", file=sys.stderr)
+        return 2
     try:
         lock = acquire_lock(var_dir)
     except AlreadyRunning as exc:
@@ -222,7 +239,15 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
     from arbor.actors.distributed.nodes import setup_node_logging
     from arbor.actors.distributed.procs import alive, become_subreaper, descendants, kill_all, reap_children, wait_gone
     from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
-    from arbor.actors.distributed.wire import ClusterPlan, ClusterStarted, ClusterStatus, Poke, StatusQuery, StopCluster
+    from arbor.actors.distributed.wire import (
+        ClusterPlan,
+        ClusterStarted,
+        ClusterStatus,
+        Poke,
+        StatusQuery,
+        StopCluster,
+        token_digest,
+    )
 
     c = settings.cluster
     sink = setup_node_logging(var_dir, "launcher", settings.run.log_level)
@@ -260,7 +285,8 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
             o = settings.operator
             # Built before the cluster starts: it marks where this run's event lines begin.
             surface = DistributedOperator(var_dir, assignment, token_from_env(), host=o.host, port=o.port,
-                                          webhook_url=o.webhook_url or None, cycle_interval_s=o.cycle_interval_s)
+                                          webhook_url=o.webhook_url or None, cycle_interval_s=o.cycle_interval_s,
+                                          max_connections=o.max_connections)
         asys = start_actor_system(c.bind_host, c.admin_port, var_dir, leader=leader, worker_host=leader is not None)
         if leader is not None:
             log.info("joined the cluster led by {}:{} as a worker host", *leader)
@@ -275,7 +301,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
             return 0
         plan = ClusterPlan(raw_config=raw, run_id=run_id, var_dir=str(var_dir),
                            assignment={k: tuple(v) for k, v in assignment.items()}, launcher_pid=os.getpid(),
-                           remote_slots=remote)
+                           remote_slots=remote, operator_token_sha256=token_digest(operator_token()))
         sup = asys.createActor(ClusterSupervisor, globalName=SUPERVISOR_NAME)
         reply = asys.ask(sup, plan, timeout=c.start_timeout_s)
         if not isinstance(reply, ClusterStarted):

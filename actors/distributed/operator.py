@@ -28,6 +28,7 @@ thread (the only user of its thespian endpoint), the follower's, and the livenes
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import itertools
 import json
 import queue
@@ -58,6 +59,7 @@ from arbor.messages import (
     SetTradingState,
     TradingState,
 )
+from arbor.messages.risk import has_visible_text
 from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -92,8 +94,10 @@ class SupervisorChannel:
     ``poll_s`` and forwards commands queued by ``forward`` (any thread)."""
 
     def __init__(self, asys: Any, supervisor: Any, *, poll_s: float = 0.5, timeout_s: float = 3.0,
-                 on_status: Callable[[Any, Any], None] | None = None) -> None:
+                 on_status: Callable[[Any, Any], None] | None = None, token: str = "") -> None:
+        """``token``: the operator token every forwarded command carries (the supervisor checks it)."""
         self._asys, self._sup = asys, supervisor
+        self._token = token
         self._poll_s, self._timeout = poll_s, timeout_s
         self._on_status = on_status
         self._queue: queue.Queue[tuple[Any, concurrent.futures.Future] | None] = queue.Queue()
@@ -123,7 +127,7 @@ class SupervisorChannel:
         if self._stop.is_set() or self._thread is None or not self._thread.is_alive():
             raise NodeUnavailable("the operator's channel to the cluster supervisor is closed")
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put((msg, fut))
+        self._queue.put((dataclasses.replace(msg, token=self._token), fut))
         try:
             return fut.result(self._timeout + 1.0)
         except concurrent.futures.TimeoutError:
@@ -541,7 +545,7 @@ class DistributedView(ViewLifecycle):
         scope = getattr(msg, "scope", None) or getattr(msg, "symbol", None)
         if scope and scope != ALL_SYMBOLS and scope not in self.slot_of:
             raise CommandError(f"unknown symbol {scope!r}")
-        if isinstance(msg, ResetKillSwitch) and not msg.reason.strip():
+        if isinstance(msg, ResetKillSwitch) and not has_visible_text(msg.reason):
             raise CommandError("a kill-switch reset needs a reason")
         nodes = self.nodes()
         needed = [COORDINATOR] + ([f"worker-{self.slot_of[receiver.split('/')[0]]}"] if "/" in receiver else [])
@@ -701,7 +705,8 @@ class DistributedOperator:
 
     def __init__(self, var_dir: Path, assignment: dict[int, tuple[str, ...]], token: str | None, *,
                  host: str = "127.0.0.1", port: int = 8750, webhook_url: str | None = None,
-                 cycle_interval_s: float = 1.0, stale_after_s: float = STALE_AFTER_S) -> None:
+                 cycle_interval_s: float = 1.0, stale_after_s: float = STALE_AFTER_S,
+                 max_connections: int = 64) -> None:
         if not token or len(token.strip()) < MIN_TOKEN_LEN:
             raise OperatorConfigError(f"no usable bearer token ({TOKEN_ENV}, at least {MIN_TOKEN_LEN} characters): "
                                       "the operator API never runs open")
@@ -711,6 +716,7 @@ class DistributedOperator:
         self._webhook_url = webhook_url
         self._cycle_interval = cycle_interval_s
         self._stale_after = stale_after_s
+        self._max_connections = max_connections
         self.hub = EventHub()
         self.registry = CollectorRegistry()
         events_dir = self.var_dir / "cluster" / "events"
@@ -728,7 +734,7 @@ class DistributedOperator:
         from arbor.adapters.operator.events import Webhook
         from arbor.adapters.operator.liveness import EngineCycle, LivenessFiles
 
-        self.channel = SupervisorChannel(asys, supervisor, on_status=self._processes_changed)
+        self.channel = SupervisorChannel(asys, supervisor, on_status=self._processes_changed, token=self._token)
         self.view = DistributedView(self.var_dir, self.assignment, self.channel, self.follower, self.hub,
                                     stale_after_s=self._stale_after)
         self.registry.register(NodeCollector(self.view))
@@ -736,7 +742,7 @@ class DistributedOperator:
         self.follower.start()
         webhook = Webhook(self._webhook_url) if self._webhook_url else None
         self.server = OperatorServer(self.view, self.hub, self.registry, self._token, host=self._host,
-                                     port=self._port, webhook=webhook)
+                                     port=self._port, webhook=webhook, max_connections=self._max_connections)
         url = self.server.start()
         self.view.set_stage("running")
         self.cycle = EngineCycle(LivenessFiles(self.var_dir), self.follower, HandlerClock(),

@@ -51,6 +51,7 @@ from arbor.actors.distributed.wire import (
     StopCluster,
     WorkerDown,
     WorkerUp,
+    authorized,
 )
 from arbor.supervision.files import write_atomic
 from loguru import logger
@@ -1022,6 +1023,11 @@ class ClusterSupervisor(Actor):
         elif isinstance(msg, StatusQuery):
             self.send(sender, self._status())
         elif isinstance(msg, OperatorCommand):
+            if not authorized(getattr(self, "plan", None), msg.token):
+                logger.bind(actor="cluster-supervisor", event_type="operator_unauthorized").warning(
+                    "operator command for {} refused: no valid operator token", msg.receiver)
+                self.send(sender, Ack("unauthorized: the operator token (ARBOR_OPERATOR_TOKEN) is missing or wrong"))
+                return
             coord = self.procs.get("coordinator")
             if coord is None or not coord.up:
                 self.send(sender, Ack("coordinator is down"))

@@ -23,6 +23,9 @@ class ClusterPlan:
     assignment: dict  # slot -> tuple of symbols
     launcher_pid: int
     remote_slots: tuple = ()  # slots that run on a joined host (capability "Arbor Worker Host")
+    # SHA-256 (hex) of ARBOR_OPERATOR_TOKEN at launch, "" if none: what an OperatorCommand's token
+    # must hash to. Only the digest travels between processes, never the token.
+    operator_token_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,28 @@ class ClusterStatus:
 
 @dataclass(frozen=True)
 class OperatorCommand:
-    """An operator message for ``receiver`` (codec-encoded ``[tag, body]`` bytes)."""
+    """An operator message for ``receiver`` (codec-encoded ``[tag, body]`` bytes), with the operator
+    token: the ClusterSupervisor forwards it only if ``token`` matches the cluster's (``authorized``)."""
 
     receiver: str
     payload: bytes
+    token: str = ""
+
+
+def token_digest(token: str) -> str:
+    """What ``ClusterPlan.operator_token_sha256`` holds for ``token`` ("" for no token)."""
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest() if token else ""
+
+
+def authorized(plan: ClusterPlan | None, token: str) -> bool:
+    """Whether ``token`` is the cluster's operator token; never when the cluster has none (fail closed)."""
+    import hmac
+
+    if plan is None or not plan.operator_token_sha256 or not token:
+        return False
+    return hmac.compare_digest(token_digest(token), plan.operator_token_sha256)
 
 
 @dataclass(frozen=True)

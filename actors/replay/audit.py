@@ -103,7 +103,25 @@ def build_from_metadata(meta: RunMetadata, clock: ReplayClock) -> dict[str, Acto
         settings = build_settings(meta.config)
     except ConfigError as exc:
         raise UnreadableJournal(f"run {meta.run_id}: recorded configuration no longer valid: {exc}") from None
-    return build_actors(settings, clock, meta.run_id)
+    actors = build_actors(settings, clock, meta.run_id)
+    restore_recorded(actors, meta)
+    return actors
+
+
+def restore_recorded(actors: dict[str, ActorLogic], meta: RunMetadata) -> None:
+    """Give each actor the run restored from the state store at start the state it was restored to."""
+    from arbor.supervision.snapshots import SnapshotCodec, SnapshotError
+
+    codec = SnapshotCodec()
+    for aid, plain in meta.restored.items():
+        actor = actors.get(aid)
+        if actor is None:
+            raise UnreadableJournal(f"run {meta.run_id}: restored state of {aid!r}, which the configuration does not build")
+        inner: Any = getattr(actor, "inner", actor)  # persisted roles have snapshot() and restore()
+        try:
+            inner.restore(codec.from_plain(plain, type(inner.snapshot())))
+        except (SnapshotError, ValueError) as exc:
+            raise UnreadableJournal(f"run {meta.run_id}: restored state of {aid} does not decode: {exc}") from None
 
 
 class _Pending:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from arbor.messages import Envelope, TimerTick
+from arbor.actors.base import WriteAheadFailed
+from arbor.messages import Envelope, PlaceOrder, TimerTick
 from arbor.messages.codec import Codec
 from arbor.messages.journal import (
     Durability,
@@ -41,6 +42,12 @@ class JournalObserver:
     A failed append (disk full, I/O error) does not reach the actors: the observer logs it once,
     stops journaling, counts what it drops and reports ``healthy == False`` so the cluster can
     decide (for instance halt trading: an unjournaled run cannot be audited).
+
+    Orders are the exception (write-ahead): a ``PlaceOrder``'s record is handed to the OS before
+    ``emitted`` returns, which is before the venue actor can handle (send) it, so a SIGKILL never
+    loses the record of an order that went out; and when that record cannot be written (or the
+    journal has already failed), ``emitted`` raises ``WriteAheadFailed`` and the order is not routed.
+    Only order records pay for the extra write(2).
     """
 
     wants_inputs = True
@@ -92,7 +99,10 @@ class JournalObserver:
             self._append(payload)
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        self._append(encode_output(self._codec, env, receivers))
+        if type(env.payload) is PlaceOrder:
+            self._append_order(encode_output(self._codec, env, receivers), env)
+        else:
+            self._append(encode_output(self._codec, env, receivers))
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         self._append(encode_input(actor_id, now_ns, env.msg_id))
@@ -115,6 +125,23 @@ class JournalObserver:
                 return
             self.records += 1
 
+    def _append_order(self, payload: bytes, env: Envelope) -> None:
+        """Append an order's record and hand it to the OS, or raise WriteAheadFailed."""
+        with self._lock:
+            if self._failed is not None:
+                self.dropped += 1
+                raise WriteAheadFailed(f"journal unusable ({self._failed!r}): order {env.payload.client_order_id} not sent")
+            try:
+                self._writer.append(payload)
+                self._writer.write_through()
+            except (JournalError, OSError) as exc:
+                self._fail(exc)
+                self.dropped += 1
+                raise WriteAheadFailed(f"journal write failed ({exc!r}): order {env.payload.client_order_id} not sent") from exc
+            if self._on_bytes is not None:
+                self._on_bytes(len(payload) + 8)
+            self.records += 1
+
     def _fail(self, exc: BaseException) -> None:
         if self._failed is None:
             self._failed = exc
@@ -129,6 +156,14 @@ def parse_durability(value: Durability | str) -> Durability:
         return value
     mode, _, ms = value.partition(":")
     return Durability(mode=mode, interval_ms=int(ms)) if ms else Durability(mode=mode)  # type: ignore[arg-type]  # Durability refuses an unknown mode
+
+
+def plain_snapshots(restored: Mapping[str, Any]) -> dict[str, Any]:
+    """Restored snapshots as plain data for the run metadata (the state store's own encoding)."""
+    from arbor.supervision.snapshots import SnapshotCodec
+
+    codec = SnapshotCodec()
+    return {aid: codec.to_plain(snap) for aid, snap in restored.items()}
 
 
 def build_held(build: Callable[[], T], clock: Any) -> tuple[T, int]:
@@ -151,12 +186,15 @@ def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[
                           durability: Durability | str = "interval", *, built_ns: int = 0, codec: Codec | None = None,
                           clock_ns: Callable[[], int] = time.time_ns, segment_bytes: int = 64 * 1024 * 1024,
                           on_bytes: Callable[[int], None] | None = None,
-                          on_fsync: Callable[[float], None] | None = None) -> JournalObserver:
+                          on_fsync: Callable[[float], None] | None = None,
+                          restored: Mapping[str, Any] | None = None) -> JournalObserver:
     """A JournalObserver on ``<var_dir>/journal/<run_id>`` that has written the run's metadata.
 
     ``raw_config`` is the merged raw configuration tree the cluster's Settings were built from;
     ``built_ns`` the instant the actors were built at (see ``build_held``). ``on_bytes`` and
-    ``on_fsync`` (seconds per fsync) feed the metrics.
+    ``on_fsync`` (seconds per fsync) feed the metrics. ``restored`` maps each actor restored from
+    the state store to its snapshot (what ``snapshot()`` returned right after the restore): it is
+    recorded in the metadata so an audit replay starts each actor from that state.
     """
     directory = Path(var_dir) / JOURNAL_SUBDIR / run_id
 
@@ -171,7 +209,7 @@ def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[
     observer = JournalObserver(writer, codec or Codec(), clock_ns, on_bytes=on_bytes)
     try:
         observer.start_run(RunMetadata(run_id=run_id, config=dict(raw_config), started_ns=clock_ns(),
-                                         built_ns=built_ns))
+                                         built_ns=built_ns, restored=plain_snapshots(restored or {})))
     except BaseException:
         writer.close()
         raise

@@ -35,6 +35,7 @@ from arbor.messages import (
     PositionState,
     RawMarketEvent,
 )
+from arbor.messages.display import decimal_text
 
 SECONDS_PER_YEAR = 31_536_000
 _NS = 1_000_000_000
@@ -161,9 +162,9 @@ class BacktestReport:
             "trades": len(self.trades),
             "wins": wins,
             "win_rate": round(wins / len(self.trades), 4) if self.trades else None,
-            "net_realized_pnl": str(net_realized),
+            "net_realized_pnl": decimal_text(net_realized),
             "unrealized_pnl": str(unrealized.quantize(Decimal("0.01"))),
-            "pnl_by_symbol": {s: str(v) for s, v in sorted(self.net.items())},
+            "pnl_by_symbol": {s: decimal_text(v) for s, v in sorted(self.net.items())},
             "final_equity": round(self._last_equity, 2),
             "max_drawdown": round(max_dd, 2),
             "max_drawdown_pct": round(max_dd_pct, 6),

@@ -11,6 +11,7 @@ from arbor.config.errors import ConfigError
 from arbor.messages import TradingState
 
 SECTION = "risk"
+MAX_LEVERAGE = Decimal(125)  # the highest leverage any supported venue offers
 
 
 def to_decimal(value: Any) -> Any:
@@ -91,6 +92,9 @@ class RiskConfig:
         for name in ("kill_switch_flatten", "kill_on_stale_data"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{SECTION}.{name}", "must be true or false")
+        if self.max_leverage > MAX_LEVERAGE:
+            raise ConfigError(f"{SECTION}.max_leverage", f"at most {MAX_LEVERAGE} (the highest any venue offers), "
+                                                         f"got {self.max_leverage}")
         if self.target_leverage > self.max_leverage:
             raise ConfigError(f"{SECTION}.target_leverage",
                               f"{self.target_leverage} exceeds max_leverage {self.max_leverage}")

@@ -39,6 +39,7 @@ from arbor.messages import (
     TradingStateChanged,
 )
 from arbor.messages.base import evolve_message
+from arbor.messages.risk import has_visible_text
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -376,7 +377,7 @@ class RiskLogic(ActorLogic):
     def on_reset_kill_switch(self, msg: ResetKillSwitch) -> list[Any]:
         now = self.ctx.clock.now_ns()
         kill = self.controls.kill
-        if not msg.reason.strip():
+        if not has_visible_text(msg.reason):
             return [KillSwitchResetRefused(who=msg.who, reason="a reset needs a reason", ts_event_ns=now)]
         if not kill.engaged:
             return [KillSwitchResetRefused(who=msg.who, reason="kill switch is not engaged", ts_event_ns=now)]

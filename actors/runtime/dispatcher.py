@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from arbor.actors.base import ActorLogic, Clock
+from arbor.actors.base import ActorLogic, Clock, WriteAheadFailed
 from arbor.actors.runtime.clock import SimClock
 from arbor.actors.topology import receivers as route_receivers
 from arbor.messages import DeadLetter, Envelope
@@ -229,16 +229,19 @@ class Dispatcher:
                         except Exception as exc:  # a bug in a handler: supervision decides, nothing escapes
                             self._failed(aid, env, exc)
                             continue
-                        if after is not None and out is not None:
-                            after(aid, logic, env.payload, out)  # persistence, before anything is routed
-                        if out:
-                            try:
+                        try:
+                            if after is not None and out is not None:
+                                after(aid, logic, env.payload, out)  # persistence, before anything is routed
+                            if out:
                                 emit(aid, out, env.msg_id)
-                            except UnrecordableOutput as exc:  # not journaled, not delivered: a failure
-                                self._failed(aid, env, exc.cause)
-                                continue
-                        elif out is None:
-                            self._dead_letter(aid, env.payload)
+                            elif out is None:
+                                self._dead_letter(aid, env.payload)
+                        except WriteAheadFailed as exc:  # an order not durable (store) is not sent: the handler failed
+                            self._failed(aid, env, exc)
+                            continue
+                        except UnrecordableOutput as exc:  # not journaled, not delivered: a failure
+                            self._failed(aid, env, exc.cause)
+                            continue
                     except BaseException:
                         # The thread is dying (SystemExit, an injected kill): remember what it was doing.
                         self.died_in = (aid, env, monotonic())
@@ -294,16 +297,19 @@ class Dispatcher:
                     except Exception as exc:  # a bug in a handler: supervision decides, nothing escapes
                         self._failed(aid, env, exc)
                         continue
-                    if after is not None and out is not None:
-                        after(aid, logic, env.payload, out)  # persistence, before anything is routed
-                    if out:
-                        try:
+                    try:
+                        if after is not None and out is not None:
+                            after(aid, logic, env.payload, out)  # persistence, before anything is routed
+                        if out:
                             emit(aid, out, env.msg_id)
-                        except UnrecordableOutput as exc:  # not journaled, not delivered: a failure
-                            self._failed(aid, env, exc.cause)
-                            continue
-                    elif out is None:
-                        self._dead_letter(aid, env.payload)
+                        elif out is None:
+                            self._dead_letter(aid, env.payload)
+                    except WriteAheadFailed as exc:  # an order not durable (store) is not sent: the handler failed
+                        self._failed(aid, env, exc)
+                        continue
+                    except UnrecordableOutput as exc:  # not journaled, not delivered: a failure
+                        self._failed(aid, env, exc.cause)
+                        continue
                 handled += n
                 if box and aid not in held:
                     ready.append(aid)

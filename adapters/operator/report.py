@@ -30,6 +30,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from arbor.messages.display import decimal_text
+
 ZERO = Decimal(0)
 
 
@@ -123,7 +125,7 @@ def summarize(trades: Sequence[dict[str, Any]], day: str) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from arbor.adapters.operator.connections import ConnectionCap
 from arbor.adapters.operator.events import EventHub, Webhook
 from arbor.adapters.operator.view import ClusterView, CommandError, OperatorView, jsonable
+from arbor.messages.risk import has_visible_text
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -33,6 +35,8 @@ TOKEN_ENV = "ARBOR_OPERATOR_TOKEN"
 WS_PROTOCOL = "arbor.bearer"
 STATIC_DIR = Path(__file__).parent / "static"
 MIN_TOKEN_LEN = 16
+MAX_BODY_BYTES = 64 * 1024  # a command body past this answers 413
+DEFAULT_MAX_CONNECTIONS = 64  # operator.max_connections
 _PUBLIC = ("/healthz", "/", "/favicon.ico")
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -63,7 +67,9 @@ class OperatorServer:
 
     def __init__(self, view: OperatorView, hub: EventHub, registry: CollectorRegistry, token: str | None, *,
                  host: str = "127.0.0.1", port: int = 8750, webhook: Webhook | None = None,
-                 static_dir: Path = STATIC_DIR, ws_heartbeat_s: float = 15.0) -> None:
+                 static_dir: Path = STATIC_DIR, ws_heartbeat_s: float = 15.0,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        """``max_connections``: open connections the server keeps (see ``connections.ConnectionCap``)."""
         if not token or len(token.strip()) < MIN_TOKEN_LEN:
             raise OperatorConfigError(f"no usable bearer token ({TOKEN_ENV}, at least {MIN_TOKEN_LEN} characters): "
                                       "the operator API never runs open")
@@ -81,6 +87,8 @@ class OperatorServer:
         self._runner: web.AppRunner | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        self.connections = ConnectionCap(max_connections)
+        self._listener: asyncio.Server | None = None
         self.url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -136,9 +144,11 @@ class OperatorServer:
         app = self.app()
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
+        # Listen through the connection cap (aiohttp's own sites would accept without bound).
+        self.connections.server = self._runner.server
+        self._listener = await asyncio.get_running_loop().create_server(self.connections, self.host, self.port,
+                                                                        reuse_address=True)
+        host, port = self._listener.sockets[0].getsockname()[:2]
         self.port = port
         self.url = f"http://{host}:{port}"
         if self.webhook is not None:
@@ -152,12 +162,15 @@ class OperatorServer:
             await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), budget / 2)
         if self.webhook is not None:
             await self.webhook.close()
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await asyncio.wait_for(self._runner.cleanup(), budget / 2)
 
     # -- the app -----------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._headers, self._auth], client_max_size=64 * 1024)
+        app = web.Application(middlewares=[self.connections.middleware, self._headers, self._auth],
+                              client_max_size=MAX_BODY_BYTES)
         r = app.router
         r.add_get("/healthz", self.healthz)
         r.add_get("/", self.dashboard)
@@ -233,6 +246,8 @@ class OperatorServer:
                 body = _Body(await request.json() if request.can_read_body else {})
                 who = body.who()
                 sent = await self._call(lambda: fn(body, who))
+            except web.HTTPRequestEntityTooLarge:
+                return _json({"error": f"body over {MAX_BODY_BYTES // 1024} KiB"}, status=413)
             except (CommandError, ValueError) as exc:
                 return _json({"error": str(exc)}, status=400)
             except Exception as exc:
@@ -302,8 +317,8 @@ class _Body:
         return who[:64]
 
     def require_reason(self) -> str:
-        if not self.reason:
-            raise ValueError("reason is required")
+        if not has_visible_text(self.reason):
+            raise ValueError("reason is required (visible characters, not only spaces or zero-width ones)")
         return self.reason
 
     def require_symbol(self) -> str:
@@ -327,7 +342,7 @@ class OperatorSurface:
     def __init__(self, symbols: tuple[str, ...], clock: Any, liveness_dir: Path, token: str | None, *,
                  registry: CollectorRegistry | None = None, host: str = "127.0.0.1", port: int = 8750,
                  webhook_url: str | None = None, cycle_interval_s: float = 1.0,
-                 journal: Callable[[Any], None] | None = None) -> None:
+                 journal: Callable[[Any], None] | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         from arbor.adapters.operator.events import EventStream
         from arbor.adapters.operator.liveness import ErrorCounter
         from arbor.adapters.operator.metrics import ClusterMetrics
@@ -344,6 +359,7 @@ class OperatorSurface:
         self._webhook_url = webhook_url
         self._cycle_interval = cycle_interval_s
         self._journal = journal
+        self._max_connections = max_connections
         self.registry = registry if registry is not None else CollectorRegistry()
         self.hub = EventHub()
         self.stream = EventStream(self.hub)
@@ -367,7 +383,7 @@ class OperatorSurface:
         self.view.set_stage("running")
         webhook = Webhook(self._webhook_url) if self._webhook_url else None
         self.server = OperatorServer(self.view, self.hub, self.registry, self._token, host=self._host,
-                                     port=self._port, webhook=webhook)
+                                     port=self._port, webhook=webhook, max_connections=self._max_connections)
         url = self.server.start()
         self.cycle = EngineCycle(LivenessFiles(self.liveness_dir), self.errors, self.clock,
                                  interval_s=self._cycle_interval, view=self.view, metrics=self.metrics,

@@ -41,6 +41,7 @@ from arbor.messages import (
     SymbolReleased,
     TradingState,
 )
+from arbor.messages.display import decimal_text
 
 COORDINATOR = "coordinator"
 OPERATOR = "operator"
@@ -480,9 +481,10 @@ def _worst(healths: Iterable[str]) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """Decimals as strings, enums as values, containers recursively: ready for ``json.dumps``."""
+    """Decimals as strings (rounded for people: ``messages.display``), enums as values, containers
+    recursively: ready for ``json.dumps``."""
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

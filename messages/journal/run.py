@@ -20,6 +20,9 @@ class RunMetadata:
     ``schema_version`` is the message schema of the code that wrote the run. ``built_ns`` is the
     instant the clock was held at while the actors were constructed (constructors may read the
     clock); a replay holds its clock there while rebuilding them. 0 when unknown.
+    ``restored`` maps each actor the run restored from the state store at start to that state, as
+    plain data (``supervision.snapshots.SnapshotCodec.to_plain``): a replay restores the rebuilt
+    actor from it, so the run audits from where it really began. Absent in older journals.
     """
 
     run_id: str
@@ -27,10 +30,14 @@ class RunMetadata:
     schema_version: int = SCHEMA_VERSION
     started_ns: int = 0
     built_ns: int = 0
+    restored: dict[str, Any] = attrs.field(factory=dict)
 
     def to_primitive(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "config": plain_config(self.config), "schema_version": self.schema_version,
-                "started_ns": self.started_ns, "built_ns": self.built_ns}
+        out = {"run_id": self.run_id, "config": plain_config(self.config), "schema_version": self.schema_version,
+               "started_ns": self.started_ns, "built_ns": self.built_ns}
+        if self.restored:
+            out["restored"] = self.restored
+        return out
 
     @classmethod
     def from_primitive(cls, obj: Any) -> RunMetadata:
@@ -40,8 +47,11 @@ class RunMetadata:
         built = obj.get("built_ns", 0)
         if type(built) is not int:
             raise CodecError("run metadata built_ns must be an integer")
+        restored = obj.get("restored", {})
+        if not (isinstance(restored, dict) and all(isinstance(k, str) for k in restored)):
+            raise CodecError("run metadata restored is a map of actor id to state")
         return cls(run_id=obj["run_id"], config=obj["config"], schema_version=obj["schema_version"],
-                   started_ns=obj["started_ns"], built_ns=built)
+                   started_ns=obj["started_ns"], built_ns=built, restored=restored)
 
 
 def plain_config(value: Any, key: str = "config") -> Any:

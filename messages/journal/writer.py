@@ -188,6 +188,19 @@ class JournalWriter:
             if now - self._last_sync_ns >= self._interval_ns:
                 self._sync(now)
 
+    def write_through(self) -> None:
+        """Hand every record appended so far to the OS (no fsync): a process kill (SIGKILL) can no
+        longer lose them, a power failure still can under the "interval" and "rotation" policies.
+        One write(2) of what is buffered; a no-op when nothing is."""
+        if self._closed:
+            raise JournalClosed(f"journal {self._dir} is closed")
+        if self._file is not None:
+            try:
+                self._file.flush()
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+
     def flush(self) -> None:
         """Make every record appended so far durable (write and fsync), whatever the policy."""
         if self._dirty:

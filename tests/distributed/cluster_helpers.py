@@ -165,9 +165,13 @@ class Cluster:
                        for k in range(workers))
         eventually(ok, timeout=timeout, interval=0.1)
 
-    def ctl(self, *args: str) -> subprocess.CompletedProcess:
+    def ctl(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess:
+        """``bin/ctl`` against this cluster, with ``token`` as ARBOR_OPERATOR_TOKEN (none if None)."""
+        env = {k: v for k, v in os.environ.items() if k != "ARBOR_OPERATOR_TOKEN"}
+        if token is not None:
+            env["ARBOR_OPERATOR_TOKEN"] = token
         return subprocess.run([sys.executable, "-m", "arbor.actors.distributed.ctl", "--admin-port", str(self.port), *args],
-                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, env=env)
 
     def non_loopback_listeners(self) -> list[tuple[str, int, int]]:
         return [x for x in listening(self.tree()) if not (x[0].startswith("127.") or x[0] == "::1")]

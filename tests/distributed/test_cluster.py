@@ -162,12 +162,15 @@ def test_sigkill_coordinator_latches_kill_switch_across_restart(cluster):
     assert_clean_stop(c)
 
 
+OPERATOR_TOKEN = "cluster-operator-token-0123456789"
+
+
 def test_operator_kill_switch_holds_across_workers(cluster):
     """An operator kill switch stops entries on every worker; it survives until an explicit reset."""
-    c = cluster(workers=2)
+    c = cluster(workers=2, env={"ARBOR_OPERATOR_TOKEN": OPERATOR_TOKEN})
     c.wait_started()
     c.wait_trading(workers=2)
-    r = c.ctl("kill", "--reason", "drill")
+    r = c.ctl("kill", "--reason", "drill", token=OPERATOR_TOKEN)
     assert r.returncode == 0, r.stderr
     eventually(lambda: any(e["ev"] == "kill" for e in c.events("coordinator")), timeout=5)
     t_kill = next(e["ts_ns"] for e in c.events("coordinator") if e["ev"] == "kill")
@@ -176,11 +179,27 @@ def test_operator_kill_switch_holds_across_workers(cluster):
     assert not [e for e in c.events("coordinator") if e["ev"] == "approved" and e["kind"] == "ENTRY"
                 and e["ts_ns"] > t_kill]
     assert read_latch(c.var)["engaged"]
-    r = c.ctl("reset", "--reason", "drill over")
+    r = c.ctl("reset", "--reason", "drill over", token=OPERATOR_TOKEN)
     assert r.returncode == 0, r.stderr
     eventually(lambda: not read_latch(c.var)["engaged"], timeout=5)
     st = json.loads(c.ctl("status").stdout)
     assert st["processes"]["coordinator"]["up"]
+    assert_clean_stop(c)
+
+
+def test_ctl_kill_and_reset_need_the_operator_token(cluster):
+    """Over the admin port, kill and reset without the cluster's token (or with a wrong one) change nothing."""
+    c = cluster(workers=1, env={"ARBOR_OPERATOR_TOKEN": OPERATOR_TOKEN})
+    c.wait_started(workers=1)
+    assert c.ctl("kill", "--reason", "drill", token="wrong-token-wrong-token-0123").returncode == 1
+    assert c.ctl("kill", "--reason", "drill").returncode == 2  # ctl has no token to send
+    assert c.ctl("kill", "--reason", "drill", token=OPERATOR_TOKEN).returncode == 0
+    eventually(lambda: read_latch(c.var)["engaged"], timeout=5)
+    assert c.ctl("reset", "--reason", "\u200b", token=OPERATOR_TOKEN).returncode == 2
+    assert c.ctl("reset", "--reason", "no token", token="wrong-token-wrong-token-0123").returncode == 1
+    deadline = time.monotonic() + 1
+    eventually(lambda: time.monotonic() > deadline, timeout=3, interval=0.1)
+    assert read_latch(c.var)["engaged"]
     assert_clean_stop(c)
 
 

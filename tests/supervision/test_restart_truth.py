@@ -29,6 +29,7 @@ from arbor.messages import (
     Side,
     TradingState,
 )
+from arbor.messages.display import shown
 from arbor.supervision.store import STORE_FILE
 from prometheus_client import CollectorRegistry
 
@@ -164,11 +165,11 @@ def test_restored_trade_closes_with_its_own_entry_pnl_and_exit_fill(tmp_path: Pa
     exit_qty = sum((f.qty for f in exits), Decimal(0))
     assert exit_qty == entry_pc.qty, "the trade closed in the second run"
     exit_price = sum((f.price * f.qty for f in exits), Decimal(0)) / exit_qty
-    assert Decimal(trade["exit_price"]) == exit_price
+    assert Decimal(trade["exit_price"]) == shown(exit_price)
     sign = entry_pc.direction.sign
     realized = sum(((f.price - entry_pc.avg_entry_price) * f.qty * sign for f in exits), Decimal(0))
-    assert Decimal(trade["realized_pnl"]) == realized
-    assert Decimal(trade["fees"]) == sum((f.fee for f in (*entry_fills, *exits)), Decimal(0))
+    assert Decimal(trade["realized_pnl"]) == shown(realized)
+    assert Decimal(trade["fees"]) == shown(sum((f.fee for f in (*entry_fills, *exits)), Decimal(0)))
 
 
 def damage(path: Path, how: str) -> None:

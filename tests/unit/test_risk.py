@@ -396,6 +396,16 @@ def test_kill_switch_flatten_approves_an_exit_for_every_open_position():
     assert cancels(out) == {s: True for s in SYMBOLS}
 
 
+@pytest.mark.parametrize("reason", ["\u200b", "\u200b\u2060\ufeff", "\u00a0\u3000", "\u200e\n"])
+def test_reset_with_only_invisible_characters_is_refused(reason):
+    """A reset whose reason has no visible character (zero-width, format, spaces) leaves the latch engaged."""
+    risk = make()
+    risk.handle(EngageKillSwitch(who="alice", reason="manual"))
+    (out,) = risk.handle(ResetKillSwitch(who="alice", reason=reason))
+    assert isinstance(out, KillSwitchResetRefused)
+    assert risk.controls.kill.engaged
+
+
 def test_reset_when_not_engaged_is_refused():
     """A reset of a kill switch that is not engaged is answered with a refusal."""
     risk = make()
