@@ -14,6 +14,7 @@ from arbor.adapters.binance.usdm import decode_usdm, decode_usdm_reference
 from arbor.adapters.decoding import DecodeError
 from arbor.messages.codec import Codec
 from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload
+
 from tests.conftest import SHARED_DATA
 from tests.decoder_frames import EntryPoint, encode, entry_points, with_value
 
