@@ -28,11 +28,14 @@ from arbor.adapters.decoding import DecodeError
 INT64_MAX = 2**63 - 1
 NS_PER_MS = 1_000_000
 MS_MAX = INT64_MAX // NS_PER_MS
-ZERO = Decimal(0)
 
 # fullmatch, not match: "$" would let a trailing newline through. [0-9], not \d: \d is any Unicode digit.
-DECIMAL_TEXT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?")
-_is_decimal_text = DECIMAL_TEXT.fullmatch
+UNSIGNED_TEXT = re.compile(r"(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?")
+SIGNED_TEXT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?")
+_is_unsigned_text = UNSIGNED_TEXT.fullmatch
+_is_signed_text = SIGNED_TEXT.fullmatch
+
+Level = tuple[Decimal, Decimal]
 
 
 def load_json(payload: bytes) -> Any:
@@ -41,37 +44,58 @@ def load_json(payload: bytes) -> Any:
     return json.loads(payload.decode("utf-8"))
 
 
-def decimal(value: Any, name: str) -> Decimal:
-    """A plain decimal string as a Decimal, of any sign (funding rates may be negative)."""
+def _text(value: Any, name: str, pattern: Any) -> str:
     if type(value) is not str:
         raise DecodeError(f"field {name!r} must be a decimal string, got {type(value).__name__}")
-    if _is_decimal_text(value) is None:
-        raise DecodeError(f"field {name!r} is not a plain decimal (ASCII digits, at most 18 each side of the point): {short(value)}")
-    return Decimal(value)
+    if pattern(value) is None:
+        sign = "" if pattern is _is_signed_text else "unsigned "
+        raise DecodeError(f"field {name!r} is not a plain {sign}decimal (ASCII digits, at most 18 each side of the point): "
+                          f"{short(value)}")
+    return value
+
+
+def decimal(value: Any, name: str) -> Decimal:
+    """A plain decimal string as a Decimal, of any sign (funding rates may be negative)."""
+    return Decimal(_text(value, name, _is_signed_text))
 
 
 def price(value: Any, name: str) -> Decimal:
-    """A price: a plain decimal > 0."""
-    d = decimal(value, name)
-    if d <= ZERO:
+    """A price: a plain unsigned decimal > 0."""
+    d = Decimal(_text(value, name, _is_unsigned_text))
+    if not d:
         raise DecodeError(f"price {name!r} must be > 0, got {short(value)}")
     return d
 
 
 def size(value: Any, name: str) -> Decimal:
-    """The size of a fill, quote or book level: a plain decimal > 0."""
-    d = decimal(value, name)
-    if d <= ZERO:
+    """The size of a fill, quote or book level: a plain unsigned decimal > 0."""
+    d = Decimal(_text(value, name, _is_unsigned_text))
+    if not d:
         raise DecodeError(f"size {name!r} must be > 0, got {short(value)}")
     return d
 
 
 def level_size(value: Any, name: str) -> Decimal:
-    """The size of a depth-diff level: a plain decimal >= 0 (0 deletes the level)."""
-    d = decimal(value, name)
-    if d < ZERO or value[0] == "-":  # "-0" is no venue's delete
-        raise DecodeError(f"level size {name!r} must be >= 0, got {short(value)}")
-    return d
+    """The size of a depth-diff level: a plain unsigned decimal, 0 included (0 deletes the level)."""
+    return Decimal(_text(value, name, _is_unsigned_text))
+
+
+def levels(prices: list[Any], sizes: list[Any], name: str, *, deletes: bool) -> tuple[Level, ...]:
+    """Book levels from their price and size strings: prices > 0, sizes > 0, or >= 0 when the
+    levels are a diff's (``deletes``: 0 removes a level). Checked in bulk: a book has hundreds."""
+    is_text = _is_unsigned_text
+    if not (all(map(str.__instancecheck__, prices)) and all(map(str.__instancecheck__, sizes))
+            and all(map(is_text, prices)) and all(map(is_text, sizes))):
+        for p, q in zip(prices, sizes, strict=True):
+            _text(p, f"{name} price", is_text)
+            _text(q, f"{name} size", is_text)
+    ds = [*map(Decimal, prices)]
+    qs = [*map(Decimal, sizes)]
+    if ds and not min(ds):
+        raise DecodeError(f"{name}: a level's price must be > 0")
+    if not deletes and qs and not min(qs):
+        raise DecodeError(f"{name}: a level's size must be > 0")
+    return tuple(zip(ds, qs, strict=True))
 
 
 def venue_id(value: Any, name: str) -> int:
@@ -96,8 +120,7 @@ def check_not_crossed(bid: Decimal | None, ask: Decimal | None, what: str) -> No
         raise DecodeError(f"{what} is crossed or locked: bid {bid} >= ask {ask}")
 
 
-def check_levels_not_crossed(bids: tuple[tuple[Decimal, Decimal], ...], asks: tuple[tuple[Decimal, Decimal], ...],
-                             what: str) -> None:
+def check_levels_not_crossed(bids: tuple[Level, ...], asks: tuple[Level, ...], what: str) -> None:
     """``DecodeError`` if the levels present (size > 0) on both sides cross: after applying them the
     book would have a bid at or above an ask."""
     if bids and asks:

@@ -31,6 +31,7 @@ from arbor.adapters.binance.usdm import (
     f_book_ticker_fields,
     f_depth_fields,
     f_trade,
+    flat_lists,
 )
 from arbor.adapters.decoding import DecodeError
 from arbor.adapters.fields import load_json, short, venue_id
@@ -46,17 +47,19 @@ def decode_spot(payload: bytes) -> list[Fields]:
     try:
         frame = orjson.loads(payload)
         if "stream" in frame:
-            if len(frame) != 2:
-                raise ValueError("extra envelope keys: the reference path decides")
-            data = frame["data"]
+            data, objects = frame["data"], 2
         else:
-            data = frame
+            data, objects = frame, 1
         if "e" in data:
             fast = _FAST_BY_EVENT_TYPE.get(data["e"])
-            if fast is not None:
-                return [fast(data)]
-        elif "u" in data and "b" in data and "a" in data and "T" not in data and "E" not in data:
-            return [_f_book_ticker(data)]
+        elif "u" in data and "b" in data and "a" in data and not ("T" in data or "E" in data or "lastUpdateId" in data):
+            fast = _f_book_ticker
+        else:
+            fast = None
+        if fast is not None and payload.count(b"{") == objects:
+            fields = fast(data)
+            if flat_lists(payload, fields):
+                return [fields]
     except Exception:  # anything unusual: the reference path decides, with its own messages
         pass
     return decode_spot_reference(payload)

@@ -36,6 +36,7 @@ from arbor.adapters.fields import (
     check_not_crossed,
     decimal,
     level_size,
+    levels,
     load_json,
     ms_to_ns,
     price,
@@ -66,14 +67,14 @@ def decode_usdm(payload: bytes) -> list[Fields]:
     try:
         frame = _orjson_loads(payload)
         if "stream" in frame:
-            if len(frame) != 2:
-                raise ValueError("extra envelope keys: the reference path decides")
-            data = frame["data"]
+            data, objects = frame["data"], 2
         else:
-            data = frame
+            data, objects = frame, 1
         fast = _FAST_BY_EVENT_TYPE.get(data["e"]) if "e" in data else None
-        if fast is not None:
-            return [fast(data)]
+        if fast is not None and payload.count(b"{") == objects:
+            fields = fast(data)
+            if flat_lists(payload, fields):
+                return [fields]
     except Exception:  # anything unusual: the reference path decides, with its own messages
         pass
     return decode_usdm_reference(payload)
@@ -306,11 +307,18 @@ def _fside(buyer_is_maker: Any) -> Side:
     raise TypeError(buyer_is_maker)
 
 
-def _fflat(d: dict[str, Any]) -> None:
-    """Raises unless every value of ``d`` is a scalar (nested extras go to the reference path)."""
-    types = {*map(type, d.values())}  # orjson gives str, int, float, bool, None, list or dict
-    if list in types or dict in types:
-        raise TypeError("nested value")
+def flat_lists(payload: bytes, fields: Fields) -> bool:
+    """True when the frame's only lists are a diff's ``b`` and ``a`` and their levels.
+
+    With ``payload.count(b"{")`` equal to the envelope and data objects, this says that nothing
+    is nested in a field no reader looks at. orjson nests up to 1024 deep, ``json`` only to near
+    the recursion limit, so such a field could be accepted here and refused by the reference
+    path. Counting brackets over the bytes is cheap and errs one way: a bracket inside a string
+    only sends the frame to the reference path, which decides.
+    """
+    if fields["kind"] is _DEPTH:
+        return payload.count(b"[") == 2 + len(fields["bids"]) + len(fields["asks"])
+    return b"[" not in payload
 
 
 def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
@@ -327,12 +335,11 @@ def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
 
 def f_trade(d: dict[str, Any]) -> Fields:
     """The fast reader of a trade (both markets)."""
-    _fflat(d)
     return {
         "kind": _TRADE,
         "ts_event_ns": _ftime(d),
-        "price": _fpos(d["p"]),
-        "qty": _fpos(d["q"]),
+        "price": _POSITIVE.get(d["p"]) or _fpos(d["p"]),
+        "qty": _POSITIVE.get(d["q"]) or _fpos(d["q"]),
         "side": _fside(d["m"]),
         "trade_id": _fint(d["t"]),
     }
@@ -340,12 +347,11 @@ def f_trade(d: dict[str, Any]) -> Fields:
 
 def f_agg_trade(d: dict[str, Any]) -> Fields:
     """The fast reader of an aggTrade (both markets)."""
-    _fflat(d)
     return {
         "kind": _TRADE,
         "ts_event_ns": _ftime(d),
-        "price": _fpos(d["p"]),
-        "qty": _fpos(d["q"]),
+        "price": _POSITIVE.get(d["p"]) or _fpos(d["p"]),
+        "qty": _POSITIVE.get(d["q"]) or _fpos(d["q"]),
         "side": _fside(d["m"]),
         "trade_id": _fint(d["a"]),
     }
@@ -353,33 +359,43 @@ def f_agg_trade(d: dict[str, Any]) -> Fields:
 
 def f_book_ticker_fields(d: dict[str, Any], ts_event_ns: int) -> Fields:
     """The fast ``book_ticker_fields``."""
-    _fflat(d)
-    bid, ask = _fpos(d["b"]), _fpos(d["a"])
+    get = _POSITIVE.get
+    bid, ask = get(d["b"]) or _fpos(d["b"]), get(d["a"]) or _fpos(d["a"])
     if not bid < ask:
         raise ValueError("crossed")
     return {
         "kind": _QUOTE,
         "ts_event_ns": ts_event_ns,
         "bid_price": bid,
-        "bid_qty": _fpos(d["B"]),
+        "bid_qty": get(d["B"]) or _fpos(d["B"]),
         "ask_price": ask,
-        "ask_qty": _fpos(d["A"]),
+        "ask_qty": get(d["A"]) or _fpos(d["A"]),
     }
 
 
 def _f_book_ticker(d: dict[str, Any]) -> Fields:
-    fields = f_book_ticker_fields(d, _ftime(d))
+    get = _POSITIVE.get
+    bid, ask = get(d["b"]) or _fpos(d["b"]), get(d["a"]) or _fpos(d["a"])
+    if not bid < ask:
+        raise ValueError("crossed")
+    fields = {
+        "kind": _QUOTE,
+        "ts_event_ns": _ftime(d),
+        "bid_price": bid,
+        "bid_qty": get(d["B"]) or _fpos(d["B"]),
+        "ask_price": ask,
+        "ask_qty": get(d["A"]) or _fpos(d["A"]),
+    }
     u = d.get("u")
     if u is not None:
-        fields["last_update_id"] = _fint(u)
+        if type(u) is not int or not 0 <= u <= INT64_MAX:
+            raise TypeError(u)
+        fields["last_update_id"] = u
     return fields
 
 
 def f_depth_fields(d: dict[str, Any]) -> Fields:
-    """The fast ``depth_fields``; raises unless ``b`` and ``a`` are the only nested values."""
-    types = [*map(type, d.values())]
-    if types.count(list) != 2 or dict in types:
-        raise TypeError("nested value")
+    """The fast ``depth_fields``."""
     bids, asks = _fdiff_levels(d["b"]), _fdiff_levels(d["a"])
     check_levels_not_crossed(bids, asks, "depthUpdate")
     first, last = _fint(d["U"]), _fint(d["u"])
@@ -417,8 +433,7 @@ def _levels(raw: Any, name: str, snapshot: bool = False) -> tuple[tuple[Decimal,
         # Exactly two strings: a 2-char string or a 2-key object would also unpack into two.
         if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
             raise DecodeError(f"field {name!r}: a level is [price, qty] as decimal strings, got {short(level)}")
-    qty = size if snapshot else level_size
-    return tuple([(price(p, name), qty(q, name)) for p, q in raw])
+    return levels([level[0] for level in raw], [level[1] for level in raw], name, deletes=not snapshot)
 
 
 def _event_time(d: dict[str, Any]) -> int:

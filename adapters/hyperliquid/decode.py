@@ -37,6 +37,7 @@ from arbor.adapters.fields import (
     check_not_crossed,
     decimal,
     level_size,
+    levels,
     load_json,
     ms_to_ns,
     price,
@@ -214,8 +215,9 @@ def _obj(value: Any, name: str) -> dict[str, Any]:
 def _levels(raw: Any, name: str) -> tuple[tuple[Decimal, Decimal], ...]:
     if type(raw) is not list:
         raise DecodeError(f"{name} must be a list of levels")
-    # A snapshot level is a resting order: price and size > 0.
-    return tuple((price(_obj(level, name)["px"], "px"), size(level["sz"], "sz")) for level in raw)
+    # A snapshot level is resting size at a price: price and size > 0.
+    objs = [_obj(level, name) for level in raw]
+    return levels([o["px"] for o in objs], [o["sz"] for o in objs], name, deletes=False)
 
 
 def _side(value: Any) -> Side:
