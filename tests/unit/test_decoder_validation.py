@@ -12,11 +12,11 @@ from arbor.actors.collector import CollectorLogic
 from arbor.actors.testing import ManualClock, make_ctx
 from arbor.adapters.binance.usdm import decode_usdm, decode_usdm_reference
 from arbor.adapters.decoding import DecodeError
+from arbor.adapters.testing.decoder_frames import EntryPoint, encode, entry_points, with_value
 from arbor.messages.codec import Codec
 from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload
 
 from tests.conftest import SHARED_DATA
-from tests.decoder_frames import EntryPoint, encode, entry_points, with_value
 
 BAD_DECIMALS = ["1e999999", "1e-301", "1E+2", " 61800.30", "61800.30 ", "61_800.30", "٣", "6١800",
                 "1.5\n", "+1.5", ".5", "5.", "0x10", "1" * 19 + ".5", "0." + "0" * 18 + "1", "NaN", "-Infinity", ""]
