@@ -33,6 +33,8 @@ MS_MAX = INT64_MAX // NS_PER_MS
 UNSIGNED_TEXT = re.compile(r"(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?")
 SIGNED_TEXT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?")
 _is_unsigned_text = UNSIGNED_TEXT.fullmatch
+# Many unsigned decimals joined by "," checked in one regex pass (a book has hundreds of levels).
+_are_unsigned_texts = re.compile(f"(?:{UNSIGNED_TEXT.pattern},)*{UNSIGNED_TEXT.pattern}").fullmatch
 _is_signed_text = SIGNED_TEXT.fullmatch
 
 Level = tuple[Decimal, Decimal]
@@ -83,12 +85,10 @@ def level_size(value: Any, name: str) -> Decimal:
 def levels(prices: list[Any], sizes: list[Any], name: str, *, deletes: bool) -> tuple[Level, ...]:
     """Book levels from their price and size strings: prices > 0, sizes > 0, or >= 0 when the
     levels are a diff's (``deletes``: 0 removes a level). Checked in bulk: a book has hundreds."""
-    is_text = _is_unsigned_text
-    if not (all(map(str.__instancecheck__, prices)) and all(map(str.__instancecheck__, sizes))
-            and all(map(is_text, prices)) and all(map(is_text, sizes))):
-        for p, q in zip(prices, sizes, strict=True):
-            _text(p, f"{name} price", is_text)
-            _text(q, f"{name} size", is_text)
+    if prices and not _all_unsigned_texts(prices, sizes):
+        for p, q in zip(prices, sizes, strict=True):  # find the culprit, for the message
+            _text(p, f"{name} price", _is_unsigned_text)
+            _text(q, f"{name} size", _is_unsigned_text)
     ds = [*map(Decimal, prices)]
     qs = [*map(Decimal, sizes)]
     if ds and not min(ds):
@@ -114,6 +114,14 @@ def ms_to_ns(value: Any, name: str) -> int:
     return value * NS_PER_MS
 
 
+def _all_unsigned_texts(prices: list[Any], sizes: list[Any]) -> bool:
+    if not (all(map(str.__instancecheck__, prices)) and all(map(str.__instancecheck__, sizes))):
+        return False
+    joined = ",".join(prices) + "," + ",".join(sizes)
+    # A "," inside a value would split it into two that each look valid: count them.
+    return joined.count(",") == len(prices) + len(sizes) - 1 and _are_unsigned_texts(joined) is not None
+
+
 def check_not_crossed(bid: Decimal | None, ask: Decimal | None, what: str) -> None:
     """``DecodeError`` unless bid < ask (either side may be absent)."""
     if bid is not None and ask is not None and bid >= ask:
@@ -124,8 +132,11 @@ def check_levels_not_crossed(bids: tuple[Level, ...], asks: tuple[Level, ...], w
     """``DecodeError`` if the levels present (size > 0) on both sides cross: after applying them the
     book would have a bid at or above an ask."""
     if bids and asks:
-        best_bid = max([p for p, q in bids if q], default=None)
-        best_ask = min([p for p, q in asks if q], default=None)
+        # The highest bid level (and lowest ask) is nearly always an add: filter only when not.
+        top = max(bids)
+        best_bid = top[0] if top[1] else max([p for p, q in bids if q], default=None)
+        top = min(asks)
+        best_ask = top[0] if top[1] else min([p for p, q in asks if q], default=None)
         check_not_crossed(best_bid, best_ask, what)
 
 

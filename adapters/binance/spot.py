@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from arbor.adapters.binance.kline import check_kline
 from arbor.adapters.binance.usdm import (
+    SHALLOW_BYTES,
     Fields,
     _agg_trade,
     _event_time,
@@ -31,7 +32,7 @@ from arbor.adapters.binance.usdm import (
     f_book_ticker_fields,
     f_depth_fields,
     f_trade,
-    flat_lists,
+    flat,
 )
 from arbor.adapters.decoding import DecodeError
 from arbor.adapters.fields import load_json, short, venue_id
@@ -56,9 +57,9 @@ def decode_spot(payload: bytes) -> list[Fields]:
             fast = _f_book_ticker
         else:
             fast = None
-        if fast is not None and payload.count(b"{") == objects:
+        if fast is not None:
             fields = fast(data)
-            if flat_lists(payload, fields):
+            if len(payload) < SHALLOW_BYTES or flat(payload, objects, frame, data, fields):
                 return [fields]
     except Exception:  # anything unusual: the reference path decides, with its own messages
         pass

@@ -71,9 +71,9 @@ def decode_usdm(payload: bytes) -> list[Fields]:
         else:
             data, objects = frame, 1
         fast = _FAST_BY_EVENT_TYPE.get(data["e"]) if "e" in data else None
-        if fast is not None and payload.count(b"{") == objects:
+        if fast is not None:
             fields = fast(data)
-            if flat_lists(payload, fields):
+            if len(payload) < SHALLOW_BYTES or flat(payload, objects, frame, data, fields):
                 return [fields]
     except Exception:  # anything unusual: the reference path decides, with its own messages
         pass
@@ -251,6 +251,9 @@ _BY_EVENT_TYPE: dict[str, Callable[[dict[str, Any]], Fields]] = {
 # rules (adapters.fields) and, besides, that every field they do not read is a scalar.
 
 _orjson_loads = orjson.loads
+# A frame shorter than this nests at most SHALLOW_BYTES // 2 deep, which json reads unless the
+# caller is already hundreds of frames deep (where json fails even on valid frames): no check.
+SHALLOW_BYTES = 512
 # Decimal strings seen before that are valid and > 0, and those that are a valid zero: Decimals
 # are immutable, so events may share them. Bounded: cleared when full.
 _POSITIVE: dict[str, Decimal] = {}
@@ -307,18 +310,27 @@ def _fside(buyer_is_maker: Any) -> Side:
     raise TypeError(buyer_is_maker)
 
 
-def flat_lists(payload: bytes, fields: Fields) -> bool:
-    """True when the frame's only lists are a diff's ``b`` and ``a`` and their levels.
+def flat(payload: bytes, objects: int, frame: dict[str, Any], data: dict[str, Any], fields: Fields) -> bool:
+    """True when nothing is nested in the frame but its envelope, its data and a diff's levels.
 
-    With ``payload.count(b"{")`` equal to the envelope and data objects, this says that nothing
-    is nested in a field no reader looks at. orjson nests up to 1024 deep, ``json`` only to near
-    the recursion limit, so such a field could be accepted here and refused by the reference
-    path. Counting brackets over the bytes is cheap and errs one way: a bracket inside a string
-    only sends the frame to the reference path, which decides.
+    orjson nests up to 1024 deep, ``json`` only to near the recursion limit, so a nested value in
+    a field no reader looks at could be accepted here and refused by the reference path. A small
+    frame is checked on its bytes (a bracket inside a string only sends it to the reference
+    path, which decides); a depth diff, whose bytes are many, on its parsed values.
     """
-    if fields["kind"] is _DEPTH:
-        return payload.count(b"[") == 2 + len(fields["bids"]) + len(fields["asks"])
-    return b"[" not in payload
+    if fields["kind"] is not _DEPTH:
+        return payload.find(b"[") < 0 and payload.count(b"{") == objects
+    if frame is not data:
+        for key, value in frame.items():
+            if key != "data" and (type(value) is list or type(value) is dict):
+                return False
+    lists = 0
+    for value in data.values():
+        if type(value) is dict:
+            return False
+        if type(value) is list:
+            lists += 1
+    return lists == 2  # "b" and "a", whose levels _fdiff_levels proved to be [str, str]
 
 
 def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
@@ -329,8 +341,8 @@ def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
         if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
             raise TypeError(level)
     # Book levels repeat the same few price and size strings: most are found in the cache.
-    get = _POSITIVE.get
-    return tuple([(get(p) or _fpos(p), get(q) or _flevel_size(q)) for p, q in raw])
+    get, zeros = _POSITIVE.get, _ZEROS
+    return tuple([(get(p) or _fpos(p), get(q) or (zeros[q] if q in zeros else _flevel_size(q))) for p, q in raw])
 
 
 def f_trade(d: dict[str, Any]) -> Fields:
