@@ -219,7 +219,7 @@ def judge(ep: EntryPoint, mutation: str, payload: bytes, codec: Codec) -> Verdic
     if reference is not None and _outcome(reference, payload) != (kind, text):
         verdict.problems.append(f"{ep.name}: fast path and reference path disagree")
     logic = CollectorLogic(make_ctx("S/collector", "S", ManualClock(1)), ep.decode)
-    out = logic.handle(VenuePayload(venue="v", symbol="S", payload=payload))
+    out: list[RawMarketEvent] | list[DecodeFailure] = logic.on_venue_payload(VenuePayload(venue="v", symbol="S", payload=payload))
     if any(msg.raw != payload for msg in out):
         verdict.problems.append(f"{ep.name}: raw bytes not kept")
     if verdict.refused:
