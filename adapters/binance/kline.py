@@ -13,29 +13,31 @@ extra parse runs only for frames ``decode_usdm`` rejected, so other frames cost 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from arbor.adapters.binance.usdm import Fields, _dec, _int, _ms, decode_usdm
+from arbor.adapters.binance.usdm import Fields, decode_usdm
 from arbor.adapters.decoding import DecodeError
+from arbor.adapters.fields import level_size, load_json, ms_to_ns, price, venue_id
 
-_PRICE_FIELDS = ("o", "c", "h", "l", "v")
+_PRICE_FIELDS = ("o", "h", "l", "c")
 
 
 def check_kline(d: dict[str, Any]) -> list[Fields]:
     """``[]`` for a well-formed kline event ``d`` (``{"e": "kline", "E", "s", "k": {...}}``); else ``DecodeError``."""
-    _ms(d["E"], "E")
+    ms_to_ns(d["E"], "E")
     k = d["k"]
     if type(k) is not dict:
         raise DecodeError(f"kline 'k' must be an object, got {type(k).__name__}")
-    start, end = _ms(k["t"], "k.t"), _ms(k["T"], "k.T")
+    start, end = ms_to_ns(k["t"], "k.t"), ms_to_ns(k["T"], "k.T")
     if end < start:
         raise DecodeError("kline closes before it opens")
     if type(k["i"]) is not str:
         raise DecodeError("kline interval 'i' must be a string")
-    for name in _PRICE_FIELDS:
-        _dec(k[name], f"k.{name}")
-    _int(k["n"], "k.n")
+    o, h, low, c = (price(k[name], f"k.{name}") for name in _PRICE_FIELDS)
+    if not low <= min(o, c) <= max(o, c) <= h:
+        raise DecodeError(f"kline prices out of order: low {low}, open {o}, close {c}, high {h}")
+    level_size(k["v"], "k.v")  # base volume: 0 in a minute without trades
+    venue_id(k["n"], "k.n")
     if type(k["x"]) is not bool:
         raise DecodeError("kline 'x' (closed) must be a boolean")
     return []
@@ -50,7 +52,7 @@ def decode_usdm_with_klines(payload: bytes) -> list[Fields]:
             raise
         original = exc
     try:
-        frame = json.loads(payload)
+        frame = load_json(payload)
         data = frame["data"] if "stream" in frame else frame
         return check_kline(data)
     except DecodeError:

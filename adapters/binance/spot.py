@@ -13,37 +13,64 @@ Same contract as ``adapters.binance.usdm.decode_usdm``; the differences from USD
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from arbor.adapters.binance.kline import check_kline
 from arbor.adapters.binance.usdm import (
+    SHALLOW_BYTES,
     Fields,
     _agg_trade,
-    _dec,
     _event_time,
-    _int,
-    _levels,
-    _short,
+    _fint,
     _snapshot,
     _trade,
+    book_ticker_fields,
+    depth_fields,
+    f_agg_trade,
+    f_book_ticker_fields,
+    f_depth_fields,
+    f_trade,
+    flat,
 )
 from arbor.adapters.decoding import DecodeError
-from arbor.messages.base import MarketEventKind
-
-_QUOTE = MarketEventKind.QUOTE
-_DEPTH = MarketEventKind.DEPTH
+from arbor.adapters.fields import load_json, short, venue_id
 
 
 def decode_spot(payload: bytes) -> list[Fields]:
     """The market events of one Binance spot frame; ``[]`` for a control or kline frame; else ``DecodeError``.
 
-    Never raises anything but ``DecodeError``, whatever the bytes.
+    Never raises anything but ``DecodeError``, whatever the bytes. A fast path (orjson and the
+    USD-M fast readers, see ``adapters.binance.usdm``) takes plainly valid trades, quotes and
+    diffs; everything else goes to ``decode_spot_reference``, which alone decides errors.
     """
+    try:
+        frame = orjson.loads(payload)
+        if "stream" in frame:
+            data, objects = frame["data"], 2
+        else:
+            data, objects = frame, 1
+        if "e" in data:
+            fast = _FAST_BY_EVENT_TYPE.get(data["e"])
+        elif "u" in data and "b" in data and "a" in data and not ("T" in data or "E" in data or "lastUpdateId" in data):
+            fast = _f_book_ticker
+        else:
+            fast = None
+        if fast is not None:
+            fields = fast(data)
+            if len(payload) < SHALLOW_BYTES or flat(payload, objects, frame, data, fields):
+                return [fields]
+    except Exception:  # anything unusual: the reference path decides, with its own messages
+        pass
+    return decode_spot_reference(payload)
+
+
+def decode_spot_reference(payload: bytes) -> list[Fields]:
+    """``decode_spot`` without the fast path: strict-UTF-8 ``json`` and the reference readers."""
     event_type: object = None
     try:
-        frame = json.loads(payload)
+        frame = load_json(payload)
         if type(frame) is not dict:
             raise DecodeError(f"expected a JSON object, got {type(frame).__name__}")
         if "stream" in frame:
@@ -63,48 +90,47 @@ def decode_spot(payload: bytes) -> list[Fields]:
                 if "result" in frame:
                     return []  # reply to SUBSCRIBE / LIST_SUBSCRIPTIONS: no market data
                 if "error" in frame:
-                    raise DecodeError(f"venue error reply: {_short(frame['error'])}")
+                    raise DecodeError(f"venue error reply: {short(frame['error'])}")
             raise DecodeError("frame has no event type ('e') and is neither a bookTicker nor a depth snapshot")
         decode = _BY_EVENT_TYPE.get(event_type) if type(event_type) is str else None
         if decode is None:
-            raise DecodeError(f"unsupported event type {_short(event_type)}")
+            raise DecodeError(f"unsupported event type {short(event_type)}")
         return decode(data)
     except DecodeError:
         raise
     except KeyError as exc:
         where = f" in {event_type}" if type(event_type) is str else ""
-        raise DecodeError(f"missing required field {_short(exc.args[0] if exc.args else exc)}{where}") from None
+        raise DecodeError(f"missing required field {short(exc.args[0] if exc.args else exc)}{where}") from None
     except Exception as exc:  # fuzzed bytes: UnicodeDecodeError, RecursionError, TypeError, ...
-        raise DecodeError(f"malformed frame: {type(exc).__name__}: {_short(str(exc), 200)}") from exc
+        raise DecodeError(f"malformed frame: {type(exc).__name__}: {short(str(exc), 200)}") from exc
 
 
 def _book_ticker(d: dict[str, Any]) -> Fields:
     # Spot's bookTicker has no time at all; a "T"/"E" if Binance ever adds one is used.
     ts = d.get("T", d.get("E"))
-    return {
-        "kind": _QUOTE,
-        "ts_event_ns": _event_time(d) if ts is not None else 0,
-        "bid_price": _dec(d["b"], "b"),
-        "bid_qty": _dec(d["B"], "B"),
-        "ask_price": _dec(d["a"], "a"),
-        "ask_qty": _dec(d["A"], "A"),
-        "last_update_id": _int(d["u"], "u"),
-    }
+    fields = book_ticker_fields(d, _event_time(d) if ts is not None else 0)
+    fields["last_update_id"] = venue_id(d["u"], "u")
+    return fields
 
 
 def _depth_update(d: dict[str, Any]) -> Fields:
-    fields = {
-        "kind": _DEPTH,
-        "ts_event_ns": _event_time(d),
-        "bids": _levels(d["b"], "b"),
-        "asks": _levels(d["a"], "a"),
-        "first_update_id": _int(d["U"], "U"),
-        "last_update_id": _int(d["u"], "u"),
-    }
+    fields = depth_fields(d)
     pu = d.get("pu")  # not on spot; kept if present so one decoder reads both variants
     if pu is not None:
-        fields["prev_update_id"] = _int(pu, "pu")
+        fields["prev_update_id"] = venue_id(pu, "pu")
     return fields
+
+
+def _f_book_ticker(d: dict[str, Any]) -> Fields:
+    fields = f_book_ticker_fields(d, 0)
+    fields["last_update_id"] = _fint(d["u"])
+    return fields
+
+
+def _f_depth_update(d: dict[str, Any]) -> Fields:
+    if "pu" in d:
+        raise ValueError("pu on spot: the reference path decides")
+    return f_depth_fields(d)
 
 
 _BY_EVENT_TYPE: dict[str, Callable[[dict[str, Any]], list[Fields]]] = {
@@ -113,4 +139,9 @@ _BY_EVENT_TYPE: dict[str, Callable[[dict[str, Any]], list[Fields]]] = {
     "bookTicker": lambda d: [_book_ticker(d)],
     "depthUpdate": lambda d: [_depth_update(d)],
     "kline": check_kline,
+}
+_FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields]] = {
+    "trade": f_trade,
+    "aggTrade": f_agg_trade,
+    "depthUpdate": _f_depth_update,
 }

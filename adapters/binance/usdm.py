@@ -4,27 +4,46 @@ Wire formats: https://developers.binance.com/docs/derivatives/usds-margined-futu
 Frames arrive bare (``{"e": "trade", ...}``) or in the combined-stream envelope
 (``{"stream": "btcusdt@trade", "data": {...}}``). Prices and quantities travel as decimal strings
 and become ``Decimal`` (a JSON number there is an error: a float would lose exactness); times are
-integer milliseconds and become nanoseconds.
+integer milliseconds and become nanoseconds. Every field is validated as the venue documents it
+(``adapters.fields``: prices > 0, sizes > 0 except a depth level's delete, ids within signed 64
+bits, top of book not crossed, plain ASCII decimals, strict UTF-8); docs/venues.md lists the rules.
 
 Two paths, one result. ``decode_usdm`` first tries a fast path (orjson, per-event readers that
 check exactly what the reference readers check, and a cache of the finite Decimals of decimal
 strings seen before: Decimals are immutable, so events may share them). Whatever the fast path
 does not accept, it hands to the reference path (the stdlib ``json`` and the readers below),
 which alone decides errors and their messages. The fast path only ever accepts what the
-reference path accepts, with the same fields: orjson differs from ``json`` only by rejecting
-more (NaN, a BOM, lone surrogates, non-UTF-8) or by reading an integer beyond 64 bits as a float,
-which no reader accepts where it expects an integer or a decimal string.
+reference path accepts, with the same fields (tests/property/test_decoder_fuzz.py checks it):
+orjson differs from strict-UTF-8 ``json`` by rejecting more (NaN, a BOM, lone surrogates), by
+reading an integer beyond 64 bits as a float, which no reader accepts where it expects an integer
+or a decimal string, and by nesting up to 1024 deep where ``json`` stops near the interpreter's
+recursion limit; so the fast path takes only frames whose fields outside those it reads are
+scalars, and leaves nested extras to the reference path.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
 from arbor.adapters.decoding import DecodeError
+from arbor.adapters.fields import (
+    INT64_MAX,
+    MS_MAX,
+    check_levels_not_crossed,
+    check_not_crossed,
+    decimal,
+    level_size,
+    levels,
+    load_json,
+    ms_to_ns,
+    price,
+    short,
+    size,
+    venue_id,
+)
 from arbor.messages.base import MarketEventKind, Side
 
 Fields = dict[str, Any]
@@ -47,10 +66,15 @@ def decode_usdm(payload: bytes) -> list[Fields]:
     """
     try:
         frame = _orjson_loads(payload)
-        data = frame["data"] if "stream" in frame else frame
+        if "stream" in frame:
+            data, objects = frame["data"], 2
+        else:
+            data, objects = frame, 1
         fast = _FAST_BY_EVENT_TYPE.get(data["e"]) if "e" in data else None
         if fast is not None:
-            return [fast(data)]
+            fields = fast(data)
+            if len(payload) < SHALLOW_BYTES or flat(payload, objects, frame, data, fields):
+                return [fields]
     except Exception:  # anything unusual: the reference path decides, with its own messages
         pass
     return decode_usdm_reference(payload)
@@ -60,7 +84,7 @@ def decode_usdm_reference(payload: bytes) -> list[Fields]:
     """``decode_usdm`` without the fast path: the stdlib parser and the reference readers."""
     event_type: object = None
     try:
-        frame = json.loads(payload)
+        frame = load_json(payload)
         if type(frame) is not dict:
             raise DecodeError(f"expected a JSON object, got {type(frame).__name__}")
         if "stream" in frame:
@@ -77,7 +101,7 @@ def decode_usdm_reference(payload: bytes) -> list[Fields]:
                 if "result" in frame:
                     return []  # reply to SUBSCRIBE / LIST_SUBSCRIPTIONS: no market data
                 if "error" in frame:
-                    raise DecodeError(f"venue error reply: {_short(frame['error'])}")
+                    raise DecodeError(f"venue error reply: {short(frame['error'])}")
             raise DecodeError("frame has no event type ('e') and is not a depth snapshot")
         decode = _BY_EVENT_TYPE.get(event_type) if type(event_type) is str else None
         if decode is None:
@@ -85,15 +109,15 @@ def decode_usdm_reference(payload: bytes) -> list[Fields]:
                 from arbor.adapters.binance.kline import check_kline
 
                 return check_kline(data)
-            raise DecodeError(f"unsupported event type {_short(event_type)}")
+            raise DecodeError(f"unsupported event type {short(event_type)}")
         return [decode(data)]
     except DecodeError:
         raise
     except KeyError as exc:
         where = f" in {event_type}" if type(event_type) is str else ""
-        raise DecodeError(f"missing required field {_short(exc.args[0] if exc.args else exc)}{where}") from None
+        raise DecodeError(f"missing required field {short(exc.args[0] if exc.args else exc)}{where}") from None
     except Exception as exc:  # fuzzed bytes: UnicodeDecodeError, RecursionError, TypeError, ...
-        raise DecodeError(f"malformed frame: {type(exc).__name__}: {_short(str(exc), 200)}") from exc
+        raise DecodeError(f"malformed frame: {type(exc).__name__}: {short(str(exc), 200)}") from exc
 
 
 # -- event types ------------------------------------------------------------------------------
@@ -103,10 +127,10 @@ def _trade(d: dict[str, Any]) -> Fields:
     return {
         "kind": _TRADE,
         "ts_event_ns": _event_time(d),
-        "price": _dec(d["p"], "p"),
-        "qty": _dec(d["q"], "q"),
+        "price": price(d["p"], "p"),
+        "qty": size(d["q"], "q"),
         "side": _aggressor(d["m"]),
-        "trade_id": _int(d["t"], "t"),
+        "trade_id": venue_id(d["t"], "t"),
     }
 
 
@@ -114,49 +138,61 @@ def _agg_trade(d: dict[str, Any]) -> Fields:
     return {
         "kind": _TRADE,
         "ts_event_ns": _event_time(d),
-        "price": _dec(d["p"], "p"),
-        "qty": _dec(d["q"], "q"),
+        "price": price(d["p"], "p"),
+        "qty": size(d["q"], "q"),
         "side": _aggressor(d["m"]),
-        "trade_id": _int(d["a"], "a"),
+        "trade_id": venue_id(d["a"], "a"),
+    }
+
+
+def book_ticker_fields(d: dict[str, Any], ts_event_ns: int) -> Fields:
+    """The QUOTE of a bookTicker's ``b``/``B``/``a``/``A`` (both markets): positive, not crossed."""
+    bid, ask = price(d["b"], "b"), price(d["a"], "a")
+    check_not_crossed(bid, ask, "bookTicker")
+    return {
+        "kind": _QUOTE,
+        "ts_event_ns": ts_event_ns,
+        "bid_price": bid,
+        "bid_qty": size(d["B"], "B"),
+        "ask_price": ask,
+        "ask_qty": size(d["A"], "A"),
     }
 
 
 def _book_ticker(d: dict[str, Any]) -> Fields:
-    fields = {
-        "kind": _QUOTE,
-        "ts_event_ns": _event_time(d),
-        "bid_price": _dec(d["b"], "b"),
-        "bid_qty": _dec(d["B"], "B"),
-        "ask_price": _dec(d["a"], "a"),
-        "ask_qty": _dec(d["A"], "A"),
-    }
+    fields = book_ticker_fields(d, _event_time(d))
     u = d.get("u")
     if u is not None:
-        fields["last_update_id"] = _int(u, "u")
+        fields["last_update_id"] = venue_id(u, "u")
     return fields
 
 
+def depth_fields(d: dict[str, Any]) -> Fields:
+    """A depthUpdate's levels and ``U``/``u`` (both markets): levels not crossed, ``U <= u``."""
+    bids, asks = _levels(d["b"], "b"), _levels(d["a"], "a")
+    check_levels_not_crossed(bids, asks, "depthUpdate")
+    first, last = venue_id(d["U"], "U"), venue_id(d["u"], "u")
+    if first > last:
+        raise DecodeError(f"depthUpdate first update id U {first} > final update id u {last}")
+    return {"kind": _DEPTH, "ts_event_ns": _event_time(d), "bids": bids, "asks": asks,
+            "first_update_id": first, "last_update_id": last}
+
+
 def _depth_update(d: dict[str, Any]) -> Fields:
-    return {
-        "kind": _DEPTH,
-        "ts_event_ns": _event_time(d),
-        "bids": _levels(d["b"], "b"),
-        "asks": _levels(d["a"], "a"),
-        "first_update_id": _int(d["U"], "U"),
-        "last_update_id": _int(d["u"], "u"),
-        "prev_update_id": _int(d["pu"], "pu"),
-    }
+    fields = depth_fields(d)
+    fields["prev_update_id"] = venue_id(d["pu"], "pu")
+    return fields
 
 
 def _mark_price_update(d: dict[str, Any]) -> Fields:
     # "T" here is the next funding time, not the event's time: use "E".
-    fields = {"kind": _MARK, "ts_event_ns": _ms(d["E"], "E"), "mark_price": _dec(d["p"], "p")}
+    fields = {"kind": _MARK, "ts_event_ns": ms_to_ns(d["E"], "E"), "mark_price": price(d["p"], "p")}
     index_price = d.get("i")
     if index_price is not None:
-        fields["index_price"] = _dec(index_price, "i")
+        fields["index_price"] = price(index_price, "i")
     funding_rate = d.get("r")
     if funding_rate is not None and funding_rate != "":  # "" on delivery contracts: no funding
-        fields["funding_rate"] = _dec(funding_rate, "r")
+        fields["funding_rate"] = decimal(funding_rate, "r")
     return fields
 
 
@@ -166,18 +202,20 @@ def _force_order(d: dict[str, Any]) -> Fields:
         raise DecodeError(f"forceOrder 'o' must be an object, got {type(order).__name__}")
     side = order["S"]
     if side != "BUY" and side != "SELL":
-        raise DecodeError(f"forceOrder side 'S' must be BUY or SELL, got {_short(side)}")
-    # Average and filled quantity describe what actually traded; fall back to the order's own.
+        raise DecodeError(f"forceOrder side 'S' must be BUY or SELL, got {short(side)}")
+    # Average price and filled quantity describe what actually traded (0 while nothing has);
+    # fall back to the order's own price and quantity, which are always there and positive.
+    order_price, order_qty = price(order["p"], "p"), size(order["q"], "q")
     avg_price = order.get("ap")
-    price = _dec(avg_price, "ap") if avg_price is not None else None
+    traded_price = level_size(avg_price, "ap") if avg_price is not None else None
     filled = order.get("z")
-    qty = _dec(filled, "z") if filled is not None else None
+    traded_qty = level_size(filled, "z") if filled is not None else None
     trade_time = order.get("T")
     return {
         "kind": _LIQUIDATION,
-        "ts_event_ns": _ms(trade_time, "o.T") if trade_time is not None else _ms(d["E"], "E"),
-        "price": price or _dec(order["p"], "p"),
-        "qty": qty or _dec(order["q"], "q"),
+        "ts_event_ns": ms_to_ns(trade_time, "o.T") if trade_time is not None else ms_to_ns(d["E"], "E"),
+        "price": traded_price or order_price,
+        "qty": traded_qty or order_qty,
         "side": _BUY if side == "BUY" else _SELL,
     }
 
@@ -186,12 +224,14 @@ def _snapshot(d: dict[str, Any]) -> Fields:
     ts = d.get("T")
     if ts is None:
         ts = d.get("E")
+    bids, asks = _levels(d["bids"], "bids", snapshot=True), _levels(d["asks"], "asks", snapshot=True)
+    check_levels_not_crossed(bids, asks, "depth snapshot")
     return {
         "kind": _SNAPSHOT,
-        "ts_event_ns": _ms(ts, "T") if ts is not None else 0,  # 0: the collector uses receive time
-        "bids": _levels(d["bids"], "bids"),
-        "asks": _levels(d["asks"], "asks"),
-        "last_update_id": _int(d["lastUpdateId"], "lastUpdateId"),
+        "ts_event_ns": ms_to_ns(ts, "T") if ts is not None else 0,  # 0: the collector uses receive time
+        "bids": bids,
+        "asks": asks,
+        "last_update_id": venue_id(d["lastUpdateId"], "lastUpdateId"),
     }
 
 
@@ -208,46 +248,56 @@ _BY_EVENT_TYPE: dict[str, Callable[[dict[str, Any]], Fields]] = {
 # -- the fast path ------------------------------------------------------------------------------
 # Each reader returns exactly the fields its reference reader returns, or raises (anything) when
 # the input is not plainly valid, so that the reference reader decides. They check the same
-# things: decimal strings that are finite, integers that are ints (not bools), ms times >= 0.
+# rules (adapters.fields) and, besides, that every field they do not read is a scalar.
 
 _orjson_loads = orjson.loads
-_DEC_CACHE: dict[str, Decimal] = {}
-_DEC_CACHE_MAX = 1 << 16
+# A frame shorter than this nests at most SHALLOW_BYTES // 2 deep, which json reads unless the
+# caller is already hundreds of frames deep (where json fails even on valid frames): no check.
+SHALLOW_BYTES = 512
+# Decimal strings seen before that are valid and > 0, and those that are a valid zero: Decimals
+# are immutable, so events may share them. Bounded: cleared when full.
+_POSITIVE: dict[str, Decimal] = {}
+_ZEROS: dict[str, Decimal] = {}
+_CACHE_MAX = 1 << 16
 
 
-def _fdec(value: str) -> Decimal:
-    """The finite Decimal of a decimal string (cached); raises on anything else."""
-    d = _DEC_CACHE.get(value)  # a non-str key is never in the cache (TypeError if unhashable)
+def _fpos(value: str) -> Decimal:
+    """The Decimal of a valid decimal string > 0 (cached); raises on anything else."""
+    d = _POSITIVE.get(value)  # a non-str key is never in the cache (TypeError if unhashable)
     if d is not None:
         return d
-    if type(value) is not str:
-        raise TypeError(value)
-    d = Decimal(value)
-    if not d.is_finite():
-        raise ValueError(value)
-    if len(_DEC_CACHE) >= _DEC_CACHE_MAX:
-        _DEC_CACHE.clear()
-    _DEC_CACHE[value] = d
+    d = price(value, "")
+    if len(_POSITIVE) >= _CACHE_MAX:
+        _POSITIVE.clear()
+    _POSITIVE[value] = d
+    return d
+
+
+def _flevel_size(value: str) -> Decimal:
+    """``_fpos``, or a valid zero (a level delete)."""
+    d = _ZEROS.get(value)
+    if d is not None:
+        return d
+    d = level_size(value, "")
+    if d:
+        return _fpos(value)
+    if len(_ZEROS) >= _CACHE_MAX:
+        _ZEROS.clear()
+    _ZEROS[value] = d
     return d
 
 
 def _fint(value: Any) -> int:
-    if type(value) is not int:
+    if type(value) is not int or not 0 <= value <= INT64_MAX:
         raise TypeError(value)
     return value
-
-
-def _fms(value: Any) -> int:
-    if type(value) is not int or value < 0:
-        raise TypeError(value)
-    return value * _NS_PER_MS
 
 
 def _ftime(d: dict[str, Any]) -> int:
     ts = d.get("T")
     if ts is None:
         ts = d["E"]
-    if type(ts) is not int or ts < 0:
+    if type(ts) is not int or not 0 <= ts <= MS_MAX:
         raise TypeError(ts)
     return ts * _NS_PER_MS
 
@@ -260,72 +310,123 @@ def _fside(buyer_is_maker: Any) -> Side:
     raise TypeError(buyer_is_maker)
 
 
-def _flevels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
-    """``_levels`` checking finiteness with one C-level pass; raises unless every level is [str, str]."""
+def flat(payload: bytes, objects: int, frame: dict[str, Any], data: dict[str, Any], fields: Fields) -> bool:
+    """True when nothing is nested in the frame but its envelope, its data and a diff's levels.
+
+    orjson nests up to 1024 deep, ``json`` only to near the recursion limit, so a nested value in
+    a field no reader looks at could be accepted here and refused by the reference path. A small
+    frame is checked on its bytes (a bracket inside a string only sends it to the reference
+    path, which decides); a depth diff, whose bytes are many, on its parsed values.
+    """
+    if fields["kind"] is not _DEPTH:
+        return payload.find(b"[") < 0 and payload.count(b"{") == objects
+    if frame is not data:
+        for key, value in frame.items():
+            if key != "data" and (type(value) is list or type(value) is dict):
+                return False
+    lists = 0
+    for value in data.values():
+        if type(value) is dict:
+            return False
+        if type(value) is list:
+            lists += 1
+    return lists == 2  # "b" and "a", whose levels _fdiff_levels proved to be [str, str]
+
+
+def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
+    """A depth diff's levels as ``_levels`` reads them; raises unless every level is [str, str]."""
     if type(raw) is not list:
         raise TypeError(raw)
     for level in raw:
         if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
             raise TypeError(level)
-    # Book levels repeat the same few price and size strings: most are found in the cache, and
-    # ``_fdec`` (which checks finiteness) converts and caches the rest.
-    get = _DEC_CACHE.get
-    return tuple([(get(p) or _fdec(p), get(q) or _fdec(q)) for p, q in raw])
+    # Book levels repeat the same few price and size strings: most are found in the cache.
+    get, zeros = _POSITIVE.get, _ZEROS
+    return tuple([(get(p) or _fpos(p), get(q) or (zeros[q] if q in zeros else _flevel_size(q))) for p, q in raw])
 
 
-def _f_trade(d: dict[str, Any]) -> Fields:
+def f_trade(d: dict[str, Any]) -> Fields:
+    """The fast reader of a trade (both markets)."""
     return {
         "kind": _TRADE,
         "ts_event_ns": _ftime(d),
-        "price": _fdec(d["p"]),
-        "qty": _fdec(d["q"]),
+        "price": _POSITIVE.get(d["p"]) or _fpos(d["p"]),
+        "qty": _POSITIVE.get(d["q"]) or _fpos(d["q"]),
         "side": _fside(d["m"]),
         "trade_id": _fint(d["t"]),
     }
 
 
-def _f_agg_trade(d: dict[str, Any]) -> Fields:
+def f_agg_trade(d: dict[str, Any]) -> Fields:
+    """The fast reader of an aggTrade (both markets)."""
     return {
         "kind": _TRADE,
         "ts_event_ns": _ftime(d),
-        "price": _fdec(d["p"]),
-        "qty": _fdec(d["q"]),
+        "price": _POSITIVE.get(d["p"]) or _fpos(d["p"]),
+        "qty": _POSITIVE.get(d["q"]) or _fpos(d["q"]),
         "side": _fside(d["m"]),
         "trade_id": _fint(d["a"]),
     }
 
 
+def f_book_ticker_fields(d: dict[str, Any], ts_event_ns: int) -> Fields:
+    """The fast ``book_ticker_fields``."""
+    get = _POSITIVE.get
+    bid, ask = get(d["b"]) or _fpos(d["b"]), get(d["a"]) or _fpos(d["a"])
+    if not bid < ask:
+        raise ValueError("crossed")
+    return {
+        "kind": _QUOTE,
+        "ts_event_ns": ts_event_ns,
+        "bid_price": bid,
+        "bid_qty": get(d["B"]) or _fpos(d["B"]),
+        "ask_price": ask,
+        "ask_qty": get(d["A"]) or _fpos(d["A"]),
+    }
+
+
 def _f_book_ticker(d: dict[str, Any]) -> Fields:
+    get = _POSITIVE.get
+    bid, ask = get(d["b"]) or _fpos(d["b"]), get(d["a"]) or _fpos(d["a"])
+    if not bid < ask:
+        raise ValueError("crossed")
     fields = {
         "kind": _QUOTE,
         "ts_event_ns": _ftime(d),
-        "bid_price": _fdec(d["b"]),
-        "bid_qty": _fdec(d["B"]),
-        "ask_price": _fdec(d["a"]),
-        "ask_qty": _fdec(d["A"]),
+        "bid_price": bid,
+        "bid_qty": get(d["B"]) or _fpos(d["B"]),
+        "ask_price": ask,
+        "ask_qty": get(d["A"]) or _fpos(d["A"]),
     }
     u = d.get("u")
     if u is not None:
-        fields["last_update_id"] = _fint(u)
+        if type(u) is not int or not 0 <= u <= INT64_MAX:
+            raise TypeError(u)
+        fields["last_update_id"] = u
     return fields
 
 
+def f_depth_fields(d: dict[str, Any]) -> Fields:
+    """The fast ``depth_fields``."""
+    bids, asks = _fdiff_levels(d["b"]), _fdiff_levels(d["a"])
+    check_levels_not_crossed(bids, asks, "depthUpdate")
+    first, last = _fint(d["U"]), _fint(d["u"])
+    if first > last:
+        raise ValueError("U > u")
+    return {"kind": _DEPTH, "ts_event_ns": _ftime(d), "bids": bids, "asks": asks,
+            "first_update_id": first, "last_update_id": last}
+
+
 def _f_depth_update(d: dict[str, Any]) -> Fields:
-    return {
-        "kind": _DEPTH,
-        "ts_event_ns": _ftime(d),
-        "bids": _flevels(d["b"]),
-        "asks": _flevels(d["a"]),
-        "first_update_id": _fint(d["U"]),
-        "last_update_id": _fint(d["u"]),
-        "prev_update_id": _fint(d["pu"]),
-    }
+    fields = f_depth_fields(d)
+    fields["prev_update_id"] = _fint(d["pu"])
+    return fields
 
 
 # Rare event types (mark price, liquidations) and depth snapshots take the reference readers.
 _FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields]] = {
-    "trade": _f_trade,
-    "aggTrade": _f_agg_trade,
+    "trade": f_trade,
+    "aggTrade": f_agg_trade,
     "bookTicker": _f_book_ticker,
     "depthUpdate": _f_depth_update,
 }
@@ -334,57 +435,25 @@ _FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields]] = {
 # -- field readers ------------------------------------------------------------------------------
 
 
-def _dec(value: Any, name: str) -> Decimal:
-    """A finite Decimal from a decimal string (NaN/Infinity would poison every comparison downstream)."""
-    if type(value) is not str:
-        raise DecodeError(f"field {name!r} must be a decimal string, got {type(value).__name__}")
-    try:
-        d = Decimal(value)
-    except InvalidOperation:
-        raise DecodeError(f"field {name!r} is not a decimal: {_short(value)}") from None
-    if not d.is_finite():
-        raise DecodeError(f"field {name!r} is not a finite decimal: {_short(value)}")
-    return d
-
-
-def _levels(raw: Any, name: str) -> tuple[tuple[Decimal, Decimal], ...]:
-    """Depth levels ``[[price, qty], ...]`` as ``((Decimal, Decimal), ...)``."""
+def _levels(raw: Any, name: str, snapshot: bool = False) -> tuple[tuple[Decimal, Decimal], ...]:
+    """Depth levels ``[[price, qty], ...]`` as ``((Decimal, Decimal), ...)``: price > 0, and qty > 0
+    in a snapshot, >= 0 in a diff (0 deletes the level)."""
     if type(raw) is not list:
         raise DecodeError(f"field {name!r} must be a list of [price, qty], got {type(raw).__name__}")
     # Shapes first, conversion in one comprehension: a depth frame carries dozens of levels.
     for level in raw:
         # Exactly two strings: a 2-char string or a 2-key object would also unpack into two.
         if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
-            raise DecodeError(f"field {name!r}: a level is [price, qty] as decimal strings, got {_short(level)}")
-    D = Decimal
-    try:
-        levels = tuple([(D(p), D(q)) for p, q in raw])
-    except InvalidOperation:
-        raise DecodeError(f"field {name!r}: a level is not decimal") from None
-    for p, q in levels:
-        if not (p.is_finite() and q.is_finite()):
-            raise DecodeError(f"field {name!r}: a level is not finite: {p}, {q}")
-    return levels
-
-
-def _int(value: Any, name: str) -> int:
-    if type(value) is not int:  # bool is not an int here
-        raise DecodeError(f"field {name!r} must be an integer, got {type(value).__name__}")
-    return value
-
-
-def _ms(value: Any, name: str) -> int:
-    if type(value) is not int or value < 0:
-        raise DecodeError(f"time field {name!r} must be a non-negative integer of ms, got {_short(value)}")
-    return value * _NS_PER_MS
+            raise DecodeError(f"field {name!r}: a level is [price, qty] as decimal strings, got {short(level)}")
+    return levels([level[0] for level in raw], [level[1] for level in raw], name, deletes=not snapshot)
 
 
 def _event_time(d: dict[str, Any]) -> int:
     """Trade/transaction time ``T`` when present, else event time ``E``, in ns."""
     ts = d.get("T")
     if ts is not None:
-        return _ms(ts, "T")
-    return _ms(d["E"], "E")
+        return ms_to_ns(ts, "T")
+    return ms_to_ns(d["E"], "E")
 
 
 def _aggressor(buyer_is_maker: Any) -> Side:
@@ -393,10 +462,4 @@ def _aggressor(buyer_is_maker: Any) -> Side:
         return _SELL
     if buyer_is_maker is False:
         return _BUY
-    raise DecodeError(f"field 'm' must be a boolean, got {_short(buyer_is_maker)}")
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """A bounded repr for error messages: a fuzzed frame may hold megabytes in one field."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    raise DecodeError(f"field 'm' must be a boolean, got {short(buyer_is_maker)}")

@@ -2,7 +2,8 @@
 
 Wire format: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/websocket/subscriptions
 Every frame is ``{"channel": ..., "data": ...}``. Prices and sizes are decimal strings and become
-``Decimal``; times are integer ms and become ns. Same contract as ``adapters.binance.usdm.decode_usdm``
+``Decimal``; times are integer ms and become ns. Fields are validated at the boundary as the
+venue documents them (``adapters.fields``; docs/venues.md lists the rules). Same contract as ``adapters.binance.usdm.decode_usdm``
 (see ``adapters.decoding``): a list of field dicts, ``[]`` for a control frame, else ``DecodeError``.
 
 Channels:
@@ -27,11 +28,23 @@ single-coin frames only.
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from arbor.adapters.decoding import DecodeError, Decoder
+from arbor.adapters.fields import (
+    check_levels_not_crossed,
+    check_not_crossed,
+    decimal,
+    level_size,
+    levels,
+    load_json,
+    ms_to_ns,
+    price,
+    short,
+    size,
+    venue_id,
+)
 from arbor.messages.base import MarketEventKind, Side
 
 Fields = dict[str, Any]
@@ -58,7 +71,7 @@ def decode_hyperliquid(payload: bytes, coin: str | None = None, asset_index: int
     frame; else ``DecodeError``. Never raises anything else, whatever the bytes."""
     channel: Any = None
     try:
-        frame = json.loads(payload)
+        frame = load_json(payload)
         if type(frame) is not dict:
             raise DecodeError(f"expected a JSON object, got {type(frame).__name__}")
         channel = frame.get("channel")
@@ -67,7 +80,7 @@ def decode_hyperliquid(payload: bytes, coin: str | None = None, asset_index: int
         if channel in _CONTROL_CHANNELS:
             return []
         if channel == "error":
-            raise DecodeError(f"venue error frame: {_short(frame.get('data'))}")
+            raise DecodeError(f"venue error frame: {short(frame.get('data'))}")
         data = frame["data"]
         if channel == "trades":
             return _trades(data, coin)
@@ -83,14 +96,14 @@ def decode_hyperliquid(payload: bytes, coin: str | None = None, asset_index: int
             return _all_mids(_obj(data, "allMids"), coin)
         if channel == "allDexsAssetCtxs":
             return _all_dexs_asset_ctxs(_obj(data, "allDexsAssetCtxs"), coin, asset_index)
-        raise DecodeError(f"unsupported channel {_short(channel)}")
+        raise DecodeError(f"unsupported channel {short(channel)}")
     except DecodeError:
         raise
     except KeyError as exc:
         where = f" in {channel}" if type(channel) is str else ""
-        raise DecodeError(f"missing required field {_short(exc.args[0] if exc.args else exc)}{where}") from None
+        raise DecodeError(f"missing required field {short(exc.args[0] if exc.args else exc)}{where}") from None
     except Exception as exc:  # fuzzed bytes: UnicodeDecodeError, RecursionError, TypeError, ...
-        raise DecodeError(f"malformed frame: {type(exc).__name__}: {_short(str(exc), 200)}") from exc
+        raise DecodeError(f"malformed frame: {type(exc).__name__}: {short(str(exc), 200)}") from exc
 
 
 # -- channels ----------------------------------------------------------------------------------
@@ -105,11 +118,11 @@ def _trades(data: Any, coin: str | None) -> list[Fields]:
         _check_coin(trade, coin)
         out.append({
             "kind": MarketEventKind.TRADE,
-            "ts_event_ns": _ms(trade["time"], "time"),
-            "price": _dec(trade["px"], "px"),
-            "qty": _dec(trade["sz"], "sz"),
+            "ts_event_ns": ms_to_ns(trade["time"], "time"),
+            "price": price(trade["px"], "px"),
+            "qty": size(trade["sz"], "sz"),
             "side": _side(trade["side"]),
-            "trade_id": _int(trade["tid"], "tid"),
+            "trade_id": venue_id(trade["tid"], "tid"),
         })
     return out
 
@@ -119,12 +132,9 @@ def _l2_book(data: dict[str, Any], coin: str | None) -> Fields:
     levels = data["levels"]
     if type(levels) is not list or len(levels) != 2:
         raise DecodeError("l2Book 'levels' must be [bids, asks]")
-    return {
-        "kind": MarketEventKind.SNAPSHOT,
-        "ts_event_ns": _ms(data["time"], "time"),
-        "bids": _levels(levels[0], "bids"),
-        "asks": _levels(levels[1], "asks"),
-    }
+    bids, asks = _levels(levels[0], "bids"), _levels(levels[1], "asks")
+    check_levels_not_crossed(bids, asks, "l2Book")
+    return {"kind": MarketEventKind.SNAPSHOT, "ts_event_ns": ms_to_ns(data["time"], "time"), "bids": bids, "asks": asks}
 
 
 def _bbo(data: dict[str, Any], coin: str | None) -> Fields:
@@ -132,22 +142,28 @@ def _bbo(data: dict[str, Any], coin: str | None) -> Fields:
     sides = data["bbo"]
     if type(sides) is not list or len(sides) != 2:
         raise DecodeError("bbo 'bbo' must be [bid, ask]")
-    fields: Fields = {"kind": MarketEventKind.QUOTE, "ts_event_ns": _ms(data["time"], "time")}
+    fields: Fields = {"kind": MarketEventKind.QUOTE, "ts_event_ns": ms_to_ns(data["time"], "time")}
     for level, prefix in zip(sides, ("bid", "ask"), strict=True):
         if level is None:
             continue
         level = _obj(level, prefix)
-        fields[f"{prefix}_price"] = _dec(level["px"], "px")
-        fields[f"{prefix}_qty"] = _dec(level["sz"], "sz")
+        fields[f"{prefix}_price"] = price(level["px"], "px")
+        fields[f"{prefix}_qty"] = size(level["sz"], "sz")
+    check_not_crossed(fields.get("bid_price"), fields.get("ask_price"), "bbo")
     return fields
 
 
+# An asset context's optional fields: (key, field name, rule). Funding may be negative, open interest 0.
+_CTX_FIELDS = (("oraclePx", "index_price", price), ("funding", "funding_rate", decimal),
+               ("openInterest", "open_interest", level_size), ("midPx", "price", price))
+
+
 def _asset_ctx(ctx: dict[str, Any], ts_event_ns: int) -> Fields:
-    fields: Fields = {"kind": MarketEventKind.MARK, "ts_event_ns": ts_event_ns, "mark_price": _dec(ctx["markPx"], "markPx")}
-    for key, name in (("oraclePx", "index_price"), ("funding", "funding_rate"), ("openInterest", "open_interest"), ("midPx", "price")):
+    fields: Fields = {"kind": MarketEventKind.MARK, "ts_event_ns": ts_event_ns, "mark_price": price(ctx["markPx"], "markPx")}
+    for key, name, rule in _CTX_FIELDS:
         value = ctx.get(key)
         if value is not None:  # midPx is null on an empty book; spot contexts have no oracle/funding/OI
-            fields[name] = _dec(value, key)
+            fields[name] = rule(value, key)
     return fields
 
 
@@ -159,7 +175,7 @@ def _all_mids(data: dict[str, Any], coin: str | None) -> list[Fields]:
     if mid is None:
         return []
     # No time in the frame: 0 tells the collector to use the receive time.
-    return [{"kind": MarketEventKind.MARK, "ts_event_ns": 0, "price": _dec(mid, coin)}]
+    return [{"kind": MarketEventKind.MARK, "ts_event_ns": 0, "price": price(mid, coin)}]
 
 
 def _all_dexs_asset_ctxs(data: dict[str, Any], coin: str | None, asset_index: int | None) -> list[Fields]:
@@ -187,7 +203,7 @@ def _check_coin(data: dict[str, Any], coin: str | None) -> None:
     if type(frame_coin) is not str:
         raise DecodeError("field 'coin' must be a string")
     if coin is not None and frame_coin != coin:
-        raise DecodeError(f"frame is for {_short(frame_coin)}, this decoder for {coin!r}")
+        raise DecodeError(f"frame is for {short(frame_coin)}, this decoder for {coin!r}")
 
 
 def _obj(value: Any, name: str) -> dict[str, Any]:
@@ -196,34 +212,12 @@ def _obj(value: Any, name: str) -> dict[str, Any]:
     return value
 
 
-def _dec(value: Any, name: str) -> Decimal:
-    if type(value) is not str:
-        raise DecodeError(f"field {name!r} must be a decimal string, got {type(value).__name__}")
-    try:
-        d = Decimal(value)
-    except InvalidOperation:
-        raise DecodeError(f"field {name!r} is not a decimal: {_short(value)}") from None
-    if not d.is_finite():
-        raise DecodeError(f"field {name!r} is not a finite decimal: {_short(value)}")
-    return d
-
-
 def _levels(raw: Any, name: str) -> tuple[tuple[Decimal, Decimal], ...]:
     if type(raw) is not list:
         raise DecodeError(f"{name} must be a list of levels")
-    return tuple((_dec(_obj(level, name)["px"], "px"), _dec(level["sz"], "sz")) for level in raw)
-
-
-def _int(value: Any, name: str) -> int:
-    if type(value) is not int:
-        raise DecodeError(f"field {name!r} must be an integer, got {type(value).__name__}")
-    return value
-
-
-def _ms(value: Any, name: str) -> int:
-    if type(value) is not int or value < 0:
-        raise DecodeError(f"time field {name!r} must be a non-negative integer of ms, got {_short(value)}")
-    return value * _NS_PER_MS
+    # A snapshot level is resting size at a price: price and size > 0.
+    objs = [_obj(level, name) for level in raw]
+    return levels([o["px"] for o in objs], [o["sz"] for o in objs], name, deletes=False)
 
 
 def _side(value: Any) -> Side:
@@ -231,9 +225,4 @@ def _side(value: Any) -> Side:
         return Side.BUY
     if value == "A":
         return Side.SELL
-    raise DecodeError(f"field 'side' must be 'B' or 'A', got {_short(value)}")
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    raise DecodeError(f"field 'side' must be 'B' or 'A', got {short(value)}")

@@ -1,0 +1,146 @@
+"""The field rules every venue decoder applies at the boundary (issue 14; docs/venues.md lists them).
+
+A venue value that breaks a rule is a ``DecodeError``, so the collector turns its frame into a
+counted ``DecodeFailure`` that keeps the raw bytes; it never becomes a market event.
+
+- Frames are strict UTF-8 (no UTF-16/32, no encoded surrogates): ``load_json``.
+- Decimals are plain decimal strings, ASCII digits only: an optional ``-``, at most 18 integer
+  digits without leading zeros, at most 18 fraction digits; no exponent, spaces, underscores,
+  ``+``, NaN or Infinity. The string is checked before ``Decimal()`` ever sees it, so ``"٣"``,
+  ``"1_0"`` and ``"1e999999"`` never become numbers. This bounds every decimal to
+  [1e-18, 1e18) in magnitude.
+- Prices are > 0; sizes of a fill, quote or snapshot level are > 0; a depth diff's level size is
+  >= 0 (0 deletes the level).
+- Ids are ints in 0..2^63-1 (Binance documents them as signed 64-bit; the journal's msgpack
+  cannot hold more than 64 bits). Times are ms ints whose ns value fits a signed 64-bit int.
+- The top of book is not crossed: best bid < best ask.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+from arbor.adapters.decoding import DecodeError
+
+INT64_MAX = 2**63 - 1
+NS_PER_MS = 1_000_000
+MS_MAX = INT64_MAX // NS_PER_MS
+
+# fullmatch, not match: "$" would let a trailing newline through. [0-9], not \d: \d is any Unicode digit.
+UNSIGNED_TEXT = re.compile(r"(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?")
+SIGNED_TEXT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?")
+_is_unsigned_text = UNSIGNED_TEXT.fullmatch
+# Many unsigned decimals joined by "," checked in one regex pass (a book has hundreds of levels).
+_are_unsigned_texts = re.compile(f"(?:{UNSIGNED_TEXT.pattern},)*{UNSIGNED_TEXT.pattern}").fullmatch
+_is_signed_text = SIGNED_TEXT.fullmatch
+
+Level = tuple[Decimal, Decimal]
+
+
+def load_json(payload: bytes) -> Any:
+    """The JSON value of a strict UTF-8 frame (``json.loads`` on bytes would also take UTF-16/32
+    and let encoded surrogates through)."""
+    return json.loads(payload.decode("utf-8"))
+
+
+def _text(value: Any, name: str, pattern: Any) -> str:
+    if type(value) is not str:
+        raise DecodeError(f"field {name!r} must be a decimal string, got {type(value).__name__}")
+    if pattern(value) is None:
+        sign = "" if pattern is _is_signed_text else "unsigned "
+        raise DecodeError(f"field {name!r} is not a plain {sign}decimal (ASCII digits, at most 18 each side of the point): "
+                          f"{short(value)}")
+    return value
+
+
+def decimal(value: Any, name: str) -> Decimal:
+    """A plain decimal string as a Decimal, of any sign (funding rates may be negative)."""
+    return Decimal(_text(value, name, _is_signed_text))
+
+
+def price(value: Any, name: str) -> Decimal:
+    """A price: a plain unsigned decimal > 0."""
+    d = Decimal(_text(value, name, _is_unsigned_text))
+    if not d:
+        raise DecodeError(f"price {name!r} must be > 0, got {short(value)}")
+    return d
+
+
+def size(value: Any, name: str) -> Decimal:
+    """The size of a fill, quote or book level: a plain unsigned decimal > 0."""
+    d = Decimal(_text(value, name, _is_unsigned_text))
+    if not d:
+        raise DecodeError(f"size {name!r} must be > 0, got {short(value)}")
+    return d
+
+
+def level_size(value: Any, name: str) -> Decimal:
+    """The size of a depth-diff level: a plain unsigned decimal, 0 included (0 deletes the level)."""
+    return Decimal(_text(value, name, _is_unsigned_text))
+
+
+def levels(prices: list[Any], sizes: list[Any], name: str, *, deletes: bool) -> tuple[Level, ...]:
+    """Book levels from their price and size strings: prices > 0, sizes > 0, or >= 0 when the
+    levels are a diff's (``deletes``: 0 removes a level). Checked in bulk: a book has hundreds."""
+    if prices and not _all_unsigned_texts(prices, sizes):
+        for p, q in zip(prices, sizes, strict=True):  # find the culprit, for the message
+            _text(p, f"{name} price", _is_unsigned_text)
+            _text(q, f"{name} size", _is_unsigned_text)
+    ds = [*map(Decimal, prices)]
+    qs = [*map(Decimal, sizes)]
+    if ds and not min(ds):
+        raise DecodeError(f"{name}: a level's price must be > 0")
+    if not deletes and qs and not min(qs):
+        raise DecodeError(f"{name}: a level's size must be > 0")
+    return tuple(zip(ds, qs, strict=True))
+
+
+def venue_id(value: Any, name: str) -> int:
+    """A trade or update id: an int in 0..2^63-1."""
+    if type(value) is not int:  # bool is not an int here
+        raise DecodeError(f"field {name!r} must be an integer, got {type(value).__name__}")
+    if not 0 <= value <= INT64_MAX:
+        raise DecodeError(f"id {name!r} must be in 0..2^63-1, got {short(value)}")
+    return value
+
+
+def ms_to_ns(value: Any, name: str) -> int:
+    """A time in integer ms, as ns that fit a signed 64-bit int."""
+    if type(value) is not int or not 0 <= value <= MS_MAX:
+        raise DecodeError(f"time field {name!r} must be an integer of ms in 0..{MS_MAX}, got {short(value)}")
+    return value * NS_PER_MS
+
+
+def _all_unsigned_texts(prices: list[Any], sizes: list[Any]) -> bool:
+    if not (all(map(str.__instancecheck__, prices)) and all(map(str.__instancecheck__, sizes))):
+        return False
+    joined = ",".join(prices) + "," + ",".join(sizes)
+    # A "," inside a value would split it into two that each look valid: count them.
+    return joined.count(",") == len(prices) + len(sizes) - 1 and _are_unsigned_texts(joined) is not None
+
+
+def check_not_crossed(bid: Decimal | None, ask: Decimal | None, what: str) -> None:
+    """``DecodeError`` unless bid < ask (either side may be absent)."""
+    if bid is not None and ask is not None and bid >= ask:
+        raise DecodeError(f"{what} is crossed or locked: bid {bid} >= ask {ask}")
+
+
+def check_levels_not_crossed(bids: tuple[Level, ...], asks: tuple[Level, ...], what: str) -> None:
+    """``DecodeError`` if the levels present (size > 0) on both sides cross: after applying them the
+    book would have a bid at or above an ask."""
+    if bids and asks:
+        # The highest bid level (and lowest ask) is nearly always an add: filter only when not.
+        top = max(bids)
+        best_bid = top[0] if top[1] else max([p for p, q in bids if q], default=None)
+        top = min(asks)
+        best_ask = top[0] if top[1] else min([p for p, q in asks if q], default=None)
+        check_not_crossed(best_bid, best_ask, what)
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """A bounded repr for error messages: a fuzzed frame may hold megabytes in one field."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
