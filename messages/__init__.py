@@ -58,7 +58,7 @@ from arbor.messages.orders import (
     RequestCancel,
     SubmitOrder,
 )
-from arbor.messages.position import PositionChanged
+from arbor.messages.position import RESTORED, PositionChanged
 from arbor.messages.registry import ALL_MESSAGE_TYPES
 from arbor.messages.risk import (
     ALL_SYMBOLS,

@@ -40,6 +40,7 @@ from arbor.actors.runtime.dispatcher import Dispatcher, id_source
 from arbor.actors.topology import symbol_of
 from arbor.config.settings import Settings
 from arbor.messages import (
+    RESTORED,
     ActionApproved,
     ActionDenied,
     ActorFailed,
@@ -671,7 +672,7 @@ class WorkerCore(Node):
                 continue
             msg = PositionChanged(symbol=s, state=snap.state, direction=snap.direction, qty=snap.qty,
                                   avg_entry_price=snap.avg_entry_price, realized_pnl=snap.realized_pnl, fees=snap.fees,
-                                  ts_event_ns=now, action_id=snap.action_id, cause="restored")
+                                  ts_event_ns=now, action_id=snap.action_id, cause=RESTORED)
             self.d.emit(f"{s}/position", [msg], 0)
         self.d.run()
 

@@ -23,10 +23,13 @@ from arbor.messages import (
     Action,
     ActionApproved,
     Direction,
+    Mandate,
     MandateKind,
+    MandateSet,
     MarketEventKind,
     PositionState,
     RawMarketEvent,
+    Regime,
     evolve_message,
     message_fields,
 )
@@ -304,6 +307,38 @@ def test_risk_holds_a_restarted_workers_symbols_halted_until_recovered(tmp_path:
     pump(c, w2)
     risk = c.status()["risk"]["symbols"]
     assert {s: risk[s]["state"] for s in MINE} == {BTC: "ACTIVE", ETH: "ACTIVE"}
+
+
+def entry_mandate_to(coord: CoordinatorCore, symbol: str, cycle: int) -> None:
+    """The Arbitrator hears an ENTRY mandate for ``symbol`` (as from its Regime); Risk approves it."""
+    now = time.time_ns()
+    ms = MandateSet(symbol=symbol, cycle=cycle, ts_event_ns=now, regime=Regime.TRENDING, strategy="test",
+                    mandates=(Mandate(kind=MandateKind.ENTRY, direction=Direction.LONG, size_hint=D("0.01"),
+                                      reason="test"),), mark_price=D("100"), data_ts_ns=now)
+    send(coord, "arbitrator", ms, f"{symbol}/regime")
+
+
+def test_reservations_across_worker_loss(tmp_path: Path) -> None:
+    """An entry approved for a worker that died before acting on it stops holding exposure and a
+    position slot once the restarted worker re-announces the symbol's position."""
+    c = coordinator(tmp_path, 1)
+    w1 = worker(tmp_path, 11, restarted=False)
+    c.worker_up(0, 11)
+    pump(c, w1)
+    entry_mandate_to(c, BTC, 5)
+    st = c.status()
+    assert st["risk"]["symbols"][BTC]["notional"] == "100.00", "the entry was approved and reserved"
+    assert BTC in st["arbitrator"]["occupied_symbols"]
+    kill(w1)  # the approval is still queued on the link: it never reaches the worker
+    c.worker_down(0, 11, "process exited")
+
+    w2 = worker(tmp_path, 12, restarted=True)
+    c.worker_up(0, 12)
+    pump(c, w2)
+    st = c.status()
+    assert st["risk"]["symbols"][BTC]["notional"] == "0"
+    assert st["risk"]["gross_exposure"] == "0"
+    assert BTC not in st["arbitrator"]["occupied_symbols"]
 
 
 def test_restarted_coordinator_restores_risk_and_arbitrator_and_stays_latched(tmp_path: Path) -> None:

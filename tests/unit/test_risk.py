@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal as D
 
+import attrs
 import pytest
 from arbor.actors.risk import RiskConfig, RiskLogic
 from arbor.actors.testing import ManualClock, make_ctx
@@ -255,6 +256,35 @@ def test_reservation_is_released_by_action_not_applicable():
     risk.handle(ActionNotApplicable(symbol="BTCUSDT", action_id=a.action_id, kind=MandateKind.ENTRY,
                                     state="OPEN", ts_event_ns=START))
     assert risk.book.symbol_notional("BTCUSDT") == 0
+
+
+def test_restored_flat_position_releases_a_lost_entrys_reservation():
+    """A position re-announced FLAT after its process restarted frees an approval it never acted on."""
+    risk = make()
+    decide(risk, qty="0.4")  # approved, then lost with the worker that was to place it
+    risk.handle(attrs.evolve(position(state=PositionState.FLAT, qty="0"), cause="restored"))
+    assert risk.book.symbol_notional("BTCUSDT") == 0
+    assert risk.book.reservations() == ()
+
+
+def test_restored_entering_position_keeps_only_its_own_reservation():
+    """A position re-announced ENTERING keeps its pending entry's reservation, none of the others."""
+    risk = make()
+    lost = decide(risk, qty="0.1").action
+    kept = decide(risk, qty="0.2").action
+    risk.handle(attrs.evolve(position(state=PositionState.ENTERING, qty="0", action_id=kept.action_id),
+                             cause="restored"))
+    assert [r.action_id for r in risk.book.reservations()] == [kept.action_id]
+    assert lost.action_id != kept.action_id
+    assert risk.book.symbol_notional("BTCUSDT") == D("10000")
+
+
+def test_restored_position_of_one_symbol_leaves_other_symbols_reservations():
+    """Re-announcing one symbol's position settles that symbol's reservations only."""
+    risk = make()
+    decide(risk, qty="0.1", symbol="ETHUSDT", price="2000")
+    risk.handle(attrs.evolve(position(state=PositionState.FLAT, qty="0"), cause="restored"))
+    assert risk.book.symbol_notional("ETHUSDT") == D("200")
 
 
 def test_open_position_carries_its_own_exposure():
