@@ -78,9 +78,15 @@ def worker_link(slot: int) -> str:
     return f"worker-{slot}"
 
 
-def msg_id_base(slot: int, incarnation_index: int) -> int:
-    """Message ids unique across the processes of a run: the coordinator from 1, worker k above 2**44*(k+1)."""
-    return ((slot + 1) << 44) + ((incarnation_index & 0xFF) << 36) + 1 if slot >= 0 else 1
+MSG_IDS_PER_INCARNATION_BITS = 40  # 1.1e12 ids per process: ~35 years at 1,000 messages a second
+
+
+def msg_id_base(incarnation: int) -> int:
+    """The first message id of a process: incarnations come from the supervisor's one counter
+    (``incarnations.IncarnationCounter``), so each process owns the ids
+    ``[incarnation << 40, (incarnation + 1) << 40)`` and no two processes of a run, restarts
+    included, issue the same id; a later incarnation's ids are above every earlier one's."""
+    return (incarnation << MSG_IDS_PER_INCARNATION_BITS) + 1
 
 
 def setup_node_logging(var_dir: str | Path, name: str, level: str) -> JsonLinesSink:
@@ -385,7 +391,8 @@ class CoordinatorCore(Node):
         # A restarted Coordinator's Risk and Arbitrator resume from the store (books, trading
         # states, reservations, pending entries), never from constructor defaults.
         self.open_state(actors, self.events)
-        self.d = Dispatcher(actors, self.clock, id_source(1), remote=self._remote, observers=(self.observer,))
+        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)), remote=self._remote,
+                            observers=(self.observer,))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -607,7 +614,7 @@ class WorkerCore(Node):
     """The full subtrees of a set of symbols and their own market feed."""
 
     def __init__(self, settings: Settings, run_id: str, var_dir: str, slot: int, incarnation: int,
-                 incarnation_index: int, symbols: tuple[str, ...], restarted: bool, coordinator_incarnation: int) -> None:
+                 symbols: tuple[str, ...], restarted: bool, coordinator_incarnation: int) -> None:
         super().__init__(settings, run_id, var_dir, incarnation)
         self.name = worker_link(slot)
         self.slot = slot
@@ -622,7 +629,7 @@ class WorkerCore(Node):
         # Positions, orders and the paper venue's records come back from the store (a restarted
         # worker) before recovery reconciles them with the venue.
         self.open_state(actors, self.events)
-        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(slot, incarnation_index)),
+        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)),
                             remote=self._remote, observers=(self.probe,))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)

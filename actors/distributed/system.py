@@ -952,7 +952,7 @@ class WorkerActor(_NodeActor):
         self._hold_links = True
         symbols = tuple(plan.assignment.get(msg.slot, ()))
         self.core = WorkerCore(settings, plan.run_id, plan.var_dir, msg.slot, msg.incarnation,
-                               msg.incarnation % 251, symbols, msg.restarted, msg.coordinator_incarnation)
+                               symbols, msg.restarted, msg.coordinator_incarnation)
         self.core.queued_remote = self._send_now
         self._settle_heap()
         self._cpu0 = time.process_time()  # CPU of the run, not of building the node
@@ -1040,6 +1040,7 @@ class ClusterSupervisor(Actor):
 
     # -- start ------------------------------------------------------------------------------
     def _start(self, plan: ClusterPlan, sender: Any) -> None:
+        from arbor.actors.distributed.incarnations import IncarnationCounter
         from arbor.actors.distributed.nodes import setup_node_logging
         from arbor.supervision.intensity import RestartIntensity
 
@@ -1064,6 +1065,7 @@ class ClusterSupervisor(Actor):
         self.intensity: dict[str, Any] = {}
         self._make_intensity = lambda: RestartIntensity(c.intensity, c.period_s)
         self.coord_incarnation = 0
+        self.incarnations = IncarnationCounter(plan.var_dir)
         if plan.remote_slots:
             self.notifyOnSystemRegistrationChanges(True)
         self._start_coordinator()
@@ -1074,7 +1076,7 @@ class ClusterSupervisor(Actor):
         self._tick()
 
     def _start_coordinator(self) -> None:
-        inc = time.time_ns()
+        inc = self.incarnations.next()
         addr = self.createActor(CoordinatorActor)
         p = self.procs["coordinator"] = _Proc("coordinator", "coordinator", -1, addr, inc)
         p.restarts = getattr(self, "_coord_restarts", 0)
@@ -1083,7 +1085,7 @@ class ClusterSupervisor(Actor):
 
     def _start_worker(self, slot: int, restarted: bool, remote: bool = False) -> None:
         name = f"worker-{slot}"
-        inc = time.time_ns()
+        inc = self.incarnations.next()
         req = {WORKER_HOST_CAPABILITY: True} if remote else None
         addr = self.createActor(WorkerActor, targetActorRequirements=req)
         old = self.procs.get(name)

@@ -62,7 +62,7 @@ def no_writer_thread(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def worker(var: Path, incarnation: int, restarted: bool, run_id: str = RUN) -> WorkerCore:
-    w = WorkerCore(SETTINGS, run_id, str(var), 0, incarnation, incarnation, MINE, restarted, 1)
+    w = WorkerCore(SETTINGS, run_id, str(var), 0, incarnation, MINE, restarted, 1)
     _LIVE.append(w)
     return w
 
@@ -385,6 +385,23 @@ def test_restored_risk_learns_of_a_recovery_it_missed(tmp_path: Path) -> None:
     risk = c2.status()["risk"]
     assert {s: risk["symbols"][s]["state"] for s in MINE} == {BTC: "ACTIVE", ETH: "ACTIVE"}
     assert risk["kill_switch"]["engaged"]  # released symbols, but nothing trades until an operator reset
+
+
+def issued_ids(node: Node, n: int = 3) -> list[int]:
+    return [node.external("risk", None).msg_id for _ in range(n)]
+
+
+def test_message_ids_grow_across_every_restart(tmp_path: Path) -> None:
+    """Each incarnation's message ids lie above every earlier incarnation's, whichever node it is
+    (a restarted Coordinator does not start at 1 again; worker incarnations 251 apart do not collide)."""
+    runs: list[list[int]] = []
+    for make_node in (lambda: coordinator(tmp_path, 1), lambda: worker(tmp_path, 2, restarted=False),
+                      lambda: coordinator(tmp_path, 3), lambda: worker(tmp_path, 253, restarted=True)):
+        node = make_node()
+        runs.append(issued_ids(node))
+        close(node)
+    for earlier, later in zip(runs, runs[1:], strict=False):
+        assert min(later) > max(earlier)
 
 
 # -- link start-up ----------------------------------------------------------------------------
