@@ -33,8 +33,8 @@ from arbor.actors.cluster.build import (
 )
 from arbor.actors.cluster.logs import JsonLinesSink, secret_values, stderr_sink
 from arbor.actors.distributed.latch import read_latch, write_latch
-from arbor.actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.actors.distributed.procs import rss_kb
+from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.actors.runtime.clock import HandlerClock
 from arbor.actors.runtime.dispatcher import Dispatcher, id_source
 from arbor.actors.topology import symbol_of
@@ -194,7 +194,6 @@ class Node:
         c = getattr(settings, "cluster", None)
         self._window = getattr(c, "link_window", 4096)
         self._batch = getattr(c, "link_batch", 256)
-        self._rto = getattr(c, "link_rto_ms", 250) / 1000
         self._tick_s = settings.run.tick_interval_ms / 1000
         self._next_tick = time.monotonic() + self._tick_s
         self._tick_groups: list[list[str]] | None = None  # tick receivers by symbol (see maybe_tick)
@@ -229,7 +228,7 @@ class Node:
                 "writes": p.writes, "write_ahead": p.write_ahead, "errors": p.errors}
 
     def new_sender(self, link: str) -> LinkSender:
-        return LinkSender(link, self.incarnation, window=self._window, max_batch=self._batch, rto_s=self._rto)
+        return LinkSender(link, self.incarnation, window=self._window, max_batch=self._batch)
 
     # -- inbound ----------------------------------------------------------------------------
     def _deliver_items(self, items: list[bytes]) -> None:
@@ -247,7 +246,7 @@ class Node:
     def on_ack(self, ack: LinkAck) -> None:
         for s in self.senders.values():
             if s.link == ack.link:
-                s.on_ack(ack, time.monotonic())
+                s.on_ack(ack)
 
     def external(self, receiver: str, msg: Any, sender: str = "operator", recv_ns: int | None = None) -> Envelope:
         now = self.clock.now_ns()
@@ -292,10 +291,25 @@ class Node:
         self.d.run()
 
     # -- outbound ---------------------------------------------------------------------------
-    def due(self, mono: float | None = None) -> list[tuple[str, LinkBatch]]:
+    def due(self) -> list[tuple[str, LinkBatch]]:
         """Batches to send now, as (peer, batch)."""
-        now = time.monotonic() if mono is None else mono
-        return [(peer, b) for peer, s in self.senders.items() for b in s.due(now)]
+        return [(peer, b) for peer, s in self.senders.items() for b in s.due()]
+
+    def inbound_link(self, peer: str) -> str:
+        """The name of the link on which ``peer`` sends to this node."""
+        return peer
+
+    def resync(self, peer: str) -> LinkAck | None:
+        """The connection to ``peer`` was made (again): everything unacknowledged goes to it again,
+        and the ack to send asks it for everything after what arrived (``None``: nothing did yet)."""
+        self.rewind(peer)
+        return self.receiver.resync(self.inbound_link(peer))
+
+    def rewind(self, peer: str) -> None:
+        """What was sent to ``peer`` and not acknowledged goes again (a refused send, a reconnect)."""
+        sender = self.senders.get(peer)
+        if sender is not None:
+            sender.rewind()
 
     def link_stats(self) -> dict[str, Any]:
         return {"senders": {p: {"in_flight": s.in_flight, "backlog": s.backlog, **vars(s.stats)}
@@ -466,8 +480,8 @@ class CoordinatorCore(Node):
     def _hold_early(self, batch: LinkBatch) -> None:
         """A batch from a worker incarnation newer than any announced yet: its ``WorkerUp`` (through
         thespian, from the supervisor) is still on its way, and the batch came first on the data
-        port. Keep it for ``take_early`` instead of leaving the worker to retransmit after its
-        timeout (a 250-500 ms delay of every restarted worker's first decisions)."""
+        port. Keep it for ``take_early`` (what did not fit is asked for again once the Worker is
+        announced: see the shim's resync)."""
         if not batch.link.startswith("worker-"):
             return
         slot = int(batch.link[7:])
@@ -705,6 +719,9 @@ class WorkerCore(Node):
         sender.submit(self.codec.encode_envelope(env))
         if self.queued_remote is not None:
             self.queued_remote()
+
+    def inbound_link(self, peer: str) -> str:
+        return f"{COORDINATOR_LINK}>{self.name}"
 
     def on_batch(self, batch: LinkBatch) -> LinkAck | None:
         if batch.link != f"{COORDINATOR_LINK}>{self.name}" or batch.epoch != self.coordinator_incarnation:

@@ -3,7 +3,7 @@
 All three are thin shims: they turn thespian messages into calls on the node cores
 (``actors.distributed.nodes``) and send what the cores' links say is due. Each handler runs to
 completion on the process's single thread, so the cores need no locks. A node's poll delivers
-the market frames that are due (a Worker), the timer ticks, link retransmissions and owed acks,
+the market frames that are due (a Worker), the timer ticks, owed link acks,
 the status file (its heartbeat) and a check that its supervisor is still alive (if it is not,
 the process exits: nothing trades unsupervised). Polls are rung by a ``Waker`` at the time
 they are due, with a slow thespian ``wakeupAfter`` chain as a backstop; link traffic between
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from arbor.actors.distributed.latch import write_latch
-from arbor.actors.distributed.link import LinkBatch
 from arbor.actors.distributed.procs import alive, descendants, kill_all
+from arbor.actors.distributed.session import LinkAck, LinkBatch
 from arbor.actors.distributed.transport import ZmqPort
 from arbor.actors.distributed.wire import (
     Ack,
@@ -91,6 +91,7 @@ INBOUND_POLL_S = 0.0003
 # this long ago: then it rides with what the rest of the dispatcher run produces (a busy node
 # still sends batches, not one frame per envelope).
 LINGER_S = 0.001
+ACK_DELAY_S = 0.02  # an owed ack waits at most this long for a batch going back to ride on
 
 
 def _settings(plan: ClusterPlan):
@@ -324,10 +325,14 @@ class _NodeActor(Actor):
 
     def _inbox(self) -> None:
         """Handle received link frames: every ack at once (an ack queued behind seconds of
-        decisions would make the peer retransmit), then batches for at most ``INBOX_SLICE_S``;
+        decisions would stall the peer's window), then batches for at most ``INBOX_SLICE_S``;
         if some are left, poll again at once (the poll handles the rest after the heartbeat)."""
         data = self._data
-        if data is None or not (data.acks or data.inbox):
+        if data is None:
+            return
+        if data.take_connected():
+            self._resync("coordinator")
+        if not (data.acks or data.inbox):
             return
         acks, data.acks = data.acks, []
         for a in acks:
@@ -380,10 +385,17 @@ class _NodeActor(Actor):
         if ready:
             data.receive()
 
-    def _send_to(self, peer: str, msg: Any) -> None:
-        """Onto the data plane only (never thespian): what zmq refuses, the link resends."""
-        if self._data is not None:
-            self._data.send(peer, msg)
+    def _send_to(self, peer: str, msg: LinkBatch | LinkAck) -> bool:
+        """Onto the data plane only (never thespian); False if zmq refused it."""
+        return self._data is not None and self._data.send(peer, msg)
+
+    def _resync(self, peer: str) -> None:
+        """The connection to ``peer`` is (again) up: resend what it has not acknowledged and ask
+        it for what did not arrive from it."""
+        ask = self.core.resync(peer)
+        if ask is not None:
+            self._send_to(peer, ask)
+        self._flush()
 
     def _rescue(self) -> None:
         """Re-arm a timer chain that has not fired for far longer than its period."""
@@ -398,9 +410,9 @@ class _NodeActor(Actor):
 
     def _link_params(self, settings: Any) -> None:
         c = settings.cluster
-        # An ack waits for a batch going back to ride on, but never long enough for the peer's
-        # retransmission timer (link_rto_ms) to fire, nor while a quarter of a window is unacked.
-        self._ack_delay_s = min(0.05, c.link_rto_ms / 1000 / 4)
+        # An ack waits for a batch going back to ride on, but at most ACK_DELAY_S, and not while
+        # a quarter of the peer's window is unacked (its window would stall).
+        self._ack_delay_s = ACK_DELAY_S
         self._ack_items = max(1, c.link_window // 4)
 
     def _on_batch(self, batch: LinkBatch, peer: str) -> None:
@@ -409,6 +421,10 @@ class _NodeActor(Actor):
             self.core.on_ack(batch.ack)
         ack = self.core.on_batch(batch)
         if ack is None:
+            return
+        if ack.resend:  # a gap: the peer resends at once, not after our ack delay
+            self._acks.pop(peer, None)
+            self._send_to(peer, ack)
             return
         owed = self._acks.get(peer)
         if owed is None:
@@ -422,11 +438,18 @@ class _NodeActor(Actor):
         that have waited long enough on their own."""
         if self._hold_links:
             return
+        refused: set[str] = set()
         for peer, batch in self.core.due():
+            if peer in refused:
+                continue  # rewound: it goes again, in order, with the next flush
             owed = self._acks.pop(peer, None)
             if owed is not None:
                 batch = replace(batch, ack=owed[0])
-            self._send_to(peer, batch)
+            if not self._send_to(peer, batch):
+                refused.add(peer)
+                self.core.rewind(peer)
+                if owed is not None:
+                    self._acks[peer] = owed
             self._sent_at = time.perf_counter()
         if self._acks:
             mono = time.monotonic()
@@ -583,6 +606,7 @@ class CoordinatorActor(_NodeActor):
                 self._data.set_peer(f"worker-{msg.slot}", msg.data)
             for batch in core.take_early(msg.slot):
                 self._on_batch(batch, batch.link)
+            self._resync(f"worker-{msg.slot}")  # anything it sent before this that was not held
             self._flush()
         elif isinstance(msg, WorkerDown):
             core.worker_down(msg.slot, msg.incarnation, msg.reason)
@@ -598,7 +622,7 @@ class CoordinatorActor(_NodeActor):
         elif isinstance(msg, ActorExitRequest):
             self._exit()
         elif isinstance(msg, PoisonMessage):
-            pass  # an undeliverable send (a peer died): the link retransmits or the peer is replaced
+            pass  # an undeliverable control message (a peer died): the peer is replaced
 
     def _start(self, msg: StartCoordinator, sender: Any) -> None:
         from arbor.actors.distributed.nodes import CoordinatorCore, setup_node_logging

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgpack
 import zmq
-from arbor.actors.distributed.link import LinkAck, LinkBatch
+from arbor.actors.distributed.session import LinkAck, LinkBatch
 from loguru import logger
 
 HIGH_WATER = 100_000  # frames queued per peer before a send is refused (the link resends later)
@@ -69,6 +69,8 @@ class ZmqPort:
         self._public = self._secret = b""
         self._peer_endpoint: tuple = ()
         self.sock: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None  # a Worker's: handshakes with the Coordinator
+        self._connects = 0  # handshakes seen and not yet taken (``take_connected``)
         if role == "coordinator":
             self._bind()
         else:  # a Worker always has a key: it may join a Coordinator that binds beyond loopback
@@ -108,7 +110,7 @@ class ZmqPort:
         return self._public.decode()
 
     def fds(self) -> list[int]:
-        return [self.sock.getsockopt(zmq.FD)] if self.sock is not None else []
+        return [int(self.sock.getsockopt(zmq.FD))] if self.sock is not None else []
 
     def set_peer(self, peer: str, endpoint: tuple) -> None:
         """A Worker: connect to the Coordinator at ``(host, port, server_key)`` (a new endpoint
@@ -128,6 +130,7 @@ class ZmqPort:
             s.curve_serverkey = key.encode()
             s.curve_publickey = self._public
             s.curve_secretkey = self._secret
+        self._monitor = s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         s.connect(f"tcp://{host}:{port}")  # asynchronous: never blocks this thread
         self.sock, self._peer_endpoint = s, tuple(endpoint)
 
@@ -135,8 +138,31 @@ class ZmqPort:
         if self.role == "coordinator":
             return
         if self.sock is not None:
+            self._close_monitor()
             self.sock.close(0)
         self.sock, self._peer_endpoint = None, ()
+
+    def _close_monitor(self) -> None:
+        if self._monitor is not None and self.sock is not None:
+            self.sock.disable_monitor()
+            self._monitor.close(0)
+        self._monitor = None
+
+    def take_connected(self) -> bool:
+        """Whether the connection to the Coordinator was made (again) since the last call: the
+        session then resends what is unacknowledged and asks for what it missed."""
+        self._drain_monitor()
+        seen, self._connects = self._connects > 0, 0
+        return seen
+
+    def _drain_monitor(self) -> None:
+        m = self._monitor
+        while m is not None:
+            try:
+                m.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._connects += 1
 
     # -- traffic --------------------------------------------------------------------------------
     def send(self, peer: str, msg: LinkBatch | LinkAck) -> bool:
@@ -160,7 +186,9 @@ class ZmqPort:
 
     def pending(self) -> bool:
         """Whether frames wait to be read (zmq's fd only signals edges: check before waiting)."""
-        return self.sock is not None and bool(self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+        if self._monitor is not None and int(self._monitor.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            return True
+        return self.sock is not None and bool(int(self.sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for frames; True if some can be read."""
@@ -197,6 +225,7 @@ class ZmqPort:
 
     def close(self) -> None:
         if self.sock is not None:
+            self._close_monitor()
             self.sock.close(0)
             self.sock = None
         if self._auth is not None:
@@ -208,15 +237,15 @@ def encode_frame(msg: LinkBatch | LinkAck) -> bytes:
     if isinstance(msg, LinkBatch):
         a = msg.ack
         return msgpack.packb([0, msg.link, msg.epoch, msg.first_seq, list(msg.items),
-                              None if a is None else [a.link, a.epoch, a.upto]], use_bin_type=True)
-    return msgpack.packb([1, msg.link, msg.epoch, msg.upto], use_bin_type=True)
+                              None if a is None else [a.link, a.epoch, a.upto, a.resend]], use_bin_type=True)
+    return msgpack.packb([1, msg.link, msg.epoch, msg.upto, msg.resend], use_bin_type=True)
 
 
 def _ack_of(v: list) -> LinkAck:
-    link, epoch, upto = v
-    if type(link) is not str or type(epoch) is not int or type(upto) is not int:
+    link, epoch, upto, resend = v
+    if type(link) is not str or type(epoch) is not int or type(upto) is not int or type(resend) is not bool:
         raise ValueError("malformed ack")
-    return LinkAck(link, epoch, upto)
+    return LinkAck(link, epoch, upto, resend)
 
 
 def decode_frame(raw: bytes) -> LinkBatch | LinkAck:
@@ -231,6 +260,6 @@ def decode_frame(raw: bytes) -> LinkBatch | LinkAck:
                 or not all(type(x) is bytes for x in items):
             raise ValueError("malformed batch")
         return LinkBatch(link, epoch, first, tuple(items), None if ack is None else _ack_of(ack))
-    if v[0] == 1 and len(v) == 4:
+    if v[0] == 1 and len(v) == 5:
         return _ack_of(v[1:])
     raise ValueError(f"unknown link frame tag {v[0]!r}")

@@ -2,9 +2,9 @@
 
 These are thespian messages (pickled by thespian between processes); they carry configuration,
 addresses, pids and incarnations, never trading messages. Trading traffic crosses only inside
-``link.LinkBatch`` as msgpack bytes in the journal's envelope encoding (``messages.codec``),
-on each node's data port (``system.DataPort``) once its peer knows it, else as thespian messages.
-A ``data`` field is a node's data port, ``(host, port)``, or ``()`` if it has none.
+``session.LinkBatch`` as msgpack bytes in the journal's envelope encoding (``messages.codec``),
+on the ZeroMQ data plane (``transport.ZmqPort``), never as thespian messages. A ``data`` field
+is the Coordinator's endpoint ``(host, port, server_key)`` or a Worker's CURVE key ``(key,)``.
 """
 
 from __future__ import annotations
