@@ -297,6 +297,16 @@ def test_open_position_carries_its_own_exposure():
     assert risk.status()["gross_exposure"] == "12000.0"
 
 
+def test_status_gives_each_symbols_pnl_net_of_fees_at_the_latest_mark():
+    """A symbol's status pnl is realized - fees + unrealized at the last mark."""
+    risk = make()
+    risk.handle(position(qty="1", direction=Direction.SHORT, entry="2000", realized="150", fees="10",
+                         symbol="ETHUSDT"))
+    risk.handle(action(risk, kind=MandateKind.HOLD, symbol="ETHUSDT", qty="0", price="1900"))
+    assert D(risk.status()["symbols"]["ETHUSDT"]["pnl"]) == D("240")
+    assert D(risk.status()["symbols"]["BTCUSDT"]["pnl"]) == 0
+
+
 def test_equity_counts_realized_fees_and_unrealized_short():
     """Equity = start + realized - fees + (mark - avg) * qty * sign, SHORT included."""
     risk = make()
