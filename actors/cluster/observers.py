@@ -209,6 +209,18 @@ class TradeLog(_Quiet):
             self._fh.close()
 
 
+class LinkedTradeLog(TradeLog):
+    """The trade log of a Worker process: its approvals are emitted by Risk in the Coordinator's
+    process and arrive over the link, so it also watches what each position handles. Every
+    Worker appends whole lines to the run's one ``trades.jsonl``."""
+
+    wants_inputs = True
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        if type(env.payload) is ActionApproved and actor_id.endswith("/position"):
+            self.emitted(env, ())
+
+
 _LOGGED = {
     "OrderFilled.v1", "OrderRejected.v1", "OrderCanceled.v1", "OrderTimedOut.v1", "PlaceOrder.v1",
     "ActionDenied.v1", "ActionApproved.v1", "TradingStateChanged.v1", "KillSwitchEngaged.v1",

@@ -32,6 +32,7 @@ from arbor.actors.cluster.build import (
     supervisor_for,
 )
 from arbor.actors.cluster.logs import JsonLinesSink, secret_values, stderr_sink
+from arbor.actors.cluster.observers import LinkedTradeLog
 from arbor.actors.distributed.latch import read_latch, write_latch
 from arbor.actors.distributed.procs import rss_kb
 from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
@@ -643,8 +644,10 @@ class WorkerCore(Node):
         # Positions, orders and the paper venue's records come back from the store (a restarted
         # worker) before recovery reconciles them with the venue.
         self.open_state(actors, self.events)
+        # The run's trade log, as one process writes it (bin/report reads it).
+        self.trades = LinkedTradeLog(self.var_dir / "trades.jsonl", settings.run.mode)
         self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)),
-                            remote=self._remote, observers=(self.probe,))
+                            remote=self._remote, observers=(self.probe, self.trades))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -810,3 +813,4 @@ class WorkerCore(Node):
             super().close()
         finally:
             self.events.close()
+            self.trades.close()

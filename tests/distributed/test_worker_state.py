@@ -285,6 +285,22 @@ def test_clean_close_commits_everything_queued(tmp_path: Path) -> None:
     assert logic(w2, BTC, "position").snapshot() == pos
 
 
+def test_worker_writes_each_closed_round_trip_to_the_trade_log(tmp_path: Path) -> None:
+    """A Worker's round trip (entry approved over the link, filled, exited) is one line of <var>/trades.jsonl, as in one process."""
+    w = worker(tmp_path, 1, restarted=False)
+    quote(w, BTC, "99.9", "100.0", "1")
+    approve_entry(w, BTC, 7, "0.004", "100.0")
+    assert logic(w, BTC, "position").snapshot().state is PositionState.OPEN
+    now = time.time_ns()
+    exit_ = Action(action_id=f"{RUN}:{BTC}:8", symbol=BTC, cycle=8, kind=MandateKind.EXIT, direction=Direction.LONG,
+                   qty=D("0.004"), mark_price=D("99.9"), data_ts_ns=now, ts_event_ns=now, reason="take profit")
+    send(w, f"{BTC}/position", ActionApproved(symbol=BTC, action=exit_, ts_event_ns=now), "risk")
+    assert logic(w, BTC, "position").snapshot().state is PositionState.FLAT
+    (line,) = [json.loads(x) for x in (tmp_path / "trades.jsonl").read_text().splitlines()]
+    assert line["symbol"] == BTC and line["side"] == "LONG" and line["size"] == "0.004"
+    assert line["entry_mandate"] == "test" and line["exit_reason"] == "take profit"
+
+
 # -- coordinator ------------------------------------------------------------------------------
 def test_risk_holds_a_restarted_workers_symbols_halted_until_recovered(tmp_path: Path) -> None:
     """Risk keeps a killed worker's symbols HALTED, learns the restored positions, and releases them on SymbolRecovered."""
