@@ -84,7 +84,7 @@ __all__ = [
     "CancelOpenOrders", "CancelOrder", "DuplicateOrderSuppressed", "OrderAccepted", "OrderCanceled", "OrderFilled",
     "OrderRejected", "OrderStatusReported", "OrderTimedOut", "PlaceOrder", "PositionReported", "QueryOrder",
     "QueryPosition", "Reconcile", "ReconciliationCompleted", "RequestCancel", "SubmitOrder",
-    "PositionChanged",
+    "PositionChanged", "RESTORED",
     "ALL_MESSAGE_TYPES",
     "ALL_SYMBOLS", "EngageKillSwitch", "KillSwitchEngaged", "KillSwitchReset", "KillSwitchResetRefused",
     "ResetKillSwitch", "SetTradingState", "TradingStateChanged",

@@ -94,7 +94,8 @@ def listening(pids: Iterable[int] | None = None) -> list[tuple[str, int, int]]:
     wanted = None if pids is None else set(pids)
     out = []
     for c in psutil.net_connections(kind="tcp"):
-        if c.status != psutil.CONN_LISTEN or (wanted is not None and c.pid not in wanted):
+        if c.status != psutil.CONN_LISTEN or not c.laddr or (wanted is not None and c.pid not in wanted):
             continue
-        out.append((c.laddr.ip, c.laddr.port, c.fd))
+        ip, port = c.laddr
+        out.append((ip, port, c.fd))
     return out

@@ -16,6 +16,7 @@ def test_descendants_include_grandchildren_and_leave_with_them() -> None:
                               "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
                               "'import time; time.sleep(60)']); print(p.pid, flush=True); p.wait()"],
                              stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
     try:
         grandchild = int(child.stdout.readline())
         below = descendants(os.getpid())

@@ -45,7 +45,8 @@ def run(n: int, breaks: float, dup: float, max_delay: int, seed: int, window: in
         for b in ready:
             items, ack = rx.on_batch(b)
             got.extend(_ints(items))
-            back.append((step + rng.randint(0, max_delay), ack))
+            if ack is not None:
+                back.append((step + rng.randint(0, max_delay), ack))
         acks, back = [a for t, a in back if t <= step], [(t, a) for t, a in back if t > step]
         for a in acks:
             tx.on_ack(a)
