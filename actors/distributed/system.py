@@ -27,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import zmq
 from arbor.actors.distributed.latch import write_latch
 from arbor.actors.distributed.procs import alive, descendants, kill_all
 from arbor.actors.distributed.session import LinkAck, LinkBatch
@@ -289,11 +290,11 @@ class _NodeActor(Actor):
         gc.collect()
         gc.freeze()
 
-    def _open_data(self, settings: Any, role: str, name: str) -> tuple:
+    def _open_data(self, settings: Any, role: str, name: str, keypair: tuple = (), allowed: tuple = ()) -> tuple:
         """The node's end of the data plane; what goes to the supervisor in ``Started.data``:
         the Coordinator's endpoint ``(host, port, server_key)``, a Worker's CURVE key ``(key,)``."""
         host = os.environ.get("THESPIAN_BASE_IPADDR") or settings.cluster.bind_host
-        self._data = ZmqPort(role, name, host)
+        self._data = ZmqPort(role, name, host, keypair=keypair, allowed=allowed)
         if role == "coordinator":
             return self._data.endpoint
         return (self._data.public_key,)
@@ -635,7 +636,7 @@ class CoordinatorActor(_NodeActor):
         self._poll_s = max(0.001, settings.cluster.coordinator_poll_ms / 1000)
         self._link_params(settings)
         self._node_process(settings)
-        data = self._open_data(settings, "coordinator", "coordinator")
+        data = self._open_data(settings, "coordinator", "coordinator", allowed=msg.worker_keys)
         self.core = CoordinatorCore(settings, plan.run_id, plan.var_dir, msg.incarnation,
                                     {int(k): tuple(v) for k, v in plan.assignment.items()})
         self.core.queued_remote = self._send_now
@@ -729,7 +730,7 @@ class WorkerActor(_NodeActor):
         self._budget = settings.cluster.feed_budget
         self._link_params(settings)
         self._node_process(settings)
-        data = self._open_data(settings, "worker", name)
+        data = self._open_data(settings, "worker", name, keypair=msg.curve_keypair)
         self._hold_links = True
         symbols = tuple(plan.assignment.get(msg.slot, ()))
         self.core = WorkerCore(settings, plan.run_id, plan.var_dir, msg.slot, msg.incarnation,
@@ -847,6 +848,9 @@ class ClusterSupervisor(Actor):
         self._make_intensity = lambda: RestartIntensity(c.intensity, c.period_s)
         self.coord_incarnation = 0
         self.incarnations = IncarnationCounter(plan.var_dir)
+        # One CURVE key pair per worker slot for the run: the Coordinator knows every public key
+        # from its start, so a Worker is never refused for connecting before its WorkerUp.
+        self.worker_keys = {slot: tuple(k.decode() for k in zmq.curve_keypair()) for slot in plan.assignment}
         if plan.remote_slots:
             self.notifyOnSystemRegistrationChanges(True)
         self._start_coordinator()
@@ -862,7 +866,8 @@ class ClusterSupervisor(Actor):
         p = self.procs["coordinator"] = _Proc("coordinator", "coordinator", -1, addr, inc)
         p.restarts = getattr(self, "_coord_restarts", 0)
         self.coord_incarnation = inc
-        self.send(addr, StartCoordinator(self.plan, inc, os.getpid()))
+        self.send(addr, StartCoordinator(self.plan, inc, os.getpid(),
+                                         tuple(pub for pub, _ in self.worker_keys.values())))
 
     def _start_worker(self, slot: int, restarted: bool, remote: bool = False) -> None:
         name = f"worker-{slot}"
@@ -875,7 +880,7 @@ class ClusterSupervisor(Actor):
         p.restarts = old.restarts if old is not None else 0
         coord = self.procs["coordinator"]
         self.send(addr, StartWorker(self.plan, slot, inc, restarted or remote, coord.address, coord.incarnation,
-                                    0 if remote else os.getpid()))
+                                    0 if remote else os.getpid(), self.worker_keys.get(slot, ())))
 
     def _start_remote(self) -> None:
         for slot in self.plan.remote_slots:

@@ -11,7 +11,10 @@ a broken connection loses, the link resends.
 **Trust.** On a loopback bind the sockets are plain (only this host reaches them). On any other
 bind the Coordinator is a CURVE server: traffic is encrypted, the Worker checks the server's
 key (from ``CoordinatorUp``) and the Coordinator accepts only the Worker keys the supervisor
-announced in ``WorkerUp`` (ZAP, on pyzmq's authenticator thread, which only reads that set).
+made for the run's slots (``StartCoordinator.worker_keys``, each Worker its slot's pair in
+``StartWorker``; ZAP, on pyzmq's authenticator thread, which only reads that set). Known from
+the Coordinator's start, a key is never refused because its ``WorkerUp`` came late (a refused
+handshake is not retried by zmq).
 The keys travel on thespian's control plane: the data plane is as trusted as that plane is.
 
 ``fd`` is zmq's edge-triggered notification descriptor: the node's thread must drain the socket
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -57,7 +61,10 @@ class _AllowedKeys:
 class ZmqPort:
     """One node's end of the data plane (see the module docstring); runs on the node's thread."""
 
-    def __init__(self, role: str, name: str, host: str, curve: bool | None = None) -> None:
+    def __init__(self, role: str, name: str, host: str, curve: bool | None = None,
+                 keypair: tuple[str, str] | tuple[()] = (), allowed: Iterable[str] = ()) -> None:
+        """``keypair``: a Worker's CURVE (public, secret) keys, z85; ``allowed``: the Worker public
+        keys a Coordinator accepts from the start (the supervisor makes one pair per slot)."""
         self.role, self.name, self.host = role, name, host
         self.curve = needs_curve(host) if curve is None else curve
         self.ctx = zmq.Context(io_threads=1)
@@ -66,6 +73,7 @@ class ZmqPort:
         self.stats = {"frames_out": 0, "frames_in": 0, "send_refused": 0, "bad_frames": 0, "curve": self.curve}
         self._auth: Any = None
         self._allowed = _AllowedKeys()
+        self._allowed.keys.update(k.encode() for k in allowed)
         self._public = self._secret = b""
         self._peer_endpoint: tuple = ()
         self.sock: zmq.Socket | None = None
@@ -73,6 +81,8 @@ class ZmqPort:
         self._connects = 0  # handshakes seen and not yet taken (``take_connected``)
         if role == "coordinator":
             self._bind()
+        elif keypair:
+            self._public, self._secret = keypair[0].encode(), keypair[1].encode()
         else:  # a Worker always has a key: it may join a Coordinator that binds beyond loopback
             self._public, self._secret = zmq.curve_keypair()
 

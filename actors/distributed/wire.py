@@ -30,6 +30,7 @@ class StartCoordinator:
     plan: ClusterPlan
     incarnation: int
     supervisor_pid: int
+    worker_keys: tuple = ()  # every worker slot's CURVE public key (z85): the data plane accepts these
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class StartWorker:
     coordinator: Any  # thespian address
     coordinator_incarnation: int
     supervisor_pid: int
+    curve_keypair: tuple = ()  # its slot's CURVE (public, secret) keys, z85
 
 
 @dataclass(frozen=True)

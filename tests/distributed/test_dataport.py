@@ -7,6 +7,7 @@ import select
 import socket
 import time
 from dataclasses import replace
+from typing import Any
 
 import msgpack
 import pytest
@@ -104,8 +105,8 @@ def open_port():
     ports: list[ZmqPort] = []
 
     def make(role: str = "coordinator", name: str = "coordinator", host: str = HOST,
-             curve: bool | None = None) -> ZmqPort:
-        p = ZmqPort(role, name, host, curve)
+             curve: bool | None = None, **keys: Any) -> ZmqPort:
+        p = ZmqPort(role, name, host, curve, **keys)
         ports.append(p)
         return p
 
@@ -463,3 +464,15 @@ def test_node_resyncs_on_reconnect(node):
     eventually(resent, timeout=5.0, interval=0.01)
     assert node.peer.inbox[-1].items == (b"verdict",)
     assert LinkAck("coordinator", 4, 3, resend=True) in node.peer.acks
+
+
+def test_curve_worker_with_its_slots_key_gets_through_before_any_worker_up(open_port):
+    """The supervisor hands each slot's key pair out at start (the Coordinator gets the public keys):
+    a Worker that connects before its WorkerUp reached the Coordinator is not refused."""
+    public, secret = (k.decode() for k in zmq.curve_keypair())
+    c = open_port(curve=True, allowed=(public,))
+    w = open_port("worker", "worker-0", curve=True, keypair=(public, secret))
+    assert w.public_key == public
+    w.set_peer("coordinator", c.endpoint)  # no c.set_peer: WorkerUp has not come yet
+    assert w.send("coordinator", LinkAck("worker-0", 1, 1))
+    until(lambda: c.acks == [LinkAck("worker-0", 1, 1)], c)
