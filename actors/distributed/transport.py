@@ -24,6 +24,7 @@ The keys travel on thespian's control plane: the data plane is as trusted as tha
 from __future__ import annotations
 
 import ipaddress
+import select
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
@@ -204,7 +205,15 @@ class ZmqPort:
         """Wait up to ``timeout`` seconds for frames; True if some can be read."""
         if self.sock is None:
             return False
-        return bool(self.sock.poll(int(timeout * 1000)) & zmq.POLLIN) if timeout > 0 else self.pending()
+        if self.pending() or timeout <= 0:
+            return self.pending()
+        # select, not zmq's poll: its timeout is whole milliseconds, and a wait for a frame due in
+        # 0.3 ms became a busy loop. zmq's fd signals an edge of any event: check again after it.
+        try:
+            select.select([int(self.sock.getsockopt(zmq.FD))], [], [], timeout)
+        except (OSError, ValueError):
+            return False
+        return self.pending()
 
     def receive(self, ready: list[int] | None = None) -> None:
         """Read every frame waiting; batches join ``inbox``, acks ``acks``."""
