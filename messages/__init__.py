@@ -59,7 +59,7 @@ from arbor.messages.orders import (
     RequestCancel,
     SubmitOrder,
 )
-from arbor.messages.position import PositionChanged
+from arbor.messages.position import RESTORED, PositionChanged
 from arbor.messages.registry import ALL_MESSAGE_TYPES
 from arbor.messages.risk import (
     ALL_SYMBOLS,
@@ -85,7 +85,7 @@ __all__ = [
     "CancelOpenOrders", "CancelOrder", "DuplicateOrderSuppressed", "OrderAccepted", "OrderCanceled", "OrderFilled",
     "OrderRejected", "OrderStatusReported", "OrderTimedOut", "PlaceOrder", "PositionReported", "QueryOrder",
     "QueryPosition", "Reconcile", "ReconciliationCompleted", "RequestCancel", "SubmitOrder",
-    "PositionChanged",
+    "PositionChanged", "RESTORED",
     "ALL_MESSAGE_TYPES",
     "ALL_SYMBOLS", "EngageKillSwitch", "KillSwitchEngaged", "KillSwitchReset", "KillSwitchResetRefused",
     "ResetKillSwitch", "SetTradingState", "TradingStateChanged",

@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from arbor.messages.base import Direction, PositionState, message
 
+RESTORED = "restored"  # PositionChanged.cause: re-announced from a restored store by a restarted process
+
 
 @message("PositionChanged")
 class PositionChanged:

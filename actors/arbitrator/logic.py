@@ -13,6 +13,7 @@ from arbor.actors.arbitrator.config import ArbitratorConfig
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.messages import (
     ALL_SYMBOLS,
+    RESTORED,
     Action,
     ActionDenied,
     ActionNotApplicable,
@@ -184,9 +185,10 @@ class ArbitratorLogic(ActorLogic):
         self._positions[msg.symbol] = (msg.state, msg.direction, msg.qty)
         pending = self._pending_entries.get(msg.symbol)
         # Not FLAT: the position holds the slot itself. FLAT straight after ENTERING, or FLAT for
-        # this very action: the entry was cancelled or rejected.
+        # this very action: the entry was cancelled or rejected. FLAT re-announced by a restarted
+        # process: the entry was lost with the process that was to place it.
         if pending is not None and (msg.state is not PositionState.FLAT or previous is PositionState.ENTERING
-                                    or msg.action_id == pending):
+                                    or msg.action_id == pending or msg.cause == RESTORED):
             del self._pending_entries[msg.symbol]
         return []
 

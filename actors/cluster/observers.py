@@ -152,11 +152,12 @@ class TradeLog(_Quiet):
 
     NAME = "trade_log"
 
-    def __init__(self, path: Path, mode: str, run_id: str = "", sink: TextIO | None = None) -> None:
+    def __init__(self, path: Path, mode: str, run_id: str = "", sink: TextIO | None = None,
+                 open_path: Path | None = None) -> None:
         self.path = path
         self.mode = mode
         self.run_id = run_id
-        self.open_path = path.with_name(f"{path.stem}.open.json")
+        self.open_path = open_path or path.with_name(f"{path.stem}.open.json")
         if sink is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             sink = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
@@ -292,6 +293,19 @@ class TradeLog(_Quiet):
     def close(self) -> None:
         with self._lock:
             self._fh.close()
+
+
+class LinkedTradeLog(TradeLog):
+    """The trade log of a Worker process: its approvals are emitted by Risk in the Coordinator's
+    process and arrive over the link, so it also watches what each position handles. Every
+    Worker appends whole lines to the run's one ``trades.jsonl`` and keeps its own open trades
+    (``open_path``, per run and worker: a Worker restarted within the run continues them)."""
+
+    wants_inputs = True
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        if type(env.payload) is ActionApproved and actor_id.endswith("/position"):
+            self.emitted(env, ())
 
 
 ZERO = Decimal(0)

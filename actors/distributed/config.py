@@ -14,12 +14,11 @@ class ClusterConfig:
     bind_host: str = "127.0.0.1"     # the address every cluster socket binds; loopback unless multi-host
     remote_workers: int = 0          # of the worker slots, how many (the highest-numbered) run on a joined host
     placement: dict[str, int] = attrs.field(factory=dict)  # SYMBOL = slot, overriding the hash rule
-    poll_ms: float = 10.0            # worker idle poll: timers, retransmissions (due frames wake it on time)
+    poll_ms: float = 10.0            # worker idle poll: timers, owed acks (due frames wake it on time)
     coordinator_poll_ms: float = 10.0
     feed_budget: int = 512           # market frames a worker handles per poll before reading its mailbox
     link_window: int = 4096          # unacknowledged envelopes in flight per link
-    link_batch: int = 256            # envelopes per link batch (one data-port frame)
-    link_rto_ms: int = 250           # retransmission timeout (doubles up to 2 s while nothing is acked)
+    link_batch: int = 256            # envelopes per link batch (one data-plane frame)
     intensity: int = 3               # at most this many restarts of one process ...
     period_s: float = 60.0           # ... within this many seconds, else escalate
     hang_timeout_s: float = 5.0      # a node that misses its 0.25 s heartbeat this long is killed and restarted
@@ -41,7 +40,7 @@ class ClusterConfig:
         for key in ("poll_ms", "coordinator_poll_ms", "period_s", "hang_timeout_s", "start_timeout_s", "stop_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"cluster.{key}", "must be > 0")
-        for key in ("feed_budget", "link_window", "link_batch", "link_rto_ms"):
+        for key in ("feed_budget", "link_window", "link_batch"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"cluster.{key}", "must be >= 1")
         return self

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -159,15 +160,20 @@ def render_summary(var_dir: Path, assignment: dict[int, tuple[str, ...]]) -> str
     lines = [f"global={risk.get('global_state', '?')} kill_switch={'ENGAGED' if kill.get('engaged') else 'off'}"
              f"{' (' + str(kill.get('who')) + ': ' + str(kill.get('reason')) + ')' if kill.get('engaged') else ''}",
              f"{'symbol':<10} {'worker':>6} {'state':<9} {'health':<11} {'position':<9} {'qty':>10} "
-             f"{'events':>8} {'orders':>6} {'fills':>6}"]
+             f"{'pnl':>11} {'events':>8} {'orders':>6} {'fills':>6}"]
+    total: Decimal | None = Decimal(0)
     for slot, symbols in sorted(assignment.items()):
         w = load(f"worker-{slot}")
         rows = w.get("symbols", {})
         for s in symbols:
             r = rows.get(s, {})
-            st = risk.get("symbols", {}).get(s, {}).get("effective", "?")
-            lines.append(f"{s:<10} {slot:>6} {st:<9} {r.get('health', 'DOWN'):<11} {r.get('position', '?'):<9} "
-                         f"{r.get('qty', '-'):>10} {r.get('events', 0):>8} {r.get('orders', 0):>6} {r.get('fills', 0):>6}")
+            at_risk = risk.get("symbols", {}).get(s, {})
+            pnl = at_risk.get("pnl")  # Risk's: realized - fees + unrealized at the last mark
+            total = total + Decimal(pnl) if total is not None and pnl is not None else None
+            lines.append(f"{s:<10} {slot:>6} {at_risk.get('effective', '?'):<9} {r.get('health', 'DOWN'):<11} "
+                         f"{r.get('position', '?'):<9} {r.get('qty', '-'):>10} {'?' if pnl is None else f'{Decimal(pnl):.2f}':>11} "
+                         f"{r.get('events', 0):>8} {r.get('orders', 0):>6} {r.get('fills', 0):>6}")
+    lines.append(f"{'total':<10} {'?' if total is None else f'{total:.2f}'} equity {risk.get('equity', '?')}")
     return "\n".join(lines)
 
 

@@ -32,14 +32,16 @@ from arbor.actors.cluster.build import (
     supervisor_for,
 )
 from arbor.actors.cluster.logs import JsonLinesSink, secret_values, stderr_sink
+from arbor.actors.cluster.observers import LinkedTradeLog
 from arbor.actors.distributed.latch import read_latch, write_latch
-from arbor.actors.distributed.link import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.actors.distributed.procs import rss_kb
+from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.actors.runtime.clock import HandlerClock
 from arbor.actors.runtime.dispatcher import Dispatcher, id_source
 from arbor.actors.topology import symbol_of
 from arbor.config.settings import Settings
 from arbor.messages import (
+    RESTORED,
     ActionApproved,
     ActionDenied,
     ActorFailed,
@@ -77,9 +79,15 @@ def worker_link(slot: int) -> str:
     return f"worker-{slot}"
 
 
-def msg_id_base(slot: int, incarnation_index: int) -> int:
-    """Message ids unique across the processes of a run: the coordinator from 1, worker k above 2**44*(k+1)."""
-    return ((slot + 1) << 44) + ((incarnation_index & 0xFF) << 36) + 1 if slot >= 0 else 1
+MSG_IDS_PER_INCARNATION_BITS = 40  # 1.1e12 ids per process: ~35 years at 1,000 messages a second
+
+
+def msg_id_base(incarnation: int) -> int:
+    """The first message id of a process: incarnations come from the supervisor's one counter
+    (``incarnations.IncarnationCounter``), so each process owns the ids
+    ``[incarnation << 40, (incarnation + 1) << 40)`` and no two processes of a run, restarts
+    included, issue the same id; a later incarnation's ids are above every earlier one's."""
+    return (incarnation << MSG_IDS_PER_INCARNATION_BITS) + 1
 
 
 def setup_node_logging(var_dir: str | Path, name: str, level: str) -> JsonLinesSink:
@@ -187,7 +195,6 @@ class Node:
         c = getattr(settings, "cluster", None)
         self._window = getattr(c, "link_window", 4096)
         self._batch = getattr(c, "link_batch", 256)
-        self._rto = getattr(c, "link_rto_ms", 250) / 1000
         self._tick_s = settings.run.tick_interval_ms / 1000
         self._next_tick = time.monotonic() + self._tick_s
         self._tick_groups: list[list[str]] | None = None  # tick receivers by symbol (see maybe_tick)
@@ -222,7 +229,7 @@ class Node:
                 "writes": p.writes, "write_ahead": p.write_ahead, "errors": p.errors}
 
     def new_sender(self, link: str) -> LinkSender:
-        return LinkSender(link, self.incarnation, window=self._window, max_batch=self._batch, rto_s=self._rto)
+        return LinkSender(link, self.incarnation, window=self._window, max_batch=self._batch)
 
     # -- inbound ----------------------------------------------------------------------------
     def _deliver_items(self, items: list[bytes]) -> None:
@@ -240,7 +247,7 @@ class Node:
     def on_ack(self, ack: LinkAck) -> None:
         for s in self.senders.values():
             if s.link == ack.link:
-                s.on_ack(ack, time.monotonic())
+                s.on_ack(ack)
 
     def external(self, receiver: str, msg: Any, sender: str = "operator", recv_ns: int | None = None) -> Envelope:
         now = self.clock.now_ns()
@@ -285,10 +292,25 @@ class Node:
         self.d.run()
 
     # -- outbound ---------------------------------------------------------------------------
-    def due(self, mono: float | None = None) -> list[tuple[str, LinkBatch]]:
+    def due(self) -> list[tuple[str, LinkBatch]]:
         """Batches to send now, as (peer, batch)."""
-        now = time.monotonic() if mono is None else mono
-        return [(peer, b) for peer, s in self.senders.items() for b in s.due(now)]
+        return [(peer, b) for peer, s in self.senders.items() for b in s.due()]
+
+    def inbound_link(self, peer: str) -> str:
+        """The name of the link on which ``peer`` sends to this node."""
+        return peer
+
+    def resync(self, peer: str) -> LinkAck | None:
+        """The connection to ``peer`` was made (again): everything unacknowledged goes to it again,
+        and the ack to send asks it for everything after what arrived (``None``: nothing did yet)."""
+        self.rewind(peer)
+        return self.receiver.resync(self.inbound_link(peer))
+
+    def rewind(self, peer: str) -> None:
+        """What was sent to ``peer`` and not acknowledged goes again (a refused send, a reconnect)."""
+        sender = self.senders.get(peer)
+        if sender is not None:
+            sender.rewind()
 
     def link_stats(self) -> dict[str, Any]:
         return {"senders": {p: {"in_flight": s.in_flight, "backlog": s.backlog, **vars(s.stats)}
@@ -384,7 +406,8 @@ class CoordinatorCore(Node):
         # A restarted Coordinator's Risk and Arbitrator resume from the store (books, trading
         # states, reservations, pending entries), never from constructor defaults.
         self.open_state(actors, self.events)
-        self.d = Dispatcher(actors, self.clock, id_source(1), remote=self._remote, observers=(self.observer,))
+        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)), remote=self._remote,
+                            observers=(self.observer,))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -458,8 +481,8 @@ class CoordinatorCore(Node):
     def _hold_early(self, batch: LinkBatch) -> None:
         """A batch from a worker incarnation newer than any announced yet: its ``WorkerUp`` (through
         thespian, from the supervisor) is still on its way, and the batch came first on the data
-        port. Keep it for ``take_early`` instead of leaving the worker to retransmit after its
-        timeout (a 250-500 ms delay of every restarted worker's first decisions)."""
+        port. Keep it for ``take_early`` (what did not fit is asked for again once the Worker is
+        announced: see the shim's resync)."""
         if not batch.link.startswith("worker-"):
             return
         slot = int(batch.link[7:])
@@ -606,7 +629,7 @@ class WorkerCore(Node):
     """The full subtrees of a set of symbols and their own market feed."""
 
     def __init__(self, settings: Settings, run_id: str, var_dir: str, slot: int, incarnation: int,
-                 incarnation_index: int, symbols: tuple[str, ...], restarted: bool, coordinator_incarnation: int) -> None:
+                 symbols: tuple[str, ...], restarted: bool, coordinator_incarnation: int) -> None:
         super().__init__(settings, run_id, var_dir, incarnation)
         self.name = worker_link(slot)
         self.slot = slot
@@ -621,8 +644,12 @@ class WorkerCore(Node):
         # Positions, orders and the paper venue's records come back from the store (a restarted
         # worker) before recovery reconciles them with the venue.
         self.open_state(actors, self.events)
-        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(slot, incarnation_index)),
-                            remote=self._remote, observers=(self.probe,))
+        # The run's trade log, as one process writes it (bin/report reads it).
+        self.trades = LinkedTradeLog(
+            self.var_dir / "trades.jsonl", settings.run.mode, run_id=run_id,
+            open_path=self.var_dir / "cluster" / f"trades.open.{run_id}.{self.name}.json")
+        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)),
+                            remote=self._remote, observers=(self.probe, self.trades))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -671,7 +698,7 @@ class WorkerCore(Node):
                 continue
             msg = PositionChanged(symbol=s, state=snap.state, direction=snap.direction, qty=snap.qty,
                                   avg_entry_price=snap.avg_entry_price, realized_pnl=snap.realized_pnl, fees=snap.fees,
-                                  ts_event_ns=now, action_id=snap.action_id, cause="restored")
+                                  ts_event_ns=now, action_id=snap.action_id, cause=RESTORED)
             self.d.emit(f"{s}/position", [msg], 0)
         self.d.run()
 
@@ -697,6 +724,9 @@ class WorkerCore(Node):
         sender.submit(self.codec.encode_envelope(env))
         if self.queued_remote is not None:
             self.queued_remote()
+
+    def inbound_link(self, peer: str) -> str:
+        return f"{COORDINATOR_LINK}>{self.name}"
 
     def on_batch(self, batch: LinkBatch) -> LinkAck | None:
         if batch.link != f"{COORDINATOR_LINK}>{self.name}" or batch.epoch != self.coordinator_incarnation:
@@ -785,3 +815,4 @@ class WorkerCore(Node):
             super().close()
         finally:
             self.events.close()
+            self.trades.close()

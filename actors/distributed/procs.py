@@ -1,4 +1,4 @@
-"""Processes and sockets from /proc (Linux): descendants, reaping, listening addresses, RSS.
+"""Processes and sockets (psutil): descendants, reaping, listening addresses, RSS.
 
 thespian actor processes ignore SIGTERM and a killed middle process leaves orphans, so the
 launcher makes itself a child subreaper (orphans of its tree are re-parented to it), records
@@ -11,11 +11,10 @@ import ctypes
 import errno
 import os
 import signal
-import socket
-import struct
 import time
 from collections.abc import Iterable
-from pathlib import Path
+
+import psutil
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -29,38 +28,21 @@ def become_subreaper() -> bool:
         return False
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, ppid) of ``pid``, or None if it is gone."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    rest = data[data.rindex(")") + 2:].split()
-    return rest[0], int(rest[1])
-
-
 def alive(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie."""
-    st = _stat(pid)
-    return st is not None and st[0] != "Z"
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
 
 
 def descendants(root: int) -> list[int]:
     """Every live (non-zombie) process below ``root``."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        st = _stat(int(entry))
-        if st is not None and st[0] != "Z":
-            children.setdefault(st[1], []).append(int(entry))
-    out: list[int] = []
-    todo = [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+    try:
+        children = psutil.Process(root).children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+    return [c.pid for c in children if alive(c.pid)]
 
 
 def reap_children() -> list[int]:
@@ -102,59 +84,18 @@ def wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
 
 def rss_kb(pid: int | None = None) -> int:
     try:
-        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _socket_inodes(pid: int) -> set[int]:
-    out = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                out.add(int(target[8:-1]))
-    except OSError:
-        pass
-    return out
+        return int(psutil.Process(pid).memory_info().rss // 1024)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0
 
 
 def listening(pids: Iterable[int] | None = None) -> list[tuple[str, int, int]]:
-    """(address, port, inode) of listening TCP sockets (IPv4 and IPv6), optionally only of ``pids``."""
-    inodes: set[int] | None = None
-    if pids is not None:
-        inodes = set()
-        for p in pids:
-            inodes |= _socket_inodes(p)
+    """(address, port, fd) of listening TCP sockets (IPv4 and IPv6), optionally only of ``pids``."""
+    wanted = None if pids is None else set(pids)
     out = []
-    for name, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
-        try:
-            lines = Path(name).read_text().splitlines()[1:]
-        except OSError:
+    for c in psutil.net_connections(kind="tcp"):
+        if c.status != psutil.CONN_LISTEN or not c.laddr or (wanted is not None and c.pid not in wanted):
             continue
-        for line in lines:
-            parts = line.split()
-            if parts[3] != "0A":  # LISTEN
-                continue
-            inode = int(parts[9])
-            if inodes is not None and inode not in inodes:
-                continue
-            hexaddr, hexport = parts[1].split(":")
-            raw = bytes.fromhex(hexaddr)
-            if v6:
-                addr = socket.inet_ntop(socket.AF_INET6, b"".join(struct.pack("<I", w) for w in
-                                                                  struct.unpack(">4I", raw)))
-            else:
-                addr = socket.inet_ntop(socket.AF_INET, struct.pack("<I", int(hexaddr, 16)))
-            out.append((addr, int(hexport, 16), inode))
+        ip, port = c.laddr
+        out.append((ip, port, c.fd))
     return out
-
-
-def is_loopback(addr: str) -> bool:
-    return addr.startswith("127.") or addr in ("::1", "::ffff:127.0.0.1")

@@ -3,12 +3,12 @@
 All three are thin shims: they turn thespian messages into calls on the node cores
 (``actors.distributed.nodes``) and send what the cores' links say is due. Each handler runs to
 completion on the process's single thread, so the cores need no locks. A node's poll delivers
-the market frames that are due (a Worker), the timer ticks, link retransmissions and owed acks,
+the market frames that are due (a Worker), the timer ticks, owed link acks,
 the status file (its heartbeat) and a check that its supervisor is still alive (if it is not,
 the process exits: nothing trades unsupervised). Polls are rung by a ``Waker`` at the time
 they are due, with a slow thespian ``wakeupAfter`` chain as a backstop; link traffic between
-nodes goes over each node's ``DataPort``, thespian carrying control messages (and link traffic
-until a peer's data port is known). Helper threads (``Waker``, ``StatusFiles``) only wait,
+nodes goes over ZeroMQ (``transport.ZmqPort``: the Coordinator's ROUTER, a DEALER per Worker),
+never through thespian, which carries the control messages only. Helper threads (``Waker``, ``StatusFiles``) only wait,
 write files and ring a pipe: they never touch a core.
 """
 
@@ -17,22 +17,21 @@ from __future__ import annotations
 import gc
 import json
 import os
-import select
 import signal
 import socket
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import msgpack
+import zmq
 from arbor.actors.distributed.latch import write_latch
-from arbor.actors.distributed.link import LinkAck, LinkBatch
 from arbor.actors.distributed.procs import alive, descendants, kill_all
+from arbor.actors.distributed.session import LinkAck, LinkBatch
+from arbor.actors.distributed.transport import ZmqPort
 from arbor.actors.distributed.wire import (
     Ack,
     ClusterPlan,
@@ -94,6 +93,7 @@ INBOUND_POLL_S = 0.0003
 # this long ago: then it rides with what the rest of the dispatcher run produces (a busy node
 # still sends batches, not one frame per envelope).
 LINGER_S = 0.001
+ACK_DELAY_S = 0.02  # an owed ack waits at most this long for a batch going back to ride on
 
 
 def _settings(plan: ClusterPlan):
@@ -171,224 +171,6 @@ class Waker:
                 self._ring()
 
 
-class _Out:
-    """One outgoing data connection: frames the kernel did not take yet wait in ``buf``."""
-
-    MAX_BUFFERED = 16 << 20
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.sock: socket.socket | None = None
-        self.buf = bytearray()
-        self._retry_at = 0.0
-
-    def send(self, frame: bytes) -> bool:
-        if self.sock is None and not self._connect():
-            return False
-        if len(self.buf) + len(frame) > self.MAX_BUFFERED:
-            self.close()  # the peer does not read: what was queued is the link's to retransmit
-            return False
-        self.buf += frame
-        self.flush()
-        return True
-
-    def flush(self) -> None:
-        if self.sock is None or not self.buf:
-            return
-        try:
-            del self.buf[:self.sock.send(self.buf)]
-        except BlockingIOError:
-            pass
-        except OSError:
-            self.close()  # the peer is gone: lost frames are retransmitted by the link
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = None
-        self.buf.clear()
-
-    def _connect(self) -> bool:
-        if time.monotonic() < self._retry_at:
-            return False
-        try:
-            # Blocking, but short: refused at once by a live host, and an unreachable one is tried
-            # once a second while the supervisor's heartbeat check finds out (traffic goes
-            # through thespian meanwhile).
-            sock = socket.create_connection((self.host, self.port), timeout=0.05)
-        except OSError:
-            self._retry_at = time.monotonic() + 1.0
-            return False
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = sock
-        return True
-
-
-class DataPort:
-    """Link traffic (``LinkBatch``, ``LinkAck``) between nodes on sockets of their own.
-
-    thespian's TCP transport sends one message at a time per target, each waiting for the
-    receiver's acknowledgement, and an acknowledgement polled too early puts its transmit into
-    a growing back-off (20 ms, 34 ms, ... up to 7 s) during which the socket is not even
-    selected: round trips of 20-350 ms were measured on an idle link. So each node listens on a
-    port of its own (announced through the supervisor: ``Started.data`` -> ``WorkerUp.data`` /
-    ``CoordinatorUp.data``), sends to a peer over one connection it opens, and thespian watches
-    the sockets (``ThespianWatch``) so a frame wakes the node at once. Frames are a 4-byte length
-    and a msgpack array (never pickles). Delivery is best effort: what a broken connection loses,
-    the reliable link retransmits; without a connection the caller sends through thespian.
-    """
-
-    MAX_FRAME = 64 << 20
-
-    def __init__(self, host: str) -> None:
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((host, 0))
-        self.listener.listen(16)
-        self.listener.setblocking(False)
-        self.endpoint = (host, self.listener.getsockname()[1])
-        self._in: dict[int, tuple[socket.socket, bytearray]] = {}
-        self._out: dict[str, _Out] = {}
-        self.inbox: deque[LinkBatch] = deque()  # received, not yet handled
-        self.acks: list[LinkAck] = []  # received acks (also those riding on batches), handled first
-        self.stats = {"frames_out": 0, "frames_in": 0, "fallbacks": 0, "bad_frames": 0}
-
-    def fds(self) -> list[int]:
-        return [self.listener.fileno(), *self._in]
-
-    def set_peer(self, peer: str, endpoint: tuple) -> None:
-        old = self._out.get(peer)
-        if old is not None and (old.host, old.port) == tuple(endpoint):
-            return
-        self.drop_peer(peer)
-        if endpoint:
-            self._out[peer] = _Out(endpoint[0], int(endpoint[1]))
-
-    def drop_peer(self, peer: str) -> None:
-        old = self._out.pop(peer, None)
-        if old is not None:
-            old.close()
-
-    def send(self, peer: str, msg: LinkBatch | LinkAck) -> bool:
-        """Queue ``msg`` for ``peer``; False if there is no connection to it (use thespian)."""
-        out = self._out.get(peer)
-        if out is None or not out.send(_frame(msg)):
-            self.stats["fallbacks"] += 1
-            return False
-        self.stats["frames_out"] += 1
-        return True
-
-    def pump(self) -> None:
-        for out in self._out.values():
-            out.flush()
-
-    def receive(self, ready: list[int]) -> None:
-        """Read the ready sockets; batches join ``inbox``, acks ``acks``."""
-        for fd in ready:
-            if fd == self.listener.fileno():
-                self._accept()
-            elif fd in self._in:
-                self._read(fd)
-
-    def close(self) -> None:
-        for out in self._out.values():
-            out.close()
-        for sock, _ in self._in.values():
-            sock.close()
-        self._in.clear()
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            sock.setblocking(False)
-            self._in[sock.fileno()] = (sock, bytearray())
-
-    def _read(self, fd: int) -> None:
-        sock, buf = self._in[fd]
-        closed = False
-        while True:
-            try:
-                chunk = sock.recv(1 << 20)
-            except BlockingIOError:
-                break
-            except OSError:
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            buf += chunk
-        while len(buf) >= 4:
-            n = int.from_bytes(buf[:4], "big")
-            if n > self.MAX_FRAME:
-                self.stats["bad_frames"] += 1
-                closed = True
-                break
-            if len(buf) < 4 + n:
-                break
-            raw = bytes(buf[4:4 + n])
-            del buf[:4 + n]
-            try:
-                m = _unframe(raw)
-            except Exception as exc:  # noqa: BLE001 - a frame we cannot read is dropped; the link retransmits
-                self.stats["bad_frames"] += 1
-                logger.bind(event_type="bad_link_frame").warning("data port: dropped an unreadable frame ({} bytes): {!r}",
-                                                                 n, exc)
-                continue
-            self.stats["frames_in"] += 1
-            if isinstance(m, LinkAck):
-                self.acks.append(m)
-            else:
-                if m.ack is not None:  # applied ahead of the batches (see _inbox), and only there
-                    self.acks.append(m.ack)
-                    m = replace(m, ack=None)
-                self.inbox.append(m)
-        if closed:
-            sock.close()
-            del self._in[fd]
-
-
-def _frame(msg: LinkBatch | LinkAck) -> bytes:
-    if isinstance(msg, LinkBatch):
-        a = msg.ack
-        body = msgpack.packb([0, msg.link, msg.epoch, msg.first_seq, list(msg.items),
-                              None if a is None else [a.link, a.epoch, a.upto]], use_bin_type=True)
-    else:
-        body = msgpack.packb([1, msg.link, msg.epoch, msg.upto], use_bin_type=True)
-    return len(body).to_bytes(4, "big") + body
-
-
-def _ack_of(v: list) -> LinkAck:
-    link, epoch, upto = v
-    if type(link) is not str or type(epoch) is not int or type(upto) is not int:
-        raise ValueError("malformed ack")
-    return LinkAck(link, epoch, upto)
-
-
-def _unframe(raw: bytes) -> LinkBatch | LinkAck:
-    """The batch or ack in a frame; ``ValueError`` (or a msgpack error) for anything else: exact
-    tags and types, items as msgpack binaries (so no field can make this allocate or convert)."""
-    v = msgpack.unpackb(raw, raw=False)
-    if type(v) is not list or not v:
-        raise ValueError("not a link frame")
-    if v[0] == 0 and len(v) == 6:
-        _, link, epoch, first, items, ack = v
-        if type(link) is not str or type(epoch) is not int or type(first) is not int or type(items) is not list \
-                or not all(type(x) is bytes for x in items):
-            raise ValueError("malformed batch")
-        return LinkBatch(link, epoch, first, tuple(items), None if ack is None else _ack_of(ack))
-    if v[0] == 1 and len(v) == 4:
-        return _ack_of(v[1:])
-    raise ValueError(f"unknown link frame tag {v[0]!r}")
-
-
 class StatusFiles:
     """A node's ``cluster/status/<name>.json`` files, replaced atomically by a thread of their own.
 
@@ -459,7 +241,6 @@ class _NodeActor(Actor):
             # handler (installed in the child since) in place: nothing was ever dumped.
             faulthandler.unregister(_signal.SIGUSR1)
             faulthandler.register(_signal.SIGUSR1, file=self._stacks, all_threads=True)
-        self._addresses: dict[str, Any] = {}
         self._acks: dict[str, list[Any]] = {}  # peer -> [LinkAck owed, send by (monotonic), items it covers]
         self._ack_delay_s = 0.02
         self._ack_items = 1024
@@ -473,7 +254,7 @@ class _NodeActor(Actor):
         self._next_latency = 0.0
         self._status = StatusFiles(var_dir) if var_dir else None
         self._waker = Waker()
-        self._data: DataPort | None = None
+        self._data: ZmqPort | None = None
         self._cpu0 = time.process_time()
         self._gen = 0
         self._last_poll = time.monotonic()
@@ -510,26 +291,30 @@ class _NodeActor(Actor):
         gc.collect()
         gc.freeze()
 
-    def _open_data(self, settings: Any) -> tuple:
-        """Listen for link traffic; the endpoint goes to the supervisor in ``Started``."""
+    def _open_data(self, settings: Any, role: str, name: str, keypair: tuple = (), allowed: tuple = ()) -> tuple:
+        """The node's end of the data plane; what goes to the supervisor in ``Started.data``:
+        the Coordinator's endpoint ``(host, port, server_key)``, a Worker's CURVE key ``(key,)``."""
         host = os.environ.get("THESPIAN_BASE_IPADDR") or settings.cluster.bind_host
-        self._data = DataPort(host)
-        return self._data.endpoint
+        self._data = ZmqPort(role, name, host, keypair=keypair, allowed=allowed)
+        if role == "coordinator":
+            return self._data.endpoint
+        return (self._data.public_key,)
 
     def _watch(self) -> Any:
         """What every handler returns: keep thespian watching the Waker's pipe and the data sockets."""
         waker = getattr(self, "_waker", None)
         if waker is None or getattr(self, "_stopped", False):
             return None
+        if self._data is not None and self._data.pending():
+            waker.now()  # zmq's fd only signals edges: frames already waiting would not wake us
         return ThespianWatch([waker.fd, *(self._data.fds() if self._data is not None else ())])
 
     def _wake_message(self, msg: Any) -> bool:
         """Whether ``msg`` is a poll (the Waker's pipe, or the backstop chain, which is re-armed);
         link frames that came on the data sockets are handled here."""
         if isinstance(msg, WatchMessage):
-            frames = [fd for fd in msg.ready if fd != self._waker.fd]
-            if frames and self._data is not None:
-                self._data.receive(frames)
+            if self._data is not None and self._data.pending():
+                self._data.receive()
                 self._inbox()
             if self._waker.fd not in msg.ready:
                 return False
@@ -542,10 +327,14 @@ class _NodeActor(Actor):
 
     def _inbox(self) -> None:
         """Handle received link frames: every ack at once (an ack queued behind seconds of
-        decisions would make the peer retransmit), then batches for at most ``INBOX_SLICE_S``;
+        decisions would stall the peer's window), then batches for at most ``INBOX_SLICE_S``;
         if some are left, poll again at once (the poll handles the rest after the heartbeat)."""
         data = self._data
-        if data is None or not (data.acks or data.inbox):
+        if data is None:
+            return
+        if data.take_connected():
+            self._resync("coordinator")
+        if not (data.acks or data.inbox):
             return
         acks, data.acks = data.acks, []
         for a in acks:
@@ -589,24 +378,26 @@ class _NodeActor(Actor):
         self._arm(nxt)
 
     def _wait_inbound(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for link frames on the data sockets and read them."""
+        """Wait up to ``timeout`` seconds for link frames on the data plane and read them."""
         data = self._data
         if data is None:
             return
-        try:
-            ready, _, _ = select.select(data.fds(), [], [], timeout)
-        except (OSError, ValueError):  # a socket closed under us: thespian's loop takes over
-            return
+        ready = data.wait(timeout)
         self._in_polled = time.perf_counter()
         if ready:
-            data.receive(ready)
+            data.receive()
 
-    def _send_to(self, peer: str, msg: Any) -> None:
-        if self._data is not None and self._data.send(peer, msg):
-            return
-        addr = self._addresses.get(peer)
-        if addr is not None:
-            self.send(addr, msg)
+    def _send_to(self, peer: str, msg: LinkBatch | LinkAck) -> bool:
+        """Onto the data plane only (never thespian); False if zmq refused it."""
+        return self._data is not None and self._data.send(peer, msg)
+
+    def _resync(self, peer: str) -> None:
+        """The connection to ``peer`` is (again) up: resend what it has not acknowledged and ask
+        it for what did not arrive from it."""
+        ask = self.core.resync(peer)
+        if ask is not None:
+            self._send_to(peer, ask)
+        self._flush()
 
     def _rescue(self) -> None:
         """Re-arm a timer chain that has not fired for far longer than its period."""
@@ -621,9 +412,9 @@ class _NodeActor(Actor):
 
     def _link_params(self, settings: Any) -> None:
         c = settings.cluster
-        # An ack waits for a batch going back to ride on, but never long enough for the peer's
-        # retransmission timer (link_rto_ms) to fire, nor while a quarter of a window is unacked.
-        self._ack_delay_s = min(0.05, c.link_rto_ms / 1000 / 4)
+        # An ack waits for a batch going back to ride on, but at most ACK_DELAY_S, and not while
+        # a quarter of the peer's window is unacked (its window would stall).
+        self._ack_delay_s = ACK_DELAY_S
         self._ack_items = max(1, c.link_window // 4)
 
     def _on_batch(self, batch: LinkBatch, peer: str) -> None:
@@ -632,6 +423,10 @@ class _NodeActor(Actor):
             self.core.on_ack(batch.ack)
         ack = self.core.on_batch(batch)
         if ack is None:
+            return
+        if ack.resend:  # a gap: the peer resends at once, not after our ack delay
+            self._acks.pop(peer, None)
+            self._send_to(peer, ack)
             return
         owed = self._acks.get(peer)
         if owed is None:
@@ -645,11 +440,18 @@ class _NodeActor(Actor):
         that have waited long enough on their own."""
         if self._hold_links:
             return
+        refused: set[str] = set()
         for peer, batch in self.core.due():
+            if peer in refused:
+                continue  # rewound: it goes again, in order, with the next flush
             owed = self._acks.pop(peer, None)
             if owed is not None:
                 batch = replace(batch, ack=owed[0])
-            self._send_to(peer, batch)
+            if not self._send_to(peer, batch):
+                refused.add(peer)
+                self.core.rewind(peer)
+                if owed is not None:
+                    self._acks[peer] = owed
             self._sent_at = time.perf_counter()
         if self._acks:
             mono = time.monotonic()
@@ -798,24 +600,15 @@ class CoordinatorActor(_NodeActor):
             return
         if core is not None:
             self._rescue()
-        if isinstance(msg, LinkBatch):
-            if core is None:
-                return
-            self._on_batch(msg, msg.link)
-            self._flush()
-        elif isinstance(msg, LinkAck):
-            if core is not None:
-                core.on_ack(msg)
-                self._flush()
-        elif isinstance(msg, Poke):
+        if isinstance(msg, Poke):
             pass
         elif isinstance(msg, WorkerUp):
             core.worker_up(msg.slot, msg.incarnation)
-            self._addresses[f"worker-{msg.slot}"] = msg.address
-            if self._data is not None:  # without a data port, sends go through thespian
+            if self._data is not None:
                 self._data.set_peer(f"worker-{msg.slot}", msg.data)
             for batch in core.take_early(msg.slot):
                 self._on_batch(batch, batch.link)
+            self._resync(f"worker-{msg.slot}")  # anything it sent before this that was not held
             self._flush()
         elif isinstance(msg, WorkerDown):
             core.worker_down(msg.slot, msg.incarnation, msg.reason)
@@ -831,7 +624,7 @@ class CoordinatorActor(_NodeActor):
         elif isinstance(msg, ActorExitRequest):
             self._exit()
         elif isinstance(msg, PoisonMessage):
-            pass  # an undeliverable send (a peer died): the link retransmits or the peer is replaced
+            pass  # an undeliverable control message (a peer died): the peer is replaced
 
     def _start(self, msg: StartCoordinator, sender: Any) -> None:
         from arbor.actors.distributed.nodes import CoordinatorCore, setup_node_logging
@@ -844,7 +637,7 @@ class CoordinatorActor(_NodeActor):
         self._poll_s = max(0.001, settings.cluster.coordinator_poll_ms / 1000)
         self._link_params(settings)
         self._node_process(settings)
-        data = self._open_data(settings)
+        data = self._open_data(settings, "coordinator", "coordinator", allowed=msg.worker_keys)
         self.core = CoordinatorCore(settings, plan.run_id, plan.var_dir, msg.incarnation,
                                     {int(k): tuple(v) for k, v in plan.assignment.items()})
         self.core.queued_remote = self._send_now
@@ -886,22 +679,12 @@ class WorkerActor(_NodeActor):
             return
         if core is not None:
             self._rescue()
-        if isinstance(msg, LinkBatch):
-            if core is None:
-                return
-            self._on_batch(msg, "coordinator")
-            self._flush()
-        elif isinstance(msg, LinkAck):
-            if core is not None:
-                core.on_ack(msg)
-                self._flush()
-        elif isinstance(msg, Poke):
+        if isinstance(msg, Poke):
             self._last_contact = time.monotonic()
         elif isinstance(msg, CoordinatorUp):
             if core is not None:
                 self._hold_links = False
-                self._addresses["coordinator"] = msg.address
-                if self._data is not None:  # without a data port, sends go through thespian
+                if self._data is not None:
                     self._data.set_peer("coordinator", msg.data)
                 core.coordinator_up(msg.incarnation)
                 self._flush()
@@ -948,12 +731,11 @@ class WorkerActor(_NodeActor):
         self._budget = settings.cluster.feed_budget
         self._link_params(settings)
         self._node_process(settings)
-        data = self._open_data(settings)
-        self._addresses["coordinator"] = msg.coordinator
+        data = self._open_data(settings, "worker", name, keypair=msg.curve_keypair)
         self._hold_links = True
         symbols = tuple(plan.assignment.get(msg.slot, ()))
         self.core = WorkerCore(settings, plan.run_id, plan.var_dir, msg.slot, msg.incarnation,
-                               msg.incarnation % 251, symbols, msg.restarted, msg.coordinator_incarnation)
+                               symbols, msg.restarted, msg.coordinator_incarnation)
         self.core.queued_remote = self._send_now
         self._settle_heap()
         self._cpu0 = time.process_time()  # CPU of the run, not of building the node
@@ -1046,6 +828,7 @@ class ClusterSupervisor(Actor):
 
     # -- start ------------------------------------------------------------------------------
     def _start(self, plan: ClusterPlan, sender: Any) -> None:
+        from arbor.actors.distributed.incarnations import IncarnationCounter
         from arbor.actors.distributed.nodes import setup_node_logging
         from arbor.supervision.intensity import RestartIntensity
 
@@ -1070,6 +853,10 @@ class ClusterSupervisor(Actor):
         self.intensity: dict[str, Any] = {}
         self._make_intensity = lambda: RestartIntensity(c.intensity, c.period_s)
         self.coord_incarnation = 0
+        self.incarnations = IncarnationCounter(plan.var_dir)
+        # One CURVE key pair per worker slot for the run: the Coordinator knows every public key
+        # from its start, so a Worker is never refused for connecting before its WorkerUp.
+        self.worker_keys = {slot: tuple(k.decode() for k in zmq.curve_keypair()) for slot in plan.assignment}
         if plan.remote_slots:
             self.notifyOnSystemRegistrationChanges(True)
         self._start_coordinator()
@@ -1080,16 +867,17 @@ class ClusterSupervisor(Actor):
         self._tick()
 
     def _start_coordinator(self) -> None:
-        inc = time.time_ns()
+        inc = self.incarnations.next()
         addr = self.createActor(CoordinatorActor)
         p = self.procs["coordinator"] = _Proc("coordinator", "coordinator", -1, addr, inc)
         p.restarts = getattr(self, "_coord_restarts", 0)
         self.coord_incarnation = inc
-        self.send(addr, StartCoordinator(self.plan, inc, os.getpid()))
+        self.send(addr, StartCoordinator(self.plan, inc, os.getpid(),
+                                         tuple(pub for pub, _ in self.worker_keys.values())))
 
     def _start_worker(self, slot: int, restarted: bool, remote: bool = False) -> None:
         name = f"worker-{slot}"
-        inc = time.time_ns()
+        inc = self.incarnations.next()
         req = {WORKER_HOST_CAPABILITY: True} if remote else None
         addr = self.createActor(WorkerActor, targetActorRequirements=req)
         old = self.procs.get(name)
@@ -1098,7 +886,7 @@ class ClusterSupervisor(Actor):
         p.restarts = old.restarts if old is not None else 0
         coord = self.procs["coordinator"]
         self.send(addr, StartWorker(self.plan, slot, inc, restarted or remote, coord.address, coord.incarnation,
-                                    0 if remote else os.getpid()))
+                                    0 if remote else os.getpid(), self.worker_keys.get(slot, ())))
 
     def _start_remote(self) -> None:
         for slot in self.plan.remote_slots:

@@ -2,9 +2,9 @@
 
 These are thespian messages (pickled by thespian between processes); they carry configuration,
 addresses, pids and incarnations, never trading messages. Trading traffic crosses only inside
-``link.LinkBatch`` as msgpack bytes in the journal's envelope encoding (``messages.codec``),
-on each node's data port (``system.DataPort``) once its peer knows it, else as thespian messages.
-A ``data`` field is a node's data port, ``(host, port)``, or ``()`` if it has none.
+``session.LinkBatch`` as msgpack bytes in the journal's envelope encoding (``messages.codec``),
+on the ZeroMQ data plane (``transport.ZmqPort``), never as thespian messages. A ``data`` field
+is the Coordinator's endpoint ``(host, port, server_key)`` or a Worker's CURVE key ``(key,)``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class StartCoordinator:
     plan: ClusterPlan
     incarnation: int
     supervisor_pid: int
+    worker_keys: tuple = ()  # every worker slot's CURVE public key (z85): the data plane accepts these
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class StartWorker:
     coordinator: Any  # thespian address
     coordinator_incarnation: int
     supervisor_pid: int
+    curve_keypair: tuple = ()  # its slot's CURVE (public, secret) keys, z85
 
 
 @dataclass(frozen=True)

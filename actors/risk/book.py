@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 import attrs
-from arbor.messages import Action, Direction, PositionChanged, PositionState
+from arbor.messages import RESTORED, Action, Direction, PositionChanged, PositionState
 
 ZERO = Decimal("0")
 
@@ -89,11 +89,23 @@ class PortfolioBook:
         book.state, book.qty, book.direction = msg.state, msg.qty, msg.direction
         book.avg_entry_price = msg.avg_entry_price
         book.realized_pnl, book.fees = msg.realized_pnl, msg.fees
+        if msg.cause == RESTORED:
+            self._settle_restored(msg)
+            return
         if msg.state is PositionState.ENTERING:
             return
         # Once the position is past ENTERING its own quantity carries the exposure.
         for res in list(self._reserved.values()):
             if res.symbol == msg.symbol and (left_entering or res.action_id == msg.action_id):
+                del self._reserved[res.action_id]
+
+    def _settle_restored(self, msg: PositionChanged) -> None:
+        """A position re-announced by its restarted process is the whole truth about its symbol:
+        approvals it never acted on (lost with the process that was to place them) hold nothing;
+        an ENTERING position keeps its own entry's reservation."""
+        keep = msg.action_id if msg.state is PositionState.ENTERING else None
+        for res in list(self._reserved.values()):
+            if res.symbol == msg.symbol and res.action_id != keep:
                 del self._reserved[res.action_id]
 
     def reserve(self, action: Action) -> None:

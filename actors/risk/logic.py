@@ -424,7 +424,8 @@ class RiskLogic(ActorLogic):
             "kill_switch": {"engaged": kill.engaged, "who": kill.who, "reason": kill.reason, "ts_event_ns": kill.ts_event_ns},
             "global_state": self.controls.state(ALL_SYMBOLS).value,
             "symbols": {s: {"state": self.controls.state(s).value, "effective": self.controls.effective(s).value,
-                            "qty": str(self.book.get(s).qty), "notional": str(self.book.symbol_notional(s))}
+                            "qty": str(self.book.get(s).qty), "notional": str(self.book.symbol_notional(s)),
+                            "pnl": str(self._pnl(s))}
                         for s in self.controls.symbols},
             "equity": str(equity),
             "daily_pnl": str(self.limits.daily_pnl(equity)),
@@ -446,6 +447,11 @@ class RiskLogic(ActorLogic):
                                for r in self._reconciliations.values()},
             "drift": sorted(s for s, r in self._reconciliations.items() if r.outcome == DRIFT_UNRESOLVED),
         }
+
+    def _pnl(self, symbol: str) -> Decimal:
+        """Realized net of fees, plus unrealized at the latest mark."""
+        b = self.book.get(symbol)
+        return b.realized_pnl - b.fees + b.unrealized_pnl
 
     def _liquidation_warnings(self) -> list[str]:
         out = []

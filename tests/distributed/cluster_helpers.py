@@ -73,7 +73,6 @@ confirm_cycles = 1
 max_concurrent_positions = {max_positions}
 [cluster]
 admin_port = {port}
-link_rto_ms = 100
 {extra}
 """
     for sym, strat, price, tick, step in SYMBOLS:

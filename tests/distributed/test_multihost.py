@@ -84,6 +84,9 @@ def test_joined_host_runs_the_remote_worker_slot(tmp_path: Path, two_hosts):
             return any(e["ev"] == "place" for e in leader.events("worker-1"))
 
         eventually(remote_trading, timeout=60, interval=0.2)
+        # The Coordinator binds beyond loopback: its data plane is CURVE (encrypted, Workers authenticated).
+        assert leader.status("coordinator")["data_port"]["curve"] is True
+        assert leader.status("worker-1")["data_port"]["frames_in"] > 0
         remote_pid = leader.status("worker-1")["pid"]
         assert remote_pid in joiner.tree(), "worker slot 1 must run in the joined host's process tree"
         code, _, err = leader.stop(signal.SIGTERM)

@@ -23,10 +23,13 @@ from arbor.messages import (
     Action,
     ActionApproved,
     Direction,
+    Mandate,
     MandateKind,
+    MandateSet,
     MarketEventKind,
     PositionState,
     RawMarketEvent,
+    Regime,
     evolve_message,
     message_fields,
 )
@@ -59,7 +62,7 @@ def no_writer_thread(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def worker(var: Path, incarnation: int, restarted: bool, run_id: str = RUN) -> WorkerCore:
-    w = WorkerCore(SETTINGS, run_id, str(var), 0, incarnation, incarnation, MINE, restarted, 1)
+    w = WorkerCore(SETTINGS, run_id, str(var), 0, incarnation, MINE, restarted, 1)
     _LIVE.append(w)
     return w
 
@@ -282,6 +285,22 @@ def test_clean_close_commits_everything_queued(tmp_path: Path) -> None:
     assert logic(w2, BTC, "position").snapshot() == pos
 
 
+def test_worker_writes_each_closed_round_trip_to_the_trade_log(tmp_path: Path) -> None:
+    """A Worker's round trip (entry approved over the link, filled, exited) is one line of <var>/trades.jsonl, as in one process."""
+    w = worker(tmp_path, 1, restarted=False)
+    quote(w, BTC, "99.9", "100.0", "1")
+    approve_entry(w, BTC, 7, "0.004", "100.0")
+    assert logic(w, BTC, "position").snapshot().state is PositionState.OPEN
+    now = time.time_ns()
+    exit_ = Action(action_id=f"{RUN}:{BTC}:8", symbol=BTC, cycle=8, kind=MandateKind.EXIT, direction=Direction.LONG,
+                   qty=D("0.004"), mark_price=D("99.9"), data_ts_ns=now, ts_event_ns=now, reason="take profit")
+    send(w, f"{BTC}/position", ActionApproved(symbol=BTC, action=exit_, ts_event_ns=now), "risk")
+    assert logic(w, BTC, "position").snapshot().state is PositionState.FLAT
+    (line,) = [json.loads(x) for x in (tmp_path / "trades.jsonl").read_text().splitlines()]
+    assert line["symbol"] == BTC and line["side"] == "LONG" and line["size"] == "0.004"
+    assert line["entry_mandate"] == "test" and line["exit_reason"] == "take profit"
+
+
 # -- coordinator ------------------------------------------------------------------------------
 def test_risk_holds_a_restarted_workers_symbols_halted_until_recovered(tmp_path: Path) -> None:
     """Risk keeps a killed worker's symbols HALTED, learns the restored positions, and releases them on SymbolRecovered."""
@@ -304,6 +323,38 @@ def test_risk_holds_a_restarted_workers_symbols_halted_until_recovered(tmp_path:
     pump(c, w2)
     risk = c.status()["risk"]["symbols"]
     assert {s: risk[s]["state"] for s in MINE} == {BTC: "ACTIVE", ETH: "ACTIVE"}
+
+
+def entry_mandate_to(coord: CoordinatorCore, symbol: str, cycle: int) -> None:
+    """The Arbitrator hears an ENTRY mandate for ``symbol`` (as from its Regime); Risk approves it."""
+    now = time.time_ns()
+    ms = MandateSet(symbol=symbol, cycle=cycle, ts_event_ns=now, regime=Regime.TRENDING, strategy="test",
+                    mandates=(Mandate(kind=MandateKind.ENTRY, direction=Direction.LONG, size_hint=D("0.01"),
+                                      reason="test"),), mark_price=D("100"), data_ts_ns=now)
+    send(coord, "arbitrator", ms, f"{symbol}/regime")
+
+
+def test_reservations_across_worker_loss(tmp_path: Path) -> None:
+    """An entry approved for a worker that died before acting on it stops holding exposure and a
+    position slot once the restarted worker re-announces the symbol's position."""
+    c = coordinator(tmp_path, 1)
+    w1 = worker(tmp_path, 11, restarted=False)
+    c.worker_up(0, 11)
+    pump(c, w1)
+    entry_mandate_to(c, BTC, 5)
+    st = c.status()
+    assert st["risk"]["symbols"][BTC]["notional"] == "100.00", "the entry was approved and reserved"
+    assert BTC in st["arbitrator"]["occupied_symbols"]
+    kill(w1)  # the approval is still queued on the link: it never reaches the worker
+    c.worker_down(0, 11, "process exited")
+
+    w2 = worker(tmp_path, 12, restarted=True)
+    c.worker_up(0, 12)
+    pump(c, w2)
+    st = c.status()
+    assert st["risk"]["symbols"][BTC]["notional"] == "0"
+    assert st["risk"]["gross_exposure"] == "0"
+    assert BTC not in st["arbitrator"]["occupied_symbols"]
 
 
 def test_restarted_coordinator_restores_risk_and_arbitrator_and_stays_latched(tmp_path: Path) -> None:
@@ -350,6 +401,23 @@ def test_restored_risk_learns_of_a_recovery_it_missed(tmp_path: Path) -> None:
     risk = c2.status()["risk"]
     assert {s: risk["symbols"][s]["state"] for s in MINE} == {BTC: "ACTIVE", ETH: "ACTIVE"}
     assert risk["kill_switch"]["engaged"]  # released symbols, but nothing trades until an operator reset
+
+
+def issued_ids(node: Node, n: int = 3) -> list[int]:
+    return [node.external("risk", None).msg_id for _ in range(n)]
+
+
+def test_message_ids_grow_across_every_restart(tmp_path: Path) -> None:
+    """Each incarnation's message ids lie above every earlier incarnation's, whichever node it is
+    (a restarted Coordinator does not start at 1 again; worker incarnations 251 apart do not collide)."""
+    runs: list[list[int]] = []
+    for make_node in (lambda: coordinator(tmp_path, 1), lambda: worker(tmp_path, 2, restarted=False),
+                      lambda: coordinator(tmp_path, 3), lambda: worker(tmp_path, 253, restarted=True)):
+        node = make_node()
+        runs.append(issued_ids(node))
+        close(node)
+    for earlier, later in zip(runs, runs[1:], strict=False):
+        assert min(later) > max(earlier)
 
 
 # -- link start-up ----------------------------------------------------------------------------

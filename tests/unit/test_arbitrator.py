@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal as D
 
+import attrs
 import pytest
 from arbor.actors.arbitrator import ArbitratorConfig, ArbitratorLogic
 from arbor.actors.testing import ManualClock, handled, make_ctx
@@ -242,6 +243,14 @@ def test_cancelled_entry_releases_its_slot():
     assert act(arb, mandate(K.ENTRY), symbol="DUSDT", cycle=1).kind is K.BLOCK
     arb.handle(position(symbol="AUSDT", state=PositionState.FLAT, qty="0", action_id=first.action_id))
     assert act(arb, mandate(K.ENTRY), symbol="DUSDT", cycle=2).kind is K.ENTRY
+
+
+def test_restored_flat_position_releases_a_lost_entrys_slot():
+    """A position re-announced FLAT after its process restarted frees the slot of an entry it never acted on."""
+    arb = make()
+    fill_slots(arb)  # AUSDT's entry was approved, then lost with its worker
+    arb.handle(attrs.evolve(position(symbol="AUSDT", state=PositionState.FLAT, qty="0"), cause="restored"))
+    assert act(arb, mandate(K.ENTRY), symbol="DUSDT").kind is K.ENTRY
 
 
 def test_closed_position_releases_its_slot():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal as D
 
+import attrs
 import pytest
 from arbor.actors.risk import RiskConfig, RiskLogic
 from arbor.actors.testing import ManualClock, make_ctx
@@ -269,6 +270,35 @@ def test_reservation_is_released_by_action_not_applicable():
     assert risk.book.symbol_notional("BTCUSDT") == 0
 
 
+def test_restored_flat_position_releases_a_lost_entrys_reservation():
+    """A position re-announced FLAT after its process restarted frees an approval it never acted on."""
+    risk = make()
+    decide(risk, qty="0.4")  # approved, then lost with the worker that was to place it
+    risk.handle(attrs.evolve(position(state=PositionState.FLAT, qty="0"), cause="restored"))
+    assert risk.book.symbol_notional("BTCUSDT") == 0
+    assert risk.book.reservations() == ()
+
+
+def test_restored_entering_position_keeps_only_its_own_reservation():
+    """A position re-announced ENTERING keeps its pending entry's reservation, none of the others."""
+    risk = make()
+    lost = decide(risk, qty="0.1").action
+    kept = decide(risk, qty="0.2").action
+    risk.handle(attrs.evolve(position(state=PositionState.ENTERING, qty="0", action_id=kept.action_id),
+                             cause="restored"))
+    assert [r.action_id for r in risk.book.reservations()] == [kept.action_id]
+    assert lost.action_id != kept.action_id
+    assert risk.book.symbol_notional("BTCUSDT") == D("10000")
+
+
+def test_restored_position_of_one_symbol_leaves_other_symbols_reservations():
+    """Re-announcing one symbol's position settles that symbol's reservations only."""
+    risk = make()
+    decide(risk, qty="0.1", symbol="ETHUSDT", price="2000")
+    risk.handle(attrs.evolve(position(state=PositionState.FLAT, qty="0"), cause="restored"))
+    assert risk.book.symbol_notional("ETHUSDT") == D("200")
+
+
 def test_open_position_carries_its_own_exposure():
     """Once OPEN, the position's qty at the latest mark is the symbol's exposure, not the reservation."""
     risk = make()
@@ -277,6 +307,16 @@ def test_open_position_carries_its_own_exposure():
     risk.handle(action(risk, kind=MandateKind.HOLD, qty="0", price="60000"))
     assert risk.book.symbol_notional("BTCUSDT") == D("12000")
     assert risk.status()["gross_exposure"] == "12000.0"
+
+
+def test_status_gives_each_symbols_pnl_net_of_fees_at_the_latest_mark():
+    """A symbol's status pnl is realized - fees + unrealized at the last mark."""
+    risk = make()
+    risk.handle(position(qty="1", direction=Direction.SHORT, entry="2000", realized="150", fees="10",
+                         symbol="ETHUSDT"))
+    risk.handle(action(risk, kind=MandateKind.HOLD, symbol="ETHUSDT", qty="0", price="1900"))
+    assert D(risk.status()["symbols"]["ETHUSDT"]["pnl"]) == D("240")
+    assert D(risk.status()["symbols"]["BTCUSDT"]["pnl"]) == 0
 
 
 def test_equity_counts_realized_fees_and_unrealized_short():
