@@ -36,6 +36,7 @@ from arbor.actors.cluster.observers import LinkedTradeLog
 from arbor.actors.distributed.latch import read_latch, write_latch
 from arbor.actors.distributed.procs import rss_kb
 from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from arbor.actors.replay.recorder import JournalObserver, build_held, open_journal_observer
 from arbor.actors.runtime.clock import HandlerClock
 from arbor.actors.runtime.dispatcher import Dispatcher, id_source
 from arbor.actors.topology import symbol_of
@@ -175,8 +176,11 @@ class Node:
 
     name = "node"
 
-    def __init__(self, settings: Settings, run_id: str, var_dir: str, incarnation: int) -> None:
+    def __init__(self, settings: Settings, run_id: str, var_dir: str, incarnation: int,
+                 raw_config: dict[str, Any] | None = None) -> None:
         self.settings = settings
+        self.raw_config = raw_config  # what the run's Settings were built from (the journal records it)
+        self.journal: JournalObserver | None = None
         self.run_id = run_id
         self.var_dir = Path(var_dir)
         self.incarnation = incarnation
@@ -219,6 +223,22 @@ class Node:
                     positions[symbol_of(aid)] = {"state": snap.state.value, "qty": str(snap.signed_qty)}
             events.write(ev="restored", actors=self.restored, positions=positions)
 
+    def open_journal(self, actors: dict[str, Any], built_ns: int) -> tuple[JournalObserver, ...]:
+        """This node's journal, ``<var_dir>/journal/<run_id>/<node>`` (a restarted node appends a new
+        run to it), as single-process mode writes its own: every input, inbox and output of the
+        actors it hosts, plus each envelope that arrives from another node as an external input,
+        so each node's journal is audited on its own (``bin/replay audit <var_dir>/journal/<run_id>``
+        audits them all). Returns the observer to put first (none when journaling is off, or the
+        node was built without the raw configuration, as unit tests do)."""
+        if self.raw_config is None or not self.settings.journal.enabled:
+            return ()
+        restored = {aid: getattr(actors[aid], "inner", actors[aid]).snapshot() for aid in self.restored}
+        j = self.settings.journal
+        self.journal = open_journal_observer(self.var_dir, self.run_id, self.raw_config, j.policy, built_ns=built_ns,
+                                             codec=self.codec, restored=restored,
+                                             segment_bytes=j.segment_mb * 1024 * 1024, node=self.name)
+        return (self.journal,)
+
     def latency_report(self) -> dict[str, list[int]] | None:
         """Latency samples this node keeps for ``<name>.latency.json`` (None: it keeps none)."""
         return None
@@ -233,6 +253,7 @@ class Node:
 
     # -- inbound ----------------------------------------------------------------------------
     def _deliver_items(self, items: list[bytes]) -> None:
+        journal = self.journal
         for raw in items:
             try:
                 env = self.codec.decode_envelope(raw)
@@ -240,6 +261,8 @@ class Node:
                 self.decode_errors += 1
                 logger.bind(actor=self.name, event_type="link_decode_error").error("undecodable envelope: {}", exc)
                 continue
+            if journal is not None:
+                journal.external(env)  # what another node sent is this node's input
             self.d.deliver(env)  # the dispatcher dead-letters (and counts) what it does not host
         if items:
             self.d.run()
@@ -281,13 +304,17 @@ class Node:
         ts = self.clock.now_ns()
         tick = TimerTick(ts_event_ns=ts)
         due_at = self._tick_at
+        journal = self.journal
         for k, group in enumerate(self._tick_groups):
             if due_at[k] > mono:
                 continue
             due_at[k] = max(due_at[k] + self._tick_s, mono)
             for aid in group:
-                self.d.deliver(Envelope(msg_id=self.d._next_id(), sender="timer", receiver=aid, ts_event_ns=ts,
-                                        ts_recv_ns=ts, causation_id=0, payload=tick))
+                env = Envelope(msg_id=self.d._next_id(), sender="timer", receiver=aid, ts_event_ns=ts,
+                               ts_recv_ns=ts, causation_id=0, payload=tick)
+                if journal is not None:
+                    journal.external(env)
+                self.d.deliver(env)
         self._next_tick = min(due_at)
         self.d.run()
 
@@ -319,8 +346,12 @@ class Node:
 
     def close(self) -> None:
         """A clean stop: everything queued is written before the store is closed."""
-        self.persister.stop()
-        self.store.close()
+        try:
+            self.persister.stop()
+            self.store.close()
+        finally:
+            if self.journal is not None:
+                self.journal.close()
 
 
 # ------------------------------------------------------------------------------------------
@@ -395,19 +426,20 @@ class CoordinatorCore(Node):
     name = "coordinator"
 
     def __init__(self, settings: Settings, run_id: str, var_dir: str, incarnation: int,
-                 assignment: dict[int, tuple[str, ...]]) -> None:
-        super().__init__(settings, run_id, var_dir, incarnation)
+                 assignment: dict[int, tuple[str, ...]], raw_config: dict[str, Any] | None = None) -> None:
+        super().__init__(settings, run_id, var_dir, incarnation, raw_config)
         self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
         self.slot_of = {s: k for k, syms in self.assignment.items() for s in syms}
         self.events = EventFile(self.var_dir / "cluster" / "events" / "coordinator.jsonl")
         self.observer = CoordinatorEvents(self.var_dir, self.events)
         self.events.write(ev="coordinator_start", incarnation=incarnation, pid=os.getpid())
-        actors = build_singletons(settings, self.clock, run_id, self.faults)
+        actors, built_ns = build_held(lambda: build_singletons(settings, self.clock, run_id, self.faults), self.clock)
         # A restarted Coordinator's Risk and Arbitrator resume from the store (books, trading
         # states, reservations, pending entries), never from constructor defaults.
         self.open_state(actors, self.events)
+        journal = self.open_journal(actors, built_ns)
         self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)), remote=self._remote,
-                            observers=(self.observer,))
+                            observers=(*journal, self.observer))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -629,8 +661,9 @@ class WorkerCore(Node):
     """The full subtrees of a set of symbols and their own market feed."""
 
     def __init__(self, settings: Settings, run_id: str, var_dir: str, slot: int, incarnation: int,
-                 symbols: tuple[str, ...], restarted: bool, coordinator_incarnation: int) -> None:
-        super().__init__(settings, run_id, var_dir, incarnation)
+                 symbols: tuple[str, ...], restarted: bool, coordinator_incarnation: int,
+                 raw_config: dict[str, Any] | None = None) -> None:
+        super().__init__(settings, run_id, var_dir, incarnation, raw_config)
         self.name = worker_link(slot)
         self.slot = slot
         self.symbols = tuple(symbols)
@@ -638,9 +671,13 @@ class WorkerCore(Node):
         self.probe = WorkerProbe(self.symbols, self.events, incarnation)
         self.events.write(ev="worker_start", slot=slot, incarnation=incarnation, pid=os.getpid(),
                           symbols=list(self.symbols), restarted=restarted)
-        actors: dict[str, Any] = {}
-        for s in self.symbols:
-            actors.update(build_symbol_actors(settings, s, self.clock, run_id, self.faults, self.codec))
+        def build() -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for s in self.symbols:
+                out.update(build_symbol_actors(settings, s, self.clock, run_id, self.faults, self.codec))
+            return out
+
+        actors, built_ns = build_held(build, self.clock)
         # Positions, orders and the paper venue's records come back from the store (a restarted
         # worker) before recovery reconciles them with the venue.
         self.open_state(actors, self.events)
@@ -648,8 +685,9 @@ class WorkerCore(Node):
         self.trades = LinkedTradeLog(
             self.var_dir / "trades.jsonl", settings.run.mode, run_id=run_id,
             open_path=self.var_dir / "cluster" / f"trades.open.{run_id}.{self.name}.json")
+        journal = self.open_journal(actors, built_ns)  # first: what it refuses nobody counts
         self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)),
-                            remote=self._remote, observers=(self.probe, self.trades))
+                            remote=self._remote, observers=(*journal, self.probe, self.trades))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()

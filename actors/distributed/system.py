@@ -639,7 +639,7 @@ class CoordinatorActor(_NodeActor):
         self._node_process(settings)
         data = self._open_data(settings, "coordinator", "coordinator", allowed=msg.worker_keys)
         self.core = CoordinatorCore(settings, plan.run_id, plan.var_dir, msg.incarnation,
-                                    {int(k): tuple(v) for k, v in plan.assignment.items()})
+                                    {int(k): tuple(v) for k, v in plan.assignment.items()}, plan.raw_config)
         self.core.queued_remote = self._send_now
         self._settle_heap()
         self._cpu0 = time.process_time()  # CPU of the run, not of building the node
@@ -735,7 +735,7 @@ class WorkerActor(_NodeActor):
         self._hold_links = True
         symbols = tuple(plan.assignment.get(msg.slot, ()))
         self.core = WorkerCore(settings, plan.run_id, plan.var_dir, msg.slot, msg.incarnation,
-                               symbols, msg.restarted, msg.coordinator_incarnation)
+                               symbols, msg.restarted, msg.coordinator_incarnation, plan.raw_config)
         self.core.queued_remote = self._send_now
         self._settle_heap()
         self._cpu0 = time.process_time()  # CPU of the run, not of building the node

@@ -218,8 +218,10 @@ class _Auditor:
                 prim = obj[1]
                 sender = prim[1]
                 verified = None
-                if sender in self.actors:
+                if sender in self.actors and prim[5] != 0:
                     verified = self._output(index, sender, prim, obj, payload)
+                # (causation 0: emitted on the actor's behalf by its process, not by a handler,
+                # e.g. a multi-process Worker announcing its restored positions to a new Coordinator)
                 elif sender == "supervisor" and prim[6] == _RESTARTED_TAG:
                     self._restarted(prim[7].get("actor_id", ""))
                 receivers = obj[2] if len(obj) == 3 else ()
@@ -230,7 +232,11 @@ class _Auditor:
                 if not started:
                     raise UnreadableJournal(f"record {index}: an external input before any run metadata")
                 prim = obj[1]
-                table[prim[0]] = [prim, None, 1]
+                entry = table.get(prim[0])
+                if entry is not None and entry[0][6:] == prim[6:]:
+                    entry[2] += 1  # one message for several actors of this node, sent from another node
+                else:
+                    table[prim[0]] = [prim, None, 1]
             elif kind == 3:
                 self._end_run(clean=False, index=index)
                 self._start_run(index, RunMetadata.from_primitive(obj[1]))

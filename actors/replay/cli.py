@@ -30,7 +30,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="replay", description="Audit or what-if replay of an Arbor journal.")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="prove every actor's journaled outputs are reproduced exactly")
-    a.add_argument("journal", type=Path, help="journal directory (var/journal/<run id>)")
+    a.add_argument("journal", type=Path, help="journal directory (var/journal/<run id>; of a multi-process run, "
+                                              "every node's journal in it is audited)")
     a.add_argument("--no-repair", action="store_true", help="refuse a damaged journal instead of repairing it")
     w = sub.add_parser("whatif", help="replay external inputs through the deterministic scheduler")
     src = w.add_mutually_exclusive_group(required=True)
@@ -55,6 +56,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- audit ---------------------------------------------------------------------------------------------
 def audit_command(journal: Path, *, allow_repair: bool, out: TextIO, err: TextIO) -> int:
+    """Audit one journal, or each node's of a multi-process run (exit: the worst of them)."""
+    from arbor.actors.replay.journal_io import node_journals
+
+    dirs = node_journals(journal)
+    codes = []
+    for d in dirs:
+        if len(dirs) > 1:
+            print(f"node {d.name}:", file=out)
+        codes.append(_audit_one(d, allow_repair=allow_repair, out=out, err=err))
+    return 2 if 2 in codes else max(codes)
+
+
+def _audit_one(journal: Path, *, allow_repair: bool, out: TextIO, err: TextIO) -> int:
     from arbor.actors.replay.audit import audit_journal
 
     bar = Progress(err, "records")

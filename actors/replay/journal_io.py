@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from arbor.messages.journal import JournalLocked, JournalReader, RepairReport, SegmentInfo, repair
+from arbor.messages.journal.format import SEGMENT_SUFFIX
 from loguru import logger
 
 
@@ -51,6 +52,16 @@ def open_for_replay(directory: Path | str, *, allow_repair: bool = True) -> tupl
     if repaired.unsupported:
         raise UnreadableJournal(f"{directory}: segments from a newer program")
     return reader, repaired
+
+
+def node_journals(directory: Path | str) -> list[Path]:
+    """The journals under ``directory``: itself, or, for a multi-process run (no segment of its own),
+    each node's (``<run_id>/coordinator``, ``<run_id>/worker-K``), in name order."""
+    directory = Path(directory)
+    if not directory.is_dir() or any(directory.glob(f"segment-*{SEGMENT_SUFFIX}")):
+        return [directory]
+    nodes = sorted(d for d in directory.iterdir() if d.is_dir() and any(d.glob(f"segment-*{SEGMENT_SUFFIX}")))
+    return nodes or [directory]
 
 
 def _describe(damaged: Iterable[SegmentInfo]) -> str:

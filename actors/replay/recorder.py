@@ -187,8 +187,9 @@ def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[
                           clock_ns: Callable[[], int] = time.time_ns, segment_bytes: int = 64 * 1024 * 1024,
                           on_bytes: Callable[[int], None] | None = None,
                           on_fsync: Callable[[float], None] | None = None,
-                          restored: Mapping[str, Any] | None = None) -> JournalObserver:
-    """A JournalObserver on ``<var_dir>/journal/<run_id>`` that has written the run's metadata.
+                          restored: Mapping[str, Any] | None = None, node: str | None = None) -> JournalObserver:
+    """A JournalObserver on ``<var_dir>/journal/<run_id>`` (``.../<run_id>/<node>`` for one process
+    of a multi-process run) that has written the run's metadata.
 
     ``raw_config`` is the merged raw configuration tree the cluster's Settings were built from;
     ``built_ns`` the instant the actors were built at (see ``build_held``). ``on_bytes`` and
@@ -197,6 +198,8 @@ def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[
     recorded in the metadata so an audit replay starts each actor from that state.
     """
     directory = Path(var_dir) / JOURNAL_SUBDIR / run_id
+    if node is not None:
+        directory = directory / node
 
     def fsync(fd: int) -> None:
         t0 = time.perf_counter()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from arbor.actors.distributed.placement import assign, slot_of, slot_weight
 
 SYMBOLS = [f"SYM{i}USDT" for i in range(40)]
@@ -33,3 +35,19 @@ def test_placement_table_overrides_the_rule():
     s = SYMBOLS[0]
     other = 1 - slot_of(s, 2)
     assert slot_of(s, 2, {s: other}) == other
+
+
+def test_four_symbols_on_two_workers_split_two_and_two():
+    """Small symbol counts are balanced by count: every 4 of the 40 symbols land 2/2 on 2 slots."""
+    for four in itertools.combinations(SYMBOLS[:10], 4):
+        a = assign(four, 2)
+        assert sorted(len(v) for v in a.values()) == [2, 2], a
+    assert sorted(len(v) for v in assign(["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"], 2).values()) == [2, 2]
+
+
+def test_no_slot_takes_more_than_its_share_and_pins_still_hold():
+    """At most ceil(n / slots) symbols per slot (7 on 3: 3/2/2); a pinned symbol stays on its slot."""
+    a = assign(SYMBOLS[:7], 3)
+    assert max(len(v) for v in a.values()) == 3 and sum(len(v) for v in a.values()) == 7
+    pinned = assign(SYMBOLS[:4], 2, {SYMBOLS[0]: 1, SYMBOLS[1]: 1})
+    assert set(pinned[1]) >= {SYMBOLS[0], SYMBOLS[1]} and sorted(len(v) for v in pinned.values()) == [2, 2]
