@@ -73,15 +73,16 @@ def drawdown(curve: Sequence[tuple[int, float]]) -> dict[str, Any]:
         return {"max_drawdown": 0.0, "max_drawdown_pct": 0.0, "max_drawdown_duration_s": 0.0,
                 "recovered": True}
     peak_ts, peak = curve[0]
-    worst, worst_pct, worst_peak_ts, worst_peak = 0.0, 0.0, peak_ts, peak
+    worst, worst_pct, worst_peak_ts, worst_peak, trough_ts = 0.0, 0.0, peak_ts, peak, peak_ts
     for ts, e in curve:
-        if e > peak:
+        if e >= peak:  # the drawdown starts the last time equity stood at its peak
             peak_ts, peak = ts, e
         if peak - e > worst:
-            worst, worst_pct, worst_peak_ts, worst_peak = peak - e, (peak - e) / peak if peak else 0.0, peak_ts, peak
+            worst, worst_pct = peak - e, (peak - e) / peak if peak else 0.0
+            worst_peak_ts, worst_peak, trough_ts = peak_ts, peak, ts
     end_ts, recovered = curve[-1][0], worst == 0.0
     if worst > 0:
-        after = [ts for ts, e in curve if ts > worst_peak_ts and e >= worst_peak]
+        after = [ts for ts, e in curve if ts > trough_ts and e >= worst_peak]
         if after:
             end_ts, recovered = after[0], True
     return {"max_drawdown": worst, "max_drawdown_pct": worst_pct,

@@ -55,6 +55,12 @@ def test_unrecovered_drawdown_lasts_to_the_end() -> None:
     assert dd["max_drawdown"] == 10.0 and dd["max_drawdown_duration_s"] == 9.0 and not dd["recovered"]
 
 
+def test_drawdown_after_a_flat_start_lasts_from_the_last_peak() -> None:
+    """Equity flat at 100 for 3 s, then falling and never back: duration from t=2 s to the end, 8 s."""
+    dd = drawdown([(0, 100.0), (1 * S, 100.0), (2 * S, 100.0), (3 * S, 95.0), (10 * S, 96.0)])
+    assert dd["max_drawdown"] == 5.0 and dd["max_drawdown_duration_s"] == 8.0 and not dd["recovered"]
+
+
 def test_daily_equity_takes_each_days_last_sample() -> None:
     """End-of-day equity, carried over a day without samples."""
     curve = [(0, 100.0), (DAY_NS - 1, 101.0), (DAY_NS + 5, 102.0), (3 * DAY_NS + 1, 99.0)]
