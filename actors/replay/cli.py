@@ -42,6 +42,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="override one setting (repeatable); symbols.<SYMBOL>.<key>=value for a symbol")
     w.add_argument("--limit", type=int, help="replay only the first N inputs")
     w.add_argument("--json", type=Path, help="also write the report as JSON here")
+    w.add_argument("--trades-csv", type=Path, help="also write the trade list as CSV here")
     return p.parse_args(argv)
 
 
@@ -202,6 +203,10 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
               f"were skipped", file=out)
     if args.json is not None:
         args.json.write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    if getattr(args, "trades_csv", None) is not None:
+        from arbor.actors.replay.report import write_trades_csv
+
+        write_trades_csv(result.report["trade_list"], args.trades_csv)
     return 0
 
 

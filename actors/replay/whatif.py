@@ -85,7 +85,7 @@ class WhatIfResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "inputs": self.inputs, "skipped_inputs": self.skipped_inputs,
-                "decisions": self.decisions, "report": self.report, "elapsed_s": round(self.elapsed_s, 3)}
+                "report": self.report, "elapsed_s": round(self.elapsed_s, 3)}
 
 
 # -- configuration ---------------------------------------------------------------------------------

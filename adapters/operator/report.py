@@ -2,14 +2,15 @@
 
 Reads ``var/trades.jsonl`` (one closed round trip per line, written by
 ``actors.cluster.observers.TradeLog``), keeps the trades that closed on the chosen UTC day and
-computes, overall, for longs, for shorts and per symbol: trades, win rate, average win and
-loss, expectancy, the Sharpe ratio of per-trade net PnL and the maximum drawdown of cumulative
-net PnL. Definitions (all on ``net_pnl`` = realized PnL minus fees, quote currency):
+computes, overall, for longs, for shorts, per symbol, per entry mandate and per exit reason:
+trades, win rate, average win and loss, profit factor, expectancy, SQN, fees and the maximum
+drawdown of cumulative net PnL. The trade figures are those of the what-if report
+(``arbor.actors.replay.metrics.trade_stats``, where they are defined), so a live run and its
+replay are read with one set of definitions; in short:
 
 - win: net PnL > 0; loss: net PnL < 0; win rate = wins / trades
-- expectancy = mean net PnL per trade (= win rate x average win + loss rate x average loss)
-- Sharpe = mean(net PnL) / sample standard deviation (n - 1) of net PnL, per trade, not
-  annualized; undefined (null) for fewer than two trades or zero dispersion
+- expectancy = mean net PnL per trade; SQN = sqrt(n) x mean / sample stdev of net PnL
+  (null for fewer than two trades or zero dispersion); profit factor = wins / |losses|
 - max drawdown = max over trades of (running peak - cumulative net PnL), the peak starting at 0,
   trades taken in exit-time order
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import struct
 import sys
 import zlib
@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from arbor.actors.replay.metrics import trade_stats
 from arbor.messages.display import decimal_text
 
 ZERO = Decimal(0)
@@ -66,25 +67,8 @@ def trades_on(trades: Iterable[dict[str, Any]], day: str) -> list[dict[str, Any]
 def stats(trades: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The figures of one set of trades (see the module docstring for the definitions)."""
     pnl = [t["net_pnl"] for t in trades]
-    n = len(pnl)
-    wins = [p for p in pnl if p > 0]
-    losses = [p for p in pnl if p < 0]
-    total = sum(pnl, ZERO)
-    sharpe = None
-    if n >= 2:
-        mean = float(total) / n
-        var = sum((float(p) - mean) ** 2 for p in pnl) / (n - 1)
-        sharpe = mean / math.sqrt(var) if var > 0 else None
-    return {
-        "trades": n, "wins": len(wins), "losses": len(losses),
-        "win_rate": len(wins) / n if n else None,
-        "avg_win": sum(wins, ZERO) / len(wins) if wins else None,
-        "avg_loss": sum(losses, ZERO) / len(losses) if losses else None,
-        "expectancy": total / n if n else None,
-        "net_pnl": total, "realized_pnl": sum((t["realized_pnl"] for t in trades), ZERO),
-        "fees": sum((t["fees"] for t in trades), ZERO),
-        "sharpe_per_trade": sharpe, "max_drawdown": max_drawdown(pnl),
-    }
+    return {**trade_stats(pnl, [t["fees"] for t in trades]),
+            "realized_pnl": sum((t["realized_pnl"] for t in trades), ZERO), "max_drawdown": max_drawdown(pnl)}
 
 
 def cumulative(pnl: Iterable[Decimal]) -> list[Decimal]:
@@ -112,15 +96,23 @@ def summarize(trades: Sequence[dict[str, Any]], day: str) -> dict[str, Any]:
         "long": stats([t for t in ordered if t["side"] == "LONG"]),
         "short": stats([t for t in ordered if t["side"] == "SHORT"]),
         "symbols": {s: stats([t for t in ordered if t["symbol"] == s]) for s in symbols},
+        "entry_reasons": _by(ordered, "entry_mandate"),
+        "exit_reasons": _by(ordered, "exit_reason"),
         "cumulative_net_pnl": cumulative(t["net_pnl"] for t in ordered),
         "definitions": {
             "net_pnl": "realized_pnl - fees per closed trade, quote currency",
             "win_rate": "trades with net_pnl > 0 / trades",
             "expectancy": "mean net_pnl per trade",
-            "sharpe_per_trade": "mean(net_pnl) / stdev(net_pnl, n-1); per trade, not annualized",
+            "profit_factor": "sum of winning net_pnl / |sum of losing net_pnl|",
+            "sqn": "sqrt(trades) * mean(net_pnl) / stdev(net_pnl, n-1)",
             "max_drawdown": "max(running peak - cumulative net_pnl), peak starting at 0, in exit-time order",
         },
     }
+
+
+def _by(trades: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    keys = sorted({str(t.get(key) or "-") for t in trades})
+    return {k: stats([t for t in trades if str(t.get(key) or "-") == k]) for k in keys}
 
 
 def _plain(value: Any) -> Any:
@@ -146,11 +138,13 @@ def _fmt(value: Any, pct: bool = False) -> str:
 
 
 def markdown(summary: dict[str, Any], chart_name: str) -> str:
-    cols = ("trades", "win_rate", "avg_win", "avg_loss", "expectancy", "net_pnl", "fees", "sharpe_per_trade",
+    cols = ("trades", "win_rate", "avg_win", "avg_loss", "profit_factor", "expectancy", "sqn", "net_pnl", "fees",
             "max_drawdown")
     head = "| set | " + " | ".join(cols) + " |\n|" + "---|" * (len(cols) + 1) + "\n"
     rows = [("overall", summary["overall"]), ("long", summary["long"]), ("short", summary["short"])]
     rows += [(s, v) for s, v in summary["symbols"].items()]
+    rows += [(f"entry: {k}", v) for k, v in summary["entry_reasons"].items()]
+    rows += [(f"exit: {k}", v) for k, v in summary["exit_reasons"].items()]
     body = "".join("| " + name + " | " + " | ".join(_fmt(st[c], pct=c == "win_rate") for c in cols) + " |\n"
                    for name, st in rows)
     defs = "".join(f"- **{k}**: {v}\n" for k, v in summary["definitions"].items())

@@ -60,12 +60,19 @@ def test_whatif_command_writes_json_report(sim_journal: Path, tmp_path: Path) ->
     """bin/replay whatif prints the digest and writes the same report as JSON."""
     out = io.StringIO()
     args = Namespace(journal=sim_journal, hbt=None, config=None, set=["regime.confirm_cycles=2"], limit=None,
-                     json=tmp_path / "report.json")
+                     json=tmp_path / "report.json", trades_csv=tmp_path / "trades.csv")
     assert whatif_command(args, out=out, err=io.StringIO()) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["digest"] in out.getvalue()
-    for key in ("trades", "win_rate", "max_drawdown", "sharpe", "decisions", "denials_by_reason"):
+    for key in ("trades", "win_rate", "max_drawdown", "sharpe", "decisions", "denials_by_reason", "metrics",
+                "trade_list"):
         assert key in report["report"]
+    assert "decisions" not in report, "one fill count: the report's (venue fills), not a second one"
+    m = report["report"]["metrics"]
+    assert report["report"]["sharpe"] is None and m["annualised_note"].startswith("too short")
+    rows = (tmp_path / "trades.csv").read_text().splitlines()
+    assert len(rows) == 1 + report["report"]["trades"] == 1 + len(report["report"]["trade_list"])
+    assert sum(st["trades"] for st in m["by_exit_reason"].values()) == report["report"]["trades"]
 
 
 def test_whatif_command_rejects_bad_override(sim_journal: Path) -> None:

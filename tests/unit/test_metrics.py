@@ -1,192 +1,131 @@
-"""ClusterMetrics: an Observer writing Prometheus metrics into a registry it is given."""
+"""Known-answer tests of every report figure on constructed trade lists and equity curves."""
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
-from typing import Any
 
-from arbor.adapters.operator.metrics import ClusterMetrics
-from arbor.messages import (
-    Action,
-    ActionDenied,
-    ActorRestarted,
-    Direction,
-    Envelope,
-    KillSwitchEngaged,
-    MandateKind,
-    MarketEventKind,
-    OrderFilled,
-    OrderIntent,
-    OrderRejected,
-    OrderType,
-    PlaceOrder,
-    PositionChanged,
-    PositionState,
-    RawMarketEvent,
-    ReconciliationCompleted,
-    Side,
-    SubmitOrder,
-    TradingState,
-    TradingStateChanged,
-    VenuePayload,
+import pytest
+from arbor.actors.replay.metrics import (
+    DAY_NS,
+    TOO_SHORT,
+    annualised,
+    breakdown,
+    daily_equity,
+    drawdown,
+    exposure,
+    full_report,
+    market_change,
+    trade_stats,
 )
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
-T0 = 1_723_161_600_000_000_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.ns = T0
-
-    def now_ns(self) -> int:
-        return self.ns
+D = Decimal
+S = 1_000_000_000
 
 
-class Perf:
-    """A perf counter the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.ns = 0
-
-    def __call__(self) -> int:
-        return self.ns
-
-
-def env(msg_id: int, cause: int, payload: Any, sender: str = "BTCUSDT/executor") -> Envelope:
-    return Envelope(msg_id=msg_id, sender=sender, receiver="", ts_event_ns=T0, ts_recv_ns=T0, causation_id=cause,
-                    payload=payload)
+def test_trade_figures_of_a_known_set() -> None:
+    """Wins 10+6, losses -4-8: win rate 0.5, avg win 8, avg loss -6, PF 16/12, expectancy 1, SQN 2*1/sd."""
+    s = trade_stats([D(10), D(-4), D(6), D(-8)], [D("0.5")] * 4)
+    assert (s["trades"], s["wins"], s["losses"]) == (4, 2, 2)
+    assert s["win_rate"] == 0.5 and s["avg_win"] == D(8) and s["avg_loss"] == D(-6)
+    assert s["profit_factor"] == pytest.approx(16 / 12)
+    assert s["expectancy"] == D(1) and s["net_pnl"] == D(4) and s["fees"] == D(2)
+    sd = math.sqrt((81 + 25 + 25 + 81) / 3)
+    assert s["sqn"] == pytest.approx(math.sqrt(4) * 1 / sd)
 
 
-def place(symbol: str = "BTCUSDT") -> PlaceOrder:
-    return PlaceOrder(symbol=symbol, client_order_id="c1", side=Side.BUY, qty=Decimal("0.01"),
-                      order_type=OrderType.MARKET, limit_price=None, reduce_only=False, ts_event_ns=T0)
+def test_no_loss_no_profit_factor_and_one_trade_no_sqn() -> None:
+    """Profit factor needs a loss and SQN two trades: otherwise None, never infinity."""
+    s = trade_stats([D(3)])
+    assert s["profit_factor"] is None and s["sqn"] is None and s["win_rate"] == 1.0
+    assert trade_stats([])["win_rate"] is None
 
 
-def raw(symbol: str = "BTCUSDT") -> RawMarketEvent:
-    return RawMarketEvent(symbol=symbol, venue="sim", ingest_seq=1, ts_event_ns=T0, ts_recv_ns=T0,
-                          kind=MarketEventKind.TRADE, raw=b"{}", price=Decimal("1"), qty=Decimal("1"))
+def test_drawdown_depth_fraction_and_duration() -> None:
+    """Peak 110 at t=1 s, trough 88 at t=3 s, back to 110 at t=6 s: 22, 0.2, 5 s, recovered."""
+    curve = [(0, 100.0), (1 * S, 110.0), (2 * S, 99.0), (3 * S, 88.0), (5 * S, 100.0), (6 * S, 110.0)]
+    dd = drawdown(curve)
+    assert dd["max_drawdown"] == pytest.approx(22.0) and dd["max_drawdown_pct"] == pytest.approx(0.2)
+    assert dd["max_drawdown_duration_s"] == 5.0 and dd["recovered"]
 
 
-def value(reg: CollectorRegistry, name: str, **labels: str) -> float | None:
-    return reg.get_sample_value(name, labels)
+def test_unrecovered_drawdown_lasts_to_the_end() -> None:
+    """A drawdown never recovered lasts from its peak to the last sample."""
+    dd = drawdown([(0, 100.0), (2 * S, 90.0), (9 * S, 95.0)])
+    assert dd["max_drawdown"] == 10.0 and dd["max_drawdown_duration_s"] == 9.0 and not dd["recovered"]
 
 
-def make() -> tuple[ClusterMetrics, CollectorRegistry, Perf, Clock]:
-    reg, perf, clock = CollectorRegistry(), Perf(), Clock()
-    return ClusterMetrics(reg, clock, perf_ns=perf), reg, perf, clock
+def test_drawdown_after_a_flat_start_lasts_from_the_last_peak() -> None:
+    """Equity flat at 100 for 3 s, then falling and never back: duration from t=2 s to the end, 8 s."""
+    dd = drawdown([(0, 100.0), (1 * S, 100.0), (2 * S, 100.0), (3 * S, 95.0), (10 * S, 96.0)])
+    assert dd["max_drawdown"] == 5.0 and dd["max_drawdown_duration_s"] == 8.0 and not dd["recovered"]
 
 
-def test_tick_to_order_latency_follows_causation() -> None:
-    """The latency runs from the market frame that entered to the PlaceOrder at the end of its causal chain."""
-    m, reg, perf, _ = make()
-    m.external(env(1, 0, VenuePayload(venue="sim", symbol="BTCUSDT", payload=b"{}"), sender="feed"))
-    m.emitted(env(2, 1, raw(), sender="BTCUSDT/collector"), ())
-    m.emitted(env(3, 2, SubmitOrder(symbol="BTCUSDT", action_id="a", intent=OrderIntent.ENTRY, side=Side.BUY,
-                                    qty=Decimal("1"), order_type=OrderType.MARKET, limit_price=None,
-                                    reduce_only=False, ts_event_ns=T0), sender="BTCUSDT/position"), ())
-    perf.ns = 3_000_000  # 3 ms later
-    m.emitted(env(4, 3, place()), ())
-    assert value(reg, "arbor_tick_to_order_latency_seconds_count") == 1
-    assert value(reg, "arbor_tick_to_order_latency_seconds_sum") == 0.003
-    assert value(reg, "arbor_orders_total", status="placed") == 1
+def test_daily_equity_takes_each_days_last_sample() -> None:
+    """End-of-day equity, carried over a day without samples."""
+    curve = [(0, 100.0), (DAY_NS - 1, 101.0), (DAY_NS + 5, 102.0), (3 * DAY_NS + 1, 99.0)]
+    assert daily_equity(curve) == [101.0, 102.0, 102.0, 99.0]
 
 
-def test_orders_not_caused_by_market_data_have_no_latency() -> None:
-    """A PlaceOrder caused by a timer or command is counted but not timed."""
-    m, reg, _, _ = make()
-    m.emitted(env(9, 0, place()), ())
-    assert value(reg, "arbor_tick_to_order_latency_seconds_count") == 0
-    assert value(reg, "arbor_orders_total", status="placed") == 1
+def test_short_run_says_it_is_too_short_instead_of_annualising() -> None:
+    """One day of second-by-second equity gives no Sharpe, Sortino, CAGR or Calmar, and says why."""
+    curve = [(i * S, 100.0 + (i % 7) - 3) for i in range(3600)]
+    a = annualised(curve, 100.0, 0.06)
+    assert a["sharpe"] is None and a["sortino"] is None and a["cagr"] is None and a["calmar"] is None
+    assert a["annualised_note"].startswith(TOO_SHORT)
+    assert a["total_return"] == pytest.approx(curve[-1][1] / 100 - 1)
 
 
-def test_causation_memory_is_bounded() -> None:
-    """Tracking causes never holds more than max_tracked entries, however many events pass."""
-    reg = CollectorRegistry()
-    m = ClusterMetrics(reg, Clock(), max_tracked=100)
-    for i in range(1, 5000):
-        m.external(env(2 * i, 0, VenuePayload(venue="sim", symbol="BTCUSDT", payload=b"{}"), sender="feed"))
-        m.emitted(env(2 * i + 1, 2 * i, raw(), sender="BTCUSDT/collector"), ())
-    assert len(m._entered) <= 100 and len(m._cause) <= 100
-    assert value(reg, "arbor_market_events_total", symbol="BTCUSDT", venue="sim") == 4999
+def test_annualised_figures_from_daily_returns() -> None:
+    """Daily returns +10%, -5%, +2% from 100: hand-computed Sharpe, Sortino, CAGR, Calmar."""
+    days = [110.0, 104.5, 106.59]
+    curve = [(i * DAY_NS + DAY_NS // 2, e) for i, e in enumerate(days)]
+    a = annualised(curve, 100.0, 0.05)
+    r = [0.10, -0.05, 0.02]
+    mean = sum(r) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in r) / 2)
+    down = math.sqrt(0.05**2 / 3)
+    assert a["periods"] == 3
+    assert a["sharpe"] == pytest.approx(mean / sd * math.sqrt(365))
+    assert a["sortino"] == pytest.approx(mean / down * math.sqrt(365))
+    assert a["cagr"] == pytest.approx(1.0659 ** (365 / 3) - 1)
+    assert a["calmar"] == pytest.approx(a["cagr"] / 0.05)
+    assert a["total_return"] == pytest.approx(0.0659)
 
 
-def test_venue_answers_are_counted_once() -> None:
-    """Fills and rejects count when the venue emits them, not again when the executor forwards them."""
-    m, reg, _, _ = make()
-    fill = OrderFilled(symbol="BTCUSDT", client_order_id="c1", venue_order_id="v1", fill_id="f1", side=Side.BUY,
-                       qty=Decimal("1"), price=Decimal("10"), fee=Decimal("0.01"), is_maker=False,
-                       cum_qty=Decimal("1"), leaves_qty=Decimal("0"), ts_event_ns=T0)
-    m.emitted(env(1, 0, fill, sender="BTCUSDT/venue"), ())
-    m.emitted(env(2, 1, fill, sender="BTCUSDT/executor"), ())
-    rej = OrderRejected(symbol="BTCUSDT", client_order_id="c2", reason="insufficient_margin: need 5", ts_event_ns=T0)
-    m.emitted(env(3, 0, rej, sender="BTCUSDT/venue"), ())
-    assert value(reg, "arbor_fills_total", symbol="BTCUSDT") == 1
-    assert value(reg, "arbor_orders_total", status="filled") == 1
-    assert value(reg, "arbor_order_rejects_total", reason="insufficient_margin") == 1
+def test_exposure_is_the_union_of_open_spans() -> None:
+    """Spans 0-2 s and 1-4 s overlap: 4 s of 10 s in the market."""
+    assert exposure([(0, 2 * S), (1 * S, 4 * S)], 0, 10 * S) == pytest.approx(0.4)
+    assert exposure([], 0, 0) is None
 
 
-def test_reason_labels_are_bounded() -> None:
-    """More distinct reject reasons than the cap fold into "other": no unbounded label set."""
-    m, reg, _, _ = make()
-    for i in range(100):
-        m.emitted(env(i + 1, 0, OrderRejected(symbol="BTCUSDT", client_order_id=f"c{i}", reason=f"r{i}",
-                                              ts_event_ns=T0), sender="BTCUSDT/venue"), ())
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(reg).decode())}
-    reasons = {s.labels["reason"] for s in families["arbor_order_rejects"].samples if s.name.endswith("_total")}
-    assert len(reasons) <= 33 and "other" in reasons
+def test_market_change_is_buy_and_hold() -> None:
+    """100 -> 110 and 50 -> 45: +10% and -10%, mean 0."""
+    m = market_change({"A": D(100), "B": D(50)}, {"A": D(110), "B": D(45)})
+    assert m["by_symbol"] == {"A": pytest.approx(0.1), "B": pytest.approx(-0.1)}
+    assert m["mean"] == pytest.approx(0.0)
 
 
-def test_states_pnl_and_supervision() -> None:
-    """Trading state, kill switch, PnL, restarts, denials and drift land in their gauges and counters."""
-    m, reg, _, clock = make()
-    m.emitted(env(1, 0, TradingStateChanged(scope="ETHUSDT", old=TradingState.ACTIVE, new=TradingState.HALTED,
-                                            who="op", reason="x", ts_event_ns=T0), sender="risk"), ())
-    m.emitted(env(2, 0, KillSwitchEngaged(who="op", reason="drill", ts_event_ns=T0), sender="risk"), ())
-    m.emitted(env(3, 0, PositionChanged(symbol="ETHUSDT", state=PositionState.OPEN, direction=Direction.SHORT,
-                                        qty=Decimal("2"), avg_entry_price=Decimal("100"), realized_pnl=Decimal("5"),
-                                        fees=Decimal("1"), ts_event_ns=T0), sender="ETHUSDT/position"), ())
-    m.emitted(env(4, 0, ActorRestarted(actor_id="ETHUSDT/feature", symbol="ETHUSDT", restarts=1, ts_event_ns=T0),
-                  sender="ETHUSDT/supervisor"), ())
-    action = Action(action_id="a", symbol="ETHUSDT", cycle=1, kind=MandateKind.ENTRY, direction=Direction.LONG,
-                    qty=Decimal("1"), mark_price=Decimal("1"), data_ts_ns=T0, ts_event_ns=T0, reason="")
-    m.emitted(env(5, 0, ActionDenied(symbol="ETHUSDT", action=action, reason="max_symbol_notional", detail="",
-                                     ts_event_ns=T0), sender="risk"), ())
-    m.emitted(env(6, 0, ReconciliationCompleted(symbol="ETHUSDT", outcome="DRIFT_UNRESOLVED", local_qty=Decimal("1"),
-                                                venue_qty=Decimal("3"), venue_avg_price=None, detail="",
-                                                ts_event_ns=T0), sender="ETHUSDT/executor"), ())
-    m.emitted(env(7, 0, raw("ETHUSDT"), sender="ETHUSDT/collector"), ())
-    clock.ns = T0 + 2_500_000_000
-    m.sample_staleness()
-    m.set_mailbox_depths({"risk": 4})
-    m.journal_written(100)
-    m.journal_fsynced(0.002)
-    assert value(reg, "arbor_trading_state", scope="ETHUSDT") == 2
-    assert value(reg, "arbor_kill_switch_engaged") == 1
-    assert value(reg, "arbor_realized_pnl_quote", symbol="ETHUSDT") == 4
-    assert value(reg, "arbor_actor_restarts_total", actor_type="feature") == 1
-    assert value(reg, "arbor_risk_denials_total", reason="max_symbol_notional") == 1
-    assert value(reg, "arbor_reconciliation_drift_qty", symbol="ETHUSDT") == 2
-    assert value(reg, "arbor_market_data_age_seconds", symbol="ETHUSDT") == 2.5
-    assert value(reg, "arbor_mailbox_depth_messages", actor="risk") == 4
-    assert value(reg, "arbor_journal_written_bytes_total") == 100
-    assert value(reg, "arbor_journal_fsync_seconds_count") == 1
+def test_breakdown_by_exit_reason() -> None:
+    """Trades grouped by exit reason carry their own figures."""
+    trades = [{"net_pnl": D(5), "exit_reason": "take_profit"}, {"net_pnl": D(-2), "exit_reason": "stop"},
+              {"net_pnl": D(3), "exit_reason": "take_profit"}]
+    b = breakdown(trades, "exit_reason")
+    assert set(b) == {"take_profit", "stop"}
+    assert b["take_profit"]["trades"] == 2 and b["take_profit"]["net_pnl"] == D(8)
+    assert b["stop"]["win_rate"] == 0.0
 
 
-def test_risk_status_sets_drawdown_equity_and_exposure() -> None:
-    """Risk's status (money as strings) sets drawdown, equity and exposure gauges."""
-    m, reg, _, _ = make()
-    m.set_risk_status({"drawdown_pct": "0.0125", "equity": "98000", "gross_exposure": "5000",
-                       "net_exposure": "-1000", "kill_switch": {"engaged": False}})
-    assert value(reg, "arbor_drawdown_ratio") == 0.0125
-    assert value(reg, "arbor_equity_quote") == 98000
-    assert value(reg, "arbor_exposure_quote", kind="net") == -1000
-
-
-def test_uses_only_the_given_registry() -> None:
-    """Two instances in two registries do not collide (nothing touches the global default registry)."""
-    a, b = CollectorRegistry(), CollectorRegistry()
-    ClusterMetrics(a, Clock())
-    ClusterMetrics(b, Clock())
-    assert REGISTRY.get_sample_value("arbor_kill_switch_engaged") is None
+def test_full_report_of_a_constructed_run() -> None:
+    """The whole report of two trades agrees with its parts."""
+    trades = [{"symbol": "A", "side": "LONG", "net_pnl": D(4), "fees": D(1), "entry_ns": 0, "exit_ns": 2 * S,
+               "entry_reason": "trend", "exit_reason": "tp"},
+              {"symbol": "B", "side": "SHORT", "net_pnl": D(-1), "fees": D(1), "entry_ns": 5 * S,
+               "exit_ns": 6 * S, "entry_reason": "range", "exit_reason": "stop"}]
+    curve = [(0, 100.0), (2 * S, 104.0), (6 * S, 103.0), (10 * S, 103.0)]
+    r = full_report(trades, curve, 100.0, first_price={"A": D(10)}, last_price={"A": D(12)})
+    assert r["overall"]["net_pnl"] == D(3) and r["overall"]["fees"] == D(2)
+    assert set(r["by_symbol"]) == {"A", "B"} and set(r["by_entry_reason"]) == {"trend", "range"}
+    assert r["exposure"] == pytest.approx(0.3) and r["max_drawdown"] == 1.0
+    assert r["market_change"]["by_symbol"]["A"] == pytest.approx(0.2)
+    assert r["sharpe"] is None and r["total_return"] == pytest.approx(0.03)

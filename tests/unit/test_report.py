@@ -43,13 +43,14 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_figures_of_a_known_set() -> None:
-    """Win rate, averages, expectancy, per-trade Sharpe and max drawdown match their definitions."""
+    """Win rate, averages, profit factor, expectancy, SQN and max drawdown match their definitions."""
     s = stats([trade("10"), trade("-4"), trade("6"), trade("-8")])
     assert (s["trades"], s["wins"], s["losses"]) == (4, 2, 2)
     assert s["win_rate"] == 0.5 and s["avg_win"] == D(8) and s["avg_loss"] == D(-6)
     assert s["expectancy"] == D("1") and s["net_pnl"] == D(4)
     mean, sd = 1.0, math.sqrt((81 + 25 + 25 + 81) / 3)
-    assert s["sharpe_per_trade"] == pytest.approx(mean / sd)
+    assert s["sqn"] == pytest.approx(math.sqrt(4) * mean / sd)
+    assert s["profit_factor"] == pytest.approx(16 / 12)
     assert s["max_drawdown"] == D(8)  # peak 12 after the third trade, then 4
 
 
@@ -57,7 +58,7 @@ def test_drawdown_counts_from_zero_and_empty_sets_are_blank() -> None:
     """A run that starts losing draws down from zero; no trades gives no ratios."""
     assert max_drawdown([D(-3), D(1), D(-2)]) == D(4)
     s = stats([])
-    assert s["trades"] == 0 and s["win_rate"] is None and s["sharpe_per_trade"] is None
+    assert s["trades"] == 0 and s["win_rate"] is None and s["sqn"] is None
 
 
 def test_report_agrees_with_the_trade_log_of_a_simulated_run(tmp_path: Path) -> None:
