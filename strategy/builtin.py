@@ -75,7 +75,7 @@ class TrendFollowing(Strategy):
         self._size = _hint(p["size_hint"])
         self._stop_atr = p["stop_atr"]
         self._tp_atr = p["take_profit_atr"]
-        self._reduce = p["reduce_fraction"]
+        self._reduce: float = p["reduce_fraction"]
         self._reduce_hint = _hint(p["reduce_fraction"])
         self._contra = p["contra_imbalance"]
 
