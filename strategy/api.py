@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import attrs
 from arbor.messages import Direction, FeatureSnapshot, Mandate, PositionState, Regime, TradingState
+from arbor.strategy.inputs import NO_INPUTS, Bar, Inputs
 from arbor.strategy.params import Param, parse_params
 
 __all__ = ["API_VERSION", "FLAT", "Context", "PositionView", "Strategy"]
@@ -77,6 +78,25 @@ class Context:
     def symbol(self) -> str:
         return self.features.symbol
 
+    def bars(self, interval: str) -> tuple[Bar, ...]:
+        """The closed bars of a declared interval, oldest first (fewer than declared until enough time passed)."""
+        for name, rows in self.features.bars:
+            if name == interval:
+                return tuple(Bar(*row) for row in rows)
+        return ()
+
+    @property
+    def indicators(self) -> Mapping[str, float]:
+        """Every declared indicator that is warm, by name (Bollinger: ``name.middle``/``.upper``/``.lower``)."""
+        return dict(self.features.indicators)
+
+    def indicator(self, name: str) -> float | None:
+        """One indicator's value, None while it is not warm."""
+        for key, value in self.features.indicators:
+            if key == name:
+                return value
+        return None
+
 
 class Strategy:
     """Base class of every strategy. Subclass it, declare ``name`` and ``PARAMS``, write ``decide``.
@@ -90,6 +110,7 @@ class Strategy:
     API_VERSION: ClassVar[int] = API_VERSION
     name: ClassVar[str] = ""
     PARAMS: ClassVar[Mapping[str, Param]] = MappingProxyType({})
+    INPUTS: ClassVar[Inputs] = NO_INPUTS
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         self.params: Mapping[str, Any] = MappingProxyType(parse_params(self.PARAMS, params or {}))
@@ -97,6 +118,10 @@ class Strategy:
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         """Rules across parameters; the default accepts any combination of valid values."""
+
+    def inputs(self) -> Inputs:
+        """The bars and indicators this strategy reads (``INPUTS``; override when they depend on ``params``)."""
+        return self.INPUTS
 
     def decide(self, ctx: Context) -> Sequence[Mandate]:
         """The mandates of one decision cycle (at least one)."""

@@ -110,13 +110,17 @@ def resolve_strategy(spec: Any) -> type[Strategy]:
 def load_strategy(spec: Any, params: Mapping[str, Any] | None = None) -> Strategy:
     """The named strategy built with validated parameters; ConfigError names ``strategy`` or the parameter."""
     cls = resolve_strategy(spec)
+    where = str(spec).rpartition(":")[0] or str(spec)
     try:
-        return cls(params or {})
-    except ConfigError:
+        strategy = cls(params or {})
+        strategy.inputs().validate()
+    except ConfigError as exc:
+        if exc.key == "strategy":
+            raise _fail(where, cls.__name__, exc.reason) from None
         raise
     except Exception as exc:
-        raise _fail(str(spec).rpartition(":")[0] or str(spec), cls.__name__,
-                    f"building it raised {type(exc).__name__}: {exc}") from None
+        raise _fail(where, cls.__name__, f"building it raised {type(exc).__name__}: {exc}") from None
+    return strategy
 
 
 make_strategy = load_strategy  # the name the runtime used before the public API
