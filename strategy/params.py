@@ -17,7 +17,7 @@ __all__ = ["Param", "parse_params"]
 class Param:
     """One parameter: ``Param(0.5, low=0.0, high=1.0)``.
 
-    ``kind`` is ``float`` (default), ``int`` or ``bool``. ``low``/``high`` bound numbers;
+    ``kind`` is ``float`` (default), ``int``, ``bool`` or ``str`` (e.g. a model file's path). ``low``/``high`` bound numbers;
     ``low_open`` (default True) excludes ``low`` itself, ``high`` is always allowed.
     """
 
@@ -30,6 +30,10 @@ class Param:
     def check(self, key: str, value: Any) -> Any:
         """The validated value, or a ConfigError naming ``strategy_params.<key>`` and the reason."""
         where = f"strategy_params.{key}"
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise ConfigError(where, f"must be a string, got {value!r}")
+            return value
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise ConfigError(where, f"must be true or false, got {value!r}")
