@@ -20,21 +20,26 @@ def run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProces
 
 def test_new_strategy_passes_its_test_and_backtests(tmp_path: Path, shared_data: Path) -> None:
     """The generated test passes under the venv's pytest; a what-if on a real recording places orders with it."""
-    made = run(str(BIN / "new-strategy"), "ema_cross", "--dir", str(tmp_path / "strategies"), cwd=tmp_path)
+    # the tutorial's commands (docs/strategies.md), with relative paths, from a fresh directory
+    made = run(str(BIN / "new-strategy"), "ema_cross", "--dir", "strategies", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     strategy = tmp_path / "strategies" / "ema_cross.py"
     test = tmp_path / "strategies" / "test_ema_cross.py"
     assert strategy.is_file() and test.is_file()
 
-    tested = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test), cwd=tmp_path)
+    tested = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "strategies/test_ema_cross.py",
+                 cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "4 passed" in tested.stdout
 
     report = tmp_path / "whatif.json"
     hbt = shared_data / "binance_usdm" / "usdm_btcusdt_20240808.gz"
-    backtest = run(str(BIN / "replay"), "whatif", "--hbt", str(hbt), "--set",
-                   f"symbols.*.strategy={strategy}:EmaCross", "--json", str(report), cwd=tmp_path, timeout=600)
+    spec = "symbols.*.strategy=strategies/ema_cross.py:EmaCross"
+    backtest = run(str(BIN / "replay"), "whatif", "--hbt", str(hbt), "--set", spec, cwd=tmp_path, timeout=600)
     assert backtest.returncode == 0, backtest.stderr
+    swept = run(str(BIN / "replay"), "whatif", "--hbt", str(hbt), "--set", spec, "--set",
+                "symbols.*.strategy_params.fast=5", "--json", str(report), cwd=tmp_path, timeout=600)
+    assert swept.returncode == 0, swept.stderr
     decisions = json.loads(report.read_text())["decisions"]
     assert decisions.get("PlaceOrder", 0) > 0
 
