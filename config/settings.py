@@ -328,11 +328,11 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
                    for i, f in enumerate(raw_faults))
     settings = Settings(run=run, market=market, symbols=tuple(symbols), faults=faults, **sections)
     # Each symbol's strategy and its parameters are checked now, not at the first decision.
-    from arbor.actors.regime.strategies import make_strategy
+    from arbor.strategy.loader import load_strategy
 
     for i, s in enumerate(settings.symbols):
         try:
-            make_strategy(s.strategy, s.strategy_params)
+            load_strategy(s.strategy, s.strategy_params)
         except ConfigError as exc:
             raise ConfigError(f"symbols[{i}].{exc.key}", exc.reason) from None
     return settings

@@ -28,3 +28,9 @@ class FeatureSnapshot:
     liq_notional: float
     samples: int  # completed buckets in the long window
     warm: bool  # enough data for every feature
+    # What the strategy declared (arbor.strategy.Inputs); empty for a strategy that declares none, so
+    # a snapshot encoded before these fields existed still decodes.
+    # bars: (interval, ((start_ns, open, high, low, close, volume), ...)) per declared interval, oldest first
+    bars: tuple[tuple[str, tuple[tuple[int, float, float, float, float, float], ...]], ...] = ()
+    # indicators: (name, value) for each declared indicator that is warm (Bollinger: name.middle/upper/lower)
+    indicators: tuple[tuple[str, float], ...] = ()

@@ -54,7 +54,11 @@ def make_symbol_actor(settings: Settings, symbol: str, role: str, clock: Clock, 
     if role == "collector":
         return CollectorLogic(ctx, decoder_for(s.venue, s.symbol))
     if role == "feature":
-        return FeatureLogic(ctx, settings.feature, decision_interval_ms=settings.regime.decision_interval_ms)
+        from arbor.strategy.loader import load_strategy
+
+        inputs = load_strategy(s.strategy, s.strategy_params).inputs()
+        return FeatureLogic(ctx, settings.feature, decision_interval_ms=settings.regime.decision_interval_ms,
+                            inputs=inputs)
     if role == "regime":
         return RegimeLogic(ctx, settings.regime_for(symbol))
     if role == "position":

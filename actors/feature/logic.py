@@ -42,6 +42,7 @@ from typing import Any
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.feature.config import FeatureConfig
 from arbor.messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
+from arbor.strategy.inputs import NO_INPUTS, BarBuilder, Inputs
 
 __all__ = ["FeatureConfig", "FeatureLogic"]
 
@@ -68,9 +69,12 @@ class FeatureLogic(ActorLogic):
     ROLE = "feature"
 
     def __init__(self, ctx: ActorContext, config: FeatureConfig | None = None,
-                 decision_interval_ms: int | None = None) -> None:
-        """``decision_interval_ms`` is the regime's decision cadence (needed by ``emit = "bucket"``)."""
+                 decision_interval_ms: int | None = None, inputs: Inputs = NO_INPUTS) -> None:
+        """``decision_interval_ms`` is the regime's decision cadence (needed by ``emit = "bucket"``);
+        ``inputs`` the bars and indicators the symbol's strategy declared (built from trades here)."""
         super().__init__(ctx)
+        self._bars = BarBuilder(inputs)
+        self._with_bars = self._bars.active
         self.config = cfg = (config or FeatureConfig()).validate()
         self._bucket_ns = cfg.bucket_ms * 1_000_000
         # emit = "bucket": the regime's cadence, and the time of the snapshot that started its last cycle
@@ -146,6 +150,10 @@ class FeatureLogic(ActorLogic):
             # an event from an already closed bucket (late print) counts in the open one
 
         kind = ev.kind
+        if self._with_bars:
+            traded = kind is _TRADE and ev.price is not None and ev.price > 0
+            self._bars.on_event(ts, float(ev.price) if traded else None,  # type: ignore[arg-type]
+                                float(ev.qty) if traded and ev.qty is not None and ev.qty > 0 else 0.0)
         if kind is _TRADE:
             self._on_trade(ev)
         elif kind is _QUOTE:
@@ -307,6 +315,8 @@ class FeatureLogic(ActorLogic):
             liq_notional=self._w_liq_notional + self._cur_liq_notional,
             samples=samples,
             warm=samples >= self._min_samples,
+            bars=self._bars.bars,
+            indicators=self._bars.indicators,
         )
 
     @property

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from arbor.actors.regime.strategies import make_strategy
 from arbor.config.errors import ConfigError
+from arbor.strategy.loader import load_strategy
 
 SECTION = "regime"
 
@@ -54,7 +54,7 @@ class RegimeConfig:
         if self.vol_ratio_exit > self.vol_ratio_enter:
             raise ConfigError(f"{SECTION}.vol_ratio_exit", f"must not exceed vol_ratio_enter {self.vol_ratio_enter}")
         try:
-            make_strategy(self.strategy, self.strategy_params)
+            load_strategy(self.strategy, self.strategy_params)
         except ConfigError as exc:
             raise ConfigError(f"{SECTION}.{exc.key}", exc.reason) from None
         return self

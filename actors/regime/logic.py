@@ -29,8 +29,18 @@ from typing import Any
 
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.regime.config import RegimeConfig
-from arbor.actors.regime.strategies import FLAT, PositionView, StrategyPolicy, make_strategy
-from arbor.messages import FeatureSnapshot, MandateSet, PositionChanged, PositionState, Regime, RegimeChanged
+from arbor.messages import (
+    FeatureSnapshot,
+    MandateSet,
+    PositionChanged,
+    PositionState,
+    Regime,
+    RegimeChanged,
+    TradingState,
+    TradingStateChanged,
+)
+from arbor.strategy.api import FLAT, Context, PositionView, Strategy
+from arbor.strategy.loader import load_strategy
 
 __all__ = ["RegimeConfig", "RegimeLogic", "classify", "explain", "mark_price"]
 
@@ -68,6 +78,13 @@ def mark_price(f: FeatureSnapshot) -> Decimal:
     return Decimal(format(price, ".12g"))
 
 
+_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+def _stricter(a: TradingState, b: TradingState) -> TradingState:
+    return a if _SEVERITY[a] >= _SEVERITY[b] else b
+
+
 class RegimeLogic(ActorLogic):
     """Turns FeatureSnapshots into RegimeChanged events and one MandateSet per decision cycle."""
 
@@ -76,7 +93,7 @@ class RegimeLogic(ActorLogic):
     def __init__(self, ctx: ActorContext, config: RegimeConfig | None = None) -> None:
         super().__init__(ctx)
         self.config = cfg = (config or RegimeConfig()).validate()
-        self.strategy: StrategyPolicy = make_strategy(cfg.strategy, cfg.strategy_params)
+        self.strategy: Strategy = load_strategy(cfg.strategy, cfg.strategy_params)
         self._interval_ns = cfg.decision_interval_ms * 1_000_000
         self._confirm = cfg.confirm_cycles
         self._regime = _UNKNOWN
@@ -88,6 +105,8 @@ class RegimeLogic(ActorLogic):
         self._changes = 0
         self._snapshots = 0
         self.position: PositionView = FLAT
+        self.trading_state = TradingState.ACTIVE  # the symbol's own scope at Risk
+        self._global_state = TradingState.ACTIVE  # the "*" scope
         self._mark_src = 0.0  # the float behind the cached Decimal mark price
         self._mark = Decimal(0)
 
@@ -115,7 +134,9 @@ class RegimeLogic(ActorLogic):
             ts_event_ns=self.ctx.clock.now_ns(),
             regime=self._regime,
             strategy=self.strategy.name,
-            mandates=tuple(self.strategy.decide(snap, self._regime, self.position)),
+            mandates=tuple(self.strategy.decide(Context(
+                features=snap, regime=self._regime, position=self.position,
+                trading_state=_stricter(self.trading_state, self._global_state), now_ns=self.ctx.clock.now_ns()))),
             mark_price=self._mark_price(snap),
             data_ts_ns=snap.ts_event_ns,
         ))
@@ -129,6 +150,14 @@ class RegimeLogic(ActorLogic):
         peak = max(self.position.peak_qty, msg.qty)
         self.position = PositionView(state=msg.state, direction=msg.direction, qty=msg.qty,
                                      avg_entry_price=msg.avg_entry_price, peak_qty=peak)
+        return []
+
+    def on_trading_state_changed(self, msg: TradingStateChanged) -> list[Any]:
+        """Keep the symbol's trading state (its own scope or the global one) for the strategy's context."""
+        if msg.scope == self.ctx.symbol:
+            self.trading_state = msg.new
+        elif msg.scope == "*":
+            self._global_state = msg.new
         return []
 
     def _mark_price(self, snap: FeatureSnapshot) -> Decimal:

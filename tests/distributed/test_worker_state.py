@@ -15,6 +15,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from arbor.actors.distributed.latch import write_latch
 from arbor.actors.distributed.nodes import CoordinatorCore, Node, WorkerCore, node_store_path
@@ -474,7 +475,7 @@ def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain()
                         ingest_seq=1, raw=b"{}", price=D("100"), qty=D("1"))
     plain: dict[Any, Any] = {float: 0.0, int: 0, bool: True, str: BTC}
     snapshot = FeatureSnapshot(**{f.name: plain[f.type if isinstance(f.type, type) else eval(str(f.type))]
-                                  for f in message_fields(FeatureSnapshot)})
+                                  for f in message_fields(FeatureSnapshot) if f.default is attrs.NOTHING})
     probe.emitted(env(2, 1, ev), ("BTCUSDT/feature",))
     probe.emitted(env(3, 2, evolve_message(snapshot, ts_event_ns=event_ts)), ("BTCUSDT/regime",))
     probe.emitted(env(4, 3, MandateSet(symbol=BTC, cycle=1, ts_event_ns=event_ts, regime=Regime.TRENDING,

@@ -63,3 +63,22 @@ def test_every_float_is_checked_finite_wherever_it_is() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings({"symbols": [{"symbol": "BTCUSDT", "strategy_params": {"size_hint": float("nan")}}]})
     assert err.value.key == "symbols[0].strategy_params.size_hint"
+
+
+def test_bad_strategy_file_exits_2_naming_file_class_and_reason(tmp_path: Path) -> None:
+    """A strategy file that fails to load stops bin/start-cluster and bin/replay whatif with exit 2, naming it."""
+    strategy = tmp_path / "broken_strategy.py"
+    strategy.write_text("class Mine:\n    pass\n")
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(f'[[symbols]]\nsymbol = "BTCUSDT"\nstrategy = "{strategy}:Mine"\n')
+    done = start_cluster(tmp_path, "--config", str(cfg), "--var-dir", str(tmp_path / "var"))
+    assert done.returncode == 2, done.stderr
+    assert "symbols[0].strategy" in done.stderr and str(strategy) in done.stderr and "'Mine'" in done.stderr
+    assert "not a subclass" in done.stderr and "Traceback" not in done.stderr
+    hbt = REPO_ROOT / ".." / "shared" / "data" / "binance_usdm" / "usdm_btcusdt_20240808.gz"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
+    replay = subprocess.run([sys.executable, "-m", "arbor.actors.replay.cli", "whatif", "--hbt", str(hbt),
+                             "--set", f"symbols.*.strategy={strategy}:Mine"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 2, replay.stderr
+    assert str(strategy) in replay.stderr and "'Mine'" in replay.stderr and "Traceback" not in replay.stderr

@@ -28,7 +28,7 @@ def accepted_keys() -> set[str]:
     keys = {f"{name}.{f.name}" for name, cls in sections.items() for f in attrs.fields(cls)}
     keys.add("cluster.placement")
     for name, factory in STRATEGIES.items():
-        keys |= {f"strategy_params.{name}.{param}" for param in factory.PARAMS}  # type: ignore[attr-defined]  # each strategy class declares PARAMS
+        keys |= {f"strategy_params.{name}.{param}" for param in factory.PARAMS}
     return keys
 
 
