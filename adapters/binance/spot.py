@@ -31,6 +31,7 @@ from arbor.adapters.binance.usdm import (
     f_agg_trade,
     f_book_ticker_fields,
     f_depth_fields,
+    f_snapshot,
     f_trade,
     flat,
 )
@@ -42,8 +43,8 @@ def decode_spot(payload: bytes) -> list[Fields]:
     """The market events of one Binance spot frame; ``[]`` for a control or kline frame; else ``DecodeError``.
 
     Never raises anything but ``DecodeError``, whatever the bytes. A fast path (orjson and the
-    USD-M fast readers, see ``adapters.binance.usdm``) takes plainly valid trades, quotes and
-    diffs; everything else goes to ``decode_spot_reference``, which alone decides errors.
+    USD-M fast readers, see ``adapters.binance.usdm``) takes plainly valid trades, quotes,
+    diffs and snapshots; everything else goes to ``decode_spot_reference``, which alone decides errors.
     """
     try:
         frame = orjson.loads(payload)
@@ -55,6 +56,8 @@ def decode_spot(payload: bytes) -> list[Fields]:
             fast = _FAST_BY_EVENT_TYPE.get(data["e"])
         elif "u" in data and "b" in data and "a" in data and not ("T" in data or "E" in data or "lastUpdateId" in data):
             fast = _f_book_ticker
+        elif "lastUpdateId" in data:
+            fast = f_snapshot
         else:
             fast = None
         if fast is not None:

@@ -70,7 +70,12 @@ def decode_usdm(payload: bytes) -> list[Fields]:
             data, objects = frame["data"], 2
         else:
             data, objects = frame, 1
-        fast = _FAST_BY_EVENT_TYPE.get(data["e"]) if "e" in data else None
+        if "e" in data:
+            fast = _FAST_BY_EVENT_TYPE.get(data["e"])
+        elif "lastUpdateId" in data:
+            fast = f_snapshot
+        else:
+            fast = None
         if fast is not None:
             fields = fast(data)
             if len(payload) < SHALLOW_BYTES or flat(payload, objects, frame, data, fields):
@@ -318,7 +323,8 @@ def flat(payload: bytes, objects: int, frame: dict[str, Any], data: dict[str, An
     frame is checked on its bytes (a bracket inside a string only sends it to the reference
     path, which decides); a depth diff, whose bytes are many, on its parsed values.
     """
-    if fields["kind"] is not _DEPTH:
+    kind = fields["kind"]
+    if kind is not _DEPTH and kind is not _SNAPSHOT:
         return payload.find(b"[") < 0 and payload.count(b"{") == objects
     if frame is not data:
         for key, value in frame.items():
@@ -330,7 +336,7 @@ def flat(payload: bytes, objects: int, frame: dict[str, Any], data: dict[str, An
             return False
         if type(value) is list:
             lists += 1
-    return lists == 2  # "b" and "a", whose levels _fdiff_levels proved to be [str, str]
+    return lists == 2  # "b" and "a" (or "bids" and "asks"), whose levels were proved to be [str, str]
 
 
 def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
@@ -343,6 +349,31 @@ def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
     # Book levels repeat the same few price and size strings: most are found in the cache.
     get, zeros = _POSITIVE.get, _ZEROS
     return tuple([(get(p) or _fpos(p), get(q) or (zeros[q] if q in zeros else _flevel_size(q))) for p, q in raw])
+
+
+def _flevels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
+    """A snapshot's levels as ``_levels(..., snapshot=True)`` reads them: every level [str, str], price and size > 0."""
+    if type(raw) is not list:
+        raise TypeError(raw)
+    for level in raw:
+        if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
+            raise TypeError(level)
+    get = _POSITIVE.get
+    return tuple([(get(p) or _fpos(p), get(q) or _fpos(q)) for p, q in raw])
+
+
+def f_snapshot(d: dict[str, Any]) -> Fields:
+    """The fast ``_snapshot`` (REST depth snapshot, spot partial book depth): levels through the
+    cache of valid positive decimals instead of one Decimal per string (a snapshot has ~1000)."""
+    ts = d.get("T")
+    if ts is None:
+        ts = d.get("E")
+    if ts is not None and (type(ts) is not int or not 0 <= ts <= MS_MAX):
+        raise TypeError(ts)
+    bids, asks = _flevels(d["bids"]), _flevels(d["asks"])
+    check_levels_not_crossed(bids, asks, "depth snapshot")
+    return {"kind": _SNAPSHOT, "ts_event_ns": ts * _NS_PER_MS if ts is not None else 0, "bids": bids, "asks": asks,
+            "last_update_id": _fint(d["lastUpdateId"])}
 
 
 def f_trade(d: dict[str, Any]) -> Fields:
@@ -423,7 +454,7 @@ def _f_depth_update(d: dict[str, Any]) -> Fields:
     return fields
 
 
-# Rare event types (mark price, liquidations) and depth snapshots take the reference readers.
+# Rare event types (mark price, liquidations) take the reference readers; snapshots (no "e") ``f_snapshot``.
 _FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields]] = {
     "trade": f_trade,
     "aggTrade": f_agg_trade,
