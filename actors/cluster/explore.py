@@ -46,7 +46,9 @@ FAST = {"feature": {"bucket_ms": 250, "short_window": 3, "long_window": 12, "min
         "journal": {"enabled": False},
         "supervision": {"intensity": 2, "period_s": 10.0},
         "risk": {"max_orders_per_window": 10000, "max_daily_loss_pct": "0.5", "max_drawdown_pct": "0.5"},
-        "arbitrator": {"max_concurrent_positions": 4}}
+        "arbitrator": {"max_concurrent_positions": 4},
+        "executor": {"ack_timeout_ms": 500, "query_interval_ms": 500}}
+SETTLE_ROUNDS = 10  # at most this many 2 s rounds of release, reset and reconcile at the end
 
 
 @attrs.frozen(kw_only=True)
@@ -176,11 +178,11 @@ class InvariantChecker:
         for sym in self.symbols:
             venue = cluster.logic(f"{sym}/venue").venue_position().qty
             snap = cluster.logic(f"{sym}/position").snapshot()
-            views = {"position": snap.qty * (snap.direction.sign if snap.direction else 0)}
+            views = {"position": _signed(snap.qty, snap.direction)}
             book = risk.book.get(sym)
-            views["risk"] = book.qty * (book.direction.sign if book.direction else 0)
+            views["risk"] = _signed(book.qty, book.direction)
             _, a_dir, a_qty = arb._positions.get(sym, (None, None, Decimal(0)))
-            views["arbitrator"] = a_qty * (a_dir.sign if a_dir else 0)
+            views["arbitrator"] = _signed(a_qty, a_dir)
             row = board[sym]
             views["operator_view"] = row["qty"] * (-1 if row["direction"] == "SHORT" else 1)
             for who, qty in views.items():
@@ -190,6 +192,11 @@ class InvariantChecker:
             if cluster.logic(f"{res.symbol}/position").snapshot().state.value != "ENTERING":
                 out.append(f"reservation {res.action_id} of {res.symbol} outlives its order")
         return out
+
+
+def _signed(qty: Decimal, direction: Any) -> Decimal:
+    """Signed quantity; a quantity without a direction stays as it is (so it differs from flat)."""
+    return qty * direction.sign if direction is not None else qty
 
 
 def _settings(schedule: Schedule) -> Any:
@@ -223,20 +230,21 @@ def run_seed(seed: int, var_root: Path | None = None) -> tuple[Schedule, list[st
                                        observers=(checker,), run_id=f"explore-{seed}-{i}")
             cluster.run_for(seg)
         assert cluster is not None
-        _quiesce(cluster, checker)
-        violations = checker.check(cluster)
+        violations = _quiesce(cluster, checker)
         figures = {"orders": len(checker.sent), "fills": len(checker.venue_fills),
                    "faults": injected + (cluster.faults.total() if cluster.faults else 0), "restarts": len(schedule.segments) - 1}
         cluster.close()
     return schedule, violations, figures
 
 
-def _quiesce(cluster: Any, checker: InvariantChecker) -> None:
-    """Faults off, supervision recovers, the operator releases and resets, executors reconcile."""
+def _quiesce(cluster: Any, checker: InvariantChecker) -> list[str]:
+    """Faults off, supervision recovers, the operator releases and resets, executors reconcile;
+    rounds until the checker is satisfied or ``SETTLE_ROUNDS`` have passed. Returns the violations."""
     if cluster.faults is not None:
         cluster.faults.enabled = False
         cluster.faults.release.set()
-    for _ in range(3):
+    violations: list[str] = []
+    for _ in range(SETTLE_ROUNDS):
         cluster.run_for(1.0)
         now = cluster.clock.now_ns()
         for sym in checker.symbols:
@@ -248,6 +256,10 @@ def _quiesce(cluster: Any, checker: InvariantChecker) -> None:
             cluster.runtime.send_now(f"{sym}/executor", Reconcile(symbol=sym, reason="explorer final check",
                                                                  ts_event_ns=now))
         cluster.run_for(1.0)
+        violations = checker.check(cluster)
+        if not violations:
+            break
+    return violations
 
 
 def explore(n: int, seed_start: int, jobs: int = 1) -> tuple[int, list[tuple[int, list[str]]]]:
