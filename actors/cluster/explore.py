@@ -18,12 +18,14 @@ import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import attrs
 from arbor.messages import (
     ALL_SYMBOLS,
+    ActorFailed,
     Envelope,
     KillSwitchEngaged,
     KillSwitchReset,
@@ -34,7 +36,6 @@ from arbor.messages import (
     ResetKillSwitch,
     SymbolQuarantined,
     SymbolRecovered,
-    ActorFailed,
     TradingStateChanged,
 )
 
@@ -60,7 +61,6 @@ class Schedule:
     faults: tuple[dict[str, Any], ...]
     paper: dict[str, Any]
     segments: tuple[float, ...]  # seconds of market per process lifetime; a restart between each
-    settle_s: float
 
     def describe(self) -> str:
         f = ", ".join(f"{x['kind']} {x['actor']}#{x['on_message']}" for x in self.faults) or "none"
@@ -80,8 +80,8 @@ def draw(seed: int, all_symbols: Sequence[str], session_s: float = 12.0) -> Sche
              "transient_error_rate": rng.choice((0.0, 0.0, 0.1)), "fill_delay_ms": rng.choice((0, 0, 100, 500))}
     cuts = sorted(rng.uniform(1.0, session_s - 1.0) for _ in range(rng.choice((0, 0, 1, 1, 2))))
     points = [0.0, *cuts, session_s]
-    segments = tuple(round(b - a, 3) for a, b in zip(points, points[1:]))
-    return Schedule(seed=seed, symbols=symbols, faults=tuple(faults), paper=paper, segments=segments, settle_s=6.0)
+    segments = tuple(round(b - a, 3) for a, b in pairwise(points))
+    return Schedule(seed=seed, symbols=symbols, faults=tuple(faults), paper=paper, segments=segments)
 
 
 class InvariantChecker:
@@ -112,9 +112,9 @@ class InvariantChecker:
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         m = env.payload
-        if type(m) is PlaceOrder and not m.reduce_only and actor_id.endswith("/venue"):
-            if self.down[m.symbol] or self.state[m.symbol] != "ACTIVE" or self.global_state != "ACTIVE":
-                self.violations.append(f"entry {m.client_order_id} at the venue while {m.symbol} down="
+        if (type(m) is PlaceOrder and not m.reduce_only and actor_id.endswith("/venue")
+                and (self.down[m.symbol] or self.state[m.symbol] != "ACTIVE" or self.global_state != "ACTIVE")):
+            self.violations.append(f"entry {m.client_order_id} at the venue while {m.symbol} down="
                                        f"{self.down[m.symbol]} state={self.state[m.symbol]} global={self.global_state}")
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from types import SimpleNamespace
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 from arbor.actors.cluster.chaos import main as chaos_main
 from arbor.actors.cluster.explore import (
@@ -25,11 +25,11 @@ from arbor.messages import (
     KillSwitchEngaged,
     KillSwitchReset,
     OrderFilled,
+    OrderType,
     PlaceOrder,
     PositionChanged,
     PositionState,
     Side,
-    OrderType,
 )
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")
