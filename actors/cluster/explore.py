@@ -262,16 +262,29 @@ def _quiesce(cluster: Any, checker: InvariantChecker) -> list[str]:
     return violations
 
 
-def explore(n: int, seed_start: int, jobs: int = 1) -> tuple[int, list[tuple[int, list[str]]]]:
+def explore(n: int, seed_start: int, jobs: int = 1, progress: Any = None) -> tuple[int, list[tuple[int, list[str]]]]:
+    """Run ``n`` seeds from ``seed_start`` on ``jobs`` processes; ``progress(done, failing)`` is
+    called every 250 seeds and after the last. Returns the seeds run and the failing ones."""
     seeds = range(seed_start, seed_start + n)
+    failing: list[tuple[int, list[str]]] = []
+    done = 0
+    pool = None
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(_one, seeds, chunksize=8))
-    else:
-        results = [_one(s) for s in seeds]
-    return n, [(s, v) for s, v in results if v]
+        pool = ProcessPoolExecutor(jobs)
+    try:
+        results = pool.map(_one, seeds, chunksize=4) if pool is not None else map(_one, seeds)
+        for seed, violations in results:
+            done += 1
+            if violations:
+                failing.append((seed, violations))
+            if progress is not None and (done % 250 == 0 or done == n):
+                progress(done, failing)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return done, failing
 
 
 def _one(seed: int) -> tuple[int, list[str]]:
@@ -290,7 +303,13 @@ def main_explore(n: int, seed_start: int, jobs: int) -> int:
     import time
 
     t = time.monotonic()
-    done, failing = explore(n, seed_start, jobs)
+
+    def progress(done: int, failing: list[tuple[int, list[str]]]) -> None:
+        if done < n:
+            print(f"explore: {done}/{n} seeds, {(done * 60 / (time.monotonic() - t)):.0f} seeds/minute, "
+                  f"{len(failing)} failing so far", flush=True)
+
+    done, failing = explore(n, seed_start, jobs, progress)
     minutes = (time.monotonic() - t) / 60
     print(f"explore: {done} seeds from {seed_start} in {minutes * 60:.1f}s "
           f"({done / minutes:.0f} seeds/minute, jobs {jobs}); violations: {sum(len(v) for _, v in failing)}")
