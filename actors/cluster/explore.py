@@ -279,6 +279,8 @@ def explore(n: int, seed_start: int, jobs: int = 1, progress: Any = None) -> tup
             done += 1
             if violations:
                 failing.append((seed, violations))
+                if progress is not None:
+                    progress(done, failing)
             if progress is not None and (done % 250 == 0 or done == n):
                 progress(done, failing)
     finally:
@@ -304,8 +306,14 @@ def main_explore(n: int, seed_start: int, jobs: int) -> int:
 
     t = time.monotonic()
 
+    reported = 0
+
     def progress(done: int, failing: list[tuple[int, list[str]]]) -> None:
-        if done < n:
+        nonlocal reported
+        for seed, violations in failing[reported:]:  # a failing seed at once, not only at the end
+            print(f"explore: seed {seed} FAILED ({violations[0]}): {reproduce_line(seed)}", flush=True)
+        reported = len(failing)
+        if done < n and done % 250 == 0:
             print(f"explore: {done}/{n} seeds, {(done * 60 / (time.monotonic() - t)):.0f} seeds/minute, "
                   f"{len(failing)} failing so far", flush=True)
 
