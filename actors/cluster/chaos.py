@@ -228,7 +228,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--cool-down", type=float, default=3.0, help="seconds before a quarantined symbol is released")
     p.add_argument("--var-dir", type=Path, default=Path("var/chaos"))
+    p.add_argument("--explore", type=int, default=0, metavar="N",
+                   help="instead: run N seeds of the deterministic fault-schedule explorer (docs/simulation.md)")
+    p.add_argument("--seed-start", type=int, default=0, help="--explore: the first seed")
+    p.add_argument("--jobs", type=int, default=1, help="--explore: worker processes")
     args = p.parse_args(argv)
+    if args.explore:
+        if args.explore < 0 or args.jobs < 1:
+            print("chaos: --explore must be > 0 and --jobs >= 1", file=sys.stderr)
+            return 2
+        from arbor.actors.cluster.explore import main_explore
+        from loguru import logger
+
+        logger.remove()  # the explorer reports violations itself; thousands of restarts would flood stderr
+        return main_explore(args.explore, args.seed_start, args.jobs)
     if args.duration <= 0 or not 0 < args.rate <= 1:
         print("chaos: --duration must be > 0 and --rate within (0, 1]", file=sys.stderr)
         return 2

@@ -488,10 +488,21 @@ class ExecutorLogic(ActorLogic):
         if not order.emergency:
             self._local_qty += fill.qty if fill.side is Side.BUY else -fill.qty
         if order.is_live:
-            if filled >= order.qty or fill.leaves_qty == 0:
+            if filled >= order.qty:
+                order = attrs.evolve(order, status=S.FILLED)
+            elif fill.cum_qty > filled:
+                # The venue filled more than we saw: earlier fills were lost with a dropped answer.
+                # Never assume them: query the order, its record brings what is missing.
+                self._counts["fill_gaps"] += 1
+                order = attrs.evolve(order, status=S.UNKNOWN, last_query_ns=None)
+            elif fill.leaves_qty == 0:
                 order = attrs.evolve(order, status=S.FILLED)
             elif order.status is not S.PENDING_CANCEL:
                 order = attrs.evolve(order, status=S.PARTIALLY_FILLED)
+        if order.status is S.UNKNOWN and fill.cum_qty > filled:
+            # Position sees our view of the order (still working), not the venue's "done": the
+            # fills the query recovers complete it, instead of arriving after it thought it done.
+            fill = evolve_message(fill, cum_qty=filled, leaves_qty=order.qty - filled)
         out: list[Any] = [fill]
         held = order.held_cancel_filled_qty
         if held is not None and filled >= held and order.status is not S.FILLED:

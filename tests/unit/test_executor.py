@@ -190,6 +190,22 @@ def test_partial_fill_marks_order_partially_filled():
     assert [o.status for o in ex.open_orders()] == [OrderStatus.PARTIALLY_FILLED]
 
 
+def test_last_fill_after_lost_fills_queries_the_order_and_recovers_them():
+    """Regression (explorer seed 115): the venue's answer with the first fills is lost, the last
+    fill arrives with cum_qty covering them and leaves_qty 0. The order is not FILLED on our side
+    (we saw 0.041 of 0.999): it is queried, and the venue's record brings the lost 0.958."""
+    ex, clock = new_executor()
+    ex.on_submit_order(submit(qty="0.999"))
+    passed_on = ex.on_order_filled(filled("f2", "0.041", "0.999", "0"))
+    assert [(m.cum_qty, m.leaves_qty) for m in passed_on] == [(D("0.041"), D("0.958"))]  # Position: still entering
+    assert [o.status for o in ex.open_orders()] == [OrderStatus.UNKNOWN]
+    assert any(isinstance(m, QueryOrder) for m in tick(ex, clock, 100))
+    out = ex.on_order_status_reported(report(OrderStatus.FILLED, "0.999", "100"))
+    recovered = [m for m in out if isinstance(m, OrderFilled)]
+    assert [m.qty for m in recovered] == [D("0.958")]
+    assert ex.order(coid()).filled_qty == D("0.999") and not ex.open_orders()
+
+
 def test_duplicate_fill_is_counted_not_forwarded():
     """A fill whose fill_id was already seen is counted and not forwarded."""
     ex, _ = new_executor()

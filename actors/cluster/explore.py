@@ -1,0 +1,328 @@
+"""Seeded fault-schedule explorer on the deterministic runtime (issue 13, simulation testing).
+
+Each seed draws, from ``random.Random(seed)`` only, a :class:`Schedule`: 2-4 symbols, handler
+faults (``raise``/``hang`` on the Nth message of any actor, singletons included), venue faults
+(dropped acks, rejects, transient errors, fill delay), and process restarts from the store at
+drawn times (the :class:`SimulatedCluster` is closed and a new one built on the same var dir).
+The session then runs to quiescence: faults off, quarantined symbols released, a latched kill
+switch reset by the operator, every executor reconciled. :class:`InvariantChecker` then compares
+every consumer with the venue's own records (see docs/simulation.md).
+
+A failing seed prints the one line that reproduces it: ``bin/chaos --explore 1 --seed-start S``.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from decimal import Decimal
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import attrs
+from arbor.messages import (
+    ALL_SYMBOLS,
+    ActorFailed,
+    Envelope,
+    KillSwitchEngaged,
+    KillSwitchReset,
+    OrderFilled,
+    PlaceOrder,
+    Reconcile,
+    ReleaseSymbol,
+    ResetKillSwitch,
+    SymbolQuarantined,
+    SymbolRecovered,
+    TradingStateChanged,
+)
+
+ROLES = ("collector", "feature", "regime", "position", "executor")
+OPERATOR = "explorer-operator"
+T0 = 1_723_161_600_000_000_000
+FAST = {"feature": {"bucket_ms": 250, "short_window": 3, "long_window": 12, "min_samples": 4},
+        "regime": {"decision_interval_ms": 250, "confirm_cycles": 1},
+        "journal": {"enabled": False},
+        "supervision": {"intensity": 2, "period_s": 10.0},
+        "risk": {"max_orders_per_window": 10000, "max_daily_loss_pct": "0.5", "max_drawdown_pct": "0.5"},
+        "arbitrator": {"max_concurrent_positions": 4},
+        "executor": {"ack_timeout_ms": 500, "query_interval_ms": 500}}
+SETTLE_ROUNDS = 10  # at most this many 2 s rounds of release, reset and reconcile at the end
+
+
+@attrs.frozen(kw_only=True)
+class Schedule:
+    """Everything one seed does; drawn by :func:`draw` from the seed alone."""
+
+    seed: int
+    symbols: tuple[str, ...]
+    faults: tuple[dict[str, Any], ...]
+    paper: dict[str, Any]
+    segments: tuple[float, ...]  # seconds of market per process lifetime; a restart between each
+
+    def describe(self) -> str:
+        f = ", ".join(f"{x['kind']} {x['actor']}#{x['on_message']}" for x in self.faults) or "none"
+        return (f"seed {self.seed}: symbols {','.join(self.symbols)}; faults {f}; venue {self.paper}; "
+                f"segments {self.segments}")
+
+
+def draw(seed: int, all_symbols: Sequence[str], session_s: float = 12.0) -> Schedule:
+    rng = random.Random(seed)
+    symbols = tuple(sorted(rng.sample(list(all_symbols), rng.randint(2, min(4, len(all_symbols))))))
+    actors = [f"{s}/{r}" for s in symbols for r in ROLES] + ["risk", "arbitrator"]
+    faults = []
+    for _ in range(rng.randint(0, 4)):
+        faults.append({"actor": rng.choice(actors), "kind": rng.choice(("raise", "raise", "hang")),
+                       "on_message": rng.randint(1, 250), "hang_ms": 1})
+    paper = {"drop_ack_rate": rng.choice((0.0, 0.0, 0.05, 0.2)), "reject_rate": rng.choice((0.0, 0.0, 0.1)),
+             "transient_error_rate": rng.choice((0.0, 0.0, 0.1)), "fill_delay_ms": rng.choice((0, 0, 100, 500))}
+    cuts = sorted(rng.uniform(1.0, session_s - 1.0) for _ in range(rng.choice((0, 0, 1, 1, 2))))
+    points = [0.0, *cuts, session_s]
+    segments = tuple(round(b - a, 3) for a, b in pairwise(points))
+    return Schedule(seed=seed, symbols=symbols, faults=tuple(faults), paper=paper, segments=segments)
+
+
+class InvariantChecker:
+    """Observer kept across every process lifetime of one seed; ``check`` compares with the venue.
+
+    Break hooks (``drop_fill``, ``double_apply``) exist so tests can prove the checker is not
+    vacuous: they corrupt only what the checker sees, never the system under test."""
+
+    wants_inputs = True
+
+    def __init__(self, symbols: tuple[str, ...]) -> None:
+        self.symbols = symbols
+        self.down = {s: False for s in symbols}
+        self.state = {s: "ACTIVE" for s in symbols}
+        self.global_state = "ACTIVE"
+        self.kill_engaged = False
+        self.sent: Counter[str] = Counter()
+        self.rejected_ids: set[str] = set()
+        self.venue_fills: set[tuple[str, str]] = set()
+        self.forwarded: dict[int, tuple[str, str, str, Decimal]] = {}
+        self.applied: Counter[tuple[str, str]] = Counter()  # (symbol, fill id) -> times Position applied it
+        self.applied_qty: dict[tuple[str, str], Decimal] = {}  # (symbol, client order id) -> qty applied
+        self.violations: list[str] = []
+        self.operator_resets = 0
+
+    def external(self, env: Envelope) -> None:
+        pass
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        m = env.payload
+        if (type(m) is PlaceOrder and not m.reduce_only and actor_id.endswith("/venue")
+                and (self.down[m.symbol] or self.state[m.symbol] != "ACTIVE" or self.global_state != "ACTIVE")):
+            self.violations.append(f"entry {m.client_order_id} at the venue while {m.symbol} down="
+                                       f"{self.down[m.symbol]} state={self.state[m.symbol]} global={self.global_state}")
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        m = env.payload
+        t = type(m)
+        if env.sender.endswith("/position") and env.causation_id in self.forwarded:
+            sym, fill_id, coid, qty = self.forwarded.pop(env.causation_id)
+            self.applied[(sym, fill_id)] += 1
+            self.applied_qty[(sym, coid)] = self.applied_qty.get((sym, coid), Decimal(0)) + qty
+        if t is PlaceOrder and env.sender.endswith("/executor"):
+            self.sent[m.client_order_id] += 1
+        elif t is OrderFilled:
+            key = (m.symbol, m.fill_id)
+            if env.sender.endswith("/venue"):
+                self.venue_fills.add(key)
+            elif env.sender.endswith("/executor"):
+                self.forwarded[env.msg_id] = (m.symbol, m.fill_id, m.client_order_id, m.qty)
+        elif t is ActorFailed and m.symbol:
+            self.down[m.symbol] = True
+        elif t is SymbolRecovered:
+            self.down[m.symbol] = False
+        elif t is SymbolQuarantined:
+            self.down[m.symbol] = True
+        elif t is KillSwitchEngaged:
+            self.kill_engaged = True
+            self.global_state = "HALTED"
+        elif t is KillSwitchReset:
+            if m.who != OPERATOR:
+                self.violations.append(f"kill switch released by {m.who!r}, not by an operator reset")
+            self.kill_engaged = False
+            self.global_state = "ACTIVE"
+        elif t is TradingStateChanged:
+            if m.scope == ALL_SYMBOLS:
+                self.global_state = m.new.value
+            elif m.scope in self.state:
+                self.state[m.scope] = m.new.value
+
+    # -- the final check ------------------------------------------------------------------------
+
+    def check(self, cluster: Any) -> list[str]:
+        out = list(self.violations)
+        for coid, n in self.sent.items():
+            if n > 1:
+                out.append(f"client order id {coid} placed {n} times")
+        for key, n in self.applied.items():
+            if n > 1:
+                out.append(f"fill {key[1]} applied {n} times by Position")
+        # Every order's fills at the venue were applied exactly once, the ones the venue's answer
+        # lost included (reconciliation applies them as one "<coid>:recon:<qty>" fill).
+        for sym in self.symbols:
+            venue = cluster.logic(f"{sym}/venue")
+            for coid in {c for s, c in self.applied_qty if s == sym} | set(self.sent):
+                rec = venue.order(coid)
+                made = rec.filled_qty if rec is not None else Decimal(0)
+                got = self.applied_qty.get((sym, coid), Decimal(0))
+                if (rec is not None or got) and made != got:
+                    out.append(f"{sym} order {coid}: venue filled {made}, Position applied {got}")
+        board = cluster.board.snapshot()["symbols"]
+        risk = cluster.logic("risk")
+        arb = cluster.logic("arbitrator")
+        for sym in self.symbols:
+            venue = cluster.logic(f"{sym}/venue").venue_position().qty
+            snap = cluster.logic(f"{sym}/position").snapshot()
+            views = {"position": _signed(snap.qty, snap.direction)}
+            book = risk.book.get(sym)
+            views["risk"] = _signed(book.qty, book.direction)
+            _, a_dir, a_qty = arb._positions.get(sym, (None, None, Decimal(0)))
+            views["arbitrator"] = _signed(a_qty, a_dir)
+            row = board[sym]
+            views["operator_view"] = row["qty"] * (-1 if row["direction"] == "SHORT" else 1)
+            for who, qty in views.items():
+                if qty != venue:
+                    out.append(f"{sym}: {who} position {qty} != venue {venue}")
+        for res in risk.book.reservations():
+            if cluster.logic(f"{res.symbol}/position").snapshot().state.value != "ENTERING":
+                out.append(f"reservation {res.action_id} of {res.symbol} outlives its order")
+        return out
+
+
+def _signed(qty: Decimal, direction: Any) -> Decimal:
+    """Signed quantity; a quantity without a direction stays as it is (so it differs from flat)."""
+    return qty * direction.sign if direction is not None else qty
+
+
+def _settings(schedule: Schedule) -> Any:
+    from arbor.config.settings import load_settings
+
+    over: dict[str, Any] = {**FAST, "paper": schedule.paper, "market": {"seed": schedule.seed}}
+    if schedule.faults:
+        over["faults"] = [dict(f) for f in schedule.faults]
+    s = load_settings(over)
+    return attrs.evolve(s, symbols=tuple(x for x in s.symbols if x.symbol in schedule.symbols))
+
+
+def run_seed(seed: int, var_root: Path | None = None) -> tuple[Schedule, list[str], dict[str, int]]:
+    """Run one seed to quiescence; returns its schedule, the violations and a few figures."""
+    from arbor.actors.cluster.simulate import SimulatedCluster
+    from arbor.config.settings import load_settings
+
+    schedule = draw(seed, [s.symbol for s in load_settings({}).symbols])
+    with tempfile.TemporaryDirectory(dir=var_root) as tmp:
+        var = Path(tmp)
+        checker = InvariantChecker(schedule.symbols)
+        start = T0
+        cluster = None
+        injected = 0
+        for i, seg in enumerate(schedule.segments):
+            if cluster is not None:  # a process restart from the store
+                injected += cluster.faults.total() if cluster.faults else 0
+                cluster.close()
+                start = cluster.clock.now_ns() + 1_000_000_000
+            cluster = SimulatedCluster(_settings(schedule), start_ns=start, var_dir=var,
+                                       observers=(checker,), run_id=f"explore-{seed}-{i}")
+            cluster.run_for(seg)
+        assert cluster is not None
+        violations = _quiesce(cluster, checker)
+        figures = {"orders": len(checker.sent), "fills": len(checker.venue_fills),
+                   "faults": injected + (cluster.faults.total() if cluster.faults else 0), "restarts": len(schedule.segments) - 1}
+        cluster.close()
+    return schedule, violations, figures
+
+
+def _quiesce(cluster: Any, checker: InvariantChecker) -> list[str]:
+    """Faults off, supervision recovers, the operator releases and resets, executors reconcile;
+    rounds until the checker is satisfied or ``SETTLE_ROUNDS`` have passed. Returns the violations."""
+    if cluster.faults is not None:
+        cluster.faults.enabled = False
+        cluster.faults.release.set()
+    violations: list[str] = []
+    for _ in range(SETTLE_ROUNDS):
+        cluster.run_for(1.0)
+        now = cluster.clock.now_ns()
+        for sym in checker.symbols:
+            cluster.runtime.send_now(f"{sym}/supervisor", ReleaseSymbol(symbol=sym, who=OPERATOR, reason="final"))
+        if checker.kill_engaged:
+            checker.operator_resets += 1
+            cluster.runtime.send_now("risk", ResetKillSwitch(who=OPERATOR, reason="explorer: acknowledged"))
+        for sym in checker.symbols:
+            cluster.runtime.send_now(f"{sym}/executor", Reconcile(symbol=sym, reason="explorer final check",
+                                                                 ts_event_ns=now))
+        cluster.run_for(1.0)
+        violations = checker.check(cluster)
+        if not violations:
+            break
+    return violations
+
+
+def explore(n: int, seed_start: int, jobs: int = 1, progress: Any = None) -> tuple[int, list[tuple[int, list[str]]]]:
+    """Run ``n`` seeds from ``seed_start`` on ``jobs`` processes; ``progress(done, failing)`` is
+    called every 250 seeds and after the last. Returns the seeds run and the failing ones."""
+    seeds = range(seed_start, seed_start + n)
+    failing: list[tuple[int, list[str]]] = []
+    done = 0
+    pool = None
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(jobs)
+    try:
+        results = pool.map(_one, seeds, chunksize=4) if pool is not None else map(_one, seeds)
+        for seed, violations in results:
+            done += 1
+            if violations:
+                failing.append((seed, violations))
+                if progress is not None:
+                    progress(done, failing)
+            if progress is not None and (done % 250 == 0 or done == n):
+                progress(done, failing)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return done, failing
+
+
+def _one(seed: int) -> tuple[int, list[str]]:
+    try:
+        _, violations, _ = run_seed(seed)
+    except Exception as exc:  # a crash of the harness or the system is a finding too
+        violations = [f"run crashed: {type(exc).__name__}: {exc}"]
+    return seed, violations
+
+
+def reproduce_line(seed: int) -> str:
+    return f"bin/chaos --explore 1 --seed-start {seed}"
+
+
+def main_explore(n: int, seed_start: int, jobs: int) -> int:
+    import time
+
+    t = time.monotonic()
+
+    reported = 0
+
+    def progress(done: int, failing: list[tuple[int, list[str]]]) -> None:
+        nonlocal reported
+        for seed, violations in failing[reported:]:  # a failing seed at once, not only at the end
+            print(f"explore: seed {seed} FAILED ({violations[0]}): {reproduce_line(seed)}", flush=True)
+        reported = len(failing)
+        if done < n and done % 250 == 0:
+            print(f"explore: {done}/{n} seeds, {(done * 60 / (time.monotonic() - t)):.0f} seeds/minute, "
+                  f"{len(failing)} failing so far", flush=True)
+
+    done, failing = explore(n, seed_start, jobs, progress)
+    minutes = (time.monotonic() - t) / 60
+    print(f"explore: {done} seeds from {seed_start} in {minutes * 60:.1f}s "
+          f"({done / minutes:.0f} seeds/minute, jobs {jobs}); violations: {sum(len(v) for _, v in failing)}")
+    for seed, violations in failing:
+        for v in violations:
+            print(f"  seed {seed}: {v}")
+        print(f"  reproduce: {reproduce_line(seed)}")
+    return 1 if failing else 0
