@@ -41,8 +41,8 @@ from typing import Any
 import aiohttp
 import attrs
 import websockets
-from arbor.actors.backoff import exponential_backoff
 from arbor.adapters.binance.book import BookState, BookSync, BookTransition, Market
+from arbor.adapters.venues.reconnect import Reconnector, StreamStatus
 from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -117,16 +117,6 @@ class StreamConfig:
         return self.symbols if has_diff else ()
 
 
-@attrs.frozen(kw_only=True)
-class StreamStatus:
-    """Something happened to the feed: ``kind`` is connected, disconnected, reconnected, rotated,
-    stale, book_synced, book_desynced, book_interrupted, snapshot_failed or rest_retry."""
-
-    kind: str
-    symbol: str | None = None
-    detail: str = ""
-
-
 class BinanceMarketStream:
     """One combined-stream connection (two during a rotation) for the configured symbols."""
 
@@ -138,21 +128,23 @@ class BinanceMarketStream:
                  log: Any = logger) -> None:
         self.config = config
         self._on_frame = on_frame
-        self._on_status = on_status
         self._clock = clock
-        self._rng = rng or random.Random(0)
         self._sleep = sleep
         self._log = log.bind(actor="binance-stream", venue=f"binance_{config.market.value}")
         self.books = {s: BookSync(s, config.market) for s in config.depth_symbols}
         self._last_id: dict[str, int] = {}
         self._snapshot_tasks: dict[str, asyncio.Task] = {}
         self._http: aiohttp.ClientSession | None = None
-        self._stopping = asyncio.Event()
-        self._connected_once = False
         self.stats: dict[str, int] = dict.fromkeys((
             "connects", "connect_failures", "disconnects", "reconnects", "resubscribes", "rotations", "stale",
             "frames", "duplicates_dropped", "unparsed_frames", "snapshots_fetched", "snapshot_failures",
             "rest_retries", "rest_429", "rest_5xx", "book_gaps", "book_syncs"), 0)
+        self._link = Reconnector(backoff_initial_s=config.backoff_initial_s, backoff_max_s=config.backoff_max_s,
+                                 backoff_jitter=config.backoff_jitter, rng=rng or random.Random(0), sleep=sleep,
+                                 log=self._log, on_status=on_status, stats=self.stats)
+        self._stopping = self._link.stopping
+        self._status = self._link.status
+        self._backoff = self._link.backoff
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -252,29 +244,13 @@ class BinanceMarketStream:
 
     async def _connect(self, rotation: bool = False) -> ClientConnection | None:
         cfg = self.config
-        attempt = 0
-        while not self._stopping.is_set():
-            try:
-                ws = await connect(cfg.url, ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
-                                   open_timeout=cfg.open_timeout_s, max_size=2**23, proxy=None)
-            except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
-                self.stats["connect_failures"] += 1
-                delay = self._backoff(attempt)
-                attempt += 1
-                self._log.warning("connect failed ({}: {}); retry in {:.2f}s", type(exc).__name__, exc, delay)
-                await self._sleep(delay)
-                continue
-            self.stats["connects"] += 1
-            if self._connected_once and not rotation:
-                self.stats["reconnects"] += 1
-            if self._connected_once:
-                self.stats["resubscribes"] += 1  # the stream list is in the URL: connecting resubscribes
-            kind = "rotated_connect" if rotation else ("reconnected" if self._connected_once else "connected")
-            self._connected_once = True
-            self._log.info("{}: {}", kind, cfg.url)
-            self._status("connected" if kind == "connected" else "reconnected", detail=kind)
-            return ws
-        return None
+
+        async def open_connection() -> ClientConnection:
+            return await connect(cfg.url, ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
+                                 open_timeout=cfg.open_timeout_s, max_size=2**23, proxy=None)
+
+        # The stream list is in the URL: every new connection resubscribes.
+        return await self._link.connect(open_connection, what=cfg.url, rotation=rotation)
 
     async def _read(self, ws: ClientConnection, seen: _Delivered) -> None:
         stale_after = self.config.stale_after_s
@@ -397,17 +373,6 @@ class BinanceMarketStream:
             self._status("rest_retry", symbol, f"{reason}; retry in {delay:.2f}s")
             await self._sleep(delay)
         return None
-
-    # -- helpers -----------------------------------------------------------------------------------
-
-    def _backoff(self, attempt: int) -> float:
-        cfg = self.config
-        return exponential_backoff(attempt, cfg.backoff_initial_s, cfg.backoff_max_s, cfg.backoff_jitter,
-                                   self._rng.random())
-
-    def _status(self, kind: str, symbol: str | None = None, detail: str = "") -> None:
-        if self._on_status is not None:
-            self._on_status(StreamStatus(kind=kind, symbol=symbol, detail=detail))
 
 
 class _Delivered:

@@ -46,8 +46,7 @@ from typing import Any
 
 import attrs
 import websockets
-from arbor.actors.backoff import exponential_backoff
-from arbor.adapters.binance.stream import StreamStatus
+from arbor.adapters.venues.reconnect import Reconnector, StreamStatus
 from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -124,19 +123,19 @@ class HyperliquidMarketStream:
                  log: Any = logger) -> None:
         self.config = config
         self._on_frame = on_frame
-        self._on_status = on_status
         self._clock = clock
-        self._rng = rng or random.Random(0)
-        self._sleep = sleep
         self._log = log.bind(actor="hyperliquid-stream", venue="hyperliquid")
         self._symbols = frozenset(config.symbols)
         self._seen: dict[str, tuple[set[int], deque[int]]] = {}
-        self._stopping = asyncio.Event()
-        self._connected_once = False
         self.stats: dict[str, int] = dict.fromkeys((
             "connects", "connect_failures", "disconnects", "reconnects", "resubscribes", "subscriptions_sent",
             "subscription_acks", "stale", "pings_sent", "pongs", "pong_timeouts", "frames", "unparsed_frames",
             "error_frames", "duplicates_dropped"), 0)
+        self._link = Reconnector(backoff_initial_s=config.backoff_initial_s, backoff_max_s=config.backoff_max_s,
+                                 backoff_jitter=config.backoff_jitter, rng=rng or random.Random(0), sleep=sleep,
+                                 log=self._log, on_status=on_status, stats=self.stats)
+        self._stopping = self._link.stopping
+        self._status = self._link.status
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -167,32 +166,23 @@ class HyperliquidMarketStream:
 
     async def _connect(self) -> ClientConnection | None:
         cfg = self.config
-        attempt = 0
-        while not self._stopping.is_set():
+
+        async def open_connection() -> ClientConnection:
+            # Keep-alive is Hyperliquid's application ping (below), not websocket protocol pings.
+            ws = await connect(cfg.url, ping_interval=None, open_timeout=cfg.open_timeout_s,
+                               max_size=2**23, proxy=None)
             try:
-                # Keep-alive is Hyperliquid's application ping (below), not websocket protocol pings.
-                ws = await connect(cfg.url, ping_interval=None, open_timeout=cfg.open_timeout_s,
-                                   max_size=2**23, proxy=None)
                 for sub in cfg.subscriptions:
                     await ws.send(json.dumps({"method": "subscribe", "subscription": sub}, separators=(",", ":")))
-            except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
-                self.stats["connect_failures"] += 1
-                delay = self._backoff(attempt)
-                attempt += 1
-                self._log.warning("connect failed ({}: {}); retry in {:.2f}s", type(exc).__name__, exc, delay)
-                await self._sleep(delay)
-                continue
-            self.stats["connects"] += 1
+            except BaseException:
+                await ws.close()  # a half-subscribed connection is not kept: the retry opens a new one
+                raise
             self.stats["subscriptions_sent"] += len(cfg.subscriptions)
-            if self._connected_once:
-                self.stats["reconnects"] += 1
-                self.stats["resubscribes"] += 1
-            kind = "reconnected" if self._connected_once else "connected"
-            self._connected_once = True
-            self._log.info("{}: {} ({} subscriptions)", kind, cfg.url, len(cfg.subscriptions))
-            self._status(kind, detail=f"{len(cfg.subscriptions)} subscriptions")
             return ws
-        return None
+
+        n = len(cfg.subscriptions)
+        return await self._link.connect(open_connection, what=f"{cfg.url} ({n} subscriptions)",
+                                        detail=f"{n} subscriptions")
 
     async def _read(self, ws: ClientConnection) -> None:
         cfg = self.config
@@ -293,17 +283,6 @@ class HyperliquidMarketStream:
             if len(order) > self.config.dedupe_window:
                 seen.discard(order.popleft())
         return not new
-
-    # -- helpers -----------------------------------------------------------------------------------
-
-    def _backoff(self, attempt: int) -> float:
-        cfg = self.config
-        return exponential_backoff(attempt, cfg.backoff_initial_s, cfg.backoff_max_s, cfg.backoff_jitter,
-                                   self._rng.random())
-
-    def _status(self, kind: str, symbol: str | None = None, detail: str = "") -> None:
-        if self._on_status is not None:
-            self._on_status(StreamStatus(kind=kind, symbol=symbol, detail=detail))
 
 
 __all__ = ["HyperliquidMarketStream", "HyperliquidStreamConfig", "COIN_CHANNELS", "GLOBAL_CHANNELS", "DEFAULT_CHANNELS"]

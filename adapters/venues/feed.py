@@ -30,8 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from arbor.adapters.binance.book import Market
-from arbor.adapters.binance.stream import BinanceMarketStream, StreamConfig, StreamStatus
+from arbor.adapters.binance.stream import BinanceMarketStream, StreamConfig
 from arbor.adapters.hyperliquid.stream import DEFAULT_CHANNELS, HyperliquidMarketStream, HyperliquidStreamConfig
+from arbor.adapters.venues.reconnect import StreamStatus
 from arbor.messages import SetTradingState, TradingState
 
 FEED_WHO = "feed"

@@ -12,10 +12,11 @@ from arbor.actors.collector import CollectorLogic
 from arbor.actors.testing import ManualClock, make_ctx
 from arbor.actors.testing import until as _until
 from arbor.adapters.binance.book import BookSync, Market
-from arbor.adapters.binance.stream import BinanceMarketStream, StreamConfig, StreamStatus
+from arbor.adapters.binance.stream import BinanceMarketStream, StreamConfig
 from arbor.adapters.binance.usdm import decode_usdm
 from arbor.adapters.recorded import read_hbt
 from arbor.adapters.testing import FakeBinanceServer
+from arbor.adapters.venues.reconnect import StreamStatus
 from arbor.messages.market import DecodeFailure, VenuePayload
 
 FRAMES = 2500  # of the BTCUSDT recording: ~1,900 bookTickers, ~450 trades, ~170 diffs

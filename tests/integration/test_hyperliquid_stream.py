@@ -16,10 +16,10 @@ from arbor.actors.cluster.live import LiveCluster
 from arbor.actors.collector import CollectorLogic
 from arbor.actors.testing import ManualClock, eventually, handled, make_ctx
 from arbor.actors.testing import until as _until
-from arbor.adapters.binance.stream import StreamStatus
 from arbor.adapters.hyperliquid import make_hyperliquid_decoder
 from arbor.adapters.hyperliquid.stream import HyperliquidMarketStream, HyperliquidStreamConfig
 from arbor.adapters.testing.hyperliquid_ws_server import FakeHyperliquidWsServer, frame_key, recorded_frames
+from arbor.adapters.venues.reconnect import StreamStatus
 from arbor.config.settings import load_settings
 from arbor.messages import DecodeFailure, RawMarketEvent
 from arbor.messages.market import VenuePayload

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 from arbor.actors.testing import make_ctx
-from arbor.adapters.binance.stream import StreamStatus
 from arbor.adapters.credentials import BINANCE_API_KEY, BINANCE_API_SECRET
 from arbor.adapters.venues.feed import FeedGuard, MarketFeed, stream_config
 from arbor.adapters.venues.gateway import VenueGatewayLogic, VenuePort
+from arbor.adapters.venues.reconnect import StreamStatus
 from arbor.config.errors import ConfigError
 from arbor.config.settings import load_settings
 from arbor.messages import (
