@@ -40,7 +40,7 @@ def test_new_strategy_passes_its_test_and_backtests(tmp_path: Path, shared_data:
     swept = run(str(BIN / "replay"), "whatif", "--hbt", str(hbt), "--set", spec, "--set",
                 "symbols.*.strategy_params.fast=5", "--json", str(report), cwd=tmp_path, timeout=600)
     assert swept.returncode == 0, swept.stderr
-    decisions = json.loads(report.read_text())["decisions"]
+    decisions = json.loads(report.read_text())["report"]["decisions"]
     assert decisions.get("PlaceOrder", 0) > 0
 
 
