@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import attrs
 from arbor.actors.cluster.restart import START
+from arbor.actors.runtime.dispatcher import QuietObserver
 from arbor.messages import (
     ActionApproved,
     ActionDenied,
@@ -45,22 +46,7 @@ def iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _Quiet:
-    """Observer defaults: ignore what you do not care about."""
-
-    wants_inputs = False
-
-    def external(self, env: Envelope) -> None:
-        pass
-
-    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        pass
-
-    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
-        pass
-
-
-class SummaryBoard(_Quiet):
+class SummaryBoard(QuietObserver):
     """Per-symbol trading state, regime, position and PnL, for the live summary and tests."""
 
     def __init__(self, symbols: tuple[str, ...]) -> None:
@@ -137,7 +123,7 @@ class SummaryBoard(_Quiet):
         return "\n".join(lines)
 
 
-class TradeLog(_Quiet):
+class TradeLog(QuietObserver):
     """Append-only trade log: one JSON object per closed round trip, written as it closes.
 
     Trades still open are kept beside it in ``<stem>.open.json`` (replaced whole, atomically, when
@@ -321,7 +307,7 @@ _LOGGED = {
 }
 
 
-class EventLogger(_Quiet):
+class EventLogger(QuietObserver):
     """Writes the events a trader cares about to the JSON log, one line each."""
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:

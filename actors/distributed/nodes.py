@@ -38,7 +38,7 @@ from arbor.actors.distributed.procs import rss_kb
 from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.actors.replay.recorder import JournalObserver, build_held, open_journal_observer
 from arbor.actors.runtime.clock import HandlerClock
-from arbor.actors.runtime.dispatcher import Dispatcher, id_source
+from arbor.actors.runtime.dispatcher import Dispatcher, QuietObserver, id_source
 from arbor.actors.topology import symbol_of
 from arbor.config.settings import Settings
 from arbor.messages import (
@@ -156,19 +156,6 @@ class EventFile:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, default=str), fsync=False)  # status files: rewritten 4x a second
-
-
-class _Quiet:
-    wants_inputs = False
-
-    def external(self, env: Envelope) -> None:
-        pass
-
-    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        pass
-
-    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
-        pass
 
 
 class Node:
@@ -355,7 +342,7 @@ class Node:
 
 
 # ------------------------------------------------------------------------------------------
-class _HeldEvents(_Quiet):
+class _HeldEvents(QuietObserver):
     """An observer whose event lines wait for the end of the handler that produced them: the
     node's shim calls ``flush`` after the handler's batches went out (and before closing), so a
     decision never waits for the disk. Each line keeps the time of its event."""

@@ -42,6 +42,21 @@ class Observer(Protocol):
         Only called on observers whose ``wants_inputs`` attribute is true."""
 
 
+class QuietObserver:
+    """An Observer that ignores everything: subclass it and override only what you care about."""
+
+    wants_inputs = False
+
+    def external(self, env: Envelope) -> None:
+        pass
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        pass
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        pass
+
+
 # (actor id, the envelope it was handling, the failure); the envelope is None when a threaded
 # group's thread died or hung while it was handling nothing.
 FailureHook = Callable[[str, Envelope | None, BaseException], None]

@@ -40,7 +40,7 @@ import aiohttp
 import attrs
 from arbor.adapters.binance.signing import decimal_param, encode_params, signed_query
 from arbor.adapters.credentials import BinanceCredentials
-from arbor.adapters.venues.http_rules import Next, RetryPolicy, after_attempt
+from arbor.adapters.venues.http_rules import Next, Reply, RetryPolicy, attempt
 from arbor.messages import (
     OrderAccepted,
     OrderCanceled,
@@ -352,16 +352,17 @@ class BinanceFuturesRest:
     ) -> Any:
         """One request, retried only where the venue certainly did not act (or it is a read)."""
         cfg = self.config
-        attempt = 0
         resynced = False
         while True:
-            await self._respect_limits(is_order)
-            if signed:
-                query = signed_query(params, self._creds.api_secret, self._local_ms() + self._offset_ms, cfg.recv_window_ms)
-            else:
-                query = encode_params(params)
-            url = URL(f"{self._base}{path}?{query}" if query else f"{self._base}{path}", encoded=True)
-            try:
+
+            async def send_once() -> Reply:
+                await self._respect_limits(is_order)
+                if signed:
+                    query = signed_query(params, self._creds.api_secret, self._local_ms() + self._offset_ms,
+                                         cfg.recv_window_ms)
+                else:
+                    query = encode_params(params)
+                url = URL(f"{self._base}{path}?{query}" if query else f"{self._base}{path}", encoded=True)
                 async with self._session.request(
                     method,
                     url,
@@ -369,21 +370,13 @@ class BinanceFuturesRest:
                     timeout=aiohttp.ClientTimeout(total=cfg.request_timeout_s),
                 ) as resp:
                     self._note_usage(resp.headers)
-                    status = resp.status
-                    retry_after = resp.headers.get("Retry-After")
-                    text = await resp.text()
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                status, failure, retry_after = None, type(exc).__name__, None
-            else:
-                failure = ""
-            step = after_attempt(self._retry, attempt, status=status, failure=failure, retry_after=retry_after,
-                                 retry_unknown=retry_unknown, rate_limit_statuses=_RATE_LIMITED)
-            attempt = step.attempt
-            if step.next is Next.RETRY:
-                if status in _RATE_LIMITED:
-                    self._log.warning("{} {}: {}, attempt {}", method, path, step.reason, attempt)
-                await self._sleep(step.wait_s)
-                continue
+                    return Reply(status=resp.status, text=await resp.text(), retry_after=resp.headers.get("Retry-After"))
+
+            outcome = await attempt(send_once, self._retry, self._sleep, retry_unknown=retry_unknown,
+                                    rate_limit_statuses=_RATE_LIMITED,
+                                    on_rate_limited=lambda step: self._log.warning(
+                                        "{} {}: {}, attempt {}", method, path, step.reason, step.attempt))
+            step, status, text = outcome.step, outcome.status, outcome.text
             if step.next is Next.RATE_LIMITED:
                 raise RateLimited(step.reason)
             if step.next is Next.UNKNOWN:

@@ -32,7 +32,7 @@ import aiohttp
 import attrs
 from arbor.adapters.credentials import HyperliquidCredentials
 from arbor.adapters.hyperliquid.signing import L1Signer, decimal_to_wire
-from arbor.adapters.venues.http_rules import Next, RetryPolicy, after_attempt
+from arbor.adapters.venues.http_rules import Next, Reply, RetryPolicy, attempt
 from arbor.messages import (
     OrderAccepted,
     OrderRejected,
@@ -362,44 +362,33 @@ class HyperliquidExchange:
 
     async def _post(self, path: str, payload: dict[str, Any], *, retry_unknown: bool) -> Any:
         cfg = self.config
-        attempt = 0
-        while True:
-            try:
-                async with self._session.post(
-                    f"{self._base}{path}", json=payload, timeout=aiohttp.ClientTimeout(total=cfg.request_timeout_s)
-                ) as resp:
-                    status = resp.status
-                    retry_after = resp.headers.get("Retry-After")
-                    text = await resp.text()
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                status, failure, retry_after = None, type(exc).__name__, None
-            else:
-                failure = ""
-            step = after_attempt(self._retry, attempt, status=status, failure=failure, retry_after=retry_after,
-                                 retry_unknown=retry_unknown)
-            attempt = step.attempt
-            if step.next is Next.RETRY:
-                if status == 429:
-                    self._log.warning("{}: {}, attempt {}", path, step.reason, attempt)
-                await self._sleep(step.wait_s)
-                continue
-            if step.next is Next.RATE_LIMITED:
-                if path == "/exchange":  # the venue certainly did not act: a rejection, not an unknown
-                    return {"status": "err", "response": f"rate limited: http 429 after {attempt} attempts"}
-                raise _Unknown(f"{path}: rate limited")
-            if step.next is Next.UNKNOWN:
-                raise _Unknown(f"{path}: {step.reason}")
-            assert status is not None  # answered
-            try:
-                body = json.loads(text)
-            except ValueError:
-                if status >= 400:
-                    return {"status": "err", "response": f"http {status}: {text[:120]}"}
-                raise _Unknown(f"{path}: answer is not JSON") from None
-            if status >= 400 and not isinstance(body, dict):
-                return {"status": "err", "response": f"http {status}: {str(body)[:120]}"}
-            return body
 
+        async def send_once() -> Reply:
+            async with self._session.post(
+                f"{self._base}{path}", json=payload, timeout=aiohttp.ClientTimeout(total=cfg.request_timeout_s)
+            ) as resp:
+                return Reply(status=resp.status, text=await resp.text(), retry_after=resp.headers.get("Retry-After"))
+
+        outcome = await attempt(send_once, self._retry, self._sleep, retry_unknown=retry_unknown,
+                                on_rate_limited=lambda step: self._log.warning("{}: {}, attempt {}", path, step.reason,
+                                                                               step.attempt))
+        step, status, text = outcome.step, outcome.status, outcome.text
+        if step.next is Next.RATE_LIMITED:
+            if path == "/exchange":  # the venue certainly did not act: a rejection, not an unknown
+                return {"status": "err", "response": f"rate limited: http 429 after {step.attempt} attempts"}
+            raise _Unknown(f"{path}: rate limited")
+        if step.next is Next.UNKNOWN:
+            raise _Unknown(f"{path}: {step.reason}")
+        assert status is not None  # answered
+        try:
+            body = json.loads(text)
+        except ValueError:
+            if status >= 400:
+                return {"status": "err", "response": f"http {status}: {text[:120]}"}
+            raise _Unknown(f"{path}: answer is not JSON") from None
+        if status >= 400 and not isinstance(body, dict):
+            return {"status": "err", "response": f"http {status}: {str(body)[:120]}"}
+        return body
 
     # -- helpers ----------------------------------------------------------------------------
     def _now_ns(self) -> int:

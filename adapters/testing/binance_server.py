@@ -19,25 +19,25 @@ just before frame ``index`` is published): ``disconnect``, ``stall``/``resume``,
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from aiohttp import WSMsgType, web
 from arbor.adapters.binance.book import OrderBook
+from arbor.adapters.testing.ws_replay import ReplayWsServer
 
 
-class FakeBinanceServer:
+class FakeBinanceServer(ReplayWsServer[frozenset[str]]):
     """Binance market data on 127.0.0.1; every fault is switched on explicitly by the test."""
+
+    name = "fake-binance"
 
     def __init__(self, frames: Sequence[bytes], snapshots: dict[str, dict] | None = None, *,
                  pace_s: float = 0.0, pause_when_idle: bool = True, clock_ms: Callable[[], int] | None = None) -> None:
-        self._frames = list(frames)
+        super().__init__(frames, pace_s=pace_s)
         self._meta = [_frame_meta(f) for f in self._frames]
-        self._pace_s = pace_s
         self._pause_when_idle = pause_when_idle
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._books: dict[str, OrderBook] = {}
@@ -47,96 +47,28 @@ class FakeBinanceServer:
             book.load(snap["bids"], snap["asks"])
             self._books[symbol.upper()] = book
             self._last_u[symbol.upper()] = snap["lastUpdateId"]
-        self._conns: dict[web.WebSocketResponse, frozenset[str]] = {}
-        self._faults: dict[int, list[Callable[[], None]]] = {}
         self._rest_failures: deque[tuple[int, float | None]] = deque()
         self._gaps_pending = 0
-        self._garbage: deque[bytes] = deque()
-        self._stalled = False
-        self._wake = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._publisher: asyncio.Task | None = None
-        self.finished = asyncio.Event()
-        self.port = 0
-        self.position = 0  # index of the next frame to publish
-        self.stats = {"connections": 0, "frames_sent": 0, "frames_skipped": 0, "disconnects": 0,
-                      "rest_requests": 0, "rest_failures": 0, "garbage_sent": 0}
+        self.stats.update(frames_skipped=0, rest_requests=0, rest_failures=0)
         self.skipped: list[int] = []  # frame indexes injected as gaps
 
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    async def start(self) -> FakeBinanceServer:
-        app = web.Application()
+    def _routes(self, app: web.Application) -> None:
         app.router.add_get("/stream", self._ws)
         app.router.add_get("/ws/{stream:.*}", self._ws)
         app.router.add_get("/fapi/v1/depth", self._depth)
         app.router.add_get("/api/v3/depth", self._depth)
         app.router.add_get("/fapi/v1/time", self._time)
         app.router.add_get("/api/v3/time", self._time)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp has no public bound port; set once started
-        self._publisher = asyncio.create_task(self._publish(), name="fake-binance-publisher")
-        return self
-
-    async def close(self) -> None:
-        if self._publisher is not None:
-            self._publisher.cancel()
-            await asyncio.gather(self._publisher, return_exceptions=True)
-        for ws in list(self._conns):
-            await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def __aenter__(self) -> FakeBinanceServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._conns)
-
-    # -- control API -------------------------------------------------------------------------------
-
-    def at_frame(self, index: int, fault: Callable[[], None]) -> None:
-        """Run ``fault`` (one of the control methods) just before frame ``index`` is published."""
-        self._faults.setdefault(index, []).append(fault)
-
-    def disconnect(self) -> None:
-        """Close every websocket now (code 1001, as Binance does); frames already sent are delivered."""
-        for ws in list(self._conns):
-            self._conns.pop(ws, None)
-            self.stats["disconnects"] += 1
-            asyncio.ensure_future(ws.close(code=1001, message=b"going away"))
-
-    def stall(self) -> None:
-        """Stop sending frames but keep every socket open (and answering pings)."""
-        self._stalled = True
-
-    def resume(self) -> None:
-        self._stalled = False
-        self._wake.set()
+    # -- control API (beyond the shared one) -------------------------------------------------------
 
     def inject_gap(self, count: int = 1) -> None:
         """Skip the next ``count`` depth diffs: the server's book applies them, nobody receives them."""
         self._gaps_pending += count
-
-    def send_garbage(self, payloads: Iterable[bytes]) -> None:
-        """Send these frames (as text) to every connection before the next recorded frame."""
-        self._garbage.extend(payloads)
-        self._wake.set()
 
     def fail_rest(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """Answer the next ``times`` REST requests with ``status`` (and a ``Retry-After`` header)."""
@@ -181,49 +113,23 @@ class FakeBinanceServer:
         self._conns[ws] = frozenset(streams)
         await ws.send_str(json.dumps({"result": None, "id": req_id}))
 
-    async def _publish(self) -> None:
-        while True:
-            while self._garbage and self._conns:
-                payload = self._garbage.popleft().decode(errors="replace")
-                for ws in list(self._conns):
-                    await self._send(ws, payload)
-                self.stats["garbage_sent"] += 1
-            if self.position >= len(self._frames):
-                self.finished.set()
-                await self._wait_for_work()
-                continue
-            for fault in self._faults.pop(self.position, ()):
-                fault()
-            if self._stalled or (self._pause_when_idle and not self._conns):
-                await self._wait_for_work()
-                continue
-            index = self.position
-            self.position += 1
-            stream, symbol, depth = self._meta[index]
-            if depth is not None:
-                self._apply_depth(symbol, depth)
-                if self._gaps_pending:
-                    self._gaps_pending -= 1
-                    self.skipped.append(index)
-                    self.stats["frames_skipped"] += 1
-                    continue
-            text = self._frames[index].decode()
-            for ws, streams in list(self._conns.items()):
-                if stream in streams:
-                    await self._send(ws, text)
-            self.stats["frames_sent"] += 1
-            await asyncio.sleep(self._pace_s)
+    def _receivers(self, index: int) -> list[web.WebSocketResponse] | None:
+        if self._pause_when_idle and not self._conns:
+            return None
+        stream = self._meta[index][0]
+        return [ws for ws, streams in self._conns.items() if stream in streams]
 
-    async def _wait_for_work(self) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=0.05)
-
-    async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
-        try:
-            await ws.send_str(text)
-        except (ConnectionError, RuntimeError):
-            self._conns.pop(ws, None)
+    def _before_send(self, index: int) -> bool:
+        _, symbol, depth = self._meta[index]
+        if depth is None:
+            return True
+        self._apply_depth(symbol, depth)
+        if self._gaps_pending:
+            self._gaps_pending -= 1
+            self.skipped.append(index)
+            self.stats["frames_skipped"] += 1
+            return False
+        return True
 
     def _apply_depth(self, symbol: str, depth: dict) -> None:
         book = self._books.get(symbol)

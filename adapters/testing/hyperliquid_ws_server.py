@@ -26,14 +26,13 @@ frame: coin, side, px, sz, time, hash, tid as recorded). Runs on the event loop 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from arbor.adapters.testing.ws_replay import ReplayWsServer
 
 Key = tuple[str, "str | None"]  # (channel, coin or None for allMids)
 _COIN_TYPES = frozenset({"trades", "l2Book", "bbo", "activeAssetCtx"})
@@ -75,91 +74,22 @@ def recorded_frames(data_dir: Path) -> list[bytes]:
     return out
 
 
-class FakeHyperliquidWsServer:
+class FakeHyperliquidWsServer(ReplayWsServer[set[Key]]):
     """Hyperliquid's market-data websocket on 127.0.0.1; every fault is switched on explicitly by the test."""
 
+    name = "fake-hyperliquid"
+
     def __init__(self, frames: Sequence[bytes], *, pace_s: float = 0.0, idle_timeout_s: float = 60.0) -> None:
-        self._frames = list(frames)
+        super().__init__(frames, pace_s=pace_s)
         self._keys = [frame_key(f) for f in self._frames]
-        self._pace_s = pace_s
         self._idle_timeout_s = idle_timeout_s
         self._last_sent: dict[web.WebSocketResponse, float] = {}  # connection -> loop time of the last frame sent to it
-        self._conns: dict[web.WebSocketResponse, set[Key]] = {}
-        self._faults: dict[int, list[Callable[[], None]]] = {}
-        self._garbage: deque[bytes] = deque()
         self._last_trades: dict[str, str] = {}
-        self._stalled = False
-        self._wake = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._publisher: asyncio.Task | None = None
-        self.finished = asyncio.Event()
-        self.port = 0
-        self.position = 0  # index of the next frame to publish
         self.sent: list[int] = []  # indexes of the frames published (each once)
-        self.stats = {"connections": 0, "subscribes": 0, "pings": 0, "frames_sent": 0, "disconnects": 0,
-                      "idle_closes": 0, "garbage_sent": 0, "trade_snapshots": 0, "bad_requests": 0}
+        self.stats.update(subscribes=0, pings=0, idle_closes=0, trade_snapshots=0, bad_requests=0)
 
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    async def start(self) -> FakeHyperliquidWsServer:
-        app = web.Application()
+    def _routes(self, app: web.Application) -> None:
         app.router.add_get("/ws", self._ws)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp has no public bound port; set once started
-        self._publisher = asyncio.create_task(self._publish(), name="fake-hyperliquid-publisher")
-        return self
-
-    async def close(self) -> None:
-        if self._publisher is not None:
-            self._publisher.cancel()
-            await asyncio.gather(self._publisher, return_exceptions=True)
-        for ws in list(self._conns):
-            await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def __aenter__(self) -> FakeHyperliquidWsServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._conns)
-
-    # -- control API -------------------------------------------------------------------------------
-
-    def at_frame(self, index: int, fault: Callable[[], None]) -> None:
-        """Run ``fault`` (one of the control methods) just before frame ``index`` is published."""
-        self._faults.setdefault(index, []).append(fault)
-
-    def disconnect(self) -> None:
-        """Close every websocket now (code 1001); frames already sent are delivered."""
-        for ws in list(self._conns):
-            self._conns.pop(ws, None)
-            self.stats["disconnects"] += 1
-            asyncio.ensure_future(ws.close(code=1001, message=b"going away"))
-
-    def stall(self) -> None:
-        """Stop sending frames but keep every socket open (and answering pings)."""
-        self._stalled = True
-
-    def resume(self) -> None:
-        self._stalled = False
-        self._wake.set()
-
-    def send_garbage(self, payloads: Iterable[bytes]) -> None:
-        """Send these frames (as text) to every connection before the next recorded frame."""
-        self._garbage.extend(payloads)
-        self._wake.set()
 
     # -- websocket ---------------------------------------------------------------------------------
 
@@ -221,46 +151,18 @@ class FakeHyperliquidWsServer:
             await self._send(ws, self._last_trades[key[1]])
         self._wake.set()
 
-    async def _publish(self) -> None:
-        while True:
-            while self._garbage and self._conns:
-                payload = self._garbage.popleft().decode(errors="replace")
-                for ws in list(self._conns):
-                    await self._send(ws, payload)
-                self.stats["garbage_sent"] += 1
-            if self.position >= len(self._frames):
-                self.finished.set()
-                await self._wait_for_work()
-                continue
-            for fault in self._faults.pop(self.position, ()):
-                fault()
-            key = self._keys[self.position]
-            receivers = [ws for ws, subs in list(self._conns.items()) if key in subs]
-            if self._stalled or not receivers:
-                await self._wait_for_work()
-                continue
-            index = self.position
-            self.position += 1
-            text = self._frames[index].decode()
-            if key[0] == "trades":
-                self._last_trades[key[1]] = text  # type: ignore[index]  # a trades key always names its coin
-            for ws in receivers:
-                await self._send(ws, text)
-            self.sent.append(index)
-            self.stats["frames_sent"] += 1
-            await asyncio.sleep(self._pace_s)
+    def _receivers(self, index: int) -> list[web.WebSocketResponse] | None:
+        key = self._keys[index]
+        return [ws for ws, subs in self._conns.items() if key in subs] or None
 
-    async def _wait_for_work(self) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=0.05)
+    def _after_send(self, index: int, text: str) -> None:
+        channel, coin = self._keys[index]
+        if channel == "trades" and coin is not None:
+            self._last_trades[coin] = text
+        self.sent.append(index)
 
-    async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
-        try:
-            await ws.send_str(text)
-            self._last_sent[ws] = asyncio.get_running_loop().time()
-        except (ConnectionError, RuntimeError):
-            self._conns.pop(ws, None)
+    def _note_sent(self, ws: web.WebSocketResponse) -> None:
+        self._last_sent[ws] = asyncio.get_running_loop().time()
 
 
 __all__ = ["FakeHyperliquidWsServer", "recorded_frames", "frame_key"]

@@ -6,14 +6,18 @@ is harmless (``retry_unknown``: reads, and actions the venue de-duplicates); oth
 reported UNKNOWN and settled by a query, never resent blindly. A rate-limit answer (429, and
 Binance's 418 ban) is waited out with ``Retry-After`` (or the backoff, whichever is longer) as long
 as the attempts and the wait stay within the policy; past that the caller gives up on it.
-Anything else is an answer for the caller to read.
+Anything else is an answer for the caller to read. ``attempt`` is the loop both clients send
+through, so the rule is applied the same way everywhere.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import aiohttp
 import attrs
 
 
@@ -68,6 +72,54 @@ def after_attempt(
             return Step(next=Next.RATE_LIMITED, attempt=attempt, wait_s=wait, reason=reason)
         return Step(next=Next.RETRY, attempt=attempt, wait_s=wait, reason=reason)
     return Step(next=Next.ANSWERED, attempt=attempt)
+
+
+@attrs.frozen(kw_only=True)
+class Reply:
+    """One HTTP answer as the attempt loop needs it."""
+
+    status: int
+    text: str
+    retry_after: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """Where the attempts ended: ``step.next`` is ANSWERED (read ``status`` and ``text``), UNKNOWN or RATE_LIMITED."""
+
+    step: Step
+    status: int | None = None
+    text: str = ""
+
+
+async def attempt(
+    send_once: Callable[[], Awaitable[Reply]],
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[Any]],
+    *,
+    retry_unknown: bool,
+    rate_limit_statuses: frozenset[int] = frozenset({429}),
+    on_rate_limited: Callable[[Step], None] | None = None,
+) -> Outcome:
+    """Send with ``send_once`` (which raises TimeoutError or aiohttp.ClientError on a transport
+    failure) until ``after_attempt`` says the request is answered, unknown or rate limited; every
+    wait it asks for is slept with ``sleep``, and ``on_rate_limited`` hears each rate-limit retry."""
+    count = 0
+    while True:
+        try:
+            reply = await send_once()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            status, text, retry_after, failure = None, "", None, type(exc).__name__
+        else:
+            status, text, retry_after, failure = reply.status, reply.text, reply.retry_after, ""
+        step = after_attempt(policy, count, status=status, failure=failure, retry_after=retry_after,
+                             retry_unknown=retry_unknown, rate_limit_statuses=rate_limit_statuses)
+        count = step.attempt
+        if step.next is not Next.RETRY:
+            return Outcome(step=step, status=status, text=text)
+        if status in rate_limit_statuses and on_rate_limited is not None:
+            on_rate_limited(step)
+        await sleep(step.wait_s)
 
 
 def retry_after_seconds(header: str | None) -> float:

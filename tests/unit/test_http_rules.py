@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import aiohttp
 import pytest
-from arbor.adapters.venues.http_rules import Next, RetryPolicy, after_attempt, retry_after_seconds
+from arbor.adapters.venues.http_rules import Next, Reply, RetryPolicy, after_attempt, attempt, retry_after_seconds
 
 POLICY = RetryPolicy(max_attempts=3, backoff_base_s=0.5, backoff_max_s=10.0)
 
@@ -54,3 +57,50 @@ def test_a_4xx_is_an_answer():
 def test_retry_after_reads_seconds(header, seconds):
     """Retry-After is read as seconds; unreadable, negative or NaN values count as none."""
     assert retry_after_seconds(header) == seconds
+
+
+def _scripted(*answers):
+    """A send_once that gives ``answers`` in turn (an exception instance is raised) and counts its calls."""
+    sent: list[int] = []
+
+    async def send_once() -> Reply:
+        answer = answers[len(sent)]
+        sent.append(1)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    return send_once, sent
+
+
+def _run(send_once, *, retry_unknown: bool, **kwargs):
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    return asyncio.run(attempt(send_once, POLICY, sleep, retry_unknown=retry_unknown, **kwargs)), slept
+
+
+def test_the_attempt_loop_sends_an_order_once_when_its_fate_is_unknown():
+    """An order answered 503 is sent once and reported UNKNOWN: the loop never resends it."""
+    send_once, sent = _scripted(Reply(status=503, text="busy"), Reply(status=200, text="{}"))
+    outcome, slept = _run(send_once, retry_unknown=False)
+    assert outcome.step.next is Next.UNKNOWN and len(sent) == 1 and slept == []
+
+
+def test_the_attempt_loop_retries_a_read_through_transport_failures_with_backoff():
+    """A read that times out, then loses its connection, then is answered, is sent three times with 0.5 s and 1 s waits."""
+    send_once, sent = _scripted(TimeoutError(), aiohttp.ClientConnectionError(), Reply(status=200, text='{"ok":1}'))
+    outcome, slept = _run(send_once, retry_unknown=True)
+    assert outcome.step.next is Next.ANSWERED and (outcome.status, outcome.text) == (200, '{"ok":1}')
+    assert len(sent) == 3 and slept == [0.5, 1.0]
+
+
+def test_the_attempt_loop_waits_out_a_rate_limit_and_says_so():
+    """A 429 with Retry-After 4 is waited out (4 s, reported to on_rate_limited) and the request sent again."""
+    heard = []
+    send_once, sent = _scripted(Reply(status=429, text="", retry_after="4"), Reply(status=200, text="{}"))
+    outcome, slept = _run(send_once, retry_unknown=False, on_rate_limited=heard.append)
+    assert outcome.step.next is Next.ANSWERED and len(sent) == 2 and slept == [4.0]
+    assert [step.wait_s for step in heard] == [4.0]
