@@ -242,6 +242,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, leader: tuple[str, int] | None) -> int:
+    from arbor.actors.cluster.build import market_venue
     from arbor.actors.distributed.nodes import setup_node_logging
     from arbor.actors.distributed.procs import alive, become_subreaper, descendants, kill_all, reap_children, wait_gone
     from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
@@ -292,7 +293,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
             # Built before the cluster starts: it marks where this run's event lines begin.
             surface = DistributedOperator(var_dir, assignment, token_from_env(), host=o.host, port=o.port,
                                           webhook_url=o.webhook_url or None, cycle_interval_s=o.cycle_interval_s,
-                                          max_connections=o.max_connections)
+                                          max_connections=o.max_connections, venue=market_venue(settings))
         asys = start_actor_system(c.bind_host, c.admin_port, var_dir, leader=leader, worker_host=leader is not None)
         if leader is not None:
             log.info("joined the cluster led by {}:{} as a worker host", *leader)

@@ -580,9 +580,6 @@ class WorkerProbe(_HeldEvents):
         if type(m) is VenuePayload:
             self.frames += 1
             self._remember(self._arrival, env.msg_id, env.ts_recv_ns)
-            row = self.rows.get(m.symbol)
-            if row is not None:
-                row["events"] += 1
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         m = env.payload
@@ -594,6 +591,11 @@ class WorkerProbe(_HeldEvents):
         m = env.payload
         t = type(m)
         if t is RawMarketEvent or t is FeatureSnapshot:
+            if t is RawMarketEvent:
+                row = self.rows.get(m.symbol)
+                if row is not None:  # decoded events, as one process counts them (DecodeFailures apart)
+                    row["events"] += 1
+                    row["venue"] = m.venue
             arrived = self._arrival.get(env.causation_id)
             if arrived is not None:
                 self._remember(self._arrival, env.msg_id, arrived)

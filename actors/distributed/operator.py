@@ -45,6 +45,7 @@ from arbor.actors.distributed.latch import read_latch
 from arbor.actors.distributed.procs import alive
 from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
 from arbor.adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, EventStream, make_event
+from arbor.adapters.operator.metric_schema import family
 from arbor.adapters.operator.server import MIN_TOKEN_LEN, TOKEN_ENV, OperatorConfigError, OperatorServer
 from arbor.adapters.operator.view import CommandError, ViewLifecycle
 from arbor.messages import (
@@ -62,7 +63,6 @@ from arbor.messages import (
 from arbor.messages.risk import has_visible_text
 from loguru import logger
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 COORDINATOR = "coordinator"
 _HOST = socket.gethostname()
@@ -615,10 +615,12 @@ class DistributedView(ViewLifecycle):
 
 # ------------------------------------------------------------------------------------------
 class NodeCollector:
-    """Prometheus families built from the view at scrape time (so never older than the files)."""
+    """Prometheus families built from the view at scrape time (so never older than the files), named
+    and labelled as the one metric schema says (``arbor.adapters.operator.metric_schema``)."""
 
-    def __init__(self, view: DistributedView) -> None:
+    def __init__(self, view: DistributedView, venue: str = "sim") -> None:
         self.view = view
+        self.venue = venue  # the market's venue, for symbols whose worker has decoded nothing yet
 
     def describe(self) -> list[Any]:
         return []  # no registration-time collect: the families are built per scrape
@@ -627,11 +629,8 @@ class NodeCollector:
         v = self.view
         nodes = v.nodes()
         coord = nodes[COORDINATOR]
-        up = GaugeMetricFamily("arbor_node_up", "1 while a node process is up and writing its status", labels=["node"])
-        age = GaugeMetricFamily("arbor_node_status_age_seconds", "Age of a node's status file", labels=["node"])
-        restarts = CounterMetricFamily("arbor_node_restarts", "Restarts of a node process by the cluster supervisor",
-                                       labels=["node"])
-        rss = GaugeMetricFamily("arbor_node_rss_bytes", "Resident memory of a node process", labels=["node"])
+        up, age = family("arbor_node_up"), family("arbor_node_status_age_seconds")
+        restarts, rss = family("arbor_node_restarts_total"), family("arbor_node_rss_bytes")
         for name, n in nodes.items():
             up.add_metric([name], 1 if n.fresh else 0)
             if n.age_s is not None:
@@ -641,54 +640,47 @@ class NodeCollector:
             if n.status.get("rss_kb"):
                 rss.add_metric([name], n.status["rss_kb"] * 1024)
         yield from (up, age, restarts, rss)
-        kill = GaugeMetricFamily("arbor_kill_switch_engaged", "1 while the kill switch is engaged (the latch while "
-                                 "the Coordinator is down)")
+        kill = family("arbor_kill_switch_engaged")  # the latch while the Coordinator is down
         kill.add_metric([], 1 if v._kill_switch(coord).get("engaged") else 0)
         yield kill
-        sym_up = GaugeMetricFamily("arbor_symbol_up", "1 while a symbol's worker is fresh and its subtree RUNNING",
-                                   labels=["symbol", "worker"])
-        qty = GaugeMetricFamily("arbor_position_qty", "Position quantity per symbol (signed when the side is known)",
-                                labels=["symbol", "worker"])
-        open_ = GaugeMetricFamily("arbor_position_open", "1 while a symbol's position is not FLAT",
-                                  labels=["symbol", "worker"])
-        counters = {k: CounterMetricFamily(name, text, labels=["symbol"]) for k, name, text in (
-            ("events", "arbor_market_events", "Market frames fed to a symbol (since its worker started)"),
-            ("orders", "arbor_orders_placed", "Orders handed to a symbol's venue (since its worker started)"),
-            ("fills", "arbor_fills", "Executions of a symbol (since its worker started)"),
-            ("decode_failures", "arbor_decode_failures", "Frames of a symbol that could not be decoded "
-                                                         "(since its worker started)"))}
+        sym_up, placed_on = family("arbor_symbol_up"), family("arbor_symbol_worker")
+        qty, open_ = family("arbor_position_qty"), family("arbor_position_open")
+        events, failures = family("arbor_market_events_total"), family("arbor_decode_failures_total")
+        fills, orders = family("arbor_fills_total"), family("arbor_orders_total")
+        placed = 0
         for s in v.symbols:
             row, w = v._symbol_row(s, nodes)
-            labels = [s, str(v.slot_of[s])]
-            sym_up.add_metric(labels, 1 if w.fresh and row.get("health") == "RUNNING" else 0)
-            if row:
+            sym_up.add_metric([s], 1 if w.fresh and row.get("health") == "RUNNING" else 0)
+            placed_on.add_metric([s, str(v.slot_of[s])], 1)
+            if row:  # counted since the symbol's worker started
                 sign = -1 if row.get("direction") == "SHORT" else 1
-                qty.add_metric(labels, float(_dec(row.get("qty"))) * sign)
-                open_.add_metric(labels, 0 if row.get("position") in ("FLAT", None) else 1)
-                for k, fam in counters.items():
-                    fam.add_metric([s], row.get(k) or 0)
-        yield from (sym_up, qty, open_, *counters.values())
+                qty.add_metric([s], float(_dec(row.get("qty"))) * sign)
+                open_.add_metric([s], 0 if row.get("position") in ("FLAT", None) else 1)
+                venue = row.get("venue") or self.venue
+                events.add_metric([s, venue], row.get("events") or 0)
+                failures.add_metric([s, venue], row.get("decode_failures") or 0)
+                fills.add_metric([s], row.get("fills") or 0)
+                placed += row.get("orders") or 0
+        orders.add_metric(["placed"], placed)
+        yield from (sym_up, placed_on, qty, open_, events, failures, fills, orders)
         if not coord.fresh:
             return  # Risk's figures are only shown while they are current
         risk, stats = coord.status.get("risk", {}), coord.status.get("risk_stats", {})
-        state = GaugeMetricFamily("arbor_trading_state", "Trading state per scope: 0 ACTIVE, 1 REDUCING, 2 HALTED "
-                                  "(scope '*' is global)", labels=["scope"])
+        state = family("arbor_trading_state")
         state.add_metric([ALL_SYMBOLS], _RESTRICTION.get(risk.get("global_state"), 2))
         for s, r in risk.get("symbols", {}).items():
             state.add_metric([s], _RESTRICTION.get(r.get("state"), 2))
         yield state
-        for name, text, key in (("arbor_equity_quote", "Account equity as Risk books it", "equity"),
-                                ("arbor_drawdown_ratio", "Drawdown of equity from its peak", "drawdown_pct")):
-            g = GaugeMetricFamily(name, text)
+        for name, key in (("arbor_equity_quote", "equity"), ("arbor_drawdown_ratio", "drawdown_pct")):
+            g = family(name)
             g.add_metric([], float(_dec(risk.get(key))))
             yield g
-        exposure = GaugeMetricFamily("arbor_exposure_quote", "Exposure, quote currency", labels=["kind"])
+        exposure = family("arbor_exposure_quote")
         exposure.add_metric(["gross"], float(_dec(risk.get("gross_exposure"))))
         exposure.add_metric(["net"], float(_dec(risk.get("net_exposure"))))
         yield exposure
-        for name, text, key, label in (("arbor_risk_approvals", "Actions Risk approved, by kind", "approvals", "kind"),
-                                       ("arbor_risk_denials", "Actions Risk denied, by reason", "denials", "reason")):
-            c = CounterMetricFamily(name, text, labels=[label])
+        for name, key in (("arbor_risk_approvals_total", "approvals"), ("arbor_risk_denials_total", "denials")):
+            c = family(name)
             for k, n in (stats.get(key) or {}).items():
                 c.add_metric([k], n)
             yield c
@@ -706,7 +698,7 @@ class DistributedOperator:
     def __init__(self, var_dir: Path, assignment: dict[int, tuple[str, ...]], token: str | None, *,
                  host: str = "127.0.0.1", port: int = 8750, webhook_url: str | None = None,
                  cycle_interval_s: float = 1.0, stale_after_s: float = STALE_AFTER_S,
-                 max_connections: int = 64) -> None:
+                 max_connections: int = 64, venue: str = "sim") -> None:
         if not token or len(token.strip()) < MIN_TOKEN_LEN:
             raise OperatorConfigError(f"no usable bearer token ({TOKEN_ENV}, at least {MIN_TOKEN_LEN} characters): "
                                       "the operator API never runs open")
@@ -717,6 +709,7 @@ class DistributedOperator:
         self._cycle_interval = cycle_interval_s
         self._stale_after = stale_after_s
         self._max_connections = max_connections
+        self._venue = venue
         self.hub = EventHub()
         self.registry = CollectorRegistry()
         events_dir = self.var_dir / "cluster" / "events"
@@ -737,7 +730,7 @@ class DistributedOperator:
         self.channel = SupervisorChannel(asys, supervisor, on_status=self._processes_changed, token=self._token)
         self.view = DistributedView(self.var_dir, self.assignment, self.channel, self.follower, self.hub,
                                     stale_after_s=self._stale_after)
-        self.registry.register(NodeCollector(self.view))
+        self.registry.register(NodeCollector(self.view, self._venue))
         self.channel.start()
         self.follower.start()
         webhook = Webhook(self._webhook_url) if self._webhook_url else None

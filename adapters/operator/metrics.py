@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from arbor.actors.topology import role_of
+from arbor.adapters.operator.metric_schema import register
 from arbor.messages import (
     ALL_SYMBOLS,
     Action,
@@ -38,17 +39,18 @@ from arbor.messages import (
     PlaceOrder,
     PoisonMessageQuarantined,
     PositionChanged,
+    PositionState,
     RawMarketEvent,
     ReconciliationCompleted,
     SubmitOrder,
     SymbolQuarantined,
+    SymbolRecovered,
     TradingStateChanged,
     VenuePayload,
 )
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 NS_PER_S = 1e9
-LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Messages on the path from a market frame to an order: only their causation is remembered.
 _PATH = frozenset({RawMarketEvent, FeatureSnapshot, MandateSet, Action, ActionApproved, SubmitOrder})
 _MAX_HOPS = 16
@@ -84,45 +86,35 @@ class ClusterMetrics:
         self._last_event_ns: dict[str, int] = {}
         self._reasons: dict[str, set[str]] = {}
         r = registry
-        self.tick_to_order = Histogram(
-            "arbor_tick_to_order_latency_seconds", "From a market frame entering the runtime to the PlaceOrder it caused",
-            registry=r, buckets=LATENCY_BUCKETS)
-        self.market_events = Counter("arbor_market_events_total", "Decoded market events", ["symbol", "venue"], registry=r)
-        self.decode_failures = Counter("arbor_decode_failures_total", "Frames that could not be decoded",
-                                       ["symbol", "venue"], registry=r)
-        self.mailbox_depth = Gauge("arbor_mailbox_depth_messages", "Messages waiting in an actor's mailbox",
-                                   ["actor"], registry=r)
-        self.failures = Counter("arbor_actor_failures_total", "Actor failures", ["actor_type"], registry=r)
-        self.restarts = Counter("arbor_actor_restarts_total", "Actor restarts", ["actor_type"], registry=r)
-        self.quarantines = Counter("arbor_symbol_quarantines_total", "Symbols quarantined by supervision",
-                                   ["symbol"], registry=r)
-        self.poison = Counter("arbor_poison_messages_total", "Messages set aside after crashing an actor twice",
-                              ["actor_type"], registry=r)
-        self.dead_letters = Counter("arbor_dead_letters_total", "Messages without a handler or receiver",
-                                    ["actor_type"], registry=r)
-        self.trading_state = Gauge("arbor_trading_state", "Trading state per scope: 0 ACTIVE, 1 REDUCING, 2 HALTED "
-                                   "(scope '*' is global)", ["scope"], registry=r)
-        self.kill_switch = Gauge("arbor_kill_switch_engaged", "1 while the kill switch is engaged", registry=r)
-        self.orders = Counter("arbor_orders_total", "Order events by status", ["status"], registry=r)
-        self.rejects = Counter("arbor_order_rejects_total", "Venue rejections by reason", ["reason"], registry=r)
-        self.denials = Counter("arbor_risk_denials_total", "Actions Risk denied, by reason", ["reason"], registry=r)
-        self.fills = Counter("arbor_fills_total", "Executions", ["symbol"], registry=r)
-        self.realized = Gauge("arbor_realized_pnl_quote", "Realized PnL net of fees since start, quote currency",
-                              ["symbol"], registry=r)
-        self.unrealized = Gauge("arbor_unrealized_pnl_quote", "Unrealized PnL at the last mark, quote currency",
-                                ["symbol"], registry=r)
-        self.drawdown = Gauge("arbor_drawdown_ratio", "Drawdown of equity from its peak (0.05 = 5%)", registry=r)
-        self.equity = Gauge("arbor_equity_quote", "Account equity as Risk books it", registry=r)
-        self.exposure = Gauge("arbor_exposure_quote", "Exposure, quote currency", ["kind"], registry=r)
-        self.drift = Gauge("arbor_reconciliation_drift_qty", "|venue qty - local qty| at the last reconciliation",
-                           ["symbol"], registry=r)
-        self.reconciliations = Counter("arbor_reconciliations_total", "Reconciliations by outcome", ["outcome"],
-                                       registry=r)
-        self.staleness = Gauge("arbor_market_data_age_seconds", "Age of the newest market event per symbol",
-                               ["symbol"], registry=r)
-        self.journal_bytes = Counter("arbor_journal_written_bytes_total", "Bytes appended to the journal", registry=r)
-        self.journal_fsync = Histogram("arbor_journal_fsync_seconds", "Journal fsync latency", registry=r,
-                                       buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0))
+        self.tick_to_order = register("arbor_tick_to_order_latency_seconds", r)
+        self.market_events = register("arbor_market_events_total", r)
+        self.decode_failures = register("arbor_decode_failures_total", r)
+        self.mailbox_depth = register("arbor_mailbox_depth_messages", r)
+        self.failures = register("arbor_actor_failures_total", r)
+        self.restarts = register("arbor_actor_restarts_total", r)
+        self.quarantines = register("arbor_symbol_quarantines_total", r)
+        self.poison = register("arbor_poison_messages_total", r)
+        self.dead_letters = register("arbor_dead_letters_total", r)
+        self.trading_state = register("arbor_trading_state", r)
+        self.kill_switch = register("arbor_kill_switch_engaged", r)
+        self.orders = register("arbor_orders_total", r)
+        self.rejects = register("arbor_order_rejects_total", r)
+        self.approvals = register("arbor_risk_approvals_total", r)
+        self.denials = register("arbor_risk_denials_total", r)
+        self.fills = register("arbor_fills_total", r)
+        self.position_qty = register("arbor_position_qty", r)
+        self.position_open = register("arbor_position_open", r)
+        self.symbol_up = register("arbor_symbol_up", r)
+        self.realized = register("arbor_realized_pnl_quote", r)
+        self.unrealized = register("arbor_unrealized_pnl_quote", r)
+        self.drawdown = register("arbor_drawdown_ratio", r)
+        self.equity = register("arbor_equity_quote", r)
+        self.exposure = register("arbor_exposure_quote", r)
+        self.drift = register("arbor_reconciliation_drift_qty", r)
+        self.reconciliations = register("arbor_reconciliations_total", r)
+        self.staleness = register("arbor_market_data_age_seconds", r)
+        self.journal_bytes = register("arbor_journal_written_bytes_total", r)
+        self.journal_fsync = register("arbor_journal_fsync_seconds", r)
         self._marks: dict[str, tuple[Decimal, Decimal] | None] = {}  # symbol -> (avg entry, signed qty)
 
     # -- Observer ----------------------------------------------------------------------------
@@ -146,6 +138,8 @@ class ClusterMetrics:
                 self._last_event_ns[msg.symbol] = msg.ts_recv_ns
             elif t is MandateSet:
                 self._on_mark(msg.symbol, msg.mark_price)
+            elif t is ActionApproved:
+                self.approvals.labels(msg.action.kind.value).inc()
             return
         handler = _HANDLERS.get(t)
         if handler is not None:
@@ -203,6 +197,8 @@ class ClusterMetrics:
     def _position(self, env: Envelope) -> None:
         m: PositionChanged = env.payload
         self.realized.labels(m.symbol).set(float(m.realized_pnl - m.fees))
+        self.position_qty.labels(m.symbol).set(float(m.qty * m.direction.sign) if m.direction is not None else float(m.qty))
+        self.position_open.labels(m.symbol).set(0 if m.state is PositionState.FLAT else 1)
         with self._lock:
             if m.qty and m.avg_entry_price is not None and m.direction is not None:
                 self._marks[m.symbol] = (m.avg_entry_price, m.qty * m.direction.sign)
@@ -232,6 +228,9 @@ class ClusterMetrics:
             self.restarts.labels(role_of(m.actor_id)).inc()
         elif t is SymbolQuarantined:
             self.quarantines.labels(m.symbol).inc()
+            self.symbol_up.labels(m.symbol).set(0)
+        elif t is SymbolRecovered:
+            self.symbol_up.labels(m.symbol).set(1)
         elif t is PoisonMessageQuarantined:
             self.poison.labels(role_of(m.actor_id)).inc()
         elif t is DeadLetter:
@@ -257,6 +256,9 @@ class ClusterMetrics:
             self.unrealized.labels(s).set(0)
             self.drift.labels(s).set(0)
             self.fills.labels(s)
+            self.position_qty.labels(s).set(0)
+            self.position_open.labels(s).set(0)
+            self.symbol_up.labels(s).set(1)
 
     def set_mailbox_depths(self, depths: Mapping[str, int]) -> None:
         for actor, depth in depths.items():
@@ -298,6 +300,7 @@ _HANDLERS: dict[type, Callable[[ClusterMetrics, Envelope], None]] = {
     ActorFailed: ClusterMetrics._supervision,
     ActorRestarted: ClusterMetrics._supervision,
     SymbolQuarantined: ClusterMetrics._supervision,
+    SymbolRecovered: ClusterMetrics._supervision,
     PoisonMessageQuarantined: ClusterMetrics._supervision,
     DeadLetter: ClusterMetrics._supervision,
     DecodeFailure: ClusterMetrics._decode_failure,

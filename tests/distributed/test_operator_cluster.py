@@ -18,11 +18,13 @@ import pytest
 from arbor.actors.distributed.placement import assign
 from arbor.actors.distributed.procs import alive, kill_all, listening
 from arbor.actors.testing import eventually
+from arbor.adapters.operator.metric_schema import CLUSTER
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO_ROOT
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, fast_config, free_port
 from tests.http_helpers import call_json, get_ok
+from tests.metrics_helpers import families_by_schema
 
 NAMES = [s[0] for s in SYMBOLS]
 TOKEN = "cluster-operator-token-0123456789"
@@ -118,10 +120,7 @@ def test_metrics_carry_symbol_and_process_gauges(op: Operated) -> None:
     """/metrics parses and has per-symbol state and position, the kill switch, and process up and restarts."""
     status, text = call(op, "GET", "/metrics")
     assert status == 200
-    families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert {"arbor_trading_state", "arbor_position_qty", "arbor_position_open", "arbor_symbol_up",
-            "arbor_kill_switch_engaged", "arbor_node_up", "arbor_node_restarts", "arbor_equity_quote",
-            "arbor_decode_failures"} <= set(families)
+    families = families_by_schema(text, CLUSTER)  # every family of the schema, with its labels, and no other
     up = {s.labels["node"]: s.value for s in families["arbor_node_up"].samples}
     assert up == {"coordinator": 1.0, "worker-0": 1.0, "worker-1": 1.0}
     assert {s.labels["symbol"] for s in families["arbor_position_qty"].samples} == set(NAMES)
@@ -129,6 +128,8 @@ def test_metrics_carry_symbol_and_process_gauges(op: Operated) -> None:
     assert [s.value for s in families["arbor_kill_switch_engaged"].samples] == [0.0]
     assert {s.labels["symbol"] for s in families["arbor_decode_failures"].samples
             if s.name == "arbor_decode_failures_total"} == set(NAMES)
+    assert {s.labels["symbol"]: s.labels["worker"] for s in families["arbor_symbol_worker"].samples} == {
+        s: str(k) for k, syms in assign(NAMES, 2).items() for s in syms}
 
 
 def test_kill_stops_entries_on_every_worker_and_a_reset_with_a_reason_clears_it(op: Operated) -> None:
@@ -288,6 +289,34 @@ def test_a_worker_with_an_old_status_file_is_shown_down_never_healthy(tmp_path: 
     ups = {s.labels["symbol"]: s.value for fam in NodeCollector(view).collect() if fam.name == "arbor_symbol_up"
            for s in fam.samples}
     assert ups == {"BTCUSDT": 1.0, "ETHUSDT": 0.0}
+
+
+def test_cluster_metrics_follow_the_schema_and_count_as_one_process_does(tmp_path: Path) -> None:
+    """From status files alone: the families, types and labels of the schema's cluster mode (Risk's only
+    while the Coordinator is fresh); decoded events per symbol under the venue that decoded them."""
+    from arbor.actors.distributed.operator import NodeCollector
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    row = {"health": "RUNNING", "position": "LONG", "direction": "SHORT", "qty": "0.5", "events": 7, "orders": 2,
+           "fills": 1, "decode_failures": 1, "venue": "binance_usdm"}
+    _write_status(tmp_path, "coordinator", 0.1, risk=_risk("BTCUSDT", "ETHUSDT"),
+                  risk_stats={"approvals": {"ENTRY": 2}, "denials": {"max_position": 1}})
+    _write_status(tmp_path, "worker-0", 0.1, symbols={"BTCUSDT": row})
+    _write_status(tmp_path, "worker-1", 0.1, symbols={"ETHUSDT": {**row, "orders": 3, "venue": None}})
+    registry = CollectorRegistry()
+    registry.register(NodeCollector(_view(tmp_path), venue="sim"))
+    families = families_by_schema(generate_latest(registry).decode(), CLUSTER, optional=frozenset({
+        "arbor_node_restarts_total", "arbor_node_rss_bytes"}))  # no supervisor and no rss in these files
+    events = {(s.labels["symbol"], s.labels["venue"]): s.value for s in families["arbor_market_events"].samples
+              if s.name == "arbor_market_events_total"}
+    assert events == {("BTCUSDT", "binance_usdm"): 7.0, ("ETHUSDT", "sim"): 7.0}
+    assert [(s.labels["status"], s.value) for s in families["arbor_orders"].samples
+            if s.name == "arbor_orders_total"] == [("placed", 5.0)]
+    assert {s.labels["symbol"]: s.value for s in families["arbor_position_qty"].samples} == {
+        "BTCUSDT": -0.5, "ETHUSDT": -0.5}
+    _write_status(tmp_path, "coordinator", 5.0, risk=_risk("BTCUSDT", "ETHUSDT"), risk_stats={})
+    stale = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert "arbor_trading_state" not in stale and "arbor_equity_quote" not in stale  # never shown out of date
 
 
 def test_events_files_are_followed_from_where_they_ended(tmp_path: Path) -> None:

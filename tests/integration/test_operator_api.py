@@ -26,13 +26,14 @@ from arbor.adapters.operator import (
     Webhook,
     token_from_env,
 )
+from arbor.adapters.operator.metric_schema import SINGLE
 from arbor.adapters.operator.view import ClusterFacts, ClusterView
 from arbor.config.settings import load_settings
 from arbor.messages import Envelope, KillSwitchEngaged, ReleaseSymbol, SetTradingState
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.http_helpers import call_json, get_ok
+from tests.metrics_helpers import families_by_schema
 
 TOKEN = "test-operator-token-0123456789"
 # Small windows and fast decisions so a paced simulated market trades within seconds.
@@ -212,15 +213,13 @@ def test_flatten_exits_an_open_position(cluster: Cluster) -> None:
     call(cluster, "POST", "/api/resume", {"symbol": sym, "reason": "test over"})
 
 
-def test_metrics_parse_and_carry_the_named_families(cluster: Cluster) -> None:
-    """/metrics is Prometheus text that parses and carries the cluster's metric families."""
+def test_metrics_parse_and_follow_the_schema(cluster: Cluster) -> None:
+    """/metrics is Prometheus text that parses and serves exactly the one-process families of the metric schema."""
     eventually(lambda: "arbor_mailbox_depth_messages{" in call(cluster, "GET", "/metrics")[1], timeout=10)
     status, text = call(cluster, "GET", "/metrics")
-    names = {f.name for f in text_string_to_metric_families(text)}
-    assert {"arbor_tick_to_order_latency_seconds", "arbor_market_events", "arbor_decode_failures",
-            "arbor_mailbox_depth_messages", "arbor_actor_restarts", "arbor_trading_state", "arbor_kill_switch_engaged",
-            "arbor_orders", "arbor_fills", "arbor_realized_pnl_quote", "arbor_drawdown_ratio",
-            "arbor_exposure_quote", "arbor_market_data_age_seconds", "arbor_journal_fsync_seconds"} <= names
+    families = families_by_schema(text, SINGLE)  # every family of the schema, with its labels, and no other
+    assert {s.labels["symbol"] for s in families["arbor_symbol_up"].samples} == set(cluster.symbols)
+    assert {s.labels["symbol"] for s in families["arbor_position_open"].samples} == set(cluster.symbols)
 
 
 def test_websocket_streams_events_and_needs_the_token(cluster: Cluster) -> None:
