@@ -27,6 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from arbor.actors.cluster.build import SUPERVISED_ROLES
 from arbor.messages import (
     ActorFailed,
     ActorRestarted,
@@ -44,7 +45,7 @@ from arbor.messages import (
 )
 from arbor.messages.risk import ALL_SYMBOLS
 
-ROLES = ("collector", "feature", "regime", "position", "executor")
+ROLES = SUPERVISED_ROLES  # the subtree a symbol supervises, as build.py starts it
 
 
 class ChaosMonitor:

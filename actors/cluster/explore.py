@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from arbor.actors.cluster.build import SUPERVISED_ROLES
 from arbor.messages import (
     ALL_SYMBOLS,
     ActorFailed,
@@ -39,7 +40,7 @@ from arbor.messages import (
     TradingStateChanged,
 )
 
-ROLES = ("collector", "feature", "regime", "position", "executor")
+ROLES = SUPERVISED_ROLES  # the subtree a symbol supervises, as build.py starts it
 OPERATOR = "explorer-operator"
 T0 = 1_723_161_600_000_000_000
 FAST = {"feature": {"bucket_ms": 250, "short_window": 3, "long_window": 12, "min_samples": 4},
