@@ -7,9 +7,6 @@ from typing import Any
 from arbor.adapters.operator.metric_schema import METRICS, in_mode
 from prometheus_client.parser import text_string_to_metric_families
 
-# Samples a histogram family adds beside its buckets' "le" label.
-_HISTOGRAM_EXTRA = ("le",)
-
 
 def families_by_schema(text: str, mode: str, *, optional: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The families of ``text``, after checking that they are exactly the schema's for ``mode`` (less
@@ -25,8 +22,6 @@ def families_by_schema(text: str, mode: str, *, optional: frozenset[str] = froze
         spec = expected[name]
         assert fam.type == spec.kind, f"{name}: a {fam.type}, the schema says {spec.kind}"
         for sample in fam.samples:
-            allowed = set(spec.labels) | (set(_HISTOGRAM_EXTRA) if spec.kind == "histogram" else set())
-            if spec.kind == "histogram" and not sample.name.endswith("_bucket"):
-                allowed -= set(_HISTOGRAM_EXTRA)
+            allowed = set(spec.labels) | ({"le"} if sample.name.endswith("_bucket") else set())  # a bucket's bound
             assert set(sample.labels) == allowed, f"{sample.name}: labels {sorted(sample.labels)}, schema {spec.labels}"
     return families
