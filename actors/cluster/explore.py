@@ -111,11 +111,21 @@ class InvariantChecker:
         pass
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        # The symbol gate's promise is made at the venue boundary: while the symbol is down no
+        # entry reaches the venue, the ones sent before the failure and still queued included.
         m = env.payload
-        if (type(m) is PlaceOrder and not m.reduce_only and actor_id.endswith("/venue")
-                and (self.down[m.symbol] or self.state[m.symbol] != "ACTIVE" or self.global_state != "ACTIVE")):
-            self.violations.append(f"entry {m.client_order_id} at the venue while {m.symbol} down="
-                                       f"{self.down[m.symbol]} state={self.state[m.symbol]} global={self.global_state}")
+        if type(m) is PlaceOrder and not m.reduce_only and actor_id.endswith("/venue") and self.down[m.symbol]:
+            self.violations.append(f"entry {m.client_order_id} at the venue while {m.symbol} is down")
+
+    def _entry_sent(self, m: PlaceOrder) -> None:
+        """Risk's promise is made when the order is sent: no entry leaves the executor while the
+        symbol's or the global state is not ACTIVE or the kill switch is engaged. An entry sent
+        before that may reach the venue after it (the kill switch's cancels chase it); a symbol
+        that is down is the gate's to stop (``processed``)."""
+        sym = m.symbol
+        if not self.down[sym] and (self.kill_engaged or self.state[sym] != "ACTIVE" or self.global_state != "ACTIVE"):
+            self.violations.append(f"entry {m.client_order_id} sent while {sym} state={self.state[sym]} "
+                                   f"global={self.global_state} kill_switch={'engaged' if self.kill_engaged else 'off'}")
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         m = env.payload
@@ -126,6 +136,8 @@ class InvariantChecker:
             self.applied_qty[(sym, coid)] = self.applied_qty.get((sym, coid), Decimal(0)) + qty
         if t is PlaceOrder and env.sender.endswith("/executor"):
             self.sent[m.client_order_id] += 1
+            if not m.reduce_only:
+                self._entry_sent(m)
         elif t is OrderFilled:
             key = (m.symbol, m.fill_id)
             if env.sender.endswith("/venue"):
@@ -138,14 +150,12 @@ class InvariantChecker:
             self.down[m.symbol] = False
         elif t is SymbolQuarantined:
             self.down[m.symbol] = True
-        elif t is KillSwitchEngaged:
+        elif t is KillSwitchEngaged:  # the latch, apart from the global scope's state (a reset leaves that as it is)
             self.kill_engaged = True
-            self.global_state = "HALTED"
         elif t is KillSwitchReset:
             if m.who != OPERATOR:
                 self.violations.append(f"kill switch released by {m.who!r}, not by an operator reset")
             self.kill_engaged = False
-            self.global_state = "ACTIVE"
         elif t is TradingStateChanged:
             if m.scope == ALL_SYMBOLS:
                 self.global_state = m.new.value

@@ -21,6 +21,7 @@ from arbor.actors.cluster.explore import (
 )
 from arbor.actors.cluster.simulate import SimulatedCluster
 from arbor.messages import (
+    ActorFailed,
     Envelope,
     KillSwitchEngaged,
     KillSwitchReset,
@@ -127,12 +128,23 @@ def _place(coid: str, reduce_only: bool = False) -> PlaceOrder:
 
 
 def test_checker_flags_an_entry_while_not_active_and_a_duplicate_order() -> None:
-    """An entry the venue handles while the kill switch is latched, and an id placed twice, are flagged."""
+    """An entry sent while the kill switch is latched, one the venue handles while its symbol is
+    down, and an id placed twice, are flagged; an entry sent before the latch is not, even when
+    the venue handles it after (the kill switch's cancels chase it: seeds 1398, 2254)."""
     checker = InvariantChecker(("BTCUSDT",))
-    checker.emitted(_env(1, "risk", KillSwitchEngaged(who="op", reason="x", ts_event_ns=0)), ())
-    checker.processed("BTCUSDT/venue", _env(2, "BTCUSDT/executor", _place("c1")), 0)
-    checker.processed("BTCUSDT/venue", _env(3, "BTCUSDT/executor", _place("c2", reduce_only=True)), 0)  # exits may go
-    assert len(checker.violations) == 1 and "c1" in checker.violations[0]
+    checker.emitted(_env(1, "BTCUSDT/executor", _place("c0")), ())  # sent while ACTIVE
+    checker.emitted(_env(2, "risk", KillSwitchEngaged(who="op", reason="x", ts_event_ns=0)), ())
+    checker.processed("BTCUSDT/venue", _env(1, "BTCUSDT/executor", _place("c0")), 0)
+    assert checker.violations == []
+    checker.emitted(_env(3, "BTCUSDT/executor", _place("c1")), ())
+    checker.emitted(_env(4, "BTCUSDT/executor", _place("c2", reduce_only=True)), ())  # exits may go
+    assert len(checker.violations) == 1 and "entry c1 sent while" in checker.violations[0]
+    checker.emitted(_env(5, "risk", KillSwitchReset(who=OPERATOR, reason="ok", ts_event_ns=0)), ())
+    checker.emitted(_env(6, "BTCUSDT/supervisor", ActorFailed(actor_id="BTCUSDT/feature", symbol="BTCUSDT",
+                                                               kind="exception", error="x", message_tag="?",
+                                                               ts_event_ns=0)), ())
+    checker.processed("BTCUSDT/venue", _env(7, "BTCUSDT/executor", _place("c3")), 0)
+    assert "entry c3 at the venue while BTCUSDT is down" in checker.violations
     checker.emitted(_env(4, "BTCUSDT/executor", _place("c9")), ())
     checker.emitted(_env(5, "BTCUSDT/executor", _place("c9")), ())
     c, _, _, tmp = _clean_session()
