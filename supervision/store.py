@@ -170,9 +170,12 @@ class StateStore:
 
     def __init__(
         self, path: Path | str, clock_ns: Callable[[], int] = time.time_ns, *, order_retention: int = DEFAULT_ORDER_RETENTION,
-        checkpoint_interval_s: float = 1.0,
+        checkpoint_interval_s: float = 1.0, write_fault: Callable[[], None] | None = None,
     ) -> None:
+        """``write_fault``: called before every commit; what it raises fails the transaction as a
+        commit error would (a fault hook: ``faults.StorageFaults.store_commit``)."""
         self.path = Path(path)
+        self._write_fault = write_fault
         self._clock_ns = clock_ns
         self.order_retention = order_retention
         self._codec = SnapshotCodec()
@@ -213,9 +216,10 @@ class StateStore:
             self._checkpointer.start()
 
     @classmethod
-    def in_var_dir(cls, var_dir: Path | str, clock_ns: Callable[[], int] = time.time_ns) -> StateStore:
+    def in_var_dir(cls, var_dir: Path | str, clock_ns: Callable[[], int] = time.time_ns,
+                   write_fault: Callable[[], None] | None = None) -> StateStore:
         """The run's store: ``<var_dir>/state/arbor.sqlite``."""
-        return cls(Path(var_dir) / STORE_FILE, clock_ns)
+        return cls(Path(var_dir) / STORE_FILE, clock_ns, write_fault=write_fault)
 
     # -- opening --------------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -375,6 +379,8 @@ class StateStore:
             self._depth = 1
             try:
                 yield self
+                if self._write_fault is not None:
+                    self._write_fault()
                 self._conn.execute("COMMIT")
             except BaseException:
                 if self._conn.in_transaction:

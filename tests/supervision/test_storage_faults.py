@@ -108,3 +108,28 @@ def test_state_store_write_error_engages_the_kill_switch(tmp_path: Path) -> None
     assert failed and {m.actor_id for m in failed} == {"state_store"}
     risk = runtime.actors["risk"]
     assert isinstance(risk, RiskLogic) and risk.controls.kill.engaged
+
+
+def test_journal_write_error_engages_the_kill_switch_at_once(tmp_path: Path) -> None:
+    """Found by the explorer (seed 10, journal full from 3.6 s): a journal append that fails on a
+    full disk stopped journaling with a log line only; nothing failed closed until an order's
+    write-ahead was refused, and the kill switch never engaged. Now the journal's first write
+    error reaches Risk as a storage failure of the journal at once and engages the kill switch."""
+    from arbor.actors.replay.recorder import JournalObserver
+    from arbor.messages.codec import Codec
+    from arbor.messages.journal import Durability
+    from arbor.supervision.faults import FaultyJournalWriter, StorageFaults
+
+    faults = StorageFaults()
+    writer = FaultyJournalWriter(tmp_path / "journal", run_id="j", durability=Durability(mode="rotation"),
+                                 clock_ns=lambda: START_NS, check=faults.journal_append)
+    journal = JournalObserver(writer, Codec(), clock_ns=lambda: START_NS)
+    c = SimulatedCluster(load_settings({}), observers=(journal,))
+    c.run_for(5)
+    faults.journal_full = True
+    c.run_for(0.5)
+    assert faults.refused["journal"] and not journal.healthy
+    failed = [m for m in c.recorder.of_type(ActorFailed) if m.kind == "storage"]
+    assert [m.actor_id for m in failed] == ["journal"]
+    assert c.logic("risk").controls.kill.engaged
+    journal.close()
