@@ -64,6 +64,7 @@ STORE_FILE = Path("state") / "arbor.sqlite"
 SQLITE_HEADER = b"SQLite format 3\x00"
 SIDECARS = ("-wal", "-shm", "-journal")
 MARKER_SUFFIX = ".created"  # written beside the file once it holds a schema: "a store was here"
+UNSAVED_SUFFIX = ".unsaved"  # beside the file while state the process holds could not be committed
 _PRUNE_BATCH = 32  # settled orders written between two retention prunes of a symbol
 # Never fewer settled orders than an executor can hold: pruning one it still holds would only
 # have it written again.
@@ -202,6 +203,9 @@ class StateStore:
         self.found_empty = False  # a 0-byte file was found where the store should be
         self.marker = self.path.with_name(self.path.name + MARKER_SUFFIX)
         self.marker_found = self.marker.exists()
+        self.unsaved = self.path.with_name(self.path.name + UNSAVED_SUFFIX)
+        self.unsaved_found = self._read_unsaved()  # why the previous process could not save, or ""
+        self._unsaved_marked = bool(self.unsaved_found)
         self._in_memory = False  # the last-resort fallback: nothing to checkpoint
         self._conn = self._open()
         if not self._in_memory and not self.marker_found:
@@ -316,6 +320,37 @@ class StateStore:
     def in_memory(self) -> bool:
         """Whether the store fell back to memory (nothing it holds survives the process)."""
         return self._in_memory
+
+    def _read_unsaved(self) -> str:
+        try:
+            return self.unsaved.read_text(encoding="utf-8").strip() or "unknown"
+        except FileNotFoundError:
+            return ""
+        except (OSError, ValueError) as exc:
+            return f"unreadable marker: {exc!r}"
+
+    def mark_unsaved(self, reason: str) -> None:
+        """Leave a trace that state this process holds is not committed (a write failed): a process
+        that starts on this store while it is there did not get the newest state (the latch
+        included) and must fail closed. Best effort (an empty-ish file: often still possible on
+        a full disk); once per outage."""
+        if self._unsaved_marked:
+            return
+        self._unsaved_marked = True
+        try:
+            self.unsaved.write_text(reason + "\n", encoding="utf-8")
+        except OSError as exc:
+            self._log.error("could not leave the unsaved-state marker {}: {!r}", self.unsaved, exc)
+
+    def clear_unsaved(self) -> None:
+        """Everything held is committed again: the trace goes."""
+        if not self._unsaved_marked:
+            return
+        self._unsaved_marked = False
+        try:
+            self.unsaved.unlink(missing_ok=True)
+        except OSError as exc:
+            self._log.error("could not remove the unsaved-state marker {}: {!r}", self.unsaved, exc)
 
     def _write_marker(self) -> None:
         try:

@@ -44,13 +44,16 @@ from arbor.supervision.faults import FaultyJournalWriter, GuardedSink, ProcessCr
 ROLES = ("collector", "feature", "regime", "position", "executor")
 OPERATOR = "explorer-operator"
 T0 = 1_723_161_600_000_000_000
-FAST = {"feature": {"bucket_ms": 250, "short_window": 3, "long_window": 12, "min_samples": 4},
+FAST: dict[str, Any] = {"feature": {"bucket_ms": 250, "short_window": 3, "long_window": 12, "min_samples": 4},
         "regime": {"decision_interval_ms": 250, "confirm_cycles": 1},
         "journal": {"enabled": False},
         "supervision": {"intensity": 2, "period_s": 10.0},
         "risk": {"max_orders_per_window": 10000, "max_daily_loss_pct": "0.5", "max_drawdown_pct": "0.5"},
         "arbitrator": {"max_concurrent_positions": 4},
-        "executor": {"ack_timeout_ms": 500, "query_interval_ms": 500}}
+        # The paper venue never delays a request past its latency (a lost one never arrives): a
+        # "no such order" is final after 3 s here (60 s by default, for a live venue's retries).
+        "executor": {"ack_timeout_ms": 500, "query_interval_ms": 500, "not_found_grace_ms": 3000}}
+STUCK_NS = 8_000_000_000  # an order live at the executor, unknown or settled at the venue, this long after its send
 SETTLE_ROUNDS = 10  # at most this many 2 s rounds of release, reset and reconcile at the end
 FAIL_CLOSED_WITHIN_NS = 1_000_000_000  # a refused write reaches Risk as a failure within this much simulated time
 DISK_PATHS = ("store", "journal", "trade_log")
@@ -118,6 +121,12 @@ class InvariantChecker:
         self.refused_at: dict[str, int] = {}  # path -> when its first refused write was seen
         self.failed_closed: dict[str, int] = {}  # path -> when a failure reported its refused writes
         self.trade_logs: list[Any] = []  # the trade log of each process lifetime, the live one last
+        # Orders sent before the store last lost writes (a crash, a refused commit): a Position
+        # restored from the older state it kept re-learns their fills from the venue (as one
+        # reconciliation fill, or a position sync), so their per-order count is not theirs alone.
+        self.before_loss: set[str] = set()
+        self._store_refused = 0
+        self._fill_coid: dict[tuple[str, str], str] = {}  # (symbol, fill id) -> its client order id
         self.down = {s: False for s in symbols}
         self.state = {s: "ACTIVE" for s in symbols}
         self.global_state = "ACTIVE"
@@ -154,12 +163,17 @@ class InvariantChecker:
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         m = env.payload
         t = type(m)
-        if self.storage is not None and len(self.storage.refused) != len(self.refused_at):
-            for path in self.storage.refused:
-                self.refused_at.setdefault(path, env.ts_recv_ns)
+        if self.storage is not None:
+            if len(self.storage.refused) != len(self.refused_at):
+                for path in self.storage.refused:
+                    self.refused_at.setdefault(path, env.ts_recv_ns)
+            if self.storage.refused["store"] != self._store_refused:
+                self._store_refused = self.storage.refused["store"]
+                self.durability_lost()
         if env.sender.endswith("/position") and env.causation_id in self.forwarded:
             sym, fill_id, coid, qty = self.forwarded.pop(env.causation_id)
             self.applied[(sym, fill_id)] += 1
+            self._fill_coid[(sym, fill_id)] = coid
             self.applied_qty[(sym, coid)] = self.applied_qty.get((sym, coid), Decimal(0)) + qty
         if t is PlaceOrder and env.sender.endswith("/executor"):
             self.sent[m.client_order_id] += 1
@@ -193,6 +207,11 @@ class InvariantChecker:
             elif m.scope in self.state:
                 self.state[m.scope] = m.new.value
 
+    def durability_lost(self) -> None:
+        """What was not committed is gone (a crash, a refused store commit): see ``before_loss``."""
+        self.before_loss.update(self.sent)
+        self.before_loss.update(c for _, c in self.applied_qty)
+
     # -- the final check ------------------------------------------------------------------------
 
     def check(self, cluster: Any) -> list[str]:
@@ -201,13 +220,13 @@ class InvariantChecker:
             if n > 1:
                 out.append(f"client order id {coid} placed {n} times")
         for key, n in self.applied.items():
-            if n > 1:
+            if n > 1 and self._fill_coid.get(key) not in self.before_loss:
                 out.append(f"fill {key[1]} applied {n} times by Position")
         # Every order's fills at the venue were applied exactly once, the ones the venue's answer
         # lost included (reconciliation applies them as one "<coid>:recon:<qty>" fill).
         for sym in self.symbols:
             venue = cluster.logic(f"{sym}/venue")
-            for coid in {c for s, c in self.applied_qty if s == sym} | set(self.sent):
+            for coid in ({c for s, c in self.applied_qty if s == sym} | set(self.sent)) - self.before_loss:
                 rec = venue.order(coid)
                 made = rec.filled_qty if rec is not None else Decimal(0)
                 got = self.applied_qty.get((sym, coid), Decimal(0))
@@ -215,6 +234,8 @@ class InvariantChecker:
                     out.append(f"{sym} order {coid}: venue filled {made}, Position applied {got}")
         board = cluster.board.snapshot()["symbols"]
         risk = cluster.logic("risk")
+        if self.kill_engaged and not risk.controls.kill.engaged:
+            out.append("kill switch released without an operator reset (Risk is not latched)")
         arb = cluster.logic("arbitrator")
         for sym in self.symbols:
             venue = cluster.logic(f"{sym}/venue").venue_position().qty
@@ -229,6 +250,15 @@ class InvariantChecker:
             for who, qty in views.items():
                 if qty != venue:
                     out.append(f"{sym}: {who} position {qty} != venue {venue}")
+        now = cluster.clock.now_ns()
+        for sym in self.symbols:
+            venue = cluster.logic(f"{sym}/venue")
+            for o in cluster.logic(f"{sym}/executor").open_orders():
+                rec = venue.order(o.client_order_id)
+                if (rec is None or rec.status.value not in ("NEW", "PARTIALLY_FILLED")) and now - o.sent_ns > STUCK_NS:
+                    out.append(f"{sym} order {o.client_order_id} {o.status.value} at the executor "
+                               f"{(now - o.sent_ns) / 1e9:.0f}s after its send, {rec.status.value if rec else 'unknown'} "
+                               "at the venue")
         for res in risk.book.reservations():
             if cluster.logic(f"{res.symbol}/position").snapshot().state.value != "ENTERING":
                 out.append(f"reservation {res.action_id} of {res.symbol} outlives its order")
@@ -375,6 +405,7 @@ class _Session:
         self.injected += c.faults.total() if c.faults else 0
         if crashed:
             c.crash()
+            self.checker.durability_lost()
         else:
             c.close()
         for closer in self._closers:
