@@ -126,6 +126,7 @@ class InvariantChecker:
         # reconciliation fill, or a position sync), so their per-order count is not theirs alone.
         self.before_loss: set[str] = set()
         self._store_refused = 0
+        self._lost = False  # the store lost writes since the last process start
         self._fill_coid: dict[tuple[str, str], str] = {}  # (symbol, fill id) -> its client order id
         self.down = {s: False for s in symbols}
         self.state = {s: "ACTIVE" for s in symbols}
@@ -207,8 +208,21 @@ class InvariantChecker:
             elif m.scope in self.state:
                 self.state[m.scope] = m.new.value
 
+    def new_lifetime(self) -> None:
+        """A process starts: every symbol subtree starts afresh and its gate open (the gate's
+        promise is per process; Risk's restored states still hold, checked when an entry is sent)."""
+        self.down = dict.fromkeys(self.symbols, False)
+        if self._lost:
+            # The store lost writes since the last start: the states Risk restores (and announces,
+            # all but ACTIVE ones) are the truth from here; the latch it lost is not (a lost
+            # state engages it at start; the final check flags a latch Risk no longer holds).
+            self._lost = False
+            self.state = dict.fromkeys(self.symbols, "ACTIVE")
+            self.global_state = "ACTIVE"
+
     def durability_lost(self) -> None:
         """What was not committed is gone (a crash, a refused store commit): see ``before_loss``."""
+        self._lost = True
         self.before_loss.update(self.sent)
         self.before_loss.update(c for _, c in self.applied_qty)
 
@@ -372,6 +386,7 @@ class _Session:
 
         run_id = f"explore-{self.schedule.seed}-{self.lifetimes}"
         self.lifetimes += 1
+        self.checker.new_lifetime()
         path = self.var / "trades.jsonl"
         sink = GuardedSink(open(path, "a", encoding="utf-8", buffering=1), self.storage.trade_log_write)  # noqa: SIM115 -- closed with the lifetime
         trades = TradeLog(path, "paper", run_id=run_id, sink=sink)

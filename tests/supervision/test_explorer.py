@@ -315,3 +315,22 @@ def test_checker_flags_a_trade_log_that_differs_from_the_venue(tmp_path: Path) -
         fh.write('{"trade_id": "X-1"}\n{"trade_id": "X-1"}\n')
     assert "trade id X-1 written 2 times" in s.checker.check(s.cluster)
     s.close()
+
+
+def test_a_new_process_starts_every_symbol_up_and_after_a_loss_trusts_the_restored_states() -> None:
+    """Seed 403 (store full, a crash): the checker kept a symbol 'down' and HALTED from the process
+    before; the new process starts every subtree afresh (its gate open) and, after the store lost
+    writes, Risk's restored and announced states are the truth (a lost state latches at start)."""
+    checker = InvariantChecker(("BTCUSDT",))
+    checker.emitted(_env(1, "BTCUSDT/supervisor", ActorFailed(actor_id="BTCUSDT/executor", symbol="BTCUSDT",
+                                                               kind="exception", error="x", message_tag="?",
+                                                               ts_event_ns=0)), ())
+    checker.state["BTCUSDT"] = "HALTED"
+    checker.new_lifetime()  # a clean restart: Risk restores HALTED, the checker keeps it
+    checker.emitted(_env(2, "BTCUSDT/executor", _place("c1")), ())
+    assert len(checker.violations) == 1 and "state=HALTED" in checker.violations[0]
+    checker.durability_lost()
+    checker.new_lifetime()
+    checker.processed("BTCUSDT/venue", _env(3, "BTCUSDT/executor", _place("c2")), 0)
+    checker.emitted(_env(4, "BTCUSDT/executor", _place("c3")), ())
+    assert len(checker.violations) == 1
