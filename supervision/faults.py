@@ -12,11 +12,14 @@ from __future__ import annotations
 import errno
 import io
 import random
+import sqlite3
 import threading
-from typing import Any
+from collections import Counter
+from typing import Any, TextIO
 
 from arbor.actors.base import ActorLogic
 from arbor.config.errors import ConfigError
+from arbor.messages.journal import JournalWriter
 from attrs import frozen
 
 KINDS = ("raise", "hang", "kill")
@@ -135,3 +138,89 @@ class FullDisk(io.StringIO):
             raise OSError(errno.ENOSPC, "No space left on device (injected)")
         self.room -= 1
         return super().write(text)
+
+
+class ProcessCrash(BaseException):
+    """The process dies here on purpose (``StorageFaults.crash_after_write_ahead``): nothing after
+    the crash point runs, nothing queued is committed. A BaseException, so no handler catches it."""
+
+
+class StorageFaults:
+    """Explicit fault hooks on the paths trading writes to, for drills and the schedule explorer
+    (handed to the writers through their constructors, never patched in):
+
+    - ``store_full``: every commit of the state store fails as SQLite's on a full disk
+      (``StateStore(write_fault=faults.store_commit)``);
+    - ``journal_full``: every journal append fails with ``ENOSPC`` (``FaultyJournalWriter``);
+    - ``trade_log_full``: every trade-log line fails with ``ENOSPC`` (``GuardedSink``);
+    - ``crash_after_write_ahead=N``: the process dies (``ProcessCrash``) right after the Nth order's
+      write-ahead commit, before the order is sent (``StatePersister(after_write_ahead=...)``).
+
+    One object can outlive a process: counts go on across restarts, so a crash happens once.
+    """
+
+    def __init__(self, crash_after_write_ahead: int = 0) -> None:
+        self.store_full = False
+        self.journal_full = False
+        self.trade_log_full = False
+        self.crash_after_write_ahead = crash_after_write_ahead
+        self.write_aheads = 0
+        self.crashes = 0
+        self.refused: Counter[str] = Counter()  # path -> writes refused
+
+    def store_commit(self) -> None:
+        if self.store_full:
+            self.refused["store"] += 1
+            raise sqlite3.OperationalError("database or disk is full (injected)")
+
+    def journal_append(self) -> None:
+        if self.journal_full:
+            self.refused["journal"] += 1
+            raise OSError(errno.ENOSPC, "No space left on device (injected: journal)")
+
+    def trade_log_write(self) -> None:
+        if self.trade_log_full:
+            self.refused["trade_log"] += 1
+            raise OSError(errno.ENOSPC, "No space left on device (injected: trade log)")
+
+    def write_ahead_done(self, actor_id: str) -> None:
+        self.write_aheads += 1
+        if self.write_aheads == self.crash_after_write_ahead:
+            self.crashes += 1
+            raise ProcessCrash(f"injected crash after the write-ahead of {actor_id}, before its order is sent")
+
+
+class GuardedSink(io.StringIO):
+    """A text file whose writes first ask ``check`` (which raises to refuse them): a trade log on a
+    disk that fills and frees again (``TradeLog(sink=GuardedSink(open(...), faults.trade_log_write))``).
+    A ``StringIO`` only to be a text writer as ``FullDisk`` is; every write goes to ``inner``."""
+
+    def __init__(self, inner: TextIO, check: Any) -> None:
+        super().__init__()
+        self._inner = inner
+        self._check = check
+
+    def write(self, text: str) -> int:
+        self._check()
+        return self._inner.write(text)
+
+    def flush(self) -> None:
+        if not self._inner.closed:
+            self._inner.flush()
+
+    def close(self) -> None:
+        super().close()  # flushes
+        self._inner.close()
+
+
+class FaultyJournalWriter(JournalWriter):
+    """A journal writer whose appends first ask ``check`` (which raises to refuse them): a journal
+    on a disk that fills and frees again (``check=faults.journal_append``)."""
+
+    def __init__(self, *args: Any, check: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._check = check
+
+    def append(self, payload: bytes) -> int:
+        self._check()
+        return super().append(payload)

@@ -59,12 +59,24 @@ from loguru import logger
 
 SETTLED_OUTCOMES = frozenset({"NONE", "SYNC_LOCAL", "EMERGENCY_CLOSE"})
 # What the venue says about our orders and position: never dropped, whatever the symbol's health.
+RISK = "risk"
 VENUE_TRUTH = (OrderAccepted, OrderFilled, OrderRejected, OrderCanceled, OrderStatusReported, PositionReported)
 
 
 def is_venue_truth(env: Envelope) -> bool:
     """Whether ``env`` carries the venue's own record of an order or the position."""
     return isinstance(env.payload, VENUE_TRUTH)
+
+
+def emit_to_risk_first(d: Any, sender: str, failed: ActorFailed, cause: int) -> None:
+    """Emit ``failed`` (a failure of no symbol, which engages the kill switch) and move it to the
+    head of Risk's mailbox when Risk is local. Risk must latch before it decides anything already
+    queued for it: an ENTRY waiting there (or the very Action that crashed a restarted Risk, put
+    back first) would otherwise be approved, and its order would reach the venue after the kill
+    switch's cancels had gone out (explorer seeds 1343, 1398, 2254, ...)."""
+    d.emit(sender, [failed], cause)
+    for env in d.drain(RISK, keep=lambda env: env.payload is not failed):
+        d.redeliver_first(RISK, env)
 
 
 class Health(str, Enum):
@@ -345,9 +357,10 @@ class SingletonSupervisor:
             self.d.release(actor_id)
             self.d.emit(self.id, [ActorRestarted(actor_id=actor_id, symbol="", restarts=self.restarts[actor_id],
                                                  ts_event_ns=now)], cause)
-        # Fail closed: Risk engages the kill switch on a singleton failure (latched, no auto-reset).
-        self.d.emit(self.id, [ActorFailed(actor_id=actor_id, symbol="", kind=kind, error=text, message_tag=tag,
-                                          ts_event_ns=now)], cause)
+        # Fail closed: Risk engages the kill switch on a singleton failure (latched, no auto-reset),
+        # before it decides anything else (the message that crashed it, put back above, included).
+        emit_to_risk_first(self.d, self.id, ActorFailed(actor_id=actor_id, symbol="", kind=kind, error=text,
+                                                        message_tag=tag, ts_event_ns=now), cause)
 
     def intercept(self, env: Envelope) -> bool:
         return False
@@ -421,8 +434,8 @@ class SupervisionHooks:
                 self._storage_failed(self._dispatcher, "state_store", f"saving {actor_id}: {error}", "")
 
     def _storage_failed(self, d: Any, writer: str, error: str, tag: str, cause: int = 0) -> None:
-        d.emit("supervisor", [ActorFailed(actor_id=writer, symbol="", kind="storage", error=error, message_tag=tag,
-                                          ts_event_ns=d.clock.now_ns())], cause)
+        emit_to_risk_first(d, "supervisor", ActorFailed(actor_id=writer, symbol="", kind="storage", error=error,
+                                                        message_tag=tag, ts_event_ns=d.clock.now_ns()), cause)
 
     def status(self) -> dict[str, Any]:
         out = {s.id: s.status() for s in self.supervisors}

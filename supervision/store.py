@@ -64,6 +64,7 @@ STORE_FILE = Path("state") / "arbor.sqlite"
 SQLITE_HEADER = b"SQLite format 3\x00"
 SIDECARS = ("-wal", "-shm", "-journal")
 MARKER_SUFFIX = ".created"  # written beside the file once it holds a schema: "a store was here"
+UNSAVED_SUFFIX = ".unsaved"  # beside the file while state the process holds could not be committed
 _PRUNE_BATCH = 32  # settled orders written between two retention prunes of a symbol
 # Never fewer settled orders than an executor can hold: pruning one it still holds would only
 # have it written again.
@@ -170,9 +171,12 @@ class StateStore:
 
     def __init__(
         self, path: Path | str, clock_ns: Callable[[], int] = time.time_ns, *, order_retention: int = DEFAULT_ORDER_RETENTION,
-        checkpoint_interval_s: float = 1.0,
+        checkpoint_interval_s: float = 1.0, write_fault: Callable[[], None] | None = None,
     ) -> None:
+        """``write_fault``: called before every commit; what it raises fails the transaction as a
+        commit error would (a fault hook: ``faults.StorageFaults.store_commit``)."""
         self.path = Path(path)
+        self._write_fault = write_fault
         self._clock_ns = clock_ns
         self.order_retention = order_retention
         self._codec = SnapshotCodec()
@@ -199,6 +203,9 @@ class StateStore:
         self.found_empty = False  # a 0-byte file was found where the store should be
         self.marker = self.path.with_name(self.path.name + MARKER_SUFFIX)
         self.marker_found = self.marker.exists()
+        self.unsaved = self.path.with_name(self.path.name + UNSAVED_SUFFIX)
+        self.unsaved_found = self._read_unsaved()  # why the previous process could not save, or ""
+        self._unsaved_marked = bool(self.unsaved_found)
         self._in_memory = False  # the last-resort fallback: nothing to checkpoint
         self._conn = self._open()
         if not self._in_memory and not self.marker_found:
@@ -213,9 +220,10 @@ class StateStore:
             self._checkpointer.start()
 
     @classmethod
-    def in_var_dir(cls, var_dir: Path | str, clock_ns: Callable[[], int] = time.time_ns) -> StateStore:
+    def in_var_dir(cls, var_dir: Path | str, clock_ns: Callable[[], int] = time.time_ns,
+                   write_fault: Callable[[], None] | None = None) -> StateStore:
         """The run's store: ``<var_dir>/state/arbor.sqlite``."""
-        return cls(Path(var_dir) / STORE_FILE, clock_ns)
+        return cls(Path(var_dir) / STORE_FILE, clock_ns, write_fault=write_fault)
 
     # -- opening --------------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -313,6 +321,37 @@ class StateStore:
         """Whether the store fell back to memory (nothing it holds survives the process)."""
         return self._in_memory
 
+    def _read_unsaved(self) -> str:
+        try:
+            return self.unsaved.read_text(encoding="utf-8").strip() or "unknown"
+        except FileNotFoundError:
+            return ""
+        except (OSError, ValueError) as exc:
+            return f"unreadable marker: {exc!r}"
+
+    def mark_unsaved(self, reason: str) -> None:
+        """Leave a trace that state this process holds is not committed (a write failed): a process
+        that starts on this store while it is there did not get the newest state (the latch
+        included) and must fail closed. Best effort (an empty-ish file: often still possible on
+        a full disk); once per outage."""
+        if self._unsaved_marked:
+            return
+        self._unsaved_marked = True
+        try:
+            self.unsaved.write_text(reason + "\n", encoding="utf-8")
+        except OSError as exc:
+            self._log.error("could not leave the unsaved-state marker {}: {!r}", self.unsaved, exc)
+
+    def clear_unsaved(self) -> None:
+        """Everything held is committed again: the trace goes."""
+        if not self._unsaved_marked:
+            return
+        self._unsaved_marked = False
+        try:
+            self.unsaved.unlink(missing_ok=True)
+        except OSError as exc:
+            self._log.error("could not remove the unsaved-state marker {}: {!r}", self.unsaved, exc)
+
     def _write_marker(self) -> None:
         try:
             self.marker.write_text(f"arbor state store created at {self._clock_ns()} ns\n", encoding="utf-8")
@@ -375,6 +414,8 @@ class StateStore:
             self._depth = 1
             try:
                 yield self
+                if self._write_fault is not None:
+                    self._write_fault()
                 self._conn.execute("COMMIT")
             except BaseException:
                 if self._conn.in_transaction:

@@ -13,6 +13,7 @@ A failing seed prints the one line that reproduces it: ``bin/chaos --explore 1 -
 
 from __future__ import annotations
 
+import itertools
 import random
 import tempfile
 from collections import Counter
@@ -39,18 +40,25 @@ from arbor.messages import (
     SymbolRecovered,
     TradingStateChanged,
 )
+from arbor.supervision.faults import FaultyJournalWriter, GuardedSink, ProcessCrash, StorageFaults
 
 ROLES = SUPERVISED_ROLES  # the subtree a symbol supervises, as build.py starts it
 OPERATOR = "explorer-operator"
 T0 = 1_723_161_600_000_000_000
-FAST = {"feature": {"bucket_ms": 250, "short_window": 3, "long_window": 12, "min_samples": 4},
+FAST: dict[str, Any] = {"feature": {"bucket_ms": 250, "short_window": 3, "long_window": 12, "min_samples": 4},
         "regime": {"decision_interval_ms": 250, "confirm_cycles": 1},
         "journal": {"enabled": False},
         "supervision": {"intensity": 2, "period_s": 10.0},
         "risk": {"max_orders_per_window": 10000, "max_daily_loss_pct": "0.5", "max_drawdown_pct": "0.5"},
         "arbitrator": {"max_concurrent_positions": 4},
-        "executor": {"ack_timeout_ms": 500, "query_interval_ms": 500}}
+        # The paper venue never delays a request past its latency (a lost one never arrives): a
+        # "no such order" is final after 3 s here (60 s by default, for a live venue's retries).
+        "executor": {"ack_timeout_ms": 500, "query_interval_ms": 500, "not_found_grace_ms": 3000}}
+STUCK_NS = 8_000_000_000  # an order live at the executor, unknown or settled at the venue, this long after its send
 SETTLE_ROUNDS = 10  # at most this many 2 s rounds of release, reset and reconcile at the end
+FAIL_CLOSED_WITHIN_NS = 1_000_000_000  # a refused write reaches Risk as a failure within this much simulated time
+DISK_PATHS = ("store", "journal", "trade_log")
+WRITERS = {"store": "state_store", "journal": "journal", "trade_log": "trade_log"}  # path -> the writer a failure names
 
 
 @attrs.frozen(kw_only=True)
@@ -62,11 +70,17 @@ class Schedule:
     faults: tuple[dict[str, Any], ...]
     paper: dict[str, Any]
     segments: tuple[float, ...]  # seconds of market per process lifetime; a restart between each
+    disk_full: tuple[tuple[str, float, float], ...] = ()  # (path, from s, for s): store, journal or trade_log
+    crash_after_write_ahead: int = 0  # the process dies after the Nth order's write-ahead, before its send
+    journal: bool = False
 
     def describe(self) -> str:
         f = ", ".join(f"{x['kind']} {x['actor']}#{x['on_message']}" for x in self.faults) or "none"
-        return (f"seed {self.seed}: symbols {','.join(self.symbols)}; faults {f}; venue {self.paper}; "
-                f"segments {self.segments}")
+        venue = {k: v for k, v in self.paper.items() if v}
+        disk = ", ".join(f"{p} full {a:.1f}s+{d:.1f}s" for p, a, d in self.disk_full) or "none"
+        return (f"seed {self.seed}: symbols {','.join(self.symbols)}; faults {f}; venue {venue}; "
+                f"segments {self.segments}; disk {disk}; crash after write-ahead #{self.crash_after_write_ahead}; "
+                f"journal {'on' if self.journal else 'off'}")
 
 
 def draw(seed: int, all_symbols: Sequence[str], session_s: float = 12.0) -> Schedule:
@@ -82,7 +96,16 @@ def draw(seed: int, all_symbols: Sequence[str], session_s: float = 12.0) -> Sche
     cuts = sorted(rng.uniform(1.0, session_s - 1.0) for _ in range(rng.choice((0, 0, 1, 1, 2))))
     points = [0.0, *cuts, session_s]
     segments = tuple(round(b - a, 3) for a, b in pairwise(points))
-    return Schedule(seed=seed, symbols=symbols, faults=tuple(faults), paper=paper, segments=segments)
+    # Drawn after everything above, so the draws above stay what they were for every seed.
+    paper.update(duplicate_fill_rate=rng.choice((0.0, 0.0, 0.1, 0.3)), late_fill_rate=rng.choice((0.0, 0.0, 0.1, 0.3)),
+                 late_fill_ms=rng.choice((200, 1000)), disconnect_rate=rng.choice((0.0, 0.0, 0.005, 0.02)),
+                 disconnect_ms=rng.choice((300, 1500)))
+    disk_full = tuple((rng.choice(DISK_PATHS), round(rng.uniform(1.0, session_s - 2.0), 3), rng.choice((0.2, 1.0, 3.0)))
+                      for _ in range(rng.choice((0, 0, 0, 1))))
+    crash = rng.choice((0, 0, 0, 1, 2, 3))
+    journal = any(p == "journal" for p, _, _ in disk_full) or rng.random() < 0.25
+    return Schedule(seed=seed, symbols=symbols, faults=tuple(faults), paper=paper, segments=segments,
+                    disk_full=disk_full, crash_after_write_ahead=crash, journal=journal)
 
 
 class InvariantChecker:
@@ -93,8 +116,19 @@ class InvariantChecker:
 
     wants_inputs = True
 
-    def __init__(self, symbols: tuple[str, ...]) -> None:
+    def __init__(self, symbols: tuple[str, ...], storage: StorageFaults | None = None) -> None:
         self.symbols = symbols
+        self.storage = storage
+        self.refused_at: dict[str, int] = {}  # path -> when its first refused write was seen
+        self.failed_closed: dict[str, int] = {}  # path -> when a failure reported its refused writes
+        self.trade_logs: list[Any] = []  # the trade log of each process lifetime, the live one last
+        # Orders sent before the store last lost writes (a crash, a refused commit): a Position
+        # restored from the older state it kept re-learns their fills from the venue (as one
+        # reconciliation fill, or a position sync), so their per-order count is not theirs alone.
+        self.before_loss: set[str] = set()
+        self._store_refused = 0
+        self._lost = False  # the store lost writes since the last process start
+        self._fill_coid: dict[tuple[str, str], str] = {}  # (symbol, fill id) -> its client order id
         self.down = {s: False for s in symbols}
         self.state = {s: "ACTIVE" for s in symbols}
         self.global_state = "ACTIVE"
@@ -112,46 +146,86 @@ class InvariantChecker:
         pass
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        # The symbol gate's promise is made at the venue boundary: while the symbol is down no
+        # entry reaches the venue, the ones sent before the failure and still queued included.
         m = env.payload
-        if (type(m) is PlaceOrder and not m.reduce_only and actor_id.endswith("/venue")
-                and (self.down[m.symbol] or self.state[m.symbol] != "ACTIVE" or self.global_state != "ACTIVE")):
-            self.violations.append(f"entry {m.client_order_id} at the venue while {m.symbol} down="
-                                       f"{self.down[m.symbol]} state={self.state[m.symbol]} global={self.global_state}")
+        if type(m) is PlaceOrder and not m.reduce_only and actor_id.endswith("/venue") and self.down[m.symbol]:
+            self.violations.append(f"entry {m.client_order_id} at the venue while {m.symbol} is down")
+
+    def _entry_sent(self, m: PlaceOrder) -> None:
+        """Risk's promise is made when the order is sent: no entry leaves the executor while the
+        symbol's or the global state is not ACTIVE or the kill switch is engaged. An entry sent
+        before that may reach the venue after it (the kill switch's cancels chase it); a symbol
+        that is down is the gate's to stop (``processed``)."""
+        sym = m.symbol
+        if not self.down[sym] and (self.kill_engaged or self.state[sym] != "ACTIVE" or self.global_state != "ACTIVE"):
+            self.violations.append(f"entry {m.client_order_id} sent while {sym} state={self.state[sym]} "
+                                   f"global={self.global_state} kill_switch={'engaged' if self.kill_engaged else 'off'}")
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         m = env.payload
         t = type(m)
+        if self.storage is not None:
+            if len(self.storage.refused) != len(self.refused_at):
+                for path in self.storage.refused:
+                    self.refused_at.setdefault(path, env.ts_recv_ns)
+            if self.storage.refused["store"] != self._store_refused:
+                self._store_refused = self.storage.refused["store"]
+                self.durability_lost()
         if env.sender.endswith("/position") and env.causation_id in self.forwarded:
             sym, fill_id, coid, qty = self.forwarded.pop(env.causation_id)
             self.applied[(sym, fill_id)] += 1
+            self._fill_coid[(sym, fill_id)] = coid
             self.applied_qty[(sym, coid)] = self.applied_qty.get((sym, coid), Decimal(0)) + qty
         if t is PlaceOrder and env.sender.endswith("/executor"):
             self.sent[m.client_order_id] += 1
+            if not m.reduce_only:
+                self._entry_sent(m)
         elif t is OrderFilled:
             key = (m.symbol, m.fill_id)
             if env.sender.endswith("/venue"):
                 self.venue_fills.add(key)
             elif env.sender.endswith("/executor"):
                 self.forwarded[env.msg_id] = (m.symbol, m.fill_id, m.client_order_id, m.qty)
-        elif t is ActorFailed and m.symbol:
-            self.down[m.symbol] = True
+        elif t is ActorFailed:
+            if m.symbol:
+                self.down[m.symbol] = True
+            if self.storage is not None and (m.kind == "storage" or "WriteAheadFailed" in m.error):
+                for path in self.refused_at:  # every refusal so far has failed closed
+                    self.failed_closed.setdefault(path, env.ts_recv_ns)
         elif t is SymbolRecovered:
             self.down[m.symbol] = False
         elif t is SymbolQuarantined:
             self.down[m.symbol] = True
-        elif t is KillSwitchEngaged:
+        elif t is KillSwitchEngaged:  # the latch, apart from the global scope's state (a reset leaves that as it is)
             self.kill_engaged = True
-            self.global_state = "HALTED"
         elif t is KillSwitchReset:
             if m.who != OPERATOR:
                 self.violations.append(f"kill switch released by {m.who!r}, not by an operator reset")
             self.kill_engaged = False
-            self.global_state = "ACTIVE"
         elif t is TradingStateChanged:
             if m.scope == ALL_SYMBOLS:
                 self.global_state = m.new.value
             elif m.scope in self.state:
                 self.state[m.scope] = m.new.value
+
+    def new_lifetime(self) -> None:
+        """A process starts: every symbol subtree starts afresh and its gate open (the gate's
+        promise is per process; Risk's restored states still hold, checked when an entry is sent)."""
+        self.down = dict.fromkeys(self.symbols, False)
+        if self._lost:
+            # The store lost writes since the last start: the states Risk restores (and announces,
+            # all but ACTIVE ones) are the truth from here; the latch it lost is not (a lost
+            # state engages it at start; the final check flags a latch Risk no longer holds).
+            self._lost = False
+            self.state = dict.fromkeys(self.symbols, "ACTIVE")
+            self.global_state = "ACTIVE"
+
+    def durability_lost(self) -> None:
+        """What was not committed is gone (a crash, a refused store commit): see ``before_loss``."""
+        self._lost = True
+        self.before_loss.update(self.sent)
+        self.before_loss.update(c for _, c in self.applied_qty)
 
     # -- the final check ------------------------------------------------------------------------
 
@@ -161,13 +235,13 @@ class InvariantChecker:
             if n > 1:
                 out.append(f"client order id {coid} placed {n} times")
         for key, n in self.applied.items():
-            if n > 1:
+            if n > 1 and self._fill_coid.get(key) not in self.before_loss:
                 out.append(f"fill {key[1]} applied {n} times by Position")
         # Every order's fills at the venue were applied exactly once, the ones the venue's answer
         # lost included (reconciliation applies them as one "<coid>:recon:<qty>" fill).
         for sym in self.symbols:
             venue = cluster.logic(f"{sym}/venue")
-            for coid in {c for s, c in self.applied_qty if s == sym} | set(self.sent):
+            for coid in ({c for s, c in self.applied_qty if s == sym} | set(self.sent)) - self.before_loss:
                 rec = venue.order(coid)
                 made = rec.filled_qty if rec is not None else Decimal(0)
                 got = self.applied_qty.get((sym, coid), Decimal(0))
@@ -175,6 +249,8 @@ class InvariantChecker:
                     out.append(f"{sym} order {coid}: venue filled {made}, Position applied {got}")
         board = cluster.board.snapshot()["symbols"]
         risk = cluster.logic("risk")
+        if self.kill_engaged and not risk.controls.kill.engaged:
+            out.append("kill switch released without an operator reset (Risk is not latched)")
         arb = cluster.logic("arbitrator")
         for sym in self.symbols:
             venue = cluster.logic(f"{sym}/venue").venue_position().qty
@@ -189,9 +265,39 @@ class InvariantChecker:
             for who, qty in views.items():
                 if qty != venue:
                     out.append(f"{sym}: {who} position {qty} != venue {venue}")
+        now = cluster.clock.now_ns()
+        for sym in self.symbols:
+            venue = cluster.logic(f"{sym}/venue")
+            for o in cluster.logic(f"{sym}/executor").open_orders():
+                rec = venue.order(o.client_order_id)
+                if (rec is None or rec.status.value not in ("NEW", "PARTIALLY_FILLED")) and now - o.sent_ns > STUCK_NS:
+                    out.append(f"{sym} order {o.client_order_id} {o.status.value} at the executor "
+                               f"{(now - o.sent_ns) / 1e9:.0f}s after its send, {rec.status.value if rec else 'unknown'} "
+                               "at the venue")
         for res in risk.book.reservations():
             if cluster.logic(f"{res.symbol}/position").snapshot().state.value != "ENTERING":
                 out.append(f"reservation {res.action_id} of {res.symbol} outlives its order")
+        for path, t0 in sorted(self.refused_at.items()):
+            t1 = self.failed_closed.get(path)
+            if t1 is None or t1 - t0 > FAIL_CLOSED_WITHIN_NS:
+                when = "never" if t1 is None else f"only {(t1 - t0) / 1e9:.1f}s later"
+                out.append(f"{path} writes refused (disk full) and the failure reached Risk {when}")
+        if self.trade_logs:
+            out += self._check_trade_log(cluster)
+        return out
+
+    def _check_trade_log(self, cluster: Any) -> list[str]:
+        """Every fill reached the trade log exactly once: its open trade (entry size less the
+        closing fills it counted) is the venue's position; trade ids are unique across lifetimes."""
+        out = []
+        log = self.trade_logs[-1]
+        for sym in self.symbols:
+            venue = cluster.logic(f"{sym}/venue").venue_position().qty
+            mine = log.open_position(sym)
+            if mine != venue:
+                out.append(f"{sym}: trade log position {mine} != venue {venue}")
+        ids = Counter(t["trade_id"] for t in log.closed_trades())
+        out += [f"trade id {i} written {n} times" for i, n in ids.items() if n > 1]
         return out
 
 
@@ -212,30 +318,130 @@ def _settings(schedule: Schedule) -> Any:
 
 def run_seed(seed: int, var_root: Path | None = None) -> tuple[Schedule, list[str], dict[str, int]]:
     """Run one seed to quiescence; returns its schedule, the violations and a few figures."""
-    from arbor.actors.cluster.simulate import SimulatedCluster
     from arbor.config.settings import load_settings
 
     schedule = draw(seed, [s.symbol for s in load_settings({}).symbols])
     with tempfile.TemporaryDirectory(dir=var_root) as tmp:
-        var = Path(tmp)
-        checker = InvariantChecker(schedule.symbols)
-        start = T0
-        cluster = None
-        injected = 0
-        for i, seg in enumerate(schedule.segments):
-            if cluster is not None:  # a process restart from the store
-                injected += cluster.faults.total() if cluster.faults else 0
-                cluster.close()
-                start = cluster.clock.now_ns() + 1_000_000_000
-            cluster = SimulatedCluster(_settings(schedule), start_ns=start, var_dir=var,
-                                       observers=(checker,), run_id=f"explore-{seed}-{i}")
-            cluster.run_for(seg)
-        assert cluster is not None
-        violations = _quiesce(cluster, checker)
-        figures = {"orders": len(checker.sent), "fills": len(checker.venue_fills),
-                   "faults": injected + (cluster.faults.total() if cluster.faults else 0), "restarts": len(schedule.segments) - 1}
-        cluster.close()
+        session = _Session(schedule, Path(tmp))
+        try:
+            session.run()
+            violations = _quiesce(session.cluster, session.checker)
+            figures = session.figures()
+        finally:
+            session.close()
     return schedule, violations, figures
+
+
+class _Session:
+    """One seed's run: process lifetimes on one var dir, each with its trade log (and journal),
+    restarts between segments, disk-full windows switched at their times, and a crash after a
+    write-ahead followed by a restart that finishes the interrupted segment."""
+
+    def __init__(self, schedule: Schedule, var: Path) -> None:
+        self.schedule = schedule
+        self.var = var
+        self.storage = StorageFaults(crash_after_write_ahead=schedule.crash_after_write_ahead)
+        self.checker = InvariantChecker(schedule.symbols, self.storage)
+        self.lifetimes = 0
+        self.injected = 0
+        self.elapsed = 0.0  # seconds of market run so far, over every lifetime
+        self.cluster: Any = None
+        self._closers: list[Any] = []
+        self._start = T0
+        self._codec: Any = None
+
+    def run(self) -> None:
+        edges = sorted({t for _, a, d in self.schedule.disk_full for t in (a, a + d)})
+        cuts = list(itertools.accumulate(self.schedule.segments))
+        self._open()
+        for end in sorted({*cuts, *edges}):
+            if end > cuts[-1]:
+                break
+            self._run_until(end)
+            self._switch_disks()
+            if end in cuts[:-1]:
+                self._restart(crashed=False)
+        self._switch_disks(final=True)  # faults off for quiescence: the disks are healthy again
+        self.storage.crash_after_write_ahead = 0
+
+    def _run_until(self, end: float) -> None:
+        while self.elapsed < end - 1e-9:
+            before = self.cluster.clock.now_ns()
+            try:
+                self.cluster.run_for(end - self.elapsed)
+                self.elapsed = end
+            except ProcessCrash:
+                self.elapsed += (self.cluster.clock.now_ns() - before) / 1e9
+                self._restart(crashed=True)
+
+    def _switch_disks(self, final: bool = False) -> None:
+        now = self.elapsed
+        full = {p: (not final and any(a <= now + 1e-9 < a + d for q, a, d in self.schedule.disk_full if q == p))
+                for p in DISK_PATHS}
+        self.storage.store_full, self.storage.journal_full = full["store"], full["journal"]
+        self.storage.trade_log_full = full["trade_log"]
+
+    def _open(self) -> None:
+        from arbor.actors.cluster.observers import TradeLog
+        from arbor.actors.cluster.simulate import SimulatedCluster
+
+        run_id = f"explore-{self.schedule.seed}-{self.lifetimes}"
+        self.lifetimes += 1
+        self.checker.new_lifetime()
+        path = self.var / "trades.jsonl"
+        sink = GuardedSink(open(path, "a", encoding="utf-8", buffering=1), self.storage.trade_log_write)  # noqa: SIM115 -- closed with the lifetime
+        trades = TradeLog(path, "paper", run_id=run_id, sink=sink)
+        self.checker.trade_logs.append(trades)
+        observers: list[Any] = [trades, self.checker]
+        self._closers = [trades]
+        if self.schedule.journal:
+            journal = self._journal(run_id)
+            observers.insert(0, journal)  # first: what it refuses nobody else sees
+            self._closers.append(journal)
+        self.cluster = SimulatedCluster(_settings(self.schedule), start_ns=self._start, var_dir=self.var,
+                                        observers=observers, run_id=run_id, storage_faults=self.storage)
+
+    def _journal(self, run_id: str) -> Any:
+        from arbor.actors.replay.recorder import JournalObserver
+        from arbor.messages.codec import Codec
+        from arbor.messages.journal import Durability, RunMetadata
+
+        if self._codec is None:
+            self._codec = Codec()
+        start = self._start
+        writer = FaultyJournalWriter(self.var / "journal" / run_id, run_id=run_id, durability=Durability(mode="rotation"),
+                                     clock_ns=lambda: start, check=self.storage.journal_append)
+        journal = JournalObserver(writer, self._codec, clock_ns=lambda: start)
+        journal.start_run(RunMetadata(run_id=run_id, config={}, started_ns=start))
+        return journal
+
+    def _restart(self, crashed: bool) -> None:
+        """A process restart from the store: a clean stop (everything queued committed) or a crash."""
+        c = self.cluster
+        self.injected += c.faults.total() if c.faults else 0
+        if crashed:
+            c.crash()
+            self.checker.durability_lost()
+        else:
+            c.close()
+        for closer in self._closers:
+            closer.close()
+        self._closers = []
+        self._start = c.clock.now_ns() + 1_000_000_000
+        self._open()
+
+    def figures(self) -> dict[str, int]:
+        c = self.cluster
+        return {"orders": len(self.checker.sent), "fills": len(self.checker.venue_fills),
+                "faults": self.injected + (c.faults.total() if c.faults else 0), "restarts": self.lifetimes - 1,
+                "crashes": self.storage.crashes, "refused_writes": sum(self.storage.refused.values())}
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+        for closer in self._closers:
+            closer.close()
+        self._closers = []
 
 
 def _quiesce(cluster: Any, checker: InvariantChecker) -> list[str]:

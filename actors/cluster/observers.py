@@ -161,6 +161,32 @@ class TradeLog(QuietObserver):
         with self._lock:
             return {sym: t["entry_ts_ns"] for sym, t in self._open.items()}
 
+    def open_position(self, symbol: str) -> Decimal:
+        """The signed quantity the trade log holds open for ``symbol``: the open trade's size less
+        the closing fills it counted (0 without an open trade)."""
+        with self._lock:
+            trade = self._open.get(symbol)
+            if trade is None:
+                return ZERO
+            left = trade["size"] - trade["exit_qty"]
+            return -left if trade["side"] == Direction.SHORT.value else left
+
+    def closed_trades(self) -> list[dict[str, Any]]:
+        """The closed trades written to ``path`` so far, oldest first (an unreadable line is skipped)."""
+        with self._lock:
+            try:
+                self._fh.flush()
+                text = self.path.read_text(encoding="utf-8")
+            except (OSError, ValueError):
+                return []
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         msg = env.payload
         t = type(msg)

@@ -50,6 +50,8 @@ def state_lost_reason(var_dir: Path | str, store: StateStore) -> str | None:
     """Why the stored state of a previous run is gone (None: restored, or a first run)."""
     if store.quarantine is not None:
         return f"{STATE_LOST}: store quarantined to {store.quarantine.moved_to.name} ({store.quarantine.reason})"
+    if store.unsaved_found:
+        return f"{STATE_LOST}: the previous process could not save its newest state ({store.unsaved_found})"
     traces = previous_run_traces(var_dir, store)
     if not traces:
         return None

@@ -17,7 +17,7 @@ from arbor.actors.runtime import DeterministicRuntime, SimClock
 from arbor.actors.runtime.dispatcher import Observer
 from arbor.config.settings import Settings
 from arbor.messages import Envelope
-from arbor.supervision.faults import FaultPlan
+from arbor.supervision.faults import FaultPlan, StorageFaults
 from arbor.supervision.persist import StatePersister, restore_all
 from arbor.supervision.store import StateStore
 
@@ -54,10 +54,12 @@ class SimulatedCluster:
     """Builds every actor from ``settings`` and runs them on the deterministic scheduler."""
 
     def __init__(self, settings: Settings, start_ns: int = 1_723_161_600_000_000_000, run_id: str = "sim",
-                 observers: Iterable[Observer] = (), var_dir: Path | None = None) -> None:
+                 observers: Iterable[Observer] = (), var_dir: Path | None = None,
+                 storage_faults: StorageFaults | None = None) -> None:
         """``var_dir``: keep durable state in ``<var_dir>/state`` and start as ``start-cluster``
         does from it (restore, announce, fail closed on a lost store, reconcile); ``close()``
-        commits what is queued and closes the store."""
+        commits what is queued and closes the store, ``crash()`` loses what is queued.
+        ``storage_faults``: the fault hooks of the store's commits and of the write-ahead."""
         self.settings = settings
         self.start_ns = start_ns
         self.clock = SimClock(start_ns)
@@ -69,8 +71,11 @@ class SimulatedCluster:
         self.persister: StatePersister | None = None
         self.state_lost: str | None = None
         if var_dir is not None:
-            self.store = StateStore.in_var_dir(var_dir, clock_ns=self.clock.now_ns)
-            self.persister = StatePersister(self.store, threaded=False)
+            sf = storage_faults
+            self.store = StateStore.in_var_dir(var_dir, clock_ns=self.clock.now_ns,
+                                               write_fault=sf.store_commit if sf is not None else None)
+            self.persister = StatePersister(self.store, threaded=False,
+                                            after_write_ahead=sf.write_ahead_done if sf is not None else None)
             restore_all(self.actors, self.persister)
             self.state_lost = state_lost_reason(var_dir, self.store)
         self.runtime = DeterministicRuntime(
@@ -86,6 +91,13 @@ class SimulatedCluster:
         """Commit the queued durable state and close the store (no-op without a ``var_dir``)."""
         if self.persister is not None and self.store is not None:
             self.persister.stop()
+            self.store.close()
+
+    def crash(self) -> None:
+        """The process dies (after a ``ProcessCrash``): what is queued for the store is lost, what
+        was committed stays (no-op without a ``var_dir``)."""
+        if self.persister is not None and self.store is not None:
+            self.persister.abandon()
             self.store.close()
 
     def run_for(self, seconds: float) -> int:

@@ -8,6 +8,7 @@ of the actors that handle it (the runtime shows a message to observers before de
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -40,8 +41,11 @@ class JournalObserver:
     the handler instant) and every emitted message with its receivers (OUTPUT).
 
     A failed append (disk full, I/O error) does not reach the actors: the observer logs it once,
-    stops journaling, counts what it drops and reports ``healthy == False`` so the cluster can
-    decide (for instance halt trading: an unjournaled run cannot be audited).
+    stops journaling, counts what it drops and reports ``healthy == False``. The first failure is
+    also raised once, as an ``OSError`` from the next ``emitted``/``processed`` call (the failing
+    one, unless it was ``external``, which the runtimes call outside the dispatcher): the
+    dispatcher hands it to supervision, which fails closed (a storage failure of ``"journal"``
+    engages the kill switch: an unjournaled run cannot be audited).
 
     Orders are the exception (write-ahead): a ``PlaceOrder``'s record is handed to the OS before
     ``emitted`` returns, which is before the venue actor can handle (send) it, so a SIGKILL never
@@ -51,6 +55,7 @@ class JournalObserver:
     """
 
     wants_inputs = True
+    NAME = "journal"  # the writer a storage failure names
 
     def __init__(self, writer: JournalWriter, codec: Codec, clock_ns: Callable[[], int] = time.time_ns,
                  on_bytes: Callable[[int], None] | None = None) -> None:
@@ -60,6 +65,7 @@ class JournalObserver:
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._failed: BaseException | None = None
+        self._unreported: BaseException | None = None  # the failure, until the dispatcher has been told
         self.records = 0
         self.dropped = 0
 
@@ -103,9 +109,17 @@ class JournalObserver:
             self._append_order(encode_output(self._codec, env, receivers), env)
         else:
             self._append(encode_output(self._codec, env, receivers))
+        self._report()
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         self._append(encode_input(actor_id, now_ns, env.msg_id))
+        self._report()
+
+    def _report(self) -> None:
+        """Raise the journal's failure once, to the dispatcher that called (see the class docstring)."""
+        if self._unreported is not None:
+            exc, self._unreported = self._unreported, None
+            raise OSError(getattr(exc, "errno", None) or errno.EIO, f"journal failed: {exc!r}") from exc
 
     # -- internals --------------------------------------------------------------------------
     def _append(self, payload: bytes, sync: bool = False) -> None:
@@ -144,7 +158,7 @@ class JournalObserver:
 
     def _fail(self, exc: BaseException) -> None:
         if self._failed is None:
-            self._failed = exc
+            self._failed = self._unreported = exc
             logger.bind(event_type="journal_failed", directory=str(self._writer.directory)).critical(
                 "journal {} failed ({!r}); journaling stopped, this run can no longer be audited",
                 self._writer.directory, exc)

@@ -57,7 +57,13 @@ _STAT_KEYS = (
     "dropped_acks",  # orders whose response was lost (fault injection)
     "dropped_fills",  # fills inside those lost responses
     "refused_market_data",  # quotes/prints no venue sends (price not positive and finite, crossed): never traded on
+    "duplicated_fills",  # fill reports delivered twice (fault injection)
+    "late_fills",  # fill reports held back and delivered late (fault injection)
+    "disconnects",  # times the connection dropped (fault injection)
+    "lost_requests",  # requests sent while disconnected: never arrived
+    "lost_reports",  # reports made while disconnected: never delivered
 )
+_REQUESTS = (PlaceOrder, RequestCancel, QueryOrder, QueryPosition)
 
 
 def _positive(value: Decimal) -> bool:
@@ -208,8 +214,52 @@ class PaperVenueLogic(ActorLogic):
         self._next_fill_no = 1
         self._stats: Counter[str] = Counter()
         self._rejects: Counter[str] = Counter()
+        # Wire faults (config): fill reports held back, and the end of a dropped connection. Not
+        # part of the snapshot: what is on the wire is lost with the process, as a real one's is.
+        self._late: deque[tuple[int, OrderFilled]] = deque()
+        self._down_until: int | None = None
+        c = self.config
+        self._wire_faults = bool(c.duplicate_fill_rate or c.late_fill_rate or c.disconnect_rate)
 
     # -- handlers -------------------------------------------------------------------------------
+
+    def handle(self, msg: Any) -> list[Any] | None:
+        if not self._wire_faults:
+            return super().handle(msg)
+        now = self.ctx.clock.now_ns()
+        if self._down_until is not None and now >= self._down_until:
+            self._down_until = None
+        if self._down_until is not None and type(msg) in _REQUESTS:
+            self._stats["lost_requests"] += 1  # it never arrived: the venue knows nothing of it
+            return []
+        out = super().handle(msg)
+        if out is None:
+            return None
+        return self._wire(out, now, type(msg) is TimerTick)
+
+    def _wire(self, out: list[Any], now: int, tick: bool) -> list[Any]:
+        """What of ``out`` reaches the executor, with the configured wire faults (seeded draws)."""
+        cfg, rng = self.config, self.ctx.rng
+        sent: list[Any] = []
+        for m in out:
+            if type(m) is OrderFilled:
+                if cfg.late_fill_rate and rng.random() < cfg.late_fill_rate:
+                    self._stats["late_fills"] += 1
+                    self._late.append((now + cfg.late_fill_ms * _NS_PER_MS, m))
+                    continue
+                if cfg.duplicate_fill_rate and rng.random() < cfg.duplicate_fill_rate:
+                    self._stats["duplicated_fills"] += 1
+                    sent.append(m)
+            sent.append(m)
+        while self._late and self._late[0][0] <= now:
+            sent.append(self._late.popleft()[1])
+        if tick and self._down_until is None and cfg.disconnect_rate and rng.random() < cfg.disconnect_rate:
+            self._stats["disconnects"] += 1
+            self._down_until = now + cfg.disconnect_ms * _NS_PER_MS
+        if self._down_until is not None:
+            self._stats["lost_reports"] += len(sent)
+            return []
+        return sent
 
     def on_place_order(self, msg: PlaceOrder) -> list[Any]:
         self._inbox.append((self.ctx.clock.now_ns() + self._latency_ns, msg))

@@ -48,3 +48,30 @@ def test_risk_restart_keeps_the_operators_latch() -> None:
     assert any(isinstance(m, ActorRestarted) and m.actor_id == "risk" for m in events)
     ks = c.logic("risk").status()["kill_switch"]
     assert ks["engaged"] and ks["who"] == "ops" and ks["reason"] == "drill"
+
+
+def test_regression_explorer_risk_crash_on_an_entry_engages_the_latch_before_deciding_it() -> None:
+    """Found by the explorer (seeds 1343, 1398, 2254, 2788, 3124, ... 32 of 9,250): Risk raised on
+    an ENTRY Action; the restarted Risk got the crashing Action back first (and anything queued
+    behind it) and approved it before it handled the ActorFailed that engages the kill switch.
+    The kill switch's CancelOpenOrders then reached the executor before the approved entry's
+    SubmitOrder, so a new position was opened at the venue with the latch engaged. The restarted
+    Risk must hear of its own failure first: the entry is denied by the latch."""
+    from arbor.messages import Action, ActionDenied, PlaceOrder
+
+    from tests.supervision.helpers import cluster_with as plain
+
+    probe = plain([])
+    probe.run_for(120)
+    to_risk = [e.payload for e, r in probe.recorder.emitted_log if isinstance(e.payload, Action) and "risk" in r]
+    nth = next(i for i, a in enumerate(to_risk, 1) if a.kind is MandateKind.ENTRY)
+    c = cluster_with([{"actor": "risk", "message_type": "Action", "on_message": nth}])
+    c.run_for(120)
+    events = timeline(c)
+    failed = next(i for i, m in enumerate(events) if isinstance(m, ActorFailed) and m.actor_id == "risk")
+    crashed = to_risk[nth - 1]
+    after = events[failed:]
+    assert not [m for m in after if isinstance(m, ActionApproved) and m.action.kind is MandateKind.ENTRY]
+    assert not [m for m in after if isinstance(m, PlaceOrder) and not m.reduce_only]
+    assert any(isinstance(m, ActionDenied) and m.action.action_id == crashed.action_id and m.reason == "kill_switch"
+               for m in after)

@@ -108,3 +108,89 @@ def test_state_store_write_error_engages_the_kill_switch(tmp_path: Path) -> None
     assert failed and {m.actor_id for m in failed} == {"state_store"}
     risk = runtime.actors["risk"]
     assert isinstance(risk, RiskLogic) and risk.controls.kill.engaged
+
+
+def test_journal_write_error_engages_the_kill_switch_at_once(tmp_path: Path) -> None:
+    """Found by the explorer (seed 10, journal full from 3.6 s): a journal append that fails on a
+    full disk stopped journaling with a log line only; nothing failed closed until an order's
+    write-ahead was refused, and the kill switch never engaged. Now the journal's first write
+    error reaches Risk as a storage failure of the journal at once and engages the kill switch."""
+    from arbor.actors.replay.recorder import JournalObserver
+    from arbor.messages.codec import Codec
+    from arbor.messages.journal import Durability
+    from arbor.supervision.faults import FaultyJournalWriter, StorageFaults
+
+    faults = StorageFaults()
+    writer = FaultyJournalWriter(tmp_path / "journal", run_id="j", durability=Durability(mode="rotation"),
+                                 clock_ns=lambda: START_NS, check=faults.journal_append)
+    journal = JournalObserver(writer, Codec(), clock_ns=lambda: START_NS)
+    c = SimulatedCluster(load_settings({}), observers=(journal,))
+    c.run_for(5)
+    faults.journal_full = True
+    c.run_for(0.5)
+    assert faults.refused["journal"] and not journal.healthy
+    failed = [m for m in c.recorder.of_type(ActorFailed) if m.kind == "storage"]
+    assert [m.actor_id for m in failed] == ["journal"]
+    assert c.logic("risk").controls.kill.engaged
+    journal.close()
+
+
+def test_a_snapshot_the_full_disk_refused_is_written_once_the_disk_has_room(tmp_path: Path) -> None:
+    """Found by the explorer (seed 215, store full 4.7-7.7 s): a queued Position snapshot whose
+    commit the full disk refused was dropped. The position never changed again, so the store kept
+    its older ENTERING state beside the executor's newer FILLED order; the restarted Position
+    disagreed with its executor (DRIFT_UNRESOLVED) for good and was flat against a venue long
+    0.083. A refused snapshot now stays queued (unless a newer one is) and is written by the
+    next flush once the disk has room."""
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from arbor.actors.position.snapshot import PositionSnapshot
+    from arbor.messages import Direction, PositionState
+    from arbor.supervision.faults import StorageFaults
+
+    faults = StorageFaults()
+    store = StateStore(tmp_path / "state.sqlite", lambda: START_NS, write_fault=faults.store_commit)
+    persister = StatePersister(store, threaded=False)
+    opened = PositionSnapshot(state=PositionState.OPEN, direction=Direction.LONG, qty=Decimal("0.083"),
+                              avg_entry_price=Decimal("60005.2"), action_id="a1")
+    faults.store_full = True
+    persister.after_handle("BTCUSDT/position", SimpleNamespace(snapshot=lambda: opened), object(), [])
+    persister.flush()
+    assert faults.refused["store"] and persister.take_faults() == {
+        "BTCUSDT/position": "OperationalError: database or disk is full (injected)"}
+    assert store.load_position("BTCUSDT") is None
+    faults.store_full = False
+    persister.flush()
+    assert store.load_position("BTCUSDT") == opened
+    store.close()
+
+
+def test_a_latch_the_full_disk_kept_from_the_store_survives_a_restart(tmp_path: Path) -> None:
+    """Found by the explorer (seed 114, store full 6.4-9.4 s, a restart at 9.37 s): the kill
+    switch engaged while the disk refused every commit, so the store still held Risk unlatched;
+    the restarted process came up with the latch released and traded (9 entries). A failed write
+    now leaves ``<store>.unsaved`` beside the store (cleared once everything held is committed);
+    a process that starts while it is there engages the kill switch (state lost)."""
+    from arbor.actors.cluster.restart import STATE_LOST_WHO
+    from arbor.messages import EngageKillSwitch
+    from arbor.supervision.faults import StorageFaults
+
+    faults = StorageFaults()
+    first = SimulatedCluster(load_settings({}), start_ns=START_NS, var_dir=tmp_path, storage_faults=faults)
+    first.run_for(3)
+    faults.store_full = True
+    first.runtime.send_now("risk", EngageKillSwitch(who="ops", reason="drill"))
+    first.run_for(1)
+    first.close()  # the last flush fails too
+    assert faults.refused["store"] and (tmp_path / "state" / "arbor.sqlite.unsaved").exists()
+    faults.store_full = False
+    second = SimulatedCluster(load_settings({}), start_ns=START_NS + 5 * 10**9, var_dir=tmp_path, storage_faults=faults)
+    kill = second.logic("risk").controls.kill
+    assert kill.engaged and kill.who == STATE_LOST_WHO
+    second.run_for(2)
+    second.close()  # everything held is committed: the marker goes, the latch stays in the store
+    assert not (tmp_path / "state" / "arbor.sqlite.unsaved").exists()
+    third = SimulatedCluster(load_settings({}), start_ns=START_NS + 8 * 10**9, var_dir=tmp_path)
+    assert third.logic("risk").controls.kill.engaged
+    third.close()

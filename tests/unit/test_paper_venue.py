@@ -600,3 +600,45 @@ def test_trade_prices_not_positive_and_finite_are_refused(value):
     clock.advance(MS)
     assert fills(logic.handle(trade(clock, value, "1", Side.SELL))) == []
     assert logic.stats()["refused_market_data"] == 2
+
+
+def test_duplicate_fill_rate_delivers_the_same_fill_twice():
+    """A duplicated fill report carries the same fill id; the venue's record counts it once."""
+    logic, clock = venue(latency_ms=0, duplicate_fill_rate=1.0)
+    logic.handle(quote(clock, "100", "101"))
+    out = logic.handle(place(clock, "c1", Side.BUY, "1"))
+    got = fills(out)
+    assert len(got) == 2 and got[0] == got[1]
+    assert logic.order("c1").filled_qty == D("1") and logic.venue_position().qty == D("1")
+    assert logic.stats()["duplicated_fills"] == 1
+
+
+def test_late_fill_arrives_after_the_reports_made_meanwhile():
+    """A late fill report is held back late_fill_ms: the order's status query, answered in between,
+    already says FILLED; the fill itself comes after it."""
+    logic, clock = venue(latency_ms=0, late_fill_rate=1.0, late_fill_ms=100)
+    logic.handle(quote(clock, "100", "101"))
+    out = logic.handle(place(clock, "c1", Side.BUY, "1"))
+    assert of_type(out, OrderAccepted) and not fills(out)
+    clock.advance(50 * MS)
+    status = logic.handle(query(clock, "c1"))
+    assert status[0].status is OrderStatus.FILLED and not fills(status)
+    clock.advance(50 * MS)
+    late = logic.handle(tick(clock))
+    assert [f.client_order_id for f in fills(late)] == ["c1"] and logic.stats()["late_fills"] == 1
+
+
+def test_disconnect_loses_requests_and_reports_until_it_is_over():
+    """While the connection is down nothing sent arrives and nothing the venue says is delivered;
+    working orders keep filling at the venue (its records know)."""
+    logic, clock = venue(latency_ms=0, disconnect_rate=1.0, disconnect_ms=1000)
+    logic.handle(quote(clock, "100", "101", ask_qty="0.5"))
+    assert of_type(logic.handle(place(clock, "c1", Side.BUY, "1")), OrderAccepted)
+    assert logic.handle(tick(clock)) == []  # the tick drops the connection
+    assert logic.stats()["disconnects"] == 1
+    assert logic.handle(place(clock, "c2", Side.BUY, "1")) == [] and logic.order("c2") is None
+    assert logic.handle(quote(clock, "100", "101", ask_qty="5")) == []  # c1 fills, the report is lost
+    assert logic.order("c1").filled_qty == D("1")
+    assert logic.stats()["lost_requests"] == 1 and logic.stats()["lost_reports"] == 1
+    clock.advance(1000 * MS)
+    assert logic.handle(query(clock, "c1"))[0].status is OrderStatus.FILLED  # back up
