@@ -30,7 +30,7 @@ MARK = "\x00nested\x00"
 def nested(depth: int, frame: dict[str, Any] = AGG_TRADE) -> bytes:
     """``frame`` with an extra key no reader looks at holding a value nested ``depth`` deep."""
     obj = json.loads(json.dumps(frame))
-    (obj["data"] if "data" in obj else obj)["x"] = MARK
+    obj.get("data", obj)["x"] = MARK
     return json.dumps(obj, separators=(",", ":")).encode().replace(json.dumps(MARK).encode(),
                                                                   b"[" * depth + b"0" + b"]" * depth)
 
