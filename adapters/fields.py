@@ -3,7 +3,11 @@
 A venue value that breaks a rule is a ``DecodeError``, so the collector turns its frame into a
 counted ``DecodeFailure`` that keeps the raw bytes; it never becomes a market event.
 
-- Frames are strict UTF-8 (no UTF-16/32, no encoded surrogates): ``load_json``.
+- Frames are strict UTF-8 (no UTF-16/32, no encoded surrogates) and nest at most
+  ``MAX_NESTING`` (256) arrays and objects deep: ``load_json``. (The stdlib parser's own limit is
+  the interpreter's recursion limit counted from the caller's stack, so the same frame would be
+  accepted at the top of one stack and refused deeper in another: a live run and its audit could
+  disagree, and so did the fast and reference paths, one call apart.)
 - Decimals are plain decimal strings, ASCII digits only: an optional ``-``, at most 18 integer
   digits without leading zeros, at most 18 fraction digits; no exponent, spaces, underscores,
   ``+``, NaN or Infinity. The string is checked before ``Decimal()`` ever sees it, so ``"٣"``,
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
 from arbor.adapters.decoding import DecodeError
@@ -39,11 +44,32 @@ _is_signed_text = SIGNED_TEXT.fullmatch
 
 Level = tuple[Decimal, Decimal]
 
+# At least what a fast path takes unchecked (a frame under 512 bytes nests at most 255 deep) and
+# far below the recursion limit, so that json never reaches it on a frame accepted here.
+MAX_NESTING = 256
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')  # no " or \ byte occurs inside a UTF-8 multibyte character
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NESTING_STEP = [0] * 256
+for _b in b"[{":
+    _NESTING_STEP[_b] = 1
+for _b in b"]}":
+    _NESTING_STEP[_b] = -1
+
+
+def nesting(payload: bytes) -> int:
+    """How deep ``payload`` (JSON text) nests arrays and objects; brackets in strings do not count."""
+    brackets = _JSON_STRING.sub(b"", payload).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_NESTING_STEP.__getitem__, brackets)), default=0)
+
 
 def load_json(payload: bytes) -> Any:
-    """The JSON value of a strict UTF-8 frame (``json.loads`` on bytes would also take UTF-16/32
-    and let encoded surrogates through)."""
-    return json.loads(payload.decode("utf-8"))
+    """The JSON value of a strict UTF-8 frame nesting at most ``MAX_NESTING`` deep (``json.loads``
+    on bytes would also take UTF-16/32 and let encoded surrogates through; see the module doc for
+    why the nesting is bounded here). The exact count runs only on frames with that many brackets."""
+    text = payload.decode("utf-8")
+    if payload.count(b"[") + payload.count(b"{") > MAX_NESTING and nesting(payload) > MAX_NESTING:
+        raise DecodeError(f"frame nested deeper than {MAX_NESTING} arrays and objects")
+    return json.loads(text)
 
 
 def _text(value: Any, name: str, pattern: Any) -> str:

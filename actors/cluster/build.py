@@ -17,7 +17,7 @@ from arbor.actors.regime.logic import RegimeLogic
 from arbor.actors.risk.logic import RiskLogic
 from arbor.actors.topology import symbol_of
 from arbor.adapters.decoding import decoder_for
-from arbor.adapters.recorded.source import read_recordings
+from arbor.adapters.recorded.source import read_recordings, recordings_of
 from arbor.adapters.sim.market import SimMarket, SimSymbol
 from arbor.adapters.sim.paper import PaperVenueLogic
 from arbor.adapters.sim.shadow import ShadowVenueLogic
@@ -210,4 +210,4 @@ def market_frames(settings: Settings, start_ns: int) -> Iterator[tuple[int, str,
     if settings.market.source in ("binance_usdm", "binance_spot"):
         raise ValueError("a streamed market is not played from frames: adapters.venues.wiring.start_venues streams it")
     wanted = {s.symbol for s in settings.symbols}
-    return (f for f in read_recordings(list(settings.market.recorded_files)) if f[1] in wanted)
+    return (f for f in read_recordings(recordings_of(settings.market.recorded_files, wanted)) if f[1] in wanted)

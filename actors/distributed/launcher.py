@@ -145,16 +145,37 @@ def start_actor_system(host: str, port: int, var_dir: Path, leader: tuple[str, i
                        transientUnique=True)
 
 
+def node_status(var_dir: Path, name: str) -> dict:
+    """A node's last status file, ``<var_dir>/cluster/status/<name>.json`` ({} if absent or unreadable)."""
+    try:
+        return json.loads((var_dir / "cluster" / "status" / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def stopped_for_good(var_dir: Path, assignment: dict[int, tuple[str, ...]], run_id: str,
+                     escalated: str = "") -> list[str]:
+    """What stopped during run ``run_id`` and did not come back, as the Workers' last status files
+    and the supervisor (``escalated``) tell it: a market source that died for good (its symbols
+    HALTED), a quarantined symbol, a Worker past its restart intensity. Empty after a healthy run.
+    (Status files of another run, left in the same ``--var-dir``, are not this run's.)"""
+    out = []
+    for slot, symbols in sorted(assignment.items()):
+        st = node_status(var_dir, f"worker-{slot}")
+        if st.get("run_id") != run_id:
+            continue
+        if st.get("market_failed"):
+            out.append(f"worker-{slot} {st['market_failed']}; its symbols ({', '.join(symbols)}) are HALTED")
+        for s, row in sorted(st.get("symbols", {}).items()):
+            if row.get("health") == "QUARANTINED":
+                out.append(f"symbol {s} quarantined (worker-{slot})")
+    if escalated and "worker" in escalated:
+        out.append(escalated)
+    return out
+
+
 def render_summary(var_dir: Path, assignment: dict[int, tuple[str, ...]]) -> str:
-    status_dir = var_dir / "cluster" / "status"
-
-    def load(name: str) -> dict:
-        try:
-            return json.loads((status_dir / f"{name}.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
-    coord = load("coordinator")
+    coord = node_status(var_dir, "coordinator")
     risk = coord.get("risk", {})
     kill = risk.get("kill_switch", {})
     lines = [f"global={risk.get('global_state', '?')} kill_switch={'ENGAGED' if kill.get('engaged') else 'off'}"
@@ -163,7 +184,7 @@ def render_summary(var_dir: Path, assignment: dict[int, tuple[str, ...]]) -> str
              f"{'pnl':>11} {'events':>8} {'orders':>6} {'fills':>6}"]
     total: Decimal | None = Decimal(0)
     for slot, symbols in sorted(assignment.items()):
-        w = load(f"worker-{slot}")
+        w = node_status(var_dir, f"worker-{slot}")
         rows = w.get("symbols", {})
         for s in symbols:
             r = rows.get(s, {})
@@ -284,6 +305,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
     sup = None
     sup_pid = 0
     surface = None
+    escalated = ""
     try:
         if settings.operator.enabled and leader is None:
             from arbor.actors.distributed.operator import DistributedOperator
@@ -340,7 +362,8 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
             if now >= next_summary:
                 next_summary = now + settings.run.summary_interval_s
                 st = asys.ask(sup, StatusQuery(), timeout=2.0)
-                if isinstance(st, ClusterStatus) and st.escalated:
+                if isinstance(st, ClusterStatus) and st.escalated and st.escalated != escalated:
+                    escalated = st.escalated
                     log.critical("escalated: {}", st.escalated)
                     print(f"start-cluster: {st.escalated}", file=sys.stderr)
                     if "coordinator" in st.escalated:
@@ -362,6 +385,10 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
                 log.warning("operator surface stop failed: {!r}", exc)
         if asys is not None:
             if leader is None and sup is not None and sup_pid and alive(sup_pid):
+                with contextlib.suppress(Exception):  # the last word on escalations, before the stop
+                    st = asys.ask(sup, StatusQuery(), timeout=1.0)
+                    if isinstance(st, ClusterStatus) and st.escalated:
+                        escalated = st.escalated
                 try:
                     asys.ask(sup, StopCluster(), timeout=max(0.5, stop_by - time.monotonic() - 3.0))
                 except Exception as exc:
@@ -389,6 +416,13 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
         if still:
             print(f"start-cluster: processes still alive after stop: {still}", file=sys.stderr)
             status = status or 1
+        if leader is None:
+            # As in one process: a market source that died, a quarantined symbol or a Worker past
+            # its restart intensity means this run did not do its job, so the exit status says so.
+            for what in stopped_for_good(var_dir, assignment, run_id, escalated):
+                log.critical("stopped for good: {}", what)
+                print(f"start-cluster: stopped for good: {what}", file=sys.stderr)
+                status = status or 1
         for s, h in old.items():
             signal.signal(s, h)
         sink.close()

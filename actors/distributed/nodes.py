@@ -31,6 +31,7 @@ from arbor.actors.cluster.build import (
     market_venue,
     supervisor_for,
 )
+from arbor.actors.cluster.live import MARKET_SOURCE
 from arbor.actors.cluster.logs import JsonLinesSink, secret_values, stderr_sink
 from arbor.actors.cluster.observers import LinkedTradeLog
 from arbor.actors.distributed.latch import read_latch, write_latch
@@ -58,9 +59,11 @@ from arbor.messages import (
     PositionChanged,
     RawMarketEvent,
     RegimeChanged,
+    SetTradingState,
     SubmitOrder,
     SymbolRecovered,
     TimerTick,
+    TradingState,
     TradingStateChanged,
     VenuePayload,
 )
@@ -376,7 +379,7 @@ class CoordinatorEvents(_HeldEvents):
         m = env.payload
         t = type(m)
         if t is TradingStateChanged:
-            self._event(ev="state", scope=m.scope, old=m.old.value, new=m.new.value, reason=m.reason)
+            self._event(ev="state", scope=m.scope, old=m.old.value, new=m.new.value, who=m.who, reason=m.reason)
         elif t is KillSwitchEngaged:
             write_latch(self.var_dir, True, m.who, m.reason)
             self._event(ev="kill", who=m.who, reason=m.reason)
@@ -684,11 +687,11 @@ class WorkerCore(Node):
         self.paced = settings.market.paced
         sub = attrs.evolve(settings, symbols=tuple(settings.symbol(s) for s in self.symbols))
         self._market_from = self.clock.now_ns()
-        self._frames: Iterator[tuple[int, str, bytes]] = iter(market_frames(sub, self._market_from)) \
-            if self.symbols else iter(())
-        self._next = next(self._frames, None)
+        self._frames: Iterator[tuple[int, str, bytes]] = iter(())
+        self.market_failed: str | None = None  # why the market source died for good (None: it did not)
         self.coordinator_incarnation = coordinator_incarnation
         self.senders[COORDINATOR_LINK] = self.new_sender(self.name)
+        self._next = self._open_market(sub)  # after the link exists: a source dead at once halts its symbols
         self.started_ns = time.time_ns()
         if restarted:
             self.begin_recovery()
@@ -727,6 +730,8 @@ class WorkerCore(Node):
                                   avg_entry_price=snap.avg_entry_price, realized_pnl=snap.realized_pnl, fees=snap.fees,
                                   ts_event_ns=now, action_id=snap.action_id, cause=RESTORED)
             self.d.emit(f"{s}/position", [msg], 0)
+        if resend_failures and self.market_failed is not None:
+            self._halt_symbols()  # a new Coordinator hears again that this market is gone
         self.d.run()
 
     def coordinator_up(self, incarnation: int) -> None:
@@ -797,7 +802,11 @@ class WorkerCore(Node):
             d.deliver(env)
             n += 1
             pending += 1
-            self._next = next(self._frames, None)
+            try:
+                self._next = next(self._frames, None)
+            except Exception as exc:  # the source died for good (unreadable file, ...): fail closed
+                self._next = None
+                self._market_died(exc)
             if pending >= chunk:
                 d.run()
                 pending = 0
@@ -815,6 +824,38 @@ class WorkerCore(Node):
             return 0.0
         return max(0.0, (self._next[0] - time.time_ns()) / 1e9)
 
+    def _open_market(self, sub: Settings) -> tuple[int, str, bytes] | None:
+        """Open this Worker's market (its own symbols only) and return its first frame."""
+        try:
+            if self.symbols:
+                self._frames = iter(market_frames(sub, self._market_from))
+            return next(self._frames, None)
+        except Exception as exc:
+            self._market_died(exc)
+            return None
+
+    def _market_died(self, exc: BaseException) -> None:
+        """The market source raised: it is gone for good (a generator does not resume). As in one
+        process (``LiveCluster._thread_died``): this Worker's symbols go HALTED at Risk
+        (who="market_source", cancels only), the event is logged, and the status says why, so
+        the launcher exits 1 at the end. The other Workers' symbols are not touched."""
+        self.market_failed = f"market source died: {exc!r}"[:300]
+        log = logger.bind(actor=self.name, event_type="market_source_died")
+        log.critical("{}: {}; halting {}", self.name, self.market_failed, ", ".join(self.symbols))
+        log.opt(exception=exc).info("market source traceback")  # the node's log file only, not stderr
+        self.events.write(ev="market_failed", reason=self.market_failed, symbols=list(self.symbols),
+                          incarnation=self.incarnation)
+        self._halt_symbols()
+
+    def _halt_symbols(self) -> None:
+        """SetTradingState(HALTED, who="market_source") to Risk for each of this Worker's symbols,
+        an external input of this node (journaled) sent over the link (dropped while the
+        Coordinator is down: ``announce`` sends it again to the next one)."""
+        reason = self.market_failed or "market source died"
+        for s in self.symbols:
+            msg = SetTradingState(scope=s, state=TradingState.HALTED, who=MARKET_SOURCE, reason=reason)
+            self._remote("risk", self.external("risk", msg, sender=MARKET_SOURCE))
+
     def status(self) -> dict[str, Any]:
         sups = {s.symbol: s for s in self.hooks.supervisors if isinstance(s, SymbolSupervisor)}
         rows = {}
@@ -827,8 +868,9 @@ class WorkerCore(Node):
                        "direction": snap.direction.value if snap is not None and snap.direction is not None else None,
                        "avg_entry_price": str(snap.avg_entry_price) if snap is not None and snap.avg_entry_price is not None else None}
         return {"role": "worker", "slot": self.slot, "incarnation": self.incarnation, "pid": os.getpid(),
-                "ts_ns": time.time_ns(), "started_ns": self.started_ns, "symbols": rows, "frames": self.probe.frames,
-                "market_done": self._next is None, "link": self.link_stats(), "store": self.store_status(),
+                "run_id": self.run_id, "ts_ns": time.time_ns(), "started_ns": self.started_ns, "symbols": rows,
+                "frames": self.probe.frames, "market_done": self._next is None, "market_failed": self.market_failed,
+                "link": self.link_stats(), "store": self.store_status(),
                 "rss_kb": rss_kb(), "processed": self.d.processed_count}
 
     def latency_report(self) -> dict[str, list[int]]:

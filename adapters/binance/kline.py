@@ -13,6 +13,7 @@ extra parse runs only for frames ``decode_usdm`` rejected, so other frames cost 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from arbor.adapters.binance.usdm import Fields, decode_usdm
@@ -43,10 +44,11 @@ def check_kline(d: dict[str, Any]) -> list[Fields]:
     return []
 
 
-def decode_usdm_with_klines(payload: bytes) -> list[Fields]:
-    """``decode_usdm``, except that a well-formed kline frame gives ``[]`` instead of a ``DecodeError``."""
+def decode_usdm_with_klines(payload: bytes, decode: Callable[[bytes], list[Fields]] = decode_usdm) -> list[Fields]:
+    """``decode_usdm``, except that a well-formed kline frame gives ``[]`` instead of a ``DecodeError``
+    (``decode``: ``decode_usdm_reference`` gives this reader's reference path, for the fuzz tests)."""
     try:
-        return decode_usdm(payload)
+        return decode(payload)
     except DecodeError as exc:
         if "'kline'" not in str(exc):
             raise

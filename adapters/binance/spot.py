@@ -31,6 +31,7 @@ from arbor.adapters.binance.usdm import (
     f_agg_trade,
     f_book_ticker_fields,
     f_depth_fields,
+    f_kline,
     f_snapshot,
     f_trade,
     flat,
@@ -63,7 +64,7 @@ def decode_spot(payload: bytes) -> list[Fields]:
         if fast is not None:
             fields = fast(data)
             if len(payload) < SHALLOW_BYTES or flat(payload, objects, frame, data, fields):
-                return [fields]
+                return [fields] if fields is not None else []  # None: a well-formed kline
     except Exception:  # anything unusual: the reference path decides, with its own messages
         pass
     return decode_spot_reference(payload)
@@ -143,8 +144,9 @@ _BY_EVENT_TYPE: dict[str, Callable[[dict[str, Any]], list[Fields]]] = {
     "depthUpdate": lambda d: [_depth_update(d)],
     "kline": check_kline,
 }
-_FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields]] = {
+_FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields | None]] = {
     "trade": f_trade,
     "aggTrade": f_agg_trade,
     "depthUpdate": _f_depth_update,
+    "kline": f_kline,
 }

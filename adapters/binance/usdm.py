@@ -79,7 +79,7 @@ def decode_usdm(payload: bytes) -> list[Fields]:
         if fast is not None:
             fields = fast(data)
             if len(payload) < SHALLOW_BYTES or flat(payload, objects, frame, data, fields):
-                return [fields]
+                return [fields] if fields is not None else []  # None: a well-formed kline
     except Exception:  # anything unusual: the reference path decides, with its own messages
         pass
     return decode_usdm_reference(payload)
@@ -259,37 +259,37 @@ _orjson_loads = orjson.loads
 # A frame shorter than this nests at most SHALLOW_BYTES // 2 deep, which json reads unless the
 # caller is already hundreds of frames deep (where json fails even on valid frames): no check.
 SHALLOW_BYTES = 512
-# Decimal strings seen before that are valid and > 0, and those that are a valid zero: Decimals
-# are immutable, so events may share them. Bounded: cleared when full.
-_POSITIVE: dict[str, Decimal] = {}
-_ZEROS: dict[str, Decimal] = {}
 _CACHE_MAX = 1 << 16
 
 
-def _fpos(value: str) -> Decimal:
-    """The Decimal of a valid decimal string > 0 (cached); raises on anything else."""
-    d = _POSITIVE.get(value)  # a non-str key is never in the cache (TypeError if unhashable)
-    if d is not None:
+class _Checked(dict[str, Decimal]):
+    """Decimal strings seen before, each checked by ``check`` (a reader of adapters.fields) and
+    converted once: Decimals are immutable, so events may share them. ``cache[text]`` is the
+    Decimal of a valid ``text``; a miss (``__missing__``) checks and converts it, raising
+    (``DecodeError``, or ``TypeError`` for an unhashable value) when it is not valid, so
+    nothing invalid is ever cached. A hit costs one C-level dict lookup, so whole level lists
+    go through ``map(cache.__getitem__, texts)`` without a Python call per level. Bounded:
+    cleared when full."""
+
+    __slots__ = ("_check",)
+
+    def __init__(self, check: Callable[[Any, str], Decimal]) -> None:
+        super().__init__()
+        self._check = check
+
+    def __missing__(self, text: str) -> Decimal:
+        d = self._check(text, "")
+        if len(self) >= _CACHE_MAX:
+            self.clear()
+        self[text] = d
         return d
-    d = price(value, "")
-    if len(_POSITIVE) >= _CACHE_MAX:
-        _POSITIVE.clear()
-    _POSITIVE[value] = d
-    return d
 
 
-def _flevel_size(value: str) -> Decimal:
-    """``_fpos``, or a valid zero (a level delete)."""
-    d = _ZEROS.get(value)
-    if d is not None:
-        return d
-    d = level_size(value, "")
-    if d:
-        return _fpos(value)
-    if len(_ZEROS) >= _CACHE_MAX:
-        _ZEROS.clear()
-    _ZEROS[value] = d
-    return d
+_POSITIVE = _Checked(price)  # valid and > 0: prices, fill and quote sizes, snapshot level sizes
+_UNSIGNED = _Checked(level_size)  # valid and >= 0: a depth diff's level sizes (0 deletes)
+_positive = _POSITIVE.__getitem__
+_unsigned = _UNSIGNED.__getitem__
+_LIST = {list}
 
 
 def _fint(value: Any) -> int:
@@ -315,7 +315,7 @@ def _fside(buyer_is_maker: Any) -> Side:
     raise TypeError(buyer_is_maker)
 
 
-def flat(payload: bytes, objects: int, frame: dict[str, Any], data: dict[str, Any], fields: Fields) -> bool:
+def flat(payload: bytes, objects: int, frame: dict[str, Any], data: dict[str, Any], fields: Fields | None) -> bool:
     """True when nothing is nested in the frame but its envelope, its data and a diff's levels.
 
     orjson nests up to 1024 deep, ``json`` only to near the recursion limit, so a nested value in
@@ -323,6 +323,8 @@ def flat(payload: bytes, objects: int, frame: dict[str, Any], data: dict[str, An
     frame is checked on its bytes (a bracket inside a string only sends it to the reference
     path, which decides); a depth diff, whose bytes are many, on its parsed values.
     """
+    if fields is None:  # a kline, whose "k" is one object more
+        return payload.find(b"[") < 0 and payload.count(b"{") == objects + 1
     kind = fields["kind"]
     if kind is not _DEPTH and kind is not _SNAPSHOT:
         return payload.find(b"[") < 0 and payload.count(b"{") == objects
@@ -339,27 +341,30 @@ def flat(payload: bytes, objects: int, frame: dict[str, Any], data: dict[str, An
     return lists == 2  # "b" and "a" (or "bids" and "asks"), whose levels were proved to be [str, str]
 
 
-def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
-    """A depth diff's levels as ``_levels`` reads them; raises unless every level is [str, str]."""
-    if type(raw) is not list:
+def _fsplit(raw: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """A level list's prices and sizes, with no Python code per level; raises unless every level
+    is a list of exactly two values (their being valid decimal strings is the caches' to check)."""
+    if type(raw) is not list or set(map(type, raw)) != _LIST:  # not a 2-char str or a 2-key object
         raise TypeError(raw)
-    for level in raw:
-        if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
-            raise TypeError(level)
-    # Book levels repeat the same few price and size strings: most are found in the cache.
-    get, zeros = _POSITIVE.get, _ZEROS
-    return tuple([(get(p) or _fpos(p), get(q) or (zeros[q] if q in zeros else _flevel_size(q))) for p, q in raw])
+    prices, sizes = zip(*raw, strict=True)  # every level of one length (strict), and that length 2
+    return prices, sizes
+
+
+def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
+    """A depth diff's levels as ``_levels`` reads them: prices > 0, sizes >= 0 (a delete)."""
+    if raw == []:
+        return ()
+    prices, sizes = _fsplit(raw)
+    # Book levels repeat the same few price and size strings: nearly all are found in the caches.
+    return tuple(zip(map(_positive, prices), map(_unsigned, sizes), strict=True))
 
 
 def _flevels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
-    """A snapshot's levels as ``_levels(..., snapshot=True)`` reads them: every level [str, str], price and size > 0."""
-    if type(raw) is not list:
-        raise TypeError(raw)
-    for level in raw:
-        if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
-            raise TypeError(level)
-    get = _POSITIVE.get
-    return tuple([(get(p) or _fpos(p), get(q) or _fpos(q)) for p, q in raw])
+    """A snapshot's levels as ``_levels(..., snapshot=True)`` reads them: price and size > 0."""
+    if raw == []:
+        return ()
+    prices, sizes = _fsplit(raw)
+    return tuple(zip(map(_positive, prices), map(_positive, sizes), strict=True))
 
 
 def f_snapshot(d: dict[str, Any]) -> Fields:
@@ -381,8 +386,8 @@ def f_trade(d: dict[str, Any]) -> Fields:
     return {
         "kind": _TRADE,
         "ts_event_ns": _ftime(d),
-        "price": _POSITIVE.get(d["p"]) or _fpos(d["p"]),
-        "qty": _POSITIVE.get(d["q"]) or _fpos(d["q"]),
+        "price": _positive(d["p"]),
+        "qty": _positive(d["q"]),
         "side": _fside(d["m"]),
         "trade_id": _fint(d["t"]),
     }
@@ -393,8 +398,8 @@ def f_agg_trade(d: dict[str, Any]) -> Fields:
     return {
         "kind": _TRADE,
         "ts_event_ns": _ftime(d),
-        "price": _POSITIVE.get(d["p"]) or _fpos(d["p"]),
-        "qty": _POSITIVE.get(d["q"]) or _fpos(d["q"]),
+        "price": _positive(d["p"]),
+        "qty": _positive(d["q"]),
         "side": _fside(d["m"]),
         "trade_id": _fint(d["a"]),
     }
@@ -402,32 +407,30 @@ def f_agg_trade(d: dict[str, Any]) -> Fields:
 
 def f_book_ticker_fields(d: dict[str, Any], ts_event_ns: int) -> Fields:
     """The fast ``book_ticker_fields``."""
-    get = _POSITIVE.get
-    bid, ask = get(d["b"]) or _fpos(d["b"]), get(d["a"]) or _fpos(d["a"])
+    bid, ask = _positive(d["b"]), _positive(d["a"])
     if not bid < ask:
         raise ValueError("crossed")
     return {
         "kind": _QUOTE,
         "ts_event_ns": ts_event_ns,
         "bid_price": bid,
-        "bid_qty": get(d["B"]) or _fpos(d["B"]),
+        "bid_qty": _positive(d["B"]),
         "ask_price": ask,
-        "ask_qty": get(d["A"]) or _fpos(d["A"]),
+        "ask_qty": _positive(d["A"]),
     }
 
 
 def _f_book_ticker(d: dict[str, Any]) -> Fields:
-    get = _POSITIVE.get
-    bid, ask = get(d["b"]) or _fpos(d["b"]), get(d["a"]) or _fpos(d["a"])
+    bid, ask = _positive(d["b"]), _positive(d["a"])
     if not bid < ask:
         raise ValueError("crossed")
     fields = {
         "kind": _QUOTE,
         "ts_event_ns": _ftime(d),
         "bid_price": bid,
-        "bid_qty": get(d["B"]) or _fpos(d["B"]),
+        "bid_qty": _positive(d["B"]),
         "ask_price": ask,
-        "ask_qty": get(d["A"]) or _fpos(d["A"]),
+        "ask_qty": _positive(d["A"]),
     }
     u = d.get("u")
     if u is not None:
@@ -454,12 +457,31 @@ def _f_depth_update(d: dict[str, Any]) -> Fields:
     return fields
 
 
+def f_kline(d: dict[str, Any]) -> None:
+    """The fast ``adapters.binance.kline.check_kline`` (both markets): None (no market event) for a
+    well-formed kline, checked field by field as the reference checks it; raises otherwise."""
+    k = d["k"]
+    if type(k) is not dict:
+        raise TypeError(k)
+    for ts in (d["E"], k["t"], k["T"]):
+        if type(ts) is not int or not 0 <= ts <= MS_MAX:
+            raise TypeError(ts)
+    if k["T"] < k["t"] or type(k["i"]) is not str or type(k["x"]) is not bool:
+        raise ValueError("kline")
+    o, h, low, c = _positive(k["o"]), _positive(k["h"]), _positive(k["l"]), _positive(k["c"])
+    if not low <= min(o, c) <= max(o, c) <= h:
+        raise ValueError("kline prices out of order")
+    _unsigned(k["v"])
+    _fint(k["n"])
+
+
 # Rare event types (mark price, liquidations) take the reference readers; snapshots (no "e") ``f_snapshot``.
-_FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields]] = {
+_FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields | None]] = {
     "trade": f_trade,
     "aggTrade": f_agg_trade,
     "bookTicker": _f_book_ticker,
     "depthUpdate": _f_depth_update,
+    "kline": f_kline,
 }
 
 

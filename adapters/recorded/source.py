@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import heapq
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,19 @@ def read_recordings(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Recorde
         return merge_recordings(list(paths))
     readers = [read_cf3(i.path) if i.format == "cf3" else read_hbt(i.path) for i in infos]
     return heapq.merge(*readers, key=itemgetter(0))
+
+
+def recordings_of(paths: Sequence[str | os.PathLike[str]], symbols: Iterable[str]) -> list[str | os.PathLike[str]]:
+    """The ``paths`` that may hold frames of ``symbols``: a file whose head names only other
+    symbols is left out (one that names none is kept). A multi-process Worker reads only its own
+    symbols' files this way, so one unreadable file stops only the Worker that plays it."""
+    wanted = set(symbols)
+    out = []
+    for p in paths:
+        carried = detect_recording(p).symbols
+        if not carried or wanted.intersection(carried):
+            out.append(p)
+    return out
 
 
 def resolve_recorded(raw: Mapping[str, Any], key: str) -> dict[str, Any]:

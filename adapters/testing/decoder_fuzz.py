@@ -17,10 +17,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any, Protocol
 
 from arbor.actors.collector import CollectorLogic
 from arbor.actors.testing import ManualClock, make_ctx
+from arbor.adapters.binance.kline import decode_usdm_with_klines
 from arbor.adapters.binance.spot import decode_spot, decode_spot_reference
 from arbor.adapters.binance.usdm import decode_usdm, decode_usdm_reference
 from arbor.adapters.decoding import DecodeError, Decoder
@@ -34,7 +36,8 @@ MUTATIONS = ("truncate", "flip", "drop_key", "rename_key", "swap_type", "huge", 
 # Mutations that can only make a value absurd: if the frame is accepted, the value was ignored.
 _ONLY_ABSURD = frozenset({"huge", "tiny", "nan", "infinity", "non_ascii_digits"})
 _ALWAYS_REFUSED = frozenset({"invalid_utf8", "utf16"})
-_REFERENCE: dict[Any, Decoder] = {decode_usdm: decode_usdm_reference, decode_spot: decode_spot_reference}
+_REFERENCE: dict[Any, Decoder] = {decode_usdm: decode_usdm_reference, decode_spot: decode_spot_reference,
+                                  decode_usdm_with_klines: partial(decode_usdm_with_klines, decode=decode_usdm_reference)}
 
 _PRICES = ("price", "bid_price", "ask_price", "mark_price", "index_price")
 _SIZES = ("qty", "bid_qty", "ask_qty")

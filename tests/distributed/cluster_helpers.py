@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,10 +89,12 @@ class Cluster:
 
     def __init__(self, tmp: Path, workers: int = 2, extra: str = "", max_positions: int = 3,
                  args: tuple[str, ...] = (), netns: str | None = None, var: Path | None = None,
-                 port: int | None = None, env: dict[str, str] | None = None) -> None:
+                 port: int | None = None, env: dict[str, str] | None = None,
+                 config: Callable[[int], Path] | None = None) -> None:
+        """``config(admin_port)`` writes the run's config file (default: ``fast_config``'s simulated symbols)."""
         self.port = port or free_port()
         self.var = var or tmp / "var"
-        self.config = fast_config(tmp, self.port, extra, max_positions)
+        self.config = config(self.port) if config is not None else fast_config(tmp, self.port, extra, max_positions)
         cmd = [sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(self.config), "--var-dir", str(self.var),
                "--quiet", *args]
         if workers:

@@ -534,3 +534,46 @@ def test_timer_ticks_reach_every_actor_each_interval_one_symbol_at_a_time(tmp_pa
     got.clear()
     w.maybe_tick(start + 100 * interval)
     assert {r for _, r in got} == receivers and len(got) == len(receivers)
+
+
+# -- market source death ----------------------------------------------------------------------
+def dies_after(frames: Any, n: int) -> Any:
+    """``frames``' first ``n`` frames, then the error a recording that cannot be read raises."""
+    for i, f in enumerate(frames):
+        if i == n:
+            raise OSError("recording unreadable")
+        yield f
+
+
+def test_dead_market_source_halts_the_workers_symbols_also_at_a_new_coordinator(tmp_path: Path) -> None:
+    """The worker's market raises mid-feed: the worker does not fail, it halts its own symbols at
+    Risk (who="market_source"), reports why in its status; worker 1's SOL stays ACTIVE; a
+    Coordinator restarted before it stored the halt hears it again from the worker's announce."""
+    c1 = coordinator(tmp_path, 1)
+    w = worker(tmp_path, 11, restarted=False)
+    c1.worker_up(0, 11)
+    c1.worker_up(1, 12)
+    w._frames = dies_after(w._frames, 300)
+    waits = [w.feed(budget=64) for _ in range(10)]
+    assert waits[-1] is None  # the market has ended for this worker
+    assert w.probe.frames == 301  # every frame read before the failure was delivered (the first at start)
+    st = w.status()
+    assert st["market_failed"] == "market source died: OSError('recording unreadable')"
+    assert st["market_done"]
+    pump(c1, w)
+    risk = c1.status()["risk"]
+    assert {s: risk["symbols"][s]["state"] for s in (BTC, ETH, SOL)} == {BTC: "HALTED", ETH: "HALTED", SOL: "ACTIVE"}
+    c1.observer.flush()  # what the shim does after each handler
+    halts = [e for e in events(tmp_path, "coordinator") if e["ev"] == "state"]
+    assert {(e["scope"], e["new"], e["who"]) for e in halts} == {(BTC, "HALTED", "market_source"),
+                                                                  (ETH, "HALTED", "market_source")}
+    assert any(e["ev"] == "market_failed" for e in events(tmp_path, "worker-0"))
+
+    kill(c1)  # before its store had the halt
+    c2 = coordinator(tmp_path, 2)
+    assert c2.status()["risk"]["symbols"][BTC]["state"] == "ACTIVE"
+    c2.worker_up(0, 11)
+    w.coordinator_up(2)
+    pump(c2, w)
+    risk = c2.status()["risk"]
+    assert {s: risk["symbols"][s]["state"] for s in (BTC, ETH, SOL)} == {BTC: "HALTED", ETH: "HALTED", SOL: "ACTIVE"}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from arbor.actors.replay.cli import main as replay_main
 from arbor.adapters.recorded.detect import UnsupportedRecording, detect_recording
+from arbor.adapters.recorded.source import recordings_of
 from arbor.adapters.testing.hyperliquid_server import cassette_answers
 
 from tests.conftest import REPO_ROOT
@@ -197,3 +198,15 @@ def test_start_cluster_plays_a_spot_recording_with_no_venue_configured(shared_da
     proc = start_cluster(tmp_path, f'[market]\nsource = "recorded"\npaced = false\n'
                                    f'recorded_files = ["{shared_data / SPOT_CF3}"]\n')
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_worker_reads_only_the_recordings_of_its_own_symbols(shared_data: Path) -> None:
+    """Each multi-process Worker plays its own symbols: files that carry only other symbols are not
+    opened (one unreadable file stops only the Worker that plays it); a multi-symbol file is kept."""
+    btc, eth = (shared_data / "binance_usdm" / f"usdm_{s}_20240808.gz" for s in ("btcusdt", "ethusdt"))
+    multi = shared_data / USDM_CF3
+    assert recordings_of([btc, eth], {"ETHUSDT"}) == [eth]
+    assert recordings_of([btc, eth], {"BTCUSDT", "ETHUSDT"}) == [btc, eth]
+    assert recordings_of([btc, eth], {"SOLUSDT"}) == []
+    carried = detect_recording(multi).symbols
+    assert recordings_of([btc, multi], {carried[-1]}) == [multi]
