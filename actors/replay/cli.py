@@ -52,6 +52,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                                       "configurations over it rank last")
     s.add_argument("--split", type=float, help="walk-forward: fit on this share of the recording's time span, "
                                                "replay the best on the held-out rest")
+    s.add_argument("--period", help="Sharpe and Sortino over returns of this period (30s, 1m, 1h), not "
+                                    "annualised: for a recording shorter than 2 days")
     s.add_argument("--oos-top", type=int, help="with --split: how many of the best to replay held out (default 1)")
     s.add_argument("--jobs", type=int, help="worker processes (default: one per core)")
     s.add_argument("--top", type=int, default=20, help="rows of the results table (default 20)")
@@ -234,7 +236,7 @@ def sweep_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         params = [sweep.parse_param_text(t) for t in args.param]
         spec = sweep.build_spec(table, params, declared, method=args.method, trials=args.trials, seed=args.seed,
                                 objective=args.objective, max_drawdown=args.max_drawdown, split=args.split,
-                                oos_top=args.oos_top, jobs=args.jobs)
+                                oos_top=args.oos_top, jobs=args.jobs, period=args.period)
         if args.limit is not None and args.limit < 1:
             raise ConfigError("--limit", f"must be a positive integer, got {args.limit}")
         plan = sweep.plan_sweep(raw, spec, declared)

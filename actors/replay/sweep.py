@@ -65,13 +65,15 @@ __all__ = [
 OBJECTIVES: Mapping[str, str] = {
     "net_pnl": "net PnL of the closed trades (quote)",
     "profit_factor": "sum of wins / |sum of losses| (no loss and a win: infinite)",
-    "sharpe": "Sharpe ratio annualised from daily returns (undefined on a run shorter than 2 days)",
-    "sortino": "Sortino ratio annualised from daily returns (undefined on a run shorter than 2 days)",
+    "sharpe": "Sharpe ratio annualised from daily returns (undefined on a run shorter than 2 days: "
+              "give a period)",
+    "sortino": "Sortino ratio annualised from daily returns (undefined on a run shorter than 2 days: "
+               "give a period)",
 }
 METHODS = ("grid", "random")
 MAX_CONFIGURATIONS = 10_000
 _SWEEP_KEYS = frozenset({"method", "objective", "max_drawdown", "split", "trials", "seed", "jobs", "params",
-                         "oos_top"})
+                         "oos_top", "period"})
 _RANGE_KEYS = frozenset({"low", "high", "step", "count"})
 _DECIMALS = 6  # random draws are rounded to this many decimals, so a table and a TOML read well
 
@@ -129,6 +131,13 @@ class SweepSpec:
     seed: int = 0
     jobs: int | None = None
     oos_top: int = 1
+    period: str | None = None  # Sharpe and Sortino over this period, not annualised (e.g. "1m")
+
+    @property
+    def period_ns(self) -> int | None:
+        from arbor.strategy.inputs import interval_ns
+
+        return interval_ns(self.period) if self.period is not None else None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -234,6 +243,14 @@ def build_spec(table: Mapping[str, Any], params: Sequence[tuple[str, Any]],
         raise ConfigError("sweep.seed", f"must be an integer, got {seed!r}")
     jobs = _count(merged, "jobs", None)
     oos_top = _count(merged, "oos_top", 1)
+    period = merged.get("period")
+    if period is not None:
+        from arbor.strategy.inputs import interval_ns
+
+        try:
+            interval_ns(period)
+        except ConfigError:
+            raise ConfigError("sweep.period", f"must be a period like 30s, 1m or 1h, got {period!r}") from None
     if method == "grid":
         for a in axes:  # a range's grid points lie inside it, but check each against the declaration
             for v in a.grid():
@@ -243,7 +260,8 @@ def build_spec(table: Mapping[str, Any], params: Sequence[tuple[str, Any]],
             raise ConfigError("sweep.params", f"the grid has {size:,} configurations (at most "
                                               f"{MAX_CONFIGURATIONS:,}): fewer values, or method random")
     return SweepSpec(axes=axes, method=method, objective=objective, max_drawdown=float(cap) if cap else None,
-                     split=float(split) if split else None, trials=trials, seed=seed, jobs=jobs, oos_top=oos_top)
+                     split=float(split) if split else None, trials=trials, seed=seed, jobs=jobs, oos_top=oos_top,
+                     period=period)
 
 
 def _number(v: Any) -> bool:
@@ -377,6 +395,7 @@ class RunTask:
     journal: str | None = None  # None: the market the configuration names (recordings)
     limit: int | None = None  # the first N inputs make up the recording
     window: tuple[int, int] | None = None  # receive time [from, to) in ns
+    period_ns: int | None = None  # Sharpe and Sortino per period of this length (None: annualised, daily)
 
 
 def _inputs(raw: Mapping[str, Any], journal: str | None, codec: Any) -> Iterator[Input]:
@@ -415,19 +434,30 @@ def run_task(task: RunTask) -> dict[str, Any]:
     codec = Codec()
     settings = build_settings(task.raw)
     inputs = _windowed(_inputs(task.raw, task.journal, codec), task.limit, task.window)
-    return figures_of(run_whatif(settings, inputs, codec=codec))
+    return figures_of(run_whatif(settings, inputs, codec=codec), float(settings.risk.starting_equity),
+                      task.period_ns)
 
 
-def figures_of(result: Any) -> dict[str, Any]:
-    """The figures a sweep ranks and shows, taken from the what-if report (metrics.py's)."""
+def figures_of(result: Any, starting_equity: float, period_ns: int | None = None) -> dict[str, Any]:
+    """The figures a sweep ranks and shows, taken from the what-if report (metrics.py's).
+
+    With ``period_ns`` the Sharpe and Sortino are ``metrics.per_period``'s (not annualised),
+    else the report's (annualised from daily returns)."""
+    from arbor.actors.replay.metrics import per_period
+
     report = result.report
     m = report["metrics"]
     o = m["overall"]
+    ratios = {"sharpe": m["sharpe"], "sortino": m["sortino"], "annualised_note": m["annualised_note"]}
+    if period_ns is not None:
+        pp = per_period([(ts, e) for ts, e in report["equity_curve"]], starting_equity, period_ns)
+        note = None if pp["sharpe"] is not None else f"{pp['periods']} period return(s), at least 2 needed"
+        ratios = {"sharpe": pp["sharpe"], "sortino": pp["sortino"], "annualised_note": note}
     return {
         "digest": result.digest, "inputs": result.inputs, "market_seconds": report["market_seconds"],
         "trades": o["trades"], "wins": o["wins"], "losses": o["losses"], "win_rate": o["win_rate"],
         "net_pnl": float(o["net_pnl"]), "profit_factor": o["profit_factor"], "expectancy": o["expectancy"],
-        "sharpe": m["sharpe"], "sortino": m["sortino"], "annualised_note": m["annualised_note"],
+        **ratios,
         "total_return": m["total_return"], "final_equity": report["final_equity"],
         "max_drawdown": m["max_drawdown"], "max_drawdown_pct": m["max_drawdown_pct"],
         "elapsed_s": round(result.elapsed_s, 3),
@@ -587,8 +617,8 @@ def execute(plan: Plan, *, journal: str | None = None, limit: int | None = None,
         first, last = time_span(plan.raw, journal, limit)
         cut = first + int((last - first) * spec.split)
         in_sample, held_out = (first, cut), (cut, last + 1)
-    tasks = [RunTask(index=n, raw=with_params(plan.raw, p), journal=journal, limit=limit, window=in_sample)
-             for n, p in enumerate(plan.configs)]
+    tasks = [RunTask(index=n, raw=with_params(plan.raw, p), journal=journal, limit=limit, window=in_sample,
+                     period_ns=spec.period_ns) for n, p in enumerate(plan.configs)]
     figures = run_tasks(tasks, workers, progress)
     ranked = rank((Outcome(index=n, params=p, figures=f) for n, (p, f) in enumerate(zip(plan.configs, figures,
                                                                                           strict=True))),
@@ -632,7 +662,12 @@ def render(result: SweepResult, top: int = 20) -> str:
         lines.append(f"in-sample: the first {spec.split:.0%} of the recording ({(b - a) / 1e9:,.1f} s); "
                      f"held out: the rest ({(d - c) / 1e9:,.1f} s), replayed from a fresh start")
     cap = f", max drawdown cap {spec.max_drawdown:.2%}" if spec.max_drawdown is not None else ""
-    lines.append(f"ranked by {spec.objective} ({OBJECTIVES[spec.objective]}){cap}:")
+    what = OBJECTIVES[spec.objective]
+    if spec.period is not None and spec.objective in ("sharpe", "sortino"):
+        what = f"{spec.objective.capitalize()} ratio of {spec.period} returns, not annualised"
+    lines.append(f"ranked by {spec.objective} ({what}){cap}:")
+    if spec.period is not None:
+        lines.append(f"Sharpe and Sortino: per {spec.period} period, not annualised")
     widths = [max(len(n), 10) for n in names]
     head = f"{'rank':>4}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))
     head += "".join(f"  {h:>10}" for _, h, _ in _COLUMNS) + "  digest"
@@ -673,6 +708,7 @@ def to_json(result: SweepResult) -> dict[str, Any]:
     spec = result.plan.spec
     return {
         "objective": spec.objective, "max_drawdown": spec.max_drawdown, "method": spec.method,
+        "period": spec.period,
         "split": spec.split, "in_sample_ns": result.in_sample, "held_out_ns": result.held_out,
         "jobs": result.jobs, "elapsed_s": round(result.elapsed_s, 3),
         "ranked": [{"rank": r, "params": o.params, "within_cap": o.within_cap,

@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import attrs
 import pytest
 from arbor.actors.replay import sweep
 from arbor.actors.replay.whatif import hbt_config
@@ -90,6 +91,7 @@ def test_random_draws_are_seeded_and_inside_the_bounds() -> None:
     ({}, [("size_hint", [0.5])], {"max_drawdown": 0.0}, "sweep.max_drawdown"),
     ({}, [("size_hint", [0.5])], {"split": 1.0}, "sweep.split"),
     ({}, [("size_hint", [0.5])], {"method": "bayes"}, "sweep.method"),
+    ({}, [("size_hint", [0.5])], {"period": "1 minute"}, "sweep.period"),
     ({"bogus": 1, "params": {"size_hint": [0.5]}}, [], {}, "sweep.bogus"),
     ({}, [], {}, "sweep.params"),
 ])
@@ -151,6 +153,15 @@ def test_split_fits_in_sample_and_replays_the_best_held_out(shared_data: Path) -
                                                                    reverse=True)
     text = sweep.render(result)
     assert "out-of-sample" in text and "in-sample: the first 60%" in text
+
+
+def test_period_gives_a_sharpe_on_a_run_too_short_to_annualise(shared_data: Path) -> None:
+    """On 30 s of market the annualised Sharpe is undefined; per 5 s periods it is a number."""
+    task = sweep.RunTask(index=0, raw=sweep.with_params(btc_raw(shared_data), {"size_hint": 0.5}), limit=LIMIT)
+    annual, per_5s = sweep.run_tasks([task, attrs.evolve(task, period_ns=5_000_000_000)], jobs=1)
+    assert annual["sharpe"] is None and annual["annualised_note"]
+    assert isinstance(per_5s["sharpe"], float) and per_5s["annualised_note"] is None
+    assert per_5s["digest"] == annual["digest"]
 
 
 def test_sweep_cli_ranks_and_writes_a_best_toml_whatif_reproduces(shared_data: Path, tmp_path: Path) -> None:
