@@ -206,3 +206,25 @@ def test_bad_spec_file_exits_2_naming_it(shared_data: Path, tmp_path: Path) -> N
     spec.write_text("[sweep\n")
     done = replay_cli("sweep", "--hbt", btc(shared_data), "--spec", str(spec))
     assert done.returncode == 2 and "'--spec'" in done.stderr and str(spec) in done.stderr
+
+
+def test_newcomer_sweeps_two_parameters_of_their_own_strategy(shared_data: Path, tmp_path: Path) -> None:
+    """The README's flow: a strategy from bin/new-strategy, fast and slow swept with a split; the
+    combinations its check_params refuses are reported, not run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
+    made = subprocess.run([str(REPO_ROOT / "bin" / "new-strategy"), "ema_cross", "--dir", "strategies"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    done = subprocess.run([str(REPO_ROOT / "bin" / "replay"), "sweep", "--hbt", btc(shared_data),
+                           "--set", "symbols.*.strategy=strategies/ema_cross.py:EmaCross", "--limit", str(LIMIT),
+                           "--param", "fast=3,8", "--param", "slow=8,13", "--split", "0.7", "--period", "5s",
+                           "--objective", "sharpe", "--json", "sweep.json"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "sweep.json").read_text())
+    assert sorted((r["params"]["fast"], r["params"]["slow"]) for r in report["ranked"]) == [(3, 8), (3, 13), (8, 13)]
+    assert [r["params"] for r in report["refused"]] == [{"fast": 8, "slow": 8}]
+    assert report["ranked"][0]["out_of_sample"]["inputs"] > 0
+    assert "refused by the strategy: fast=8, slow=8" in done.stdout
+    best = tomllib.loads((tmp_path / "var" / "sweep" / "best.toml").read_text())
+    assert best["symbols"][0]["strategy"] == "strategies/ema_cross.py:EmaCross"
