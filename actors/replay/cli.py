@@ -277,13 +277,13 @@ def sweep_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         header = (f"# bin/replay sweep: the best of {len(result.ranked)} configurations by {spec.objective}: "
                   f"{', '.join(f'{k}={v}' for k, v in best.params.items())}\n"
                   f"# digest {best.figures['digest']}"
-                  + (" (the whole recording)" if spec.split is None else " (the in-sample part)") + "\n")
+                  + (" (the inputs replayed)" if spec.split is None else " (the in-sample part)") + "\n")
         args.best.write_text(header + tomli_w.dumps(doc))
         source = f"--journal {args.journal}" if journal else "--hbt " + " ".join(args.hbt)
         limit = f" --limit {args.limit}" if args.limit is not None else ""
         print(f"best configuration written to {args.best}: bin/replay whatif {source}{limit} --config {args.best}",
               file=out)
-    n = len(result.ranked) + (spec.oos_top if spec.split is not None else 0)
+    n = len(result.ranked) + sum(o.out_of_sample is not None for o in result.ranked)
     print(f"ran {n} replays in {result.elapsed_s:.1f}s on {result.jobs} worker(s)", file=out)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

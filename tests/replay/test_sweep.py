@@ -228,3 +228,19 @@ def test_newcomer_sweeps_two_parameters_of_their_own_strategy(shared_data: Path,
     assert "refused by the strategy: fast=8, slow=8" in done.stdout
     best = tomllib.loads((tmp_path / "var" / "sweep" / "best.toml").read_text())
     assert best["symbols"][0]["strategy"] == "strategies/ema_cross.py:EmaCross"
+
+
+def test_sweep_of_a_journal_and_its_best_toml(tmp_path: Path) -> None:
+    """A journaled run sweeps too; whatif --journal --config on the best TOML reproduces the best digest."""
+    from arbor.actors.replay.recorder import record_simulated_run
+
+    journal = record_simulated_run(tmp_path / "var", load_raw(environ={}), 60, run_id="sweep-src")
+    best, out = tmp_path / "best.toml", tmp_path / "sweep.json"
+    done = replay_cli("sweep", "--journal", str(journal), "--param", "size_hint=0.2,0.6", "--jobs", "2",
+                      "--best", str(best), "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    ranked = json.loads(out.read_text())["ranked"]
+    assert len({r["figures"]["digest"] for r in ranked}) == 2
+    whatif = replay_cli("whatif", "--journal", str(journal), "--config", str(best))
+    assert whatif.returncode == 0, whatif.stderr
+    assert f"decision digest   {ranked[0]['figures']['digest']}" in whatif.stdout
