@@ -182,12 +182,8 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
         raw = resolved_config(args)
         settings = build_settings(raw)
         inputs = journal_inputs(args.journal, codec) if args.journal is not None else market_inputs(settings)
-    except ConfigError as exc:
-        print(f"replay whatif: configuration error: {exc}", file=err)
-        return 2
-    except UnreadableJournal as exc:
-        print(f"replay whatif: unreadable journal: {exc}", file=err)
-        return 2
+    except (ConfigError, UnreadableJournal) as exc:
+        return refused("whatif", exc, err)
     bar = Progress(err, "inputs")
     try:
         result = run_whatif(settings, inputs, limit=args.limit, codec=codec,
@@ -241,12 +237,8 @@ def sweep_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
             raise ConfigError("--limit", f"must be a positive integer, got {args.limit}")
         plan = sweep.plan_sweep(raw, spec, declared)
         user_config = read_toml(args.config) if args.config is not None else {}
-    except ConfigError as exc:
-        print(f"replay sweep: configuration error: {exc}", file=err)
-        return 2
-    except UnreadableJournal as exc:
-        print(f"replay sweep: unreadable journal: {exc}", file=err)
-        return 2
+    except (ConfigError, UnreadableJournal) as exc:
+        return refused("sweep", exc, err)
     journal = str(args.journal) if args.journal is not None else None
     runs = len(plan.configs) + (min(spec.oos_top, len(plan.configs)) if spec.split is not None else 0)
     workers = args.jobs or spec.jobs or os.cpu_count() or 1
@@ -289,6 +281,13 @@ def sweep_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(sweep.to_json(result), indent=2, sort_keys=True) + "\n")
     return 0
+
+
+def refused(command: str, exc: Exception, err: TextIO) -> int:
+    """Exit 2 for a configuration error or an unreadable journal, named on ``err``."""
+    kind = "unreadable journal" if isinstance(exc, UnreadableJournal) else "configuration error"
+    print(f"replay {command}: {kind}: {exc}", file=err)
+    return 2
 
 
 def _is_tty(stream: TextIO) -> bool:
