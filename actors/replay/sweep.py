@@ -330,6 +330,9 @@ def _range_axis(key: str, name: str, kind: type, spec: dict[str, Any],
         raise ConfigError(key, f"step must be a positive number, got {step!r}")
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
         raise ConfigError(key, f"count must be a positive integer, got {count!r}")
+    if method == "grid" and kind is float and step is None and count is None:
+        raise ConfigError(key, f"a grid over a range of numbers needs a step or a count "
+                               f"({name}=LOW..HIGH:STEP or {name}=LOW..HIGH/COUNT)")
     if kind is int and step is not None and not float(step).is_integer():
         raise ConfigError(key, f"an integer parameter takes an integer step, got {step!r}")
     return Axis(name, kind, low=float(low), high=float(high), step=step, count=count)

@@ -87,6 +87,7 @@ def test_random_draws_are_seeded_and_inside_the_bounds() -> None:
     ({}, [("size_hint", {"low": 0.5, "high": 2.0, "count": 3})], {}, "sweep.params.size_hint"),
     ({}, [("stop", None)], {"method": "random"}, "sweep.params.stop"),  # no upper bound declared
     ({}, [("period", {"low": 2, "high": 9, "step": 0.5})], {}, "sweep.params.period"),
+    ({}, [("size_hint", {"low": 0.1, "high": 0.9})], {}, "sweep.params.size_hint"),  # grid: no step or count
     ({}, [("size_hint", [0.5])], {"objective": "cagr"}, "sweep.objective"),
     ({}, [("size_hint", [0.5])], {"max_drawdown": 0.0}, "sweep.max_drawdown"),
     ({}, [("size_hint", [0.5])], {"split": 1.0}, "sweep.split"),
