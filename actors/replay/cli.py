@@ -254,11 +254,12 @@ def sweep_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         result = sweep.execute(plan, journal=journal, limit=args.limit, jobs=workers, progress=advance)
     except UnreadableJournal as exc:
         bar.close()
-        print(f"replay sweep: unreadable journal: {exc}", file=err)
-        return 2
+        return refused("sweep", exc, err)
     except (ValueError, OSError, EOFError) as exc:  # a recording that cannot be read, found by a worker
+        if args.hbt is None:
+            raise
         bar.close()
-        print(f"replay sweep: unreadable recording: {type(exc).__name__}: {exc}", file=err)
+        print(f"replay sweep: unreadable recording ({', '.join(args.hbt)}): {type(exc).__name__}: {exc}", file=err)
         return 2
     bar.close()
     print(sweep.render(result, top=args.top), file=out)

@@ -245,3 +245,13 @@ def test_sweep_of_a_journal_and_its_best_toml(tmp_path: Path) -> None:
     whatif = replay_cli("whatif", "--journal", str(journal), "--config", str(best))
     assert whatif.returncode == 0, whatif.stderr
     assert f"decision digest   {ranked[0]['figures']['digest']}" in whatif.stdout
+
+
+def test_truncated_recording_exits_2_naming_it(shared_data: Path, tmp_path: Path) -> None:
+    """A recording cut short, found unreadable inside the workers, is exit 2 naming it, not a traceback."""
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(Path(btc(shared_data)).read_bytes()[:200_000])
+    done = replay_cli("sweep", "--hbt", str(cut), "--param", "size_hint=0.2,0.4", "--jobs", "2",
+                      "--best", str(tmp_path / "best.toml"))
+    assert done.returncode == 2, done.stderr
+    assert "unreadable recording" in done.stderr and str(cut) in done.stderr and "Traceback" not in done.stderr
