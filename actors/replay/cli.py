@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -34,16 +35,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                               "every node's journal in it is audited)")
     a.add_argument("--no-repair", action="store_true", help="refuse a damaged journal instead of repairing it")
     w = sub.add_parser("whatif", help="replay external inputs through the deterministic scheduler")
-    src = w.add_mutually_exclusive_group(required=True)
-    src.add_argument("--journal", type=Path, help="journal directory whose external inputs to replay")
-    src.add_argument("--hbt", nargs="+", help="recording files to replay (HBT or CF3; market detected from the files)")
-    w.add_argument("--config", type=Path, help="TOML merged over the recorded (or default) configuration")
-    w.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one setting (repeatable); symbols.<SYMBOL>.<key>=value for a symbol")
-    w.add_argument("--limit", type=int, help="replay only the first N inputs")
+    _source_args(w)
     w.add_argument("--json", type=Path, help="also write the report as JSON here")
     w.add_argument("--trades-csv", type=Path, help="also write the trade list as CSV here")
+    s = sub.add_parser("sweep", help="what-if replays over a strategy's declared parameters, in parallel, ranked")
+    _source_args(s)
+    s.add_argument("--spec", type=Path, help="TOML file with a [sweep] table (and [sweep.params]); options win")
+    s.add_argument("--param", action="append", default=[], metavar="NAME=VALUES",
+                   help="a parameter and its values (repeatable): a,b,c | low..high | low..high:step | "
+                        "low..high/count | NAME alone for its declared bounds")
+    s.add_argument("--method", help="grid (every combination, the default) or random (--trials draws)")
+    s.add_argument("--trials", type=int, help="random: how many configurations (default 20)")
+    s.add_argument("--seed", type=int, help="random: the seed of the draws (default 0)")
+    s.add_argument("--objective", help="net_pnl (default), profit_factor, sharpe or sortino")
+    s.add_argument("--max-drawdown", type=float, help="drawdown cap, a fraction of the peak (0.02 = 2%%): "
+                                                      "configurations over it rank last")
+    s.add_argument("--split", type=float, help="walk-forward: fit on this share of the recording's time span, "
+                                               "replay the best on the held-out rest")
+    s.add_argument("--period", help="Sharpe and Sortino over returns of this period (30s, 1m, 1h), not "
+                                    "annualised: for a recording shorter than 2 days")
+    s.add_argument("--oos-top", type=int, help="with --split: how many of the best to replay held out (default 1)")
+    s.add_argument("--jobs", type=int, help="worker processes (default: one per core)")
+    s.add_argument("--top", type=int, default=20, help="rows of the results table (default 20)")
+    s.add_argument("--best", type=Path, default=Path("var/sweep/best.toml"),
+                   help="where to write the best configuration as TOML (default var/sweep/best.toml)")
+    s.add_argument("--json", type=Path, help="also write every configuration's figures as JSON here")
     return p.parse_args(argv)
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--journal", type=Path, help="journal directory whose external inputs to replay")
+    src.add_argument("--hbt", nargs="+", help="recording files to replay (HBT or CF3; market detected from the files)")
+    p.add_argument("--config", type=Path, help="TOML merged over the recorded (or default) configuration")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting (repeatable); symbols.<SYMBOL>.<key>=value for a symbol")
+    p.add_argument("--limit", type=int, help="replay only the first N inputs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.add(sys.stderr, level="ERROR")
     if args.command == "audit":
         return audit_command(args.journal, allow_repair=not args.no_repair, out=sys.stdout, err=sys.stderr)
+    if args.command == "sweep":
+        return sweep_command(args, out=sys.stdout, err=sys.stderr)
     return whatif_command(args, out=sys.stdout, err=sys.stderr)
 
 
@@ -143,41 +172,18 @@ def iso(ns: int) -> str:
 # -- what-if -------------------------------------------------------------------------------------------
 def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from arbor.actors.replay.report import render
-    from arbor.actors.replay.whatif import (
-        hbt_config,
-        journal_config,
-        journal_inputs,
-        journal_metadata,
-        market_inputs,
-        run_whatif,
-    )
+    from arbor.actors.replay.whatif import journal_inputs, market_inputs, run_whatif
     from arbor.config.errors import ConfigError
-    from arbor.config.loader import deep_merge, load_raw, read_toml
     from arbor.config.settings import build_settings
     from arbor.messages.codec import Codec
 
     codec = Codec()
     try:
-        if args.journal is not None:
-            meta = journal_metadata(args.journal)
-            raw = journal_config(meta, args.config, args.set)
-            settings = build_settings(raw)
-            inputs = journal_inputs(args.journal, codec)
-        else:
-            missing = [f for f in args.hbt if not Path(f).is_file()]
-            if missing:
-                raise ConfigError("--hbt", f"file not found: {missing[0]}")
-            base = load_raw()
-            if args.config is not None:
-                base = deep_merge(base, read_toml(args.config))
-            settings = build_settings(hbt_config(args.hbt, base, args.set))
-            inputs = market_inputs(settings)
-    except ConfigError as exc:
-        print(f"replay whatif: configuration error: {exc}", file=err)
-        return 2
-    except UnreadableJournal as exc:
-        print(f"replay whatif: unreadable journal: {exc}", file=err)
-        return 2
+        raw = resolved_config(args)
+        settings = build_settings(raw)
+        inputs = journal_inputs(args.journal, codec) if args.journal is not None else market_inputs(settings)
+    except (ConfigError, UnreadableJournal) as exc:
+        return refused("whatif", exc, err)
     bar = Progress(err, "inputs")
     try:
         result = run_whatif(settings, inputs, limit=args.limit, codec=codec,
@@ -208,6 +214,103 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
 
         write_trades_csv(result.report["trade_list"], args.trades_csv)
     return 0
+
+
+# -- sweep ---------------------------------------------------------------------------------------------
+def sweep_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    """Plan, run and rank a parameter sweep; write the best configuration as TOML."""
+    import tomli_w
+    from arbor.actors.replay import sweep
+    from arbor.config.errors import ConfigError
+    from arbor.config.loader import read_toml
+    from tqdm import tqdm
+
+    try:
+        raw = resolved_config(args)
+        declared = sweep.declared_params(raw)
+        table = sweep.read_spec_file(args.spec) if args.spec is not None else {}
+        params = [sweep.parse_param_text(t) for t in args.param]
+        spec = sweep.build_spec(table, params, declared, method=args.method, trials=args.trials, seed=args.seed,
+                                objective=args.objective, max_drawdown=args.max_drawdown, split=args.split,
+                                oos_top=args.oos_top, jobs=args.jobs, period=args.period)
+        if args.limit is not None and args.limit < 1:
+            raise ConfigError("--limit", f"must be a positive integer, got {args.limit}")
+        plan = sweep.plan_sweep(raw, spec, declared)
+        user_config = read_toml(args.config) if args.config is not None else {}
+    except (ConfigError, UnreadableJournal) as exc:
+        return refused("sweep", exc, err)
+    journal = str(args.journal) if args.journal is not None else None
+    runs = len(plan.configs) + (min(spec.oos_top, len(plan.configs)) if spec.split is not None else 0)
+    workers = args.jobs or spec.jobs or os.cpu_count() or 1
+    print(f"sweep: {len(plan.configs)} configurations ({spec.method} over {', '.join(spec.names)}) on "
+          f"{min(workers, len(plan.configs))} worker(s)", file=out)
+    out.flush()
+    bar = tqdm(total=runs, desc="sweep", unit="run", file=err, disable=not _is_tty(err), dynamic_ncols=True)
+
+    def advance() -> None:
+        bar.update()
+
+    try:
+        result = sweep.execute(plan, journal=journal, limit=args.limit, jobs=workers, progress=advance)
+    except UnreadableJournal as exc:
+        bar.close()
+        return refused("sweep", exc, err)
+    except (ValueError, OSError, EOFError) as exc:  # a recording that cannot be read, found by a worker
+        if args.hbt is None:
+            raise
+        bar.close()
+        print(f"replay sweep: unreadable recording ({', '.join(args.hbt)}): {type(exc).__name__}: {exc}", file=err)
+        return 2
+    bar.close()
+    print(sweep.render(result, top=args.top), file=out)
+    best = result.best
+    if best is not None:
+        doc = sweep.best_config(user_config, plan.raw, best.params, args.set)
+        args.best.parent.mkdir(parents=True, exist_ok=True)
+        header = (f"# bin/replay sweep: the best of {len(result.ranked)} configurations by {spec.objective}: "
+                  f"{', '.join(f'{k}={v}' for k, v in best.params.items())}\n"
+                  f"# digest {best.figures['digest']}"
+                  + (" (the inputs replayed)" if spec.split is None else " (the in-sample part)") + "\n")
+        args.best.write_text(header + tomli_w.dumps(doc))
+        source = f"--journal {args.journal}" if journal else "--hbt " + " ".join(args.hbt)
+        limit = f" --limit {args.limit}" if args.limit is not None else ""
+        print(f"best configuration written to {args.best}: bin/replay whatif {source}{limit} --config {args.best}",
+              file=out)
+    n = len(result.ranked) + sum(o.out_of_sample is not None for o in result.ranked)
+    print(f"ran {n} replays in {result.elapsed_s:.1f}s on {result.jobs} worker(s)", file=out)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(sweep.to_json(result), indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def refused(command: str, exc: Exception, err: TextIO) -> int:
+    """Exit 2 for a configuration error or an unreadable journal, named on ``err``."""
+    kind = "unreadable journal" if isinstance(exc, UnreadableJournal) else "configuration error"
+    print(f"replay {command}: {kind}: {exc}", file=err)
+    return 2
+
+
+def _is_tty(stream: TextIO) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def resolved_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The raw configuration a what-if (or sweep) of ``--journal`` or ``--hbt`` runs: ``--config``
+    and ``--set`` applied, a recording's venue and symbols resolved. Raises ConfigError."""
+    from arbor.actors.replay.whatif import hbt_config, journal_config, journal_metadata
+    from arbor.config.errors import ConfigError
+    from arbor.config.loader import deep_merge, load_raw, read_toml
+
+    if args.journal is not None:
+        return journal_config(journal_metadata(args.journal), args.config, args.set)
+    missing = [f for f in args.hbt if not Path(f).is_file()]
+    if missing:
+        raise ConfigError("--hbt", f"file not found: {missing[0]}")
+    base = load_raw()
+    if args.config is not None:
+        base = deep_merge(base, read_toml(args.config))
+    return hbt_config(args.hbt, base, args.set)
 
 
 class Progress:

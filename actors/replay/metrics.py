@@ -13,7 +13,8 @@ live trade log. Pure functions: no clock, no I/O. Definitions (quote currency, r
   sqrt(365), the downside deviation being sqrt(mean(min(r, 0)^2)); *CAGR* = (E_end / E_0)^(365 /
   days) - 1; *Calmar* = CAGR / max drawdown fraction. All four need at least
   ``MIN_PERIODS_FOR_ANNUALISED`` daily returns: a shorter run says "too short for an annualised
-  figure" (value None) instead of annualising seconds into an absurd number.
+  figure" (value None) instead of annualising seconds into an absurd number. ``per_period`` gives
+  Sharpe and Sortino over a stated shorter period (e.g. 60 s) without annualising them.
 - *max drawdown* = the largest fall of equity from its running peak (quote and fraction of the
   peak); its *duration* = time from that peak to the recovery of it (or to the end, unrecovered).
 - *exposure* = fraction of the run's time with at least one position open.
@@ -92,16 +93,21 @@ def drawdown(curve: Sequence[tuple[int, float]]) -> dict[str, Any]:
 
 def daily_equity(curve: Sequence[tuple[int, float]]) -> list[float]:
     """Equity at the end of each UTC day the curve spans (the last sample at or before it)."""
+    return period_equity(curve, DAY_NS)
+
+
+def period_equity(curve: Sequence[tuple[int, float]], period_ns: int) -> list[float]:
+    """Equity at the end of each period of ``period_ns`` (aligned on the epoch) the curve spans."""
     if not curve:
         return []
     out: list[float] = []
-    day = curve[0][0] // DAY_NS
+    period = curve[0][0] // period_ns
     last = curve[0][1]
     for ts, e in curve:
-        d = ts // DAY_NS
-        while d > day:
+        p = ts // period_ns
+        while p > period:
             out.append(last)
-            day += 1
+            period += 1
         last = e
     out.append(last)
     return out
@@ -118,18 +124,37 @@ def annualised(curve: Sequence[tuple[int, float]], starting_equity: float, max_d
         out["annualised_note"] = (f"{TOO_SHORT}: {len(days)} daily return(s), at least "
                                   f"{MIN_PERIODS_FOR_ANNUALISED} needed")
         return out
-    bases = [starting_equity, *days[:-1]]
-    r = [e / b - 1 for b, e in zip(bases, days, strict=True) if b]
+    sharpe, sortino = _ratios(_returns(days, starting_equity))
     scale = math.sqrt(PERIODS_PER_YEAR)
-    mean = _mean(r)
-    sd = _sample_sd(r)
-    down = math.sqrt(_mean([min(x, 0.0) ** 2 for x in r]))
-    out["sharpe"] = mean / sd * scale if sd > 0 else None
-    out["sortino"] = mean / down * scale if down > 0 else None
+    out["sharpe"] = sharpe * scale if sharpe is not None else None
+    out["sortino"] = sortino * scale if sortino is not None else None
     growth = final / starting_equity
     out["cagr"] = growth ** (PERIODS_PER_YEAR / len(days)) - 1 if growth > 0 else -1.0
     out["calmar"] = out["cagr"] / max_dd_pct if max_dd_pct > 0 else None
     return out
+
+
+def _returns(equity: Sequence[float], starting_equity: float) -> list[float]:
+    bases = [starting_equity, *equity[:-1]]
+    return [e / b - 1 for b, e in zip(bases, equity, strict=True) if b]
+
+
+def _ratios(r: Sequence[float]) -> tuple[float | None, float | None]:
+    """Sharpe (mean / sample stdev) and Sortino (mean / downside deviation) of returns, per period."""
+    if len(r) < 2:
+        return None, None
+    mean = _mean(r)
+    sd = _sample_sd(r)
+    down = math.sqrt(_mean([min(x, 0.0) ** 2 for x in r]))
+    return (mean / sd if sd > 0 else None), (mean / down if down > 0 else None)
+
+
+def per_period(curve: Sequence[tuple[int, float]], starting_equity: float, period_ns: int) -> dict[str, Any]:
+    """Sharpe and Sortino of the returns over periods of ``period_ns``, NOT annualised (the run's
+    own scale, for comparing configurations on a run too short for daily returns)."""
+    r = _returns(period_equity(curve, period_ns), starting_equity) if starting_equity else []
+    sharpe, sortino = _ratios(r)
+    return {"periods": len(r), "period_s": period_ns / 1e9, "sharpe": sharpe, "sortino": sortino}
 
 
 def exposure(spans: Sequence[tuple[int, int]], start_ns: int, end_ns: int) -> float | None:

@@ -16,6 +16,7 @@ from arbor.actors.replay.metrics import (
     exposure,
     full_report,
     market_change,
+    per_period,
     trade_stats,
 )
 
@@ -91,6 +92,20 @@ def test_annualised_figures_from_daily_returns() -> None:
     assert a["cagr"] == pytest.approx(1.0659 ** (365 / 3) - 1)
     assert a["calmar"] == pytest.approx(a["cagr"] / 0.05)
     assert a["total_return"] == pytest.approx(0.0659)
+
+
+def test_per_period_ratios_are_not_annualised() -> None:
+    """Minute returns +10%, -5%, +2% from 100: Sharpe and Sortino per minute, without sqrt(365)."""
+    minute = 60 * S
+    curve = [(i * minute + minute // 2, e) for i, e in enumerate([110.0, 104.5, 106.59])]
+    p = per_period(curve, 100.0, minute)
+    r = [0.10, -0.05, 0.02]
+    mean = sum(r) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in r) / 2)
+    assert p["periods"] == 3 and p["period_s"] == 60.0
+    assert p["sharpe"] == pytest.approx(mean / sd)
+    assert p["sortino"] == pytest.approx(mean / math.sqrt(0.05**2 / 3))
+    assert per_period(curve[:1], 100.0, minute)["sharpe"] is None  # one return: no dispersion to divide by
 
 
 def test_exposure_is_the_union_of_open_spans() -> None:
