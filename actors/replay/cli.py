@@ -43,6 +43,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     w.add_argument("--limit", type=int, help="replay only the first N inputs")
     w.add_argument("--json", type=Path, help="also write the report as JSON here")
     w.add_argument("--trades-csv", type=Path, help="also write the trade list as CSV here")
+    w.add_argument("--parity", action="store_true",
+                   help="with --journal: compare with the journaled live session (exit 1 when it differs)")
     return p.parse_args(argv)
 
 
@@ -148,6 +150,7 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
         journal_config,
         journal_inputs,
         journal_metadata,
+        journal_ticks,
         market_inputs,
         run_whatif,
     )
@@ -156,13 +159,18 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
     from arbor.config.settings import build_settings
     from arbor.messages.codec import Codec
 
+    if getattr(args, "parity", False) and args.journal is None:
+        print("replay whatif: --parity compares with a live session: it needs --journal", file=err)
+        return 2
     codec = Codec()
+    ticks = False  # recorded timer ticks replayed (a journal at its own tick interval), else generated
     try:
         if args.journal is not None:
             meta = journal_metadata(args.journal)
             raw = journal_config(meta, args.config, args.set)
             settings = build_settings(raw)
-            inputs = journal_inputs(args.journal, codec)
+            ticks = journal_ticks(meta, settings)
+            inputs = journal_inputs(args.journal, codec, ticks=ticks)
         else:
             missing = [f for f in args.hbt if not Path(f).is_file()]
             if missing:
@@ -179,9 +187,14 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
         print(f"replay whatif: unreadable journal: {exc}", file=err)
         return 2
     bar = Progress(err, "inputs")
+    parity = getattr(args, "parity", False) and args.journal is not None
+    from arbor.actors.replay.parity import DecisionLog
+
+    log = DecisionLog()
     try:
         result = run_whatif(settings, inputs, limit=args.limit, codec=codec,
-                            progress=(lambda n, ts: bar.update(n, ts)) if bar.enabled else None)
+                            progress=(lambda n, ts: bar.update(n, ts)) if bar.enabled else None,
+                            recorded_ticks=ticks, observers=(log,) if parity else ())
     except UnreadableJournal as exc:
         bar.done()
         print(f"replay whatif: unreadable journal: {exc}", file=err)
@@ -207,6 +220,13 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
         from arbor.actors.replay.report import write_trades_csv
 
         write_trades_csv(result.report["trade_list"], args.trades_csv)
+    if parity:
+        from arbor.actors.replay.parity import compare, recorded_run
+
+        check = compare(recorded_run(args.journal, settings.risk.starting_equity, codec=codec, ticks=ticks),
+                        result.report, log)
+        print(check.render(), file=out)
+        return 0 if check.ok else 1
     return 0
 
 
