@@ -4,7 +4,7 @@
         exit 0: every actor's outputs are identical; 1: diverged (the first divergence is
         printed with its causal chain); 2: the journal cannot be read.
     bin/replay whatif (--journal DIR | --hbt FILE...) [--config FILE] [--set section.key=value ...]
-                      [--limit N] [--json OUT]
+                      [--limit N] [--json OUT] [--trades-csv OUT] [--plots DIR] [--html FILE] [--parity]
         exit 0 after printing the report and the decision digest; 2 for a configuration or
         journal error, or a recording that is unsupported or unreadable (the venue and market of
         a recording, HBT or CF3, are read from the recording itself).
@@ -43,6 +43,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     w.add_argument("--limit", type=int, help="replay only the first N inputs")
     w.add_argument("--json", type=Path, help="also write the report as JSON here")
     w.add_argument("--trades-csv", type=Path, help="also write the trade list as CSV here")
+    w.add_argument("--plots", type=Path, metavar="DIR",
+                   help="also write the plots (equity, drawdown, price with entries and exits per symbol) as PNG here")
+    w.add_argument("--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML file")
     w.add_argument("--parity", action="store_true",
                    help="with --journal: compare with the journaled live session (exit 1 when it differs)")
     return p.parse_args(argv)
@@ -220,6 +223,12 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
         from arbor.actors.replay.report import write_trades_csv
 
         write_trades_csv(result.report["trade_list"], args.trades_csv)
+    if getattr(args, "plots", None) is not None or getattr(args, "html", None) is not None:
+        from arbor.actors.replay.html_report import write_whatif_outputs
+
+        for path in write_whatif_outputs(result.report, result.digest, result.inputs, plots_dir=args.plots,
+                                         html=args.html, starting_equity=float(settings.risk.starting_equity)):
+            print(f"wrote {path}", file=out)
     if parity:
         from arbor.actors.replay.parity import compare, recorded_run
 
