@@ -31,6 +31,19 @@ TRADE_COLUMNS = (
     ("exit_price", "exit price"), ("exit_reason", "exit reason"), ("net_pnl", "net PnL"), ("fees", "fees"),
 )
 
+DEFINITIONS = """<ul class="note">
+<li><b>net PnL</b>: realized PnL - fees, in quote; a win has net PnL &gt; 0. A trade is FLAT to FLAT; its exit
+price is the average of its closing fills.</li>
+<li><b>profit factor</b>: sum of wins / |sum of losses|; <b>expectancy</b>: mean net PnL per trade;
+<b>SQN</b>: sqrt(n) x mean / sample stdev of net PnL.</li>
+<li><b>equity</b>: starting equity + net realized PnL + unrealized PnL at the mark, sampled each second;
+<b>max drawdown</b>: the largest fall from its running peak, its <b>duration</b> from that peak to the recovery.</li>
+<li><b>CAGR, Sharpe, Sortino, Calmar</b>: from end-of-UTC-day equity returns, sqrt(365), risk-free 0; a run with
+fewer than 2 daily returns is too short for them.</li>
+<li><b>exposure</b>: share of the time with a position; <b>market change</b>: last / first mark - 1 (buy and hold).</li>
+<li>Every definition: docs/replay.md ("The report") and actors/replay/metrics.py.</li>
+</ul>"""
+
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #212121; margin: 0;
        background: #fafafa; }
@@ -42,8 +55,8 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .figure { border: 1px solid #eeeeee; border-radius: 6px; padding: 8px 10px; }
 .figure .label { color: #757575; font-size: 12px; } .figure .value { font-size: 16px; font-weight: 600; }
 .note { color: #616161; font-size: 12px; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #eeeeee; text-align: right; white-space: nowrap; }
+table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
+th, td { padding: 4px 6px; border-bottom: 1px solid #eeeeee; text-align: right; white-space: nowrap; }
 th { background: #f5f5f5; position: sticky; top: 0; } td.text, th.text { text-align: left; }
 tr.all td { font-weight: 600; } .pos { color: #2e7d32; } .neg { color: #c62828; }
 img { display: block; max-width: 100%; height: auto; margin: 8px 0 16px; border: 1px solid #eeeeee; }
@@ -77,7 +90,7 @@ def _sign(value: Any) -> str:
 def iso(ns: Any) -> str:
     if ns is None:
         return "-"
-    return datetime.fromtimestamp(int(ns) / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(int(ns) / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def figures_html(figures: Sequence[tuple[str, str]]) -> str:
@@ -185,7 +198,7 @@ def whatif_html(summary: Mapping[str, Any], digest: str, inputs: int, plots: Map
         ("By exit reason", stats_table("by-exit-reason", "exit reason", m["by_exit_reason"])),
         (f"Trade list ({len(s['trade_list']):,})", trades_table(s["trade_list"])),
         ("Decisions", counts_html),
-        ("Definitions", '<p class="note">See docs/replay.md ("The report") and actors/replay/metrics.py.</p>'),
+        ("Definitions", DEFINITIONS),
     ]
     return page(title, sub, sections)
 
@@ -203,3 +216,30 @@ def write_whatif_outputs(summary: Mapping[str, Any], digest: str, inputs: int, *
         html.write_text(whatif_html(summary, digest, inputs, plots), encoding="utf-8")
         written.append(html)
     return written
+
+
+def daily_html(summary: Mapping[str, Any], trades: Sequence[Mapping[str, Any]], plots: Mapping[str, bytes]) -> str:
+    """``bin/report``'s daily summary of the live trade log (``summarize()``) as one HTML page;
+    ``trades`` are that day's trades in the trade-list shape of the what-if (``TRADE_COLUMNS``)."""
+    o = summary["overall"]
+    figures = [
+        ("trades", _f(o["trades"], "d")), ("win rate", _f(o["win_rate"], "%")), ("net PnL", _f(o["net_pnl"], "4")),
+        ("realized PnL", _f(o["realized_pnl"], "4")), ("fees", _f(o["fees"], "4")),
+        ("profit factor", _f(o["profit_factor"], "3")), ("expectancy", _f(o["expectancy"], "4")),
+        ("SQN", _f(o["sqn"], "3")), ("avg win / loss", f"{_f(o['avg_win'], '4')} / {_f(o['avg_loss'], '4')}"),
+        ("max drawdown (closed trades)", _f(o["max_drawdown"], "4")),
+    ]
+    sections = [
+        ("Figures", figures_html(figures) + '<p class="note">From the closed trades of the day in the trade log; '
+         "equity is the starting equity plus cumulative net PnL at each exit, and the price plots show the "
+         "trades' own prices (the trade log holds no market prices).</p>"),
+        ("Plots", plots_section(plots)),
+        ("By symbol", stats_table("by-symbol", "symbol", summary["symbols"], o)),
+        ("By side", stats_table("by-side", "side", {"LONG": summary["long"], "SHORT": summary["short"]})),
+        ("By entry reason", stats_table("by-entry-reason", "entry reason", summary["entry_reasons"])),
+        ("By exit reason", stats_table("by-exit-reason", "exit reason", summary["exit_reasons"])),
+        (f"Trade list ({len(trades):,})", trades_table(trades)),
+        ("Definitions", "<ul>" + "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>"
+                                         for k, v in summary["definitions"].items()) + "</ul>"),
+    ]
+    return page(f"Arbor daily summary {summary['date']}", "live trade log (bin/report)", sections)

@@ -109,7 +109,7 @@ def price_png(symbol: str, prices: Curve, trades: Sequence[Mapping[str, Any]], *
     if prices:
         ax.plot(_times([int(p[0]) for p in prices]), [float(p[1]) for p in prices], color=BLUE, linewidth=1.0,
                 label=price_label)
-    shown = {"long entry": False, "short entry": False, "exit": False}
+    shown = {"long entry": False, "short entry": False, "exit": False}  # markers drawn (legend entries)
     for t in trades:
         if t.get("entry_ns") is None or t.get("entry_price") is None:
             continue
@@ -118,20 +118,34 @@ def price_png(symbol: str, prices: Curve, trades: Sequence[Mapping[str, Any]], *
         colour = GREEN if float(t.get("net_pnl") or 0) > 0 else RED
         entry = (_times([int(t["entry_ns"])])[0], float(t["entry_price"]))
         ax.scatter([entry[0]], [entry[1]], marker="^" if long else "v", s=60, color=colour, zorder=3,
-                   edgecolors="black", linewidths=0.5, label=None if shown[key] else key)
+                   edgecolors="black", linewidths=0.5)
         shown[key] = True
         if t.get("exit_ns") is not None and t.get("exit_price") is not None:
             exit_ = (_times([int(t["exit_ns"])])[0], float(t["exit_price"]))
             ax.scatter([exit_[0]], [exit_[1]], marker="X", s=55, color=colour, zorder=3, edgecolors="black",
-                       linewidths=0.5, label=None if shown["exit"] else "exit")
+                       linewidths=0.5)
             shown["exit"] = True
             ax.plot([entry[0], exit_[0]], [entry[1], exit_[1]], color=colour, linewidth=0.8, linestyle=":")
     if not prices and not any(shown.values()):
         _nothing(ax, "prices or trades")
     else:
         ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-        ax.legend(loc="best", fontsize=8, framealpha=0.8)
+        ax.legend(handles=_legend(ax, shown), loc="best", fontsize=8, framealpha=0.8)
     return _png(fig)
+
+
+def _legend(ax: Any, shown: Mapping[str, bool]) -> list[Any]:
+    """The price line, then neutral markers for what was drawn, then what the colours mean."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = list(ax.get_legend_handles_labels()[0])
+    markers = {"long entry": "^", "short entry": "v", "exit": "X"}
+    handles += [Line2D([], [], marker=markers[k], linestyle="none", markerfacecolor="white", markeredgecolor="black",
+                       label=k) for k, drawn in shown.items() if drawn]
+    if any(shown.values()):
+        handles += [Patch(color=GREEN, label="winning trade"), Patch(color=RED, label="losing trade")]
+    return handles
 
 
 def report_plots(curve: Curve, prices: Mapping[str, Curve], trades: Sequence[Mapping[str, Any]],
