@@ -153,6 +153,7 @@ class Parity:
     traded_notional: Decimal
     differing_notional: Decimal  # live notional of the orders filled differently
     worst_order_bps: Decimal  # the largest average-price difference of one order, in bps of its price
+    restored: bool = False  # the live session began from restored state: not a parity case
     tolerance: Decimal
 
     @property
@@ -181,6 +182,8 @@ class Parity:
             f"filled differently); explained by the fills "
             f"{self.explained:.4f}, residue {self.difference - self.explained:.4f}",
         ]
+        if self.restored:
+            lines.append("  note        the live session started from restored state; the what-if starts fresh")
         return "\n".join(lines)
 
 
@@ -219,5 +222,5 @@ def compare(live: RecordedRun, whatif_report: Mapping[str, Any], whatif_log: Dec
     return Parity(decisions_equal=first is None, first_difference=first, decisions=decisions, orders=orders,
                   fills_differ=differ, live_pnl=_pnl(live.report), whatif_pnl=_pnl(whatif_report),
                   explained=explained, traded_notional=notional, differing_notional=differing,
-                  worst_order_bps=worst,
+                  worst_order_bps=worst, restored=live.restored,
                   tolerance=differing * PNL_TOLERANCE_BPS / _BPS)

@@ -22,15 +22,26 @@ SESSION_S = 20.0
 
 
 def session_config(var_dir: Path) -> dict:
-    """The default simulated market, paper venue, ticks and decision cycle; only the features warm up
-    sooner (250 ms buckets), so a 20 s session trades. The one-second decision cycle is far longer
-    than an order's round trip (20 ms latency + a 100 ms tick + the live processing delay), so no
-    cycle sees an order in flight in one run and filled in the other."""
-    return deep_merge(load_raw(environ={}), {
+    """The default simulated market, paper venue, ticks and decision cycle, with two changes:
+
+    - the features warm up sooner (250 ms buckets), so a 20 s session trades;
+    - trend following's stop and take profit are out of reach (1000 ATRs). Those two exits compare
+      the mark with the position's entry price, which is a fill price, and a fill may legitimately
+      differ by the live processing delay (docs/replay.md, "Parity"): near the threshold the two runs
+      then exit for different reasons. Every other decision depends on the market alone.
+
+    The one-second decision cycle is far longer than an order's round trip (20 ms latency + a
+    100 ms tick + the live processing delay), so no cycle sees an order in flight in one run and
+    filled in the other."""
+    raw = deep_merge(load_raw(environ={}), {
         "run": {"var_dir": str(var_dir)},
         "feature": {"bucket_ms": 250, "short_window": 4, "long_window": 12, "min_samples": 4},
         "regime": {"confirm_cycles": 1},
     })
+    for sym in raw["symbols"]:
+        if sym.get("strategy", "trend_following") == "trend_following":
+            sym["strategy_params"] = {**sym.get("strategy_params", {}), "stop_atr": 1000.0, "take_profit_atr": 1000.0}
+    return raw
 
 
 @pytest.fixture(scope="module")
