@@ -33,7 +33,7 @@ def test_fitted_model_backtests_and_a_tampered_one_exits_2(tmp_path: Path, share
     backtest = run(str(REPO_ROOT / "bin" / "replay"), "whatif", "--hbt", hbt, "--set", spec, "--set", params,
                    "--json", str(report), cwd=tmp_path)
     assert backtest.returncode == 0, backtest.stderr
-    assert json.loads(report.read_text())["decisions"].get("Action", 0) > 0
+    assert json.loads(report.read_text())["report"]["decisions"].get("Action", 0) > 0
 
     model.write_text(model.read_text().replace('"bias": ', '"bias": 1'))
     refused = run(str(REPO_ROOT / "bin" / "replay"), "whatif", "--hbt", hbt, "--set", spec, "--set", params,
