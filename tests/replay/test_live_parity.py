@@ -30,6 +30,11 @@ def session_config(var_dir: Path) -> dict:
       differ by the live processing delay (docs/replay.md, "Parity"): near the threshold the two runs
       then exit for different reasons. Every other decision depends on the market alone.
 
+    - no cross-symbol cap binds (a position per symbol, the portfolio notional cap at the sum of the
+      symbols' caps). Which of two symbols' requests the live Arbitrator hears first is thread
+      timing; the what-if's order is the deterministic scheduler's, so with a binding cap a loaded
+      machine makes the two runs refuse different symbols (seen under the full suite).
+
     The one-second decision cycle is far longer than an order's round trip (20 ms latency + a
     100 ms tick + the live processing delay), so no cycle sees an order in flight in one run and
     filled in the other."""
@@ -38,6 +43,9 @@ def session_config(var_dir: Path) -> dict:
         "feature": {"bucket_ms": 250, "short_window": 4, "long_window": 12, "min_samples": 4},
         "regime": {"confirm_cycles": 1},
     })
+    n = len(raw["symbols"])
+    raw["arbitrator"] = {**raw["arbitrator"], "max_concurrent_positions": n}
+    raw["risk"] = {**raw["risk"], "max_portfolio_notional": str(n * Decimal(raw["risk"]["max_symbol_notional"]))}
     for sym in raw["symbols"]:
         if sym.get("strategy", "trend_following") == "trend_following":
             sym["strategy_params"] = {**sym.get("strategy_params", {}), "stop_atr": 1000.0, "take_profit_atr": 1000.0}
