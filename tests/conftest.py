@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,12 @@ def shared_data() -> Path:
             pytest.fail(f"recorded data missing at {SHARED_DATA}; it is always present under CI")
         pytest.skip(f"recorded data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def browser(tmp_path: Path) -> Iterator[int]:
+    """A headless Chromium of the test's own; yields its DevTools port (skips, or fails under CI, without one)."""
+    from tests.browser import headless_chromium
+
+    with headless_chromium(tmp_path) as port:
+        yield port

@@ -4,7 +4,7 @@
         exit 0: every actor's outputs are identical; 1: diverged (the first divergence is
         printed with its causal chain); 2: the journal cannot be read.
     bin/replay whatif (--journal DIR | --hbt FILE...) [--config FILE] [--set section.key=value ...]
-                      [--limit N] [--json OUT]
+                      [--limit N] [--json OUT] [--trades-csv OUT] [--plots DIR] [--html FILE] [--parity]
         exit 0 after printing the report and the decision digest; 2 for a configuration or
         journal error, or a recording that is unsupported or unreadable (the venue and market of
         a recording, HBT or CF3, are read from the recording itself).
@@ -38,6 +38,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     _source_args(w)
     w.add_argument("--json", type=Path, help="also write the report as JSON here")
     w.add_argument("--trades-csv", type=Path, help="also write the trade list as CSV here")
+    w.add_argument("--plots", type=Path, metavar="DIR",
+                   help="also write the plots (equity, drawdown, price with entries and exits per symbol) as PNG here")
+    w.add_argument("--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML file")
+    w.add_argument("--parity", action="store_true",
+                   help="with --journal: compare with the journaled live session (exit 1 when it differs)")
     s = sub.add_parser("sweep", help="what-if replays over a strategy's declared parameters, in parallel, ranked")
     _source_args(s)
     s.add_argument("--spec", type=Path, help="TOML file with a [sweep] table (and [sweep.params]); options win")
@@ -172,22 +177,35 @@ def iso(ns: int) -> str:
 # -- what-if -------------------------------------------------------------------------------------------
 def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from arbor.actors.replay.report import render
-    from arbor.actors.replay.whatif import journal_inputs, market_inputs, run_whatif
+    from arbor.actors.replay.whatif import journal_inputs, journal_metadata, journal_ticks, market_inputs, run_whatif
     from arbor.config.errors import ConfigError
     from arbor.config.settings import build_settings
     from arbor.messages.codec import Codec
 
+    if getattr(args, "parity", False) and args.journal is None:
+        print("replay whatif: --parity compares with a live session: it needs --journal", file=err)
+        return 2
     codec = Codec()
+    ticks = False  # recorded timer ticks replayed (a journal at its own tick interval), else generated
     try:
         raw = resolved_config(args)
         settings = build_settings(raw)
-        inputs = journal_inputs(args.journal, codec) if args.journal is not None else market_inputs(settings)
+        if args.journal is not None:
+            ticks = journal_ticks(journal_metadata(args.journal), settings)
+            inputs = journal_inputs(args.journal, codec, ticks=ticks)
+        else:
+            inputs = market_inputs(settings)
     except (ConfigError, UnreadableJournal) as exc:
         return refused("whatif", exc, err)
     bar = Progress(err, "inputs")
+    parity = getattr(args, "parity", False) and args.journal is not None
+    from arbor.actors.replay.parity import DecisionLog
+
+    log = DecisionLog()
     try:
         result = run_whatif(settings, inputs, limit=args.limit, codec=codec,
-                            progress=(lambda n, ts: bar.update(n, ts)) if bar.enabled else None)
+                            progress=(lambda n, ts: bar.update(n, ts)) if bar.enabled else None,
+                            recorded_ticks=ticks, observers=(log,) if parity else ())
     except UnreadableJournal as exc:
         bar.done()
         print(f"replay whatif: unreadable journal: {exc}", file=err)
@@ -213,6 +231,19 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
         from arbor.actors.replay.report import write_trades_csv
 
         write_trades_csv(result.report["trade_list"], args.trades_csv)
+    if getattr(args, "plots", None) is not None or getattr(args, "html", None) is not None:
+        from arbor.actors.replay.html_report import write_whatif_outputs
+
+        for path in write_whatif_outputs(result.report, result.digest, result.inputs, plots_dir=args.plots,
+                                         html=args.html, starting_equity=float(settings.risk.starting_equity)):
+            print(f"wrote {path}", file=out)
+    if parity:
+        from arbor.actors.replay.parity import compare, recorded_run
+
+        check = compare(recorded_run(args.journal, settings.risk.starting_equity, codec=codec, ticks=ticks),
+                        result.report, log)
+        print(check.render(), file=out)
+        return 0 if check.ok else 1
     return 0
 
 

@@ -11,7 +11,10 @@ figures themselves come from ``actors/replay/metrics.py`` (shared with ``bin/rep
   positions at the latest mark price (from MandateSet). It is sampled once per second of
   simulated time (the value at the end of each second that saw traffic); drawdown and the daily
   returns behind Sharpe, Sortino, CAGR and Calmar are taken from these samples.
-- *Fills* are counted once: fills the venue emitted (``OrderFilled`` sent by ``<S>/venue``).
+- *Fills* are counted once: fills the venue emitted (``OrderFilled`` sent by ``<S>/venue``). A
+  trade's exit price is the average price of the fills that closed it.
+- *Price* per symbol (``price_curve``, for the plots): the decision's mark price, at most one
+  sample per second of simulated time (the first of each second).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from arbor.messages import (
     PositionState,
     RawMarketEvent,
 )
+from arbor.messages.base import Side
 from arbor.messages.display import decimal_text
 
 _NS = 1_000_000_000
@@ -57,6 +61,8 @@ class BacktestReport:
         self.denials: dict[str, int] = {}
         self.equity: list[tuple[int, float]] = []  # (second start ns, equity)
         self.first_price: dict[str, Decimal] = {}
+        self.prices: dict[str, list[tuple[int, float]]] = {}  # (ns, mark), one per second
+        self.exit_fills: dict[str, tuple[Decimal, Decimal]] = {}  # closing qty, notional of the open trade
         self.last_approved: dict[str, Action] = {}
         self.entry: dict[str, tuple[int, str, Decimal]] = {}  # entry ns, entry reason, fees at open
         self._second: int | None = None
@@ -83,6 +89,9 @@ class BacktestReport:
         if t is MandateSet:
             self.mark[msg.symbol] = msg.mark_price
             self.first_price.setdefault(msg.symbol, msg.mark_price)
+            series = self.prices.setdefault(msg.symbol, [])
+            if not series or msg.ts_event_ns // _NS > series[-1][0] // _NS:
+                series.append((msg.ts_event_ns, float(msg.mark_price)))
             if msg.symbol in self.open:
                 self._last_equity = self._equity()
         elif t is PositionChanged:
@@ -99,6 +108,8 @@ class BacktestReport:
             self.last_approved[msg.symbol] = msg.action
         elif t is PlaceOrder or t is OrderFilled and env.sender.endswith("/venue"):
             self._count(t)
+            if t is OrderFilled:
+                self._closing(msg)
         elif t is RawMarketEvent:
             if msg.part == 0:
                 self.market_frames += 1
@@ -109,6 +120,14 @@ class BacktestReport:
         name = t.__name__
         self.decisions[name] = self.decisions.get(name, 0) + 1
 
+    def _closing(self, fill: OrderFilled) -> None:
+        """Count a fill against the open trade it reduces (a sale of a long, a purchase of a short)."""
+        opened = self.open.get(fill.symbol)
+        if opened is None or (fill.side is Side.SELL) != (opened[0] > 0):
+            return
+        qty, notional = self.exit_fills.get(fill.symbol, (_ZERO, _ZERO))
+        self.exit_fills[fill.symbol] = (qty + fill.qty, notional + fill.qty * fill.price)
+
     def _position(self, pc: PositionChanged) -> None:
         sym = pc.symbol
         net = pc.realized_pnl - pc.fees
@@ -116,12 +135,14 @@ class BacktestReport:
         if pc.state is PositionState.FLAT:
             opened = self.open.pop(sym, None)
             entry = self.entry.pop(sym, None)
+            exit_qty, exit_notional = self.exit_fills.pop(sym, (_ZERO, _ZERO))
             if opened is not None:
                 last = self.last_approved.get(sym)
                 self.trades.append({
                     "symbol": sym, "side": "LONG" if opened[0] > 0 else "SHORT", "qty": opened[1],
                     "entry_price": opened[2], "entry_ns": entry[0] if entry else None,
                     "entry_reason": entry[1] if entry else "", "exit_ns": pc.ts_event_ns,
+                    "exit_price": exit_notional / exit_qty if exit_qty else None,
                     "exit_reason": (last.reason if last is not None else "") or pc.cause,
                     "net_pnl": net - opened[3], "fees": pc.fees - (entry[2] if entry else _ZERO)})
             self.flat_net[sym] = net
@@ -178,6 +199,7 @@ class BacktestReport:
             "metrics": plain(m),
             "trade_list": [plain(t) for t in self.trades],
             "equity_curve": [[ts, round(e, 6)] for ts, e in curve],
+            "price_curve": {sym: [[ts, p] for ts, p in series] for sym, series in sorted(self.prices.items())},
             "decisions": dict(sorted(self.decisions.items())),
             "actions_by_kind": dict(sorted(self.actions_by_kind.items())),
             "denials_by_reason": dict(sorted(self.denials.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -240,8 +262,8 @@ def render(summary: dict[str, Any], digest: str, inputs: int) -> str:
     return "\n".join(lines)
 
 
-TRADE_COLUMNS = ("symbol", "side", "qty", "entry_ns", "entry_price", "entry_reason", "exit_ns", "exit_reason",
-                 "net_pnl", "fees")
+TRADE_COLUMNS = ("symbol", "side", "qty", "entry_ns", "entry_price", "entry_reason", "exit_ns", "exit_price",
+                 "exit_reason", "net_pnl", "fees")
 
 
 def write_trades_csv(trades: list[dict[str, Any]], path: Any) -> None:

@@ -183,8 +183,8 @@ def journal_metadata(directory: Path | str) -> RunMetadata:
     raise UnreadableJournal(f"{directory}: the journal holds no records")
 
 
-def journal_inputs(directory: Path | str, codec: Codec) -> Iterator[Input]:
-    """The journal's external inputs except timer ticks, as ``(receive ns, receiver, message)``."""
+def journal_inputs(directory: Path | str, codec: Codec, *, ticks: bool = False) -> Iterator[Input]:
+    """The journal's external inputs as ``(receive ns, receiver, message)``; timer ticks only with ``ticks``."""
     reader, _ = open_for_replay(directory)
     unpackb = msgpack.unpackb
     for _index, payload in reader.records():
@@ -192,9 +192,23 @@ def journal_inputs(directory: Path | str, codec: Codec) -> Iterator[Input]:
         if obj[0] != 2:
             continue
         prim = obj[1]
-        if prim[6] == TimerTick.TAG:  # type: ignore[attr-defined]  # set by @message
+        if not ticks and prim[6] == TimerTick.TAG:  # type: ignore[attr-defined]  # set by @message
             continue
         yield prim[4], prim[2], codec.from_primitive(prim[6], prim[7])
+
+
+def journal_ticks(meta: RunMetadata, settings: Settings) -> bool:
+    """Whether a what-if of this journal replays its recorded timer ticks: when it runs at the
+    recorded ``run.tick_interval_ms``. The paper venue answers an order on the first market event
+    or tick after its latency, so ticks on another phase (a generated grid) fill orders at other
+    quotes; at another interval the ticks are generated, as they must be."""
+    from arbor.config.settings import build_settings
+
+    try:
+        recorded = build_settings(dict(meta.config)).run.tick_interval_ms
+    except ConfigError:
+        return False
+    return bool(recorded == settings.run.tick_interval_ms)
 
 
 def market_inputs(settings: Settings) -> Iterator[Input]:
@@ -206,11 +220,14 @@ def market_inputs(settings: Settings) -> Iterator[Input]:
 
 # -- running ---------------------------------------------------------------------------------------
 def run_whatif(settings: Settings, inputs: Iterable[Input], *, limit: int | None = None, codec: Codec | None = None,
-               progress: Callable[[int, int], None] | None = None) -> WhatIfResult:
+               progress: Callable[[int, int], None] | None = None, recorded_ticks: bool = False,
+               observers: Sequence[Any] = ()) -> WhatIfResult:
     """Feed ``inputs`` (time-ordered) to every actor built from ``settings`` on the deterministic scheduler.
 
     ``limit`` caps the number of inputs; ``progress(inputs done, simulated ns)`` is called every
-    10,000 inputs.
+    10,000 inputs. With ``recorded_ticks`` the timer ticks come from ``inputs`` (a journal's, see
+    ``journal_ticks``) instead of being generated at ``run.tick_interval_ms``. ``observers`` see
+    the run besides the digest and the report.
     """
     codec = codec or Codec()
     it = iter(inputs)
@@ -222,8 +239,8 @@ def run_whatif(settings: Settings, inputs: Iterable[Input], *, limit: int | None
     actors = build_actors(settings, clock, WHATIF_RUN_ID)
     digest = DecisionDigest(codec)
     report = BacktestReport(settings.risk.starting_equity)
-    runtime = DeterministicRuntime(actors, clock, observers=(digest, report),
-                                   tick_interval_ns=settings.run.tick_interval_ms * 1_000_000)
+    runtime = DeterministicRuntime(actors, clock, observers=(digest, report, *observers),
+                                   tick_interval_ns=None if recorded_ticks else settings.run.tick_interval_ms * 1_000_000)
     skipped = [0]
 
     def known(source: Iterator[Input]) -> Iterator[Input]:

@@ -1,4 +1,4 @@
-"""``bin/report``: a daily summary of the trade log as Markdown, JSON and a PnL chart (PNG).
+"""``bin/report``: a daily summary of the trade log as Markdown, JSON, PNG plots and an HTML page.
 
 Reads ``var/trades.jsonl`` (one closed round trip per line, written by
 ``actors.cluster.observers.TradeLog``), keeps the trades that closed on the chosen UTC day and
@@ -14,18 +14,18 @@ replay are read with one set of definitions; in short:
 - max drawdown = max over trades of (running peak - cumulative net PnL), the peak starting at 0,
   trades taken in exit-time order
 
-Usage: bin/report [--trades var/trades.jsonl] [--out var/reports] [--date YYYY-MM-DD]
-(default date: the day of the most recent exit in the log).
+Usage: bin/report [--trades var/trades.jsonl] [--out var/reports] [--date YYYY-MM-DD] [--plots DIR]
+[--html FILE] [--starting-equity X] (default date: the day of the most recent exit in the log). The
+plots and the page are those of the what-if report (``actors/replay/plots.py``, ``html_report.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import struct
 import sys
-import zlib
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -153,45 +153,51 @@ def markdown(summary: dict[str, Any], chart_name: str) -> str:
             f"the grey line is zero.\n\n## Definitions\n\n{defs}")
 
 
-# -- a PNG without a plotting library ----------------------------------------------------------
-def line_chart_png(values: Sequence[float], width: int = 640, height: int = 240) -> bytes:
-    """A line chart of ``values`` (white background, grey zero line, blue line) as PNG bytes."""
-    pad = 12
-    px = [[(255, 255, 255)] * width for _ in range(height)]
-    lo, hi = min([0.0, *values]), max([0.0, *values])
-    if hi == lo:
-        hi = lo + 1.0
-
-    def y_of(v: float) -> int:
-        return round(height - 1 - pad - (v - lo) * (height - 1 - 2 * pad) / (hi - lo))
-
-    def plot(x: int, y: int, colour: tuple[int, int, int]) -> None:
-        for dx in (0, 1):
-            for dy in (0, 1):
-                if 0 <= x + dx < width and 0 <= y + dy < height:
-                    px[y + dy][x + dx] = colour
-
-    for x in range(pad, width - pad):
-        px[y_of(0.0)][x] = (170, 170, 170)
-    pts = [0.0, *values]
-    if len(pts) > 1:
-        step = (width - 1 - 2 * pad) / (len(pts) - 1)
-        for i in range(len(pts) - 1):
-            x0, y0, x1, y1 = round(pad + i * step), y_of(pts[i]), round(pad + (i + 1) * step), y_of(pts[i + 1])
-            n = max(abs(x1 - x0), abs(y1 - y0), 1)
-            for k in range(n + 1):
-                plot(round(x0 + (x1 - x0) * k / n), round(y0 + (y1 - y0) * k / n), (21, 101, 192))
-    raw = b"".join(b"\x00" + bytes(c for p in row for c in p) for row in px)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+# -- plots and the HTML page (actors/replay/plots.py and html_report.py, shared with the what-if) --
+def _ns(iso_time: str) -> int:
+    return int(datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp() * 1e9)
 
 
-def write_report(trades_path: Path, out_dir: Path, day: str | None = None) -> dict[str, Path]:
-    """Write ``daily-<day>.md``, ``.json`` and ``.png`` into ``out_dir``; return their paths."""
+def trade_list(trades: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trade-log records in the what-if's trade-list shape (entry/exit instants in ns)."""
+    return [{"symbol": t["symbol"], "side": t.get("side"), "qty": t.get("size"),
+             "entry_ns": _ns(t["entry_time"]) if t.get("entry_time") else None, "entry_price": t.get("entry_price"),
+             "entry_reason": t.get("entry_mandate"), "exit_ns": _ns(t["exit_time"]), "exit_price": t.get("exit_price"),
+             "exit_reason": t.get("exit_reason"), "net_pnl": t["net_pnl"], "fees": t["fees"]} for t in trades]
+
+
+def equity_curve(trades: Sequence[dict[str, Any]], starting_equity: float) -> list[tuple[int, float]]:
+    """Starting equity plus cumulative net PnL, at the first entry and then at each exit."""
+    if not trades:
+        return []
+    start = min((t["entry_ns"] for t in trades if t["entry_ns"] is not None), default=trades[0]["exit_ns"])
+    out, acc = [(start, starting_equity)], starting_equity
+    for t in trades:
+        acc += float(t["net_pnl"])
+        out.append((t["exit_ns"], acc))
+    return out
+
+
+def day_plots(trades: Sequence[dict[str, Any]], starting_equity: float) -> dict[str, bytes]:
+    """Equity (from closed trades), drawdown, and each symbol's trades at their own prices."""
+    from arbor.actors.replay.plots import report_plots
+
+    prices: dict[str, list[tuple[int, float]]] = {}
+    for t in trades:
+        pts = prices.setdefault(t["symbol"], [])
+        if t["entry_ns"] is not None and t["entry_price"] is not None:
+            pts.append((t["entry_ns"], float(t["entry_price"])))
+        if t["exit_price"] is not None:
+            pts.append((t["exit_ns"], float(t["exit_price"])))
+    prices = {s: sorted(p) for s, p in prices.items()}
+    return report_plots(equity_curve(trades, starting_equity), prices, trades, starting_equity,
+                        price_label="trade prices", equity_title="Equity from closed trades")
+
+
+def write_report(trades_path: Path, out_dir: Path, day: str | None = None, *, plots_dir: Path | None = None,
+                 html: Path | None = None, starting_equity: float = 100_000.0) -> dict[str, Path]:
+    """Write ``daily-<day>.md``, ``.json`` and ``.png`` into ``out_dir`` (and the plots into
+    ``plots_dir``, the HTML page to ``html``); return their paths."""
     trades = load_trades(trades_path)
     if day is None:
         if not trades:
@@ -201,9 +207,29 @@ def write_report(trades_path: Path, out_dir: Path, day: str | None = None) -> di
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: out_dir / f"daily-{day}.{ext}" for ext in ("md", "json", "png")}
     paths["json"].write_text(json.dumps(_plain(summary), indent=2) + "\n", encoding="utf-8")
-    paths["png"].write_bytes(line_chart_png([float(c) for c in summary["cumulative_net_pnl"]]))
+    day_trades = trade_list(trades_on(trades, day))
+    plots = day_plots(day_trades, starting_equity)
+    paths["png"].write_bytes(plots["equity.png"])
     paths["md"].write_text(markdown(summary, paths["png"].name), encoding="utf-8")
+    if plots_dir is not None:
+        from arbor.actors.replay.plots import write_plots
+
+        for p in write_plots(plots, plots_dir):
+            paths[f"plot:{p.name}"] = p
+    if html is not None:
+        from arbor.actors.replay.html_report import daily_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(daily_html(summary, day_trades, plots), encoding="utf-8")
+        paths["html"] = html
     return paths
+
+
+def _configured_equity() -> float:
+    from arbor.config.loader import load_raw
+    from arbor.config.settings import build_settings
+
+    return float(build_settings(load_raw()).risk.starting_equity)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,12 +237,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--trades", type=Path, default=Path("var/trades.jsonl"))
     p.add_argument("--out", type=Path, default=Path("var/reports"))
     p.add_argument("--date", help="UTC day YYYY-MM-DD (default: the day of the last exit)")
+    p.add_argument("--plots", type=Path, metavar="DIR", help="also write the plots (equity, drawdown, trades "
+                   "per symbol) as PNG here")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML file")
+    p.add_argument("--starting-equity", type=float, default=None,
+                   help="equity before the day's trades (default: the configuration's risk.starting_equity)")
     args = p.parse_args(argv)
     if not args.trades.exists():
         print(f"report: no trade log at {args.trades}", file=sys.stderr)
         return 2
     try:
-        paths = write_report(args.trades, args.out, args.date)
+        equity = args.starting_equity if args.starting_equity is not None else _configured_equity()
+        paths = write_report(args.trades, args.out, args.date, plots_dir=args.plots, html=args.html,
+                             starting_equity=equity)
     except ValueError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2

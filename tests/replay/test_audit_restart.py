@@ -12,9 +12,10 @@ from arbor.config.settings import build_settings
 from tests.replay.test_audit import fast_config
 
 
-def run_once(var_dir: Path, run_id: str, seconds: float) -> tuple[LiveCluster, Path]:
-    """One start-cluster run in this process (the same LiveCluster and journal wiring), stopped after ``seconds``."""
-    raw = fast_config(var_dir)
+def run_once(var_dir: Path, run_id: str, seconds: float, raw: dict | None = None) -> tuple[LiveCluster, Path]:
+    """One start-cluster run in this process (the same LiveCluster and journal wiring), stopped after ``seconds``
+    (configuration: ``raw``, by default ``fast_config``)."""
+    raw = raw if raw is not None else fast_config(var_dir)
     settings = build_settings(raw)
 
     def journal(built_ns: int, restored: dict):

@@ -11,7 +11,14 @@ import pytest
 from arbor.actors.replay import apply_overrides, run_whatif
 from arbor.actors.replay.cli import whatif_command
 from arbor.actors.replay.recorder import record_simulated_run
-from arbor.actors.replay.whatif import hbt_config, journal_config, journal_inputs, journal_metadata, market_inputs
+from arbor.actors.replay.whatif import (
+    hbt_config,
+    journal_config,
+    journal_inputs,
+    journal_metadata,
+    journal_ticks,
+    market_inputs,
+)
 from arbor.config.errors import ConfigError
 from arbor.config.loader import load_raw
 from arbor.config.settings import build_settings
@@ -54,6 +61,31 @@ def test_journal_whatif_replays_market_and_regenerates_ticks(sim_journal: Path) 
     assert first.digest == again.digest
     assert first.inputs == sum(1 for _ in journal_inputs(sim_journal, codec)) > 0
     assert first.decisions.get("Action", 0) > 0
+
+
+def test_journal_whatif_replays_recorded_ticks_at_the_recorded_interval(sim_journal: Path) -> None:
+    """At the recorded tick interval the journal's own ticks replay (same decisions as generating them on
+    the simulated run's grid); at another interval the ticks are generated."""
+    codec = Codec()
+    meta = journal_metadata(sim_journal)
+    own = build_settings(journal_config(meta, None, ()))
+    assert journal_ticks(meta, own)
+    assert not journal_ticks(meta, build_settings(journal_config(meta, None, ["run.tick_interval_ms=50"])))
+    ticks = sum(1 for i in journal_inputs(sim_journal, codec, ticks=True)) - sum(1 for _ in journal_inputs(sim_journal, codec))
+    assert ticks > 0
+    recorded = run_whatif(own, journal_inputs(sim_journal, codec, ticks=True), recorded_ticks=True)
+    generated = run_whatif(own, journal_inputs(sim_journal, codec))
+    # the simulated run's ticks were on the scheduler's own grid: replaying them changes nothing
+    assert recorded.digest == generated.digest
+
+
+def test_parity_needs_a_journal(tmp_path: Path) -> None:
+    """--parity with recordings instead of a journal is exit 2 naming the option."""
+    err = io.StringIO()
+    args = Namespace(journal=None, hbt=[str(tmp_path / "x.gz")], config=None, set=[], limit=None, json=None,
+                     trades_csv=None, parity=True)
+    assert whatif_command(args, out=io.StringIO(), err=err) == 2
+    assert "--parity" in err.getvalue()
 
 
 def test_whatif_command_writes_json_report(sim_journal: Path, tmp_path: Path) -> None:
