@@ -49,22 +49,14 @@ def _context(symbol: str, clock: SimClock) -> ActorContext:
                         run_id="analysis")
 
 
-def _depth_diff(payload: bytes) -> bool:
-    """A Binance depth-diff frame (``<symbol>@depth...`` stream): no feature reads those (the Feature
-    actor ignores DEPTH events), and decoding them is half the reading time of a recording."""
-    return b"@depth" in payload[:48]
-
-
-def decode_frames(frames: Iterable[Frame], *, depth_diffs: bool = False) -> tuple[list[RawMarketEvent], dict[str, int]]:
-    """Every frame through its symbol's collector (one per symbol, as in the runtime); Binance depth
-    diffs are skipped unless ``depth_diffs`` (sequence numbers then count only the frames decoded)."""
+def decode_frames(frames: Iterable[Frame]) -> tuple[list[RawMarketEvent], dict[str, int]]:
+    """Every frame through its symbol's collector (one per symbol, as in the runtime). Depth diffs feed
+    no feature but are decoded too: their event times close feature buckets, as in the runtime."""
     clock = SimClock(0)
     collectors: dict[str, CollectorLogic] = {}
     events: list[RawMarketEvent] = []
     failures: dict[str, int] = {}
     for ts, venue, symbol, payload in frames:
-        if not depth_diffs and _depth_diff(payload):
-            continue
         collector = collectors.get(symbol)
         if collector is None:
             collector = collectors[symbol] = CollectorLogic(_context(symbol, clock), decoder_for(venue, symbol))

@@ -32,7 +32,7 @@ def _scenario() -> Events:
     liq = [(10_050, Side.SELL), (10_550, Side.SELL), (11_050, Side.SELL), (16_050, Side.SELL), (16_450, Side.SELL),
            (40_050, Side.BUY), (40_550, Side.BUY)]
     trades = [(30_001 + 100 * i, Side.SELL) for i in range(6)] + [(50_051, Side.BUY)]
-    items = [(ms, 0, None) for ms in range(0, 60_000, 100)] + [(ms, 1, side) for ms, side in liq] + \
+    items: list[tuple[int, int, Side]] = [(ms, 0, Side.BUY) for ms in range(0, 60_000, 100)] + [(ms, 1, side) for ms, side in liq] + \
         [(ms, 2, side) for ms, side in trades]
     for ms, what, side in sorted(items, key=lambda i: i[0]):
         mid = round(_mid((ms - ms % 100) / 1000), 6)  # the last quote's mid
