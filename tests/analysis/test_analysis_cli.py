@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -72,14 +73,14 @@ def test_validate_the_shipped_hypotheses(name, samples, usdm_files, cached_reads
     assert code == EXIT_OK
     assert samples in out and "p-value" in out and "95% CI" in out
     path = tmp_path / "r.json"
-    assert run("validate", name, "--json", str(path), *usdm_files)[0] == EXIT_OK
+    assert run("validate", "--json", str(path), name, *usdm_files)[0] == EXIT_OK
     doc = json.loads(path.read_text())
     assert doc["hypothesis"] == name and f"{doc['p_value']:.4f}" in out
 
 
 def test_validate_refuses_too_few_samples(usdm_files, cached_reads):
     """docs: exit 3 and a message, no report, below the minimum."""
-    code, out, err = run("validate", "sell-imbalance-reverts", "--min-samples", "100", *usdm_files)
+    code, out, err = run("validate", "--min-samples", "100", "sell-imbalance-reverts", *usdm_files)
     assert (code, out) == (EXIT_TOO_FEW, "")
     assert "too few samples for sell-imbalance-reverts: 26 on BTCUSDT, ETHUSDT, at least 100 needed" in err
 
@@ -101,8 +102,9 @@ def test_validate_a_declared_hypothesis_file(usdm_files, cached_reads, tmp_path)
     ("cascades", "--source", "bids", "x"),
     ("cascades", str(REPO / "README.md")),
 ])
-def test_bad_arguments_exit_2_with_a_message(argv):
+def test_bad_arguments_exit_2_with_a_message(argv, capsys):
     code, out, err = run(*argv)
+    err += capsys.readouterr().err  # argparse's own messages go to sys.stderr
     assert code == EXIT_USAGE
     assert err.strip() and "Traceback" not in err
 
@@ -132,8 +134,8 @@ def test_a_journal_is_labeled_like_the_market_it_recorded(tmp_path):
     assert [(r["symbol"], r["side"]) for r in rows if r["kind"] == "cascade"] == [("BNBUSDT", "SELL"),
                                                                                   ("SOLUSDT", "BUY")]
     start = 1_723_161_600_000_000_000
-    last = max(r["end_ns"] for r in rows)
-    frames = ((ts, "sim", sym, p) for ts, sym, p in market_frames(build_settings(raw), start) if ts <= last + 10**9)
+    frames = ((ts, "sim", sym, p) for ts, sym, p in
+              itertools.takewhile(lambda f: f[0] <= start + 60 * 10**9, market_frames(build_settings(raw), start)))
     events, _ = decode_frames(frames)
     params = CascadeParams(min_count=1, min_notional=0.0, cascade_gap_s=10.0)
     assert out == to_jsonl(label_cascades(build_tapes(events), params))
