@@ -41,6 +41,7 @@ from typing import Any
 
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.feature.config import FeatureConfig
+from arbor.analysis.bursts import BurstWindow
 from arbor.messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
 from arbor.strategy.inputs import NO_INPUTS, BarBuilder, Inputs
 
@@ -101,8 +102,6 @@ class FeatureLogic(ActorLogic):
         self._cur_sell = 0.0
         self._cur_pv = 0.0
         self._cur_v = 0.0
-        self._cur_liq_n = 0
-        self._cur_liq_notional = 0.0
 
         # completed buckets (bounded)
         self._closes: deque[float] = deque(maxlen=self._long + 1)
@@ -110,8 +109,8 @@ class FeatureLogic(ActorLogic):
         self._ranges: deque[float] = deque(maxlen=self._long)
         self._buy: deque[float] = deque(maxlen=self._short)
         self._sell: deque[float] = deque(maxlen=self._short)
-        self._liq_n: deque[int] = deque(maxlen=self._short)
-        self._liq_notional: deque[float] = deque(maxlen=self._short)
+        # liquidation bursts: the one implementation the offline wave detector shares (arbor.analysis)
+        self._liq = BurstWindow(self._short)
         self._pv: deque[float] = deque(maxlen=self._long)
         self._v: deque[float] = deque(maxlen=self._long)
 
@@ -126,8 +125,6 @@ class FeatureLogic(ActorLogic):
         self._w_sell = 0.0
         self._w_pv = 0.0
         self._w_v = 0.0
-        self._w_liq_n = 0
-        self._w_liq_notional = 0.0
 
         self._events = 0
         self._snapshots = 0
@@ -216,9 +213,7 @@ class FeatureLogic(ActorLogic):
         self._set_book(float(bid), float(ask))
 
     def _on_liquidation(self, ev: RawMarketEvent) -> None:
-        self._cur_liq_n += 1
-        if ev.price is not None and ev.qty is not None:
-            self._cur_liq_notional += float(ev.price) * float(ev.qty)
+        self._liq.add(float(ev.price) * float(ev.qty) if ev.price is not None and ev.qty is not None else None)
 
     def _set_book(self, bid: float, ask: float) -> None:
         self._bid = bid
@@ -251,10 +246,8 @@ class FeatureLogic(ActorLogic):
         self._sell.append(self._cur_sell)
         self._pv.append(self._cur_pv)
         self._v.append(self._cur_v)
-        self._liq_n.append(self._cur_liq_n)
-        self._liq_notional.append(self._cur_liq_notional)
-        self._cur_buy = self._cur_sell = self._cur_pv = self._cur_v = self._cur_liq_notional = 0.0
-        self._cur_liq_n = 0
+        self._liq.close_bucket()
+        self._cur_buy = self._cur_sell = self._cur_pv = self._cur_v = 0.0
         price = self._price
         if price > 0.0:
             self._returns.append(math.log(price / self._closes[-1]))
@@ -280,8 +273,6 @@ class FeatureLogic(ActorLogic):
         self._w_sell = sum(self._sell)
         self._w_pv = sum(self._pv)
         self._w_v = sum(self._v)
-        self._w_liq_n = sum(self._liq_n)
-        self._w_liq_notional = sum(self._liq_notional)
 
     # -- output -----------------------------------------------------------------------------
     def _snapshot(self, ev: RawMarketEvent) -> FeatureSnapshot:
@@ -311,8 +302,8 @@ class FeatureLogic(ActorLogic):
             trade_imbalance=(buy - sell) / flow if flow > 0.0 else 0.0,
             cvd=self._cvd,
             atr=self._atr,
-            liq_count=self._w_liq_n + self._cur_liq_n,
-            liq_notional=self._w_liq_notional + self._cur_liq_notional,
+            liq_count=self._liq.count,
+            liq_notional=self._liq.notional,
             samples=samples,
             warm=samples >= self._min_samples,
             bars=self._bars.bars,

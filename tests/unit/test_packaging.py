@@ -16,13 +16,13 @@ def _outside_the_repository(code: str, tmp_path) -> str:
 def test_folders_import_under_arbor(tmp_path):
     """Outside the repository, every folder imports as arbor.<folder>."""
     out = _outside_the_repository(
-        "import arbor.messages, arbor.actors, arbor.adapters, arbor.config, arbor.supervision, arbor.strategy; print('ok')", tmp_path)
+        "import arbor.messages, arbor.actors, arbor.adapters, arbor.config, arbor.supervision, arbor.strategy, arbor.analysis; print('ok')", tmp_path)
     assert out == "ok"
 
 
 def test_no_bare_top_level_modules_are_installed(tmp_path):
-    """No top-level messages, config, actors, adapters, supervision or strategy module is importable once installed."""
+    """No top-level messages, config, actors, adapters, supervision, strategy or analysis module is importable once installed."""
     out = _outside_the_repository(
-        "import importlib.util as u; print([n for n in ('messages', 'config', 'actors', 'adapters', 'supervision', 'strategy')"
+        "import importlib.util as u; print([n for n in ('messages', 'config', 'actors', 'adapters', 'supervision', 'strategy', 'analysis')"
         " if u.find_spec(n) is not None])", tmp_path)
     assert out == "[]"
