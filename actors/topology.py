@@ -24,6 +24,7 @@ from arbor.messages import (
     CancelOrder,
     DecodeFailure,
     DuplicateOrderSuppressed,
+    EffectiveTradingStateChanged,
     FeatureSnapshot,
     KillSwitchEngaged,
     KillSwitchReset,
@@ -67,6 +68,7 @@ ROUTES: dict[tuple[str, type], tuple[str, ...]] = {
     ("risk", ActionDenied): ("arbitrator",),
     ("risk", CancelOpenOrders): ("{symbol}/executor",),
     ("risk", TradingStateChanged): ("arbitrator",),
+    ("risk", EffectiveTradingStateChanged): ("{symbol}/regime",),  # what the symbol's strategy sees
     ("risk", KillSwitchEngaged): ("arbitrator",),
     ("risk", KillSwitchReset): ("arbitrator",),
     ("risk", KillSwitchResetRefused): (),

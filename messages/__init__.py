@@ -63,6 +63,7 @@ from arbor.messages.position import RESTORED, PositionChanged
 from arbor.messages.registry import ALL_MESSAGE_TYPES
 from arbor.messages.risk import (
     ALL_SYMBOLS,
+    EffectiveTradingStateChanged,
     EngageKillSwitch,
     KillSwitchEngaged,
     KillSwitchReset,
@@ -87,6 +88,6 @@ __all__ = [
     "QueryPosition", "Reconcile", "ReconciliationCompleted", "RequestCancel", "SubmitOrder",
     "PositionChanged", "RESTORED",
     "ALL_MESSAGE_TYPES",
-    "ALL_SYMBOLS", "EngageKillSwitch", "KillSwitchEngaged", "KillSwitchReset", "KillSwitchResetRefused",
+    "ALL_SYMBOLS", "EffectiveTradingStateChanged", "EngageKillSwitch", "KillSwitchEngaged", "KillSwitchReset", "KillSwitchResetRefused",
     "ResetKillSwitch", "SetTradingState", "TradingStateChanged",
 ]

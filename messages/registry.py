@@ -36,6 +36,7 @@ ALL_MESSAGE_TYPES: tuple[type, ...] = (
     position.PositionChanged,
     risk.SetTradingState,
     risk.TradingStateChanged,
+    risk.EffectiveTradingStateChanged,
     risk.EngageKillSwitch,
     risk.ResetKillSwitch,
     risk.KillSwitchEngaged,

@@ -101,6 +101,9 @@ def restore_from(new: ActorLogic, previous: ActorLogic | None, persister: StateP
     if isinstance(target, CollectorLogic):
         target.resume_after(prev.last_seq)
         return new
+    if isinstance(target, RegimeLogic) and isinstance(prev, RegimeLogic):
+        target.adopt_trading_state(prev)
+        return new
     if not hasattr(target, "restore"):
         return new
     snap = persister.load(target.ctx.actor_id) if persister is not None else None

@@ -30,6 +30,7 @@ from typing import Any
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.regime.config import RegimeConfig
 from arbor.messages import (
+    EffectiveTradingStateChanged,
     FeatureSnapshot,
     MandateSet,
     PositionChanged,
@@ -37,7 +38,6 @@ from arbor.messages import (
     Regime,
     RegimeChanged,
     TradingState,
-    TradingStateChanged,
 )
 from arbor.strategy.api import FLAT, Context, PositionView, Strategy
 from arbor.strategy.loader import load_strategy
@@ -78,13 +78,6 @@ def mark_price(f: FeatureSnapshot) -> Decimal:
     return Decimal(format(price, ".12g"))
 
 
-_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
-
-
-def _stricter(a: TradingState, b: TradingState) -> TradingState:
-    return a if _SEVERITY[a] >= _SEVERITY[b] else b
-
-
 class RegimeLogic(ActorLogic):
     """Turns FeatureSnapshots into RegimeChanged events and one MandateSet per decision cycle."""
 
@@ -105,8 +98,9 @@ class RegimeLogic(ActorLogic):
         self._changes = 0
         self._snapshots = 0
         self.position: PositionView = FLAT
-        self.trading_state = TradingState.ACTIVE  # the symbol's own scope at Risk
-        self._global_state = TradingState.ACTIVE  # the "*" scope
+        # The symbol's effective state at Risk (its scope, the global one, the kill switch), as
+        # last told; ACTIVE until told otherwise (Risk tells every other state at start).
+        self.trading_state = TradingState.ACTIVE
         self._mark_src = 0.0  # the float behind the cached Decimal mark price
         self._mark = Decimal(0)
 
@@ -136,7 +130,7 @@ class RegimeLogic(ActorLogic):
             strategy=self.strategy.name,
             mandates=tuple(self.strategy.decide(Context(
                 features=snap, regime=self._regime, position=self.position,
-                trading_state=_stricter(self.trading_state, self._global_state), now_ns=self.ctx.clock.now_ns()))),
+                trading_state=self.trading_state, now_ns=self.ctx.clock.now_ns()))),
             mark_price=self._mark_price(snap),
             data_ts_ns=snap.ts_event_ns,
         ))
@@ -152,13 +146,14 @@ class RegimeLogic(ActorLogic):
                                      avg_entry_price=msg.avg_entry_price, peak_qty=peak)
         return []
 
-    def on_trading_state_changed(self, msg: TradingStateChanged) -> list[Any]:
-        """Keep the symbol's trading state (its own scope or the global one) for the strategy's context."""
-        if msg.scope == self.ctx.symbol:
-            self.trading_state = msg.new
-        elif msg.scope == "*":
-            self._global_state = msg.new
+    def on_effective_trading_state_changed(self, msg: EffectiveTradingStateChanged) -> list[Any]:
+        """Keep the state Risk holds the symbol in, for the strategy's context."""
+        self.trading_state = msg.state
         return []
+
+    def adopt_trading_state(self, previous: RegimeLogic) -> None:
+        """A restarted Regime keeps what Risk told the instance it replaces (Risk tells only changes)."""
+        self.trading_state = previous.trading_state
 
     def _mark_price(self, snap: FeatureSnapshot) -> Decimal:
         # the mid rarely moves between cycles; formatting a Decimal is the costliest step of a cycle

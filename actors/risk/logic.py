@@ -21,6 +21,7 @@ from arbor.messages import (
     ActorFailed,
     AnnounceState,
     Direction,
+    EffectiveTradingStateChanged,
     EngageKillSwitch,
     KillSwitchEngaged,
     KillSwitchReset,
@@ -44,6 +45,8 @@ from arbor.messages.risk import has_visible_text
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 ORDER_KINDS = (MandateKind.ENTRY, MandateKind.REDUCE, MandateKind.EXIT)
+# What Risk emits when a scope or the latch changes: then the symbols' effective states are re-told.
+_STATE_EVENTS = (TradingStateChanged, KillSwitchEngaged, KillSwitchReset)
 RECONCILIATION = "reconciliation"
 DRIFT_UNRESOLVED = "DRIFT_UNRESOLVED"
 
@@ -115,6 +118,8 @@ class RiskLogic(ActorLogic):
         self._refused_prices = 0  # marks and fill prices that are not positive and finite
         self._warnings: list[str] = []
         self._reconciliations: dict[str, ReconciliationCompleted] = {}
+        # The effective state each symbol's Regime was last told (it assumes ACTIVE until told).
+        self._told: dict[str, TradingState] = dict.fromkeys(self.controls.symbols, TradingState.ACTIVE)
 
     # -- persistence (called by supervision, never from a handler) --------------------------
     def snapshot(self) -> RiskSnapshot:
@@ -159,13 +164,34 @@ class RiskLogic(ActorLogic):
         self._approved_at = deque(snapshot.approved_at)
         self._approved_snap = None
         self._reconciliations = {r.symbol: r for r in snapshot.reconciliations}
+        # What the Regimes hold: told before this restart, or (a fresh cluster) told by AnnounceState.
+        self._told = {s: self.controls.effective(s) for s in self.controls.symbols}
 
     def handle(self, msg: Any) -> list[Any] | None:
+        """The handler's messages, followed by an ``EffectiveTradingStateChanged`` for every symbol
+        whose effective state they changed (one place, so no handler can forget to tell a strategy)."""
         # The day's anchor is the equity before the day's first event changes it.
         now = self.ctx.clock.now_ns()
         if now // NS_PER_DAY != self.limits.day:  # equity is summed over every symbol: only when needed
             self.limits.roll_day(self.equity(), now)
-        return super().handle(msg)
+        out = super().handle(msg)
+        if out:
+            for m in out:
+                if type(m) in _STATE_EVENTS:
+                    out += self._tell_effective(self.controls.symbols, m.reason, now, force=False)
+                    break
+        return out
+
+    def _tell_effective(self, symbols: list[str], reason: str, now: int, force: bool) -> list[Any]:
+        """``EffectiveTradingStateChanged`` for each of ``symbols`` whose effective state differs
+        from what its Regime was told (every one of them with ``force``)."""
+        out: list[Any] = []
+        for s in symbols:
+            state = self.controls.effective(s)
+            if force or self._told.get(s, TradingState.ACTIVE) is not state:
+                self._told[s] = state
+                out.append(EffectiveTradingStateChanged(symbol=s, state=state, reason=reason, ts_event_ns=now))
+        return out
 
     # -- verdicts ---------------------------------------------------------------------------
     def on_action(self, action: Action) -> list[Any]:
@@ -337,7 +363,13 @@ class RiskLogic(ActorLogic):
         for res in self.book.stale_reservations(msg.symbol):
             self.ctx.log.warning("reservation of {} for {} released: no entry is live after recovery", res.action_id, msg.symbol)
             self.book.release(res.action_id)
-        return self.controls.supervision_up(msg.symbol, self.ctx.clock.now_ns())
+        now = self.ctx.clock.now_ns()
+        out = self.controls.supervision_up(msg.symbol, now)
+        # Its Regime may be new (a restarted subtree or Worker process) and assume ACTIVE: told
+        # again even when recovery changed nothing (a pause the operator set before the failure).
+        if msg.symbol in self.controls.scopes:
+            out += self._tell_effective([msg.symbol], "symbol recovered", now, force=True)
+        return out
 
     def on_symbol_quarantined(self, msg: SymbolQuarantined) -> list[Any]:
         now = self.ctx.clock.now_ns()
@@ -369,6 +401,10 @@ class RiskLogic(ActorLogic):
         kill = self.controls.kill
         if kill.engaged:
             out.append(KillSwitchEngaged(who=kill.who, reason=kill.reason, ts_event_ns=kill.ts_event_ns))
+        # The Regimes of a (re)started cluster assume ACTIVE: every other state is told to them.
+        now = self.ctx.clock.now_ns()
+        out += self._tell_effective([s for s in self.controls.symbols if self.controls.effective(s) is not TradingState.ACTIVE],
+                                    msg.reason, now, force=True)
         return out
 
     def on_engage_kill_switch(self, msg: EngageKillSwitch) -> list[Any]:
