@@ -1,5 +1,6 @@
 """Every message of the system: frozen, keyword-only attrs classes with stable versioned tags."""
 
+from arbor.messages.assumptions import AssumptionHealthChanged, AssumptionStatus
 from arbor.messages.base import (
     Direction,
     MandateKind,
@@ -88,6 +89,7 @@ __all__ = [
     "QueryPosition", "Reconcile", "ReconciliationCompleted", "RequestCancel", "SubmitOrder",
     "PositionChanged", "RESTORED",
     "ALL_MESSAGE_TYPES",
+    "AssumptionHealthChanged", "AssumptionStatus",
     "ALL_SYMBOLS", "EffectiveTradingStateChanged", "EngageKillSwitch", "KillSwitchEngaged", "KillSwitchReset", "KillSwitchResetRefused",
     "ResetKillSwitch", "SetTradingState", "TradingStateChanged",
 ]

@@ -27,12 +27,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from arbor.actors.assumptions import AssumptionRegistry
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.regime.config import RegimeConfig
 from arbor.messages import (
     EffectiveTradingStateChanged,
     FeatureSnapshot,
     MandateSet,
+    OrderFilled,
     PositionChanged,
     PositionState,
     Regime,
@@ -40,6 +42,7 @@ from arbor.messages import (
     TradingState,
 )
 from arbor.strategy.api import FLAT, Context, PositionView, Strategy
+from arbor.strategy.assumptions import Assumption
 from arbor.strategy.loader import load_strategy
 
 __all__ = ["RegimeConfig", "RegimeLogic", "classify", "explain", "mark_price"]
@@ -83,10 +86,16 @@ class RegimeLogic(ActorLogic):
 
     ROLE = "regime"
 
-    def __init__(self, ctx: ActorContext, config: RegimeConfig | None = None) -> None:
+    def __init__(self, ctx: ActorContext, config: RegimeConfig | None = None,
+                 assumptions: tuple[Assumption, ...] = (), tick_size: Decimal = Decimal("0.1")) -> None:
+        """``assumptions``: the configured ones for this symbol (risk limits'); they join the
+        strategy's own, replacing one of the same name."""
         super().__init__(ctx)
         self.config = cfg = (config or RegimeConfig()).validate()
         self.strategy: Strategy = load_strategy(cfg.strategy, cfg.strategy_params)
+        declared = {a.name: a for a in self.strategy.assumptions()}
+        declared.update((a.name, a) for a in assumptions)
+        self.assumptions = AssumptionRegistry(ctx.symbol, declared.values(), tick_size)
         self._interval_ns = cfg.decision_interval_ms * 1_000_000
         self._confirm = cfg.confirm_cycles
         self._regime = _UNKNOWN
@@ -113,6 +122,8 @@ class RegimeLogic(ActorLogic):
         """RegimeChanged on a switch; a MandateSet when a decision cycle is due."""
         self._snapshots += 1
         out: list[Any] = []
+        if self.assumptions:
+            out += self._assumption_changes(self.assumptions.on_snapshot(snap, self.ctx.clock.now_ns()))
         if not snap.warm and self._regime is not _UNKNOWN:
             out.append(self._switch(snap, _UNKNOWN, explain(snap, _UNKNOWN)))
         last = self._last_decision_ns
@@ -145,6 +156,17 @@ class RegimeLogic(ActorLogic):
         self.position = PositionView(state=msg.state, direction=msg.direction, qty=msg.qty,
                                      avg_entry_price=msg.avg_entry_price, peak_qty=peak)
         return []
+
+    def on_order_filled(self, msg: OrderFilled) -> list[Any]:
+        """A fill of this symbol: its slippage feeds the assumptions that observe it."""
+        return self._assumption_changes(self.assumptions.on_fill(msg)) if self.assumptions else []
+
+    def _assumption_changes(self, changes: list[Any]) -> list[Any]:
+        for c in changes:
+            level = "WARNING" if c.new.value in ("DRIFTING", "BROKEN") else "INFO"
+            self.ctx.log.log(level, "assumption {} {} -> {}: {} {:.6g} (bound {}, {} samples)", c.name, c.old.value,
+                             c.new.value, c.observation, c.value, c.bound, c.samples)
+        return changes
 
     def on_effective_trading_state_changed(self, msg: EffectiveTradingStateChanged) -> list[Any]:
         """Keep the state Risk holds the symbol in, for the strategy's context."""
@@ -194,4 +216,5 @@ class RegimeLogic(ActorLogic):
             "last_cycle": self._cycle,
             "regime_changes": self._changes,
             "snapshots": self._snapshots,
+            "assumption_changes": self.assumptions.changes,
         }

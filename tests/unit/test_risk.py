@@ -17,6 +17,8 @@ from arbor.messages import (
     ActionNotApplicable,
     ActorFailed,
     AnnounceState,
+    AssumptionHealthChanged,
+    AssumptionStatus,
     CancelOpenOrders,
     Direction,
     EffectiveTradingStateChanged,
@@ -761,3 +763,73 @@ def test_announce_state_tells_every_restricted_symbol():
     restored = make()
     restored.restore(risk.snapshot())
     assert effective(restored.handle(AnnounceState(reason="start"))) == {"ETHUSDT": TradingState.HALTED}
+
+
+def health(name="calm", new="BROKEN", old="OK", on_broken="reduce", on_recover="resume", symbol="BTCUSDT"):
+    return AssumptionHealthChanged(symbol=symbol, name=name, observation="vol_ratio", old=AssumptionStatus(old),
+                                   new=AssumptionStatus(new), value=2.5, bound="<= 1.6", samples=10,
+                                   on_broken=on_broken, on_recover=on_recover, ts_event_ns=START)
+
+
+def test_broken_assumption_reduces_and_its_recovery_resumes():
+    """BROKEN with on_broken=reduce: REDUCING (entries denied, entries cancelled); back to OK with resume: ACTIVE."""
+    risk = make()
+    out = risk.handle(health())
+    [changed] = [m for m in out if isinstance(m, TradingStateChanged)]
+    assert (changed.new, changed.who) == (TradingState.REDUCING, "assumptions")
+    assert cancels(out) == {"BTCUSDT": True}
+    assert denied_for(risk) == "trading_state"
+    assert risk.handle(health(new="DRIFTING", old="BROKEN")) != []  # no longer broken: resumed
+    assert risk.controls.state("BTCUSDT") is TradingState.ACTIVE and denied_for(risk) is None
+
+
+def test_unknown_is_no_recovery_and_every_broken_assumption_must_clear():
+    """UNKNOWN keeps the hold; with two broken assumptions the symbol resumes only after both cleared."""
+    risk = make()
+    risk.handle(health("calm"))
+    risk.handle(health("tight"))
+    assert without_effective(risk.handle(health("calm", new="UNKNOWN", old="BROKEN"))) == []
+    risk.handle(health("calm", new="OK", old="UNKNOWN"))
+    assert risk.controls.state("BTCUSDT") is TradingState.REDUCING
+    risk.handle(health("tight", new="OK", old="BROKEN"))
+    assert risk.controls.state("BTCUSDT") is TradingState.ACTIVE
+
+
+def test_operator_recovery_waits_for_the_operator():
+    """on_recover=operator: the recovered assumption leaves the symbol REDUCING until an operator resumes it."""
+    risk = make()
+    risk.handle(health(on_recover="operator"))
+    assert without_effective(risk.handle(health(new="OK", old="BROKEN", on_recover="operator"))) == []
+    assert risk.controls.state("BTCUSDT") is TradingState.REDUCING
+    assert risk.status()["assumption_holds"] == {}
+
+
+def test_alert_only_assumption_and_an_operator_pause_are_left_alone():
+    """on_broken=alert changes nothing; a symbol the operator paused is neither taken over nor resumed."""
+    risk = make()
+    assert risk.handle(health(on_broken="alert")) == []
+    risk.handle(SetTradingState(scope="ETHUSDT", state=TradingState.REDUCING, who="ops", reason="pause"))
+    assert risk.handle(health(symbol="ETHUSDT")) == []
+    risk.handle(health(symbol="ETHUSDT", new="OK", old="BROKEN"))
+    assert risk.controls.scopes["ETHUSDT"].who == "ops"
+
+
+def test_assumption_hold_survives_a_restart_of_risk():
+    """The hold is durable: a restored Risk still resumes the symbol when the assumption recovers."""
+    risk = make()
+    risk.handle(health())
+    restored = make()
+    restored.restore(risk.snapshot())
+    restored.handle(health(new="OK", old="UNKNOWN"))
+    assert restored.controls.state("BTCUSDT") is TradingState.ACTIVE
+
+
+def test_recovery_from_a_failure_keeps_a_broken_assumption_reducing():
+    """Supervision's recovery restores ACTIVE, but a still-broken assumption puts the symbol back to REDUCING."""
+    risk = make()
+    risk.handle(ActorFailed(actor_id="BTCUSDT/feature", symbol="BTCUSDT", kind="exception", error="x",
+                            message_tag="", ts_event_ns=START))
+    risk.handle(health())  # HALTED by supervision: the hold is recorded, the state left alone
+    assert risk.controls.state("BTCUSDT") is TradingState.HALTED
+    risk.handle(SymbolRecovered(symbol="BTCUSDT", ts_event_ns=START))
+    assert risk.controls.state("BTCUSDT") is TradingState.REDUCING
