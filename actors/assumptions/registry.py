@@ -171,3 +171,9 @@ class AssumptionRegistry:
     def status(self) -> list[dict[str, Any]]:
         """Each assumption's current health, value and since when (JSON-ready)."""
         return [o.status_row() for o in self.observations]
+
+
+def regime_assumptions(regime: Any) -> list[dict[str, Any]]:
+    """The assumption rows of a symbol's Regime actor (unwrapped from a fault wrapper); [] without one."""
+    registry = getattr(getattr(regime, "inner", regime), "assumptions", None)
+    return registry.status() if isinstance(registry, AssumptionRegistry) else []

@@ -23,6 +23,7 @@ from arbor.messages import (
     ActionDenied,
     ActorFailed,
     ActorRestarted,
+    AssumptionHealthChanged,
     DeadLetter,
     DecodeFailure,
     Envelope,
@@ -118,6 +119,13 @@ class ClusterMetrics:
                            ["symbol"], registry=r)
         self.reconciliations = Counter("arbor_reconciliations_total", "Reconciliations by outcome", ["outcome"],
                                        registry=r)
+        self.assumption_status = Gauge("arbor_assumption_status", "Health of a declared market assumption: "
+                                       "-1 UNKNOWN, 0 OK, 1 DRIFTING, 2 BROKEN", ["symbol", "assumption"], registry=r)
+        self.assumption_value = Gauge("arbor_assumption_value", "The measured statistic of a market assumption "
+                                      "(at its last change, or the last operator-cycle sample)", ["symbol", "assumption"],
+                                      registry=r)
+        self.assumption_changes = Counter("arbor_assumption_changes_total", "Health changes of market assumptions, "
+                                          "by the status entered", ["symbol", "assumption", "status"], registry=r)
         self.staleness = Gauge("arbor_market_data_age_seconds", "Age of the newest market event per symbol",
                                ["symbol"], registry=r)
         self.journal_bytes = Counter("arbor_journal_written_bytes_total", "Bytes appended to the journal", registry=r)
@@ -220,6 +228,12 @@ class ClusterMetrics:
         m: TradingStateChanged = env.payload
         self.trading_state.labels(m.scope).set(m.new.restriction)
 
+    def _assumption(self, env: Envelope) -> None:
+        m: AssumptionHealthChanged = env.payload
+        self.assumption_status.labels(m.symbol, m.name).set(m.new.level)
+        self.assumption_value.labels(m.symbol, m.name).set(m.value)
+        self.assumption_changes.labels(m.symbol, m.name, m.new.value).inc()
+
     def _kill(self, env: Envelope) -> None:
         self.kill_switch.set(1 if type(env.payload) is KillSwitchEngaged else 0)
 
@@ -270,6 +284,13 @@ class ClusterMetrics:
         self.exposure.labels("net").set(float(status["net_exposure"]))
         self.kill_switch.set(1 if status["kill_switch"]["engaged"] else 0)
 
+    def set_assumptions(self, rows: Mapping[str, list[Mapping[str, Any]]]) -> None:
+        """Current health and value per symbol's assumption (``OperatorView.assumptions()["symbols"]``)."""
+        for symbol, assumptions in rows.items():
+            for a in assumptions:
+                self.assumption_status.labels(symbol, a["name"]).set(_LEVELS.get(a["status"], -1))
+                self.assumption_value.labels(symbol, a["name"]).set(float(a["value"]))
+
     def sample_staleness(self) -> None:
         now = self._clock.now_ns()
         for symbol, ts in list(self._last_event_ns.items()):
@@ -283,7 +304,10 @@ class ClusterMetrics:
         self.journal_fsync.observe(seconds)
 
 
+_LEVELS = {"UNKNOWN": -1, "OK": 0, "DRIFTING": 1, "BROKEN": 2}
+
 _HANDLERS: dict[type, Callable[[ClusterMetrics, Envelope], None]] = {
+    AssumptionHealthChanged: ClusterMetrics._assumption,
     PlaceOrder: ClusterMetrics._place_order,
     OrderAccepted: ClusterMetrics._venue_order,
     OrderFilled: ClusterMetrics._venue_order,
