@@ -245,6 +245,15 @@ class Settings:
     journal: Any
     faults: tuple[Any, ...] = ()
     cluster: Any = None
+    assumptions: tuple[Any, ...] = ()  # AssumptionSettings: the configured (risk limits') assumptions
+
+    def assumptions_for(self, name: str) -> tuple[Any, ...]:
+        """The configured assumptions that apply to one symbol, as plain ``Assumption`` values."""
+        from arbor.strategy.assumptions import Assumption
+
+        fields = [f.name for f in attrs.fields(Assumption)]
+        return tuple(Assumption(**{f: getattr(a, f) for f in fields}) for a in self.assumptions
+                     if "*" in a.symbols or name in a.symbols)
 
     def symbol(self, name: str) -> SymbolSettings:
         for s in self.symbols:
@@ -289,7 +298,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     """Validate the merged configuration tree into Settings, or raise ConfigError."""
     check_numbers(raw)
     conv = _converter()
-    known = {"run", "market", "symbols", "faults", *_section_classes()}
+    known = {"run", "market", "symbols", "faults", "assumptions", *_section_classes()}
     for key in raw:
         if key not in known:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(known))})")
@@ -326,7 +335,9 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         raise ConfigError("faults", "must be an array of [[faults]] tables")
     faults = tuple(structure_section(conv, f, FaultSpec, f"faults[{i}]").validate(f"faults[{i}]")
                    for i, f in enumerate(raw_faults))
-    settings = Settings(run=run, market=market, symbols=tuple(symbols), faults=faults, **sections)
+    assumptions = _assumptions(conv, raw.get("assumptions", []), seen)
+    settings = Settings(run=run, market=market, symbols=tuple(symbols), faults=faults, assumptions=assumptions,
+                        **sections)
     # Each symbol's strategy and its parameters are checked now, not at the first decision.
     from arbor.strategy.loader import load_strategy
 
@@ -336,6 +347,31 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         except ConfigError as exc:
             raise ConfigError(f"symbols[{i}].{exc.key}", exc.reason) from None
     return settings
+
+
+def _assumptions(conv: cattrs.Converter, raw: Any, symbols: set[str]) -> tuple[Any, ...]:
+    """The ``[[assumptions]]`` tables, validated: fields, the symbols they name, one name per symbol."""
+    from arbor.strategy.assumptions import AssumptionSettings
+
+    if not isinstance(raw, list):
+        raise ConfigError("assumptions", "must be an array of [[assumptions]] tables")
+    out = []
+    taken: set[tuple[str, str]] = set()
+    for i, entry in enumerate(raw):
+        key = f"assumptions[{i}]"
+        a = structure_section(conv, entry, AssumptionSettings, key)
+        a.validate(key)
+        if not a.symbols:
+            raise ConfigError(f"{key}.symbols", 'name the symbols it applies to ("*": all)')
+        for sym in a.symbols:
+            if sym != "*" and sym not in symbols:
+                raise ConfigError(f"{key}.symbols", f"{sym} is not a configured symbol")
+        for sym in (symbols if "*" in a.symbols else a.symbols):
+            if (sym, a.name) in taken:
+                raise ConfigError(f"{key}.name", f"{a.name!r} is configured twice for {sym}")
+            taken.add((sym, a.name))
+        out.append(a)
+    return tuple(out)
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:

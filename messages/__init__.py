@@ -1,5 +1,6 @@
 """Every message of the system: frozen, keyword-only attrs classes with stable versioned tags."""
 
+from arbor.messages.assumptions import AssumptionHealthChanged, AssumptionStatus
 from arbor.messages.base import (
     Direction,
     MandateKind,
@@ -63,6 +64,7 @@ from arbor.messages.position import RESTORED, PositionChanged
 from arbor.messages.registry import ALL_MESSAGE_TYPES
 from arbor.messages.risk import (
     ALL_SYMBOLS,
+    EffectiveTradingStateChanged,
     EngageKillSwitch,
     KillSwitchEngaged,
     KillSwitchReset,
@@ -87,6 +89,7 @@ __all__ = [
     "QueryPosition", "Reconcile", "ReconciliationCompleted", "RequestCancel", "SubmitOrder",
     "PositionChanged", "RESTORED",
     "ALL_MESSAGE_TYPES",
-    "ALL_SYMBOLS", "EngageKillSwitch", "KillSwitchEngaged", "KillSwitchReset", "KillSwitchResetRefused",
+    "AssumptionHealthChanged", "AssumptionStatus",
+    "ALL_SYMBOLS", "EffectiveTradingStateChanged", "EngageKillSwitch", "KillSwitchEngaged", "KillSwitchReset", "KillSwitchResetRefused",
     "ResetKillSwitch", "SetTradingState", "TradingStateChanged",
 ]

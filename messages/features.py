@@ -34,3 +34,6 @@ class FeatureSnapshot:
     bars: tuple[tuple[str, tuple[tuple[int, float, float, float, float, float], ...]], ...] = ()
     # indicators: (name, value) for each declared indicator that is warm (Bollinger: name.middle/upper/lower)
     indicators: tuple[tuple[str, float], ...] = ()
+    # trades: valid trade prints seen since start (the assumption registry's trade rate); 0 in a
+    # snapshot encoded before this field existed
+    trades: int = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from arbor.messages import control, decisions, features, market, orders, position, risk
+from arbor.messages import assumptions, control, decisions, features, market, orders, position, risk
 
 ALL_MESSAGE_TYPES: tuple[type, ...] = (
     market.VenuePayload,
@@ -36,6 +36,7 @@ ALL_MESSAGE_TYPES: tuple[type, ...] = (
     position.PositionChanged,
     risk.SetTradingState,
     risk.TradingStateChanged,
+    risk.EffectiveTradingStateChanged,
     risk.EngageKillSwitch,
     risk.ResetKillSwitch,
     risk.KillSwitchEngaged,
@@ -51,4 +52,5 @@ ALL_MESSAGE_TYPES: tuple[type, ...] = (
     control.SymbolReleased,
     control.PoisonMessageQuarantined,
     control.AnnounceState,
+    assumptions.AssumptionHealthChanged,
 )

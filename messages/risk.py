@@ -35,6 +35,19 @@ class TradingStateChanged:
     ts_event_ns: int
 
 
+@message("EffectiveTradingStateChanged")
+class EffectiveTradingStateChanged:
+    """Risk -> Regime(S): the state that binds ``symbol`` now, the stricter of its own scope, the
+    global one and the kill switch (engaged: at least REDUCING); what its strategy's context shows.
+
+    Also sent unchanged when a consumer may have lost it (at start, after the symbol recovered)."""
+
+    symbol: str
+    state: TradingState
+    reason: str
+    ts_event_ns: int
+
+
 @message("EngageKillSwitch")
 class EngageKillSwitch:
     who: str

@@ -14,7 +14,9 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 import attrs
+from arbor.config.errors import ConfigError
 from arbor.messages import Direction, FeatureSnapshot, Mandate, PositionState, Regime, TradingState
+from arbor.strategy.assumptions import Assumption
 from arbor.strategy.inputs import NO_INPUTS, Bar, Inputs
 from arbor.strategy.params import Param, parse_params
 
@@ -111,10 +113,17 @@ class Strategy:
     name: ClassVar[str] = ""
     PARAMS: ClassVar[Mapping[str, Param]] = MappingProxyType({})
     INPUTS: ClassVar[Inputs] = NO_INPUTS
+    ASSUMPTIONS: ClassVar[tuple[Assumption, ...]] = ()
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         self.params: Mapping[str, Any] = MappingProxyType(parse_params(self.PARAMS, params or {}))
         self.check_params(self.params)
+        names = set()
+        for a in self.assumptions():
+            a.validate(f"assumptions.{a.name}")
+            if a.name in names:
+                raise ConfigError(f"assumptions.{a.name}", "declared twice")
+            names.add(a.name)
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         """Rules across parameters; the default accepts any combination of valid values."""
@@ -122,6 +131,11 @@ class Strategy:
     def inputs(self) -> Inputs:
         """The bars and indicators this strategy reads (``INPUTS``; override when they depend on ``params``)."""
         return self.INPUTS
+
+    def assumptions(self) -> tuple[Assumption, ...]:
+        """The market assumptions this strategy relies on (``ASSUMPTIONS``; override when they
+        depend on ``params``), evaluated by the runtime (docs/assumptions.md)."""
+        return self.ASSUMPTIONS
 
     def decide(self, ctx: Context) -> Sequence[Mandate]:
         """The mandates of one decision cycle (at least one)."""

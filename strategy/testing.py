@@ -13,7 +13,7 @@ _DEFAULTS: dict[str, Any] = {
     "symbol": "BTCUSDT", "ts_event_ns": 1, "ingest_seq": 1, "mid": 100.0, "last_price": 100.0, "spread_bps": 1.0,
     "ret_short": 0.0, "ret_long": 0.0, "realized_vol": 0.001, "vol_ratio": 1.0, "efficiency_ratio": 0.1,
     "vwap": 100.0, "trade_imbalance": 0.0, "cvd": 0.0, "atr": 1.0, "liq_count": 0, "liq_notional": 0.0,
-    "samples": 60, "warm": True,
+    "samples": 60, "warm": True, "trades": 0,
 }
 
 

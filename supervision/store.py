@@ -49,7 +49,7 @@ from arbor.actors.position.snapshot import PositionSnapshot
 from arbor.actors.risk.book import Reservation
 from arbor.actors.risk.controls import ControlsSnapshot, KillSwitchRecord, QuarantineRecord, ScopeRecord
 from arbor.actors.risk.limits import LimitsSnapshot
-from arbor.actors.risk.logic import RiskSnapshot, SymbolBookRecord
+from arbor.actors.risk.logic import AssumptionHold, RiskSnapshot, SymbolBookRecord
 from arbor.messages import Direction, PositionState, ReconciliationCompleted, TradingState
 from arbor.supervision.snapshots import SnapshotCodec, SnapshotError
 from loguru import logger
@@ -137,6 +137,7 @@ class _RiskExtra:
     reservations: tuple[Reservation, ...]
     approved_at: tuple[int, ...]
     reconciliations: tuple[ReconciliationCompleted, ...]
+    assumption_holds: tuple[AssumptionHold, ...] = ()  # absent in a store written before they existed
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -533,7 +534,7 @@ class StateStore:
         c, lim, k = snapshot.controls, snapshot.limits, snapshot.controls.kill
         kill = (int(k.engaged), k.who, k.reason, k.ts_event_ns)
         anchors = (lim.day, str(lim.day_start_equity), str(lim.peak_equity), lim.daily_hit_day, int(lim.drawdown_hit))
-        extra = (snapshot.reservations, snapshot.approved_at, snapshot.reconciliations)
+        extra = (snapshot.reservations, snapshot.approved_at, snapshot.reconciliations, snapshot.assumption_holds)
         with self.transaction():
             last = self._risk_written  # read under the store's lock, as it is written
             x = self._conn.execute
@@ -570,7 +571,7 @@ class StateStore:
             if last is None or not all(_same(a, b) for a, b in zip(last["extra"], extra, strict=True)):
                 x("INSERT OR REPLACE INTO risk_extra VALUES (1, ?)", (self._codec.encode(_RiskExtra(
                     reservations=snapshot.reservations, approved_at=snapshot.approved_at,
-                    reconciliations=snapshot.reconciliations)),))
+                    reconciliations=snapshot.reconciliations, assumption_holds=snapshot.assumption_holds)),))
             # Cleared if the transaction this joins rolls back (then everything is written next time).
             self._risk_written = {"kill": kill, "scopes": c.scopes, "quarantines": c.quarantines, "anchors": anchors,
                                   "books": books, "extra": extra}
@@ -606,7 +607,8 @@ class StateStore:
         return RiskSnapshot(
             controls=controls, limits=limits,
             books=tuple(self._codec.decode(text, SymbolBookRecord) for (text,) in books),
-            reservations=extra.reservations, approved_at=extra.approved_at, reconciliations=extra.reconciliations)
+            reservations=extra.reservations, approved_at=extra.approved_at, reconciliations=extra.reconciliations,
+            assumption_holds=extra.assumption_holds)
 
     # -- arbitrator -----------------------------------------------------------------------------
     def save_arbitrator(self, snapshot: ArbitratorSnapshot) -> None:

@@ -60,7 +60,8 @@ def make_symbol_actor(settings: Settings, symbol: str, role: str, clock: Clock, 
         return FeatureLogic(ctx, settings.feature, decision_interval_ms=settings.regime.decision_interval_ms,
                             inputs=inputs)
     if role == "regime":
-        return RegimeLogic(ctx, settings.regime_for(symbol))
+        return RegimeLogic(ctx, settings.regime_for(symbol), assumptions=settings.assumptions_for(symbol),
+                           tick_size=s.tick_size)
     if role == "position":
         return PositionLogic(ctx, settings.position.entry_order_type)
     if role == "executor":
@@ -100,6 +101,9 @@ def restore_from(new: ActorLogic, previous: ActorLogic | None, persister: StateP
     prev: Any = getattr(previous, "inner", previous)
     if isinstance(target, CollectorLogic):
         target.resume_after(prev.last_seq)
+        return new
+    if isinstance(target, RegimeLogic) and isinstance(prev, RegimeLogic):
+        target.adopt_trading_state(prev)
         return new
     if not hasattr(target, "restore"):
         return new

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from arbor.actors.assumptions import regime_assumptions
 from arbor.actors.cluster.build import (
     build_singletons,
     build_symbol_actors,
@@ -866,7 +867,8 @@ class WorkerCore(Node):
                        "position": snap.state.value if snap is not None else "?",
                        "qty": str(snap.qty) if snap is not None else "0",
                        "direction": snap.direction.value if snap is not None and snap.direction is not None else None,
-                       "avg_entry_price": str(snap.avg_entry_price) if snap is not None and snap.avg_entry_price is not None else None}
+                       "avg_entry_price": str(snap.avg_entry_price) if snap is not None and snap.avg_entry_price is not None else None,
+                       "assumptions": regime_assumptions(self.d.actors.get(f"{s}/regime"))}
         return {"role": "worker", "slot": self.slot, "incarnation": self.incarnation, "pid": os.getpid(),
                 "run_id": self.run_id, "ts_ns": time.time_ns(), "started_ns": self.started_ns, "symbols": rows,
                 "frames": self.probe.frames, "market_done": self._next is None, "market_failed": self.market_failed,

@@ -47,7 +47,7 @@ from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, S
 from arbor.adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, EventStream, make_event
 from arbor.adapters.operator.metric_schema import family
 from arbor.adapters.operator.server import MIN_TOKEN_LEN, TOKEN_ENV, OperatorConfigError, OperatorServer
-from arbor.adapters.operator.view import CommandError, ViewLifecycle
+from arbor.adapters.operator.view import CommandError, ViewLifecycle, assumption_report
 from arbor.messages import (
     ALL_SYMBOLS,
     Action,
@@ -489,6 +489,21 @@ class DistributedView(ViewLifecycle):
                   "unrealized_pnl": sum((p["unrealized_pnl"] for p in rows if p["unrealized_pnl"] is not None), ZERO),
                   "realized_pnl_net_of_fees": None}
         return {"positions": rows, "totals": totals}
+
+    def assumptions(self) -> dict[str, Any]:
+        """Each symbol's assumptions as its Worker last wrote them (a stale Worker's: unavailable)."""
+        nodes = self.nodes()
+        rows: dict[str, list[dict[str, Any]]] = {}
+        unavailable = []
+        for s in self.slot_of:
+            row, node = self._symbol_row(s, nodes)
+            if node.fresh and "assumptions" in row:
+                rows[s] = row["assumptions"]
+            else:
+                unavailable.append(s)
+        coord = nodes[COORDINATOR]
+        holds = coord.status.get("risk", {}).get("assumption_holds", {}) if coord.fresh else {}
+        return assumption_report(rows, unavailable, holds)
 
     def risk_status(self) -> dict[str, Any]:
         """Risk's ``status()`` as the Coordinator last wrote it; NodeUnavailable while it is stale."""

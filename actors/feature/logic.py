@@ -93,6 +93,7 @@ class FeatureLogic(ActorLogic):
         self._last = 0.0  # last trade price; 0.0 = none yet
         self._price = 0.0  # reference price: mid if the book is known, else last; 0.0 = none yet
         self._cvd = 0.0
+        self._trades = 0  # valid trade prints since start
 
         # the open bucket
         self._bucket: int | None = None
@@ -180,6 +181,7 @@ class FeatureLogic(ActorLogic):
             return
         price = float(ev.price)
         qty = float(ev.qty) if ev.qty is not None and ev.qty > 0 else 0.0
+        self._trades += 1
         self._last = price
         self._cur_v += qty
         self._cur_pv += price * qty
@@ -308,6 +310,7 @@ class FeatureLogic(ActorLogic):
             warm=samples >= self._min_samples,
             bars=self._bars.bars,
             indicators=self._bars.indicators,
+            trades=self._trades,
         )
 
     @property

@@ -27,19 +27,22 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from arbor.actors.assumptions import AssumptionRegistry
 from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.regime.config import RegimeConfig
 from arbor.messages import (
+    EffectiveTradingStateChanged,
     FeatureSnapshot,
     MandateSet,
+    OrderFilled,
     PositionChanged,
     PositionState,
     Regime,
     RegimeChanged,
     TradingState,
-    TradingStateChanged,
 )
 from arbor.strategy.api import FLAT, Context, PositionView, Strategy
+from arbor.strategy.assumptions import Assumption
 from arbor.strategy.loader import load_strategy
 
 __all__ = ["RegimeConfig", "RegimeLogic", "classify", "explain", "mark_price"]
@@ -78,22 +81,21 @@ def mark_price(f: FeatureSnapshot) -> Decimal:
     return Decimal(format(price, ".12g"))
 
 
-_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
-
-
-def _stricter(a: TradingState, b: TradingState) -> TradingState:
-    return a if _SEVERITY[a] >= _SEVERITY[b] else b
-
-
 class RegimeLogic(ActorLogic):
     """Turns FeatureSnapshots into RegimeChanged events and one MandateSet per decision cycle."""
 
     ROLE = "regime"
 
-    def __init__(self, ctx: ActorContext, config: RegimeConfig | None = None) -> None:
+    def __init__(self, ctx: ActorContext, config: RegimeConfig | None = None,
+                 assumptions: tuple[Assumption, ...] = (), tick_size: Decimal = Decimal("0.1")) -> None:
+        """``assumptions``: the configured ones for this symbol (risk limits'); they join the
+        strategy's own, replacing one of the same name."""
         super().__init__(ctx)
         self.config = cfg = (config or RegimeConfig()).validate()
         self.strategy: Strategy = load_strategy(cfg.strategy, cfg.strategy_params)
+        declared = {a.name: a for a in self.strategy.assumptions()}
+        declared.update((a.name, a) for a in assumptions)
+        self.assumptions = AssumptionRegistry(ctx.symbol, declared.values(), tick_size)
         self._interval_ns = cfg.decision_interval_ms * 1_000_000
         self._confirm = cfg.confirm_cycles
         self._regime = _UNKNOWN
@@ -105,8 +107,9 @@ class RegimeLogic(ActorLogic):
         self._changes = 0
         self._snapshots = 0
         self.position: PositionView = FLAT
-        self.trading_state = TradingState.ACTIVE  # the symbol's own scope at Risk
-        self._global_state = TradingState.ACTIVE  # the "*" scope
+        # The symbol's effective state at Risk (its scope, the global one, the kill switch), as
+        # last told; ACTIVE until told otherwise (Risk tells every other state at start).
+        self.trading_state = TradingState.ACTIVE
         self._mark_src = 0.0  # the float behind the cached Decimal mark price
         self._mark = Decimal(0)
 
@@ -119,6 +122,8 @@ class RegimeLogic(ActorLogic):
         """RegimeChanged on a switch; a MandateSet when a decision cycle is due."""
         self._snapshots += 1
         out: list[Any] = []
+        if self.assumptions:
+            out += self._assumption_changes(self.assumptions.on_snapshot(snap, self.ctx.clock.now_ns()))
         if not snap.warm and self._regime is not _UNKNOWN:
             out.append(self._switch(snap, _UNKNOWN, explain(snap, _UNKNOWN)))
         last = self._last_decision_ns
@@ -136,7 +141,7 @@ class RegimeLogic(ActorLogic):
             strategy=self.strategy.name,
             mandates=tuple(self.strategy.decide(Context(
                 features=snap, regime=self._regime, position=self.position,
-                trading_state=_stricter(self.trading_state, self._global_state), now_ns=self.ctx.clock.now_ns()))),
+                trading_state=self.trading_state, now_ns=self.ctx.clock.now_ns()))),
             mark_price=self._mark_price(snap),
             data_ts_ns=snap.ts_event_ns,
         ))
@@ -152,13 +157,25 @@ class RegimeLogic(ActorLogic):
                                      avg_entry_price=msg.avg_entry_price, peak_qty=peak)
         return []
 
-    def on_trading_state_changed(self, msg: TradingStateChanged) -> list[Any]:
-        """Keep the symbol's trading state (its own scope or the global one) for the strategy's context."""
-        if msg.scope == self.ctx.symbol:
-            self.trading_state = msg.new
-        elif msg.scope == "*":
-            self._global_state = msg.new
+    def on_order_filled(self, msg: OrderFilled) -> list[Any]:
+        """A fill of this symbol: its slippage feeds the assumptions that observe it."""
+        return self._assumption_changes(self.assumptions.on_fill(msg)) if self.assumptions else []
+
+    def _assumption_changes(self, changes: list[Any]) -> list[Any]:
+        for c in changes:
+            level = "WARNING" if c.new.value in ("DRIFTING", "BROKEN") else "INFO"
+            self.ctx.log.log(level, "assumption {} {} -> {}: {} {:.6g} (bound {}, {} samples)", c.name, c.old.value,
+                             c.new.value, c.observation, c.value, c.bound, c.samples)
+        return changes
+
+    def on_effective_trading_state_changed(self, msg: EffectiveTradingStateChanged) -> list[Any]:
+        """Keep the state Risk holds the symbol in, for the strategy's context."""
+        self.trading_state = msg.state
         return []
+
+    def adopt_trading_state(self, previous: RegimeLogic) -> None:
+        """A restarted Regime keeps what Risk told the instance it replaces (Risk tells only changes)."""
+        self.trading_state = previous.trading_state
 
     def _mark_price(self, snap: FeatureSnapshot) -> Decimal:
         # the mid rarely moves between cycles; formatting a Decimal is the costliest step of a cycle
@@ -199,4 +216,5 @@ class RegimeLogic(ActorLogic):
             "last_cycle": self._cycle,
             "regime_changes": self._changes,
             "snapshots": self._snapshots,
+            "assumption_changes": self.assumptions.changes,
         }

@@ -20,7 +20,10 @@ from arbor.messages import (
     ActionNotApplicable,
     ActorFailed,
     AnnounceState,
+    AssumptionHealthChanged,
+    AssumptionStatus,
     Direction,
+    EffectiveTradingStateChanged,
     EngageKillSwitch,
     KillSwitchEngaged,
     KillSwitchReset,
@@ -44,7 +47,10 @@ from arbor.messages.risk import has_visible_text
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 ORDER_KINDS = (MandateKind.ENTRY, MandateKind.REDUCE, MandateKind.EXIT)
+# What Risk emits when a scope or the latch changes: then the symbols' effective states are re-told.
+_STATE_EVENTS = (TradingStateChanged, KillSwitchEngaged, KillSwitchReset)
 RECONCILIATION = "reconciliation"
+ASSUMPTIONS = "assumptions"  # who lowers a symbol whose assumption broke
 DRIFT_UNRESOLVED = "DRIFT_UNRESOLVED"
 
 
@@ -65,6 +71,16 @@ class SymbolBookRecord:
 
 
 @attrs.frozen(kw_only=True)
+class AssumptionHold:
+    """A symbol held in REDUCING by its BROKEN assumptions (``on_broken = "reduce"``): their names,
+    and whether one of them asked for an operator's resume (``on_recover = "operator"``)."""
+
+    symbol: str
+    names: tuple[str, ...]
+    operator: bool
+
+
+@attrs.frozen(kw_only=True)
 class RiskSnapshot:
     """Everything a restarted Risk needs so that it keeps its latch, states and limits.
 
@@ -78,6 +94,7 @@ class RiskSnapshot:
     reservations: tuple[Reservation, ...] = ()
     approved_at: tuple[int, ...] = ()
     reconciliations: tuple[ReconciliationCompleted, ...] = ()
+    assumption_holds: tuple[AssumptionHold, ...] = ()
 
 
 def _positive(value: Decimal) -> bool:
@@ -115,6 +132,9 @@ class RiskLogic(ActorLogic):
         self._refused_prices = 0  # marks and fill prices that are not positive and finite
         self._warnings: list[str] = []
         self._reconciliations: dict[str, ReconciliationCompleted] = {}
+        # The effective state each symbol's Regime was last told (it assumes ACTIVE until told).
+        self._told: dict[str, TradingState] = dict.fromkeys(self.controls.symbols, TradingState.ACTIVE)
+        self._holds: dict[str, AssumptionHold] = {}  # symbols held down by broken assumptions
 
     # -- persistence (called by supervision, never from a handler) --------------------------
     def snapshot(self) -> RiskSnapshot:
@@ -137,6 +157,7 @@ class RiskLogic(ActorLogic):
             reservations=self.book.reservations(),
             approved_at=self._approved_tuple(),
             reconciliations=tuple(self._reconciliations.values()),
+            assumption_holds=tuple(self._holds.values()),
         )
 
     def restore(self, snapshot: RiskSnapshot) -> None:
@@ -159,13 +180,35 @@ class RiskLogic(ActorLogic):
         self._approved_at = deque(snapshot.approved_at)
         self._approved_snap = None
         self._reconciliations = {r.symbol: r for r in snapshot.reconciliations}
+        self._holds = {h.symbol: h for h in snapshot.assumption_holds}
+        # What the Regimes hold: told before this restart, or (a fresh cluster) told by AnnounceState.
+        self._told = {s: self.controls.effective(s) for s in self.controls.symbols}
 
     def handle(self, msg: Any) -> list[Any] | None:
+        """The handler's messages, followed by an ``EffectiveTradingStateChanged`` for every symbol
+        whose effective state they changed (one place, so no handler can forget to tell a strategy)."""
         # The day's anchor is the equity before the day's first event changes it.
         now = self.ctx.clock.now_ns()
         if now // NS_PER_DAY != self.limits.day:  # equity is summed over every symbol: only when needed
             self.limits.roll_day(self.equity(), now)
-        return super().handle(msg)
+        out = super().handle(msg)
+        if out:
+            for m in out:
+                if type(m) in _STATE_EVENTS:
+                    out += self._tell_effective(self.controls.symbols, m.reason, now, force=False)
+                    break
+        return out
+
+    def _tell_effective(self, symbols: list[str], reason: str, now: int, force: bool) -> list[Any]:
+        """``EffectiveTradingStateChanged`` for each of ``symbols`` whose effective state differs
+        from what its Regime was told (every one of them with ``force``)."""
+        out: list[Any] = []
+        for s in symbols:
+            state = self.controls.effective(s)
+            if force or self._told.get(s, TradingState.ACTIVE) is not state:
+                self._told[s] = state
+                out.append(EffectiveTradingStateChanged(symbol=s, state=state, reason=reason, ts_event_ns=now))
+        return out
 
     # -- verdicts ---------------------------------------------------------------------------
     def on_action(self, action: Action) -> list[Any]:
@@ -337,7 +380,52 @@ class RiskLogic(ActorLogic):
         for res in self.book.stale_reservations(msg.symbol):
             self.ctx.log.warning("reservation of {} for {} released: no entry is live after recovery", res.action_id, msg.symbol)
             self.book.release(res.action_id)
-        return self.controls.supervision_up(msg.symbol, self.ctx.clock.now_ns())
+        now = self.ctx.clock.now_ns()
+        out = self.controls.supervision_up(msg.symbol, now)
+        # Its Regime may be new (a restarted subtree or Worker process) and assume ACTIVE: told
+        # again even when recovery changed nothing (a pause the operator set before the failure).
+        if msg.symbol in self.controls.scopes:
+            out += self._hold_for_assumptions(msg.symbol, now)  # recovery restores ACTIVE; a broken assumption does not
+            out += self._tell_effective([msg.symbol], "symbol recovered", now, force=True)
+        return out
+
+    # -- assumptions ------------------------------------------------------------------------
+    def on_assumption_health_changed(self, msg: AssumptionHealthChanged) -> list[Any]:
+        """BROKEN with ``on_broken = "reduce"``: the symbol goes to REDUCING (only from ACTIVE:
+        a pause or a halt is never loosened or taken over). Once none of its held assumptions is
+        BROKEN (UNKNOWN is no verdict: still held), it returns to ACTIVE by itself only if every one
+        of them said ``on_recover = "resume"`` and nobody else changed its state meanwhile."""
+        now = self.ctx.clock.now_ns()
+        symbol, hold = msg.symbol, self._holds.get(msg.symbol)
+        if msg.new is AssumptionStatus.BROKEN:
+            if msg.on_broken != "reduce" or symbol not in self.controls.scopes:
+                return []
+            names = hold.names if hold is not None else ()
+            self._holds[symbol] = AssumptionHold(
+                symbol=symbol, names=tuple(sorted({*names, msg.name})),
+                operator=(hold is not None and hold.operator) or msg.on_recover == "operator")
+            why = f"assumption {msg.name} broken: {msg.observation} {msg.value:.6g}, bound {msg.bound}"
+            return self._hold_for_assumptions(symbol, now, why)
+        if hold is None or msg.name not in hold.names or msg.new is AssumptionStatus.UNKNOWN:
+            return []
+        names = tuple(n for n in hold.names if n != msg.name)
+        if names:
+            self._holds[symbol] = attrs.evolve(hold, names=names)
+            return []
+        del self._holds[symbol]
+        scope = self.controls.scopes[symbol]
+        if hold.operator or scope.who != ASSUMPTIONS or scope.state is not TradingState.REDUCING:
+            return []
+        return self.controls.set(symbol, TradingState.ACTIVE, ASSUMPTIONS,
+                                 f"assumptions recovered ({msg.name} {msg.new.value})", now)
+
+    def _hold_for_assumptions(self, symbol: str, now: int, why: str = "") -> list[Any]:
+        """REDUCING for a held symbol that is ACTIVE (from ACTIVE only, as the feed does)."""
+        hold = self._holds.get(symbol)
+        if hold is None or self.controls.state(symbol) is not TradingState.ACTIVE:
+            return []
+        return self.controls.set(symbol, TradingState.REDUCING, ASSUMPTIONS,
+                                 why or f"assumptions broken: {', '.join(hold.names)}", now)
 
     def on_symbol_quarantined(self, msg: SymbolQuarantined) -> list[Any]:
         now = self.ctx.clock.now_ns()
@@ -369,6 +457,10 @@ class RiskLogic(ActorLogic):
         kill = self.controls.kill
         if kill.engaged:
             out.append(KillSwitchEngaged(who=kill.who, reason=kill.reason, ts_event_ns=kill.ts_event_ns))
+        # The Regimes of a (re)started cluster assume ACTIVE: every other state is told to them.
+        now = self.ctx.clock.now_ns()
+        out += self._tell_effective([s for s in self.controls.symbols if self.controls.effective(s) is not TradingState.ACTIVE],
+                                    msg.reason, now, force=True)
         return out
 
     def on_engage_kill_switch(self, msg: EngageKillSwitch) -> list[Any]:
@@ -446,6 +538,8 @@ class RiskLogic(ActorLogic):
                                           "detail": r.detail, "ts_event_ns": r.ts_event_ns}
                                for r in self._reconciliations.values()},
             "drift": sorted(s for s, r in self._reconciliations.items() if r.outcome == DRIFT_UNRESOLVED),
+            "assumption_holds": {h.symbol: {"broken": list(h.names), "needs_operator": h.operator}
+                                 for h in self._holds.values()},
         }
 
     def _pnl(self, symbol: str) -> Decimal:

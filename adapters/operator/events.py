@@ -26,6 +26,7 @@ from arbor.messages import (
     ActionDenied,
     ActorFailed,
     ActorRestarted,
+    AssumptionHealthChanged,
     DecodeFailure,
     Envelope,
     KillSwitchEngaged,
@@ -294,6 +295,21 @@ class EventStream:
                                {"actor_id": m.actor_id, "message_tag": m.message_tag, "error": m.error})]
         return [make_event("symbol_recovered", m.ts_event_ns, INFO, f"{m.symbol} recovered", {"symbol": m.symbol})]
 
+    def _assumption(self, env: Envelope) -> list[Event]:
+        """Every change of a market assumption's health; entering or leaving DRIFTING/BROKEN is an alert
+        (UNKNOWN -> OK, the first verdict, is not)."""
+        m: AssumptionHealthChanged = env.payload
+        new, old = m.new.value, m.old.value
+        severity = CRITICAL if new == "BROKEN" else WARNING if new == "DRIFTING" else INFO
+        alert = new in ("DRIFTING", "BROKEN") or old in ("DRIFTING", "BROKEN")
+        action = " (symbol to REDUCING)" if new == "BROKEN" and m.on_broken == "reduce" else ""
+        return [make_event("assumption", m.ts_event_ns, severity,
+                           f"{m.symbol} assumption {m.name}: {old} -> {new}, {m.observation} {m.value:.6g} "
+                           f"(bound {m.bound}){action}",
+                           {"symbol": m.symbol, "name": m.name, "observation": m.observation, "old": old, "new": new,
+                            "value": m.value, "bound": m.bound, "samples": m.samples, "on_broken": m.on_broken},
+                           alert=alert)]
+
     def _decode(self, env: Envelope) -> list[Event]:
         m: DecodeFailure = env.payload
         return [make_event("decode_failure", m.ts_recv_ns, WARNING, f"{m.symbol}/{m.venue}: {m.error}",
@@ -328,6 +344,7 @@ _HANDLERS: dict[type, Callable[[EventStream, Envelope], list[Event]]] = {
     SymbolReleased: EventStream._supervision,
     PoisonMessageQuarantined: EventStream._supervision,
     DecodeFailure: EventStream._decode,
+    AssumptionHealthChanged: EventStream._assumption,
     ReconciliationCompleted: EventStream._reconciled,
 }
 

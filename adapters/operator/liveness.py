@@ -199,6 +199,11 @@ class EngineCycle:
                     self.metrics.set_risk_status(self.view.risk_status())
                 except Exception as exc:
                     problems.append(f"risk status unavailable: {exc!r}")
+                try:  # the assumptions' current values (their health changes are observed as they happen)
+                    self.metrics.set_assumptions(self.view.assumptions()["symbols"])
+                except Exception as exc:
+                    logger.bind(actor="liveness", event_type="assumptions_unavailable").warning(
+                        "assumption health unavailable: {!r}", exc)
         storage = getattr(self.view, "storage_faults", None)
         if storage is not None:
             problems += [f"{w} cannot write: {e}" for w, e in sorted(storage().items())]

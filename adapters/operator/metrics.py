@@ -24,6 +24,7 @@ from arbor.messages import (
     ActionDenied,
     ActorFailed,
     ActorRestarted,
+    AssumptionHealthChanged,
     DeadLetter,
     DecodeFailure,
     Envelope,
@@ -112,6 +113,9 @@ class ClusterMetrics:
         self.exposure = register("arbor_exposure_quote", r)
         self.drift = register("arbor_reconciliation_drift_qty", r)
         self.reconciliations = register("arbor_reconciliations_total", r)
+        self.assumption_status = register("arbor_assumption_status", r)
+        self.assumption_value = register("arbor_assumption_value", r)
+        self.assumption_changes = register("arbor_assumption_changes_total", r)
         self.staleness = register("arbor_market_data_age_seconds", r)
         self.journal_bytes = register("arbor_journal_written_bytes_total", r)
         self.journal_fsync = register("arbor_journal_fsync_seconds", r)
@@ -216,6 +220,12 @@ class ClusterMetrics:
         m: TradingStateChanged = env.payload
         self.trading_state.labels(m.scope).set(m.new.restriction)
 
+    def _assumption(self, env: Envelope) -> None:
+        m: AssumptionHealthChanged = env.payload
+        self.assumption_status.labels(m.symbol, m.name).set(m.new.level)
+        self.assumption_value.labels(m.symbol, m.name).set(m.value)
+        self.assumption_changes.labels(m.symbol, m.name, m.new.value).inc()
+
     def _kill(self, env: Envelope) -> None:
         self.kill_switch.set(1 if type(env.payload) is KillSwitchEngaged else 0)
 
@@ -272,6 +282,13 @@ class ClusterMetrics:
         self.exposure.labels("net").set(float(status["net_exposure"]))
         self.kill_switch.set(1 if status["kill_switch"]["engaged"] else 0)
 
+    def set_assumptions(self, rows: Mapping[str, list[Mapping[str, Any]]]) -> None:
+        """Current health and value per symbol's assumption (``OperatorView.assumptions()["symbols"]``)."""
+        for symbol, assumptions in rows.items():
+            for a in assumptions:
+                self.assumption_status.labels(symbol, a["name"]).set(_LEVELS.get(a["status"], -1))
+                self.assumption_value.labels(symbol, a["name"]).set(float(a["value"]))
+
     def sample_staleness(self) -> None:
         now = self._clock.now_ns()
         for symbol, ts in list(self._last_event_ns.items()):
@@ -285,7 +302,10 @@ class ClusterMetrics:
         self.journal_fsync.observe(seconds)
 
 
+_LEVELS = {"UNKNOWN": -1, "OK": 0, "DRIFTING": 1, "BROKEN": 2}
+
 _HANDLERS: dict[type, Callable[[ClusterMetrics, Envelope], None]] = {
+    AssumptionHealthChanged: ClusterMetrics._assumption,
     PlaceOrder: ClusterMetrics._place_order,
     OrderAccepted: ClusterMetrics._venue_order,
     OrderFilled: ClusterMetrics._venue_order,

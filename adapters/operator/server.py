@@ -179,6 +179,7 @@ class OperatorServer:
         r.add_get("/api/positions", self._read(self.view.positions))
         r.add_get("/api/risk/status", self._read(self.view.risk_status))
         r.add_get("/api/tree", self._read(self.view.tree))
+        r.add_get("/api/assumptions", self._read(self.view.assumptions))
         r.add_get("/api/events/recent", self.recent_events)
         r.add_post("/api/kill", self._command(lambda b, who: self.view.kill(who, b.reason or "operator kill switch")))
         r.add_post("/api/reset", self._command(lambda b, who: self.view.reset(who, b.require_reason())))

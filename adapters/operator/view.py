@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
+from arbor.actors.assumptions import regime_assumptions
 from arbor.actors.cluster.observers import SummaryBoard, iso
 from arbor.actors.topology import role_of, symbol_of
 from arbor.messages import (
@@ -77,6 +78,8 @@ class OperatorView(Protocol):
     def tree(self) -> dict[str, Any]: ...
 
     def mailbox_depths(self) -> tuple[dict[str, int], list[str]]: ...
+
+    def assumptions(self) -> dict[str, Any]: ...
 
     def record_engine_cycle(self, ts_ns: int) -> None: ...
 
@@ -300,6 +303,27 @@ class ClusterView(ViewLifecycle):
         """``RiskLogic.status()``, read on the coordinator thread."""
         return self.runtime.ask(COORDINATOR, lambda d: d.actors["risk"].status(), timeout=self._ask_timeout)
 
+    def assumptions(self) -> dict[str, Any]:
+        """Every symbol's declared market assumptions (health, measured value, since when), read on
+        each symbol's own thread, with the symbols Risk holds in REDUCING for them."""
+        rows: dict[str, list[dict[str, Any]]] = {}
+        unavailable: list[str] = []
+        for s in self.symbols:
+            regime_id = f"{s}/regime"
+
+            def read(d: Any, regime_id: str = regime_id) -> list[dict[str, Any]]:
+                return regime_assumptions(d.actors.get(regime_id))
+
+            try:
+                rows[s] = self.runtime.ask(s, read, timeout=self._ask_timeout)
+            except Exception:  # a busy or restarting symbol is shown as unavailable, not as an error
+                unavailable.append(s)
+        try:
+            holds = self.risk_status().get("assumption_holds", {})
+        except Exception:
+            holds = {}
+        return assumption_report(rows, unavailable, holds)
+
     def tree(self) -> dict[str, Any]:
         """Every actor with state, restarts, last failure and mailbox depth, grouped as the runtime places them."""
         known = self.facts.snapshot()
@@ -412,6 +436,19 @@ class ClusterView(ViewLifecycle):
                         mark_price=book["price"], data_ts_ns=book["data_ts_ns"], ts_event_ns=now,
                         reason=f"operator_flatten: {reason}")
         return sent + [self.command(action, who)]
+
+
+def assumption_report(rows: dict[str, list[dict[str, Any]]], unavailable: Iterable[str],
+                      holds: dict[str, Any]) -> dict[str, Any]:
+    """The ``/api/assumptions`` body: rows per symbol (``since`` as ISO time), counts by status,
+    the symbols whose rows could not be read and Risk's holds."""
+    counts = {"OK": 0, "DRIFTING": 0, "BROKEN": 0, "UNKNOWN": 0}
+    symbols: dict[str, list[dict[str, Any]]] = {}
+    for sym in sorted(rows):
+        symbols[sym] = [{**r, "since": iso(r["since_ns"]) if r.get("since_ns") else None} for r in rows[sym]]
+        for r in rows[sym]:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return jsonable({"symbols": symbols, "counts": counts, "unavailable": sorted(unavailable), "holds": holds})
 
 
 def _book_row(risk: Any, symbol: str) -> dict[str, Any] | None:

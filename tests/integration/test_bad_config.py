@@ -82,3 +82,19 @@ def test_bad_strategy_file_exits_2_naming_file_class_and_reason(tmp_path: Path) 
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert replay.returncode == 2, replay.stderr
     assert str(strategy) in replay.stderr and "'Mine'" in replay.stderr and "Traceback" not in replay.stderr
+
+
+@pytest.mark.parametrize(("toml", "key"), [
+    ("[[assumptions]]\nname = \"tight\"\nobservation = \"spread\"\nmax = 5.0\n", "assumptions[0].observation"),
+    ("[[assumptions]]\nname = \"tight\"\nobservation = \"spread_bps\"\nmax = 5.0\non_broken = \"panic\"\n",
+     "assumptions[0].on_broken"),
+    ("[[assumptions]]\nname = \"tight\"\nobservation = \"spread_bps\"\nmax = nan\n", "assumptions[0].max"),
+])
+def test_bad_assumption_exits_2_naming_the_key(tmp_path: Path, toml: str, key: str) -> None:
+    """A bad [[assumptions]] table stops start-cluster with exit 2 and the dotted key, no traceback."""
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    done = start_cluster(tmp_path, "--config", str(cfg), "--var-dir", str(tmp_path / "var"))
+    assert done.returncode == 2, done.stderr
+    assert f"'{key}'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -27,6 +27,8 @@ FAST = {
     "feature": {"bucket_ms": 200, "min_samples": 5, "short_window": 3, "long_window": 10},
     "regime": {"decision_interval_ms": 200, "confirm_cycles": 2},
     "risk": {"max_orders_per_window": 1000},
+    "assumptions": [{"name": "tight_spread", "observation": "spread_bps", "max": 1000.0, "quantile": 0.95,
+                     "min_samples": 3}],
 }
 @pytest.fixture()
 def live(tmp_path: Path) -> Iterator[tuple[str, tuple[str, ...], list[str]]]:
@@ -50,7 +52,8 @@ def live(tmp_path: Path) -> Iterator[tuple[str, tuple[str, ...], list[str]]]:
 
 def test_dashboard_shows_cluster_and_pauses_a_symbol(browser: int, live: tuple[str, tuple[str, ...], list[str]],
                                                   tmp_path: Path) -> None:
-    """The page (token entered once) shows positions and the supervision tree; pause on a symbol, confirmed,
+    """The page (token entered once) shows positions, the supervision tree and each symbol's assumption
+    health; pause on a symbol, confirmed,
     turns its state to REDUCING; a screenshot is taken (docs/dashboard.png with ARBOR_UPDATE_DOCS=1)."""
     url, symbols, actor_ids = live
     sym = symbols[0]
@@ -78,6 +81,10 @@ def test_dashboard_shows_cluster_and_pauses_a_symbol(browser: int, live: tuple[s
                 found["positions"] = await page.until(
                     "(() => { const r = [...document.querySelectorAll('#positions tbody tr')].map(e => e.dataset.symbol);"
                     " return r.length > 0 && r; })()", 40)
+                found["assumptions"] = await page.until(
+                    "(() => { const r = [...document.querySelectorAll('#assumptions tbody tr')]"
+                    ".filter(e => e.dataset.status === 'OK').map(e => e.dataset.symbol);"
+                    f" return r.length === {len(symbols)} && r; }})()", 30)
                 await page.until(f"!!document.getElementById('pause-{sym}')", 10)
                 await page.js(f"document.getElementById('pause-{sym}').click(); true")
                 found["state"] = await page.until(
@@ -97,6 +104,7 @@ def test_dashboard_shows_cluster_and_pauses_a_symbol(browser: int, live: tuple[s
     assert found["stored"] is True
     assert set(found["positions"]) <= set(symbols)
     assert found["state"] == "REDUCING"
+    assert sorted(found["assumptions"]) == sorted(symbols)  # each symbol's assumption, healthy, in the table
     assert any(sym in d and "Pause" in d for d in found["dialogs"])
     # The test keeps its screenshot in its own temp dir; ARBOR_UPDATE_DOCS=1 refreshes docs/.
     shot = DOCS_SCREENSHOT if os.environ.get("ARBOR_UPDATE_DOCS") == "1" else tmp_path / "dashboard.png"

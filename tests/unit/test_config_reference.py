@@ -15,6 +15,7 @@ import attrs
 from arbor.actors.regime.strategies import STRATEGIES
 from arbor.config.loader import DEFAULT_FILE
 from arbor.config.settings import MarketSettings, RunSettings, SymbolSettings, _section_classes
+from arbor.strategy.assumptions import AssumptionSettings
 from arbor.supervision.faults import FaultSpec
 
 _HEADER = re.compile(r"^\s*#?\s*\[\[?\s*([a-z_.]+)\s*\]\]?")
@@ -24,7 +25,7 @@ _KEY = re.compile(r"^\s*#?\s*([a-z_]+)\s*=\s*(.*)$")
 def accepted_keys() -> set[str]:
     """Every dotted key the configuration loader accepts, by its section."""
     sections: dict[str, type] = {"run": RunSettings, "market": MarketSettings, "symbols": SymbolSettings,
-                                 "faults": FaultSpec, **_section_classes()}
+                                 "faults": FaultSpec, "assumptions": AssumptionSettings, **_section_classes()}
     keys = {f"{name}.{f.name}" for name, cls in sections.items() for f in attrs.fields(cls)}
     keys.add("cluster.placement")
     for name, factory in STRATEGIES.items():

@@ -17,8 +17,11 @@ from arbor.messages import (
     ActionNotApplicable,
     ActorFailed,
     AnnounceState,
+    AssumptionHealthChanged,
+    AssumptionStatus,
     CancelOpenOrders,
     Direction,
+    EffectiveTradingStateChanged,
     EngageKillSwitch,
     KillSwitchEngaged,
     KillSwitchReset,
@@ -52,6 +55,11 @@ def action(risk: RiskLogic, kind=MandateKind.ENTRY, symbol="BTCUSDT", qty="0.1",
     now = risk.ctx.clock.now_ns()
     return Action(action_id=f"run:{symbol}:{cycle}", symbol=symbol, cycle=cycle, kind=kind, direction=direction,
                   qty=D(qty), mark_price=D(price), data_ts_ns=now - age_ms * MS, ts_event_ns=now, reason="test")
+
+
+def without_effective(out):
+    """Risk's events without what it tells the regimes (``EffectiveTradingStateChanged``)."""
+    return [m for m in out if not isinstance(m, EffectiveTradingStateChanged)]
 
 
 def verdict(out):
@@ -357,7 +365,7 @@ def test_resuming_a_symbol_allows_entries_again():
     risk = make()
     risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="ops", reason="pause"))
     out = risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.ACTIVE, who="ops", reason="resume"))
-    assert [type(m) for m in out] == [TradingStateChanged]
+    assert [type(m) for m in out] == [TradingStateChanged, EffectiveTradingStateChanged]
     assert denied_for(risk) is None
 
 
@@ -390,7 +398,7 @@ def test_kill_switch_latches_until_reset_with_a_reason():
         KillSwitchResetRefused(who="alice", reason="a reset needs a reason", ts_event_ns=START)]
     assert denied_for(risk) == "kill_switch"
     clock.advance(10**9)
-    assert risk.handle(ResetKillSwitch(who="alice", reason="checked venue")) == [
+    assert without_effective(risk.handle(ResetKillSwitch(who="alice", reason="checked venue"))) == [
         KillSwitchReset(who="alice", reason="checked venue", ts_event_ns=START + 10**9)]
     assert denied_for(risk) is None
 
@@ -491,7 +499,7 @@ def test_recovery_returns_a_supervised_symbol_to_active():
     """SymbolRecovered brings a symbol supervision put down back to ACTIVE."""
     risk = make()
     risk.handle(failed("BTCUSDT", "BTCUSDT/feature"))
-    (out,) = risk.handle(SymbolRecovered(symbol="BTCUSDT", ts_event_ns=START))
+    (out,) = without_effective(risk.handle(SymbolRecovered(symbol="BTCUSDT", ts_event_ns=START)))
     assert out.new is TradingState.ACTIVE and out.who == "supervision"
     assert denied_for(risk) is None
 
@@ -510,14 +518,15 @@ def test_operator_decision_during_failure_wins_over_recovery():
     risk = make()
     risk.handle(failed("BTCUSDT", "BTCUSDT/feature"))
     risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="ops", reason="keep"))
-    assert risk.handle(SymbolRecovered(symbol="BTCUSDT", ts_event_ns=START)) == []
+    assert without_effective(risk.handle(SymbolRecovered(symbol="BTCUSDT", ts_event_ns=START))) == []
     assert risk.controls.state("BTCUSDT") is TradingState.REDUCING
 
 
 def test_recovery_of_a_symbol_never_failed_changes_nothing():
-    """SymbolRecovered for a symbol supervision did not put down emits nothing."""
+    """SymbolRecovered for a symbol supervision did not put down changes no state (its regime is told it again)."""
     risk = make()
-    assert risk.handle(SymbolRecovered(symbol="BTCUSDT", ts_event_ns=START)) == []
+    out = risk.handle(SymbolRecovered(symbol="BTCUSDT", ts_event_ns=START))
+    assert without_effective(out) == [] and effective(out) == {"BTCUSDT": TradingState.ACTIVE}
 
 
 # -- loss limits -------------------------------------------------------------------------------
@@ -714,3 +723,113 @@ def test_announce_state_repeats_the_latch_and_every_scope_not_active():
     assert [m for m in out if isinstance(m, KillSwitchEngaged)] == [KillSwitchEngaged(who="op", reason="drill",
                                                                                       ts_event_ns=START)]
     assert not [m for m in out if isinstance(m, CancelOpenOrders)]
+
+
+def effective(out) -> dict[str, TradingState]:
+    return {m.symbol: m.state for m in out if isinstance(m, EffectiveTradingStateChanged)}
+
+
+def test_global_state_change_tells_every_symbol_its_effective_state():
+    """A global pause tells each symbol's regime REDUCING; resuming tells ACTIVE except to a symbol paused on its own."""
+    risk = make()
+    assert effective(risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.HALTED, who="op", reason="x"))) == {
+        "BTCUSDT": TradingState.HALTED}
+    assert effective(risk.handle(SetTradingState(scope="*", state=TradingState.REDUCING, who="op", reason="x"))) == {
+        "ETHUSDT": TradingState.REDUCING, "SOLUSDT": TradingState.REDUCING}
+    assert effective(risk.handle(SetTradingState(scope="*", state=TradingState.ACTIVE, who="op", reason="x"))) == {
+        "ETHUSDT": TradingState.ACTIVE, "SOLUSDT": TradingState.ACTIVE}
+
+
+def test_kill_switch_tells_every_symbol_reducing_and_reset_active():
+    """The latch binds every symbol to at least REDUCING; its reset releases them."""
+    risk = make()
+    assert set(effective(risk.handle(EngageKillSwitch(who="op", reason="x"))).values()) == {TradingState.REDUCING}
+    assert set(effective(risk.handle(ResetKillSwitch(who="op", reason="ok"))).values()) == {TradingState.ACTIVE}
+
+
+def test_recovered_symbol_is_told_its_state_even_unchanged():
+    """A recovered symbol's (possibly new) regime is told its state, also when recovery changed nothing."""
+    risk = make(on_symbol_failure="REDUCING")
+    risk.handle(SetTradingState(scope="BTCUSDT", state=TradingState.REDUCING, who="op", reason="pause"))
+    assert effective(risk.handle(ActorFailed(actor_id="BTCUSDT/feature", symbol="BTCUSDT", kind="exception",
+                                             error="x", message_tag="", ts_event_ns=START))) == {}
+    assert effective(risk.handle(SymbolRecovered(symbol="BTCUSDT", ts_event_ns=START))) == {"BTCUSDT": TradingState.REDUCING}
+
+
+def test_announce_state_tells_every_restricted_symbol():
+    """At start, every symbol whose effective state is not ACTIVE is told it (regimes assume ACTIVE)."""
+    risk = make()
+    risk.handle(SetTradingState(scope="ETHUSDT", state=TradingState.HALTED, who="op", reason="x"))
+    restored = make()
+    restored.restore(risk.snapshot())
+    assert effective(restored.handle(AnnounceState(reason="start"))) == {"ETHUSDT": TradingState.HALTED}
+
+
+def health(name="calm", new="BROKEN", old="OK", on_broken="reduce", on_recover="resume", symbol="BTCUSDT"):
+    return AssumptionHealthChanged(symbol=symbol, name=name, observation="vol_ratio", old=AssumptionStatus(old),
+                                   new=AssumptionStatus(new), value=2.5, bound="<= 1.6", samples=10,
+                                   on_broken=on_broken, on_recover=on_recover, ts_event_ns=START)
+
+
+def test_broken_assumption_reduces_and_its_recovery_resumes():
+    """BROKEN with on_broken=reduce: REDUCING (entries denied, entries cancelled); back to OK with resume: ACTIVE."""
+    risk = make()
+    out = risk.handle(health())
+    [changed] = [m for m in out if isinstance(m, TradingStateChanged)]
+    assert (changed.new, changed.who) == (TradingState.REDUCING, "assumptions")
+    assert cancels(out) == {"BTCUSDT": True}
+    assert denied_for(risk) == "trading_state"
+    assert risk.handle(health(new="DRIFTING", old="BROKEN")) != []  # no longer broken: resumed
+    assert risk.controls.state("BTCUSDT") is TradingState.ACTIVE and denied_for(risk) is None
+
+
+def test_unknown_is_no_recovery_and_every_broken_assumption_must_clear():
+    """UNKNOWN keeps the hold; with two broken assumptions the symbol resumes only after both cleared."""
+    risk = make()
+    risk.handle(health("calm"))
+    risk.handle(health("tight"))
+    assert without_effective(risk.handle(health("calm", new="UNKNOWN", old="BROKEN"))) == []
+    risk.handle(health("calm", new="OK", old="UNKNOWN"))
+    assert risk.controls.state("BTCUSDT") is TradingState.REDUCING
+    risk.handle(health("tight", new="OK", old="BROKEN"))
+    assert risk.controls.state("BTCUSDT") is TradingState.ACTIVE
+
+
+def test_operator_recovery_waits_for_the_operator():
+    """on_recover=operator: the recovered assumption leaves the symbol REDUCING until an operator resumes it."""
+    risk = make()
+    risk.handle(health(on_recover="operator"))
+    assert without_effective(risk.handle(health(new="OK", old="BROKEN", on_recover="operator"))) == []
+    assert risk.controls.state("BTCUSDT") is TradingState.REDUCING
+    assert risk.status()["assumption_holds"] == {}
+
+
+def test_alert_only_assumption_and_an_operator_pause_are_left_alone():
+    """on_broken=alert changes nothing; a symbol the operator paused is neither taken over nor resumed."""
+    risk = make()
+    assert risk.handle(health(on_broken="alert")) == []
+    risk.handle(SetTradingState(scope="ETHUSDT", state=TradingState.REDUCING, who="ops", reason="pause"))
+    assert risk.handle(health(symbol="ETHUSDT")) == []
+    risk.handle(health(symbol="ETHUSDT", new="OK", old="BROKEN"))
+    assert risk.controls.scopes["ETHUSDT"].who == "ops"
+
+
+def test_assumption_hold_survives_a_restart_of_risk():
+    """The hold is durable: a restored Risk still resumes the symbol when the assumption recovers."""
+    risk = make()
+    risk.handle(health())
+    restored = make()
+    restored.restore(risk.snapshot())
+    restored.handle(health(new="OK", old="UNKNOWN"))
+    assert restored.controls.state("BTCUSDT") is TradingState.ACTIVE
+
+
+def test_recovery_from_a_failure_keeps_a_broken_assumption_reducing():
+    """Supervision's recovery restores ACTIVE, but a still-broken assumption puts the symbol back to REDUCING."""
+    risk = make()
+    risk.handle(ActorFailed(actor_id="BTCUSDT/feature", symbol="BTCUSDT", kind="exception", error="x",
+                            message_tag="", ts_event_ns=START))
+    risk.handle(health())  # HALTED by supervision: the hold is recorded, the state left alone
+    assert risk.controls.state("BTCUSDT") is TradingState.HALTED
+    risk.handle(SymbolRecovered(symbol="BTCUSDT", ts_event_ns=START))
+    assert risk.controls.state("BTCUSDT") is TradingState.REDUCING

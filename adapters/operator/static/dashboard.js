@@ -158,6 +158,23 @@ function renderRisk(r) {
   drawChart();
 }
 
+function renderAssumptions(a) {
+  const rows = [];
+  for (const [symbol, list] of Object.entries(a.symbols)) {
+    for (const r of list) {
+      rows.push(el("tr", { "data-symbol": symbol, "data-assumption": r.name, "data-status": r.status },
+        el("td", {}, symbol), el("td", {}, r.name), el("td", {}, r.observation),
+        el("td", { class: "health-" + r.status }, r.status), el("td", {}, num(r.value, 4)), el("td", {}, r.bound),
+        el("td", {}, String(r.samples)), el("td", {}, (r.since || "").slice(11, 19)), el("td", {}, r.on_broken)));
+    }
+  }
+  $("assumptions").tBodies[0].replaceChildren(...rows);
+  const c = a.counts, held = Object.keys(a.holds || {});
+  $("assumptions-counts").textContent = `${c.OK} ok · ${c.DRIFTING} drifting · ${c.BROKEN} broken · ${c.UNKNOWN} unknown` +
+    (held.length ? ` · REDUCING for them: ${held.join(", ")}` : "") +
+    (a.unavailable.length ? ` · unavailable: ${a.unavailable.join(", ")}` : "");
+}
+
 function drawChart() {
   const c = $("chart");
   const ctx = c.getContext("2d");
@@ -210,7 +227,7 @@ async function refresh() {
   if (!token()) return askToken("");
   const jobs = [
     ["/api/state", renderState], ["/api/positions", renderPositions],
-    ["/api/risk/status", renderRisk], ["/api/tree", renderTree],
+    ["/api/risk/status", renderRisk], ["/api/tree", renderTree], ["/api/assumptions", renderAssumptions],
   ];
   await Promise.all(jobs.map(async ([path, render]) => {
     try { render(await api(path)); } catch (err) { if (err.message !== "unauthorized") console.warn(path, err); }
