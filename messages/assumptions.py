@@ -23,6 +23,14 @@ _LEVEL = {AssumptionStatus.UNKNOWN: -1, AssumptionStatus.OK: 0, AssumptionStatus
           AssumptionStatus.BROKEN: 2}
 
 
+def status_level(name: str) -> int:
+    """The gauge level of a status named in a status row (-1, as UNKNOWN, for a name it does not know)."""
+    try:
+        return AssumptionStatus(name).level
+    except ValueError:
+        return -1
+
+
 @message("AssumptionHealthChanged")
 class AssumptionHealthChanged:
     """Regime(S) -> Risk: an assumption of ``symbol`` changed health at ``ts_event_ns`` (its

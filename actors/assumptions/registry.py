@@ -64,6 +64,7 @@ class Observation:
         self.value = 0.0
         self.since_ns = 0
         self.samples = 0
+        self.entered: dict[str, int] = {}  # health changes by the status entered (arbor_assumption_changes_total)
 
     def add(self, ts_ns: int, value: float) -> None:
         if math.isfinite(value):
@@ -94,6 +95,7 @@ class Observation:
         if new is self.status:
             return None
         old, self.status, self.since_ns = self.status, new, now_ns
+        self.entered[new.value] = self.entered.get(new.value, 0) + 1
         a = self.assumption
         return AssumptionHealthChanged(symbol=symbol, name=a.name, observation=a.observation, old=old, new=new,
                                        value=self.value, bound=a.bound, samples=self.samples, on_broken=a.on_broken,
@@ -103,7 +105,8 @@ class Observation:
         a = self.assumption
         return {"name": a.name, "observation": a.observation, "status": self.status.value, "value": self.value,
                 "bound": a.bound, "quantile": a.quantile, "window_s": a.window_s, "samples": self.samples,
-                "since_ns": self.since_ns, "on_broken": a.on_broken, "on_recover": a.on_recover}
+                "since_ns": self.since_ns, "on_broken": a.on_broken, "on_recover": a.on_recover,
+                "changes": dict(self.entered)}
 
 
 class AssumptionRegistry:

@@ -60,6 +60,7 @@ from arbor.messages import (
     SetTradingState,
     TradingState,
 )
+from arbor.messages.assumptions import status_level
 from arbor.messages.risk import has_visible_text
 from loguru import logger
 from prometheus_client import CollectorRegistry
@@ -640,6 +641,22 @@ class NodeCollector:
     def describe(self) -> list[Any]:
         return []  # no registration-time collect: the families are built per scrape
 
+    @staticmethod
+    def _assumptions(v: DistributedView, nodes: dict[str, _Node]) -> Iterable[Any]:
+        """Each symbol's assumptions as its fresh Worker last wrote them (a stale Worker's: not shown)."""
+        status, value = family("arbor_assumption_status"), family("arbor_assumption_value")
+        changes = family("arbor_assumption_changes_total")
+        for s in v.symbols:
+            row, w = v._symbol_row(s, nodes)
+            if not w.fresh:
+                continue
+            for a in row.get("assumptions") or ():
+                status.add_metric([s, a["name"]], status_level(a["status"]))
+                value.add_metric([s, a["name"]], float(a["value"]))
+                for entered, n in (a.get("changes") or {}).items():
+                    changes.add_metric([s, a["name"], entered], n)
+        return (status, value, changes)
+
     def collect(self) -> Iterable[Any]:
         v = self.view
         nodes = v.nodes()
@@ -678,6 +695,7 @@ class NodeCollector:
                 placed += row.get("orders") or 0
         orders.add_metric(["placed"], placed)
         yield from (sym_up, placed_on, qty, open_, events, failures, fills, orders)
+        yield from self._assumptions(v, nodes)
         if not coord.fresh:
             return  # Risk's figures are only shown while they are current
         risk, stats = coord.status.get("risk", {}), coord.status.get("risk_stats", {})

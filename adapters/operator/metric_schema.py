@@ -89,11 +89,11 @@ _SPECS = (
     MetricSpec("arbor_reconciliations_total", "counter", "Reconciliations by outcome", ("outcome",),
                modes=_ONLY_SINGLE),
     MetricSpec("arbor_assumption_status", "gauge", "Health of a declared market assumption: "
-               "-1 UNKNOWN, 0 OK, 1 DRIFTING, 2 BROKEN", ("symbol", "assumption"), modes=_ONLY_SINGLE),
+               "-1 UNKNOWN, 0 OK, 1 DRIFTING, 2 BROKEN", ("symbol", "assumption")),
     MetricSpec("arbor_assumption_value", "gauge", "The measured statistic of a market assumption "
-               "(at its last change, or the last operator-cycle sample)", ("symbol", "assumption"), modes=_ONLY_SINGLE),
+               "(at its last change, or the last operator-cycle sample)", ("symbol", "assumption")),
     MetricSpec("arbor_assumption_changes_total", "counter", "Health changes of market assumptions, "
-               "by the status entered", ("symbol", "assumption", "status"), modes=_ONLY_SINGLE),
+               "by the status entered", ("symbol", "assumption", "status")),
     MetricSpec("arbor_market_data_age_seconds", "gauge", "Age of the newest market event per symbol", ("symbol",),
                modes=_ONLY_SINGLE),
     MetricSpec("arbor_journal_written_bytes_total", "counter", "Bytes appended to the journal", modes=_ONLY_SINGLE),

@@ -49,6 +49,7 @@ from arbor.messages import (
     TradingStateChanged,
     VenuePayload,
 )
+from arbor.messages.assumptions import status_level
 from prometheus_client import CollectorRegistry
 
 NS_PER_S = 1e9
@@ -286,7 +287,7 @@ class ClusterMetrics:
         """Current health and value per symbol's assumption (``OperatorView.assumptions()["symbols"]``)."""
         for symbol, assumptions in rows.items():
             for a in assumptions:
-                self.assumption_status.labels(symbol, a["name"]).set(_LEVELS.get(a["status"], -1))
+                self.assumption_status.labels(symbol, a["name"]).set(status_level(a["status"]))
                 self.assumption_value.labels(symbol, a["name"]).set(float(a["value"]))
 
     def sample_staleness(self) -> None:
@@ -302,7 +303,6 @@ class ClusterMetrics:
         self.journal_fsync.observe(seconds)
 
 
-_LEVELS = {"UNKNOWN": -1, "OK": 0, "DRIFTING": 1, "BROKEN": 2}
 
 _HANDLERS: dict[type, Callable[[ClusterMetrics, Envelope], None]] = {
     AssumptionHealthChanged: ClusterMetrics._assumption,

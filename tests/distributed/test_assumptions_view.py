@@ -23,3 +23,25 @@ def test_assumptions_come_from_fresh_worker_status_files(tmp_path: Path) -> None
     assert body["symbols"]["BTCUSDT"][0]["since"] == "2024-08-09T00:03:38.000Z"
     assert body["unavailable"] == ["ETHUSDT"] and "ETHUSDT" not in body["symbols"]
     assert body["counts"]["BROKEN"] == 1 and body["holds"]["BTCUSDT"]["broken"] == ["calm"]
+
+
+def test_cluster_metrics_carry_each_workers_assumptions(tmp_path: Path) -> None:
+    """/metrics across processes: arbor_assumption_status, _value and _changes_total per symbol and
+    assumption, from the Workers' status rows, as one process serves them; a stale Worker's are not shown."""
+    from arbor.actors.distributed.operator import NodeCollector
+
+    view = _view(tmp_path)
+    _write_status(tmp_path, "coordinator", 0.0, risk=_risk("BTCUSDT", "ETHUSDT"), risk_stats={})
+    row = {**ROW, "changes": {"DRIFTING": 2, "BROKEN": 1, "OK": 1}}
+    _write_status(tmp_path, "worker-0", 0.0, symbols={"BTCUSDT": {"health": "RUNNING", "assumptions": [row]}})
+    _write_status(tmp_path, "worker-1", 5.0, symbols={"ETHUSDT": {"health": "RUNNING", "assumptions": [row]}})
+    samples = {(s.name, s.labels.get("symbol"), s.labels.get("assumption"), s.labels.get("status")): s.value
+               for fam in NodeCollector(view).collect() if fam.name.startswith("arbor_assumption")
+               for s in fam.samples}
+    assert samples == {
+        ("arbor_assumption_status", "BTCUSDT", "calm", None): 2.0,
+        ("arbor_assumption_value", "BTCUSDT", "calm", None): 1.9,
+        ("arbor_assumption_changes_total", "BTCUSDT", "calm", "DRIFTING"): 2.0,
+        ("arbor_assumption_changes_total", "BTCUSDT", "calm", "BROKEN"): 1.0,
+        ("arbor_assumption_changes_total", "BTCUSDT", "calm", "OK"): 1.0,
+    }
