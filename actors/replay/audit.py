@@ -84,6 +84,7 @@ class AuditReport:
     incomplete: tuple[str, ...] = ()  # actors whose last input's outputs run past a journal not cleanly closed
     unverified: tuple[tuple[str, str], ...] = ()  # (actor, why) audited only up to a restart
     repaired: RepairReport | None = None
+    notes: tuple[str, ...] = ()  # what was not read (a torn tail read past without repair)
 
     @property
     def identical(self) -> bool:
@@ -155,8 +156,10 @@ def audit_journal(directory: Path | str, *, codec: Codec | None = None, build: B
     does not hold).
     """
     codec = codec or Codec()
-    reader, repaired = open_for_replay(directory, allow_repair=allow_repair)
+    notes: list[str] = []
+    reader, repaired = open_for_replay(directory, allow_repair=allow_repair, notes=notes)
     auditor = _Auditor(codec, build, progress)
+    auditor.notes = notes
     try:
         auditor.run(reader)
     except _Found as found:
@@ -182,6 +185,7 @@ class _Auditor:
         self.table: dict[int, list[Any]] = {}  # msg_id -> [envelope primitive, payload or None, receivers left]
         self.stopped: dict[str, str] = {}
         self.unverified: list[tuple[str, str]] = []
+        self.notes: list[str] = []
         self.incomplete: list[str] = []
         self.runs: list[str] = []
         self.run_start = 0
@@ -193,7 +197,7 @@ class _Auditor:
     def report(self, div: Divergence | None, repaired: RepairReport | None) -> AuditReport:
         return AuditReport(runs=tuple(self.runs), records=self.records, inputs=self.inputs, outputs=self.outputs,
                            actors=self.actor_count, divergence=div, incomplete=tuple(self.incomplete),
-                           unverified=tuple(self.unverified), repaired=repaired)
+                           unverified=tuple(self.unverified), repaired=repaired, notes=tuple(self.notes))
 
     # -- the pass -----------------------------------------------------------------------------
     def run(self, reader: JournalReader) -> None:

@@ -127,6 +127,8 @@ def _audit_one(journal: Path, *, allow_repair: bool, out: TextIO, err: TextIO) -
               f"cleanly (a crash); not counted as a divergence", file=out)
     for aid, why in report.unverified:
         print(f"note: {aid}: {why}", file=out)
+    for note in report.notes:
+        print(f"note: {note}", file=out)
     if report.divergence is None:
         print("IDENTICAL", file=out)
         return 0

@@ -26,6 +26,7 @@ from arbor.messages.journal import (
     encode_external,
     encode_run_started,
 )
+from arbor.messages.journal.format import FRAME, FRAME_SIZE, decode_header, iter_frames
 
 RUN_ID = "live-audit"
 
@@ -148,11 +149,48 @@ def test_recorded_configuration_that_no_longer_validates_is_unreadable(tmp_path:
     assert audit_command(tmp_path / "j", allow_repair=True, out=io.StringIO(), err=io.StringIO()) == 2
 
 
+def _payload_offset_near_middle(data: bytes) -> tuple[int, int]:
+    """``(frame start, a payload byte)`` of the record holding the segment's middle byte (or the next one)."""
+    buf = memoryview(data)
+    _header, offset = decode_header(buf)
+    for start, stop in iter_frames(buf, offset, []):
+        if stop > len(data) // 2:
+            return start - FRAME_SIZE, (start + stop) // 2
+    raise AssertionError("the segment holds no record past its middle")
+
+
 def test_damaged_journal_with_no_repair_is_unreadable(live_journal: Path, tmp_path: Path) -> None:
-    """--no-repair refuses a journal with a checksum failure instead of changing it."""
+    """--no-repair refuses a journal with a checksum failure instead of changing it.
+
+    The flipped byte is inside a record's payload: a checksum mismatch is damage wherever it is. (It
+    used to be the segment's middle byte, which now and then fell in a record's length prefix: see
+    the next test for why that reads differently.)"""
     shutil.copytree(live_journal, tmp_path / "j")
     seg = sorted((tmp_path / "j").glob("segment-*.arj"))[0]
     data = bytearray(seg.read_bytes())
-    data[len(data) // 2] ^= 0xFF
+    _frame, payload_byte = _payload_offset_near_middle(bytes(data))
+    data[payload_byte] ^= 0xFF
     seg.write_bytes(bytes(data))
     assert audit_command(tmp_path / "j", allow_repair=False, out=io.StringIO(), err=io.StringIO()) == 2
+
+
+def test_a_length_prefix_past_the_end_of_the_last_segment_reads_as_its_torn_tail(live_journal: Path,
+                                                                                tmp_path: Path) -> None:
+    """A record whose length runs past the end of the last segment is what a crash mid-write leaves;
+    without --repair the journal is read up to it (a live writer's unfinished record), nothing changed,
+    and the audit says so. (A length prefix damaged after writing looks the same: that is why.)"""
+    shutil.copytree(live_journal, tmp_path / "j")
+    segments = sorted((tmp_path / "j").glob("segment-*.arj"))
+    seg = segments[-1]
+    data = bytearray(seg.read_bytes())
+    frame, _payload_byte = _payload_offset_near_middle(bytes(data))
+    data[frame:frame + 4] = FRAME.pack(len(data), 0)[:4]  # a length no record in this file can have
+    seg.write_bytes(bytes(data))
+    before = seg.read_bytes()
+    out = io.StringIO()
+    assert audit_command(tmp_path / "j", allow_repair=False, out=out, err=io.StringIO()) == 0
+    assert seg.read_bytes() == before
+    # never silently: the audit says where it stopped reading and how much it did not replay
+    assert (f"note: {seg.name}: read up to byte {frame}, where a record runs past the end (length_past_end)"
+            in out.getvalue()), out.getvalue()
+    assert f"the {len(data) - frame:,} bytes after it are not replayed" in out.getvalue()
