@@ -41,7 +41,7 @@ class CommandLog:
 
     def __getattr__(self, name: str) -> Any:
         """The read endpoints answer an empty document; the other symbol commands are recorded too."""
-        if name in ("state", "positions", "risk_status", "tree"):
+        if name in ("state", "positions", "risk_status", "tree", "assumptions"):
             return dict
         if name in ("pause", "resume", "release", "flatten"):
             return self._symbol_command(name)
