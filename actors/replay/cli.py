@@ -210,14 +210,12 @@ def whatif_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int
                             recorded_ticks=ticks, observers=(log,) if parity else ())
     except UnreadableJournal as exc:
         bar.done()
-        print(f"replay whatif: unreadable journal: {exc}", file=err)
-        return 2
+        return refused("whatif", exc, err)
     except (ValueError, OSError, EOFError) as exc:  # RecordingFormatError, BadGzipFile, a truncated file
         if args.hbt is None:
             raise
         bar.done()
-        print(f"replay whatif: unreadable recording ({', '.join(args.hbt)}): {type(exc).__name__}: {exc}", file=err)
-        return 2
+        return refused("whatif", exc, err, recording=args.hbt)
     bar.done()
     print(render(result.report, result.digest, result.inputs), file=out)
     rate = result.inputs / result.elapsed_s if result.elapsed_s else 0.0
@@ -292,8 +290,7 @@ def sweep_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         if args.hbt is None:
             raise
         bar.close()
-        print(f"replay sweep: unreadable recording ({', '.join(args.hbt)}): {type(exc).__name__}: {exc}", file=err)
-        return 2
+        return refused("sweep", exc, err, recording=args.hbt)
     bar.close()
     print(sweep.render(result, top=args.top), file=out)
     best = result.best
@@ -317,8 +314,13 @@ def sweep_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def refused(command: str, exc: Exception, err: TextIO) -> int:
-    """Exit 2 for a configuration error or an unreadable journal, named on ``err``."""
+def refused(command: str, exc: Exception, err: TextIO, recording: Sequence[str] | None = None) -> int:
+    """Exit 2 for a configuration error, an unreadable journal or (``recording`` given) an unreadable
+    recording, named on ``err``."""
+    if recording is not None:
+        print(f"replay {command}: unreadable recording ({', '.join(recording)}): {type(exc).__name__}: {exc}",
+              file=err)
+        return 2
     kind = "unreadable journal" if isinstance(exc, UnreadableJournal) else "configuration error"
     print(f"replay {command}: {kind}: {exc}", file=err)
     return 2
