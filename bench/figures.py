@@ -160,9 +160,13 @@ def render_table(results: Mapping[str, Any]) -> str:
             f = figure_from_json(d)
             lines.append(f"| {name} | {f.label} | {_num(f.value, f.unit)} | {f.baseline}: "
                          f"{_num(f.baseline_value, f.unit)} | {_ratio(f)} | {_met(f)} |")
-        load = bench.get("load_before")
+        when = ""
+        if (bench.get("date"), bench.get("commit")) != (run["date"], host["commit"]):
+            when = f", run on {bench.get('date')} at commit {bench.get('commit')}"
         note = " ".join(bench.get("notes", []))
-        notes.append(f"- `{name}` ({bench.get('elapsed_s', 0):.0f} s, load {_load(load)} at its start): {note}".rstrip(": "))
+        notes.append(f"- `{name}`: `{bench.get('command', name)}`, {bench.get('elapsed_s', 0):.0f} s, load "
+                     f"{_load(bench.get('load_before'))} before and {_load(bench.get('load_after'))} after{when}. "
+                     f"{note}".rstrip())
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
