@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -57,6 +58,11 @@ class Figure:
         out = asdict(self)
         out["ratio"] = self.ratio
         return out
+
+
+def median_ratio(values: Sequence[float], baselines: Sequence[float]) -> float:
+    """The median of the per-round ratios ``value / baseline`` (rounds interleaved, so each pair shared a load)."""
+    return statistics.median(v / b for v, b in zip(values, baselines, strict=True))
 
 
 def figure_from_json(d: Mapping[str, Any]) -> Figure:
@@ -110,7 +116,8 @@ def git_commit() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
-def _num(value: float, unit: str) -> str:
+def format_value(value: float, unit: str) -> str:
+    """A figure as the table shows it: thousands separated, three significant digits below 100."""
     if unit in ("ms", "us"):
         return f"{value:.3g} {unit}" if value < 100 else f"{value:,.0f} {unit}"
     if abs(value) >= 100:
@@ -122,7 +129,9 @@ def _ratio(f: Figure) -> str:
     r = f.ratio
     if r is None:
         return "-"
-    return f"{r:.2f}" if r < 100 else f"{r:,.0f}"
+    if r >= 100:
+        return f"{r:,.0f}"
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
 
 
 def _met(f: Figure) -> str:
@@ -158,11 +167,13 @@ def render_table(results: Mapping[str, Any]) -> str:
             continue
         for d in bench.get("figures", []):
             f = figure_from_json(d)
-            lines.append(f"| {name} | {f.label} | {_num(f.value, f.unit)} | {f.baseline}: "
-                         f"{_num(f.baseline_value, f.unit)} | {_ratio(f)} | {_met(f)} |")
+            lines.append(f"| {name} | {f.label} | {format_value(f.value, f.unit)} | {f.baseline}: "
+                         f"{format_value(f.baseline_value, f.unit)} | {_ratio(f)} | {_met(f)} |")
         when = ""
-        if (bench.get("date"), bench.get("commit")) != (run["date"], host["commit"]):
-            when = f", run on {bench.get('date')} at commit {bench.get('commit')}"
+        if bench.get("run") != run["date"]:
+            when = f", kept from an earlier run: {bench.get('date')} at commit {bench.get('commit')}"
+        if bench.get("last_failure"):
+            when += f" (its run on {run['date']} failed: {bench['last_failure']}; see var/bench/{name}.log)"
         note = " ".join(bench.get("notes", []))
         notes.append(f"- `{name}`: `{bench.get('command', name)}`, {bench.get('elapsed_s', 0):.0f} s, load "
                      f"{_load(bench.get('load_before'))} before and {_load(bench.get('load_after'))} after{when}. "

@@ -34,9 +34,9 @@ from arbor.actors.replay import run_whatif
 from arbor.actors.replay.whatif import hbt_config, market_inputs
 from arbor.config.loader import load_raw
 from arbor.config.settings import build_settings
-from figures import Figure, write_bench_json
+from figures import Figure, median_ratio, write_bench_json
 from loguru import logger
-from replay import FILES, json_floor
+from replay import FILES, json_floor, recording_missing
 
 SYMBOLS = {"BTCUSDT": "btcusdt_perp_binance", "ETHUSDT": "ethusdt_perp_binance"}  # TestInstrumentProvider names
 INSTALL_HINT = "pip install -e '.[peer]'"
@@ -236,17 +236,13 @@ def ema_cross_strategy(instrument_ids: list[str]) -> Any:
     return EmaCross(EmaCrossConfig(instrument_ids=tuple(instrument_ids)))
 
 
-def median_ratio(values: list[float], floors: list[float]) -> float:
-    return statistics.median(v / f for v, f in zip(values, floors, strict=True))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of floor, Arbor and Nautilus")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the figures to this file (for bench/all)")
     args = p.parse_args(argv)
-    if not all(Path(f).is_file() for f in FILES):
-        print(f"recording not found: {FILES}", file=sys.stderr)
+    if recording_missing():
+        print(recording_missing(), file=sys.stderr)
         return 2
     logger.remove()
     missing = nautilus_missing()

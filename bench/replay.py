@@ -55,7 +55,7 @@ from arbor.config.loader import load_raw
 from arbor.config.settings import Settings, build_settings
 from arbor.messages.journal import Durability, JournalReader, JournalWriter
 from arbor.messages.journal.writer import DurabilityMode
-from figures import Figure, write_bench_json
+from figures import Figure, median_ratio, write_bench_json
 from loguru import logger
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "binance_usdm"
@@ -64,6 +64,12 @@ MARKET_SECONDS = 345.0
 WHATIF_TARGET = 150_000
 AUDIT_TARGET = 75_000
 MB = 1024 * 1024
+
+
+def recording_missing() -> str:
+    """Why the two-symbol USD-M recording cannot be read here ('' when it can)."""
+    missing = [f for f in FILES if not Path(f).is_file()]
+    return f"recording not found: {', '.join(missing)}" if missing else ""
 
 
 def record(raw: dict, journal_root: Path, limit: int | None) -> tuple[Path, float, float, int]:
@@ -184,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configuration override")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the figures to this file (for bench/all)")
     args = p.parse_args(argv)
-    if not all(Path(f).is_file() for f in FILES):
-        print(f"recording not found under {DATA}", file=sys.stderr)
+    if recording_missing():
+        print(recording_missing(), file=sys.stderr)
         return 2
     logger.remove()
     raw = hbt_config(FILES, load_raw(environ={}), args.set)
@@ -222,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"what-if digests differ between rounds: {sorted(digests)}", file=sys.stderr)
             return 1
         med = {k: statistics.median(v) for k, v in rounds.items()}
-        ratio = {k: statistics.median(x / f for x, f in zip(rounds[k], rounds["floor"], strict=True))
-                 for k in ("whatif", "audit")}
+        ratio = {k: median_ratio(rounds[k], rounds["floor"]) for k in ("whatif", "audit")}
         print(f"medians of {args.rounds} interleaved rounds: floor (gzip + orjson.loads of every frame) "
               f"{med['floor']:,.0f} msg/s")
         for k, target, label in (("whatif", WHATIF_TARGET, "what-if"), ("audit", AUDIT_TARGET, "audit")):

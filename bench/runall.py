@@ -64,13 +64,13 @@ def now_utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def run_bench(bench: Bench, quick: bool, out: Path) -> dict[str, Any]:
+def run_bench(bench: Bench, quick: bool, out: Path, run_date: str) -> dict[str, Any]:
     """Run one bench to its JSON file; return its entry for the results file (figures or failure)."""
     json_path = out / f"{bench.name}.json"
     log_path = out / f"{bench.name}.log"
     json_path.unlink(missing_ok=True)
     args = [sys.executable, str(REPO / bench.script), *(bench.quick if quick else bench.full), "--json", str(json_path)]
-    entry: dict[str, Any] = {"date": now_utc(), "commit": figures.git_commit(), "quick": quick,
+    entry: dict[str, Any] = {"run": run_date, "date": now_utc(), "commit": figures.git_commit(), "quick": quick,
                              "command": " ".join(["python", bench.script, *(bench.quick if quick else bench.full)]),
                              "load_before": load_average()}
     t0 = time.monotonic()
@@ -90,14 +90,33 @@ def run_bench(bench: Bench, quick: bool, out: Path) -> dict[str, Any]:
     return entry
 
 
+def merge(previous: dict[str, Any], fresh: dict[str, Any], order: list[str]) -> dict[str, Any]:
+    """The results file's benches after a run: each bench that ran now, in ``order``; a bench that
+    failed now keeps its previous figures, marked with the failure; one not run now keeps its
+    previous entry as it was (without an older failure mark)."""
+    out: dict[str, Any] = {}
+    for name in order:
+        entry, kept = fresh.get(name), previous.get(name)
+        if entry is not None and not entry.get("failed"):
+            out[name] = entry
+        elif entry is not None and kept is not None:
+            out[name] = {**kept, "last_failure": entry["failed"]}
+        elif entry is None and kept is not None:
+            out[name] = {k: v for k, v in kept.items() if k != "last_failure"}
+    return out
+
+
 def summary(name: str, entry: dict[str, Any]) -> str:
     head = f"{name}: {entry.get('elapsed_s', 0):.0f} s"
     if entry.get("failed"):
         return f"{head}, FAILED ({entry['failed']})"
     if entry.get("skipped"):
         return f"{head}, skipped: {entry['skipped']}"
-    parts = [f"{f['label']} {f['value']:,.4g} {f['unit']} (ratio {f['ratio']:.3g})" if f.get("ratio") is not None
-             else f"{f['label']} {f['value']:,.4g} {f['unit']}" for f in entry.get("figures", [])]
+    parts = []
+    for d in entry.get("figures", []):
+        f = figures.figure_from_json(d)
+        ratio = f" (ratio {f.ratio:.3g} to {f.baseline})" if f.ratio is not None else ""
+        parts.append(f"{f.label}: {figures.format_value(f.value, f.unit)}{ratio}")
     return head + "\n  " + "\n  ".join(parts)
 
 
@@ -129,28 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     run: dict[str, Any] = {"date": now_utc(), "quick": args.quick, "machine": figures.machine(),
                            "load_before": load_average()}
-    benches: dict[str, Any] = {}
-    failed = []
+    fresh: dict[str, Any] = {}
     t0 = time.monotonic()
     for bench in BENCHES:
-        if bench.name not in only:
-            kept = previous.get("benches", {}).get(bench.name)
-            if kept is not None:
-                benches[bench.name] = kept
-            continue
-        print(f"running {bench.name} ...", flush=True)
-        entry = run_bench(bench, args.quick, args.out)
-        print(summary(bench.name, entry), flush=True)
-        if entry.get("failed"):
-            failed.append(bench.name)
-            kept = previous.get("benches", {}).get(bench.name)
-            if kept is not None:
-                benches[bench.name] = kept
-            continue
-        benches[bench.name] = entry
+        if bench.name in only:
+            print(f"running {bench.name} ...", flush=True)
+            fresh[bench.name] = run_bench(bench, args.quick, args.out, run["date"])
+            print(summary(bench.name, fresh[bench.name]), flush=True)
+    failed = [name for name, entry in fresh.items() if entry.get("failed")]
     run["elapsed_s"] = round(time.monotonic() - t0, 1)
     run["load_after"] = load_average()
-    results = {"schema": figures.SCHEMA, "run": run, "benches": {n: benches[n] for n in names if n in benches}}
+    results = {"schema": figures.SCHEMA, "run": run, "benches": merge(previous.get("benches", {}), fresh, names)}
     results_path.write_text(json.dumps(results, indent=1) + "\n")
     print(f"results: {results_path}")
     if not args.no_readme:

@@ -38,18 +38,18 @@ def results(figures: ModuleType) -> dict:
                 "machine": {"cpu": "Test CPU @ 2.0GHz", "cores": 2, "python": "3.11.7", "system": "Linux 6",
                             "commit": "abc1234"}},
         "benches": {
-            "replay": {"date": "2026-12-03 13:00 UTC", "commit": "abc1234", "command": "python bench/replay.py",
+            "replay": {"run": "2026-12-03 13:00 UTC", "date": "2026-12-03 13:00 UTC", "commit": "abc1234", "command": "python bench/replay.py",
                        "elapsed_s": 60.0, "load_before": [1.5, 1.2, 1.0], "load_after": [1.8, 1.3, 1.0],
                        "notes": ["168,609 market messages."], "skipped": "",
                        "figures": [fig("replay.whatif", "what-if", 12345.0, "msg/s", "JSON floor", 24690.0,
                                        target=">= 150,000 msg/s", met=False).to_json()]},
-            "pipeline": {"date": "2026-12-02 09:00 UTC", "commit": "def5678", "command": "python bench/pipeline.py",
+            "pipeline": {"run": "2026-12-02 08:59 UTC", "date": "2026-12-02 09:00 UTC", "commit": "def5678", "command": "python bench/pipeline.py",
                          "elapsed_s": 20.0, "load_before": [0.5, 0.5, 0.5], "load_after": [0.7, 0.5, 0.5],
                          "notes": [], "skipped": "",
                          "figures": [fig("pipeline.latency_p99", "tick-to-action p99", 1.1, "ms",
                                          "plain chain's time per event", 0.022, higher_is_better=False,
                                          target="< 2 ms", met=True).to_json()]},
-            "peer": {"date": "2026-12-03 13:00 UTC", "commit": "abc1234", "command": "python bench/peer.py",
+            "peer": {"run": "2026-12-03 13:00 UTC", "date": "2026-12-03 13:00 UTC", "commit": "abc1234", "command": "python bench/peer.py",
                      "elapsed_s": 30.0, "load_before": [], "load_after": [], "notes": [],
                      "skipped": "Nautilus side: nautilus_trader is not installed", "figures": []},
         },
@@ -100,7 +100,8 @@ def test_writer_renders_a_results_file_into_exactly_the_region(figures, tmp_path
         in body
     assert "| peer | skipped: Nautilus side: nautilus_trader is not installed | | | | |" in body
     assert "commit abc1234: Test CPU @ 2.0GHz, 2 cores" in body
-    assert "run on 2026-12-02 09:00 UTC at commit def5678" in body  # a bench kept from an earlier run says so
+    assert "kept from an earlier run: 2026-12-02 09:00 UTC at commit def5678" in body  # and says so
+    assert body.count("kept from an earlier run") == 1
 
 
 def test_rewriting_twice_gives_the_same_readme(figures, tmp_path):
