@@ -13,7 +13,7 @@ time per symbol:
   floor      gzip read plus ``orjson.loads`` of every frame, nothing else (bench/replay's floor)
 
 ``--rounds`` rounds interleave floor, Arbor and Nautilus; medians are printed, every figure as a
-ratio to the floor of the same round. NautilusTrader is an optional extra
+ratio to the floor timed just before it. NautilusTrader is an optional extra
 (``pip install -e '.[peer]'``): without it the Nautilus side is skipped with that reason and the
 Arbor side still runs. ``--json OUT`` writes the figures for bench/all. Usage:
   python bench/peer.py [--rounds 3] [--json OUT]
@@ -249,35 +249,39 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"nautilus: skipped: {missing}")
     side = None if missing else NautilusSide()
-    rounds: dict[str, list[float]] = {k: [] for k in ("floor", "arbor", "arbor_engine", "nautilus", "nautilus_engine")}
+    rounds: dict[str, list[float]] = {k: [] for k in ("arbor", "arbor_engine", "nautilus", "nautilus_engine")}
+    floor_of: dict[str, list[float]] = {k: [] for k in rounds}  # the floor timed just before each run
     digests = set()
     orders = 0
     for i in range(args.rounds):
-        rounds["floor"].append(json_floor(FILES))
+        floor_of["arbor"].append(json_floor(FILES))
         n, dt, digest = arbor_end_to_end()
         digests.add(digest)
         rounds["arbor"].append(n / dt)
+        floor_of["arbor_engine"].append(json_floor(FILES))
         n_mem, dm = arbor_engine()
         rounds["arbor_engine"].append(n_mem / dm)
-        line = (f"round {i + 1}/{args.rounds}: floor {rounds['floor'][-1]:,.0f} msg/s; arbor end to end "
+        line = (f"round {i + 1}/{args.rounds}: floor {floor_of['arbor'][-1]:,.0f} msg/s; arbor end to end "
                 f"{n / dt:,.0f}, engine {n_mem / dm:,.0f}")
         if side is not None:
+            floor_of["nautilus"].append(json_floor(FILES))
             frames, de, dr, orders = side.run()
+            floor_of["nautilus_engine"].append(floor_of["nautilus"][-1])  # the engine run is part of that run
             rounds["nautilus"].append(frames / de)
             rounds["nautilus_engine"].append(frames / dr)
             line += f"; nautilus end to end {frames / de:,.0f}, engine {frames / dr:,.0f} ({orders} orders)"
         print(line, flush=True)
-    floors = rounds["floor"]
+    floor_med = statistics.median(f for v in floor_of.values() for f in v)
     med = {k: statistics.median(v) for k, v in rounds.items() if v}
     floor_label = "JSON floor (gzip + orjson.loads)"
     figs: list[Figure] = []
 
     def add(name: str, label: str, key: str) -> None:
-        r = median_ratio(rounds[key], floors)
+        r = median_ratio(rounds[key], floor_of[key])
         figs.append(Figure(name, label, med[key], "msg/s", floor_label, med[key] / r))
         print(f"  {label:<44} {med[key]:>9,.0f} msg/s  ratio to the floor {r:.3f}")
 
-    print(f"medians of {args.rounds} interleaved rounds (floor {med['floor']:,.0f} msg/s):")
+    print(f"medians of {args.rounds} interleaved rounds (floor {floor_med:,.0f} msg/s):")
     add("peer.arbor", "Arbor what-if, end to end", "arbor")
     add("peer.arbor_engine", "Arbor what-if, inputs in memory", "arbor_engine")
     if side is not None:
@@ -293,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     version = "" if missing else f"nautilus_trader {md.version('nautilus_trader')}; "
     write_bench_json(args.json, "peer", figs, skipped=f"Nautilus side: {missing}" if missing else "", notes=[
         f"{version}two-symbol USD-M recording, medians of {args.rounds} interleaved rounds, each figure over "
-        "the floor of its round; Arbor's engine figure still decodes every frame, Nautilus's runs on objects "
+        "the floor timed just before it; Arbor's engine figure still decodes every frame, Nautilus's runs on objects "
         f"built beforehand{f' ({orders} orders in the last round)' if side else ''}."])
     if len(digests) != 1:
         print(f"Arbor's digests differ between rounds: {sorted(digests)}", file=sys.stderr)

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench_helpers import BENCH, load_bench
 
 
 @pytest.fixture(scope="module")
 def runall() -> ModuleType:
-    """bench/runall.py, loaded by path with bench/figures.py beside it (bench/ is scripts, not a package)."""
-    sys.path.insert(0, str(BENCH))  # runall imports its sibling figures.py as bench/all runs it
-    try:
-        spec = importlib.util.spec_from_file_location("bench_runall", BENCH / "runall.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return load_bench("runall")
 
 
 def entry(run: str, **extra: object) -> dict:

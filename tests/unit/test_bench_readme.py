@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.bench_helpers import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -19,13 +19,7 @@ THROUGHPUT = re.compile(r"\d[\d,.]*\s*k?\s*(?:msg|messages|events|records|fills|
 
 @pytest.fixture(scope="module")
 def figures() -> ModuleType:
-    """bench/figures.py, loaded by path (bench/ is scripts, not an installed package)."""
-    spec = importlib.util.spec_from_file_location("bench_figures", ROOT / "bench" / "figures.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve the module's annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("figures")
 
 
 def results(figures: ModuleType) -> dict:
