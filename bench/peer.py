@@ -13,7 +13,8 @@ time per symbol:
   floor      gzip read plus ``orjson.loads`` of every frame, nothing else (bench/replay's floor)
 
 ``--rounds`` rounds interleave floor, Arbor and Nautilus; medians are printed, every figure as a
-ratio to the floor timed just before it. NautilusTrader is an optional extra
+ratio to the floor timed just before it, all in CPU time of this process (on a shared machine wall
+time also counts other processes' turns on the core). NautilusTrader is an optional extra
 (``pip install -e '.[peer]'``): without it the Nautilus side is skipped with that reason and the
 Arbor side still runs. ``--json OUT`` writes the figures for bench/all. Usage:
   python bench/peer.py [--rounds 3] [--json OUT]
@@ -52,20 +53,20 @@ def nautilus_missing() -> str:
 
 
 def arbor_end_to_end() -> tuple[int, float, str]:
-    """Arbor's what-if from the files: (messages, seconds including building the actors, digest)."""
+    """Arbor's what-if from the files: (messages, CPU seconds including building the actors, digest)."""
     settings = build_settings(hbt_config(FILES, load_raw(environ={}), []))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     result = run_whatif(settings, market_inputs(settings))
-    return result.inputs, time.perf_counter() - t0, result.digest
+    return result.inputs, time.process_time() - t0, result.digest
 
 
 def arbor_engine() -> tuple[int, float]:
     """Arbor's what-if on inputs already read into memory (the recorded frames, not yet decoded)."""
     settings = build_settings(hbt_config(FILES, load_raw(environ={}), []))
     inputs = list(market_inputs(settings))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     result = run_whatif(settings, iter(inputs))
-    return result.inputs, time.perf_counter() - t0
+    return result.inputs, time.process_time() - t0
 
 
 class NautilusSide:
@@ -167,13 +168,13 @@ class NautilusSide:
         return engine
 
     def run(self) -> tuple[int, float, float, int]:
-        """(frames, end-to-end seconds, engine-run seconds, orders the strategy submitted)."""
-        t0 = time.perf_counter()
+        """(frames, end-to-end CPU seconds, engine-run CPU seconds, orders the strategy submitted)."""
+        t0 = time.process_time()
         data, frames = self.convert()
         engine = self.engine(data)
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         engine.run()
-        t2 = time.perf_counter()
+        t2 = time.process_time()
         orders = len(engine.cache.orders())
         engine.dispose()
         return frames, t2 - t0, t2 - t1, orders
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
     floor_med = statistics.median(f for v in floor_of.values() for f in v)
     med = {k: statistics.median(v) for k, v in rounds.items() if v}
-    floor_label = "JSON floor (gzip + orjson.loads)"
+    floor_label = "JSON floor (gzip + orjson.loads, CPU time)"
     figs: list[Figure] = []
 
     def add(name: str, label: str, key: str) -> None:
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     version = "" if missing else f"nautilus_trader {md.version('nautilus_trader')}; "
     write_bench_json(args.json, "peer", figs, skipped=f"Nautilus side: {missing}" if missing else "", notes=[
-        f"{version}two-symbol USD-M recording, medians of {args.rounds} interleaved rounds, each figure over "
+        f"{version}two-symbol USD-M recording, CPU time, medians of {args.rounds} interleaved rounds, each figure over "
         "the floor timed just before it; Arbor's engine figure still decodes every frame, Nautilus's runs on objects "
         f"built beforehand{f' ({orders} orders in the last round)' if side else ''}."])
     if len(digests) != 1:
