@@ -4,7 +4,9 @@ For each (venue, message type) it times the venue decoder and plain ``json.loads
 bytes and prints messages/s and the ratio decoder/json.loads (target >= 0.5: decoding, Decimal
 conversion and validation should cost at most as much again as parsing). ``--orjson`` also times
 ``orjson.loads`` if it is installed, to show what swapping the parser could gain.
-Usage: python bench/decode.py [--data ../shared/data] [--repeat 3] [--orjson]
+``--json OUT`` writes the figures for bench/all: all messages and depth updates, each against
+``json.loads`` of the same bytes. Usage:
+  python bench/decode.py [--data ../shared/data] [--repeat 3] [--orjson] [--json OUT]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from arbor.adapters.binance.spot import decode_spot
 from arbor.adapters.binance.usdm import decode_usdm
 from arbor.adapters.recorded.cf3 import read_cf3
 from arbor.adapters.recorded.hbt import read_hbt
+from figures import Figure, write_bench_json
 
 SOURCES = (
     ("binance_usdm (HBT)", "binance_usdm/usdm_btcusdt_20240808.gz", read_hbt, decode_usdm),
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--orjson", action="store_true")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the figures to this file (for bench/all)")
     args = parser.parse_args()
     loads_fast = None
     if args.orjson:
@@ -91,6 +95,8 @@ def main() -> None:
     print(header)
     total_dec = total_json = 0.0
     total_n = 0
+    depth_n = 0
+    depth_dec = depth_json = 0.0
     for (venue, kind), (decoder, payloads) in sorted(groups.items()):
         dec = best_rate(decoder, payloads, args.repeat)
         js = best_rate(json.loads, payloads, args.repeat)
@@ -98,6 +104,10 @@ def main() -> None:
         total_n += n
         total_dec += n / dec
         total_json += n / js
+        if kind == "depthUpdate":
+            depth_n += n
+            depth_dec += n / dec
+            depth_json += n / js
         line = f"{venue:20} {kind:12} {n:>7} {dec:>11,.0f} {js:>13,.0f} {dec / js:>6.2f}"
         if loads_fast:
             fast = best_rate(loads_fast, payloads, args.repeat)
@@ -105,6 +115,15 @@ def main() -> None:
         print(line)
     print(f"{'all':33} {total_n:>7} {total_n / total_dec:>11,.0f} {total_n / total_json:>13,.0f} "
           f"{total_json / total_dec:>6.2f}")
+    figures = [Figure("decode.all", "decoders, every recorded message", total_n / total_dec, "msg/s",
+                      "json.loads of the same bytes", total_n / total_json, target="ratio >= 0.5",
+                      met=total_json / total_dec >= 0.5)]
+    if depth_n:
+        figures.append(Figure("decode.depth", "decoders, depth updates", depth_n / depth_dec, "msg/s",
+                              "json.loads of the same bytes", depth_n / depth_json, target="ratio >= 0.8 (issue 17)",
+                              met=depth_json / depth_dec >= 0.8))
+    write_bench_json(args.json, "decode", figures,
+                     notes=[f"{total_n:,} recorded messages (HBT and CF3), CPU time, best of {args.repeat} passes."])
 
 
 if __name__ == "__main__":

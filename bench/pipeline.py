@@ -6,7 +6,9 @@ Runs the same logic three ways in one process and prints the ratios:
   pykka         the live runtime: the symbol's subtree on one pykka thread, the arbitrator on another
 and the tick-to-action latency (p50/p99/max) of the pykka runtime with the feed paced at a fixed
 rate (default 5,000 events/s). A decision is taken on every event (decision_interval_ms = 0), the
-worst case. Usage: python bench/pipeline.py [--events N] [--rate R] [--latency-seconds S]
+worst case. ``--json OUT`` writes the figures for bench/all, each against the plain chain of the
+same run (a latency against the plain chain's time per event). Usage:
+  python bench/pipeline.py [--events N] [--rate R] [--latency-seconds S] [--json OUT]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 
 from arbor.actors.arbitrator.config import ArbitratorConfig
 from arbor.actors.arbitrator.logic import ArbitratorLogic
@@ -29,6 +32,7 @@ from arbor.actors.runtime import DeterministicRuntime, HandlerClock, SimClock, T
 from arbor.adapters.decoding import decoder_for
 from arbor.adapters.sim.market import SimMarket, SimSymbol
 from arbor.messages import Action, Envelope, VenuePayload
+from figures import Figure, write_bench_json
 
 SYMBOL = "BTCUSDT"
 
@@ -192,6 +196,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=40_000)
     p.add_argument("--rate", type=float, default=5000.0)
     p.add_argument("--latency-seconds", type=float, default=6.0)
+    p.add_argument("--json", type=Path, metavar="OUT", help="write the figures to this file (for bench/all)")
     args = p.parse_args()
     t0 = time.process_time()
     fr = frames(args.events, 1_723_161_600_000_000_000)
@@ -210,14 +215,34 @@ def main() -> None:
     if acts_det != acts or acts_pykka != expected:
         print(f"  WARNING: action counts differ: plain={acts} deterministic={acts_det} pykka={acts_pykka}")
     lat = sorted(run_latency(args.rate, args.latency_seconds))
-    if lat:
-        def q(f: float) -> float:
-            return lat[min(len(lat) - 1, int(f * len(lat)))] / 1e6
 
+    def q(f: float) -> float:
+        return lat[min(len(lat) - 1, int(f * len(lat)))] / 1e6
+
+    if lat:
         print(f"latency (pykka, paced at {args.rate:,.0f} events/s, {len(lat)} actions, switch interval 0.5 ms): "
               f"p50 {q(0.5):.3f} ms  p99 {q(0.99):.3f} ms  max {lat[-1] / 1e6:.3f} ms  mean {statistics.fmean(lat) / 1e6:.3f} ms")
     print(f"targets: pykka/plain >= 0.30 -> {'met' if eps['pykka'] / eps['plain'] >= 0.3 else 'NOT met'}; "
           f"p99 < 2 ms at {args.rate:,.0f}/s -> {'met' if lat and q(0.99) < 2 else 'NOT met'}")
+    plain = "plain chain of calls"
+    per_event_ms = 1e3 / eps["plain"]
+    figures = [
+        Figure("pipeline.deterministic", "deterministic runtime, one symbol, a decision per event",
+               eps["deterministic"], "events/s", plain, eps["plain"]),
+        Figure("pipeline.pykka", "pykka runtime (symbol thread + coordinator thread)", eps["pykka"], "events/s",
+               plain, eps["plain"], target="ratio >= 0.30", met=eps["pykka"] / eps["plain"] >= 0.3),
+    ]
+    if lat:
+        per_event = "plain chain's time per event"
+        figures += [
+            Figure("pipeline.latency_p50", f"tick-to-action p50, pykka, paced {args.rate:,.0f} events/s", q(0.5), "ms",
+                   per_event, per_event_ms, higher_is_better=False),
+            Figure("pipeline.latency_p99", f"tick-to-action p99, pykka, paced {args.rate:,.0f} events/s", q(0.99), "ms",
+                   per_event, per_event_ms, higher_is_better=False, target="< 2 ms (issue 17: < 1 ms)",
+                   met=q(0.99) < 2),
+        ]
+    write_bench_json(args.json, "pipeline", figures,
+                     notes=[f"{n:,} simulated events; latency over {args.latency_seconds:g} s, {len(lat):,} actions."])
 
 
 if __name__ == "__main__":

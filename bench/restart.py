@@ -6,8 +6,10 @@ In one run, on the live pykka runtime with injected exceptions:
   * failure -> restarted and reconciled: from the failure to the executor's
     ReconciliationCompleted after the restart, feature warm-up excluded (target p99 < 50 ms);
 and, on the fill path, fills/s through Position + Executor with and without saving their state
-to the SQLite store after every fill (target ratio >= 0.5).
-Usage: python bench/restart.py [--failures N]
+to the SQLite store after every fill (target ratio >= 0.5). ``--json OUT`` writes the figures for
+bench/all: the fill path against itself without the store, and each restart latency against the
+time one fill takes through Position + Executor without the store (measured in the same run).
+Usage: python bench/restart.py [--failures N] [--fills N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from arbor.actors.cluster.live import LiveCluster
 from arbor.actors.testing import eventually
 from arbor.config.settings import load_settings
 from arbor.messages import ActorFailed, Envelope, ReconciliationCompleted
+from figures import Figure, write_bench_json
 
 
 class Clocked:
@@ -162,6 +165,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--failures", type=int, default=40)
     p.add_argument("--fills", type=int, default=5000)
+    p.add_argument("--json", type=Path, metavar="OUT", help="write the figures to this file (for bench/all)")
     args = p.parse_args()
     to_halt, to_rec = measure_restarts(args.failures)
     print(f"restart: {len(to_halt)} injected failures on the live runtime")
@@ -176,6 +180,16 @@ def main() -> None:
         plain, stored = fills
         print(f"fill path: {plain:,.0f} fills/s without the store, {stored:,.0f} with it, ratio {stored / plain:.2f} "
               f"(target >= 0.5: {'met' if stored / plain >= 0.5 else 'NOT met'})")
+        per_fill = "one fill without the store"
+        fill_ms = 1e3 / plain
+        write_bench_json(args.json, "restart", [
+            Figure("restart.to_halt_p99", "failure -> non-ACTIVE at Risk, p99", pct(to_halt, .99), "ms", per_fill,
+                   fill_ms, higher_is_better=False, target="< 5 ms", met=pct(to_halt, .99) < 5),
+            Figure("restart.to_reconciled_p99", "failure -> restarted + reconciled, p99", pct(to_rec, .99), "ms",
+                   per_fill, fill_ms, higher_is_better=False, target="< 50 ms", met=pct(to_rec, .99) < 50),
+            Figure("restart.fill_path_store", "fill path with the state store", stored, "fills/s",
+                   "the same without the store", plain, target="ratio >= 0.5", met=stored / plain >= 0.5),
+        ], notes=[f"{len(to_halt)} injected failures on the live runtime; {args.fills:,} fills."])
 
 
 if __name__ == "__main__":

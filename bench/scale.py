@@ -32,7 +32,9 @@ Every run stops by itself (``--duration``) and is killed if it overruns by a min
 The unpaced runs are repeated (``--repeat``, default 3, alternating 1 and 2 workers) and the
 median of each worker count is used; the paced runs are set from the headline mix's medians.
 Usage: python bench/scale.py [--symbols 20] [--seconds 12] [--load 0.5 | --rate R] [--repeat 3]
-       [--paced-seconds 30] [--warmup 3] [--unpaced-rate 300] [--decision-heavy-rate 20 | 0]
+       [--paced-seconds 30] [--warmup 3] [--unpaced-rate 300] [--decision-heavy-rate 20 | 0] [--json OUT]
+``--json OUT`` writes the headline figures for bench/all (2 workers against 1; each latency
+against the single Worker's time per event at its capacity).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from figures import Figure, write_bench_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -217,6 +221,7 @@ def main() -> None:
     ap.add_argument("--paced-seconds", type=float, default=30.0, help="length of each paced (latency) run")
     ap.add_argument("--warmup", type=float, default=3.0,
                     help="orders on frames that arrived this long after a worker started are reported apart")
+    ap.add_argument("--json", type=Path, metavar="OUT", help="write the figures to this file (for bench/all)")
     a = ap.parse_args()
     print(f"{a.symbols} simulated symbols, {a.seconds:.0f} s per run, {os.cpu_count()} cores, "
           f"load average {load_avg():.2f} before")
@@ -249,8 +254,20 @@ def main() -> None:
               f"{rates[n] * a.symbols * factor / cap:.0%} of capacity {cap:,.0f}), achieved {lt['events_per_s']:,.0f} "
               f"({lt['events_per_s'] / cap:.0%}); CPU worker {'/'.join(f'{x:.0%}' for x in lt['worker_cpu'])}, "
               f"coordinator {lt['coordinator_cpu']:.0%}; {lt['orders']} orders; load average after {lt['load_after']:.2f}")
-    report_throughput(f"throughput, market-data mix ({a.unpaced_rate:g} events/s per symbol nominal, as live "
-                      f"markets and the paced runs: a decision every 200 ms per symbol)", runs, thr, target=True)
+    ratio = report_throughput(f"throughput, market-data mix ({a.unpaced_rate:g} events/s per symbol nominal, as live "
+                              f"markets and the paced runs: a decision every 200 ms per symbol)", runs, thr, target=True)
+    one = thr[1]["events_per_s"]
+    per_event = "1 Worker's time per event"
+    figures = [Figure("scale.capacity_2", f"2 Workers, {a.symbols} symbols, unpaced", thr[2]["events_per_s"],
+                      "events/s", "1 Worker", one, target="ratio >= 1.7", met=ratio >= 1.7)]
+    for n in (1, 2):
+        figures += [Figure(f"scale.p{q}_{n}", f"tick-to-order p{q}, {n} Worker(s), paced at {a.load:.0%} of capacity",
+                           lat[n][f"p{q}_ms"], "ms", per_event, 1e3 / one if one else 0.0, higher_is_better=False,
+                           target="< 5 ms" if q == 99 else "", met=lat[n]["p99_ms"] < 5 if q == 99 else None)
+                    for q in (50, 99)]
+    write_bench_json(a.json, "scale", figures, notes=[
+        f"{a.symbols} simulated symbols at {a.unpaced_rate:g} events/s each (nominal), medians of {a.repeat} "
+        f"unpaced runs of {a.seconds:g} s per worker count, paced runs of {a.paced_seconds:g} s."])
     if heavy is not None:
         report_throughput(f"throughput, decision-heavy mix ({a.decision_heavy_rate:g} events/s per symbol nominal: "
                           f"simulated time runs ~20x faster than real time, so about one event in four brings a "
