@@ -190,7 +190,8 @@ def ema_cross_strategy(instrument_ids: list[str]) -> Any:
     from nautilus_trader.model.objects import Quantity
     from nautilus_trader.trading.strategy import Strategy
 
-    class EmaCrossConfig(StrategyConfig, frozen=True):
+    # without the optional extra installed, mypy sees StrategyConfig as Any and object takes no frozen=
+    class EmaCrossConfig(StrategyConfig, frozen=True):  # type: ignore[call-arg, unused-ignore]
         instrument_ids: tuple[str, ...] = ()
         fast: float = 2 / (20 + 1)
         slow: float = 2 / (80 + 1)
