@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
 
     from arbor.actors.distributed.launcher import restrict_thespian_bind
-    from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
+    from arbor.actors.distributed.supervisor import SUPERVISOR_NAME, ClusterSupervisor
     from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
     from arbor.messages import EngageKillSwitch, ResetKillSwitch
     from arbor.messages.codec import Codec

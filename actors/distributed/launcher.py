@@ -7,7 +7,7 @@ supervisor, the ActorSystem; then it SIGKILLs and reaps whatever of its process 
 alive (thespian actor processes ignore SIGTERM and a killed middle process leaves orphans; the
 launcher is a child subreaper, so orphans come back to it). One cluster per state directory:
 ``<var_dir>/cluster.lock`` (flock) makes a second start refuse. With ``[operator] enabled`` the
-launcher also serves the operator API (``actors.distributed.operator``), started once the
+launcher also serves the operator API (``adapters.operator.cluster_view``), started once the
 cluster has started and stopped first, so it stays up while the Coordinator is restarted.
 """
 
@@ -264,9 +264,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, leader: tuple[str, int] | None) -> int:
     from arbor.actors.cluster.build import market_venue
-    from arbor.actors.distributed.nodes import setup_node_logging
-    from arbor.actors.distributed.procs import alive, become_subreaper, descendants, kill_all, reap_children, wait_gone
-    from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
+    from arbor.actors.cluster.logs import setup_node_logging
+    from arbor.actors.distributed.supervisor import SUPERVISOR_NAME, ClusterSupervisor
     from arbor.actors.distributed.wire import (
         ClusterPlan,
         ClusterStarted,
@@ -276,6 +275,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
         StopCluster,
         token_digest,
     )
+    from arbor.supervision.procs import alive, become_subreaper, descendants, kill_all, reap_children, wait_gone
 
     c = settings.cluster
     sink = setup_node_logging(var_dir, "launcher", settings.run.log_level)
@@ -308,7 +308,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
     escalated = ""
     try:
         if settings.operator.enabled and leader is None:
-            from arbor.actors.distributed.operator import DistributedOperator
+            from arbor.adapters.operator.cluster_view import DistributedOperator
             from arbor.adapters.operator.server import token_from_env
 
             o = settings.operator
@@ -366,8 +366,8 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
                     escalated = st.escalated
                     log.critical("escalated: {}", st.escalated)
                     print(f"start-cluster: {st.escalated}", file=sys.stderr)
-                    if "coordinator" in st.escalated:
-                        status = 1
+                    if st.stop:  # the spec's escalation stopped the cluster (the Coordinator's)
+                        status = st.exit_status or 1
                         break
                 if not args.quiet:
                     print(f"\n[{now - started:7.1f}s]\n{render_summary(var_dir, assignment)}", flush=True)

@@ -16,7 +16,6 @@ what ``due()`` returns; tests drive them directly too.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -32,15 +31,17 @@ from arbor.actors.cluster.build import (
     market_venue,
     supervisor_for,
 )
+from arbor.actors.cluster.files import EventFile
 from arbor.actors.cluster.live import MARKET_SOURCE
-from arbor.actors.cluster.logs import JsonLinesSink, secret_values, stderr_sink
 from arbor.actors.cluster.observers import LinkedTradeLog
+from arbor.actors.cluster.probes import HeldEvents, WorkerProbe
 from arbor.actors.distributed.latch import read_latch, write_latch
-from arbor.actors.distributed.procs import rss_kb
 from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from arbor.actors.distributed.tree import COORDINATOR as COORDINATOR_LINK
+from arbor.actors.distributed.tree import worker_id as worker_link
 from arbor.actors.replay.recorder import JournalObserver, build_held, open_journal_observer
 from arbor.actors.runtime.clock import HandlerClock
-from arbor.actors.runtime.dispatcher import Dispatcher, QuietObserver, id_source
+from arbor.actors.runtime.dispatcher import Dispatcher, id_source
 from arbor.actors.topology import symbol_of
 from arbor.config.settings import Settings
 from arbor.messages import (
@@ -48,20 +49,12 @@ from arbor.messages import (
     ActionApproved,
     ActionDenied,
     ActorFailed,
-    DecodeFailure,
     EngageKillSwitch,
     Envelope,
-    FeatureSnapshot,
     KillSwitchEngaged,
     KillSwitchReset,
-    MandateSet,
-    OrderFilled,
-    PlaceOrder,
     PositionChanged,
-    RawMarketEvent,
-    RegimeChanged,
     SetTradingState,
-    SubmitOrder,
     SymbolRecovered,
     TimerTick,
     TradingState,
@@ -70,19 +63,13 @@ from arbor.messages import (
 )
 from arbor.messages.codec import Codec, CodecError
 from arbor.supervision.faults import FaultPlan
-from arbor.supervision.files import write_atomic
 from arbor.supervision.group import Health, SymbolSupervisor
 from arbor.supervision.persist import StatePersister, restore_all
+from arbor.supervision.procs import rss_kb
 from arbor.supervision.store import SIDECARS, StateStore
 from loguru import logger
 
-COORDINATOR_LINK = "coordinator"
 STORE_RUN_KEY = "cluster_run_id"  # the run whose state a node's store holds
-
-
-def worker_link(slot: int) -> str:
-    return f"worker-{slot}"
-
 
 MSG_IDS_PER_INCARNATION_BITS = 40  # 1.1e12 ids per process: ~35 years at 1,000 messages a second
 
@@ -93,18 +80,6 @@ def msg_id_base(incarnation: int) -> int:
     ``[incarnation << 40, (incarnation + 1) << 40)`` and no two processes of a run, restarts
     included, issue the same id; a later incarnation's ids are above every earlier one's."""
     return (incarnation << MSG_IDS_PER_INCARNATION_BITS) + 1
-
-
-def setup_node_logging(var_dir: str | Path, name: str, level: str) -> JsonLinesSink:
-    """Each process logs to its own ``<var_dir>/logs/<name>.jsonl`` (warnings also to stderr, redacted)."""
-    secrets = secret_values(os.environ)
-    logger.remove()
-    sink = JsonLinesSink(Path(var_dir) / "logs" / f"{name}.jsonl", secrets)
-    logger.add(sink, level=level.upper(), enqueue=False)
-    logger.add(stderr_sink(secrets), level="WARNING",
-               format="{time:HH:mm:ss} {level} " + name + " {extra[actor]} {message}",
-               filter=lambda r: "actor" in r["extra"])
-    return sink
 
 
 def node_store_path(var_dir: str | Path, node: str) -> Path:
@@ -143,25 +118,6 @@ def _set_aside(path: Path) -> None:
             dst.unlink()  # an older copy's log must never be applied to this one
 
 
-class EventFile:
-    """Append-only JSON lines (one per event, flushed), for operators and tests to follow a run."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
-
-    def write(self, **fields: Any) -> None:
-        fields.setdefault("ts_ns", time.time_ns())
-        self._fh.write(json.dumps(fields, default=str) + "\n")
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, default=str), fsync=False)  # status files: rewritten 4x a second
-
-
 class Node:
     """What both node kinds share: a dispatcher, the codec, link endpoints, ticks and counters."""
 
@@ -182,6 +138,7 @@ class Node:
         self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
         self.d: Dispatcher
         self.events: EventFile  # each node kind opens its own events file
+        self.held_events: HeldEvents  # and its observer whose lines wait for the handler's end
         self.decode_errors = 0
         self.dropped = 0
         # Called after an envelope was queued for another node (the shim sends it at once
@@ -229,6 +186,10 @@ class Node:
                                              codec=self.codec, restored=restored,
                                              segment_bytes=j.segment_mb * 1024 * 1024, node=self.name)
         return (self.journal,)
+
+    def flush_events(self) -> None:
+        """Write the event lines held during the handler that just ended (see ``HeldEvents``)."""
+        self.held_events.flush()
 
     def latency_report(self) -> dict[str, list[int]] | None:
         """Latency samples this node keeps for ``<name>.latency.json`` (None: it keeps none)."""
@@ -346,26 +307,7 @@ class Node:
 
 
 # ------------------------------------------------------------------------------------------
-class _HeldEvents(QuietObserver):
-    """An observer whose event lines wait for the end of the handler that produced them: the
-    node's shim calls ``flush`` after the handler's batches went out (and before closing), so a
-    decision never waits for the disk. Each line keeps the time of its event."""
-
-    events: EventFile
-    _held: list[dict[str, Any]]
-
-    def _event(self, **fields: Any) -> None:
-        fields["ts_ns"] = time.time_ns()
-        self._held.append(fields)
-
-    def flush(self) -> None:
-        if self._held:
-            held, self._held = self._held, []
-            for fields in held:
-                self.events.write(**fields)
-
-
-class CoordinatorEvents(_HeldEvents):
+class CoordinatorEvents(HeldEvents):
     """Records the Coordinator's decisions and states, and keeps the kill-switch latch file."""
 
     wants_inputs = True
@@ -422,7 +364,7 @@ class CoordinatorCore(Node):
         self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
         self.slot_of = {s: k for k, syms in self.assignment.items() for s in syms}
         self.events = EventFile(self.var_dir / "cluster" / "events" / "coordinator.jsonl")
-        self.observer = CoordinatorEvents(self.var_dir, self.events)
+        self.observer = self.held_events = CoordinatorEvents(self.var_dir, self.events)
         self.events.write(ev="coordinator_start", incarnation=incarnation, pid=os.getpid())
         actors, built_ns = build_held(lambda: build_singletons(settings, self.clock, run_id, self.faults), self.clock)
         # A restarted Coordinator's Risk and Arbitrator resume from the store (books, trading
@@ -483,6 +425,10 @@ class CoordinatorCore(Node):
                                                         error=f"worker {slot} process exited: {reason}",
                                                         message_tag="", ts_event_ns=now)], 0)
         self.d.run()
+
+    def worker_is_up(self, slot: int) -> bool:
+        peer = self.peers.get(slot)
+        return peer is not None and peer.up
 
     def accept(self, batch: LinkBatch) -> bool:
         """Only the current, live incarnation of a worker is heard (stale or unannounced: no ack)."""
@@ -549,107 +495,6 @@ class CoordinatorCore(Node):
             self.events.close()
 
 
-# ------------------------------------------------------------------------------------------
-class WorkerProbe(_HeldEvents):
-    """Per-symbol counters, venue-bound orders (journaled to the event file) and tick-to-order latency.
-
-    Tick-to-order is measured twice for each order that followed an approval, both ending when
-    the Executor hands the order to the venue: from the arrival of the market frame behind the
-    decision (``latencies_ns``: its envelope's ``ts_recv_ns``, followed through the causation
-    chain frame -> RawMarketEvent -> FeatureSnapshot -> MandateSet), and from that frame's
-    exchange event time (``event_latencies_ns``: ``Action.data_ts_ns``, which has the venue's
-    millisecond resolution, so it adds up to 1 ms the process never spent).
-    """
-
-    wants_inputs = True
-    _KEEP = 4096  # causation links remembered (frames in flight between the feed and a decision)
-
-    def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
-        self.rows: dict[str, dict[str, Any]] = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0, "decode_failures": 0, "regime": "UNKNOWN"}
-                     for s in symbols}
-        self.events = events
-        self._held: list[dict[str, Any]] = []
-        self.incarnation = incarnation
-        self._arrival: dict[int, int] = {}  # msg_id of a frame, event or snapshot -> frame arrival
-        self._decided: dict[tuple[str, int], int] = {}  # (symbol, data_ts_ns) of a MandateSet -> arrival
-        self._approved: dict[int, tuple[int, int | None]] = {}
-        self._submits: dict[int, tuple[int, int | None]] = {}
-        self.latencies_ns: list[int] = []
-        self.arrivals_ns: list[int] = []  # the frame arrival of each of ``latencies_ns``
-        self.event_latencies_ns: list[int] = []
-        self.frames = 0
-
-    def external(self, env: Envelope) -> None:
-        m = env.payload
-        if type(m) is VenuePayload:
-            self.frames += 1
-            self._remember(self._arrival, env.msg_id, env.ts_recv_ns)
-
-    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
-        m = env.payload
-        if type(m) is ActionApproved and actor_id.endswith("/position"):
-            a = m.action
-            self._remember(self._approved, env.msg_id, (a.data_ts_ns, self._decided.pop((a.symbol, a.data_ts_ns), None)))
-
-    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        m = env.payload
-        t = type(m)
-        if t is RawMarketEvent or t is FeatureSnapshot:
-            if t is RawMarketEvent:
-                row = self.rows.get(m.symbol)
-                if row is not None:  # decoded events, as one process counts them (DecodeFailures apart)
-                    row["events"] += 1
-                    row["venue"] = m.venue
-            arrived = self._arrival.get(env.causation_id)
-            if arrived is not None:
-                self._remember(self._arrival, env.msg_id, arrived)
-        elif t is MandateSet:
-            arrived = self._arrival.get(env.causation_id)
-            if arrived is not None:
-                self._remember(self._decided, (m.symbol, m.data_ts_ns), arrived)
-        elif t is SubmitOrder:
-            origin = self._approved.pop(env.causation_id, None)
-            if origin is not None:
-                self._remember(self._submits, env.msg_id, origin)
-        elif t is PlaceOrder and env.sender.endswith("/executor"):
-            row = self.rows.get(m.symbol)
-            if row is not None:
-                row["orders"] += 1
-                row["entries"] += 0 if m.reduce_only else 1
-            origin = self._submits.pop(env.causation_id, None)
-            if origin is not None and len(self.event_latencies_ns) < 200_000:
-                now = time.time_ns()
-                self.event_latencies_ns.append(now - origin[0])
-                if origin[1] is not None:
-                    self.latencies_ns.append(now - origin[1])
-                    self.arrivals_ns.append(origin[1])
-            self._event(ev="place", symbol=m.symbol, reduce_only=m.reduce_only,
-                        client_order_id=m.client_order_id, incarnation=self.incarnation)
-        elif t is OrderFilled and env.sender.endswith("/venue"):
-            row = self.rows.get(m.symbol)
-            if row is not None:
-                row["fills"] += 1
-        elif t is SymbolRecovered:
-            self._event(ev="recovered", symbol=m.symbol, incarnation=self.incarnation)
-        elif t is RegimeChanged or t is DecodeFailure:
-            row = self.rows.get(m.symbol)
-            if row is not None:
-                if t is RegimeChanged:
-                    row["regime"] = m.new.value
-                else:
-                    row["decode_failures"] += 1
-
-    def _remember(self, table: dict, key: Any, value: Any) -> None:
-        """Keep the newest ``_KEEP`` to ``2 * _KEEP`` entries. (Not one eviction per insert: after
-        many deletions at its front, ``next(iter(dict))`` scans the deleted slots, which cost
-        ~30% of a Worker's throughput here.)"""
-        table[key] = value
-        if len(table) > 2 * self._KEEP:
-            newest = list(table.items())[-self._KEEP:]
-            table.clear()
-            table.update(newest)
-
-
 class WorkerCore(Node):
     """The full subtrees of a set of symbols and their own market feed."""
 
@@ -661,7 +506,7 @@ class WorkerCore(Node):
         self.slot = slot
         self.symbols = tuple(symbols)
         self.events = EventFile(self.var_dir / "cluster" / "events" / f"{self.name}.jsonl")
-        self.probe = WorkerProbe(self.symbols, self.events, incarnation)
+        self.probe = self.held_events = WorkerProbe(self.symbols, self.events, incarnation)
         self.events.write(ev="worker_start", slot=slot, incarnation=incarnation, pid=os.getpid(),
                           symbols=list(self.symbols), restarted=restarted)
         def build() -> dict[str, Any]:

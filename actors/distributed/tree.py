@@ -120,6 +120,7 @@ class ClusterTree:
     nodes: dict[str, NodeState] = field(factory=dict)
     escalated: str = ""
     exit_status: int = 0  # the launcher's, from the escalations so far
+    stop_escalated: bool = False  # an escalation stopped the whole cluster
     stopping: bool = False
     _intensity: dict[str, RestartIntensity] = field(factory=dict)
 
@@ -174,6 +175,7 @@ class ClusterTree:
                 why = f"{s.id} exceeded its restart intensity: cluster stopped"
             self.escalated = why
             self.exit_status = max(self.exit_status, s.exit_status)
+            self.stop_escalated = self.stop_escalated or s.on_escalation is Escalation.STOP_CLUSTER
             return Verdict(node=node, death=s.on_death, restart=False, escalated=why,
                            stop=s.on_escalation is Escalation.STOP_CLUSTER)
         node.restarts += 1

@@ -101,8 +101,10 @@ class StatusQuery:
 @dataclass(frozen=True)
 class ClusterStatus:
     processes: dict  # name -> {"pid", "incarnation", "restarts", "up"}
-    escalated: str = ""
+    escalated: str = ""  # why the last escalation happened ("" : none)
     stopping: bool = False
+    exit_status: int = 0  # the launcher's exit status the escalations so far call for
+    stop: bool = False  # an escalation stopped the whole cluster (tree.Escalation.STOP_CLUSTER)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from arbor.actors.distributed.latch import read_latch
 from arbor.actors.distributed.placement import assign
-from arbor.actors.distributed.procs import alive, kill_all
 from arbor.actors.testing import eventually
+from arbor.supervision.procs import alive, kill_all
 
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, stored_positions, stored_venue_positions
 

@@ -74,6 +74,7 @@ def test_coordinator_past_its_intensity_stops_the_cluster():
     v = t.died(t.nodes[COORDINATOR], 0)
     assert v.death is Death.LATCH_KILL_SWITCH and not v.restart and v.stop
     assert v.escalated == "coordinator exceeded its restart intensity: cluster stopped" and t.exit_status == 1
+    assert t.stop_escalated
 
 
 def test_a_lost_remote_host_rehomes_its_slot_here():

@@ -208,7 +208,7 @@ def test_split_batches_are_handled_item_by_item_and_sent_after_each():
         flushed.append(len(core.delivered))
         return original()
 
-    core.due = due  # type: ignore[method-assign]
+    core.due = due
     loop.on_batch(batch(1, 3), "coordinator")
     assert core.delivered == [b"\x00", b"\x01", b"\x02"] and flushed == [1, 2, 3]
 
@@ -222,7 +222,7 @@ def test_inbox_stops_after_its_slice_and_says_more_is_left():
         clock.advance(INBOX_SLICE_S / 2)
         return original(b)
 
-    core.on_batch = slow  # type: ignore[method-assign]
+    core.on_batch = slow
     for k in range(4):
         port.inbox.append(batch(1 + k, 1))
     assert loop.inbox() is True and len(port.inbox) == 2
@@ -248,7 +248,7 @@ def test_background_work_runs_when_due_after_waiting_decisions():
     order: list[str] = []
     loop, core, port, _ = make(background=((lambda now: True, lambda now: order.append("tick")),))
     original = core.on_batch
-    core.on_batch = lambda b: (order.append("batch"), original(b))[1]  # type: ignore[method-assign]
+    core.on_batch = lambda b: (order.append("batch"), original(b))[1]
     port.inbox.append(batch(1, 1))
     loop.housekeeping()
     assert order == ["batch", "tick"]

@@ -448,7 +448,8 @@ def test_batches_that_beat_their_worker_up_are_held_and_delivered_once_it_comes(
 def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain() -> None:
     """The probe follows frame -> RawMarketEvent -> FeatureSnapshot -> MandateSet -> ActionApproved
     -> SubmitOrder -> PlaceOrder: latency from the frame's arrival, and from the exchange event time."""
-    from arbor.actors.distributed.nodes import EventFile, WorkerProbe
+    from arbor.actors.cluster.files import EventFile
+    from arbor.actors.cluster.probes import WorkerProbe
     from arbor.messages import (
         Envelope,
         FeatureSnapshot,
