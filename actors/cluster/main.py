@@ -39,7 +39,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_settings(args: argparse.Namespace):
+def worker_count(value: str | int, cpu_count: int | None = None) -> int:
+    """``--workers``: ``auto`` is one worker per core, keeping one core for the Coordinator (at least one)."""
+    if value == "auto":
+        return max(1, (cpu_count or os.cpu_count() or 2) - 1)
+    n = int(value)
+    if n < 1:
+        raise ValueError("--workers must be >= 1 or 'auto'")
+    return n
+
+
+def load_settings(args: argparse.Namespace, processes: bool = False):
+    """The merged raw configuration and its Settings. ``processes`` (``--workers``, ``--join``):
+    the state directory is made absolute (every process of the cluster finds it) and
+    ``cluster.workers`` comes from ``--workers`` (a bad count raises ValueError)."""
     from arbor.config.loader import deep_merge, load_raw
     from arbor.config.settings import build_settings
 
@@ -52,6 +65,10 @@ def load_settings(args: argparse.Namespace):
     if args.operator:
         cli["operator"] = {"enabled": True}
     merged = deep_merge(raw, cli)
+    if processes:
+        merged.setdefault("run", {})["var_dir"] = str(Path(merged["run"].get("var_dir", "var")).resolve())
+        if args.workers is not None:
+            merged.setdefault("cluster", {})["workers"] = worker_count(args.workers)
     if (merged.get("market") or {}).get("source") == "recorded":
         from arbor.adapters.recorded.source import resolve_recorded
 

@@ -1,25 +1,34 @@
-"""Observers of a node's dispatcher whose event lines wait for the end of the handler, and the
-Worker's probe: per-symbol counters, venue-bound orders and tick-to-order latency."""
+"""Observers of a node's dispatcher whose event lines wait for the end of the handler: the
+Coordinator's (decisions, states, the kill-switch latch) and the Worker's probe (per-symbol
+counters, venue-bound orders and tick-to-order latency)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from arbor.actors.cluster.files import EventFile
+from arbor.actors.distributed.latch import write_latch
 from arbor.actors.runtime.dispatcher import QuietObserver
 from arbor.messages import (
     ActionApproved,
+    ActionDenied,
+    ActorFailed,
     DecodeFailure,
     Envelope,
     FeatureSnapshot,
+    KillSwitchEngaged,
+    KillSwitchReset,
     MandateSet,
     OrderFilled,
     PlaceOrder,
+    PositionChanged,
     RawMarketEvent,
     RegimeChanged,
     SubmitOrder,
     SymbolRecovered,
+    TradingStateChanged,
     VenuePayload,
 )
 
@@ -41,6 +50,44 @@ class HeldEvents(QuietObserver):
             held, self._held = self._held, []
             for fields in held:
                 self.events.write(**fields)
+
+
+class CoordinatorEvents(HeldEvents):
+    """Records the Coordinator's decisions and states, and keeps the kill-switch latch file."""
+
+    wants_inputs = True
+
+    def __init__(self, var_dir: Path, events: EventFile) -> None:
+        self.var_dir = var_dir
+        self.events = events
+        self._held: list[dict[str, Any]] = []
+        self.denials: dict[str, int] = {}  # Actions Risk denied, per symbol, since this incarnation
+
+    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        m = env.payload
+        t = type(m)
+        if t is TradingStateChanged:
+            self._event(ev="state", scope=m.scope, old=m.old.value, new=m.new.value, who=m.who, reason=m.reason)
+        elif t is KillSwitchEngaged:
+            write_latch(self.var_dir, True, m.who, m.reason)
+            self._event(ev="kill", who=m.who, reason=m.reason)
+        elif t is KillSwitchReset:
+            write_latch(self.var_dir, False, m.who, m.reason)
+            self._event(ev="kill_reset", who=m.who, reason=m.reason)
+        elif t is ActionApproved:
+            self._event(ev="approved", symbol=m.symbol, kind=m.action.kind.value, action_id=m.action.action_id)
+        elif t is ActionDenied:
+            self.denials[m.symbol] = self.denials.get(m.symbol, 0) + 1
+
+    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        m = env.payload
+        if actor_id == "risk":
+            if type(m) is PositionChanged:
+                self._event(ev="position", symbol=m.symbol, state=m.state.value, qty=str(m.qty), cause=m.cause)
+            elif type(m) is ActorFailed:
+                self._event(ev="failed", symbol=m.symbol, actor_id=m.actor_id, kind=m.kind)
+            elif type(m) is SymbolRecovered:
+                self._event(ev="recovered", symbol=m.symbol)
 
 
 class WorkerProbe(HeldEvents):

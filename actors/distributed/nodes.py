@@ -34,8 +34,8 @@ from arbor.actors.cluster.build import (
 from arbor.actors.cluster.files import EventFile
 from arbor.actors.cluster.live import MARKET_SOURCE
 from arbor.actors.cluster.observers import LinkedTradeLog
-from arbor.actors.cluster.probes import HeldEvents, WorkerProbe
-from arbor.actors.distributed.latch import read_latch, write_latch
+from arbor.actors.cluster.probes import CoordinatorEvents, HeldEvents, WorkerProbe
+from arbor.actors.distributed.latch import read_latch
 from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.actors.distributed.tree import COORDINATOR as COORDINATOR_LINK
 from arbor.actors.distributed.tree import worker_id as worker_link
@@ -46,19 +46,14 @@ from arbor.actors.topology import symbol_of
 from arbor.config.settings import Settings
 from arbor.messages import (
     RESTORED,
-    ActionApproved,
-    ActionDenied,
     ActorFailed,
     EngageKillSwitch,
     Envelope,
-    KillSwitchEngaged,
-    KillSwitchReset,
     PositionChanged,
     SetTradingState,
     SymbolRecovered,
     TimerTick,
     TradingState,
-    TradingStateChanged,
     VenuePayload,
 )
 from arbor.messages.codec import Codec, CodecError
@@ -307,44 +302,6 @@ class Node:
 
 
 # ------------------------------------------------------------------------------------------
-class CoordinatorEvents(HeldEvents):
-    """Records the Coordinator's decisions and states, and keeps the kill-switch latch file."""
-
-    wants_inputs = True
-
-    def __init__(self, var_dir: Path, events: EventFile) -> None:
-        self.var_dir = var_dir
-        self.events = events
-        self._held: list[dict[str, Any]] = []
-        self.denials: dict[str, int] = {}  # Actions Risk denied, per symbol, since this incarnation
-
-    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        m = env.payload
-        t = type(m)
-        if t is TradingStateChanged:
-            self._event(ev="state", scope=m.scope, old=m.old.value, new=m.new.value, who=m.who, reason=m.reason)
-        elif t is KillSwitchEngaged:
-            write_latch(self.var_dir, True, m.who, m.reason)
-            self._event(ev="kill", who=m.who, reason=m.reason)
-        elif t is KillSwitchReset:
-            write_latch(self.var_dir, False, m.who, m.reason)
-            self._event(ev="kill_reset", who=m.who, reason=m.reason)
-        elif t is ActionApproved:
-            self._event(ev="approved", symbol=m.symbol, kind=m.action.kind.value, action_id=m.action.action_id)
-        elif t is ActionDenied:
-            self.denials[m.symbol] = self.denials.get(m.symbol, 0) + 1
-
-    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
-        m = env.payload
-        if actor_id == "risk":
-            if type(m) is PositionChanged:
-                self._event(ev="position", symbol=m.symbol, state=m.state.value, qty=str(m.qty), cause=m.cause)
-            elif type(m) is ActorFailed:
-                self._event(ev="failed", symbol=m.symbol, actor_id=m.actor_id, kind=m.kind)
-            elif type(m) is SymbolRecovered:
-                self._event(ev="recovered", symbol=m.symbol)
-
-
 class _WorkerPeer:
     def __init__(self, slot: int, incarnation: int, symbols: tuple[str, ...]) -> None:
         self.slot = slot
@@ -357,6 +314,7 @@ class CoordinatorCore(Node):
     """Risk and the Arbitrator; symbol actors are reached through each Worker's link."""
 
     name = "coordinator"
+    slot = -1  # as its Heartbeat says
 
     def __init__(self, settings: Settings, run_id: str, var_dir: str, incarnation: int,
                  assignment: dict[int, tuple[str, ...]], raw_config: dict[str, Any] | None = None) -> None:

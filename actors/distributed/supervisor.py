@@ -131,7 +131,7 @@ class ClusterSupervisor(Actor):
                 self._log.bind(event_type="timer_rearmed").warning("supervisor tick re-armed")
                 self._tick()
         elif isinstance(msg, Heartbeat):
-            p = tree.nodes.get(f"worker-{msg.slot}")
+            p = tree.nodes.get(COORDINATOR if msg.slot < 0 else f"worker-{msg.slot}")
             if p is not None and p.incarnation == msg.incarnation:
                 p.last_beat_ns = time.time_ns()
         elif isinstance(msg, OperatorCommand):
@@ -282,8 +282,8 @@ class ClusterSupervisor(Actor):
         for p in tree.nodes.values():
             # A local node whose heartbeat is fresh has a live timer chain and is not poked (a Poke
             # is a thespian message it must receive and acknowledge). Nodes on other hosts always
-            # are: their heartbeat files are not here, and a Poke that cannot be delivered is how
-            # thespian tells this supervisor (ChildActorExited) that their host is gone.
+            # are: a remote Worker fences itself when Pokes stop, and a Poke that cannot be delivered
+            # is how thespian tells this supervisor (ChildActorExited) that their host is gone.
             if p.up and (tree.stopping or p.remote or beats.get(p.name, float("inf")) > POKE_AFTER_S):
                 self.send(p.address, Poke())
         if not alive(self.plan.launcher_pid):
@@ -305,34 +305,11 @@ class ClusterSupervisor(Actor):
         self.wakeupAfter(timedelta(seconds=TICK_S), payload=self.gen)
 
     def _heartbeats(self) -> dict[str, float]:
-        """Seconds since each node's last heartbeat: a local node's status file (every 0.25 s), a
-        remote one's ``Heartbeat`` message. A file modified within ``POKE_AFTER_S`` is fresh
-        without being read; an older one is read to tell its ``ts_ns`` from a previous
-        incarnation's (no heartbeat of this incarnation yet: counted from its Started)."""
-        assert self.tree is not None and self.plan is not None
+        """Seconds since each started node's last ``Heartbeat`` (every 0.25 s from its thread; none
+        yet from this incarnation: counted from its Started). The one liveness signal, local or remote."""
+        assert self.tree is not None
         now = time.time_ns()
-        out: dict[str, float] = {}
-        status_dir = Path(self.plan.var_dir) / "cluster" / "status"
-        for p in self.tree.nodes.values():
-            if not p.up or not p.pid:
-                continue
-            if p.remote:
-                out[p.name] = (now - p.last_beat_ns) / 1e9
-                continue
-            path = status_dir / f"{p.name}.json"
-            try:
-                age = (now - path.stat().st_mtime_ns) / 1e9
-            except OSError:
-                age = float("inf")
-            if age > POKE_AFTER_S:
-                try:
-                    st = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    st = {}
-                beat = int(st["ts_ns"]) if st.get("pid") == p.pid and "ts_ns" in st else (p.started_ns or now)
-                age = (now - beat) / 1e9
-            out[p.name] = age
-        return out
+        return {p.name: (now - p.last_beat_ns) / 1e9 for p in self.tree.nodes.values() if p.up and p.pid}
 
     def _check_hangs(self, beats: dict[str, float]) -> None:
         """A node whose thread stopped writing its status is hung: its stacks are dumped, then it

@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -41,6 +40,7 @@ from arbor.actors.distributed.wire import (
     WorkerDown,
     WorkerUp,
 )
+from arbor.actors.runtime.waker import Waker
 from arbor.supervision.procs import alive
 from loguru import logger
 from thespian.actors import (
@@ -84,75 +84,6 @@ def supervisor_alive(pid: int) -> bool:
     return os.getppid() == pid or alive(pid)
 
 
-class Waker:
-    """Wakes a node's thread at a precise time: a pipe that thespian watches (``ThespianWatch``),
-    written by a timer thread when the time comes, or at once by ``now()``.
-
-    thespian's own ``wakeupAfter`` is not used for this, for three reasons seen in its loop
-    (``TCPTransport._runWithExpiry``): a wake-up already due when the loop looks is delivered
-    without reading or writing any socket (a Worker with market data always due would never
-    send a batch, see an ack or hear an exit request); select rounds timeouts up to 1 ms; and a
-    wake-up less than 0.5 us away becomes a zero ``timedelta``, which the loop filters out as
-    "no timeout", leaving the process in ``epoll_wait`` until some message arrives (the stalled
-    timer chains of docs/cluster.md, Known issue). A readable pipe wakes select at once, and
-    thespian handles every ready socket in the same pass.
-    """
-
-    def __init__(self) -> None:
-        self.fd, self._w = os.pipe()
-        os.set_blocking(self.fd, False)
-        os.set_blocking(self._w, False)
-        self._due: float | None = None
-        self._cv = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="arbor-waker", daemon=True)
-        self._thread.start()
-
-    def at(self, due: float) -> None:
-        """Wake at ``due`` (``time.monotonic()``), replacing any earlier request."""
-        with self._cv:
-            earlier = self._due is None or due < self._due
-            self._due = due
-            if earlier:
-                self._cv.notify()
-
-    def now(self) -> None:
-        with self._cv:
-            self._due = None
-        self._ring()
-
-    def drain(self) -> None:
-        try:
-            while os.read(self.fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            self._cv.notify()
-
-    def _ring(self) -> None:
-        try:  # noqa: SIM105 -- on every wake: contextlib.suppress would add two calls to it
-            os.write(self._w, b"!")
-        except BlockingIOError:
-            pass  # the pipe is full of rings not yet read: the node wakes anyway
-
-    def _run(self) -> None:
-        with self._cv:
-            while not self._closed:
-                if self._due is None:
-                    self._cv.wait()
-                    continue
-                left = self._due - time.monotonic()
-                if left > 0:
-                    self._cv.wait(left)
-                    continue
-                self._due = None
-                self._ring()
-
-
 class _NodeActor(Actor):
     """What the Coordinator and the Worker actors share: boot, the loop's shim, status, exit."""
 
@@ -165,8 +96,8 @@ class _NodeActor(Actor):
         self.status_files: StatusFiles | None = None
         self.stacks: IO[str] | None = None
         self.supervisor_pid = 0
-        self.supervisor: Any = None  # set on a joined host's Worker: it heartbeats to it and fences
-        self.fence_s = 0.0
+        self.supervisor: Any = None  # the ClusterSupervisor's address: the node heartbeats to it
+        self.fence_s = 0.0  # > 0 on a joined host: exit after this long without a Poke from it
         self.last_contact = time.monotonic()
         self.cpu0 = time.process_time()
         self.gen = 0
@@ -303,8 +234,8 @@ class _NodeActor(Actor):
             self.status_files.put(f"{self.core.name}.latency", lat)
 
     def _liveness(self) -> None:
-        """Nothing trades unsupervised: exit when the supervisor is gone (or, on a joined host,
-        has not been heard from for ``fence_s``); a joined host's Worker also heartbeats to it."""
+        """The heartbeat to the supervisor; and nothing trades unsupervised: exit when the
+        supervisor is gone (or, on a joined host, has not been heard from for ``fence_s``)."""
         name = self.core.name
         if self.supervisor_pid and not supervisor_alive(self.supervisor_pid):
             logger.bind(actor=name, event_type="orphaned").critical(
@@ -313,7 +244,7 @@ class _NodeActor(Actor):
         if self.supervisor is not None:
             self.send(self.supervisor, Heartbeat(self.core.slot, self.core.incarnation))
             silent = time.monotonic() - self.last_contact
-            if silent > self.fence_s:
+            if self.fence_s and silent > self.fence_s:
                 # Cut off from the supervisor (its host, or the network between): the leader re-homes
                 # this slot after missing our heartbeats; never trade beside it.
                 logger.bind(actor=name, event_type="fenced").critical(
@@ -371,6 +302,7 @@ class CoordinatorActor(_NodeActor):
 
         plan = msg.plan
         settings = self._boot(plan, "coordinator", msg.supervisor_pid, "coordinator", allowed=msg.worker_keys)
+        self.supervisor = sender
         assert self.port is not None
         data = self.port.endpoint
         core = CoordinatorCore(settings, plan.run_id, plan.var_dir, msg.incarnation,
@@ -420,8 +352,8 @@ class WorkerActor(_NodeActor):
         name = worker_link(msg.slot)
         settings = self._boot(plan, name, msg.supervisor_pid, "worker", keypair=msg.curve_keypair)
         assert self.port is not None
+        self.supervisor = sender
         if not msg.supervisor_pid:  # on a joined host: the supervisor's pid means nothing here
-            self.supervisor = sender
             self.fence_s = 0.75 * settings.cluster.hang_timeout_s
             self.last_contact = time.monotonic()
         core = WorkerCore(settings, plan.run_id, plan.var_dir, msg.slot, msg.incarnation,

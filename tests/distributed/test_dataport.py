@@ -1,4 +1,4 @@
-"""A node's Waker (``actors.distributed.system``) and data plane (``transport.ZmqPort``) on real pipes and sockets on 127.0.0.1."""
+"""A node's Waker (``actors.runtime.waker``) and data plane (``transport.ZmqPort``) on real pipes and sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import zmq
 import zmq.utils.monitor
 from arbor.actors.distributed.loop import ACK_DELAY_S, NodeLoop
 from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
-from arbor.actors.distributed.system import Waker
 from arbor.actors.distributed.transport import ZmqPort, decode_frame, encode_frame, needs_curve
+from arbor.actors.runtime.waker import Waker
 from arbor.actors.testing import eventually
 
 HOST = "127.0.0.1"
