@@ -79,7 +79,7 @@ def load_settings(args: argparse.Namespace, processes: bool = False):
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.workers is not None or args.join is not None:
-        from arbor.actors.distributed.launcher import main as cluster_main
+        from arbor.actors.cluster.multiprocess import main as cluster_main
 
         return cluster_main(args)
     try:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from arbor.actors.distributed.session import LinkAck, LinkBatch
+from arbor.adapters.link.session import LinkAck, LinkBatch
 
 STATUS_EVERY_S = 0.25
 LATENCY_EVERY_S = 2.0

@@ -25,8 +25,6 @@ from typing import IO, Any
 from arbor.actors.cluster.files import StatusFiles
 from arbor.actors.cluster.logs import setup_node_logging
 from arbor.actors.distributed.loop import NodeLoop
-from arbor.actors.distributed.session import LinkBatch
-from arbor.actors.distributed.transport import ZmqPort
 from arbor.actors.distributed.wire import (
     ClusterPlan,
     CoordinatorDown,
@@ -41,6 +39,8 @@ from arbor.actors.distributed.wire import (
     WorkerUp,
 )
 from arbor.actors.runtime.waker import Waker
+from arbor.adapters.link.session import LinkBatch
+from arbor.adapters.link.transport import ZmqPort
 from arbor.supervision.procs import alive
 from loguru import logger
 from thespian.actors import (
@@ -298,7 +298,7 @@ class CoordinatorActor(_NodeActor):
             loop.flush()
 
     def _start(self, msg: StartCoordinator, sender: Any) -> None:
-        from arbor.actors.distributed.nodes import CoordinatorCore
+        from arbor.actors.distributed.coordinator import CoordinatorCore
 
         plan = msg.plan
         settings = self._boot(plan, "coordinator", msg.supervisor_pid, "coordinator", allowed=msg.worker_keys)
@@ -346,10 +346,11 @@ class WorkerActor(_NodeActor):
                 loop.forget_peer("coordinator")
 
     def _start(self, msg: StartWorker, sender: Any) -> None:
-        from arbor.actors.distributed.nodes import WorkerCore, worker_link
+        from arbor.actors.distributed.tree import worker_id
+        from arbor.actors.distributed.worker import WorkerCore
 
         plan = msg.plan
-        name = worker_link(msg.slot)
+        name = worker_id(msg.slot)
         settings = self._boot(plan, name, msg.supervisor_pid, "worker", keypair=msg.curve_keypair)
         assert self.port is not None
         self.supervisor = sender

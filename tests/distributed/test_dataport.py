@@ -14,10 +14,10 @@ import pytest
 import zmq
 import zmq.utils.monitor
 from arbor.actors.distributed.loop import ACK_DELAY_S, NodeLoop
-from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
-from arbor.actors.distributed.transport import ZmqPort, decode_frame, encode_frame, needs_curve
 from arbor.actors.runtime.waker import Waker
 from arbor.actors.testing import eventually
+from arbor.adapters.link.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from arbor.adapters.link.transport import ZmqPort, decode_frame, encode_frame, needs_curve
 
 HOST = "127.0.0.1"
 

@@ -13,7 +13,7 @@ from arbor.actors.distributed.loop import (
     TURN_S,
     NodeLoop,
 )
-from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from arbor.adapters.link.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 
 
 class Clock:

@@ -17,8 +17,10 @@ from typing import Any
 
 import attrs
 import pytest
+from arbor.actors.distributed.coordinator import CoordinatorCore
 from arbor.actors.distributed.latch import write_latch
-from arbor.actors.distributed.nodes import CoordinatorCore, Node, WorkerCore, node_store_path
+from arbor.actors.distributed.nodes import Node, node_store_path
+from arbor.actors.distributed.worker import WorkerCore
 from arbor.config.settings import load_settings
 from arbor.messages import (
     Action,
