@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from arbor.config.errors import ConfigError
 from loguru import logger
@@ -47,6 +48,19 @@ def worker_count(value: str | int, cpu_count: int | None = None) -> int:
     if n < 1:
         raise ValueError("--workers must be >= 1 or 'auto'")
     return n
+
+
+def stop_on_signals() -> tuple[threading.Event, list[int], dict[int, Any]]:
+    """SIGINT and SIGTERM set the returned event (each noted in the list); the handlers they
+    replaced are returned, for the caller to put back."""
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    return stop, received, {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
 def load_settings(args: argparse.Namespace, processes: bool = False):
@@ -141,14 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cycle = None if surface is not None else EngineCycle(LivenessFiles(var_dir), errors, clock,
                                                          interval_s=settings.operator.cycle_interval_s)
 
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        stop.set()
-
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop, received, old_handlers = stop_on_signals()
     log = logger.bind(actor="cluster", event_type="lifecycle")
     log.info("starting run {} mode={} symbols={}", run_id, settings.run.mode, ",".join(symbols))
     if not args.quiet:

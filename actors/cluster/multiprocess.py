@@ -176,6 +176,7 @@ def main(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, leader: tuple[str, int] | None) -> int:
     from arbor.actors.cluster.build import market_venue
     from arbor.actors.cluster.logs import setup_node_logging
+    from arbor.actors.cluster.main import stop_on_signals
     from arbor.actors.cluster.summary import render_summary, stopped_for_good
     from arbor.actors.distributed.supervisor import SUPERVISOR_NAME, ClusterSupervisor
     from arbor.actors.distributed.wire import (
@@ -198,14 +199,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
               "set cluster.admin_port", file=sys.stderr)
         return 1
     restrict_thespian_bind(c.bind_host)
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop, received, old = stop_on_signals()
     symbols = tuple(s.symbol for s in settings.symbols)
     n = c.workers
     assignment = assign(symbols, n, c.placement) if n else {}
