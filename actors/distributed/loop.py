@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -87,7 +87,8 @@ class NodeLoop:
     sending after each what it produced (the Coordinator: an approval need not wait for the
     decisions queued behind it in the same batch). ``background`` is the core's periodic work
     besides the link, as ``(due(now) -> bool, run(now))`` pairs (timer ticks); ``commit`` the
-    same for the state commit, which runs after the turn's batches went out; ``on_status(with_latency)`` and ``on_liveness()`` are called when they are due.
+    same for the state commit, which runs after the turn's batches went out;
+    ``on_status(with_latency)`` and ``on_liveness()`` are called when they are due.
     """
 
     def __init__(self, core: LinkCore, port: Port | None, *, peer_of: Callable[[LinkBatch], str],
@@ -297,10 +298,3 @@ class NodeLoop:
         """How long the last turn is overdue beyond ``limit_s`` (0: it is not)."""
         late = self.clock() - self.last_turn
         return late if late > limit_s else 0.0
-
-
-def drain(batches: Iterator[LinkBatch], loop: NodeLoop) -> None:
-    """Deliver ``batches`` (held for a peer until it was announced), then send what they produced."""
-    for b in batches:
-        loop.on_batch(b, loop.peer_of(b))
-    loop.flush()
