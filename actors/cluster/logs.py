@@ -59,16 +59,23 @@ class JsonLinesSink:
 
 
 def configure_logging(log_dir: Path, level: str, console_level: str | None = "WARNING",
-                      environ: Mapping[str, str] | None = None) -> JsonLinesSink:
-    """Send every log record to ``log_dir/arbor.jsonl`` (and warnings to stderr), secrets redacted."""
+                      environ: Mapping[str, str] | None = None, name: str = "") -> JsonLinesSink:
+    """Send every log record to ``log_dir/<name or arbor>.jsonl`` (and warnings to stderr, after
+    ``name`` if given), secrets redacted."""
     secrets = secret_values(os.environ if environ is None else environ)
     logger.remove()
-    sink = JsonLinesSink(log_dir / "arbor.jsonl", secrets)
+    sink = JsonLinesSink(log_dir / f"{name or 'arbor'}.jsonl", secrets)
     logger.add(sink, level=level.upper(), enqueue=False)
     if console_level:
         logger.add(stderr_sink(secrets), level=console_level,
-                   format="{time:HH:mm:ss} {level} {extra[actor]} {message}", filter=lambda r: "actor" in r["extra"])
+                   format="{time:HH:mm:ss} {level} " + (name + " " if name else "") + "{extra[actor]} {message}",
+                   filter=lambda r: "actor" in r["extra"])
     return sink
+
+
+def setup_node_logging(var_dir: str | Path, name: str, level: str) -> JsonLinesSink:
+    """Each process of the multi-process cluster logs to its own ``<var_dir>/logs/<name>.jsonl``."""
+    return configure_logging(Path(var_dir) / "logs", level, name=name)
 
 
 def stderr_sink(secrets: tuple[str, ...]) -> Callable[[Message], None]:

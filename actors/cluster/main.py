@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from arbor.config.errors import ConfigError
 from loguru import logger
@@ -39,7 +40,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_settings(args: argparse.Namespace):
+def worker_count(value: str | int, cpu_count: int | None = None) -> int:
+    """``--workers``: ``auto`` is one worker per core, keeping one core for the Coordinator (at least one)."""
+    if value == "auto":
+        return max(1, (cpu_count or os.cpu_count() or 2) - 1)
+    n = int(value)
+    if n < 1:
+        raise ValueError("--workers must be >= 1 or 'auto'")
+    return n
+
+
+def stop_on_signals() -> tuple[threading.Event, list[int], dict[int, Any]]:
+    """SIGINT and SIGTERM set the returned event (each noted in the list); the handlers they
+    replaced are returned, for the caller to put back."""
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    return stop, received, {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def load_settings(args: argparse.Namespace, processes: bool = False):
+    """The merged raw configuration and its Settings. ``processes`` (``--workers``, ``--join``):
+    the state directory is made absolute (every process of the cluster finds it) and
+    ``cluster.workers`` comes from ``--workers`` (a bad count raises ValueError)."""
     from arbor.config.loader import deep_merge, load_raw
     from arbor.config.settings import build_settings
 
@@ -52,6 +79,10 @@ def load_settings(args: argparse.Namespace):
     if args.operator:
         cli["operator"] = {"enabled": True}
     merged = deep_merge(raw, cli)
+    if processes:
+        merged.setdefault("run", {})["var_dir"] = str(Path(merged["run"].get("var_dir", "var")).resolve())
+        if args.workers is not None:
+            merged.setdefault("cluster", {})["workers"] = worker_count(args.workers)
     if (merged.get("market") or {}).get("source") == "recorded":
         from arbor.adapters.recorded.source import resolve_recorded
 
@@ -62,7 +93,7 @@ def load_settings(args: argparse.Namespace):
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.workers is not None or args.join is not None:
-        from arbor.actors.distributed.launcher import main as cluster_main
+        from arbor.actors.cluster.multiprocess import main as cluster_main
 
         return cluster_main(args)
     try:
@@ -124,14 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cycle = None if surface is not None else EngineCycle(LivenessFiles(var_dir), errors, clock,
                                                          interval_s=settings.operator.cycle_interval_s)
 
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        stop.set()
-
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop, received, old_handlers = stop_on_signals()
     log = logger.bind(actor="cluster", event_type="lifecycle")
     log.info("starting run {} mode={} symbols={}", run_id, settings.run.mode, ",".join(symbols))
     if not args.quiet:

@@ -46,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("arbor-ctl: --reason needs visible characters", file=sys.stderr)
             return 2
 
-    from arbor.actors.distributed.launcher import restrict_thespian_bind
-    from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
+    from arbor.actors.cluster.multiprocess import restrict_thespian_bind
+    from arbor.actors.distributed.supervisor import SUPERVISOR_NAME, ClusterSupervisor
     from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
     from arbor.messages import EngageKillSwitch, ResetKillSwitch
     from arbor.messages.codec import Codec

@@ -10,79 +10,38 @@ dispatcher routes to an actor it does not host goes to ``_remote``: encoded with
 envelope encoding and queued on the reliable link to the process that hosts the receiver.
 Market data never leaves a Worker: only decisions and supervision events cross.
 
-The actor shims (``actors.distributed.system``) feed these cores thespian messages and send
+``CoordinatorCore`` (``coordinator``) and ``WorkerCore`` (``worker``) build on ``Node``. The actor
+shims (``actors.distributed.system``) feed these cores thespian messages and send
 what ``due()`` returns; tests drive them directly too.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
-from arbor.actors.assumptions import regime_assumptions
-from arbor.actors.cluster.build import (
-    build_singletons,
-    build_symbol_actors,
-    market_frames,
-    market_venue,
-    supervisor_for,
-)
-from arbor.actors.cluster.live import MARKET_SOURCE
-from arbor.actors.cluster.logs import JsonLinesSink, secret_values, stderr_sink
-from arbor.actors.cluster.observers import LinkedTradeLog
-from arbor.actors.distributed.latch import read_latch, write_latch
-from arbor.actors.distributed.procs import rss_kb
-from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
-from arbor.actors.replay.recorder import JournalObserver, build_held, open_journal_observer
+from arbor.actors.cluster.files import EventFile
+from arbor.actors.cluster.probes import HeldEvents
+from arbor.actors.replay.recorder import JournalObserver, open_journal_observer
 from arbor.actors.runtime.clock import HandlerClock
-from arbor.actors.runtime.dispatcher import Dispatcher, QuietObserver, id_source
+from arbor.actors.runtime.dispatcher import Dispatcher
 from arbor.actors.topology import symbol_of
+from arbor.adapters.link.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.config.settings import Settings
 from arbor.messages import (
-    RESTORED,
-    ActionApproved,
-    ActionDenied,
-    ActorFailed,
-    DecodeFailure,
-    EngageKillSwitch,
     Envelope,
-    FeatureSnapshot,
-    KillSwitchEngaged,
-    KillSwitchReset,
-    MandateSet,
-    OrderFilled,
-    PlaceOrder,
-    PositionChanged,
-    RawMarketEvent,
-    RegimeChanged,
-    SetTradingState,
-    SubmitOrder,
-    SymbolRecovered,
     TimerTick,
-    TradingState,
-    TradingStateChanged,
-    VenuePayload,
 )
 from arbor.messages.codec import Codec, CodecError
 from arbor.supervision.faults import FaultPlan
-from arbor.supervision.files import write_atomic
-from arbor.supervision.group import Health, SymbolSupervisor
 from arbor.supervision.persist import StatePersister, restore_all
 from arbor.supervision.store import SIDECARS, StateStore
 from loguru import logger
 
-COORDINATOR_LINK = "coordinator"
 STORE_RUN_KEY = "cluster_run_id"  # the run whose state a node's store holds
-
-
-def worker_link(slot: int) -> str:
-    return f"worker-{slot}"
-
 
 MSG_IDS_PER_INCARNATION_BITS = 40  # 1.1e12 ids per process: ~35 years at 1,000 messages a second
 
@@ -93,18 +52,6 @@ def msg_id_base(incarnation: int) -> int:
     ``[incarnation << 40, (incarnation + 1) << 40)`` and no two processes of a run, restarts
     included, issue the same id; a later incarnation's ids are above every earlier one's."""
     return (incarnation << MSG_IDS_PER_INCARNATION_BITS) + 1
-
-
-def setup_node_logging(var_dir: str | Path, name: str, level: str) -> JsonLinesSink:
-    """Each process logs to its own ``<var_dir>/logs/<name>.jsonl`` (warnings also to stderr, redacted)."""
-    secrets = secret_values(os.environ)
-    logger.remove()
-    sink = JsonLinesSink(Path(var_dir) / "logs" / f"{name}.jsonl", secrets)
-    logger.add(sink, level=level.upper(), enqueue=False)
-    logger.add(stderr_sink(secrets), level="WARNING",
-               format="{time:HH:mm:ss} {level} " + name + " {extra[actor]} {message}",
-               filter=lambda r: "actor" in r["extra"])
-    return sink
 
 
 def node_store_path(var_dir: str | Path, node: str) -> Path:
@@ -143,25 +90,6 @@ def _set_aside(path: Path) -> None:
             dst.unlink()  # an older copy's log must never be applied to this one
 
 
-class EventFile:
-    """Append-only JSON lines (one per event, flushed), for operators and tests to follow a run."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 -- held open for the run; close() closes it
-
-    def write(self, **fields: Any) -> None:
-        fields.setdefault("ts_ns", time.time_ns())
-        self._fh.write(json.dumps(fields, default=str) + "\n")
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, default=str), fsync=False)  # status files: rewritten 4x a second
-
-
 class Node:
     """What both node kinds share: a dispatcher, the codec, link endpoints, ticks and counters."""
 
@@ -182,6 +110,7 @@ class Node:
         self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
         self.d: Dispatcher
         self.events: EventFile  # each node kind opens its own events file
+        self.held_events: HeldEvents  # and its observer whose lines wait for the handler's end
         self.decode_errors = 0
         self.dropped = 0
         # Called after an envelope was queued for another node (the shim sends it at once
@@ -229,6 +158,10 @@ class Node:
                                              codec=self.codec, restored=restored,
                                              segment_bytes=j.segment_mb * 1024 * 1024, node=self.name)
         return (self.journal,)
+
+    def flush_events(self) -> None:
+        """Write the event lines held during the handler that just ended (see ``HeldEvents``)."""
+        self.held_events.flush()
 
     def latency_report(self) -> dict[str, list[int]] | None:
         """Latency samples this node keeps for ``<name>.latency.json`` (None: it keeps none)."""
@@ -343,547 +276,3 @@ class Node:
         finally:
             if self.journal is not None:
                 self.journal.close()
-
-
-# ------------------------------------------------------------------------------------------
-class _HeldEvents(QuietObserver):
-    """An observer whose event lines wait for the end of the handler that produced them: the
-    node's shim calls ``flush`` after the handler's batches went out (and before closing), so a
-    decision never waits for the disk. Each line keeps the time of its event."""
-
-    events: EventFile
-    _held: list[dict[str, Any]]
-
-    def _event(self, **fields: Any) -> None:
-        fields["ts_ns"] = time.time_ns()
-        self._held.append(fields)
-
-    def flush(self) -> None:
-        if self._held:
-            held, self._held = self._held, []
-            for fields in held:
-                self.events.write(**fields)
-
-
-class CoordinatorEvents(_HeldEvents):
-    """Records the Coordinator's decisions and states, and keeps the kill-switch latch file."""
-
-    wants_inputs = True
-
-    def __init__(self, var_dir: Path, events: EventFile) -> None:
-        self.var_dir = var_dir
-        self.events = events
-        self._held: list[dict[str, Any]] = []
-        self.denials: dict[str, int] = {}  # Actions Risk denied, per symbol, since this incarnation
-
-    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        m = env.payload
-        t = type(m)
-        if t is TradingStateChanged:
-            self._event(ev="state", scope=m.scope, old=m.old.value, new=m.new.value, who=m.who, reason=m.reason)
-        elif t is KillSwitchEngaged:
-            write_latch(self.var_dir, True, m.who, m.reason)
-            self._event(ev="kill", who=m.who, reason=m.reason)
-        elif t is KillSwitchReset:
-            write_latch(self.var_dir, False, m.who, m.reason)
-            self._event(ev="kill_reset", who=m.who, reason=m.reason)
-        elif t is ActionApproved:
-            self._event(ev="approved", symbol=m.symbol, kind=m.action.kind.value, action_id=m.action.action_id)
-        elif t is ActionDenied:
-            self.denials[m.symbol] = self.denials.get(m.symbol, 0) + 1
-
-    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
-        m = env.payload
-        if actor_id == "risk":
-            if type(m) is PositionChanged:
-                self._event(ev="position", symbol=m.symbol, state=m.state.value, qty=str(m.qty), cause=m.cause)
-            elif type(m) is ActorFailed:
-                self._event(ev="failed", symbol=m.symbol, actor_id=m.actor_id, kind=m.kind)
-            elif type(m) is SymbolRecovered:
-                self._event(ev="recovered", symbol=m.symbol)
-
-
-class _WorkerPeer:
-    def __init__(self, slot: int, incarnation: int, symbols: tuple[str, ...]) -> None:
-        self.slot = slot
-        self.incarnation = incarnation
-        self.symbols = symbols
-        self.up = True
-
-
-class CoordinatorCore(Node):
-    """Risk and the Arbitrator; symbol actors are reached through each Worker's link."""
-
-    name = "coordinator"
-
-    def __init__(self, settings: Settings, run_id: str, var_dir: str, incarnation: int,
-                 assignment: dict[int, tuple[str, ...]], raw_config: dict[str, Any] | None = None) -> None:
-        super().__init__(settings, run_id, var_dir, incarnation, raw_config)
-        self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
-        self.slot_of = {s: k for k, syms in self.assignment.items() for s in syms}
-        self.events = EventFile(self.var_dir / "cluster" / "events" / "coordinator.jsonl")
-        self.observer = CoordinatorEvents(self.var_dir, self.events)
-        self.events.write(ev="coordinator_start", incarnation=incarnation, pid=os.getpid())
-        actors, built_ns = build_held(lambda: build_singletons(settings, self.clock, run_id, self.faults), self.clock)
-        # A restarted Coordinator's Risk and Arbitrator resume from the store (books, trading
-        # states, reservations, pending entries), never from constructor defaults.
-        self.open_state(actors, self.events)
-        journal = self.open_journal(actors, built_ns)
-        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)), remote=self._remote,
-                            observers=(*journal, self.observer))
-        self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
-        self.d.attach_persistence(self.persister.after_handle)
-        self.persister.start()
-        self.peers: dict[int, _WorkerPeer] = {}
-        self._early: dict[int, list[LinkBatch]] = {}  # slot -> batches that came before its WorkerUp
-        latch = read_latch(self.var_dir)
-        if latch["engaged"]:
-            # Fail closed first: the latch survives the Coordinator (and is written at once, where
-            # the store's copy of Risk may lag a few ms), so Risk starts with it engaged.
-            self.d.deliver(self.external("risk", EngageKillSwitch(who=latch.get("who") or "cluster",
-                                                                   reason=latch.get("reason") or "latched")))
-            self.d.run()
-
-    def _remote(self, receiver: str, env: Envelope) -> None:
-        slot = self.slot_of.get(symbol_of(receiver))
-        peer = self.peers.get(slot) if slot is not None else None
-        if slot is None or peer is None or not peer.up:
-            self.dropped += 1  # its worker is down: what it would have received dies with it
-            logger.bind(actor="coordinator", event_type="link_drop").warning(
-                "{} for {} dropped: worker slot {} is down", type(env.payload).__name__, receiver, slot)
-            return
-        self.senders[worker_link(slot)].submit(self.codec.encode_envelope(env))
-        if self.queued_remote is not None:
-            self.queued_remote()
-
-    # -- membership -------------------------------------------------------------------------
-    def worker_up(self, slot: int, incarnation: int) -> None:
-        old = self.peers.get(slot)
-        if old is not None and old.incarnation == incarnation:
-            old.up = True
-            return
-        if old is not None and old.up:
-            self.worker_down(slot, old.incarnation, "replaced")
-        self.peers[slot] = _WorkerPeer(slot, incarnation, self.assignment.get(slot, ()))
-        self.senders[worker_link(slot)] = self.new_sender(f"{COORDINATOR_LINK}>{worker_link(slot)}")
-        self.receiver.forget(worker_link(slot))
-        self.events.write(ev="worker_up", slot=slot, incarnation=incarnation)
-
-    def worker_down(self, slot: int, incarnation: int, reason: str) -> None:
-        """A Worker process is gone: its symbols go HALTED at Risk at once (fail closed)."""
-        peer = self.peers.get(slot)
-        if peer is None or peer.incarnation != incarnation or not peer.up:
-            return
-        peer.up = False
-        self.senders.pop(worker_link(slot), None)
-        now = self.clock.now_ns()
-        self.events.write(ev="worker_down", slot=slot, incarnation=incarnation, reason=reason)
-        for s in peer.symbols:
-            self.d.emit(f"{s}/supervisor", [ActorFailed(actor_id=f"{s}/worker", symbol=s, kind="died",
-                                                        error=f"worker {slot} process exited: {reason}",
-                                                        message_tag="", ts_event_ns=now)], 0)
-        self.d.run()
-
-    def accept(self, batch: LinkBatch) -> bool:
-        """Only the current, live incarnation of a worker is heard (stale or unannounced: no ack)."""
-        if not batch.link.startswith("worker-"):
-            return False
-        peer = self.peers.get(int(batch.link[7:]))
-        return peer is not None and peer.up and peer.incarnation == batch.epoch
-
-    def on_batch(self, batch: LinkBatch) -> LinkAck | None:
-        if not self.accept(batch):
-            self._hold_early(batch)
-            return None
-        items, ack = self.receiver.on_batch(batch)
-        self._deliver_items(items)
-        return ack
-
-    EARLY_BATCHES = 256
-
-    def _hold_early(self, batch: LinkBatch) -> None:
-        """A batch from a worker incarnation newer than any announced yet: its ``WorkerUp`` (through
-        thespian, from the supervisor) is still on its way, and the batch came first on the data
-        port. Keep it for ``take_early`` (what did not fit is asked for again once the Worker is
-        announced: see the shim's resync)."""
-        if not batch.link.startswith("worker-"):
-            return
-        slot = int(batch.link[7:])
-        peer = self.peers.get(slot)
-        if peer is not None and batch.epoch <= peer.incarnation:
-            return  # an old incarnation's: stale
-        held = self._early.setdefault(slot, [])
-        held[:] = [b for b in held if b.epoch >= batch.epoch]
-        if len(held) < self.EARLY_BATCHES:
-            held.append(batch)
-
-    def take_early(self, slot: int) -> list[LinkBatch]:
-        """The batches held for ``slot``'s current incarnation, in arrival order."""
-        peer = self.peers.get(slot)
-        held = self._early.pop(slot, [])
-        return [b for b in held if peer is not None and b.epoch == peer.incarnation]
-
-    def operator(self, receiver: str, payload: Any) -> None:
-        env = self.external(receiver, payload)
-        if receiver in self.d.mailboxes:
-            self.d.deliver(env)
-            self.d.run()
-        else:
-            self._remote(receiver, env)
-
-    def status(self) -> dict[str, Any]:
-        risk: Any = self.d.actors["risk"]  # a RiskLogic, or a FaultyLogic wrapping one
-        arb: Any = self.d.actors["arbitrator"]
-        return {"role": "coordinator", "incarnation": self.incarnation, "pid": os.getpid(), "ts_ns": time.time_ns(),
-                "risk": getattr(risk, "inner", risk).status(), "risk_stats": getattr(risk, "inner", risk).stats(),
-                "denials_by_symbol": dict(self.observer.denials),
-                "arbitrator": getattr(arb, "inner", arb).status(),
-                "workers": {k: {"incarnation": p.incarnation, "up": p.up} for k, p in self.peers.items()},
-                "supervision": self.hooks.status(), "link": self.link_stats(), "store": self.store_status(),
-                "rss_kb": rss_kb(), "processed": self.d.processed_count}
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.events.close()
-
-
-# ------------------------------------------------------------------------------------------
-class WorkerProbe(_HeldEvents):
-    """Per-symbol counters, venue-bound orders (journaled to the event file) and tick-to-order latency.
-
-    Tick-to-order is measured twice for each order that followed an approval, both ending when
-    the Executor hands the order to the venue: from the arrival of the market frame behind the
-    decision (``latencies_ns``: its envelope's ``ts_recv_ns``, followed through the causation
-    chain frame -> RawMarketEvent -> FeatureSnapshot -> MandateSet), and from that frame's
-    exchange event time (``event_latencies_ns``: ``Action.data_ts_ns``, which has the venue's
-    millisecond resolution, so it adds up to 1 ms the process never spent).
-    """
-
-    wants_inputs = True
-    _KEEP = 4096  # causation links remembered (frames in flight between the feed and a decision)
-
-    def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
-        self.rows: dict[str, dict[str, Any]] = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0, "decode_failures": 0, "regime": "UNKNOWN"}
-                     for s in symbols}
-        self.events = events
-        self._held: list[dict[str, Any]] = []
-        self.incarnation = incarnation
-        self._arrival: dict[int, int] = {}  # msg_id of a frame, event or snapshot -> frame arrival
-        self._decided: dict[tuple[str, int], int] = {}  # (symbol, data_ts_ns) of a MandateSet -> arrival
-        self._approved: dict[int, tuple[int, int | None]] = {}
-        self._submits: dict[int, tuple[int, int | None]] = {}
-        self.latencies_ns: list[int] = []
-        self.arrivals_ns: list[int] = []  # the frame arrival of each of ``latencies_ns``
-        self.event_latencies_ns: list[int] = []
-        self.frames = 0
-
-    def external(self, env: Envelope) -> None:
-        m = env.payload
-        if type(m) is VenuePayload:
-            self.frames += 1
-            self._remember(self._arrival, env.msg_id, env.ts_recv_ns)
-
-    def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
-        m = env.payload
-        if type(m) is ActionApproved and actor_id.endswith("/position"):
-            a = m.action
-            self._remember(self._approved, env.msg_id, (a.data_ts_ns, self._decided.pop((a.symbol, a.data_ts_ns), None)))
-
-    def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        m = env.payload
-        t = type(m)
-        if t is RawMarketEvent or t is FeatureSnapshot:
-            if t is RawMarketEvent:
-                row = self.rows.get(m.symbol)
-                if row is not None:  # decoded events, as one process counts them (DecodeFailures apart)
-                    row["events"] += 1
-                    row["venue"] = m.venue
-            arrived = self._arrival.get(env.causation_id)
-            if arrived is not None:
-                self._remember(self._arrival, env.msg_id, arrived)
-        elif t is MandateSet:
-            arrived = self._arrival.get(env.causation_id)
-            if arrived is not None:
-                self._remember(self._decided, (m.symbol, m.data_ts_ns), arrived)
-        elif t is SubmitOrder:
-            origin = self._approved.pop(env.causation_id, None)
-            if origin is not None:
-                self._remember(self._submits, env.msg_id, origin)
-        elif t is PlaceOrder and env.sender.endswith("/executor"):
-            row = self.rows.get(m.symbol)
-            if row is not None:
-                row["orders"] += 1
-                row["entries"] += 0 if m.reduce_only else 1
-            origin = self._submits.pop(env.causation_id, None)
-            if origin is not None and len(self.event_latencies_ns) < 200_000:
-                now = time.time_ns()
-                self.event_latencies_ns.append(now - origin[0])
-                if origin[1] is not None:
-                    self.latencies_ns.append(now - origin[1])
-                    self.arrivals_ns.append(origin[1])
-            self._event(ev="place", symbol=m.symbol, reduce_only=m.reduce_only,
-                        client_order_id=m.client_order_id, incarnation=self.incarnation)
-        elif t is OrderFilled and env.sender.endswith("/venue"):
-            row = self.rows.get(m.symbol)
-            if row is not None:
-                row["fills"] += 1
-        elif t is SymbolRecovered:
-            self._event(ev="recovered", symbol=m.symbol, incarnation=self.incarnation)
-        elif t is RegimeChanged or t is DecodeFailure:
-            row = self.rows.get(m.symbol)
-            if row is not None:
-                if t is RegimeChanged:
-                    row["regime"] = m.new.value
-                else:
-                    row["decode_failures"] += 1
-
-    def _remember(self, table: dict, key: Any, value: Any) -> None:
-        """Keep the newest ``_KEEP`` to ``2 * _KEEP`` entries. (Not one eviction per insert: after
-        many deletions at its front, ``next(iter(dict))`` scans the deleted slots, which cost
-        ~30% of a Worker's throughput here.)"""
-        table[key] = value
-        if len(table) > 2 * self._KEEP:
-            newest = list(table.items())[-self._KEEP:]
-            table.clear()
-            table.update(newest)
-
-
-class WorkerCore(Node):
-    """The full subtrees of a set of symbols and their own market feed."""
-
-    def __init__(self, settings: Settings, run_id: str, var_dir: str, slot: int, incarnation: int,
-                 symbols: tuple[str, ...], restarted: bool, coordinator_incarnation: int,
-                 raw_config: dict[str, Any] | None = None) -> None:
-        super().__init__(settings, run_id, var_dir, incarnation, raw_config)
-        self.name = worker_link(slot)
-        self.slot = slot
-        self.symbols = tuple(symbols)
-        self.events = EventFile(self.var_dir / "cluster" / "events" / f"{self.name}.jsonl")
-        self.probe = WorkerProbe(self.symbols, self.events, incarnation)
-        self.events.write(ev="worker_start", slot=slot, incarnation=incarnation, pid=os.getpid(),
-                          symbols=list(self.symbols), restarted=restarted)
-        def build() -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            for s in self.symbols:
-                out.update(build_symbol_actors(settings, s, self.clock, run_id, self.faults, self.codec))
-            return out
-
-        actors, built_ns = build_held(build, self.clock)
-        # Positions, orders and the paper venue's records come back from the store (a restarted
-        # worker) before recovery reconciles them with the venue.
-        self.open_state(actors, self.events)
-        # The run's trade log, as one process writes it (bin/report reads it).
-        self.trades = LinkedTradeLog(
-            self.var_dir / "trades.jsonl", settings.run.mode, run_id=run_id,
-            open_path=self.var_dir / "cluster" / f"trades.open.{run_id}.{self.name}.json")
-        journal = self.open_journal(actors, built_ns)  # first: what it refuses nobody counts
-        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)),
-                            remote=self._remote, observers=(*journal, self.probe, self.trades))
-        self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
-        self.d.attach_persistence(self.persister.after_handle)
-        self.persister.start()
-        self.venue = market_venue(settings)
-        self.paced = settings.market.paced
-        sub = attrs.evolve(settings, symbols=tuple(settings.symbol(s) for s in self.symbols))
-        self._market_from = self.clock.now_ns()
-        self._frames: Iterator[tuple[int, str, bytes]] = iter(())
-        self.market_failed: str | None = None  # why the market source died for good (None: it did not)
-        self.coordinator_incarnation = coordinator_incarnation
-        self.senders[COORDINATOR_LINK] = self.new_sender(self.name)
-        self._next = self._open_market(sub)  # after the link exists: a source dead at once halts its symbols
-        self.started_ns = time.time_ns()
-        if restarted:
-            self.begin_recovery()
-        self.announce(resend_failures=False)
-
-    # -- recovery ---------------------------------------------------------------------------
-    def begin_recovery(self) -> None:
-        """A restarted worker's symbols come back as a restarted subtree does (their state already
-        restored from the store): RECOVERING, entries refused, reconciled with the venue, warm
-        again, then SymbolRecovered."""
-        for sup in self.hooks.supervisors:
-            if isinstance(sup, SymbolSupervisor):
-                sup.begin_recovery()
-        self.d.run()
-
-    def announce(self, resend_failures: bool) -> None:
-        """Tell the (possibly new) Coordinator each symbol's position and, if asked, each one's health."""
-        now = self.clock.now_ns()
-        for sup in self.hooks.supervisors:
-            if not isinstance(sup, SymbolSupervisor):
-                continue
-            s = sup.symbol
-            if resend_failures and sup.health is not Health.RUNNING:
-                self.d.emit(sup.id, [ActorFailed(actor_id=f"{s}/worker", symbol=s, kind="died",
-                                                 error=f"coordinator restarted while {s} is {sup.health.value}",
-                                                 message_tag="", ts_event_ns=now)], 0)
-            elif resend_failures:
-                # A restored Risk may hold S down for a recovery it never heard of (sent while the
-                # Coordinator was down, or not yet in its store): S is healthy. A no-op otherwise.
-                self.d.emit(sup.id, [SymbolRecovered(symbol=s, ts_event_ns=now)], 0)
-            pos = self.d.actors.get(f"{s}/position")
-            snap = getattr(getattr(pos, "inner", pos), "snapshot", lambda: None)()
-            if snap is None:
-                continue
-            msg = PositionChanged(symbol=s, state=snap.state, direction=snap.direction, qty=snap.qty,
-                                  avg_entry_price=snap.avg_entry_price, realized_pnl=snap.realized_pnl, fees=snap.fees,
-                                  ts_event_ns=now, action_id=snap.action_id, cause=RESTORED)
-            self.d.emit(f"{s}/position", [msg], 0)
-        if resend_failures and self.market_failed is not None:
-            self._halt_symbols()  # a new Coordinator hears again that this market is gone
-        self.d.run()
-
-    def coordinator_up(self, incarnation: int) -> None:
-        if incarnation == self.coordinator_incarnation and COORDINATOR_LINK in self.senders:
-            return
-        self.coordinator_incarnation = incarnation
-        self.senders[COORDINATOR_LINK] = self.new_sender(self.name)
-        self.receiver.forget(f"{COORDINATOR_LINK}>{self.name}")
-        self.events.write(ev="coordinator_up", incarnation=incarnation)
-        self.announce(resend_failures=True)
-
-    def coordinator_down(self, incarnation: int) -> None:
-        if incarnation == self.coordinator_incarnation:
-            self.senders.pop(COORDINATOR_LINK, None)
-            self.events.write(ev="coordinator_down", incarnation=incarnation)
-
-    def _remote(self, receiver: str, env: Envelope) -> None:
-        sender = self.senders.get(COORDINATOR_LINK)
-        if sender is None or symbol_of(receiver):
-            self.dropped += 1
-            return
-        sender.submit(self.codec.encode_envelope(env))
-        if self.queued_remote is not None:
-            self.queued_remote()
-
-    def inbound_link(self, peer: str) -> str:
-        return f"{COORDINATOR_LINK}>{self.name}"
-
-    def on_batch(self, batch: LinkBatch) -> LinkAck | None:
-        if batch.link != f"{COORDINATOR_LINK}>{self.name}" or batch.epoch != self.coordinator_incarnation:
-            return None
-        items, ack = self.receiver.on_batch(batch)
-        self._deliver_items(items)
-        return ack
-
-    # -- market feed ------------------------------------------------------------------------
-    def feed(self, budget: int = 512, chunk: int = 64, max_s: float | None = None,
-             ran: Callable[[], None] | None = None) -> float | None:
-        """Deliver the frames that are due (paced) or as many as possible (unpaced), at most
-        ``budget`` frames and, if given, for about ``max_s`` seconds, running the dispatcher every
-        ``chunk`` frames (a sixteenth of that when paced, where a backlog is latency) and before
-        looking at the clock again; ``ran`` is called after each run (the shim sends what it
-        produced at once). Returns seconds until the next frame is due (0: more now), or None
-        when the market has ended."""
-        n = 0
-        pending = 0
-        d = self.d
-        if self.paced:
-            chunk = max(1, chunk // 16)
-        started = time.perf_counter()
-        now = time.time_ns()
-        live_from = self._market_from
-        while self._next is not None and n < budget:
-            ts, symbol, payload = self._next
-            if self.paced and ts > now:
-                if pending:  # what was due goes out first; then frames that came due meanwhile
-                    d.run()
-                    pending = 0
-                    if ran is not None:
-                        ran()
-                now = time.time_ns()
-                if ts > now:
-                    break
-            # A frame scheduled in this run arrived at its time (if we are behind, it waited in our
-            # queue); a recorded one played at once arrives now.
-            env = self.external(f"{symbol}/collector", VenuePayload(venue=self.venue, symbol=symbol, payload=payload),
-                                "feed", ts if self.paced and ts >= live_from else None)
-            d.deliver(env)
-            n += 1
-            pending += 1
-            try:
-                self._next = next(self._frames, None)
-            except Exception as exc:  # the source died for good (unreadable file, ...): fail closed
-                self._next = None
-                self._market_died(exc)
-            if pending >= chunk:
-                d.run()
-                pending = 0
-                if ran is not None:
-                    ran()
-                if max_s is not None and time.perf_counter() - started >= max_s:
-                    break
-        if pending:
-            d.run()
-            if ran is not None:
-                ran()
-        if self._next is None:
-            return None
-        if not self.paced:
-            return 0.0
-        return max(0.0, (self._next[0] - time.time_ns()) / 1e9)
-
-    def _open_market(self, sub: Settings) -> tuple[int, str, bytes] | None:
-        """Open this Worker's market (its own symbols only) and return its first frame."""
-        try:
-            if self.symbols:
-                self._frames = iter(market_frames(sub, self._market_from))
-            return next(self._frames, None)
-        except Exception as exc:
-            self._market_died(exc)
-            return None
-
-    def _market_died(self, exc: BaseException) -> None:
-        """The market source raised: it is gone for good (a generator does not resume). As in one
-        process (``LiveCluster._thread_died``): this Worker's symbols go HALTED at Risk
-        (who="market_source", cancels only), the event is logged, and the status says why, so
-        the launcher exits 1 at the end. The other Workers' symbols are not touched."""
-        self.market_failed = f"market source died: {exc!r}"[:300]
-        log = logger.bind(actor=self.name, event_type="market_source_died")
-        log.critical("{}: {}; halting {}", self.name, self.market_failed, ", ".join(self.symbols))
-        log.opt(exception=exc).info("market source traceback")  # the node's log file only, not stderr
-        self.events.write(ev="market_failed", reason=self.market_failed, symbols=list(self.symbols),
-                          incarnation=self.incarnation)
-        self._halt_symbols()
-
-    def _halt_symbols(self) -> None:
-        """SetTradingState(HALTED, who="market_source") to Risk for each of this Worker's symbols,
-        an external input of this node (journaled) sent over the link (dropped while the
-        Coordinator is down: ``announce`` sends it again to the next one)."""
-        reason = self.market_failed or "market source died"
-        for s in self.symbols:
-            msg = SetTradingState(scope=s, state=TradingState.HALTED, who=MARKET_SOURCE, reason=reason)
-            self._remote("risk", self.external("risk", msg, sender=MARKET_SOURCE))
-
-    def status(self) -> dict[str, Any]:
-        sups = {s.symbol: s for s in self.hooks.supervisors if isinstance(s, SymbolSupervisor)}
-        rows = {}
-        for s in self.symbols:
-            pos = self.d.actors.get(f"{s}/position")
-            snap = getattr(getattr(pos, "inner", pos), "snapshot", lambda: None)()
-            rows[s] = {**self.probe.rows[s], "health": sups[s].health.value if s in sups else "?",
-                       "position": snap.state.value if snap is not None else "?",
-                       "qty": str(snap.qty) if snap is not None else "0",
-                       "direction": snap.direction.value if snap is not None and snap.direction is not None else None,
-                       "avg_entry_price": str(snap.avg_entry_price) if snap is not None and snap.avg_entry_price is not None else None,
-                       "assumptions": regime_assumptions(self.d.actors.get(f"{s}/regime"))}
-        return {"role": "worker", "slot": self.slot, "incarnation": self.incarnation, "pid": os.getpid(),
-                "run_id": self.run_id, "ts_ns": time.time_ns(), "started_ns": self.started_ns, "symbols": rows,
-                "frames": self.probe.frames, "market_done": self._next is None, "market_failed": self.market_failed,
-                "link": self.link_stats(), "store": self.store_status(),
-                "rss_kb": rss_kb(), "processed": self.d.processed_count}
-
-    def latency_report(self) -> dict[str, list[int]]:
-        """The newest 20,000 tick-to-order samples (see ``WorkerProbe``)."""
-        p = self.probe
-        return {"latencies_ns": p.latencies_ns[-20_000:], "arrivals_ns": p.arrivals_ns[-20_000:],
-                "event_latencies_ns": p.event_latencies_ns[-20_000:]}
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.events.close()
-            self.trades.close()

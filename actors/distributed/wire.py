@@ -101,8 +101,10 @@ class StatusQuery:
 @dataclass(frozen=True)
 class ClusterStatus:
     processes: dict  # name -> {"pid", "incarnation", "restarts", "up"}
-    escalated: str = ""
+    escalated: str = ""  # why the last escalation happened ("" : none)
     stopping: bool = False
+    exit_status: int = 0  # the launcher's exit status the escalations so far call for
+    stop: bool = False  # an escalation stopped the whole cluster (tree.Escalation.STOP_CLUSTER)
 
 
 @dataclass(frozen=True)
@@ -154,9 +156,10 @@ class Poke:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """A Worker on a joined host, to the supervisor every 0.25 s. Its status file is written on its
-    own host, so this is how the supervisor sees it alive; and a remote Worker that stops hearing
-    the supervisor (Pokes) fences itself: it exits, so it never trades cut off from the cluster."""
+    """Every node, to the supervisor every 0.25 s from its own thread (``slot`` -1: the Coordinator):
+    the supervisor's one liveness signal, on this host or a joined one (a node that stops sending
+    is hung or gone). A remote Worker that stops hearing the supervisor (Pokes) fences itself: it
+    exits, so it never trades cut off from the cluster."""
 
     slot: int
     incarnation: int

@@ -66,7 +66,7 @@ class Runtime(Protocol):
 
 class OperatorView(Protocol):
     """What ``OperatorServer`` and ``EngineCycle`` read and command: ``ClusterView`` in one process,
-    ``actors.distributed.operator.DistributedView`` across processes. Commands return the
+    ``adapters.operator.cluster_view.DistributedView`` across processes. Commands return the
     envelopes sent (``msg_id``, ``receiver``, ``payload``); a bad command raises ``CommandError``."""
 
     def state(self) -> dict[str, Any]: ...

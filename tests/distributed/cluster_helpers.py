@@ -14,8 +14,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from arbor.actors.distributed.procs import alive, descendants, kill_all, listening, wait_gone
 from arbor.actors.testing import eventually
+from arbor.supervision.procs import alive, descendants, kill_all, listening, wait_gone
 
 from tests.conftest import REPO_ROOT
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from arbor.actors.distributed.latch import read_latch
 from arbor.actors.distributed.placement import assign
-from arbor.actors.distributed.procs import alive, kill_all
 from arbor.actors.testing import eventually
+from arbor.supervision.procs import alive, kill_all
 
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, stored_positions, stored_venue_positions
 
@@ -245,3 +245,15 @@ def test_hung_worker_misses_its_heartbeat_and_is_replaced(cluster):
                >= mine, timeout=5)
     assert not alive(victim)
     assert_clean_stop(c)
+
+
+def test_coordinator_past_its_intensity_stops_the_cluster_with_status_1(cluster):
+    """The spec's escalation for the Coordinator: past its intensity (0 here) the whole cluster stops and the launcher exits 1."""
+    c = cluster(workers=1, extra="intensity = 0")
+    c.wait_started(workers=1)
+    kill_all([c.pid_of("coordinator")])
+    c.proc.wait(timeout=30)
+    err = c.err_path.read_text()
+    assert c.proc.returncode == 1, err
+    assert "coordinator exceeded its restart intensity: cluster stopped" in err
+    assert read_latch(c.var)["engaged"]  # fail closed: the latch stays engaged for the next start

@@ -1,4 +1,4 @@
-"""A node's Waker (``actors.distributed.system``) and data plane (``transport.ZmqPort``) on real pipes and sockets on 127.0.0.1."""
+"""A node's Waker (``actors.runtime.waker``) and data plane (``transport.ZmqPort``) on real pipes and sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import msgpack
 import pytest
 import zmq
 import zmq.utils.monitor
-from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
-from arbor.actors.distributed.system import ACK_DELAY_S, Waker
-from arbor.actors.distributed.transport import ZmqPort, decode_frame, encode_frame, needs_curve
+from arbor.actors.distributed.loop import ACK_DELAY_S, NodeLoop
+from arbor.actors.runtime.waker import Waker
 from arbor.actors.testing import eventually
+from arbor.adapters.link.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from arbor.adapters.link.transport import ZmqPort, decode_frame, encode_frame, needs_curve
 
 HOST = "127.0.0.1"
 
@@ -334,7 +335,7 @@ def test_curve_link_carries_traffic_and_refuses_an_unannounced_worker(pair, open
 # -- a node's acks: piggybacked on its batches, or alone after a short delay --------------------
 
 class LinkCore:
-    """The part of a node core the shim's link plumbing calls: one sender, one receiver."""
+    """The part of a node core the loop calls: one sender, one receiver."""
 
     def __init__(self) -> None:
         self.sender = LinkSender("worker-0", epoch=1, window=64, max_batch=16)
@@ -362,23 +363,13 @@ class LinkCore:
 
 @pytest.fixture
 def node(open_port):
-    """A Worker shim (no thespian system) with a link core, whose data port talks to ``node.peer``."""
+    """A node's ``NodeLoop`` over a link core, whose real data port talks to ``node.peer``."""
     from types import SimpleNamespace
 
-    from arbor.actors.distributed.system import WorkerActor
-
-    w = WorkerActor()
-    w._init_node()
-    w._link_params(SimpleNamespace(cluster=SimpleNamespace(link_window=64)))
-    w.core = LinkCore()
-    w._data = open_port("worker", "worker-0")
-    w.peer = open_port()
-    w._data.set_peer("coordinator", w.peer.endpoint)
-    yield w
-    w._waker.close()
-    w._waker._thread.join(2.0)
-    os.close(w._waker.fd)
-    os.close(w._waker._w)
+    port, peer = open_port("worker", "worker-0"), open_port()
+    port.set_peer("coordinator", peer.endpoint)
+    loop = NodeLoop(LinkCore(), port, peer_of=lambda b: "coordinator", ack_items=16)
+    return SimpleNamespace(loop=loop, core=loop.core, port=port, peer=peer)
 
 
 def _from_coordinator(first_seq: int, n: int) -> LinkBatch:
@@ -387,27 +378,27 @@ def _from_coordinator(first_seq: int, n: int) -> LinkBatch:
 
 def test_node_ack_rides_on_its_next_batch(node):
     """An ack the node owes goes out on the next batch it sends that peer, not as a frame of its own."""
-    node._on_batch(_from_coordinator(1, 3), "coordinator")
+    node.loop.on_batch(_from_coordinator(1, 3), "coordinator")
     node.core.sender.submit(b"verdict")
-    node._flush()
-    until(lambda: len(node.peer.inbox) == 1, node._data, node.peer)
+    node.loop.flush()
+    until(lambda: len(node.peer.inbox) == 1, node.port, node.peer)
     (batch,) = node.peer.inbox
     # One frame went out, and the receiving port took the ack off it (it applies acks first).
     assert batch.items == (b"verdict",) and batch.ack is None
     assert node.peer.acks == [LinkAck("coordinator", 4, 3)]
-    assert node._data.stats["frames_out"] == 1 and node._acks == {}
+    assert node.port.stats["frames_out"] == 1 and node.loop.owed() == {}
 
 
 def test_node_ack_goes_alone_after_its_delay(node):
     """With nothing to send back, the owed ack goes alone once it has waited its delay (ACK_DELAY_S)."""
-    assert node._ack_delay_s == ACK_DELAY_S
+    assert node.loop.ack_delay_s == ACK_DELAY_S
     start = time.monotonic()
-    node._on_batch(_from_coordinator(1, 3), "coordinator")
-    assert 0 < node._next_wake(1.0) <= ACK_DELAY_S  # the node's next poll is no later than the ack's deadline
+    node.loop.on_batch(_from_coordinator(1, 3), "coordinator")
+    assert 0 < node.loop.next_wake(1.0) <= ACK_DELAY_S  # the node's next poll is no later than the ack's deadline
 
     def sent() -> bool:
-        node._flush()
-        return node._data.stats["frames_out"] == 1
+        node.loop.flush()
+        return node.port.stats["frames_out"] == 1
 
     eventually(sent, timeout=2.0, interval=0.001)
     assert time.monotonic() - start >= ACK_DELAY_S
@@ -417,47 +408,47 @@ def test_node_ack_goes_alone_after_its_delay(node):
 
 def test_node_ack_goes_at_once_when_a_quarter_window_is_owed(node):
     """An ack covering a quarter of the window (here 16 items) is not delayed."""
-    node._on_batch(_from_coordinator(1, 10), "coordinator")
-    node._on_batch(_from_coordinator(11, 6), "coordinator")
-    node._flush()
-    assert node._data.stats["frames_out"] == 1 and node._acks == {}
-    until(lambda: node.peer.acks == [LinkAck("coordinator", 4, 16)], node._data, node.peer)
+    node.loop.on_batch(_from_coordinator(1, 10), "coordinator")
+    node.loop.on_batch(_from_coordinator(11, 6), "coordinator")
+    node.loop.flush()
+    assert node.port.stats["frames_out"] == 1 and node.loop.owed() == {}
+    until(lambda: node.peer.acks == [LinkAck("coordinator", 4, 16)], node.port, node.peer)
 
 
 def test_node_piggybacked_ack_releases_its_sender_window(node):
     """A batch arriving with an ack for the node's own link releases its window, like a standalone ack."""
     node.core.sender.submit_many(bytes([i]) for i in range(64))
-    node._flush()
+    node.loop.flush()
     assert node.core.sender.in_flight == 64
-    node._data.acks.append(LinkAck("worker-0", 1, 40))  # as DataPort.receive files a piggybacked ack
-    node._data.inbox.append(replace(_from_coordinator(1, 2), ack=LinkAck("worker-0", 1, 40)))
-    node._inbox()
+    node.port.acks.append(LinkAck("worker-0", 1, 40))  # as DataPort.receive files a piggybacked ack
+    node.port.inbox.append(replace(_from_coordinator(1, 2), ack=LinkAck("worker-0", 1, 40)))
+    node.loop.inbox()
     assert node.core.sender.in_flight == 24 and node.core.sender.stats.acked == 40
     assert node.core.delivered == [b"\x00", b"\x01"]
 
 
 def test_node_refused_batch_is_rewound_and_sent_again_in_order(node):
     """A batch zmq refuses (no connection) is not lost: the link rewinds and the next flush sends it, first."""
-    node._data.drop_peer("coordinator")  # no socket: every send is refused
+    node.port.drop_peer("coordinator")  # no socket: every send is refused
     node.core.sender.submit(b"one")
-    node._flush()
+    node.loop.flush()
     assert node.core.sender.in_flight == 1 and node.core.sender.stats.rewinds == 1
-    node._data.set_peer("coordinator", node.peer.endpoint)
+    node.port.set_peer("coordinator", node.peer.endpoint)
     node.core.sender.submit(b"two")
-    node._flush()
+    node.loop.flush()
     until(lambda: len(node.peer.inbox) == 2, node.peer)
     assert [b.items for b in node.peer.inbox] == [(b"one",), (b"two",)]
 
 
 def test_node_resyncs_on_reconnect(node):
     """When the node's connection is made, it resends what is unacknowledged and asks the peer for what it missed."""
-    node._on_batch(_from_coordinator(1, 3), "coordinator")
+    node.loop.on_batch(_from_coordinator(1, 3), "coordinator")
     node.core.sender.submit(b"verdict")
-    node._flush()
+    node.loop.flush()
     until(lambda: len(node.peer.inbox) == 1, node.peer)
 
     def resent() -> bool:
-        node._inbox()  # takes the handshake the port saw
+        node.loop.inbox()  # takes the handshake the port saw
         node.peer.receive()
         return len(node.peer.inbox) >= 2
 

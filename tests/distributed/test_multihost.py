@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from arbor.actors.distributed.placement import assign
-from arbor.actors.distributed.procs import alive, kill_all
 from arbor.actors.testing import eventually
+from arbor.supervision.procs import alive, kill_all
 
 from tests.distributed.cluster_helpers import SYMBOLS, Cluster, free_port
 

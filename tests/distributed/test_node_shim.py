@@ -8,13 +8,7 @@ import sys
 
 import pytest
 from arbor.actors.distributed import system
-from arbor.actors.distributed.system import WorkerActor
-
-
-def shim(supervisor_pid: int) -> WorkerActor:
-    node = WorkerActor.__new__(WorkerActor)  # no thespian: only the liveness check is exercised
-    node._supervisor_pid = supervisor_pid
-    return node
+from arbor.actors.distributed.system import supervisor_alive
 
 
 def test_a_parent_supervisor_is_alive_without_reading_proc(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,12 +18,12 @@ def test_a_parent_supervisor_is_alive_without_reading_proc(monkeypatch: pytest.M
         raise AssertionError("read /proc for the parent")
 
     monkeypatch.setattr(system, "alive", no_proc)
-    assert shim(os.getppid())._supervisor_alive()
+    assert supervisor_alive(os.getppid())
 
 
 def test_a_supervisor_that_is_not_the_parent_is_checked_in_proc() -> None:
     """Otherwise /proc decides: a live process is alive, an exited (reaped) one is not."""
-    assert shim(os.getpid())._supervisor_alive()
+    assert supervisor_alive(os.getpid())
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    assert not shim(gone.pid)._supervisor_alive()
+    assert not supervisor_alive(gone.pid)

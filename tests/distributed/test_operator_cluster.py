@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from arbor.actors.distributed.placement import assign
-from arbor.actors.distributed.procs import alive, kill_all, listening
 from arbor.actors.testing import eventually
 from arbor.adapters.operator.metric_schema import CLUSTER
+from arbor.supervision.procs import alive, kill_all, listening
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO_ROOT
@@ -254,7 +254,7 @@ def _write_status(var: Path, name: str, age_s: float, **fields: Any) -> None:
 
 
 def _view(var: Path) -> Any:
-    from arbor.actors.distributed.operator import DistributedView, EventFollower
+    from arbor.adapters.operator.cluster_view import DistributedView, EventFollower
     from arbor.adapters.operator.events import EventHub
 
     hub = EventHub()
@@ -270,7 +270,7 @@ def _risk(*symbols: str) -> dict[str, Any]:
 
 def test_a_worker_with_an_old_status_file_is_shown_down_never_healthy(tmp_path: Path) -> None:
     """A worker whose status is 5 s old: its symbols read DOWN and stale, its group down, arbor_symbol_up 0."""
-    from arbor.actors.distributed.operator import NodeCollector
+    from arbor.adapters.operator.cluster_view import NodeCollector
 
     row = {"health": "RUNNING", "position": "FLAT", "qty": "0", "events": 1, "orders": 0, "fills": 0}
     _write_status(tmp_path, "coordinator", 0.1, risk=_risk("BTCUSDT", "ETHUSDT"), risk_stats={})
@@ -294,7 +294,7 @@ def test_a_worker_with_an_old_status_file_is_shown_down_never_healthy(tmp_path: 
 def test_cluster_metrics_follow_the_schema_and_count_as_one_process_does(tmp_path: Path) -> None:
     """From status files alone: the families, types and labels of the schema's cluster mode (Risk's only
     while the Coordinator is fresh); decoded events per symbol under the venue that decoded them."""
-    from arbor.actors.distributed.operator import NodeCollector
+    from arbor.adapters.operator.cluster_view import NodeCollector
     from prometheus_client import CollectorRegistry, generate_latest
 
     row = {"health": "RUNNING", "position": "LONG", "direction": "SHORT", "qty": "0.5", "events": 7, "orders": 2,

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from arbor.actors.distributed.procs import alive, descendants, kill_all, listening, rss_kb, wait_gone
+from arbor.supervision.procs import alive, descendants, kill_all, listening, rss_kb, wait_gone
 
 
 def test_descendants_include_grandchildren_and_leave_with_them() -> None:

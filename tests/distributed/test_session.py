@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from arbor.actors.distributed.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
+from arbor.adapters.link.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 
 
 def _ints(items) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from arbor.actors.distributed.launcher import render_summary
+from arbor.actors.cluster.summary import render_summary
 
 
 def _status(var: Path, name: str, data: dict) -> None:

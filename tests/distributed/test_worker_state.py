@@ -17,8 +17,10 @@ from typing import Any
 
 import attrs
 import pytest
+from arbor.actors.distributed.coordinator import CoordinatorCore
 from arbor.actors.distributed.latch import write_latch
-from arbor.actors.distributed.nodes import CoordinatorCore, Node, WorkerCore, node_store_path
+from arbor.actors.distributed.nodes import Node, node_store_path
+from arbor.actors.distributed.worker import WorkerCore
 from arbor.config.settings import load_settings
 from arbor.messages import (
     Action,
@@ -448,7 +450,8 @@ def test_batches_that_beat_their_worker_up_are_held_and_delivered_once_it_comes(
 def test_tick_to_order_runs_from_the_frame_arrival_through_the_causation_chain() -> None:
     """The probe follows frame -> RawMarketEvent -> FeatureSnapshot -> MandateSet -> ActionApproved
     -> SubmitOrder -> PlaceOrder: latency from the frame's arrival, and from the exchange event time."""
-    from arbor.actors.distributed.nodes import EventFile, WorkerProbe
+    from arbor.actors.cluster.files import EventFile
+    from arbor.actors.cluster.probes import WorkerProbe
     from arbor.messages import (
         Envelope,
         FeatureSnapshot,

@@ -96,7 +96,7 @@ def test_log_redactor_scrubs_secrets_from_records():
 
 def test_a_cluster_nodes_warnings_on_stderr_are_redacted(tmp_path, monkeypatch, capsys):
     """A node process's warnings reach stderr with the environment's secret values redacted."""
-    from arbor.actors.distributed.nodes import setup_node_logging
+    from arbor.actors.cluster.logs import setup_node_logging
 
     monkeypatch.setenv("ARBOR_TEST_API_SECRET", "node-secret-123456")
     sink = setup_node_logging(tmp_path, "worker-0", "INFO")

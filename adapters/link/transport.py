@@ -32,7 +32,7 @@ from typing import Any
 
 import msgpack
 import zmq
-from arbor.actors.distributed.session import LinkAck, LinkBatch
+from arbor.adapters.link.session import LinkAck, LinkBatch
 from loguru import logger
 
 HIGH_WATER = 100_000  # frames queued per peer before a send is refused (the link resends later)

@@ -42,7 +42,6 @@ from typing import Any
 
 from arbor.actors.cluster.observers import iso
 from arbor.actors.distributed.latch import read_latch
-from arbor.actors.distributed.procs import alive
 from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
 from arbor.adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, EventStream, make_event
 from arbor.adapters.operator.metric_schema import family
@@ -62,6 +61,7 @@ from arbor.messages import (
 )
 from arbor.messages.assumptions import status_level
 from arbor.messages.risk import has_visible_text
+from arbor.supervision.procs import alive
 from loguru import logger
 from prometheus_client import CollectorRegistry
 

@@ -7,7 +7,7 @@ supervisor, the ActorSystem; then it SIGKILLs and reaps whatever of its process 
 alive (thespian actor processes ignore SIGTERM and a killed middle process leaves orphans; the
 launcher is a child subreaper, so orphans come back to it). One cluster per state directory:
 ``<var_dir>/cluster.lock`` (flock) makes a second start refuse. With ``[operator] enabled`` the
-launcher also serves the operator API (``actors.distributed.operator``), started once the
+launcher also serves the operator API (``adapters.operator.cluster_view``), started once the
 cluster has started and stopped first, so it stays up while the Coordinator is restarted.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import json
 import os
 import signal
 import socket
@@ -24,7 +23,6 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +46,6 @@ def operator_token() -> str:
         return token_from_env()
     except OperatorConfigError:
         return ""
-
-def worker_count(value: str | int, cpu_count: int | None = None) -> int:
-    """``auto``: one worker per core, keeping one core for the Coordinator (at least one)."""
-    if value == "auto":
-        return max(1, (cpu_count or os.cpu_count() or 2) - 1)
-    n = int(value)
-    if n < 1:
-        raise ValueError("--workers must be >= 1 or 'auto'")
-    return n
-
 
 def parse_join(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
@@ -145,90 +133,13 @@ def start_actor_system(host: str, port: int, var_dir: Path, leader: tuple[str, i
                        transientUnique=True)
 
 
-def node_status(var_dir: Path, name: str) -> dict:
-    """A node's last status file, ``<var_dir>/cluster/status/<name>.json`` ({} if absent or unreadable)."""
-    try:
-        return json.loads((var_dir / "cluster" / "status" / f"{name}.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def stopped_for_good(var_dir: Path, assignment: dict[int, tuple[str, ...]], run_id: str,
-                     escalated: str = "") -> list[str]:
-    """What stopped during run ``run_id`` and did not come back, as the Workers' last status files
-    and the supervisor (``escalated``) tell it: a market source that died for good (its symbols
-    HALTED), a quarantined symbol, a Worker past its restart intensity. Empty after a healthy run.
-    (Status files of another run, left in the same ``--var-dir``, are not this run's.)"""
-    out = []
-    for slot, symbols in sorted(assignment.items()):
-        st = node_status(var_dir, f"worker-{slot}")
-        if st.get("run_id") != run_id:
-            continue
-        if st.get("market_failed"):
-            out.append(f"worker-{slot} {st['market_failed']}; its symbols ({', '.join(symbols)}) are HALTED")
-        for s, row in sorted(st.get("symbols", {}).items()):
-            if row.get("health") == "QUARANTINED":
-                out.append(f"symbol {s} quarantined (worker-{slot})")
-    if escalated and "worker" in escalated:
-        out.append(escalated)
-    return out
-
-
-def render_summary(var_dir: Path, assignment: dict[int, tuple[str, ...]]) -> str:
-    coord = node_status(var_dir, "coordinator")
-    risk = coord.get("risk", {})
-    kill = risk.get("kill_switch", {})
-    lines = [f"global={risk.get('global_state', '?')} kill_switch={'ENGAGED' if kill.get('engaged') else 'off'}"
-             f"{' (' + str(kill.get('who')) + ': ' + str(kill.get('reason')) + ')' if kill.get('engaged') else ''}",
-             f"{'symbol':<10} {'worker':>6} {'state':<9} {'health':<11} {'position':<9} {'qty':>10} "
-             f"{'pnl':>11} {'events':>8} {'orders':>6} {'fills':>6}"]
-    total: Decimal | None = Decimal(0)
-    for slot, symbols in sorted(assignment.items()):
-        w = node_status(var_dir, f"worker-{slot}")
-        rows = w.get("symbols", {})
-        for s in symbols:
-            r = rows.get(s, {})
-            at_risk = risk.get("symbols", {}).get(s, {})
-            pnl = at_risk.get("pnl")  # Risk's: realized - fees + unrealized at the last mark
-            total = total + Decimal(pnl) if total is not None and pnl is not None else None
-            lines.append(f"{s:<10} {slot:>6} {at_risk.get('effective', '?'):<9} {r.get('health', 'DOWN'):<11} "
-                         f"{r.get('position', '?'):<9} {r.get('qty', '-'):>10} {'?' if pnl is None else f'{Decimal(pnl):.2f}':>11} "
-                         f"{r.get('events', 0):>8} {r.get('orders', 0):>6} {r.get('fills', 0):>6}")
-    lines.append(f"{'total':<10} {'?' if total is None else f'{total:.2f}'} equity {risk.get('equity', '?')}")
-    return "\n".join(lines)
-
-
-def _raw_config(args: argparse.Namespace) -> dict:
-    from arbor.config.loader import deep_merge, load_raw
-
-    raw = load_raw(args.config, args.env_file)
-    cli: dict = {"run": {}}
-    if args.mode:
-        cli["run"]["mode"] = args.mode
-    if args.var_dir:
-        cli["run"]["var_dir"] = str(args.var_dir)
-    if getattr(args, "operator", False):
-        cli["operator"] = {"enabled": True}
-    merged = deep_merge(raw, cli)
-    merged.setdefault("run", {})["var_dir"] = str(Path(merged.get("run", {}).get("var_dir", "var")).resolve())
-    return merged
-
-
 def main(args: argparse.Namespace) -> int:
     """Run the multi-process cluster (``--workers``) or contribute a host to one (``--join``)."""
+    from arbor.actors.cluster.main import load_settings
     from arbor.config.errors import ConfigError
-    from arbor.config.settings import build_settings
 
     try:
-        raw = _raw_config(args)
-        if args.workers is not None:
-            n = worker_count(args.workers)
-            raw.setdefault("cluster", {})["workers"] = n
-        if (raw.get("market") or {}).get("source") == "recorded":
-            from arbor.adapters.recorded.source import resolve_recorded
-
-            raw = resolve_recorded(raw, "market.recorded_files")  # as in single-process mode
-        settings = build_settings(raw)
+        raw, settings = load_settings(args, processes=True)
         leader = parse_join(args.join) if args.join else None
     except ConfigError as exc:
         print(f"start-cluster: configuration error: {exc}", file=sys.stderr)
@@ -264,9 +175,10 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, leader: tuple[str, int] | None) -> int:
     from arbor.actors.cluster.build import market_venue
-    from arbor.actors.distributed.nodes import setup_node_logging
-    from arbor.actors.distributed.procs import alive, become_subreaper, descendants, kill_all, reap_children, wait_gone
-    from arbor.actors.distributed.system import SUPERVISOR_NAME, ClusterSupervisor
+    from arbor.actors.cluster.logs import setup_node_logging
+    from arbor.actors.cluster.main import stop_on_signals
+    from arbor.actors.cluster.summary import render_summary, stopped_for_good
+    from arbor.actors.distributed.supervisor import SUPERVISOR_NAME, ClusterSupervisor
     from arbor.actors.distributed.wire import (
         ClusterPlan,
         ClusterStarted,
@@ -276,6 +188,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
         StopCluster,
         token_digest,
     )
+    from arbor.supervision.procs import alive, become_subreaper, descendants, kill_all, reap_children, wait_gone
 
     c = settings.cluster
     sink = setup_node_logging(var_dir, "launcher", settings.run.log_level)
@@ -286,14 +199,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
               "set cluster.admin_port", file=sys.stderr)
         return 1
     restrict_thespian_bind(c.bind_host)
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop, received, old = stop_on_signals()
     symbols = tuple(s.symbol for s in settings.symbols)
     n = c.workers
     assignment = assign(symbols, n, c.placement) if n else {}
@@ -308,7 +214,7 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
     escalated = ""
     try:
         if settings.operator.enabled and leader is None:
-            from arbor.actors.distributed.operator import DistributedOperator
+            from arbor.adapters.operator.cluster_view import DistributedOperator
             from arbor.adapters.operator.server import token_from_env
 
             o = settings.operator
@@ -366,8 +272,8 @@ def _run(args: argparse.Namespace, raw: dict, settings: Any, var_dir: Path, lead
                     escalated = st.escalated
                     log.critical("escalated: {}", st.escalated)
                     print(f"start-cluster: {st.escalated}", file=sys.stderr)
-                    if "coordinator" in st.escalated:
-                        status = 1
+                    if st.stop:  # the spec's escalation stopped the cluster (the Coordinator's)
+                        status = st.exit_status or 1
                         break
                 if not args.quiet:
                     print(f"\n[{now - started:7.1f}s]\n{render_summary(var_dir, assignment)}", flush=True)
