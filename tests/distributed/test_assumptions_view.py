@@ -28,7 +28,7 @@ def test_assumptions_come_from_fresh_worker_status_files(tmp_path: Path) -> None
 def test_cluster_metrics_carry_each_workers_assumptions(tmp_path: Path) -> None:
     """/metrics across processes: arbor_assumption_status, _value and _changes_total per symbol and
     assumption, from the Workers' status rows, as one process serves them; a stale Worker's are not shown."""
-    from arbor.actors.distributed.operator import NodeCollector
+    from arbor.adapters.operator.cluster_view import NodeCollector
 
     view = _view(tmp_path)
     _write_status(tmp_path, "coordinator", 0.0, risk=_risk("BTCUSDT", "ETHUSDT"), risk_stats={})
