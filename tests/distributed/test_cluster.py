@@ -20,21 +20,6 @@ from tests.distributed.cluster_helpers import SYMBOLS, Cluster, stored_positions
 NAMES = [s[0] for s in SYMBOLS]
 
 
-@pytest.fixture
-def cluster(tmp_path: Path):
-    made: list[Cluster] = []
-
-    def make(**kw) -> Cluster:
-        c = Cluster(tmp_path, **kw)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.cleanup()
-        assert not c.survivors(), f"processes left behind: {c.survivors()}"
-
-
 def assert_clean_stop(c: Cluster, sig: int = signal.SIGTERM) -> None:
     known = set(c.tree()) | {v for v in c.pids().values() if v}
     code, out, err = c.stop(sig)

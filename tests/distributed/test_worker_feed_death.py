@@ -9,30 +9,14 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import pytest
 from arbor.actors.distributed.placement import assign
 from arbor.actors.testing import eventually
 
 from tests.distributed.cluster_helpers import SYMBOLS as SIM_SYMBOLS
-from tests.distributed.cluster_helpers import Cluster, fast_config
+from tests.distributed.cluster_helpers import fast_config
 from tests.integration.test_feed_death import dying_recording
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-
-
-@pytest.fixture
-def cluster(tmp_path: Path):
-    made: list[Cluster] = []
-
-    def make(**kw) -> Cluster:
-        c = Cluster(tmp_path, **kw)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.cleanup()
-        assert not c.survivors(), f"processes left behind: {c.survivors()}"
 
 
 def recorded_config(tmp: Path, files: list[Path]):
