@@ -68,19 +68,17 @@ def decode_usdm(payload: bytes) -> list[Fields]:
     Never raises anything but ``DecodeError``, whatever the bytes.
     """
     # The msgspec path: one typed decode of the hot event types (trade, aggTrade, bookTicker,
-    # depthUpdate, snapshot). Only plain ASCII without escapes (msgspec checks no UTF-8 in what it
-    # skips, and an escaped key could spell "stream"), and only frames whose every bracket is
-    # accounted for (nothing nested that json would refuse and msgspec skip).
-    if payload.isascii() and b"\\" not in payload:
-        try:
-            if payload.startswith(b'{"stream":'):
-                return [_COMBINED.decode(payload).data.fields(payload, 2)]
-            if b'"stream"' not in payload:
-                if payload.startswith(b'{"lastUpdateId":'):
-                    return [_BARE_SNAPSHOT.decode(payload).fields(payload, 1)]
-                return [_BARE.decode(payload).fields(payload, 1)]
-        except Exception:  # not one of those, or not plainly valid: the paths below decide
-            pass
+    # depthUpdate, snapshot) into Structs that forbid unknown fields, so msgspec skips nothing:
+    # every string is checked as strict UTF-8, every value is a scalar of its type or a level
+    # list (checked by fast_book_sides), so nothing nested can hide that json would refuse.
+    try:
+        if payload.startswith(b'{"stream":'):
+            return [_COMBINED.decode(payload).data.fields()]
+        if payload.startswith(b'{"lastUpdateId":'):
+            return [_BARE_SNAPSHOT.decode(payload).fields()]
+        return [_BARE.decode(payload).fields()]
+    except Exception:  # not one of those, or not plainly valid: the paths below decide
+        pass
     try:
         frame = _orjson_loads(payload)
         if "stream" in frame:
@@ -479,7 +477,11 @@ def f_kline(d: dict[str, Any]) -> None:
 # Typed Structs validate ids, times, booleans and strings in C as the reference readers do (an
 # int, not a bool or a float; within range); prices and sizes go through the caches above, and
 # level lists stay text (msgspec.Raw, the frame's own bytes), checked in bulk by fast_book_sides.
-# ``fields(payload, objects)`` returns what the reference reader returns, or raises.
+# Each Struct declares every field Binance sends and forbids others: a field added one day sends
+# its frames to the orjson path, which checks them its own way. A field no reader uses is typed
+# as Binance documents it; any other value also goes to the other paths (the reference reads
+# no such field, so it would accept it). ``fields()`` returns what the reference reader returns,
+# or raises.
 
 _Id = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 _Ms = Annotated[int, msgspec.Meta(ge=0, le=MS_MAX)]
@@ -493,41 +495,39 @@ def _mtime(t: int | None, e: int | None) -> int:
     return ts * _NS_PER_MS
 
 
-def _scalars_only(payload: bytes, objects: int) -> None:
-    """Raises unless the frame has no array and exactly ``objects`` objects (envelope, data)."""
-    if payload.find(b"[") >= 0 or payload.count(b"{") != objects:
-        raise ValueError("nested")
-
-
-class _MTrade(msgspec.Struct, tag_field="e", tag="trade"):
+class _MTrade(msgspec.Struct, tag_field="e", tag="trade", forbid_unknown_fields=True):
     p: str
     q: str
     m: bool
     t: _Id
     T: _Ms | None = None
     E: _Ms | None = None
+    s: str | None = None  # the symbol (the collector knows its own)
+    X: str | None = None  # the order type (MARKET, ...)
 
-    def fields(self, payload: bytes, objects: int) -> Fields:
-        _scalars_only(payload, objects)
+    def fields(self) -> Fields:
         return {"kind": _TRADE, "ts_event_ns": _mtime(self.T, self.E), "price": _positive(self.p),
                 "qty": _positive(self.q), "side": _SELL if self.m else _BUY, "trade_id": self.t}
 
 
-class _MAggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
+class _MAggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", forbid_unknown_fields=True):
     p: str
     q: str
     m: bool
     a: _Id
     T: _Ms | None = None
     E: _Ms | None = None
+    s: str | None = None
+    f: int | None = None  # first and last trade ids
+    l: int | None = None  # noqa: E741 (the venue's key)
+    nq: str | None = None  # the quantity without RPI orders
 
-    def fields(self, payload: bytes, objects: int) -> Fields:
-        _scalars_only(payload, objects)
+    def fields(self) -> Fields:
         return {"kind": _TRADE, "ts_event_ns": _mtime(self.T, self.E), "price": _positive(self.p),
                 "qty": _positive(self.q), "side": _SELL if self.m else _BUY, "trade_id": self.a}
 
 
-class _MBookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
+class _MBookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", forbid_unknown_fields=True):
     b: str
     B: str
     a: str
@@ -535,9 +535,9 @@ class _MBookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
     u: _Id | None = None
     T: _Ms | None = None
     E: _Ms | None = None
+    s: str | None = None
 
-    def fields(self, payload: bytes, objects: int) -> Fields:
-        _scalars_only(payload, objects)
+    def fields(self) -> Fields:
         bid, ask = _positive(self.b), _positive(self.a)
         if not bid < ask:
             raise ValueError("crossed")
@@ -555,9 +555,6 @@ def _mlevels(b: msgspec.Raw, a: msgspec.Raw, deletes: bool) -> tuple[bytes, byte
     return bids, asks
 
 
-# Depth frames are long: instead of counting their brackets, their Structs forbid unknown fields
-# (each field they know is a scalar or a level list), so nothing nested can hide in them. A field
-# Binance adds one day sends its frames to the orjson path, which checks them its own way.
 class _MDepth(msgspec.Struct, tag_field="e", tag="depthUpdate", forbid_unknown_fields=True):
     U: _Id
     u: _Id
@@ -566,14 +563,15 @@ class _MDepth(msgspec.Struct, tag_field="e", tag="depthUpdate", forbid_unknown_f
     a: msgspec.Raw
     T: _Ms | None = None
     E: _Ms | None = None
-    s: str | None = None  # the symbol; not read (the collector knows its own)
+    s: str | None = None
 
-    def fields(self, payload: bytes, objects: int) -> Fields:
-        if self.u < self.U:
+    def fields(self) -> Fields:
+        first, last = self.U, self.u
+        if first > last:
             raise ValueError("U > u")
         bids, asks = _mlevels(self.b, self.a, deletes=True)
         return {"kind": _DEPTH, "ts_event_ns": _mtime(self.T, self.E), "bids": bids, "asks": asks,
-                "first_update_id": self.U, "last_update_id": self.u, "prev_update_id": self.pu}
+                "first_update_id": first, "last_update_id": last, "prev_update_id": self.pu}
 
 
 class _MSnapshot(msgspec.Struct, forbid_unknown_fields=True):
@@ -583,7 +581,7 @@ class _MSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     T: _Ms | None = None
     E: _Ms | None = None
 
-    def fields(self, payload: bytes, objects: int) -> Fields:
+    def fields(self) -> Fields:
         bids, asks = _mlevels(self.bids, self.asks, deletes=False)
         ts = self.T if self.T is not None else self.E
         return {"kind": _SNAPSHOT, "ts_event_ns": ts * _NS_PER_MS if ts is not None else 0, "bids": bids,
