@@ -159,14 +159,15 @@ def _all_unsigned_texts(prices: list[Any], sizes: list[Any]) -> bool:
 # of two strings, [["",""],["",""],...]: so every value is a string of digits and points, and no
 # other byte (whitespace, sign, exponent, NaN, escape, non-ASCII) is anywhere. With the quotes
 # then deleted, orjson reads the values as JSON numbers, whose grammar leaves exactly the plain
-# unsigned decimals (no leading zeros, no "1." or ".5", at most one point); a run of 19 digits
-# would be more than 18 on one side of the point (and so no value reaches 1e18).
+# unsigned decimals (no leading zeros, no "1." or ".5", at most one point). The rules allow 18
+# digits each side of the point; the fast check takes at most 15 (real books have ~10) and
+# leaves longer runs to the reference: then every integer orjson returns is below 10^15 < 2^53,
+# exactly a float, so comparing ints and floats is comparing floats, where rounding is monotonic.
 _DIGITS_AND_POINT = b"0123456789."
 _TO_NINES = bytes.maketrans(b"012345678", b"999999999")
-_NINETEEN_DIGITS = b"9" * 19
+_SIXTEEN_DIGITS = b"9" * 16
 # orjson reads a list of numbers about twice as fast as msgspec here, correctly rounded (checked
-# against float() on 200,000 random plain decimals) and by the JSON grammar (no leading zeros,
-# no "1." or ".5"); at most 18 digits each side, every value fits a float or an int64.
+# against float() on 200,000 random plain decimals) and by the JSON grammar.
 _orjson_loads = orjson.loads
 
 
@@ -183,13 +184,14 @@ def fast_book_sides(bids: bytes, asks: bytes, *, deletes: bool) -> int:
     the values as one flat list of numbers (prices at even places), slices and min/max.
 
     Exact although on floats: every value is >= 0 (no sign passes the shape), a float is > 0
-    exactly when its decimal (at least 1e-18 here) is, and rounding to the nearest float is
-    monotonic, so float(bid) < float(ask) implies bid < ask. Where the floats cannot tell
-    (equal), this raises and the reference (Decimal) decides."""
+    exactly when its decimal (at least 1e-15 here) is, every integer is below 2^53 (exactly a
+    float), and rounding to the nearest float is monotonic, so float(bid) < float(ask) implies
+    bid < ask. Where the floats cannot tell (equal), this raises and the reference (Decimal)
+    decides; so it does for values with more than 15 digits on one side of the point."""
     sides = bids + b"," + asks
     nines = sides.translate(_TO_NINES)
-    if _NINETEEN_DIGITS in nines:
-        raise ValueError("more than 18 digits on one side of a point")
+    if _SIXTEEN_DIGITS in nines:
+        raise ValueError("more than 15 digits on one side of a point: the reference decides")
     shape = nines.translate(None, b"9.")
     nb = 0 if shape.startswith(b"[],") else (shape.find(b"]],") + 1) >> 3  # the bids' shape is 8 nb + 1 long
     na = max(len(shape) - 8 * nb - 3, 0) >> 3 if nb else max(len(shape) - 4, 0) >> 3

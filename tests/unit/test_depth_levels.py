@@ -64,7 +64,7 @@ def test_a_v2_event_round_trips_through_the_codec():
     (side(), side(("0.0024", "10")), False),
     # a deleted bid above the new best ask: only the levels present count
     (side(("61800.40", "0"), ("61800.10", "1")), side(("61800.30", "1")), True),
-    (side(("9" * 18 + "." + "9" * 18, "1")), side(), False),
+    (side(("9" * 15 + "." + "9" * 15, "1")), side(), False),
 ])
 def test_plain_valid_books_pass_the_bulk_check(bids, asks, deletes):
     """Valid level text passes and the level count is returned."""
@@ -82,6 +82,8 @@ def test_plain_valid_books_pass_the_bulk_check(bids, asks, deletes):
     (side(("1", "")), side(), True),
     (side(("1", "0." + "0" * 18 + "1")), side(), True),  # 19 fraction digits
     (side(("1" * 19, "1")), side(), True),  # 19 integer digits
+    (side(("1", "0." + "0" * 15 + "1")), side(), True),  # valid, but past what floats tell exactly
+    (side(("1" * 16, "1")), side(), True),
     (side(("0", "1")), side(), True),  # price 0
     (side(("0.000", "1")), side(), True),
     (side(("1", "0")), side(), False),  # a snapshot level's size 0
@@ -100,10 +102,15 @@ def test_anything_not_plainly_valid_is_left_to_the_reference(bids, asks, deletes
 
 
 def test_a_frame_refused_by_the_bulk_check_gets_the_reference_verdict():
-    """A diff whose floats cannot tell (bid and ask 1e-18 apart) is decided exactly by the reference path."""
+    """A diff whose floats cannot tell (bid and ask 1e-18 apart, or integers past 2^53) is decided
+    exactly by the reference path."""
     close = depth_frame([["1.000000000000000001", "1"]], [["1.000000000000000002", "1"]])
     assert decode_usdm(close) == decode_usdm_reference(close)
     assert decimal_levels(decode_usdm(close)[0]["bids"]) == ((D("1.000000000000000001"), D("1")),)
     locked = depth_frame([["1.000000000000000001", "1"]], [["1.000000000000000001", "1"]])
     with pytest.raises(DecodeError, match="crossed or locked"):
         decode_usdm(locked)
+    # 2^54 + 3 is no float: read as an int beside the ask's float, it would look below it
+    big = depth_frame([["18014398509481987", "1"]], [["18014398509481986.5", "1"]])
+    with pytest.raises(DecodeError, match="crossed or locked"):
+        decode_usdm(big)
