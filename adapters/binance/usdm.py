@@ -3,16 +3,18 @@
 Wire formats: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
 Frames arrive bare (``{"e": "trade", ...}``) or in the combined-stream envelope
 (``{"stream": "btcusdt@trade", "data": {...}}``). Prices and quantities travel as decimal strings
-and become ``Decimal`` (a JSON number there is an error: a float would lose exactness); times are
+and become ``Decimal`` (a JSON number there is an error: a float would lose exactness), except
+depth levels, which stay the frame's text (``messages.market``: read on demand); times are
 integer milliseconds and become nanoseconds. Every field is validated as the venue documents it
 (``adapters.fields``: prices > 0, sizes > 0 except a depth level's delete, ids within signed 64
 bits, top of book not crossed, plain ASCII decimals, strict UTF-8); docs/venues.md lists the rules.
 
-Two paths, one result. ``decode_usdm`` first tries a fast path (orjson, per-event readers that
+Three paths, one result. ``decode_usdm`` first tries msgspec Structs for the hot event types
+(see "the msgspec path" below), then a fast path (orjson, per-event readers that
 check exactly what the reference readers check, and a cache of the finite Decimals of decimal
 strings seen before: Decimals are immutable, so events may share them). Whatever the fast path
 does not accept, it hands to the reference path (the stdlib ``json`` and the readers below),
-which alone decides errors and their messages. The fast path only ever accepts what the
+which alone decides errors and their messages. The fast paths only ever accept what the
 reference path accepts, with the same fields (tests/property/test_decoder_fuzz.py checks it):
 orjson differs from strict-UTF-8 ``json`` by rejecting more (NaN, a BOM, lone surrogates), by
 reading an integer beyond 64 bits as a float, which no reader accepts where it expects an integer
