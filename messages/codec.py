@@ -13,10 +13,16 @@ from typing import Any
 
 import msgpack
 from arbor.messages.envelope import Envelope
+from arbor.messages.market import upgrade_raw_market_event_v1
 from arbor.messages.registry import ALL_MESSAGE_TYPES
 from cattrs.preconf.msgpack import make_converter
 
 Upgrader = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
+
+# Old tags that still load: each upgrades its body to the current shape (journals outlive schemas).
+UPGRADERS: dict[str, Upgrader] = {
+    "RawMarketEvent.v1": upgrade_raw_market_event_v1,
+}
 
 
 class CodecError(ValueError):
@@ -31,7 +37,7 @@ class Codec:
     """Encodes and decodes registered messages.
 
     ``upgraders`` maps an old tag to a function that turns its body into ``(new_tag, new_body)``,
-    so a journal written with an older schema still loads.
+    so a journal written with an older schema still loads (``UPGRADERS`` are always known).
     """
 
     def __init__(
@@ -49,7 +55,7 @@ class Codec:
             if tag in self._by_tag:
                 raise ValueError(f"message tag {tag!r} registered twice")
             self._by_tag[tag] = t
-        self._upgraders = dict(upgraders or {})
+        self._upgraders = {**UPGRADERS, **(upgraders or {})}
         self._unstructure_cache: dict[type, Callable[[Any], Any]] = {}
         self._structure_cache: dict[type, Callable[[Any, type], Any]] = {}
 

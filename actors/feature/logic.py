@@ -43,6 +43,7 @@ from arbor.actors.base import ActorContext, ActorLogic
 from arbor.actors.feature.config import FeatureConfig
 from arbor.analysis.bursts import BurstWindow
 from arbor.messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
+from arbor.messages.market import float_levels
 from arbor.strategy.inputs import NO_INPUTS, BarBuilder, Inputs
 
 __all__ = ["FeatureConfig", "FeatureLogic"]
@@ -204,15 +205,16 @@ class FeatureLogic(ActorLogic):
         self._set_book(float(bid), float(ask))
 
     def _on_book_snapshot(self, ev: RawMarketEvent) -> None:
-        bids = [p for p, q in ev.bids if q > 0]
-        asks = [p for p, q in ev.asks if q > 0]
+        # The levels stay text until here (messages.market); floats are enough for the mid.
+        bids = [p for p, q in float_levels(ev.bids) if q > 0]
+        asks = [p for p, q in float_levels(ev.asks) if q > 0]
         if not bids or not asks:
             return
         bid, ask = max(bids), min(asks)
         if bid <= 0 or ask < bid:
             self._ignored += 1
             return
-        self._set_book(float(bid), float(ask))
+        self._set_book(bid, ask)
 
     def _on_liquidation(self, ev: RawMarketEvent) -> None:
         self._liq.add(float(ev.price) * float(ev.qty) if ev.price is not None and ev.qty is not None else None)

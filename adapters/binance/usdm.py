@@ -3,16 +3,18 @@
 Wire formats: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
 Frames arrive bare (``{"e": "trade", ...}``) or in the combined-stream envelope
 (``{"stream": "btcusdt@trade", "data": {...}}``). Prices and quantities travel as decimal strings
-and become ``Decimal`` (a JSON number there is an error: a float would lose exactness); times are
+and become ``Decimal`` (a JSON number there is an error: a float would lose exactness), except
+depth levels, which stay the frame's text (``messages.market``: read on demand); times are
 integer milliseconds and become nanoseconds. Every field is validated as the venue documents it
 (``adapters.fields``: prices > 0, sizes > 0 except a depth level's delete, ids within signed 64
 bits, top of book not crossed, plain ASCII decimals, strict UTF-8); docs/venues.md lists the rules.
 
-Two paths, one result. ``decode_usdm`` first tries a fast path (orjson, per-event readers that
+Three paths, one result. ``decode_usdm`` first tries msgspec Structs for the hot event types
+(see "the msgspec path" below), then a fast path (orjson, per-event readers that
 check exactly what the reference readers check, and a cache of the finite Decimals of decimal
 strings seen before: Decimals are immutable, so events may share them). Whatever the fast path
 does not accept, it hands to the reference path (the stdlib ``json`` and the readers below),
-which alone decides errors and their messages. The fast path only ever accepts what the
+which alone decides errors and their messages. The fast paths only ever accept what the
 reference path accepts, with the same fields (tests/property/test_decoder_fuzz.py checks it):
 orjson differs from strict-UTF-8 ``json`` by rejecting more (NaN, a BOM, lone surrogates), by
 reading an integer beyond 64 bits as a float, which no reader accepts where it expects an integer
@@ -25,8 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 from arbor.adapters.decoding import DecodeError
 from arbor.adapters.fields import (
@@ -35,6 +38,7 @@ from arbor.adapters.fields import (
     check_levels_not_crossed,
     check_not_crossed,
     decimal,
+    fast_book_sides,
     level_size,
     levels,
     load_json,
@@ -45,6 +49,7 @@ from arbor.adapters.fields import (
     venue_id,
 )
 from arbor.messages.base import MarketEventKind, Side
+from arbor.messages.market import levels_text
 
 Fields = dict[str, Any]
 
@@ -64,6 +69,18 @@ def decode_usdm(payload: bytes) -> list[Fields]:
 
     Never raises anything but ``DecodeError``, whatever the bytes.
     """
+    # The msgspec path: one typed decode of the hot event types (trade, aggTrade, bookTicker,
+    # depthUpdate, snapshot) into Structs that forbid unknown fields, so msgspec skips nothing:
+    # every string is checked as strict UTF-8, every value is a scalar of its type or a level
+    # list (checked by fast_book_sides), so nothing nested can hide that json would refuse.
+    try:
+        if payload.startswith(b'{"stream":'):
+            return [_COMBINED.decode(payload).data.fields()]
+        if payload.startswith(b'{"lastUpdateId":'):
+            return [_BARE_SNAPSHOT.decode(payload).fields()]
+        return [_BARE.decode(payload).fields()]
+    except Exception:  # not one of those, or not plainly valid: the paths below decide
+        pass
     try:
         frame = _orjson_loads(payload)
         if "stream" in frame:
@@ -179,7 +196,7 @@ def depth_fields(d: dict[str, Any]) -> Fields:
     first, last = venue_id(d["U"], "U"), venue_id(d["u"], "u")
     if first > last:
         raise DecodeError(f"depthUpdate first update id U {first} > final update id u {last}")
-    return {"kind": _DEPTH, "ts_event_ns": _event_time(d), "bids": bids, "asks": asks,
+    return {"kind": _DEPTH, "ts_event_ns": _event_time(d), "bids": levels_text(d["b"]), "asks": levels_text(d["a"]),
             "first_update_id": first, "last_update_id": last}
 
 
@@ -234,8 +251,8 @@ def _snapshot(d: dict[str, Any]) -> Fields:
     return {
         "kind": _SNAPSHOT,
         "ts_event_ns": ms_to_ns(ts, "T") if ts is not None else 0,  # 0: the collector uses receive time
-        "bids": bids,
-        "asks": asks,
+        "bids": levels_text(d["bids"]),
+        "asks": levels_text(d["asks"]),
         "last_update_id": venue_id(d["lastUpdateId"], "lastUpdateId"),
     }
 
@@ -256,6 +273,7 @@ _BY_EVENT_TYPE: dict[str, Callable[[dict[str, Any]], Fields]] = {
 # rules (adapters.fields) and, besides, that every field they do not read is a scalar.
 
 _orjson_loads = orjson.loads
+_orjson_dumps = orjson.dumps
 # A frame shorter than this nests at most SHALLOW_BYTES // 2 deep, which json reads unless the
 # caller is already hundreds of frames deep (where json fails even on valid frames): no check.
 SHALLOW_BYTES = 512
@@ -289,7 +307,6 @@ _POSITIVE = _Checked(price)  # valid and > 0: prices, fill and quote sizes, snap
 _UNSIGNED = _Checked(level_size)  # valid and >= 0: a depth diff's level sizes (0 deletes)
 _positive = _POSITIVE.__getitem__
 _unsigned = _UNSIGNED.__getitem__
-_LIST = {list}
 
 
 def _fint(value: Any) -> int:
@@ -341,42 +358,26 @@ def flat(payload: bytes, objects: int, frame: dict[str, Any], data: dict[str, An
     return lists == 2  # "b" and "a" (or "bids" and "asks"), whose levels were proved to be [str, str]
 
 
-def _fsplit(raw: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """A level list's prices and sizes, with no Python code per level; raises unless every level
-    is a list of exactly two values (their being valid decimal strings is the caches' to check)."""
-    if type(raw) is not list or set(map(type, raw)) != _LIST:  # not a 2-char str or a 2-key object
-        raise TypeError(raw)
-    prices, sizes = zip(*raw, strict=True)  # every level of one length (strict), and that length 2
-    return prices, sizes
-
-
-def _fdiff_levels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
-    """A depth diff's levels as ``_levels`` reads them: prices > 0, sizes >= 0 (a delete)."""
-    if raw == []:
-        return ()
-    prices, sizes = _fsplit(raw)
-    # Book levels repeat the same few price and size strings: nearly all are found in the caches.
-    return tuple(zip(map(_positive, prices), map(_unsigned, sizes), strict=True))
-
-
-def _flevels(raw: Any) -> tuple[tuple[Decimal, Decimal], ...]:
-    """A snapshot's levels as ``_levels(..., snapshot=True)`` reads them: price and size > 0."""
-    if raw == []:
-        return ()
-    prices, sizes = _fsplit(raw)
-    return tuple(zip(map(_positive, prices), map(_positive, sizes), strict=True))
+def f_book_sides(bids: Any, asks: Any, *, deletes: bool) -> tuple[bytes, bytes]:
+    """Parsed level lists as the canonical text the reference keeps, if plainly valid
+    (``fast_book_sides``); raises otherwise. orjson writes lists of strings compactly, with any
+    quote or control character escaped, which ``fast_book_sides`` refuses."""
+    if type(bids) is not list or type(asks) is not list:
+        raise TypeError("levels")
+    bids_text, asks_text = _orjson_dumps(bids), _orjson_dumps(asks)
+    fast_book_sides(bids_text, asks_text, deletes=deletes)
+    return bids_text, asks_text
 
 
 def f_snapshot(d: dict[str, Any]) -> Fields:
-    """The fast ``_snapshot`` (REST depth snapshot, spot partial book depth): levels through the
-    cache of valid positive decimals instead of one Decimal per string (a snapshot has ~1000)."""
+    """The fast ``_snapshot`` (REST depth snapshot, spot partial book depth): levels checked in
+    bulk on their text and kept as text (a snapshot has ~1000 levels; nothing is built per level)."""
     ts = d.get("T")
     if ts is None:
         ts = d.get("E")
     if ts is not None and (type(ts) is not int or not 0 <= ts <= MS_MAX):
         raise TypeError(ts)
-    bids, asks = _flevels(d["bids"]), _flevels(d["asks"])
-    check_levels_not_crossed(bids, asks, "depth snapshot")
+    bids, asks = f_book_sides(d["bids"], d["asks"], deletes=False)
     return {"kind": _SNAPSHOT, "ts_event_ns": ts * _NS_PER_MS if ts is not None else 0, "bids": bids, "asks": asks,
             "last_update_id": _fint(d["lastUpdateId"])}
 
@@ -442,8 +443,7 @@ def _f_book_ticker(d: dict[str, Any]) -> Fields:
 
 def f_depth_fields(d: dict[str, Any]) -> Fields:
     """The fast ``depth_fields``."""
-    bids, asks = _fdiff_levels(d["b"]), _fdiff_levels(d["a"])
-    check_levels_not_crossed(bids, asks, "depthUpdate")
+    bids, asks = f_book_sides(d["b"], d["a"], deletes=True)
     first, last = _fint(d["U"]), _fint(d["u"])
     if first > last:
         raise ValueError("U > u")
@@ -475,6 +475,134 @@ def f_kline(d: dict[str, Any]) -> None:
     _fint(k["n"])
 
 
+# -- the msgspec path ---------------------------------------------------------------------------
+# Typed Structs validate ids, times, booleans and strings in C as the reference readers do (an
+# int, not a bool or a float; within range); prices and sizes go through the caches above, and
+# level lists stay text (msgspec.Raw, the frame's own bytes), checked in bulk by fast_book_sides.
+# Each Struct declares every field Binance sends and forbids others: a field added one day sends
+# its frames to the orjson path, which checks them its own way. A field no reader uses is typed
+# as Binance documents it; any other value also goes to the other paths (the reference reads
+# no such field, so it would accept it). ``fields()`` returns what the reference reader returns,
+# or raises.
+
+_Id = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+_Ms = Annotated[int, msgspec.Meta(ge=0, le=MS_MAX)]
+
+
+def _mtime(t: int | None, e: int | None) -> int:
+    """``T`` when present, else ``E`` (required then), in ns: ``_event_time``."""
+    ts = t if t is not None else e
+    if ts is None:
+        raise ValueError("no time")
+    return ts * _NS_PER_MS
+
+
+class _MTrade(msgspec.Struct, tag_field="e", tag="trade", forbid_unknown_fields=True):
+    p: str
+    q: str
+    m: bool
+    t: _Id
+    T: _Ms | None = None
+    E: _Ms | None = None
+    s: str | None = None  # the symbol (the collector knows its own)
+    X: str | None = None  # the order type (MARKET, ...)
+
+    def fields(self) -> Fields:
+        return {"kind": _TRADE, "ts_event_ns": _mtime(self.T, self.E), "price": _positive(self.p),
+                "qty": _positive(self.q), "side": _SELL if self.m else _BUY, "trade_id": self.t}
+
+
+class _MAggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", forbid_unknown_fields=True):
+    p: str
+    q: str
+    m: bool
+    a: _Id
+    T: _Ms | None = None
+    E: _Ms | None = None
+    s: str | None = None
+    f: int | None = None  # first and last trade ids
+    l: int | None = None  # noqa: E741 (the venue's key)
+    nq: str | None = None  # the quantity without RPI orders
+
+    def fields(self) -> Fields:
+        return {"kind": _TRADE, "ts_event_ns": _mtime(self.T, self.E), "price": _positive(self.p),
+                "qty": _positive(self.q), "side": _SELL if self.m else _BUY, "trade_id": self.a}
+
+
+class _MBookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", forbid_unknown_fields=True):
+    b: str
+    B: str
+    a: str
+    A: str
+    u: _Id | None = None
+    T: _Ms | None = None
+    E: _Ms | None = None
+    s: str | None = None
+
+    def fields(self) -> Fields:
+        bid, ask = _positive(self.b), _positive(self.a)
+        if not bid < ask:
+            raise ValueError("crossed")
+        fields = {"kind": _QUOTE, "ts_event_ns": _mtime(self.T, self.E), "bid_price": bid,
+                  "bid_qty": _positive(self.B), "ask_price": ask, "ask_qty": _positive(self.A)}
+        if self.u is not None:
+            fields["last_update_id"] = self.u
+        return fields
+
+
+def _mlevels(b: msgspec.Raw, a: msgspec.Raw, deletes: bool) -> tuple[bytes, bytes]:
+    """Both sides' level text, checked in bulk (``fast_book_sides``)."""
+    bids, asks = bytes(b), bytes(a)
+    fast_book_sides(bids, asks, deletes=deletes)
+    return bids, asks
+
+
+class _MDepth(msgspec.Struct, tag_field="e", tag="depthUpdate", forbid_unknown_fields=True):
+    U: _Id
+    u: _Id
+    pu: _Id
+    b: msgspec.Raw
+    a: msgspec.Raw
+    T: _Ms | None = None
+    E: _Ms | None = None
+    s: str | None = None
+
+    def fields(self) -> Fields:
+        first, last = self.U, self.u
+        if first > last:
+            raise ValueError("U > u")
+        bids, asks = _mlevels(self.b, self.a, deletes=True)
+        return {"kind": _DEPTH, "ts_event_ns": _mtime(self.T, self.E), "bids": bids, "asks": asks,
+                "first_update_id": first, "last_update_id": last, "prev_update_id": self.pu}
+
+
+class _MSnapshot(msgspec.Struct, forbid_unknown_fields=True):
+    lastUpdateId: _Id  # noqa: N815 (the venue's key)
+    bids: msgspec.Raw
+    asks: msgspec.Raw
+    T: _Ms | None = None
+    E: _Ms | None = None
+
+    def fields(self) -> Fields:
+        bids, asks = _mlevels(self.bids, self.asks, deletes=False)
+        ts = self.T if self.T is not None else self.E
+        return {"kind": _SNAPSHOT, "ts_event_ns": ts * _NS_PER_MS if ts is not None else 0, "bids": bids,
+                "asks": asks, "last_update_id": self.lastUpdateId}
+
+
+_MEvent = _MTrade | _MAggTrade | _MBookTicker | _MDepth
+
+
+class _MCombined(msgspec.Struct, forbid_unknown_fields=True):
+    stream: str
+    data: _MEvent
+
+
+_COMBINED = msgspec.json.Decoder(_MCombined)
+_BARE = msgspec.json.Decoder(_MEvent)
+_BARE_SNAPSHOT = msgspec.json.Decoder(_MSnapshot)
+
+
 # Rare event types (mark price, liquidations) take the reference readers; snapshots (no "e") ``f_snapshot``.
 _FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields | None]] = {
     "trade": f_trade,
@@ -489,8 +617,9 @@ _FAST_BY_EVENT_TYPE: dict[Any, Callable[[dict[str, Any]], Fields | None]] = {
 
 
 def _levels(raw: Any, name: str, snapshot: bool = False) -> tuple[tuple[Decimal, Decimal], ...]:
-    """Depth levels ``[[price, qty], ...]`` as ``((Decimal, Decimal), ...)``: price > 0, and qty > 0
-    in a snapshot, >= 0 in a diff (0 deletes the level)."""
+    """Depth levels ``[[price, qty], ...]`` checked, as ``((Decimal, Decimal), ...)`` for the
+    crossing check: price > 0, and qty > 0 in a snapshot, >= 0 in a diff (0 deletes the level).
+    The event keeps the levels' text (``levels_text`` of ``raw``), not these Decimals."""
     if type(raw) is not list:
         raise DecodeError(f"field {name!r} must be a list of [price, qty], got {type(raw).__name__}")
     # Shapes first, conversion in one comprehension: a depth frame carries dozens of levels.

@@ -46,6 +46,7 @@ from arbor.adapters.fields import (
     venue_id,
 )
 from arbor.messages.base import MarketEventKind, Side
+from arbor.messages.market import levels_text
 
 Fields = dict[str, Any]
 
@@ -134,7 +135,8 @@ def _l2_book(data: dict[str, Any], coin: str | None) -> Fields:
         raise DecodeError("l2Book 'levels' must be [bids, asks]")
     bids, asks = _levels(levels[0], "bids"), _levels(levels[1], "asks")
     check_levels_not_crossed(bids, asks, "l2Book")
-    return {"kind": MarketEventKind.SNAPSHOT, "ts_event_ns": ms_to_ns(data["time"], "time"), "bids": bids, "asks": asks}
+    return {"kind": MarketEventKind.SNAPSHOT, "ts_event_ns": ms_to_ns(data["time"], "time"),
+            "bids": _level_text(levels[0]), "asks": _level_text(levels[1])}
 
 
 def _bbo(data: dict[str, Any], coin: str | None) -> Fields:
@@ -218,6 +220,11 @@ def _levels(raw: Any, name: str) -> tuple[tuple[Decimal, Decimal], ...]:
     # A snapshot level is resting size at a price: price and size > 0.
     objs = [_obj(level, name) for level in raw]
     return levels([o["px"] for o in objs], [o["sz"] for o in objs], name, deletes=False)
+
+
+def _level_text(raw: list[dict[str, Any]]) -> bytes:
+    """The canonical level text (``messages.market``) of checked ``{px, sz}`` levels: their own strings."""
+    return levels_text((level["px"], level["sz"]) for level in raw)
 
 
 def _side(value: Any) -> Side:

@@ -29,7 +29,7 @@ from arbor.adapters.decoding import DecodeError, Decoder
 from arbor.adapters.testing.decoder_frames import EntryPoint, encode
 from arbor.messages.base import MarketEventKind
 from arbor.messages.codec import Codec
-from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload
+from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload, decimal_levels
 
 MUTATIONS = ("truncate", "flip", "drop_key", "rename_key", "swap_type", "huge", "tiny", "nan", "infinity",
              "negative", "non_ascii_digits", "invalid_utf8", "utf16", "deep_nesting")
@@ -191,7 +191,7 @@ def absurd(fields: dict[str, Any]) -> list[str]:
         dec("funding_rate", fields["funding_rate"], positive=False)
     diff = fields["kind"] is MarketEventKind.DEPTH
     for side in ("bids", "asks"):
-        for p, q in fields.get(side, ()):
+        for p, q in decimal_levels(fields.get(side, b"")):
             dec(f"{side} price", p, positive=True)
             dec(f"{side} size", q, positive=True, zero_ok=diff)
     for name in _IDS:
@@ -204,8 +204,8 @@ def absurd(fields: dict[str, Any]) -> list[str]:
     bid, ask = fields.get("bid_price"), fields.get("ask_price")
     if bid is not None and ask is not None and not bid < ask:
         bad.append(f"quote crossed: bid {bid} >= ask {ask}")
-    bids = [p for p, q in fields.get("bids", ()) if q]
-    asks = [p for p, q in fields.get("asks", ()) if q]
+    bids = [p for p, q in decimal_levels(fields.get("bids", b"")) if q]
+    asks = [p for p, q in decimal_levels(fields.get("asks", b"")) if q]
     if bids and asks and not max(bids) < min(asks):
         bad.append(f"book crossed: best bid {max(bids)} >= best ask {min(asks)}")
     return bad

@@ -14,7 +14,7 @@ from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.adapters.binance.kline import decode_usdm_with_klines
 from arbor.adapters.binance.spot import decode_spot
 from arbor.adapters.recorded.cf3 import read_cf3
-from arbor.messages.market import DecodeFailure, VenuePayload
+from arbor.messages.market import DecodeFailure, VenuePayload, decimal_levels
 
 MS = 1_000_000
 FILES = {
@@ -53,7 +53,7 @@ def as_strings(event, keys) -> dict:
     for key in keys:
         value = getattr(event, key)
         if key in ("bids", "asks"):
-            value = tuple((format(p, "f"), format(q, "f")) for p, q in value)
+            value = tuple((format(p, "f"), format(q, "f")) for p, q in decimal_levels(value))
         elif isinstance(value, Decimal):
             value = format(value, "f")  # the exact digits, trailing zeros kept ("0E-8" -> "0.00000000")
         elif hasattr(value, "value"):

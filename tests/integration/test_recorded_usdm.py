@@ -14,7 +14,7 @@ from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.adapters.binance.usdm import decode_usdm
 from arbor.adapters.recorded import RecordingFormatError, merge_recordings, read_hbt
 from arbor.messages import message_fields
-from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload
+from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload, decimal_levels
 
 FILES = ("binance_usdm/usdm_btcusdt_20240808.gz", "binance_usdm/usdm_ethusdt_20240808.gz")
 MS = 1_000_000
@@ -47,8 +47,8 @@ def as_strings(event: RawMarketEvent) -> dict:
     out = {}
     for name in EVENT_FIELDS:
         value = getattr(event, name)
-        if name in ("bids", "asks"):
-            value = tuple((str(p), str(q)) for p, q in value)
+        if name in ("bids", "asks"):  # b"" (no levels: not a book event) stays b""
+            value = tuple((str(p), str(q)) for p, q in decimal_levels(value)) if value else value
         elif value is not None and name not in ("symbol", "venue", "raw") and not isinstance(value, int):
             value = value.value if hasattr(value, "value") else str(value)
         out[name] = value

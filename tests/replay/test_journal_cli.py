@@ -42,7 +42,7 @@ def test_stats_counts_kinds_and_types(journal: Path) -> None:
     """stats counts records by kind and message type."""
     code, text = run("stats", str(journal))
     assert code == 0
-    for word in ("INPUT", "OUTPUT", "EXTERNAL", "RUN_STARTED", "RawMarketEvent.v1", "TimerTick.v1"):
+    for word in ("INPUT", "OUTPUT", "EXTERNAL", "RUN_STARTED", "RawMarketEvent.v2", "TimerTick.v1"):
         assert word in text
 
 

@@ -13,6 +13,7 @@ from arbor.actors.feature import FeatureConfig, FeatureLogic
 from arbor.actors.testing import handled, make_ctx
 from arbor.config.errors import ConfigError
 from arbor.messages import FeatureSnapshot, MarketEventKind, RawMarketEvent, Side
+from arbor.messages.market import levels_text
 
 T0 = 1_700_000_000_000_000_000  # a bucket boundary
 SEC = 1_000_000_000
@@ -136,11 +137,11 @@ def test_crossed_quote_is_ignored():
 def test_depth_snapshot_sets_book_until_first_quote():
     """A SNAPSHOT's best levels set the book while no quote has been seen, and not after."""
     feed = Feed()
-    [snap] = feed.send(at(0), MarketEventKind.SNAPSHOT, bids=((D("99"), D("1")), (D("98"), D("2"))),
-                       asks=((D("102"), D("0")), (D("101"), D("1"))))
+    [snap] = feed.send(at(0), MarketEventKind.SNAPSHOT, bids=levels_text(((D("99"), D("1")), (D("98"), D("2")))),
+                       asks=levels_text(((D("102"), D("0")), (D("101"), D("1")))))
     assert snap.mid == 100.0
     feed.quote(at(0, 200), 200.0)
-    [snap] = feed.send(at(0, 300), MarketEventKind.SNAPSHOT, bids=((D("9"), D("1")),), asks=((D("11"), D("1")),))
+    [snap] = feed.send(at(0, 300), MarketEventKind.SNAPSHOT, bids=levels_text(((D("9"), D("1")),)), asks=levels_text(((D("11"), D("1")),)))
     assert snap.mid == 200.0
 
 

@@ -13,7 +13,7 @@ from arbor.adapters.decoding import DecodeError
 from arbor.adapters.hyperliquid import decode_hyperliquid, make_hyperliquid_decoder
 from arbor.adapters.testing.hyperliquid_server import cassette_answers
 from arbor.messages.base import MarketEventKind, Side
-from arbor.messages.market import RawMarketEvent
+from arbor.messages.market import RawMarketEvent, decimal_levels
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -81,8 +81,8 @@ def test_recorded_l2_book_is_a_snapshot_with_the_payload_levels(shared_data):
     book = cassette_answers(shared_data / "hyperliquid" / "sdk_cassettes")["l2Book"]
     (event,) = make_hyperliquid_decoder("DYDX")(frame({"channel": "l2Book", "data": book}))
     assert event["kind"] is MarketEventKind.SNAPSHOT and event["ts_event_ns"] == book["time"] * MS
-    assert event["bids"] == tuple((D(lv["px"]), D(lv["sz"])) for lv in book["levels"][0])
-    assert event["asks"] == tuple((D(lv["px"]), D(lv["sz"])) for lv in book["levels"][1])
+    assert decimal_levels(event["bids"]) == tuple((D(lv["px"]), D(lv["sz"])) for lv in book["levels"][0])
+    assert decimal_levels(event["asks"]) == tuple((D(lv["px"]), D(lv["sz"])) for lv in book["levels"][1])
 
 
 def test_every_real_message_decodes_into_valid_events(shared_data):
