@@ -445,11 +445,13 @@ class _Session:
 
 
 def _quiesce(cluster: Any, checker: InvariantChecker) -> list[str]:
-    """Faults off, supervision recovers, the operator releases and resets, executors reconcile;
+    """Faults off (the handlers' and the venue's), supervision recovers, the operator releases and resets, executors reconcile;
     rounds until the checker is satisfied or ``SETTLE_ROUNDS`` have passed. Returns the violations."""
     if cluster.faults is not None:
         cluster.faults.enabled = False
         cluster.faults.release.set()
+    for sym in checker.symbols:  # the venue's faults too (seeds 5704, 6883); what they hold is delivered
+        cluster.logic(f"{sym}/venue").end_fault_injection()
     violations: list[str] = []
     for _ in range(SETTLE_ROUNDS):
         cluster.run_for(1.0)

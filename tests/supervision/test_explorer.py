@@ -203,6 +203,17 @@ def test_regression_seed_115_fills_lost_with_a_dropped_answer_are_recovered() ->
     assert violations == []
 
 
+@pytest.mark.parametrize("seed", [5704, 6883])
+def test_regression_seeds_5704_6883_quiescence_ends_the_venue_faults_too(seed: int) -> None:
+    """Checker error found by the explorer (seeds 5704, 6883): quiescence turned the handler
+    faults off but left the paper venue's on, so with late fills (30%, held 1 s) every check found
+    a fill the venue had made still held on the wire, a different order each round (the next round
+    found the last one applied). The venue's faults now end with the handler faults."""
+    schedule, violations, _ = run_seed(seed)
+    assert schedule.paper["late_fill_rate"] > 0
+    assert violations == []
+
+
 def _session(tmp_path: Path, **schedule: Any) -> _Session:
     """A two-symbol, fault-free 12 s session but for ``schedule``'s elements, run to quiescence."""
     fields: dict[str, Any] = {"seed": 1, "symbols": ("BTCUSDT", "ETHUSDT"), "faults": (), "paper": {},
