@@ -214,6 +214,16 @@ def test_regression_seeds_5704_6883_quiescence_ends_the_venue_faults_too(seed: i
     assert violations == []
 
 
+@pytest.mark.parametrize("seed", [3103, 3204])
+def test_regression_seeds_3103_3204_a_singleton_restarted_on_a_full_disk_keeps_its_newest_state(seed: int) -> None:
+    """Found by the explorer (seeds 3103, 3204): Risk halted a symbol while the store's disk was
+    full, then crashed; restarted from the older committed state it had the symbol ACTIVE again,
+    silently, and approved entries while the checker (and every consumer) had seen it HALTED."""
+    schedule, violations, _ = run_seed(seed)
+    assert any(p == "store" for p, _, _ in schedule.disk_full) and any(f["actor"] == "risk" for f in schedule.faults)
+    assert violations == []
+
+
 def _session(tmp_path: Path, **schedule: Any) -> _Session:
     """A two-symbol, fault-free 12 s session but for ``schedule``'s elements, run to quiescence."""
     fields: dict[str, Any] = {"seed": 1, "symbols": ("BTCUSDT", "ETHUSDT"), "faults": (), "paper": {},
