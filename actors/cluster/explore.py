@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 from arbor.actors.cluster.build import SUPERVISED_ROLES
+from arbor.actors.cluster.restart import STATE_LOST_WHO
 from arbor.messages import (
     ALL_SYMBOLS,
     ActorFailed,
@@ -199,6 +200,11 @@ class InvariantChecker:
             self.down[m.symbol] = True
         elif t is KillSwitchEngaged:  # the latch, apart from the global scope's state (a reset leaves that as it is)
             self.kill_engaged = True
+            if m.who == STATE_LOST_WHO and "store" in self.refused_at:
+                # A process starting latched because the last one could not save: the store's
+                # failure reaching Risk, for writes refused when no dispatcher ran any more (a
+                # stop's final flush; seed 8057).
+                self.failed_closed.setdefault("store", env.ts_recv_ns)
         elif t is KillSwitchReset:
             if m.who != OPERATOR:
                 self.violations.append(f"kill switch released by {m.who!r}, not by an operator reset")

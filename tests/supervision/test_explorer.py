@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -320,6 +321,39 @@ def test_checker_flags_a_refused_write_that_does_not_fail_closed() -> None:
     c.close()
     tmp.cleanup()
 
+
+def test_a_store_write_refused_at_a_stop_fails_closed_by_the_next_start_latched() -> None:
+    """Checker error found by the explorer (seed 8057, store full 1.4-1.6 s, a restart at 1.557 s):
+    the only refused commits were the stopping process's last flush, when no dispatcher runs any
+    more; the next process starting with the kill switch engaged (``state lost``, who
+    ``state_store``) is that failure reaching Risk, and is not flagged."""
+    from arbor.actors.cluster.restart import STATE_LOST_WHO
+
+    faults = StorageFaults()
+    checker = InvariantChecker(("BTCUSDT",), faults)
+    faults.store_full = True
+    with pytest.raises(sqlite3.OperationalError):
+        faults.store_commit()  # the stop's final flush
+    checker.new_lifetime()
+    latched = KillSwitchEngaged(who=STATE_LOST_WHO, reason="state lost: the previous process could not save",
+                                ts_event_ns=0)
+    checker.emitted(Envelope(msg_id=1, sender="risk", receiver="arbitrator", ts_event_ns=0,
+                             ts_recv_ns=1_000_000_000, causation_id=0, payload=latched), ())
+    c, _, _, tmp = _clean_session()
+    checker.symbols = ()
+    reset = KillSwitchReset(who=OPERATOR, reason="acknowledged", ts_event_ns=0)  # the latch is not what is judged here
+    checker.emitted(_env(2, "risk", reset), ())
+    assert checker.check(c) == []
+    c.close()
+    tmp.cleanup()
+
+
+def test_regression_seed_8057_a_stop_on_a_full_disk_restarts_latched() -> None:
+    """Seed 8057 end to end: the restart while the store's disk is full starts the next process
+    with the kill switch engaged (state lost) and nothing else is off at quiescence."""
+    schedule, violations, _ = run_seed(8057)
+    assert schedule.disk_full and schedule.disk_full[0][0] == "store"
+    assert violations == []
 
 def test_checker_flags_a_trade_log_that_differs_from_the_venue(tmp_path: Path) -> None:
     """A fill the trade log counted that the venue never made (an open trade on a flat symbol),
