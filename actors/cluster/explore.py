@@ -398,14 +398,15 @@ class _Session:
         sink = GuardedSink(open(path, "a", encoding="utf-8", buffering=1), self.storage.trade_log_write)  # noqa: SIM115 -- closed with the lifetime
         trades = TradeLog(path, "paper", run_id=run_id, sink=sink)
         self.checker.trade_logs.append(trades)
-        observers: list[Any] = [trades, self.checker]
         self._closers = [trades]
-        if self.schedule.journal:
-            journal = self._journal(run_id)
-            observers.insert(0, journal)  # first: what it refuses nobody else sees
-            self._closers.append(journal)
+        # Opened by the cluster after its store (a journal opened before reads as a previous run's);
+        # it observes first: what it refuses nobody else sees.
+        journal = (lambda: self._journal(run_id)) if self.schedule.journal else None
         self.cluster = SimulatedCluster(_settings(self.schedule), start_ns=self._start, var_dir=self.var,
-                                        observers=observers, run_id=run_id, storage_faults=self.storage)
+                                        observers=[trades, self.checker], run_id=run_id, storage_faults=self.storage,
+                                        journal=journal)
+        if self.cluster.journal is not None:
+            self._closers.append(self.cluster.journal)
 
     def _journal(self, run_id: str) -> Any:
         from arbor.actors.replay.recorder import JournalObserver

@@ -263,6 +263,28 @@ def test_duplicate_and_late_fills_and_disconnects_are_applied_exactly_once(tmp_p
     s.close()
 
 
+def test_regression_seed_8313_a_regime_fault_never_crashes_the_run() -> None:
+    """Seed 8313 crashed the harness on a fault in ``SOLUSDT/regime`` (a restarted Regime was
+    handed the position outside the dispatcher; see test_symbol_failures for the mechanism
+    pinned deterministically). Its schedule no longer lands the fault on that message, so this
+    keeps the seed itself: a run that raises fails it."""
+    schedule, violations, _ = run_seed(8313)
+    assert any(f["actor"] == "SOLUSDT/regime" for f in schedule.faults)
+    assert violations == []
+
+def test_a_journaled_session_does_not_start_latched(tmp_path: Path) -> None:
+    """Harness error found while tracing seeds 3103 and 8313: the explorer opened a lifetime's
+    journal before the cluster opened its store, so the first process saw "journal runs" of a
+    previous run beside a missing store and started with the kill switch engaged (state lost): a
+    quarter of the seeds traded only at quiescence. The journal is opened after the store, as
+    ``start-cluster`` opens it; a fault-free journaled session trades and never latches."""
+    s = _session(tmp_path, journal=True)
+    assert not s.cluster.recorder.of_type(KillSwitchEngaged)
+    assert s.checker.sent and s.violations == []  # type: ignore[attr-defined]
+    assert any((tmp_path / "journal").iterdir())
+    s.close()
+
+
 def test_a_crash_between_write_ahead_and_send_loses_and_repeats_nothing(tmp_path: Path) -> None:
     """The process dies right after the first order's write-ahead commit: the order never reached
     the venue; the restarted executor knows it (from the store), settles it with the venue, and
