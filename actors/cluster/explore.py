@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 from arbor.actors.cluster.build import SUPERVISED_ROLES
+from arbor.actors.cluster.restart import STATE_LOST_WHO
 from arbor.messages import (
     ALL_SYMBOLS,
     ActorFailed,
@@ -199,6 +200,11 @@ class InvariantChecker:
             self.down[m.symbol] = True
         elif t is KillSwitchEngaged:  # the latch, apart from the global scope's state (a reset leaves that as it is)
             self.kill_engaged = True
+            if m.who == STATE_LOST_WHO and "store" in self.refused_at:
+                # A process starting latched because the last one could not save: the store's
+                # failure reaching Risk, for writes refused when no dispatcher ran any more (a
+                # stop's final flush; seed 8057).
+                self.failed_closed.setdefault("store", env.ts_recv_ns)
         elif t is KillSwitchReset:
             if m.who != OPERATOR:
                 self.violations.append(f"kill switch released by {m.who!r}, not by an operator reset")
@@ -392,14 +398,15 @@ class _Session:
         sink = GuardedSink(open(path, "a", encoding="utf-8", buffering=1), self.storage.trade_log_write)  # noqa: SIM115 -- closed with the lifetime
         trades = TradeLog(path, "paper", run_id=run_id, sink=sink)
         self.checker.trade_logs.append(trades)
-        observers: list[Any] = [trades, self.checker]
         self._closers = [trades]
-        if self.schedule.journal:
-            journal = self._journal(run_id)
-            observers.insert(0, journal)  # first: what it refuses nobody else sees
-            self._closers.append(journal)
+        # Opened by the cluster after its store (a journal opened before reads as a previous run's);
+        # it observes first: what it refuses nobody else sees.
+        journal = (lambda: self._journal(run_id)) if self.schedule.journal else None
         self.cluster = SimulatedCluster(_settings(self.schedule), start_ns=self._start, var_dir=self.var,
-                                        observers=observers, run_id=run_id, storage_faults=self.storage)
+                                        observers=[trades, self.checker], run_id=run_id, storage_faults=self.storage,
+                                        journal=journal)
+        if self.cluster.journal is not None:
+            self._closers.append(self.cluster.journal)
 
     def _journal(self, run_id: str) -> Any:
         from arbor.actors.replay.recorder import JournalObserver
@@ -445,11 +452,13 @@ class _Session:
 
 
 def _quiesce(cluster: Any, checker: InvariantChecker) -> list[str]:
-    """Faults off, supervision recovers, the operator releases and resets, executors reconcile;
+    """Faults off (the handlers' and the venue's), supervision recovers, the operator releases and resets, executors reconcile;
     rounds until the checker is satisfied or ``SETTLE_ROUNDS`` have passed. Returns the violations."""
     if cluster.faults is not None:
         cluster.faults.enabled = False
         cluster.faults.release.set()
+    for sym in checker.symbols:  # the venue's faults too (seeds 5704, 6883); what they hold is delivered
+        cluster.logic(f"{sym}/venue").end_fault_injection()
     violations: list[str] = []
     for _ in range(SETTLE_ROUNDS):
         cluster.run_for(1.0)

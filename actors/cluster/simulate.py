@@ -6,7 +6,7 @@ same settings and inputs give the same decisions every run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +55,14 @@ class SimulatedCluster:
 
     def __init__(self, settings: Settings, start_ns: int = 1_723_161_600_000_000_000, run_id: str = "sim",
                  observers: Iterable[Observer] = (), var_dir: Path | None = None,
-                 storage_faults: StorageFaults | None = None) -> None:
+                 storage_faults: StorageFaults | None = None, journal: Callable[[], Observer] | None = None) -> None:
         """``var_dir``: keep durable state in ``<var_dir>/state`` and start as ``start-cluster``
         does from it (restore, announce, fail closed on a lost store, reconcile); ``close()``
         commits what is queued and closes the store, ``crash()`` loses what is queued.
-        ``storage_faults``: the fault hooks of the store's commits and of the write-ahead."""
+        ``storage_faults``: the fault hooks of the store's commits and of the write-ahead.
+        ``journal()`` opens the journal observer after the store is opened and the var dir's
+        traces of a previous run are read, as ``start-cluster`` opens it (a journal of this run
+        opened before would read as a previous run's); it observes before ``observers``."""
         self.settings = settings
         self.start_ns = start_ns
         self.clock = SimClock(start_ns)
@@ -78,8 +81,10 @@ class SimulatedCluster:
                                             after_write_ahead=sf.write_ahead_done if sf is not None else None)
             restore_all(self.actors, self.persister)
             self.state_lost = state_lost_reason(var_dir, self.store)
+        self.journal = journal() if journal is not None else None
+        first = (self.journal,) if self.journal is not None else ()
         self.runtime = DeterministicRuntime(
-            self.actors, self.clock, observers=(self.board, self.recorder, *observers),
+            self.actors, self.clock, observers=(self.board, self.recorder, *first, *observers),
             tick_interval_ns=settings.run.tick_interval_ms * 1_000_000,
             supervise=supervisor_for(settings, self.clock, run_id, self.faults, self.persister))
         if var_dir is not None:

@@ -175,6 +175,15 @@ class Dispatcher:
             self._queued.add(actor_id)
             self._ready.append(actor_id)
 
+    def deliver_first(self, actor_id: str, sender: str, msg: Any, causation_id: int = 0) -> None:
+        """Queue ``msg`` from ``sender`` at the head of ``actor_id``'s mailbox in a new envelope: the
+        next message it handles, through the dispatcher like any other (so a failure on it is the
+        receiver's, supervised). For a supervisor telling a restarted actor what it must know first."""
+        now = self.clock.now_ns()
+        self.redeliver_first(actor_id, Envelope(msg_id=self._next_id(), sender=sender, receiver=actor_id,
+                                                ts_event_ns=getattr(msg, "ts_event_ns", now), ts_recv_ns=now,
+                                                causation_id=causation_id, payload=msg))
+
     def mailbox(self, actor_id: str) -> tuple[Envelope, ...]:
         """What waits for ``actor_id``, oldest first (a copy: supervision reads, never edits)."""
         return tuple(self.mailboxes.get(actor_id, ()))

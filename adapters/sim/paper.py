@@ -221,6 +221,14 @@ class PaperVenueLogic(ActorLogic):
         c = self.config
         self._wire_faults = bool(c.duplicate_fill_rate or c.late_fill_rate or c.disconnect_rate)
 
+    def end_fault_injection(self) -> None:
+        """From now on draw no fault (rejects, transient errors, dropped answers, duplicate or late
+        fills, disconnects). What a fault already holds goes on as drawn: a late fill is still
+        delivered at its time, a dropped connection comes back at its end (for the explorer's
+        quiescence, which checks a venue that has stopped misbehaving)."""
+        self.config = attrs.evolve(self.config, reject_rate=0.0, transient_error_rate=0.0, drop_ack_rate=0.0,
+                                   duplicate_fill_rate=0.0, late_fill_rate=0.0, disconnect_rate=0.0)
+
     # -- handlers -------------------------------------------------------------------------------
 
     def handle(self, msg: Any) -> list[Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -203,6 +204,28 @@ def test_regression_seed_115_fills_lost_with_a_dropped_answer_are_recovered() ->
     assert violations == []
 
 
+@pytest.mark.parametrize("seed", [5704, 6883])
+def test_regression_seeds_5704_6883_quiescence_ends_the_venue_faults_too(seed: int) -> None:
+    """Checker error found by the explorer (seeds 5704, 6883): quiescence turned the handler
+    faults off but left the paper venue's on, so with late fills (30%, held 1 s) every check found
+    a fill the venue had made still held on the wire, a different order each round (the next round
+    found the last one applied). The venue's faults now end with the handler faults."""
+    schedule, violations, _ = run_seed(seed)
+    assert schedule.paper["late_fill_rate"] > 0
+    assert violations == []
+
+
+@pytest.mark.parametrize("seed", [580, 3103, 3158, 3204])
+def test_regression_a_singleton_restarted_on_a_full_disk_keeps_its_newest_state(seed: int) -> None:
+    """Found by the explorer: a singleton crashed while the store's disk was full and came back
+    from the older committed state. Seeds 3103, 3204: Risk had halted a symbol, came back with
+    it ACTIVE, silently, and approved entries; 3158: Risk's book kept a position the venue had
+    closed; 580: the Arbitrator stayed flat against an open position."""
+    schedule, violations, _ = run_seed(seed)
+    assert any(p == "store" for p, _, _ in schedule.disk_full)
+    assert any(f["actor"] in ("risk", "arbitrator") for f in schedule.faults)
+    assert violations == []
+
 def _session(tmp_path: Path, **schedule: Any) -> _Session:
     """A two-symbol, fault-free 12 s session but for ``schedule``'s elements, run to quiescence."""
     fields: dict[str, Any] = {"seed": 1, "symbols": ("BTCUSDT", "ETHUSDT"), "faults": (), "paper": {},
@@ -237,6 +260,28 @@ def test_duplicate_and_late_fills_and_disconnects_are_applied_exactly_once(tmp_p
     assert sum(x["duplicated_fills"] for x in stats) and sum(x["late_fills"] for x in stats)
     assert sum(x["disconnects"] for x in stats) and sum(x["lost_reports"] + x["lost_requests"] for x in stats)
     assert s.violations == []  # type: ignore[attr-defined]
+    s.close()
+
+
+def test_regression_seed_8313_a_regime_fault_never_crashes_the_run() -> None:
+    """Seed 8313 crashed the harness on a fault in ``SOLUSDT/regime`` (a restarted Regime was
+    handed the position outside the dispatcher; see test_symbol_failures for the mechanism
+    pinned deterministically). Its schedule no longer lands the fault on that message, so this
+    keeps the seed itself: a run that raises fails it."""
+    schedule, violations, _ = run_seed(8313)
+    assert any(f["actor"] == "SOLUSDT/regime" for f in schedule.faults)
+    assert violations == []
+
+def test_a_journaled_session_does_not_start_latched(tmp_path: Path) -> None:
+    """Harness error found while tracing seeds 3103 and 8313: the explorer opened a lifetime's
+    journal before the cluster opened its store, so the first process saw "journal runs" of a
+    previous run beside a missing store and started with the kill switch engaged (state lost): a
+    quarter of the seeds traded only at quiescence. The journal is opened after the store, as
+    ``start-cluster`` opens it; a fault-free journaled session trades and never latches."""
+    s = _session(tmp_path, journal=True)
+    assert not s.cluster.recorder.of_type(KillSwitchEngaged)
+    assert s.checker.sent and s.violations == []  # type: ignore[attr-defined]
+    assert any((tmp_path / "journal").iterdir())
     s.close()
 
 
@@ -298,6 +343,39 @@ def test_checker_flags_a_refused_write_that_does_not_fail_closed() -> None:
     c.close()
     tmp.cleanup()
 
+
+def test_a_store_write_refused_at_a_stop_fails_closed_by_the_next_start_latched() -> None:
+    """Checker error found by the explorer (seed 8057, store full 1.4-1.6 s, a restart at 1.557 s):
+    the only refused commits were the stopping process's last flush, when no dispatcher runs any
+    more; the next process starting with the kill switch engaged (``state lost``, who
+    ``state_store``) is that failure reaching Risk, and is not flagged."""
+    from arbor.actors.cluster.restart import STATE_LOST_WHO
+
+    faults = StorageFaults()
+    checker = InvariantChecker(("BTCUSDT",), faults)
+    faults.store_full = True
+    with pytest.raises(sqlite3.OperationalError):
+        faults.store_commit()  # the stop's final flush
+    checker.new_lifetime()
+    latched = KillSwitchEngaged(who=STATE_LOST_WHO, reason="state lost: the previous process could not save",
+                                ts_event_ns=0)
+    checker.emitted(Envelope(msg_id=1, sender="risk", receiver="arbitrator", ts_event_ns=0,
+                             ts_recv_ns=1_000_000_000, causation_id=0, payload=latched), ())
+    c, _, _, tmp = _clean_session()
+    checker.symbols = ()
+    reset = KillSwitchReset(who=OPERATOR, reason="acknowledged", ts_event_ns=0)  # the latch is not what is judged here
+    checker.emitted(_env(2, "risk", reset), ())
+    assert checker.check(c) == []
+    c.close()
+    tmp.cleanup()
+
+
+def test_regression_seed_8057_a_stop_on_a_full_disk_restarts_latched() -> None:
+    """Seed 8057 end to end: the restart while the store's disk is full starts the next process
+    with the kill switch engaged (state lost) and nothing else is off at quiescence."""
+    schedule, violations, _ = run_seed(8057)
+    assert schedule.disk_full and schedule.disk_full[0][0] == "store"
+    assert violations == []
 
 def test_checker_flags_a_trade_log_that_differs_from_the_venue(tmp_path: Path) -> None:
     """A fill the trade log counted that the venue never made (an open trade on a flat symbol),

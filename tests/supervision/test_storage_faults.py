@@ -166,6 +166,37 @@ def test_a_snapshot_the_full_disk_refused_is_written_once_the_disk_has_room(tmp_
     store.close()
 
 
+def test_an_actor_restarted_while_the_disk_refuses_its_snapshot_restores_the_newest_state(tmp_path: Path) -> None:
+    """Found by the explorer (seeds 3103, 3204: store full for 3 s): Risk halted a symbol whose
+    collector failed, the full disk refused that snapshot, and Risk itself then crashed; its
+    restart restored the older committed state, with the symbol ACTIVE and no event saying so,
+    and it approved entries for the halted symbol. A restarted actor now gets the newest state
+    the process holds: the refused snapshot still queued, not the store's older one."""
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from arbor.actors.position.snapshot import PositionSnapshot
+    from arbor.messages import Direction, PositionState
+    from arbor.supervision.faults import StorageFaults
+
+    faults = StorageFaults()
+    store = StateStore(tmp_path / "state.sqlite", lambda: START_NS, write_fault=faults.store_commit)
+    persister = StatePersister(store, threaded=False)
+    entering = PositionSnapshot(state=PositionState.ENTERING, direction=Direction.LONG, qty=Decimal("0"), action_id="a1",
+                                order_qty=Decimal("0.083"))
+    opened = PositionSnapshot(state=PositionState.OPEN, direction=Direction.LONG, qty=Decimal("0.083"),
+                              avg_entry_price=Decimal("60005.2"), action_id="a1")
+    persister.after_handle("BTCUSDT/position", SimpleNamespace(snapshot=lambda: entering), object(), [])
+    persister.flush()
+    faults.store_full = True
+    persister.after_handle("BTCUSDT/position", SimpleNamespace(snapshot=lambda: opened), object(), [])
+    assert persister.load("BTCUSDT/position") == opened
+    assert store.load_position("BTCUSDT") == entering  # the disk still refuses it
+    faults.store_full = False
+    assert persister.load("BTCUSDT/position") == opened and store.load_position("BTCUSDT") == opened
+    store.close()
+
+
 def test_a_latch_the_full_disk_kept_from_the_store_survives_a_restart(tmp_path: Path) -> None:
     """Found by the explorer (seed 114, store full 6.4-9.4 s, a restart at 9.37 s): the kill
     switch engaged while the disk refused every commit, so the store still held Risk unlatched;

@@ -110,3 +110,17 @@ def test_entry_already_queued_for_the_venue_is_refused_when_the_symbol_fails() -
     assert not any(e.payload is place for e in d.mailboxes["BTCUSDT/venue"])
     refused = [m for m in c.recorder.of_type(OrderRejected) if m.client_order_id == "queued-entry"]
     assert refused and refused[0].reason == "symbol_recovering"
+
+
+def test_a_restarted_regime_that_fails_on_the_restored_position_is_supervised() -> None:
+    """Suspected behind explorer seed 8313: a restarted Regime learns the position through a
+    ``PositionChanged`` the supervisor handed it directly, outside the dispatcher, so a failure on
+    it escaped the dispatcher and crashed the run. It goes through the Regime's mailbox: a failure
+    there is the Regime's, supervised like any other (restarted, the symbol recovers)."""
+    c = cluster_with([{"actor": "BTCUSDT/collector", "on_message": 50},
+                      {"actor": "BTCUSDT/regime", "on_message": 1, "message_type": "PositionChanged"}])
+    c.run_for(60)
+    events = timeline(c)
+    assert [m.actor_id for m in events if isinstance(m, ActorFailed)] == ["BTCUSDT/collector", "BTCUSDT/regime"]
+    assert restarted(events, "BTCUSDT")[-3:] == ["regime", "position", "executor"]
+    assert states(events, "BTCUSDT")[-1:] == ["ACTIVE"]

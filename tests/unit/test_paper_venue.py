@@ -642,3 +642,21 @@ def test_disconnect_loses_requests_and_reports_until_it_is_over():
     assert logic.stats()["lost_requests"] == 1 and logic.stats()["lost_reports"] == 1
     clock.advance(1000 * MS)
     assert logic.handle(query(clock, "c1"))[0].status is OrderStatus.FILLED  # back up
+
+
+def test_ending_fault_injection_still_delivers_what_is_held_on_the_wire():
+    """After ``end_fault_injection`` no fault is drawn any more (nothing held back, duplicated,
+    rejected, dropped or disconnected); a fill report already held back is still delivered at its
+    time (venue truth is never lost)."""
+    logic, clock = venue(latency_ms=0, late_fill_rate=1.0, late_fill_ms=100, duplicate_fill_rate=1.0)
+    logic.handle(quote(clock, "100", "101"))
+    assert not fills(logic.handle(place(clock, "c1", Side.BUY, "1")))  # held back
+    logic.end_fault_injection()
+    rates = ("reject_rate", "drop_ack_rate", "transient_error_rate", "duplicate_fill_rate", "late_fill_rate",
+             "disconnect_rate")
+    assert all(getattr(logic.config, r) == 0 for r in rates) and logic.config.late_fill_ms == 100
+    got = fills(logic.handle(place(clock, "c2", Side.BUY, "1")))
+    assert [f.client_order_id for f in got] == ["c2"]  # neither held back nor duplicated
+    clock.advance(100 * MS)
+    assert [f.client_order_id for f in fills(logic.handle(tick(clock)))] == ["c1"]
+    assert logic.venue_position().qty == D("2")
