@@ -331,6 +331,7 @@ def run_seed(seed: int, var_root: Path | None = None) -> tuple[Schedule, list[st
         session = _Session(schedule, Path(tmp))
         try:
             session.run()
+            session.restart_if_escalated()
             violations = _quiesce(session.cluster, session.checker)
             figures = session.figures()
         finally:
@@ -349,6 +350,7 @@ class _Session:
         self.storage = StorageFaults(crash_after_write_ahead=schedule.crash_after_write_ahead)
         self.checker = InvariantChecker(schedule.symbols, self.storage)
         self.lifetimes = 0
+        self.escalations = 0
         self.injected = 0
         self.elapsed = 0.0  # seconds of market run so far, over every lifetime
         self.cluster: Any = None
@@ -437,11 +439,21 @@ class _Session:
         self._start = c.clock.now_ns() + 1_000_000_000
         self._open()
 
+    def restart_if_escalated(self) -> None:
+        """A singleton past its restart intensity is held for good (fail closed; start-cluster says
+        'stopped for good' and exits 1), so nothing sent to it is applied until the process restarts:
+        the operator's answer, done here before quiescence (seed 3349), is a restart from the store."""
+        hooks = self.cluster.runtime.supervision
+        if hooks is not None and any(getattr(sup, "escalated", False) for sup in hooks.supervisors):
+            self.escalations += 1
+            self._restart(crashed=False)
+
     def figures(self) -> dict[str, int]:
         c = self.cluster
         return {"orders": len(self.checker.sent), "fills": len(self.checker.venue_fills),
                 "faults": self.injected + (c.faults.total() if c.faults else 0), "restarts": self.lifetimes - 1,
-                "crashes": self.storage.crashes, "refused_writes": sum(self.storage.refused.values())}
+                "crashes": self.storage.crashes, "refused_writes": sum(self.storage.refused.values()),
+                "escalations": self.escalations}
 
     def close(self) -> None:
         if self.cluster is not None:

@@ -412,3 +412,17 @@ def test_a_new_process_starts_every_symbol_up_and_after_a_loss_trusts_the_restor
     checker.processed("BTCUSDT/venue", _env(3, "BTCUSDT/executor", _place("c2")), 0)
     checker.emitted(_env(4, "BTCUSDT/executor", _place("c3")), ())
     assert len(checker.violations) == 1
+
+
+def test_regression_seed_3349_an_escalated_risk_is_restarted_from_the_store_before_the_check() -> None:
+    """Seed 3349: Risk failed past its restart intensity (raised on two Actions within its period)
+    and was held, its mailbox kept (fail closed: nothing approved, the kill switch engaged, the run
+    ends in 'stopped for good', exit 1). The ETHUSDT close filled after that, so Risk's held book
+    said short 0.999 against a flat venue for ever: no settling round can reach a held actor. What
+    an operator does then is restart the process; the explorer now does the same at quiescence (a
+    clean restart from the store, Risk restored latched, executors reconcile) and checks the
+    restarted process: Risk's book equals the venue's and the kill switch is still engaged."""
+    schedule, violations, figures = run_seed(3349)
+    assert sum(f["actor"] == "risk" for f in schedule.faults) >= 2
+    assert violations == []
+    assert figures["escalations"] == 1
