@@ -197,6 +197,8 @@ def fast_book_sides(bids: bytes, asks: bytes, *, deletes: bool) -> int:
     na = max(len(shape) - 8 * nb - 3, 0) >> 3 if nb else max(len(shape) - 4, 0) >> 3
     if shape != _shape(nb) + b"," + _shape(na):
         raise ValueError("not plain level text")
+    if (not nb and bids != b"[]") or (not na and asks != b"[]"):
+        raise ValueError("a side of bare numbers ([0] has the shape of [] once digits are removed)")
     if not (nb and na):
         sides = bids if nb else asks
     values = _orjson_loads(b"[" + sides.translate(None, b'"[]') + b"]")

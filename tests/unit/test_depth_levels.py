@@ -114,3 +114,18 @@ def test_a_frame_refused_by_the_bulk_check_gets_the_reference_verdict():
     big = depth_frame([["18014398509481987", "1"]], [["18014398509481986.5", "1"]])
     with pytest.raises(DecodeError, match="crossed or locked"):
         decode_usdm(big)
+
+
+@pytest.mark.parametrize("bids, asks", [(b'[["61800.20","2.909"]]', b"[0]"), (b"[1.5]", b'[["61800.30","1.001"]]'),
+                                        (b"[0]", b"[]"), (b"[]", b"[12]")])
+def test_a_side_of_bare_numbers_is_not_an_empty_side(bids: bytes, asks: bytes) -> None:
+    """Found by the hypothesis test of the decoder (CI): `"asks":[0]` loses its digits in the shape
+    check and looked like an empty side, so the fast path accepted a snapshot the reference refuses."""
+    with pytest.raises(ValueError):
+        fast_book_sides(bids, asks, deletes=False)
+    payload = (b'{"lastUpdateId":5123107852948,"E":1723161256501,"T":1723161256493,"bids":' + bids
+               + b',"asks":' + asks + b"}")
+    with pytest.raises(DecodeError):
+        decode_usdm_reference(payload)
+    with pytest.raises(DecodeError):
+        decode_usdm(payload)
