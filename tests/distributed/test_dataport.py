@@ -19,6 +19,8 @@ from arbor.actors.testing import eventually
 from arbor.adapters.link.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.adapters.link.transport import ZmqPort, decode_frame, encode_frame, needs_curve
 
+from tests.distributed.test_node_loop import LinkCore
+
 HOST = "127.0.0.1"
 
 
@@ -333,33 +335,6 @@ def test_curve_link_carries_traffic_and_refuses_an_unannounced_worker(pair, open
 
 
 # -- a node's acks: piggybacked on its batches, or alone after a short delay --------------------
-
-class LinkCore:
-    """The part of a node core the loop calls: one sender, one receiver."""
-
-    def __init__(self) -> None:
-        self.sender = LinkSender("worker-0", epoch=1, window=64, max_batch=16)
-        self.receiver = LinkReceiver()
-        self.delivered: list[bytes] = []
-
-    def on_ack(self, ack: LinkAck) -> None:
-        self.sender.on_ack(ack)
-
-    def on_batch(self, batch: LinkBatch) -> LinkAck | None:
-        items, ack = self.receiver.on_batch(batch)
-        self.delivered += items
-        return ack
-
-    def due(self) -> list[tuple[str, LinkBatch]]:
-        return [("coordinator", b) for b in self.sender.due()]
-
-    def rewind(self, peer: str) -> None:
-        self.sender.rewind()
-
-    def resync(self, peer: str) -> LinkAck | None:
-        self.rewind(peer)
-        return self.receiver.resync("coordinator")
-
 
 @pytest.fixture
 def node(open_port):
