@@ -22,6 +22,13 @@ from tests.supervision.test_process_restart import FAST, journal_messages, start
 TOKEN = "restart-operator-token-0123456789"
 
 
+# The default symbols, each on a strategy that keeps a position while the regime is UNKNOWN.
+HOLDING = "".join(
+    f'[[symbols]]\nsymbol = "{s}"\nstrategy = "mean_reversion"\nstart_price = "{p}"\ntick_size = "{t}"\nqty_step = "{q}"\n'
+    for s, p, t, q in (("BTCUSDT", "60000", "0.1", "0.001"), ("ETHUSDT", "3000", "0.01", "0.001"),
+                       ("SOLUSDT", "150", "0.01", "0.1"), ("BNBUSDT", "550", "0.01", "0.01")))
+
+
 def operated(var: Path, cfg: Path, *extra: str) -> subprocess.Popen:
     return start(var, cfg, "--operator", "--quiet", *extra, env={"ARBOR_OPERATOR_TOKEN": TOKEN})
 
@@ -85,8 +92,10 @@ def test_restarted_cluster_shows_the_restored_positions(tmp_path: Path) -> None:
         stop(proc)
     held = venue_positions(var)
     assert held, "the venue holds a position at the kill"
-    # Slow warm-up in the second run: the strategies hold (regime UNKNOWN) while we look.
-    proc = operated(var, config(tmp_path, "slow.toml", "", port))
+    # Second run: slow warm-up (the regime stays UNKNOWN while we look) and every symbol on
+    # mean_reversion, which holds an open position in UNKNOWN. trend_following exits one at once
+    # ("regime unknown"), which left the test a window of about 0.5 s to see the positions.
+    proc = operated(var, config(tmp_path, "slow.toml", HOLDING, port))
     try:
         url = f"http://127.0.0.1:{port}"
         wait_up(url)
@@ -94,20 +103,27 @@ def test_restarted_cluster_shows_the_restored_positions(tmp_path: Path) -> None:
         def shown() -> dict[str, Decimal]:
             return {p["symbol"]: Decimal(p["qty"]) for p in get_ok(url + "/api/positions", TOKEN)["positions"]}
 
-        seen: list[dict[str, Decimal]] = []
+        def risk_qty() -> dict[str, Decimal]:
+            rows = get_ok(url + "/api/risk/status", TOKEN)["symbols"].items()
+            return {s: Decimal(v["qty"]) for s, v in rows if v["qty"] != "0"}
+
+        # What the venue holds *now*: an entry order resting (LIMIT) at the kill is ours, restored
+        # with the executor's records, and may fill in the second run (2 of 4 first runs left one
+        # NEW), so the venue's positions at the kill are only a lower bound of what it holds later.
+        seen: list[tuple[dict[str, Decimal], dict[str, Decimal], dict[str, Decimal]]] = []
 
         def agrees() -> bool:
-            seen.append(shown())
-            return seen[-1] == held
+            now = venue_positions(var)
+            seen.append((shown(), risk_qty(), now))
+            view, risk, venue = seen[-1]
+            return view == venue and risk == {s: abs(q) for s, q in venue.items()} and held.keys() <= venue.keys()
 
-        # 30 s: the second process starts, restores and reconciles with the venue; under the full
-        # suite that took longer than 10 s once (alone: about 1 s)
+        # 30 s: the second process starts, restores and reconciles with the venue (alone: about 1 s)
         try:
             eventually(agrees, timeout=30, interval=0.1)
         except AssertionError:
-            raise AssertionError(f"shown {seen[-1] if seen else None}, the venue holds {held}") from None
-        risk = {s: Decimal(v["qty"]) for s, v in get_ok(url + "/api/risk/status", TOKEN)["symbols"].items() if v["qty"] != "0"}
-        assert {s: abs(q) for s, q in held.items()} == risk
+            view, risk, venue = seen[-1] if seen else (None, None, None)
+            raise AssertionError(f"shown {view}, Risk {risk}, the venue holds {venue} (at the kill: {held})") from None
         state = get_ok(url + "/api/state", TOKEN)
         assert all(state["symbols"][s]["position"] != "FLAT" for s in held)
     finally:
