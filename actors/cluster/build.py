@@ -15,6 +15,7 @@ from arbor.actors.feature.logic import FeatureLogic
 from arbor.actors.position.logic import PositionLogic
 from arbor.actors.regime.logic import RegimeLogic
 from arbor.actors.risk.logic import RiskLogic
+from arbor.actors.runtime.clock import HandlerClock
 from arbor.actors.topology import symbol_of
 from arbor.adapters.decoding import decoder_for
 from arbor.adapters.recorded.source import read_recordings, recordings_of
@@ -203,6 +204,21 @@ def market_venue(settings: Settings) -> str:
     if len(venues) != 1:
         raise ValueError("a recorded market feeds one venue; configure symbols of one venue")
     return venues.pop()
+
+
+def market_clock(settings: Settings, wall_ns: int) -> HandlerClock:
+    """The clock of a live run started at wall time ``wall_ns``: the wall clock, except on a recorded
+    market, whose run is on the recording's time (its first frame at ``wall_ns``): frames recorded
+    two years ago are neither played at once by a paced feed nor two years stale to Risk."""
+    if settings.market.source != "recorded":
+        return HandlerClock()
+    wanted = {s.symbol for s in settings.symbols}
+    try:
+        first = next((f for f in read_recordings(recordings_of(settings.market.recorded_files, wanted)) if f[1] in wanted),
+                     None)
+    except Exception:  # unreadable from the start: the feed dies on it too and halts the symbols
+        return HandlerClock()
+    return HandlerClock(offset_ns=wall_ns - first[0] if first is not None else 0)
 
 
 def market_frames(settings: Settings, start_ns: int) -> Iterator[tuple[int, str, bytes]]:

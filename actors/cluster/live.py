@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from arbor.actors.cluster.build import build_actors, market_frames, market_venue, supervisor_for
+from arbor.actors.cluster.build import build_actors, market_clock, market_frames, market_venue, supervisor_for
 from arbor.actors.cluster.observers import SummaryBoard
 from arbor.actors.cluster.restart import start_messages, state_lost_reason
 from arbor.actors.replay.recorder import JournalObserver, build_held
@@ -35,7 +36,7 @@ class LiveCluster:
         replay restores it from)."""
         self.settings = settings
         self.run_id = run_id
-        self.clock = clock or HandlerClock()
+        self.clock = clock or market_clock(settings, time.time_ns())
         self.board = SummaryBoard(tuple(s.symbol for s in settings.symbols))
         self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
         actors, built_ns = build_held(lambda: build_actors(settings, self.clock, run_id, self.faults), self.clock)

@@ -110,16 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("start-cluster: --duration must be > 0", file=sys.stderr)
         return 2
 
+    from arbor.actors.cluster.build import market_clock
     from arbor.actors.cluster.live import LiveCluster
     from arbor.actors.cluster.logs import configure_logging
     from arbor.actors.cluster.observers import EventLogger, TradeLog
-    from arbor.actors.runtime import HandlerClock
     from arbor.adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
     from arbor.adapters.operator.server import OperatorConfigError, OperatorSurface, token_from_env
 
     var_dir = Path(settings.run.var_dir)
     symbols = tuple(s.symbol for s in settings.symbols)
-    clock = HandlerClock()
+    clock = market_clock(settings, time.time_ns())  # a recorded market runs on the recording's time
     surface = None
     if settings.operator.enabled:
         try:

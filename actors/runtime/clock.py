@@ -20,17 +20,23 @@ class HandlerClock:
     input) and ``end()`` after it; every ``now_ns()`` inside reads that one instant, so a replay
     that sets the same instant reproduces the handler exactly. Outside a handler it is the wall
     clock. The held time is per thread, so groups on different threads do not interfere.
+
+    ``offset_ns`` is subtracted from the wall clock: a live run that plays a recording runs on the
+    recording's time (``offset_ns`` = wall time at the start minus the recording's first frame),
+    so paced frames are released at their recorded pace and data ages (Risk's ``stale_data``, the
+    staleness metric) compare recorded event times with a clock of the same era.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, offset_ns: int = 0) -> None:
         self._local = threading.local()
+        self.offset_ns = offset_ns
 
     def now_ns(self) -> int:
         held = getattr(self._local, "now", None)
-        return held if held is not None else time.time_ns()
+        return held if held is not None else time.time_ns() - self.offset_ns
 
     def begin(self) -> int:
-        now = time.time_ns()
+        now = time.time_ns() - self.offset_ns
         self._local.now = now
         return now
 
