@@ -82,6 +82,9 @@ class DeterministicRuntime:
         scheduled = self._scheduled
         interval = self.tick_interval_ns
         clock_set = self.clock.set
+        # Once per input. The injector's call costs ~0.15 us an input over the inlined copy it replaced
+        # (minimum of 11 runs of 200,000 inputs to a handler that does nothing: 3.96 against 3.82 us),
+        # under 0.3% of a what-if input (~60 us); bench/replay.py showed no difference beyond noise.
         inject = self.injector.external
         while True:
             if max_inputs is not None and done >= max_inputs:
