@@ -13,11 +13,10 @@ from arbor.actors.cluster.build import (
 from arbor.actors.cluster.files import EventFile
 from arbor.actors.cluster.probes import CoordinatorEvents
 from arbor.actors.distributed.latch import read_latch
-from arbor.actors.distributed.nodes import Node, msg_id_base
+from arbor.actors.distributed.nodes import Node
 from arbor.actors.distributed.tree import COORDINATOR as COORDINATOR_LINK
 from arbor.actors.distributed.tree import worker_id as worker_link
 from arbor.actors.replay.recorder import build_held
-from arbor.actors.runtime.dispatcher import Dispatcher, id_source
 from arbor.actors.topology import symbol_of
 from arbor.adapters.link.session import LinkAck, LinkBatch
 from arbor.config.settings import Settings
@@ -57,8 +56,7 @@ class CoordinatorCore(Node):
         # states, reservations, pending entries), never from constructor defaults.
         self.open_state(actors, self.events)
         journal = self.open_journal(actors, built_ns)
-        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)), remote=self._remote,
-                            observers=(*journal, self.observer))
+        self.open_dispatcher(actors, self._remote, (*journal, self.observer))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -68,8 +66,8 @@ class CoordinatorCore(Node):
         if latch["engaged"]:
             # Fail closed first: the latch survives the Coordinator (and is written at once, where
             # the store's copy of Risk may lag a few ms), so Risk starts with it engaged.
-            self.d.deliver(self.external("risk", EngageKillSwitch(who=latch.get("who") or "cluster",
-                                                                   reason=latch.get("reason") or "latched")))
+            self.injector.external("risk", EngageKillSwitch(who=latch.get("who") or "cluster",
+                                                            reason=latch.get("reason") or "latched"))
             self.d.run()
 
     def _remote(self, receiver: str, env: Envelope) -> None:
@@ -156,12 +154,11 @@ class CoordinatorCore(Node):
         return [b for b in held if peer is not None and b.epoch == peer.incarnation]
 
     def operator(self, receiver: str, payload: Any) -> None:
-        env = self.external(receiver, payload)
         if receiver in self.d.mailboxes:
-            self.d.deliver(env)
+            self.injector.external(receiver, payload)
             self.d.run()
         else:
-            self._remote(receiver, env)
+            self._remote(receiver, self.injector.envelope(receiver, payload))
 
     def status(self) -> dict[str, Any]:
         risk: Any = self.d.actors["risk"]  # a RiskLogic, or a FaultyLogic wrapping one

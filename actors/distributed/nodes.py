@@ -27,14 +27,12 @@ from arbor.actors.cluster.files import EventFile
 from arbor.actors.cluster.probes import HeldEvents
 from arbor.actors.replay.recorder import JournalObserver, open_journal_observer
 from arbor.actors.runtime.clock import HandlerClock
-from arbor.actors.runtime.dispatcher import Dispatcher
+from arbor.actors.runtime.dispatcher import Dispatcher, Observer, id_source
+from arbor.actors.runtime.inputs import Injector
 from arbor.actors.topology import symbol_of
 from arbor.adapters.link.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 from arbor.config.settings import Settings
-from arbor.messages import (
-    Envelope,
-    TimerTick,
-)
+from arbor.messages import Envelope
 from arbor.messages.codec import Codec, CodecError
 from arbor.supervision.faults import FaultPlan
 from arbor.supervision.persist import StatePersister, restore_all
@@ -108,7 +106,8 @@ class Node:
         self.receiver = LinkReceiver()
         self.senders: dict[str, LinkSender] = {}
         self.faults = FaultPlan(settings.faults, seed=settings.market.seed) if settings.faults else None
-        self.d: Dispatcher
+        self.d: Dispatcher  # both set by open_dispatcher
+        self.injector: Injector
         self.events: EventFile  # each node kind opens its own events file
         self.held_events: HeldEvents  # and its observer whose lines wait for the handler's end
         self.decode_errors = 0
@@ -142,6 +141,14 @@ class Node:
                     snap = getattr(actors[aid], "inner", actors[aid]).snapshot()
                     positions[symbol_of(aid)] = {"state": snap.state.value, "qty": str(snap.signed_qty)}
             events.write(ev="restored", actors=self.restored, positions=positions)
+
+    def open_dispatcher(self, actors: dict[str, Any], remote: Callable[[str, Envelope], None],
+                        observers: tuple[Observer, ...]) -> None:
+        """This node's dispatcher (what it does not host goes to ``remote``) and the ``Injector`` of
+        its external inputs (operator commands, market frames, ticks), on one id source."""
+        msg_ids = id_source(msg_id_base(self.incarnation))
+        self.d = Dispatcher(actors, self.clock, msg_ids, remote=remote, observers=observers)
+        self.injector = Injector(self.d, msg_ids, self.clock, observers)
 
     def open_journal(self, actors: dict[str, Any], built_ns: int) -> tuple[JournalObserver, ...]:
         """This node's journal, ``<var_dir>/journal/<run_id>/<node>`` (a restarted node appends a new
@@ -196,15 +203,17 @@ class Node:
             if s.link == ack.link:
                 s.on_ack(ack)
 
-    def external(self, receiver: str, msg: Any, sender: str = "operator", recv_ns: int | None = None) -> Envelope:
-        now = self.clock.now_ns()
-        env = Envelope(msg_id=self.d._next_id(), sender=sender, receiver=receiver, ts_event_ns=now,
-                       ts_recv_ns=now if recv_ns is None else recv_ns, causation_id=0, payload=msg)
-        for obs in self.d._observers:
-            obs.external(env)
-        return env
-
     # -- timers -----------------------------------------------------------------------------
+    @property
+    def tick_interval_s(self) -> float:
+        """Seconds between two ticks of one actor (``run.tick_interval_ms``; 0: no ticks)."""
+        return self._tick_s
+
+    @property
+    def next_tick_at(self) -> float:
+        """When (``time.monotonic()`` seconds) the next symbol's ticks are due (inf: none ever)."""
+        return self._next_tick
+
     def tick_due(self, mono: float) -> bool:
         return self._tick_s > 0 and self._next_tick <= mono
 
@@ -226,19 +235,12 @@ class Node:
             self._next_tick = float("inf")
             return
         ts = self.clock.now_ns()
-        tick = TimerTick(ts_event_ns=ts)
         due_at = self._tick_at
-        journal = self.journal
         for k, group in enumerate(self._tick_groups):
             if due_at[k] > mono:
                 continue
             due_at[k] = max(due_at[k] + self._tick_s, mono)
-            for aid in group:
-                env = Envelope(msg_id=self.d._next_id(), sender="timer", receiver=aid, ts_event_ns=ts,
-                               ts_recv_ns=ts, causation_id=0, payload=tick)
-                if journal is not None:
-                    journal.external(env)
-                self.d.deliver(env)
+            self.injector.ticks(ts, group, ts_recv_ns=ts)
         self._next_tick = min(due_at)
         self.d.run()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -19,11 +19,10 @@ from arbor.actors.cluster.files import EventFile
 from arbor.actors.cluster.live import MARKET_SOURCE
 from arbor.actors.cluster.observers import LinkedTradeLog
 from arbor.actors.cluster.probes import WorkerProbe
-from arbor.actors.distributed.nodes import Node, msg_id_base
+from arbor.actors.distributed.nodes import Node
 from arbor.actors.distributed.tree import COORDINATOR as COORDINATOR_LINK
 from arbor.actors.distributed.tree import worker_id as worker_link
 from arbor.actors.replay.recorder import build_held
-from arbor.actors.runtime.dispatcher import Dispatcher, id_source
 from arbor.actors.topology import symbol_of
 from arbor.adapters.link.session import LinkAck, LinkBatch
 from arbor.config.settings import Settings
@@ -35,11 +34,13 @@ from arbor.messages import (
     SetTradingState,
     SymbolRecovered,
     TradingState,
-    VenuePayload,
 )
 from arbor.supervision.group import Health, SymbolSupervisor
 from arbor.supervision.procs import rss_kb
 from loguru import logger
+
+# Opens a Worker's market: (its settings, narrowed to its own symbols; the start, ns) -> frames.
+MarketSource = Callable[[Settings, int], Iterable[tuple[int, str, bytes]]]
 
 
 class WorkerCore(Node):
@@ -47,7 +48,9 @@ class WorkerCore(Node):
 
     def __init__(self, settings: Settings, run_id: str, var_dir: str, slot: int, incarnation: int,
                  symbols: tuple[str, ...], restarted: bool, coordinator_incarnation: int,
-                 raw_config: dict[str, Any] | None = None) -> None:
+                 raw_config: dict[str, Any] | None = None, market: MarketSource = market_frames) -> None:
+        """``market`` opens this Worker's frames (the configured market unless given: a test may
+        wrap it); its first frame is read here, the rest by ``feed``."""
         super().__init__(settings, run_id, var_dir, incarnation, raw_config)
         self.name = worker_link(slot)
         self.slot = slot
@@ -71,8 +74,7 @@ class WorkerCore(Node):
             self.var_dir / "trades.jsonl", settings.run.mode, run_id=run_id,
             open_path=self.var_dir / "cluster" / f"trades.open.{run_id}.{self.name}.json")
         journal = self.open_journal(actors, built_ns)  # first: what it refuses nobody counts
-        self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)),
-                            remote=self._remote, observers=(*journal, self.probe, self.trades))
+        self.open_dispatcher(actors, self._remote, (*journal, self.probe, self.trades))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -84,7 +86,7 @@ class WorkerCore(Node):
         self.market_failed: str | None = None  # why the market source died for good (None: it did not)
         self.coordinator_incarnation = coordinator_incarnation
         self.senders[COORDINATOR_LINK] = self.new_sender(self.name)
-        self._next = self._open_market(sub)  # after the link exists: a source dead at once halts its symbols
+        self._next = self._open_market(market, sub)  # after the link exists: a source dead at once halts its symbols
         self.started_ns = time.time_ns()
         if restarted:
             self.begin_recovery()
@@ -190,9 +192,7 @@ class WorkerCore(Node):
                     break
             # A frame scheduled in this run arrived at its time (if we are behind, it waited in our
             # queue); a recorded one played at once arrives now.
-            env = self.external(f"{symbol}/collector", VenuePayload(venue=self.venue, symbol=symbol, payload=payload),
-                                "feed", ts if self.paced and ts >= live_from else None)
-            d.deliver(env)
+            self.injector.market(self.venue, symbol, payload, ts_recv_ns=ts if self.paced and ts >= live_from else None)
             n += 1
             pending += 1
             try:
@@ -217,11 +217,11 @@ class WorkerCore(Node):
             return 0.0
         return max(0.0, (self._next[0] - time.time_ns()) / 1e9)
 
-    def _open_market(self, sub: Settings) -> tuple[int, str, bytes] | None:
+    def _open_market(self, market: MarketSource, sub: Settings) -> tuple[int, str, bytes] | None:
         """Open this Worker's market (its own symbols only) and return its first frame."""
         try:
             if self.symbols:
-                self._frames = iter(market_frames(sub, self._market_from))
+                self._frames = iter(market(sub, self._market_from))
             return next(self._frames, None)
         except Exception as exc:
             self._market_died(exc)
@@ -247,7 +247,7 @@ class WorkerCore(Node):
         reason = self.market_failed or "market source died"
         for s in self.symbols:
             msg = SetTradingState(scope=s, state=TradingState.HALTED, who=MARKET_SOURCE, reason=reason)
-            self._remote("risk", self.external("risk", msg, sender=MARKET_SOURCE))
+            self._remote("risk", self.injector.envelope("risk", msg, sender=MARKET_SOURCE))
 
     def status(self) -> dict[str, Any]:
         sups = {s.symbol: s for s in self.hooks.supervisors if isinstance(s, SymbolSupervisor)}

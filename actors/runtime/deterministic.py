@@ -17,7 +17,7 @@ from typing import Any
 from arbor.actors.base import ActorLogic
 from arbor.actors.runtime.clock import SimClock
 from arbor.actors.runtime.dispatcher import Dispatcher, FailureHook, Observer, id_source
-from arbor.messages import Envelope, TimerTick, VenuePayload
+from arbor.actors.runtime.inputs import FEED, OPERATOR, Injector, market_input
 
 MarketFrames = Iterable[tuple[int, str, bytes]]
 
@@ -39,6 +39,8 @@ class DeterministicRuntime:
         self.observers = tuple(observers)
         self.dispatcher = Dispatcher(actors, clock, self.msg_ids, observers=self.observers, on_failure=on_failure,
                                      watchdog=False)
+        # Each input runs to quiescence before the next one enters (settle).
+        self.injector = Injector(self.dispatcher, self.msg_ids, clock, self.observers, settle=self.dispatcher.run)
         self.supervision = supervise(self.dispatcher) if supervise is not None else None
         self.tick_interval_ns = tick_interval_ns
         self._sources: list[Iterator[tuple[int, str, Any]]] = []
@@ -54,9 +56,7 @@ class DeterministicRuntime:
     # -- inputs -----------------------------------------------------------------------------
     def add_market(self, frames: MarketFrames, venue: str) -> None:
         """Feed (ts_ns, SYMBOL, payload) frames to each symbol's collector."""
-        self._sources.append(
-            (ts, f"{sym}/collector", VenuePayload(venue=venue, symbol=sym, payload=payload)) for ts, sym, payload in frames
-        )
+        self._sources.append((ts, *market_input(venue, sym, payload)) for ts, sym, payload in frames)
 
     def add_inputs(self, inputs: Iterable[tuple[int, str, Any]]) -> None:
         """Feed (ts_ns, receiver, message) inputs, already in time order."""
@@ -66,9 +66,9 @@ class DeterministicRuntime:
         """Deliver ``msg`` to ``receiver`` at simulated time ``ts_ns``."""
         heapq.heappush(self._scheduled, (ts_ns, next(self._seq), receiver, msg))
 
-    def send_now(self, receiver: str, msg: Any, sender: str = "operator") -> None:
+    def send_now(self, receiver: str, msg: Any, sender: str = OPERATOR) -> None:
         """Deliver an external input at the current simulated time and run to quiescence."""
-        self._inject(self.clock.now_ns(), receiver, msg, sender)
+        self.injector.external(receiver, msg, sender)
 
     # -- running ----------------------------------------------------------------------------
     def run(self, until_ns: int | None = None, max_inputs: int | None = None,
@@ -82,11 +82,10 @@ class DeterministicRuntime:
         scheduled = self._scheduled
         interval = self.tick_interval_ns
         clock_set = self.clock.set
-        now_ns = self.clock.now_ns
-        msg_ids = self.msg_ids
-        observers = self.observers
-        deliver = self.dispatcher.deliver
-        dispatch = self.dispatcher.run
+        # Once per input. The injector's call costs ~0.15 us an input over the inlined copy it replaced
+        # (minimum of 11 runs of 200,000 inputs to a handler that does nothing: 3.96 against 3.82 us),
+        # under 0.3% of a what-if input (~60 us); bench/replay.py showed no difference beyond noise.
+        inject = self.injector.external
         while True:
             if max_inputs is not None and done >= max_inputs:
                 break
@@ -95,25 +94,19 @@ class DeterministicRuntime:
                 if until_ns is not None and scheduled[0][0] > until_ns:
                     break
                 ts, _, receiver, msg = heapq.heappop(scheduled)
-                sender = "operator"
+                sender = OPERATOR
             elif pending is not None:
                 if until_ns is not None and pending[0] > until_ns:
                     break
                 ts, receiver, msg = pending
                 pending = next(merged, None)
-                sender = "feed"
+                sender = FEED
             else:
                 break
             if interval is not None and (self._next_tick is None or self._next_tick <= ts):
                 self._ticks_until(ts)
-            # _inject, inlined: this runs once per input
             clock_set(ts)
-            env = Envelope(msg_id=msg_ids(), sender=sender, receiver=receiver, ts_event_ns=ts,
-                           ts_recv_ns=now_ns(), causation_id=0, payload=msg)
-            for obs in observers:
-                obs.external(env)
-            deliver(env)
-            dispatch()
+            inject(receiver, msg, sender, ts)
             done += 1
             if progress is not None and done % 10000 == 0:
                 progress(done)
@@ -134,15 +127,4 @@ class DeterministicRuntime:
             tick_ts = self._next_tick
             self._next_tick += self.tick_interval_ns
             self.clock.set(tick_ts)
-            tick = TimerTick(ts_event_ns=tick_ts)
-            for aid in self.dispatcher.tick_receivers:
-                self._inject(tick_ts, aid, tick, "timer")
-
-    def _inject(self, ts: int, receiver: str, msg: Any, sender: str) -> None:
-        self.clock.set(ts)
-        env = Envelope(msg_id=self.msg_ids(), sender=sender, receiver=receiver, ts_event_ns=ts,
-                       ts_recv_ns=self.clock.now_ns(), causation_id=0, payload=msg)
-        for obs in self.observers:
-            obs.external(env)
-        self.dispatcher.deliver(env)
-        self.dispatcher.run()
+            self.injector.ticks(tick_ts)

@@ -25,8 +25,9 @@ from typing import Any
 import pykka
 from arbor.actors.base import ActorLogic, Clock
 from arbor.actors.runtime.dispatcher import Dispatcher, FailureHook, Observer, id_source
+from arbor.actors.runtime.inputs import FEED, OPERATOR, Injector, market_input
 from arbor.actors.topology import symbol_of
-from arbor.messages import Envelope, TimerTick, VenuePayload
+from arbor.messages import Envelope
 from loguru import logger
 
 COORDINATOR = "coordinator"
@@ -73,6 +74,20 @@ class GroupInbox:
         return len(self.items)
 
 
+class InboxRouter:
+    """Delivery from outside the group threads (an ``inputs.Target``): each envelope is posted
+    to its receiver's group inbox, which that group's own thread drains. Ticks are not routed
+    here: each group delivers its own (see ``GroupActor``)."""
+
+    tick_receivers: tuple[str, ...] = ()
+
+    def __init__(self, inboxes: dict[str, GroupInbox]) -> None:
+        self._inboxes = inboxes
+
+    def deliver(self, env: Envelope) -> None:
+        self._inboxes[group_of(env.receiver)].post([env])
+
+
 class GroupActor(pykka.ThreadingActor):
     """One thread draining a group's inbox into its Dispatcher.
 
@@ -81,14 +96,15 @@ class GroupActor(pykka.ThreadingActor):
     """
 
     def __init__(self, name: str, dispatcher: Dispatcher, inbox: GroupInbox, peers: dict[str, GroupInbox],
-                 observers: tuple[Observer, ...], done: Callable[[str], None]) -> None:
+                 injector: Injector, done: Callable[[str], None]) -> None:
+        """``injector`` delivers this group's timer ticks to ``dispatcher``."""
         super().__init__()
         self.name = name
         self.dispatcher = dispatcher
         self.inbox = inbox
         self._peers = peers
         self._out: dict[str, list[Envelope]] = {}
-        self._observers = observers
+        self._ticks = injector.ticks
         self._done = done
         self.died: BaseException | None = None
         dispatcher._remote = self._queue_remote
@@ -113,11 +129,11 @@ class GroupActor(pykka.ThreadingActor):
                 item = items.popleft()
                 feed = False
                 if isinstance(item, list):
-                    feed = bool(item) and item[0].sender == "feed"
+                    feed = bool(item) and item[0].sender == FEED
                     for env in item:
                         d.deliver(env)
-                elif isinstance(item, _Tick):
-                    self._deliver_ticks(item.ts)
+                elif isinstance(item, _Tick):  # stamped when the timer thread posted it
+                    self._ticks(item.ts, ts_recv_ns=item.ts)
                 try:
                     d.run()
                     self._flush()
@@ -153,16 +169,6 @@ class GroupActor(pykka.ThreadingActor):
                 continue
             peer.post(batch)
 
-    def _deliver_ticks(self, ts: int) -> None:
-        tick = TimerTick(ts_event_ns=ts)
-        d = self.dispatcher
-        for aid in d.tick_receivers:
-            env = Envelope(msg_id=d._next_id(), sender="timer", receiver=aid, ts_event_ns=ts, ts_recv_ns=ts,
-                           causation_id=0, payload=tick)
-            for obs in self._observers:
-                obs.external(env)
-            d.deliver(env)
-
 
 class ThreadedRuntime:
     """Starts the groups on pykka threads, feeds market data, ticks, watches for hangs and deaths,
@@ -189,6 +195,8 @@ class ThreadedRuntime:
         for aid, logic in actors.items():
             self._groups.setdefault(group_of(aid), {})[aid] = logic
         self._inboxes: dict[str, GroupInbox] = {g: GroupInbox(g) for g in self._groups}
+        # Inputs from other threads (send, the feed) go to the groups' inboxes.
+        self.injector = Injector(InboxRouter(self._inboxes), self.msg_ids, clock, self.observers)
         self._dispatchers: dict[str, Dispatcher] = {}
         self._refs: dict[str, Any] = {}
         self._retired_refs: list[Any] = []
@@ -230,7 +238,8 @@ class ThreadedRuntime:
 
     def _start_group(self, g: str, d: Dispatcher) -> None:
         self._dispatchers[g] = d
-        ref = GroupActor.start(g, d, self._inboxes[g], self._inboxes, self.observers, self._batch_done)
+        ref = GroupActor.start(g, d, self._inboxes[g], self._inboxes, Injector(d, self.msg_ids, self.clock, self.observers),
+                               self._batch_done)
         self._refs[g] = ref
         self._inboxes[g].ref = ref
         ref.tell(_WAKE)  # drain anything that queued before (or while replacing)
@@ -265,10 +274,9 @@ class ThreadedRuntime:
         return [t for t in self._threads if t.is_alive()]
 
     # -- inputs -----------------------------------------------------------------------------
-    def send(self, receiver: str, msg: Any, sender: str = "operator") -> None:
+    def send(self, receiver: str, msg: Any, sender: str = OPERATOR) -> None:
         """Deliver an external input (an operator command, say) now."""
-        env = self._external(receiver, msg, sender)
-        self._inboxes[group_of(receiver)].post([env])
+        self.injector.external(receiver, msg, sender)
 
     def ask(self, group: str, fn: Callable[[Dispatcher], Any], timeout: float = 5.0) -> Any:
         """Run ``fn(dispatcher)`` on the group's own thread and return its result."""
@@ -276,6 +284,13 @@ class ThreadedRuntime:
 
     def groups(self) -> list[str]:
         return list(self._groups)
+
+    def actor(self, actor_id: str) -> ActorLogic:
+        """The logic running as ``actor_id`` (as built before ``start``; after, its group's current
+        one, a restart's replacement included). Read-only use from other threads."""
+        g = group_of(actor_id)
+        d = self._dispatchers.get(g)
+        return (d.actors if d is not None else self._groups[g])[actor_id]
 
     def dispatcher(self, group: str) -> Dispatcher:
         """The group's current dispatcher (read-only use from other threads: counters, depths)."""
@@ -306,14 +321,6 @@ class ThreadedRuntime:
                     self._on_thread_died(name, exc)
         return run
 
-    def _external(self, receiver: str, msg: Any, sender: str) -> Envelope:
-        now = self.clock.now_ns()
-        env = Envelope(msg_id=self.msg_ids(), sender=sender, receiver=receiver, ts_event_ns=now, ts_recv_ns=now,
-                       causation_id=0, payload=msg)
-        for obs in self.observers:
-            obs.external(env)
-        return env
-
     def _batch_done(self, group: str) -> None:
         with self._cv:
             self._inflight[group] -= 1
@@ -329,6 +336,7 @@ class ThreadedRuntime:
     def _feed_loop(self, frames: Iterator[tuple[int, str, bytes]], venue: str, paced: bool, batch: int) -> None:
         pending: dict[str, list[Envelope]] = {}
         count = 0
+        envelope = self.injector.envelope
         for ts, symbol, payload in frames:
             if self._stop.is_set():
                 break
@@ -340,7 +348,7 @@ class ThreadedRuntime:
                     pending = {}
                     if self._stop.wait(delay):
                         break
-            env = self._external(f"{symbol}/collector", VenuePayload(venue=venue, symbol=symbol, payload=payload), "feed")
+            env = envelope(*market_input(venue, symbol, payload), FEED)  # delivered in batches below
             envs = pending.setdefault(symbol, [])
             envs.append(env)
             count += 1

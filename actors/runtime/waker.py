@@ -51,10 +51,19 @@ class Waker:
         except BlockingIOError:
             pass
 
-    def close(self) -> None:
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the timer thread (waiting up to ``timeout`` s for it to end); ``fd`` stays open,
+        since the node's selector may still hold it (``close_pipe`` closes it)."""
         with self._cv:
             self._closed = True
             self._cv.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def close_pipe(self) -> None:
+        """Close both ends of the pipe, after ``close`` and once nothing selects on ``fd``."""
+        os.close(self.fd)
+        os.close(self._w)
 
     def _ring(self) -> None:
         try:  # noqa: SIM105 -- on every wake: contextlib.suppress would add two calls to it

@@ -43,9 +43,7 @@ def waker():
     w = RecordingWaker()
     yield w
     w.close()
-    w._thread.join(2.0)
-    os.close(w.fd)
-    os.close(w._w)
+    w.close_pipe()
 
 
 def _readable(fd: int, timeout: float = 0.0) -> bool:

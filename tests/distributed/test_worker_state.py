@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import pytest
+from arbor.actors.cluster.build import market_frames
 from arbor.actors.distributed.coordinator import CoordinatorCore
 from arbor.actors.distributed.latch import write_latch
 from arbor.actors.distributed.nodes import Node, node_store_path
@@ -64,8 +65,8 @@ def no_writer_thread(monkeypatch: pytest.MonkeyPatch) -> Any:
         _LIVE.pop().close()
 
 
-def worker(var: Path, incarnation: int, restarted: bool, run_id: str = RUN) -> WorkerCore:
-    w = WorkerCore(SETTINGS, run_id, str(var), 0, incarnation, MINE, restarted, 1)
+def worker(var: Path, incarnation: int, restarted: bool, run_id: str = RUN, market: Any = market_frames) -> WorkerCore:
+    w = WorkerCore(SETTINGS, run_id, str(var), 0, incarnation, MINE, restarted, 1, market=market)
     _LIVE.append(w)
     return w
 
@@ -89,7 +90,7 @@ def close(node: Node) -> None:
 
 
 def send(node: Node, receiver: str, msg: Any, sender: str) -> None:
-    node.d.deliver(node.external(receiver, msg, sender))
+    node.injector.external(receiver, msg, sender)
     node.d.run()
 
 
@@ -407,7 +408,7 @@ def test_restored_risk_learns_of_a_recovery_it_missed(tmp_path: Path) -> None:
 
 
 def issued_ids(node: Node, n: int = 3) -> list[int]:
-    return [node.external("risk", None).msg_id for _ in range(n)]
+    return [node.injector.envelope("risk", None).msg_id for _ in range(n)]
 
 
 def test_message_ids_grow_across_every_restart(tmp_path: Path) -> None:
@@ -520,8 +521,8 @@ def test_timer_ticks_reach_every_actor_each_interval_one_symbol_at_a_time(tmp_pa
     w.d.deliver = spy  # type: ignore[method-assign]  # the spy wraps the real method
     receivers = set(w.d.tick_receivers)
     assert {a.split("/")[0] for a in receivers} == set(MINE)
-    interval = w._tick_s
-    start = w._next_tick
+    interval = w.tick_interval_s
+    start = w.next_tick_at
     steps = 200
     for k in range(5 * steps):  # five intervals, looked at 200 times each
         now[0] = start + k * interval / steps
@@ -553,13 +554,12 @@ def test_dead_market_source_halts_the_workers_symbols_also_at_a_new_coordinator(
     Risk (who="market_source"), reports why in its status; worker 1's SOL stays ACTIVE; a
     Coordinator restarted before it stored the halt hears it again from the worker's announce."""
     c1 = coordinator(tmp_path, 1)
-    w = worker(tmp_path, 11, restarted=False)
+    w = worker(tmp_path, 11, restarted=False, market=lambda sub, start: dies_after(market_frames(sub, start), 301))
     c1.worker_up(0, 11)
     c1.worker_up(1, 12)
-    w._frames = dies_after(w._frames, 300)
     waits = [w.feed(budget=64) for _ in range(10)]
     assert waits[-1] is None  # the market has ended for this worker
-    assert w.probe.frames == 301  # every frame read before the failure was delivered (the first at start)
+    assert w.probe.frames == 301  # every frame read before the failure was delivered
     st = w.status()
     assert st["market_failed"] == "market source died: OSError('recording unreadable')"
     assert st["market_done"]

@@ -80,7 +80,7 @@ def test_unjournalable_frame_under_the_threaded_runtime_is_seen_and_survived(tmp
     cluster = LiveCluster(load_settings(raw), "t", persist=False,
                           journal=lambda built_ns, restored: open_journal_observer(tmp_path, "t", {}, "rotation", built_ns=built_ns,
                                                                               restored=restored))
-    collector = cluster.runtime._groups["BTCUSDT"]["BTCUSDT/collector"]
+    collector = cluster.runtime.actor("BTCUSDT/collector")
     original = collector._decode
     seen = [0]
 
