@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from arbor.actors.arbitrator.logic import ArbitratorLogic
@@ -204,6 +206,15 @@ def market_venue(settings: Settings) -> str:
     if len(venues) != 1:
         raise ValueError("a recorded market feeds one venue; configure symbols of one venue")
     return venues.pop()
+
+
+def run_started_ns(run_id: str) -> int:
+    """The wall time a run started at, from its id (``YYYYmmddTHHMMSS-<pid>``, UTC, to the second):
+    every node of a multi-process run derives the same instant, restarted ones too."""
+    try:
+        return int(datetime.strptime(run_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).timestamp()) * 1_000_000_000
+    except ValueError:
+        return time.time_ns()  # not a run id of ours (tests name runs "t")
 
 
 def market_clock(settings: Settings, wall_ns: int) -> HandlerClock:

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from arbor.actors.cluster.build import market_clock, run_started_ns
 from arbor.actors.cluster.files import EventFile
 from arbor.actors.cluster.probes import HeldEvents
 from arbor.actors.replay.recorder import JournalObserver, open_journal_observer
-from arbor.actors.runtime.clock import HandlerClock
 from arbor.actors.runtime.dispatcher import Dispatcher, Observer, id_source
 from arbor.actors.runtime.inputs import Injector
 from arbor.actors.topology import symbol_of
@@ -101,7 +101,8 @@ class Node:
         self.run_id = run_id
         self.var_dir = Path(var_dir)
         self.incarnation = incarnation
-        self.clock = HandlerClock()
+        # A recorded market runs on the recording's time, the same offset on every node (from the run id).
+        self.clock = market_clock(settings, run_started_ns(run_id))
         self.codec = Codec()
         self.receiver = LinkReceiver()
         self.senders: dict[str, LinkSender] = {}

@@ -177,7 +177,7 @@ class WorkerCore(Node):
         if self.paced:
             chunk = max(1, chunk // 16)
         started = time.perf_counter()
-        now = time.time_ns()
+        now = self.clock.now_ns()  # a recorded market: the recording's time
         live_from = self._market_from
         while self._next is not None and n < budget:
             ts, symbol, payload = self._next
@@ -187,7 +187,7 @@ class WorkerCore(Node):
                     pending = 0
                     if ran is not None:
                         ran()
-                now = time.time_ns()
+                now = self.clock.now_ns()
                 if ts > now:
                     break
             # A frame scheduled in this run arrived at its time (if we are behind, it waited in our
@@ -215,7 +215,7 @@ class WorkerCore(Node):
             return None
         if not self.paced:
             return 0.0
-        return max(0.0, (self._next[0] - time.time_ns()) / 1e9)
+        return max(0.0, (self._next[0] - self.clock.now_ns()) / 1e9)
 
     def _open_market(self, market: MarketSource, sub: Settings) -> tuple[int, str, bytes] | None:
         """Open this Worker's market (its own symbols only) and return its first frame."""
