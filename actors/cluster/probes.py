@@ -105,8 +105,10 @@ class WorkerProbe(HeldEvents):
     _KEEP = 4096  # causation links remembered (frames in flight between the feed and a decision)
 
     def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
-        self.rows: dict[str, dict[str, Any]] = {s: {"events": 0, "orders": 0, "entries": 0, "fills": 0, "decode_failures": 0, "regime": "UNKNOWN"}
-                     for s in symbols}
+        self.rows: dict[str, dict[str, Any]] = {
+            s: {"events": 0, "decisions": 0, "last_decision_ns": None, "orders": 0, "entries": 0, "fills": 0,
+                "decode_failures": 0, "regime": "UNKNOWN"}
+            for s in symbols}
         self.events = events
         self._held: list[dict[str, Any]] = []
         self.incarnation = incarnation
@@ -144,6 +146,10 @@ class WorkerProbe(HeldEvents):
             if arrived is not None:
                 self._remember(self._arrival, env.msg_id, arrived)
         elif t is MandateSet:
+            row = self.rows.get(m.symbol)
+            if row is not None:  # decision cycles, as one process counts them (adapters/operator/local.py)
+                row["decisions"] += 1
+                row["last_decision_ns"] = m.ts_event_ns
             arrived = self._arrival.get(env.causation_id)
             if arrived is not None:
                 self._remember(self._decided, (m.symbol, m.data_ts_ns), arrived)

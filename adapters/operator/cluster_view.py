@@ -1,7 +1,8 @@
 """The operator surface of the multi-process cluster, served by the launcher process.
 
-``OperatorServer`` (``adapters/operator/server.py``) runs unchanged; what it reads and commands
-is a ``DistributedView`` instead of the single-process ``ClusterView``:
+The one ``ClusterView`` (``adapters/operator/view.py``) builds every answer; what it reads and
+where its commands go is a ``NodesSource`` here instead of the single-process ``RuntimeSource``,
+and ``DistributedOperator`` assembles them on the one ``OperatorLifecycle`` (``server.py``):
 
 - reads come from the nodes' status files (``<var_dir>/cluster/status/<node>.json``, rewritten 4x
   per second by each node's thread) and the ClusterSupervisor's ``ClusterStatus`` (pids,
@@ -15,7 +16,7 @@ is a ``DistributedView`` instead of the single-process ``ClusterView``:
   from the supervisor) raises ``NodeUnavailable``: the server answers 503. A 200 means
   forwarded to a live Coordinator, not applied: one that dies between the check and the
   delivery loses it (and restarts with the kill switch latched). Each command is appended to
-  ``cluster/events/operator.jsonl`` before it is sent.
+  ``cluster/events/operator.jsonl`` before it is sent (and again if it was not delivered).
 - events: ``EventFollower`` tails ``cluster/events/*.jsonl`` into the ``EventHub`` (state
   changes, kill switch, failures, recoveries, positions, orders), and ``SupervisorChannel``
   adds process exits, restarts and escalations seen in ``ClusterStatus``.
@@ -40,37 +41,26 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from arbor.actors.cluster.observers import iso
 from arbor.actors.distributed.latch import read_latch
 from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
-from arbor.adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, EventStream, make_event
+from arbor.adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, make_event
 from arbor.adapters.operator.metric_schema import family
-from arbor.adapters.operator.server import MIN_TOKEN_LEN, TOKEN_ENV, OperatorConfigError, OperatorServer
-from arbor.adapters.operator.view import CommandError, ViewLifecycle, assumption_report
+from arbor.adapters.operator.server import OperatorLifecycle
 from arbor.messages import (
     ALL_SYMBOLS,
-    Action,
     Direction,
-    EngageKillSwitch,
     Envelope,
-    MandateKind,
-    ReleaseSymbol,
-    ResetKillSwitch,
-    SetTradingState,
-    TradingState,
 )
 from arbor.messages.assumptions import status_level
-from arbor.messages.risk import has_visible_text
 from arbor.supervision.procs import alive
 from loguru import logger
-from prometheus_client import CollectorRegistry
 
 COORDINATOR = "coordinator"
 _HOST = socket.gethostname()
 STALE_AFTER_S = 2.0
 ZERO = Decimal(0)
 _RESTRICTION = {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}
-_HEALTH_ORDER = {"ok": 0, "degraded": 1, "down": 2}
+MODE = "multi-process"
 
 
 class NodeUnavailable(RuntimeError):
@@ -82,10 +72,6 @@ def _dec(text: Any) -> Decimal:
         return Decimal(str(text))
     except (InvalidOperation, ValueError):
         return ZERO
-
-
-def _worst(healths: Iterable[str]) -> str:
-    return max(healths, key=lambda h: _HEALTH_ORDER.get(h, 2), default="ok")
 
 
 # ------------------------------------------------------------------------------------------
@@ -353,17 +339,16 @@ class _Node:
                 "rss_kb": s.get("rss_kb"), "processed": s.get("processed")}
 
 
-class DistributedView(ViewLifecycle):
-    """What ``OperatorServer`` and ``EngineCycle`` read and command, for the multi-process cluster.
+class NodesSource:
+    """``ViewSource`` over the multi-process cluster: the nodes' status files and the supervisor.
 
-    Public methods are called from the server's pool threads and the liveness thread; each
-    reads the status files afresh (a few small JSON files), so no state is shared but the
-    lifecycle fields, the channel's last ``ClusterStatus`` and the follower's entry times.
+    Each reading reads the status files afresh (a few small JSON files), so no state is shared
+    but the channel's last ``ClusterStatus`` and the follower's entry times; safe from the
+    server's pool threads and the liveness thread alike.
     """
 
     def __init__(self, var_dir: Path, assignment: dict[int, tuple[str, ...]], channel: SupervisorChannel,
-                 follower: EventFollower, hub: EventHub, *, stale_after_s: float = STALE_AFTER_S,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 follower: EventFollower, *, stale_after_s: float = STALE_AFTER_S) -> None:
         from arbor.messages.codec import Codec
 
         self.var_dir = Path(var_dir)
@@ -371,11 +356,11 @@ class DistributedView(ViewLifecycle):
         self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
         self.slot_of = {s: k for k, syms in self.assignment.items() for s in syms}
         self.symbols = tuple(s for k in sorted(self.assignment) for s in self.assignment[k])
-        self.channel, self.follower, self.hub = channel, follower, hub
+        self.channel, self.follower = channel, follower
         self.stale_after_s = stale_after_s
-        super().__init__(monotonic)
         self._codec = Codec()
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()
         self._audit = self.var_dir / "cluster" / "events" / "operator.jsonl"
 
     # -- what the nodes say ------------------------------------------------------------------
@@ -394,117 +379,80 @@ class DistributedView(ViewLifecycle):
                               self.stale_after_s, now)
         return out
 
-    def _kill_switch(self, coord: _Node) -> dict[str, Any]:
+    def kill_switch(self, coord: _Node) -> dict[str, Any]:
+        """Risk's kill switch while the Coordinator is fresh, else the latch the supervisor engages when it dies."""
         if coord.fresh:
-            return {**coord.status["risk"]["kill_switch"], "source": "risk"}
-        latch = read_latch(self.var_dir)  # the supervisor engages it when the Coordinator dies
+            k = coord.status["risk"]["kill_switch"]
+            return {"engaged": k.get("engaged"), "who": k.get("who"), "reason": k.get("reason"),
+                    "ts_ns": k.get("ts_event_ns"), "source": "risk"}
+        latch = read_latch(self.var_dir)
         return {"engaged": latch.get("engaged"), "who": latch.get("who"), "reason": latch.get("reason"),
-                "ts_event_ns": latch.get("ts_ns"), "source": "latch"}
+                "ts_ns": latch.get("ts_ns"), "source": "latch"}
 
-    def _symbol_row(self, s: str, nodes: dict[str, _Node]) -> tuple[dict[str, Any], _Node]:
+    def symbol_row(self, s: str, nodes: dict[str, _Node]) -> tuple[dict[str, Any], _Node]:
+        """``s``'s row in its Worker's status, and that Worker."""
         w = nodes[f"worker-{self.slot_of[s]}"]
         return w.status.get("symbols", {}).get(s, {}), w
 
-    # -- reads -------------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        """Engine status, nodes, kill switch and every symbol with its worker, state and health."""
+    # -- ViewSource: reads -------------------------------------------------------------------
+    def read(self) -> dict[str, Any]:
         nodes = self.nodes()
         coord = nodes[COORDINATOR]
         risk = coord.status.get("risk", {}) if coord.fresh else {}
-        kill = self._kill_switch(coord)
+        book = risk.get("symbols", {})
+        denials = coord.status.get("denials_by_symbol", {}) if coord.fresh else None
+        entries = self.follower.entry_ns()
         st, _ = self.channel.status()
         escalated = getattr(st, "escalated", "") or ""
-        with self._lock:
-            stage, error, started = self._stage, self._error or escalated or None, self._started_at
-            cycles, last_cycle = self._engine_cycles, self._last_engine_cycle_ns
-        global_state = risk.get("global_state", "UNKNOWN")
-        denials = coord.status.get("denials_by_symbol", {}) if coord.fresh else {}
         symbols: dict[str, Any] = {}
+        decisions: int | None = None
+        last_decision: int | None = None
         for s in self.symbols:
-            row, w = self._symbol_row(s, nodes)
-            r = risk.get("symbols", {}).get(s, {})
+            row, w = self.symbol_row(s, nodes)
+            r = book.get(s, {})
             health = row.get("health", "DOWN") if w.fresh else "DOWN"
-            quarantined = health == "QUARANTINED" or s in risk.get("quarantined", {})
-            symbols[s] = {"state": r.get("effective", "UNKNOWN"), "regime": row.get("regime"),
-                          "position": row.get("position"), "qty": row.get("qty"), "quarantined": quarantined,
-                          "worker": self.slot_of[s], "health": health, "stale": not w.fresh,
-                          "events": row.get("events"), "orders": row.get("orders"), "fills": row.get("fills"),
-                          "denials": denials.get(s, 0) if coord.fresh else None,
-                          "decode_failures": row.get("decode_failures")}
-        halted = bool(kill.get("engaged")) or global_state != TradingState.ACTIVE.value
-        if error:
-            status = "error"
-        elif stage in ("created", "stopping", "stopped"):
-            status = "stopped"
-        elif not coord.fresh:
-            status, error = "error", ("the Coordinator is down or not answering (the supervisor restarts it): "
-                                      "Risk's figures are not shown, the kill switch is read from its latch")
-        elif not all(n.fresh for n in nodes.values()):
-            status = "degraded"
-        else:
-            status = "paused" if halted else "running"
-        stats = coord.status.get("risk_stats", {}) if coord.fresh else {}
+            qty = _dec(row.get("qty", "0"))
+            mark = _dec(r["notional"]) / _dec(r["qty"]) if r and _dec(r.get("qty")) else None
+            if row.get("decisions") is not None:  # counted since the symbol's worker started
+                decisions = (decisions or 0) + row["decisions"]
+                last_decision = max(last_decision or 0, row.get("last_decision_ns") or 0) or None
+            symbols[s] = {
+                "state": r.get("state", "UNKNOWN"), "regime": row.get("regime"), "position": row.get("position"),
+                "direction": row.get("direction"), "qty": qty,
+                "entry": _dec(row["avg_entry_price"]) if row.get("avg_entry_price") else None, "mark": mark,
+                "realized": None, "fees": None, "entry_ns": entries.get(s),
+                "quarantined": health == "QUARANTINED" or s in risk.get("quarantined", {}),
+                "health": health, "stale": not w.fresh, "worker": self.slot_of[s],
+                "events": row.get("events"), "decisions": row.get("decisions"), "orders": row.get("orders"),
+                "fills": row.get("fills"), "denials": denials.get(s, 0) if denials is not None else None,
+                "decode_failures": row.get("decode_failures"),
+            }
+        down = None if coord.fresh else ("the Coordinator is down or not answering (the supervisor restarts it): "
+                                         "Risk's figures are not shown, the kill switch is read from its latch")
         return {
-            "mode": "multi-process", "status": status, "stage": stage, "error": error, "escalated": escalated,
-            "uptime_s": round(self._monotonic() - started, 3) if started is not None else 0.0,
-            "cycle_count": cycles, "last_cycle": iso(last_cycle) if last_cycle else None,
-            "decision_cycles": (stats.get("approved", 0) + stats.get("denied", 0)) if stats else None,
-            "last_decision": None, "global_state": global_state, "kill_switch": kill,
-            "active_symbols": [s for s, r in symbols.items() if not halted and r["state"] == "ACTIVE"
-                               and r["health"] == "RUNNING"],
-            "symbols": symbols, "nodes": {n: node.describe() for n, node in nodes.items()},
+            "mode": MODE, "global_state": risk.get("global_state", "UNKNOWN"), "kill_switch": self.kill_switch(coord),
+            "decisions": decisions, "last_decision_ns": last_decision, "error": escalated or None, "down": down,
+            "degraded": not all(n.fresh for n in nodes.values()), "escalated": escalated, "storage_faults": {},
+            "nodes": {n: node.describe() for n, node in nodes.items()}, "symbols": symbols,
         }
 
-    def positions(self) -> dict[str, Any]:
-        """Open positions from the Workers' status, marked at Risk's book (notional / qty)."""
-        nodes = self.nodes()
-        coord = nodes[COORDINATOR]
-        book = coord.status.get("risk", {}).get("symbols", {}) if coord.fresh else {}
-        entries = self.follower.entry_ns()
-        rows: list[dict[str, Any]] = []
-        for s in sorted(self.symbols):
-            row, w = self._symbol_row(s, nodes)
-            qty = _dec(row.get("qty", "0"))
-            if not qty or row.get("position") in (None, "FLAT"):
-                continue
-            direction = row.get("direction")  # present once the worker reports it
-            sign = -1 if direction == "SHORT" else 1
-            b = book.get(s, {})
-            mark = _dec(b["notional"]) / _dec(b["qty"]) if b and _dec(b.get("qty")) else None
-            entry = _dec(row["avg_entry_price"]) if row.get("avg_entry_price") else None
-            value = mark * qty * sign if mark is not None else None
-            pnl = (mark - entry) * qty * sign if mark is not None and entry is not None and direction else None
-            rows.append({"symbol": s, "worker": self.slot_of[s], "stale": not w.fresh, "side": direction,
-                         "state": row.get("position"), "qty": qty * sign, "entry_price": entry, "current_price": mark,
-                         "market_value": value, "unrealized_pnl": pnl,
-                         "unrealized_pnl_pct": pnl / (entry * qty) * 100 if pnl is not None and entry else None,
-                         "realized_pnl": None, "fees": None,
-                         "entry_time": iso(entries[s]) if entries.get(s) else None})
-        gross = sum((abs(p["market_value"]) for p in rows if p["market_value"] is not None), ZERO)
-        for p in rows:
-            p["weight"] = abs(p["market_value"]) / gross if gross and p["market_value"] is not None else None
-        known = [p for p in rows if p["side"] and p["market_value"] is not None]
-        totals = {"positions": len(rows), "long": sum(1 for p in rows if p["side"] == "LONG"),
-                  "short": sum(1 for p in rows if p["side"] == "SHORT"), "gross_value": gross,
-                  "net_value": sum((p["market_value"] for p in known), ZERO) if len(known) == len(rows) else None,
-                  "unrealized_pnl": sum((p["unrealized_pnl"] for p in rows if p["unrealized_pnl"] is not None), ZERO),
-                  "realized_pnl_net_of_fees": None}
-        return {"positions": rows, "totals": totals}
+    def storage_faults(self) -> dict[str, str]:
+        return {}  # a node's degraded store is an event (store_degraded) and its status row
 
-    def assumptions(self) -> dict[str, Any]:
+    def assumption_rows(self) -> tuple[dict[str, list[dict[str, Any]]], list[str], dict[str, Any]]:
         """Each symbol's assumptions as its Worker last wrote them (a stale Worker's: unavailable)."""
         nodes = self.nodes()
         rows: dict[str, list[dict[str, Any]]] = {}
         unavailable = []
-        for s in self.slot_of:
-            row, node = self._symbol_row(s, nodes)
+        for s in self.symbols:
+            row, node = self.symbol_row(s, nodes)
             if node.fresh and "assumptions" in row:
                 rows[s] = row["assumptions"]
             else:
                 unavailable.append(s)
         coord = nodes[COORDINATOR]
         holds = coord.status.get("risk", {}).get("assumption_holds", {}) if coord.fresh else {}
-        return assumption_report(rows, unavailable, holds)
+        return rows, unavailable, holds
 
     def risk_status(self) -> dict[str, Any]:
         """Risk's ``status()`` as the Coordinator last wrote it; NodeUnavailable while it is stale."""
@@ -514,140 +462,99 @@ class DistributedView(ViewLifecycle):
             raise NodeUnavailable(f"the Coordinator's status is {age}: down, hung or restarting")
         return {**coord.status["risk"], "stats": coord.status.get("risk_stats"), "status_age_s": round(coord.age_s, 3)}
 
-    def tree(self) -> dict[str, Any]:
-        """One group per process: the Coordinator's Risk and Arbitrator, each Worker's symbol subtrees."""
+    def groups(self) -> list[dict[str, Any]]:
+        """One group per process: the Coordinator's Risk and Arbitrator, each Worker's symbol supervisors."""
         groups: list[dict[str, Any]] = []
         for name, node in self.nodes().items():
-            restarts = node.process.get("restarts") or 0
             actors = []
             if name == COORDINATOR:
                 sup = node.status.get("supervision", {}).get("supervisor", {})
                 for aid in ("risk", "arbitrator"):
-                    n = (sup.get("restarts") or {}).get(aid, 0)
-                    state = "running" if node.fresh else "unknown"
-                    actors.append(self._actor(aid, aid, state, n, (sup.get("last_failure") or {}).get(aid)))
+                    actors.append(_actor(aid, aid, "running" if node.fresh else "unknown",
+                                         (sup.get("restarts") or {}).get(aid, 0), (sup.get("last_failure") or {}).get(aid)))
             else:
                 rows = node.status.get("symbols", {})
                 for s in self.assignment[int(name.split("-")[1])]:
                     state = str(rows.get(s, {}).get("health", "unknown")).lower() if node.fresh else "unknown"
-                    state = "running" if state == "running" else state
-                    actors.append(self._actor(f"{s}/supervisor", s, state, None, None))
-            health = "down" if not node.fresh else _worst([a["health"] for a in actors] +
-                                                          ["degraded" if restarts else "ok"])
-            groups.append({"group": name, "responsive": node.fresh, "health": health,
+                    actors.append(_actor(f"{s}/supervisor", s, state, None, None))
+            groups.append({"group": name, "responsive": node.fresh,
                            "error": None if node.fresh else "status stale or process down",
                            "processed": node.status.get("processed"), "dead_letters": None, "failures": None,
-                           "process": node.describe(), "actors": actors})
-        return {"groups": groups, "health": _worst(g["health"] for g in groups)}
-
-    @staticmethod
-    def _actor(aid: str, role: str, state: str, restarts: int | None, last_failure: Any) -> dict[str, Any]:
-        if state in ("quarantined", "unknown"):
-            health = "down"
-        elif state != "running" or restarts:
-            health = "degraded"
-        else:
-            health = "ok"
-        return {"id": aid, "role": role, "state": state, "health": health, "restarts": restarts, "failures": None,
-                "last_failure": last_failure, "mailbox": None, "poison_messages": None}
+                           "process": node.describe(), "restarts": node.process.get("restarts") or 0,
+                           "actors": actors})
+        return groups
 
     def mailbox_depths(self) -> tuple[dict[str, int], list[str]]:
         """No mailbox depths across processes; the nodes that are stale count as not answering."""
         return {}, [n for n, node in self.nodes().items() if not node.fresh]
 
-    # -- commands ----------------------------------------------------------------------------
-    def command(self, receiver: str, msg: Any, who: str) -> Envelope:
-        """Record, then send ``msg`` for ``receiver`` through the supervisor; NodeUnavailable if it cannot arrive."""
-        scope = getattr(msg, "scope", None) or getattr(msg, "symbol", None)
-        if scope and scope != ALL_SYMBOLS and scope not in self.slot_of:
-            raise CommandError(f"unknown symbol {scope!r}")
-        if isinstance(msg, ResetKillSwitch) and not has_visible_text(msg.reason):
-            raise CommandError("a kill-switch reset needs a reason")
+    def book(self, symbol: str) -> dict[str, Any] | None:
+        """Risk's last written book for ``symbol``, marked at notional / qty, its direction from the Worker.
+
+        The position exits its whole quantity whatever the action's qty says; the action's mark,
+        cycle and data time only update Risk's book until the next decision does."""
+        b = self.risk_status()["symbols"].get(symbol, {})
+        qty = _dec(b.get("qty"))
+        if qty <= 0:
+            return None
+        row, _ = self.symbol_row(symbol, self.nodes())
+        direction = row.get("direction")
+        return {"qty": qty, "direction": Direction(direction) if direction else None,
+                "price": _dec(b.get("notional")) / qty, "data_ts_ns": self.now_ns(), "cycle": 0}
+
+    # -- ViewSource: commands ----------------------------------------------------------------
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def check_deliverable(self, receiver: str) -> None:
+        """The Coordinator must be fresh, and for a symbol's receiver its Worker too."""
         nodes = self.nodes()
         needed = [COORDINATOR] + ([f"worker-{self.slot_of[receiver.split('/')[0]]}"] if "/" in receiver else [])
         for name in needed:
             if not nodes[name].fresh:
                 raise NodeUnavailable(f"{name} is down or not answering: command not sent")
-        now = time.time_ns()
-        env = Envelope(msg_id=next(self._ids), sender=f"operator:{who}", receiver=receiver, ts_event_ns=now,
-                       ts_recv_ns=now, causation_id=0, payload=msg)
-        self._record(env, "sending")
-        detail = self.channel.forward(OperatorCommand(receiver, self._codec.encode(msg)))
-        if detail != "forwarded":
-            self._record(env, f"not delivered: {detail}")
-            raise NodeUnavailable(f"command not delivered: {detail}")
-        self.hub.publish(make_event("operator_command", now, INFO, f"{type(msg).__name__} for {receiver} by {who}",
-                                    {"receiver": receiver, "message": type(msg).TAG, "who": who,
-                                     "reason": getattr(msg, "reason", "")}))
-        return env
 
-    def _record(self, env: Envelope, outcome: str) -> None:
+    def record(self, env: Envelope, outcome: str) -> None:
+        """Append the command and its outcome to ``cluster/events/operator.jsonl``."""
         line = {"ev": "operator_command", "ts_ns": env.ts_event_ns, "id": env.msg_id, "sender": env.sender,
                 "receiver": env.receiver, "message": type(env.payload).TAG, "outcome": outcome,
                 "payload": self._codec.to_primitive(env.payload)}
         with self._lock, open(self._audit, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, default=str) + "\n")
 
-    def pause(self, symbol: str | None, who: str, reason: str) -> list[Envelope]:
-        return [self.command("risk", SetTradingState(scope=symbol or ALL_SYMBOLS, state=TradingState.REDUCING, who=who,
-                                                     reason=reason), who)]
+    def deliver(self, env: Envelope) -> None:
+        """Forward through the supervisor; NodeUnavailable unless it says "forwarded"."""
+        detail = self.channel.forward(OperatorCommand(env.receiver, self._codec.encode(env.payload)))
+        if detail != "forwarded":
+            raise NodeUnavailable(f"command not delivered: {detail}")
 
-    def resume(self, symbol: str | None, who: str, reason: str) -> list[Envelope]:
-        return [self.command("risk", SetTradingState(scope=symbol or ALL_SYMBOLS, state=TradingState.ACTIVE, who=who,
-                                                     reason=reason), who)]
 
-    def kill(self, who: str, reason: str) -> list[Envelope]:
-        return [self.command("risk", EngageKillSwitch(who=who, reason=reason), who)]
-
-    def reset(self, who: str, reason: str) -> list[Envelope]:
-        return [self.command("risk", ResetKillSwitch(who=who, reason=reason), who)]
-
-    def release(self, symbol: str, who: str, reason: str) -> list[Envelope]:
-        if symbol not in self.slot_of:
-            raise CommandError(f"unknown symbol {symbol!r}")
-        return [self.command(f"{symbol}/supervisor", ReleaseSymbol(symbol=symbol, who=who, reason=reason), who)]
-
-    def flatten(self, symbol: str, who: str, reason: str) -> list[Envelope]:
-        """REDUCING for ``symbol``, then an EXIT to Risk, marked at Risk's last written book.
-
-        The position exits its whole quantity whatever the action's qty says; the action's
-        mark, cycle and data time only update Risk's book until the next decision does."""
-        if symbol not in self.slot_of:
-            raise CommandError(f"unknown symbol {symbol!r}")
-        sent = self.pause(symbol, who, f"flatten: {reason}")
-        b = self.risk_status()["symbols"].get(symbol, {})
-        qty = _dec(b.get("qty"))
-        if qty <= 0:
-            return sent
-        row, _ = self._symbol_row(symbol, self.nodes())
-        now = time.time_ns()
-        direction = row.get("direction")
-        action = Action(action_id=f"operator:{symbol}:flatten:{now}", symbol=symbol, cycle=0, kind=MandateKind.EXIT,
-                        direction=Direction(direction) if direction else None,
-                        qty=qty, mark_price=_dec(b.get("notional")) / qty, data_ts_ns=now, ts_event_ns=now,
-                        reason=f"operator_flatten: {reason}")
-        return sent + [self.command("risk", action, who)]
-
+def _actor(aid: str, role: str, state: str, restarts: int | None, last_failure: Any) -> dict[str, Any]:
+    return {"id": aid, "role": role, "state": state, "restarts": restarts, "failures": None,
+            "last_failure": last_failure, "mailbox": None, "poison_messages": None}
 
 # ------------------------------------------------------------------------------------------
 class NodeCollector:
-    """Prometheus families built from the view at scrape time (so never older than the files), named
+    """Prometheus families built from the nodes' status files at scrape time (so never older than the files), named
     and labelled as the one metric schema says (``arbor.adapters.operator.metric_schema``)."""
 
-    def __init__(self, view: DistributedView, venue: str = "sim") -> None:
-        self.view = view
+    def __init__(self, source: NodesSource, venue: str = "sim") -> None:
+        self.source = source
         self.venue = venue  # the market's venue, for symbols whose worker has decoded nothing yet
 
     def describe(self) -> list[Any]:
         return []  # no registration-time collect: the families are built per scrape
 
     @staticmethod
-    def _assumptions(v: DistributedView, nodes: dict[str, _Node]) -> Iterable[Any]:
+    def _assumptions(v: NodesSource, nodes: dict[str, _Node]) -> Iterable[Any]:
         """Each symbol's assumptions as its fresh Worker last wrote them (a stale Worker's: not shown)."""
         status, value = family("arbor_assumption_status"), family("arbor_assumption_value")
         changes = family("arbor_assumption_changes_total")
         for s in v.symbols:
-            row, w = v._symbol_row(s, nodes)
+            row, w = v.symbol_row(s, nodes)
             if not w.fresh:
                 continue
             for a in row.get("assumptions") or ():
@@ -658,7 +565,7 @@ class NodeCollector:
         return (status, value, changes)
 
     def collect(self) -> Iterable[Any]:
-        v = self.view
+        v = self.source
         nodes = v.nodes()
         coord = nodes[COORDINATOR]
         up, age = family("arbor_node_up"), family("arbor_node_status_age_seconds")
@@ -673,7 +580,7 @@ class NodeCollector:
                 rss.add_metric([name], n.status["rss_kb"] * 1024)
         yield from (up, age, restarts, rss)
         kill = family("arbor_kill_switch_engaged")  # the latch while the Coordinator is down
-        kill.add_metric([], 1 if v._kill_switch(coord).get("engaged") else 0)
+        kill.add_metric([], 1 if v.kill_switch(coord)["engaged"] else 0)
         yield kill
         sym_up, placed_on = family("arbor_symbol_up"), family("arbor_symbol_worker")
         qty, open_ = family("arbor_position_qty"), family("arbor_position_open")
@@ -681,7 +588,7 @@ class NodeCollector:
         fills, orders = family("arbor_fills_total"), family("arbor_orders_total")
         placed = 0
         for s in v.symbols:
-            row, w = v._symbol_row(s, nodes)
+            row, w = v.symbol_row(s, nodes)
             sym_up.add_metric([s], 1 if w.fresh and row.get("health") == "RUNNING" else 0)
             placed_on.add_metric([s, str(v.slot_of[s])], 1)
             if row:  # counted since the symbol's worker started
@@ -720,7 +627,7 @@ class NodeCollector:
 
 
 # ------------------------------------------------------------------------------------------
-class DistributedOperator:
+class DistributedOperator(OperatorLifecycle):
     """The operator surface of a multi-process cluster, assembled by the launcher.
 
     Build it before the cluster starts (it checks the token, so a missing one stops the start
@@ -732,63 +639,27 @@ class DistributedOperator:
                  host: str = "127.0.0.1", port: int = 8750, webhook_url: str | None = None,
                  cycle_interval_s: float = 1.0, stale_after_s: float = STALE_AFTER_S,
                  max_connections: int = 64, venue: str = "sim") -> None:
-        if not token or len(token.strip()) < MIN_TOKEN_LEN:
-            raise OperatorConfigError(f"no usable bearer token ({TOKEN_ENV}, at least {MIN_TOKEN_LEN} characters): "
-                                      "the operator API never runs open")
+        from arbor.actors.runtime import HandlerClock
+
+        super().__init__(var_dir, token, clock=HandlerClock(), host=host, port=port, webhook_url=webhook_url,
+                         cycle_interval_s=cycle_interval_s, max_connections=max_connections)
         self.var_dir = Path(var_dir)
         self.assignment = {int(k): tuple(v) for k, v in assignment.items()}
-        self._token, self._host, self._port = token, host, port
-        self._webhook_url = webhook_url
-        self._cycle_interval = cycle_interval_s
         self._stale_after = stale_after_s
-        self._max_connections = max_connections
         self._venue = venue
-        self.hub = EventHub()
-        self.registry = CollectorRegistry()
         events_dir = self.var_dir / "cluster" / "events"
         events_dir.mkdir(parents=True, exist_ok=True)
         self.follower = EventFollower(events_dir, (COORDINATOR, *(f"worker-{k}" for k in sorted(self.assignment))),
                                       self.hub)
         self.channel: SupervisorChannel | None = None
-        self.view: DistributedView | None = None
-        self.server: OperatorServer | None = None
-        self.cycle: Any = None
 
     def start(self, asys: Any, supervisor: Any) -> str:
         """Serve the API, follow the events and run the liveness cycle; return the base URL."""
-        from arbor.actors.runtime import HandlerClock
-        from arbor.adapters.operator.events import Webhook
-        from arbor.adapters.operator.liveness import EngineCycle, LivenessFiles
-
         self.channel = SupervisorChannel(asys, supervisor, on_status=self._processes_changed, token=self._token)
-        self.view = DistributedView(self.var_dir, self.assignment, self.channel, self.follower, self.hub,
-                                    stale_after_s=self._stale_after)
-        self.registry.register(NodeCollector(self.view, self._venue))
-        self.channel.start()
-        self.follower.start()
-        webhook = Webhook(self._webhook_url) if self._webhook_url else None
-        self.server = OperatorServer(self.view, self.hub, self.registry, self._token, host=self._host,
-                                     port=self._port, webhook=webhook, max_connections=self._max_connections)
-        url = self.server.start()
-        self.view.set_stage("running")
-        self.cycle = EngineCycle(LivenessFiles(self.var_dir), self.follower, HandlerClock(),
-                                 interval_s=self._cycle_interval, view=self.view, stream=EventStream(self.hub))
-        self.cycle.start()
-        return url
-
-    def stop(self) -> None:
-        """Stop the liveness cycle, the server, the follower and the channel, in that order."""
-        if self.view is not None:
-            self.view.set_stage("stopping")
-        if self.cycle is not None:
-            self.cycle.stop(1.0)
-        if self.server is not None:
-            self.server.stop(1.5)
-        self.follower.stop()
-        if self.channel is not None:
-            self.channel.stop()
-        if self.view is not None:
-            self.view.set_stage("stopped")
+        source = NodesSource(self.var_dir, self.assignment, self.channel, self.follower,
+                             stale_after_s=self._stale_after)
+        self.registry.register(NodeCollector(source, self._venue))
+        return self.serve(source, self.follower, services=(self.channel, self.follower))
 
     def _processes_changed(self, old: Any, new: Any) -> None:
         """On the channel's thread: process exits, restarts and escalations as events."""

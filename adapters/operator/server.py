@@ -7,7 +7,7 @@ the token as the subprotocol pair ``["arbor.bearer", <token>]``, since browsers 
 on a websocket. Without a configured token the server refuses to start.
 
 ``OperatorServer.start()`` runs the app on its own event loop in a background thread; calls
-into the cluster (``ClusterView``) run on a small thread pool so that a slow ``ask`` never stalls
+into the cluster (the ``ClusterView``) run on a small thread pool so that a slow ``ask`` never stalls
 the loop; ``stop()`` returns within about two seconds.
 """
 
@@ -21,12 +21,12 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 from arbor.adapters.operator.connections import ConnectionCap
 from arbor.adapters.operator.events import EventHub, Webhook
-from arbor.adapters.operator.view import ClusterView, CommandError, OperatorView, jsonable
+from arbor.adapters.operator.view import ClusterView, CommandError, OperatorView, ViewSource, jsonable
 from arbor.messages.risk import has_visible_text
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -62,17 +62,15 @@ def token_from_env(environ: Mapping[str, str] | None = None) -> str:
 
 
 class OperatorServer:
-    """aiohttp app around a view (``ClusterView``, or ``DistributedView`` across processes), an
-    ``EventHub`` and a metrics registry."""
+    """aiohttp app around a view (``ClusterView`` over either run mode's source), an ``EventHub``
+    and a metrics registry."""
 
     def __init__(self, view: OperatorView, hub: EventHub, registry: CollectorRegistry, token: str | None, *,
                  host: str = "127.0.0.1", port: int = 8750, webhook: Webhook | None = None,
                  static_dir: Path = STATIC_DIR, ws_heartbeat_s: float = 15.0,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         """``max_connections``: open connections the server keeps (see ``connections.ConnectionCap``)."""
-        if not token or len(token.strip()) < MIN_TOKEN_LEN:
-            raise OperatorConfigError(f"no usable bearer token ({TOKEN_ENV}, at least {MIN_TOKEN_LEN} characters): "
-                                      "the operator API never runs open")
+        token = check_token(token)
         self.view = view
         self.hub = hub
         self.registry = registry
@@ -332,45 +330,110 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(jsonable(data), status=status, dumps=lambda d: json.dumps(d, default=str))
 
 
-class OperatorSurface:
-    """Everything operator-facing for one cluster, assembled in the order a cluster needs it.
+def check_token(token: str | None) -> str:
+    """``token`` if it is usable, else ``OperatorConfigError``: the operator API never runs open."""
+    if not token or len(token.strip()) < MIN_TOKEN_LEN:
+        raise OperatorConfigError(f"no usable bearer token ({TOKEN_ENV}, at least {MIN_TOKEN_LEN} characters): "
+                                  "the operator API never runs open")
+    return token
 
-    Construct it before the runtime (it checks the token first, so a missing token stops the
-    start before any actor runs) and pass ``observers`` to the runtime; ``start(runtime, board)``
-    then serves the API and runs the liveness cycle; ``stop()`` undoes both within ~2 s each.
+
+class Service(Protocol):
+    """A thread the surface starts before it serves and stops after (the multi-process channel, follower)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class OperatorLifecycle:
+    """The one start/stop of an operator surface, whatever the run mode: an ``EventHub`` and its
+    ``EventStream``, a metrics registry, the HTTP server around a ``ClusterView`` and the
+    liveness cycle.
+
+    Built before the cluster (it checks the token first, so a missing token stops the start
+    before any actor or process runs). ``serve(source, errors)`` starts the given services, the
+    server and the liveness cycle and returns the base URL; ``stop()`` stops the cycle, the
+    server and the services (in reverse), within about 2 s each. ``OperatorSurface`` (one
+    process) and ``cluster_view.DistributedOperator`` (many) only assemble what they pass in.
+    """
+
+    def __init__(self, liveness_dir: Path, token: str | None, *, clock: Any, registry: CollectorRegistry | None = None,
+                 host: str = "127.0.0.1", port: int = 8750, webhook_url: str | None = None,
+                 cycle_interval_s: float = 1.0, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        from arbor.adapters.operator.events import EventStream
+
+        self._token = check_token(token)
+        self.liveness_dir = Path(liveness_dir)
+        self.clock = clock
+        self._host, self._port = host, port
+        self._webhook_url = webhook_url
+        self._cycle_interval = cycle_interval_s
+        self._max_connections = max_connections
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.hub = EventHub()
+        self.stream = EventStream(self.hub)
+        self.view: ClusterView | None = None
+        self.server: OperatorServer | None = None
+        self.cycle: Any = None
+        self._services: tuple[Service, ...] = ()
+
+    def serve(self, source: ViewSource, errors: Any, *, metrics: Any = None, services: tuple[Service, ...] = ()) -> str:
+        """Start ``services``, serve the API over ``source`` and run the liveness cycle (errors
+        from ``errors.take()``, Risk's figures into ``metrics`` if given); return the base URL."""
+        from arbor.adapters.operator.liveness import EngineCycle, LivenessFiles
+
+        self.view = ClusterView(source, hub=self.hub)
+        self._services = services
+        for s in services:
+            s.start()
+        webhook = Webhook(self._webhook_url) if self._webhook_url else None
+        self.server = OperatorServer(self.view, self.hub, self.registry, self._token, host=self._host,
+                                     port=self._port, webhook=webhook, max_connections=self._max_connections)
+        url = self.server.start()
+        self.view.set_stage("running")
+        self.cycle = EngineCycle(LivenessFiles(self.liveness_dir), errors, self.clock, interval_s=self._cycle_interval,
+                                 view=self.view, metrics=metrics, stream=self.stream)
+        self.cycle.start()
+        return url
+
+    def stop(self) -> None:
+        """Stop the liveness cycle, the server and the services, in that order."""
+        if self.view is not None:
+            self.view.set_stage("stopping")
+        if self.cycle is not None:
+            self.cycle.stop(1.0)
+        if self.server is not None:
+            self.server.stop(1.5)
+        for s in reversed(self._services):
+            s.stop()
+        if self.view is not None:
+            self.view.set_stage("stopped")
+
+
+class OperatorSurface(OperatorLifecycle):
+    """The operator surface of one process: its observers go to the runtime, ``start`` serves.
+
+    Construct it before the runtime and pass ``observers`` to the runtime; ``start(runtime,
+    board)`` then serves the API over a ``RuntimeSource`` and runs the liveness cycle.
     """
 
     def __init__(self, symbols: tuple[str, ...], clock: Any, liveness_dir: Path, token: str | None, *,
                  registry: CollectorRegistry | None = None, host: str = "127.0.0.1", port: int = 8750,
                  webhook_url: str | None = None, cycle_interval_s: float = 1.0,
                  journal: Callable[[Any], None] | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
-        from arbor.adapters.operator.events import EventStream
         from arbor.adapters.operator.liveness import ErrorCounter
+        from arbor.adapters.operator.local import ClusterFacts
         from arbor.adapters.operator.metrics import ClusterMetrics
-        from arbor.adapters.operator.view import ClusterFacts
 
-        if not token or len(token.strip()) < MIN_TOKEN_LEN:
-            raise OperatorConfigError(f"no usable bearer token ({TOKEN_ENV}, at least {MIN_TOKEN_LEN} characters): "
-                                      "the operator API never runs open")
+        super().__init__(liveness_dir, token, clock=clock, registry=registry, host=host, port=port,
+                         webhook_url=webhook_url, cycle_interval_s=cycle_interval_s, max_connections=max_connections)
         self.symbols = symbols
-        self.clock = clock
-        self.liveness_dir = Path(liveness_dir)
-        self._token = token
-        self._host, self._port = host, port
-        self._webhook_url = webhook_url
-        self._cycle_interval = cycle_interval_s
         self._journal = journal
-        self._max_connections = max_connections
-        self.registry = registry if registry is not None else CollectorRegistry()
-        self.hub = EventHub()
-        self.stream = EventStream(self.hub)
         self.metrics = ClusterMetrics(self.registry, clock)
         self.metrics.init_symbols(symbols)
         self.facts = ClusterFacts()
         self.errors = ErrorCounter()
-        self.view: ClusterView | None = None
-        self.server: OperatorServer | None = None
-        self.cycle: Any = None
 
     @property
     def observers(self) -> tuple[Any, ...]:
@@ -378,26 +441,7 @@ class OperatorSurface:
 
     def start(self, runtime: Any, board: Any) -> str:
         """Serve the API and start the liveness cycle; return the base URL."""
-        from arbor.adapters.operator.liveness import EngineCycle, LivenessFiles
+        from arbor.adapters.operator.local import RuntimeSource
 
-        self.view = ClusterView(runtime, board, self.facts, self.symbols, journal=self._journal)
-        self.view.set_stage("running")
-        webhook = Webhook(self._webhook_url) if self._webhook_url else None
-        self.server = OperatorServer(self.view, self.hub, self.registry, self._token, host=self._host,
-                                     port=self._port, webhook=webhook, max_connections=self._max_connections)
-        url = self.server.start()
-        self.cycle = EngineCycle(LivenessFiles(self.liveness_dir), self.errors, self.clock,
-                                 interval_s=self._cycle_interval, view=self.view, metrics=self.metrics,
-                                 stream=self.stream)
-        self.cycle.start()
-        return url
-
-    def stop(self) -> None:
-        if self.view is not None:
-            self.view.set_stage("stopping")
-        if self.cycle is not None:
-            self.cycle.stop()
-        if self.server is not None:
-            self.server.stop()
-        if self.view is not None:
-            self.view.set_stage("stopped")
+        source = RuntimeSource(runtime, board, self.facts, self.symbols, journal=self._journal)
+        return self.serve(source, self.errors, metrics=self.metrics)

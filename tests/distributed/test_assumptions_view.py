@@ -36,7 +36,7 @@ def test_cluster_metrics_carry_each_workers_assumptions(tmp_path: Path) -> None:
     _write_status(tmp_path, "worker-0", 0.0, symbols={"BTCUSDT": {"health": "RUNNING", "assumptions": [row]}})
     _write_status(tmp_path, "worker-1", 5.0, symbols={"ETHUSDT": {"health": "RUNNING", "assumptions": [row]}})
     samples = {(s.name, s.labels.get("symbol"), s.labels.get("assumption"), s.labels.get("status")): s.value
-               for fam in NodeCollector(view).collect() if fam.name.startswith("arbor_assumption")
+               for fam in NodeCollector(view.source).collect() if fam.name.startswith("arbor_assumption")
                for s in fam.samples}
     assert samples == {
         ("arbor_assumption_status", "BTCUSDT", "calm", None): 2.0,

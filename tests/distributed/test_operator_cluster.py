@@ -254,12 +254,14 @@ def _write_status(var: Path, name: str, age_s: float, **fields: Any) -> None:
 
 
 def _view(var: Path) -> Any:
-    from arbor.adapters.operator.cluster_view import DistributedView, EventFollower
+    from arbor.adapters.operator.cluster_view import EventFollower, NodesSource
     from arbor.adapters.operator.events import EventHub
+    from arbor.adapters.operator.view import ClusterView
 
     hub = EventHub()
     follower = EventFollower(var / "cluster" / "events", ("coordinator", "worker-0", "worker-1"), hub)
-    return DistributedView(var, {0: ("BTCUSDT",), 1: ("ETHUSDT",)}, _NoSupervisor(), follower, hub)  # type: ignore[arg-type]  # a stand-in
+    source = NodesSource(var, {0: ("BTCUSDT",), 1: ("ETHUSDT",)}, _NoSupervisor(), follower)  # type: ignore[arg-type]  # a stand-in
+    return ClusterView(source, hub=hub)
 
 
 def _risk(*symbols: str) -> dict[str, Any]:
@@ -286,7 +288,7 @@ def test_a_worker_with_an_old_status_file_is_shown_down_never_healthy(tmp_path: 
     groups = {g["group"]: g["health"] for g in view.tree()["groups"]}
     assert groups == {"coordinator": "ok", "worker-0": "ok", "worker-1": "down"}
     assert view.mailbox_depths() == ({}, ["worker-1"])
-    ups = {s.labels["symbol"]: s.value for fam in NodeCollector(view).collect() if fam.name == "arbor_symbol_up"
+    ups = {s.labels["symbol"]: s.value for fam in NodeCollector(view.source).collect() if fam.name == "arbor_symbol_up"
            for s in fam.samples}
     assert ups == {"BTCUSDT": 1.0, "ETHUSDT": 0.0}
 
@@ -304,7 +306,7 @@ def test_cluster_metrics_follow_the_schema_and_count_as_one_process_does(tmp_pat
     _write_status(tmp_path, "worker-0", 0.1, symbols={"BTCUSDT": row})
     _write_status(tmp_path, "worker-1", 0.1, symbols={"ETHUSDT": {**row, "orders": 3, "venue": None}})
     registry = CollectorRegistry()
-    registry.register(NodeCollector(_view(tmp_path), venue="sim"))
+    registry.register(NodeCollector(_view(tmp_path).source, venue="sim"))
     families = families_by_schema(generate_latest(registry).decode(), CLUSTER, optional=frozenset({
         "arbor_node_restarts_total", "arbor_node_rss_bytes"}))  # no supervisor and no rss in these files
     events = {(s.labels["symbol"], s.labels["venue"]): s.value for s in families["arbor_market_events"].samples
@@ -328,10 +330,10 @@ def test_events_files_are_followed_from_where_they_ended(tmp_path: Path) -> None
     with open(events / "coordinator.jsonl", "a") as fh:
         fh.write(json.dumps({"ev": "kill", "who": "ops", "reason": "drill", "ts_ns": 1}) + "\n")
         fh.write(json.dumps({"ev": "failed", "symbol": "BTCUSDT", "actor_id": "BTCUSDT/worker", "kind": "died"})[:20])
-    assert view.follower.poll() == 1
+    assert view.source.follower.poll() == 1
     assert [(e["type"], e["data"]["who"], e.get("alert")) for e in view.hub.recent()] == [("kill_switch", "ops", True)]
     with open(events / "coordinator.jsonl", "a") as fh:
         fh.write(json.dumps({"ev": "failed", "symbol": "BTCUSDT", "actor_id": "BTCUSDT/worker", "kind": "died"})[20:]
                  + "\n")
-    assert view.follower.poll() == 1
-    assert view.hub.recent()[-1]["type"] == "actor_failed" and view.follower.take() == 1
+    assert view.source.follower.poll() == 1
+    assert view.hub.recent()[-1]["type"] == "actor_failed" and view.source.follower.take() == 1

@@ -26,8 +26,9 @@ from arbor.adapters.operator import (
     Webhook,
     token_from_env,
 )
+from arbor.adapters.operator.local import ClusterFacts, RuntimeSource
 from arbor.adapters.operator.metric_schema import SINGLE
-from arbor.adapters.operator.view import ClusterFacts, ClusterView
+from arbor.adapters.operator.view import ClusterView
 from arbor.config.settings import load_settings
 from arbor.messages import Envelope, KillSwitchEngaged, ReleaseSymbol, SetTradingState
 from prometheus_client import CollectorRegistry
@@ -327,7 +328,7 @@ def test_stop_returns_within_two_seconds_with_a_client_connected() -> None:
             return []
 
     hub = EventHub()
-    server = OperatorServer(ClusterView(Idle(), SummaryBoard(()), ClusterFacts(), ()), hub,  # type: ignore[arg-type]  # Idle stands in for a runtime
+    server = OperatorServer(ClusterView(RuntimeSource(Idle(), SummaryBoard(()), ClusterFacts(), ())), hub,  # type: ignore[arg-type]  # Idle stands in for a runtime
                             CollectorRegistry(), TOKEN, port=0)
     url = server.start()
     connected = threading.Event()

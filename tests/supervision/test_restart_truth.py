@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from arbor.actors.cluster.observers import TradeLog, iso
 from arbor.actors.cluster.simulate import SimulatedCluster
+from arbor.adapters.operator.local import ClusterFacts, RuntimeSource
 from arbor.adapters.operator.metrics import ClusterMetrics
-from arbor.adapters.operator.view import ClusterFacts, ClusterView
+from arbor.adapters.operator.view import ClusterView
 from arbor.config.settings import load_settings
 from arbor.messages import (
     ALL_SYMBOLS,
@@ -46,7 +47,8 @@ def cluster(var: Path, start_ns: int = T0, observers: tuple[Any, ...] = (), run_
 def reads(c: SimulatedCluster, facts: ClusterFacts) -> ClusterView:
     """The operator view's reads (state, positions) over a simulated cluster: they use only the board
     and the facts, never the runtime's ``ask``, which the deterministic runtime does not have."""
-    return ClusterView(c.runtime, c.board, facts, [s.symbol for s in c.settings.symbols])  # type: ignore[arg-type]  # see above
+    return ClusterView(RuntimeSource(c.runtime, c.board, facts,  # type: ignore[arg-type]  # see above
+                                     [s.symbol for s in c.settings.symbols]))
 
 
 def open_symbol(c: SimulatedCluster) -> str | None:

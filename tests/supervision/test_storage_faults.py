@@ -13,7 +13,8 @@ from arbor.actors.cluster.simulate import Recorder, SimulatedCluster
 from arbor.actors.risk import RiskLogic
 from arbor.actors.runtime import DeterministicRuntime, SimClock
 from arbor.adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
-from arbor.adapters.operator.view import ClusterFacts, ClusterView
+from arbor.adapters.operator.local import ClusterFacts, RuntimeSource
+from arbor.adapters.operator.view import ClusterView
 from arbor.config.settings import load_settings
 from arbor.messages import ActorFailed, KillSwitchEngaged
 from arbor.supervision.faults import FullDisk
@@ -56,7 +57,7 @@ def test_trade_log_write_error_wedges_no_position(full_disk: Any) -> None:
 def test_trade_log_write_error_makes_api_state_unhealthy(full_disk: Any) -> None:
     """/api/state reports status error and names the writer that cannot write."""
     c, facts = full_disk
-    state = ClusterView(c.runtime, c.board, facts, [s.symbol for s in c.settings.symbols]).state()
+    state = ClusterView(RuntimeSource(c.runtime, c.board, facts, [s.symbol for s in c.settings.symbols])).state()
     assert state["status"] == "error" and "trade_log" in state["storage_faults"]
 
 
