@@ -35,6 +35,10 @@ class HandlerClock:
         held = getattr(self._local, "now", None)
         return held if held is not None else time.time_ns() - self.offset_ns
 
+    def wall_ns(self) -> int:
+        """The unshifted wall clock, for what outside monitors compare with theirs (the heartbeat)."""
+        return time.time_ns()
+
     def begin(self) -> int:
         now = time.time_ns() - self.offset_ns
         self._local.now = now

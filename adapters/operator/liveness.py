@@ -183,7 +183,9 @@ class EngineCycle:
 
     def run_once(self) -> dict[str, Any]:
         now_mono = self._monotonic()
-        ts = self.clock.now_ns()
+        # Wall time: a monitor compares the heartbeat with its own clock, also while the actors run
+        # on a recording's time (HandlerClock.offset_ns); a clock without wall_ns is used as it is.
+        ts = getattr(self.clock, "wall_ns", self.clock.now_ns)()
         errors = self.errors.take()
         problems: list[str] = []
         if self._last_at is not None and now_mono - self._last_at > 2 * self.interval_s:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+from arbor.actors.runtime.clock import HandlerClock
 from arbor.adapters.operator.liveness import EngineCycle, ErrorCounter, LivenessFiles
 from arbor.messages import DecodeFailure, Envelope
 
@@ -98,3 +100,14 @@ def test_late_cycle_raises_missed_heartbeat(tmp_path: Path) -> None:
     assert cycle.run_once()["engine_status"] == "ok"
     assert cycle.run_once()["engine_status"] == "degraded"
     assert alerts and alerts[0][0] == "missed_heartbeat"
+
+
+def test_the_heartbeat_is_wall_time_while_the_actors_run_on_a_recording(tmp_path: Path) -> None:
+    """A live run on a two-year-old recording shifts the actors' clock (HandlerClock.offset_ns);
+    the heartbeat a monitor compares with its own clock stays wall time (it showed 2024 before)."""
+    two_years = 2 * 365 * 86_400 * 10**9
+    cycle = EngineCycle(LivenessFiles(tmp_path, fsync=False), ErrorCounter(), HandlerClock(offset_ns=two_years),
+                        interval_s=1.0, monotonic=iter([0.0]).__next__)
+    before = time.time_ns()
+    ts = cycle.run_once()["ts_ns"]
+    assert before <= ts <= time.time_ns()
