@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
+from arbor.actors.cluster.counters import SymbolCounters
 from arbor.actors.cluster.restart import START
 from arbor.actors.runtime.dispatcher import QuietObserver
 from arbor.messages import (
     ActionApproved,
     ActionDenied,
-    DecodeFailure,
     Direction,
     Envelope,
     KillSwitchEngaged,
@@ -28,11 +28,9 @@ from arbor.messages import (
     MandateSet,
     OrderFilled,
     OrderRejected,
-    PlaceOrder,
     PositionChanged,
     PositionState,
     RawMarketEvent,
-    RegimeChanged,
     Side,
     TradingStateChanged,
 )
@@ -47,16 +45,17 @@ def iso(ns: int) -> str:
 
 
 class SummaryBoard(QuietObserver):
-    """Per-symbol trading state, regime, position and PnL, for the live summary and tests."""
+    """Per-symbol trading state, regime, position and PnL, for the live summary and tests, with
+    the per-symbol counters of ``actors/cluster/counters.py`` (the one definition of both modes)."""
 
     def __init__(self, symbols: tuple[str, ...]) -> None:
         self._lock = threading.Lock()
         self.global_state = "ACTIVE"
         self.kill_switch: dict[str, Any] = {"engaged": False}
+        self.counters = SymbolCounters(symbols)
         self.rows: dict[str, dict[str, Any]] = {
-            s: {"state": "ACTIVE", "regime": "UNKNOWN", "position": "FLAT", "direction": None, "qty": Decimal(0),
-                "avg": None, "mark": None, "realized": Decimal(0), "fees": Decimal(0), "events": 0,
-                "decode_failures": 0, "orders": 0, "fills": 0, "denials": 0, "entries_while_not_active": 0}
+            s: {"state": "ACTIVE", "position": "FLAT", "direction": None, "qty": Decimal(0),
+                "avg": None, "mark": None, "realized": Decimal(0), "fees": Decimal(0)}
             for s in symbols
         }
 
@@ -64,27 +63,16 @@ class SummaryBoard(QuietObserver):
         msg = env.payload
         t = type(msg)
         if t is RawMarketEvent:
-            row = self.rows.get(msg.symbol)
-            if row is not None:
-                row["events"] += 1  # one writer per symbol (its own group): no lock needed
+            self.counters.count(env)  # one writer per symbol (its own group): no lock needed
             return
         with self._lock:
+            self.counters.count(env)
             if t is PositionChanged:
                 row = self.rows[msg.symbol]
                 row.update(position=msg.state.value, direction=msg.direction.value if msg.direction else None,
                            qty=msg.qty, avg=msg.avg_entry_price, realized=msg.realized_pnl, fees=msg.fees)
             elif t is MandateSet:
                 self.rows[msg.symbol]["mark"] = msg.mark_price
-            elif t is RegimeChanged:
-                self.rows[msg.symbol]["regime"] = msg.new.value
-            elif t is PlaceOrder:
-                self.rows[msg.symbol]["orders"] += 1
-            elif t is OrderFilled and env.sender.endswith("/venue"):
-                self.rows[msg.symbol]["fills"] += 1
-            elif t is ActionDenied:
-                self.rows[msg.symbol]["denials"] += 1
-            elif t is DecodeFailure:
-                self.rows[msg.symbol]["decode_failures"] += 1
             elif t is TradingStateChanged:
                 if msg.scope == ALL_SYMBOLS:
                     self.global_state = msg.new.value
@@ -96,9 +84,10 @@ class SummaryBoard(QuietObserver):
                 self.kill_switch = {"engaged": False, "reset_by": msg.who, "reason": msg.reason}
 
     def snapshot(self) -> dict[str, Any]:
+        counted = self.counters.rows
         with self._lock:
             return {"global_state": self.global_state, "kill_switch": dict(self.kill_switch),
-                    "symbols": {s: dict(r) for s, r in self.rows.items()}}
+                    "symbols": {s: {**counted[s], **r} for s, r in self.rows.items()}}
 
     @staticmethod
     def unrealized(row: dict[str, Any]) -> Decimal:

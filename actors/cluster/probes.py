@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arbor.actors.cluster.counters import SymbolCounters
 from arbor.actors.cluster.files import EventFile
 from arbor.actors.distributed.latch import write_latch
 from arbor.actors.runtime.dispatcher import QuietObserver
@@ -15,17 +16,14 @@ from arbor.messages import (
     ActionApproved,
     ActionDenied,
     ActorFailed,
-    DecodeFailure,
     Envelope,
     FeatureSnapshot,
     KillSwitchEngaged,
     KillSwitchReset,
     MandateSet,
-    OrderFilled,
     PlaceOrder,
     PositionChanged,
     RawMarketEvent,
-    RegimeChanged,
     SubmitOrder,
     SymbolRecovered,
     TradingStateChanged,
@@ -61,7 +59,12 @@ class CoordinatorEvents(HeldEvents):
         self.var_dir = var_dir
         self.events = events
         self._held: list[dict[str, Any]] = []
-        self.denials: dict[str, int] = {}  # Actions Risk denied, per symbol, since this incarnation
+        self.counters = SymbolCounters(any_symbol=True)  # Risk's denials, since this incarnation
+
+    @property
+    def denials(self) -> dict[str, int]:
+        """Actions Risk denied, per symbol, since this incarnation."""
+        return {s: r["denials"] for s, r in self.counters.rows.items() if r["denials"]}
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         m = env.payload
@@ -77,7 +80,7 @@ class CoordinatorEvents(HeldEvents):
         elif t is ActionApproved:
             self._event(ev="approved", symbol=m.symbol, kind=m.action.kind.value, action_id=m.action.action_id)
         elif t is ActionDenied:
-            self.denials[m.symbol] = self.denials.get(m.symbol, 0) + 1
+            self.counters.count(env)
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
         m = env.payload
@@ -105,10 +108,12 @@ class WorkerProbe(HeldEvents):
     _KEEP = 4096  # causation links remembered (frames in flight between the feed and a decision)
 
     def __init__(self, symbols: tuple[str, ...], events: EventFile, incarnation: int) -> None:
-        self.rows: dict[str, dict[str, Any]] = {
-            s: {"events": 0, "decisions": 0, "last_decision_ns": None, "orders": 0, "entries": 0, "fills": 0,
-                "decode_failures": 0, "regime": "UNKNOWN"}
-            for s in symbols}
+        # The counters of actors/cluster/counters.py (one definition with one process), plus the
+        # Worker's own: entries among the orders, and the venue of the events.
+        self.counters = SymbolCounters(symbols)
+        self.rows = self.counters.rows
+        for row in self.rows.values():
+            row["entries"] = 0
         self.events = events
         self._held: list[dict[str, Any]] = []
         self.incarnation = incarnation
@@ -134,22 +139,18 @@ class WorkerProbe(HeldEvents):
             self._remember(self._approved, env.msg_id, (a.data_ts_ns, self._decided.pop((a.symbol, a.data_ts_ns), None)))
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        self.counters.count(env)
         m = env.payload
         t = type(m)
         if t is RawMarketEvent or t is FeatureSnapshot:
             if t is RawMarketEvent:
                 row = self.rows.get(m.symbol)
-                if row is not None:  # decoded events, as one process counts them (DecodeFailures apart)
-                    row["events"] += 1
+                if row is not None:
                     row["venue"] = m.venue
             arrived = self._arrival.get(env.causation_id)
             if arrived is not None:
                 self._remember(self._arrival, env.msg_id, arrived)
         elif t is MandateSet:
-            row = self.rows.get(m.symbol)
-            if row is not None:  # decision cycles, as one process counts them (adapters/operator/local.py)
-                row["decisions"] += 1
-                row["last_decision_ns"] = m.ts_event_ns
             arrived = self._arrival.get(env.causation_id)
             if arrived is not None:
                 self._remember(self._decided, (m.symbol, m.data_ts_ns), arrived)
@@ -160,7 +161,6 @@ class WorkerProbe(HeldEvents):
         elif t is PlaceOrder and env.sender.endswith("/executor"):
             row = self.rows.get(m.symbol)
             if row is not None:
-                row["orders"] += 1
                 row["entries"] += 0 if m.reduce_only else 1
             origin = self._submits.pop(env.causation_id, None)
             if origin is not None and len(self.event_latencies_ns) < 200_000:
@@ -171,19 +171,8 @@ class WorkerProbe(HeldEvents):
                     self.arrivals_ns.append(origin[1])
             self._event(ev="place", symbol=m.symbol, reduce_only=m.reduce_only,
                         client_order_id=m.client_order_id, incarnation=self.incarnation)
-        elif t is OrderFilled and env.sender.endswith("/venue"):
-            row = self.rows.get(m.symbol)
-            if row is not None:
-                row["fills"] += 1
         elif t is SymbolRecovered:
             self._event(ev="recovered", symbol=m.symbol, incarnation=self.incarnation)
-        elif t is RegimeChanged or t is DecodeFailure:
-            row = self.rows.get(m.symbol)
-            if row is not None:
-                if t is RegimeChanged:
-                    row["regime"] = m.new.value
-                else:
-                    row["decode_failures"] += 1
 
     def _remember(self, table: dict, key: Any, value: Any) -> None:
         """Keep the newest ``_KEEP`` to ``2 * _KEEP`` entries. (Not one eviction per insert: after

@@ -21,7 +21,6 @@ from arbor.messages import (
     ActorFailed,
     ActorRestarted,
     Envelope,
-    MandateSet,
     PoisonMessageQuarantined,
     PositionChanged,
     PositionState,
@@ -59,8 +58,6 @@ class ClusterFacts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entry_ns: dict[str, int] = {}
-        self._decisions: dict[str, int] = {}  # symbol -> decision cycles seen (MandateSets)
-        self._last_decision_ns: int | None = None
         self._actors: dict[str, dict[str, Any]] = {}  # supervision facts per actor id
         self._quarantined: set[str] = set()
         self._storage_faults: dict[str, str] = {}  # writer (trade_log, journal, ...) -> its first error
@@ -80,11 +77,7 @@ class ClusterFacts:
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         msg = env.payload
         t = type(msg)
-        if t is MandateSet:
-            with self._lock:
-                self._decisions[msg.symbol] = self._decisions.get(msg.symbol, 0) + 1
-                self._last_decision_ns = msg.ts_event_ns
-        elif t is PositionChanged:
+        if t is PositionChanged:
             with self._lock:
                 if msg.state is PositionState.FLAT:
                     self._entry_ns.pop(msg.symbol, None)
@@ -126,8 +119,7 @@ class ClusterFacts:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"entry_ns": dict(self._entry_ns), "decisions": dict(self._decisions),
-                    "last_decision_ns": self._last_decision_ns, "quarantined": set(self._quarantined),
+            return {"entry_ns": dict(self._entry_ns), "quarantined": set(self._quarantined),
                     "actors": {aid: dict(a) for aid, a in self._actors.items()},
                     "storage_faults": dict(self._storage_faults)}
 
@@ -148,7 +140,7 @@ class RuntimeSource:
     def read(self) -> dict[str, Any]:
         snap = self.board.snapshot()
         facts = self.facts.snapshot()
-        quarantined, entries, decisions = facts["quarantined"], facts["entry_ns"], facts["decisions"]
+        quarantined, entries = facts["quarantined"], facts["entry_ns"]
         storage = facts["storage_faults"]
         symbols = {}
         for s, r in snap["symbols"].items():
@@ -158,15 +150,17 @@ class RuntimeSource:
                 "qty": r["qty"], "entry": r["avg"], "mark": r["mark"] if r["mark"] is not None else r["avg"],
                 "realized": r["realized"], "fees": r["fees"], "entry_ns": entries.get(s), "quarantined": q,
                 "health": "QUARANTINED" if q else "RUNNING", "stale": False, "worker": None,
-                "events": r["events"], "decisions": decisions.get(s, 0), "orders": r["orders"], "fills": r["fills"],
+                "events": r["events"], "decisions": r["decisions"], "orders": r["orders"], "fills": r["fills"],
                 "denials": r["denials"], "decode_failures": r["decode_failures"],
             }
+        rows = snap["symbols"].values()
         ks = snap["kill_switch"]
         kill = {"engaged": ks["engaged"], "who": ks.get("who") or ks.get("reset_by"), "reason": ks.get("reason"),
                 "ts": ks.get("ts"), "source": "risk"}
         return {
             "mode": MODE, "global_state": snap["global_state"], "kill_switch": kill,
-            "decisions": sum(decisions.values()), "last_decision_ns": facts["last_decision_ns"],
+            "decisions": sum(r["decisions"] for r in rows),
+            "last_decision_ns": max((r["last_decision_ns"] for r in rows if r["last_decision_ns"]), default=None),
             "error": "; ".join(f"{w} cannot write: {e}" for w, e in sorted(storage.items())) or None,
             "down": None, "degraded": False, "escalated": "", "storage_faults": storage, "nodes": {},
             "symbols": symbols,
