@@ -1,8 +1,11 @@
-"""One msgpack codec, built on cattrs, for every message and for envelopes.
+"""One msgpack codec for every message and for envelopes: cattrs for the attrs messages, msgspec
+for the hot-path market data (``MarketStruct``), behind the same calls and the same registry.
 
-Wire form of a message: a msgpack array ``[tag, body]`` where ``body`` is the cattrs
-unstructured map. Envelope: ``[msg_id, sender, receiver, ts_event_ns, ts_recv_ns,
-causation_id, tag, body]``. Decimals travel as strings so no precision is lost.
+Wire form of a message: a msgpack array ``[tag, body]`` where ``body`` is the map of its fields
+(cattrs' unstructured map, or ``msgspec.to_builtins`` of a Struct: the same shape, field names as
+keys in declaration order). Envelope: ``[msg_id, sender, receiver, ts_event_ns, ts_recv_ns,
+causation_id, tag, body]``. Decimals travel as strings so no precision is lost; bytes as msgpack
+bin; enums as their values.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 import msgpack
+import msgspec
+from arbor.messages.base import MarketStruct
 from arbor.messages.envelope import Envelope
 from arbor.messages.market import upgrade_raw_market_event_v1
 from arbor.messages.registry import ALL_MESSAGE_TYPES
@@ -23,6 +28,19 @@ Upgrader = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
 UPGRADERS: dict[str, Upgrader] = {
     "RawMarketEvent.v1": upgrade_raw_market_event_v1,
 }
+
+
+_BUILTIN = (bytes,)  # bytes stay bytes (msgpack bin), as cattrs' msgpack converter leaves them
+
+
+def _unstructure_struct(msg: MarketStruct) -> Any:
+    return msgspec.to_builtins(msg, builtin_types=_BUILTIN)
+
+
+def _structure_struct(body: Any, cls: type[MarketStruct]) -> Any:
+    # msgspec.convert ignores unknown keys and fills defaults, as cattrs' structuring does; it
+    # reads Decimals from their strings and enums from their values.
+    return msgspec.convert(body, cls)
 
 
 class CodecError(ValueError):
@@ -72,7 +90,7 @@ class Codec:
             raise UnknownMessageType(f"{cls.__name__} is not a registered message type")
         fn = self._unstructure_cache.get(cls)
         if fn is None:
-            fn = self._conv.get_unstructure_hook(cls)
+            fn = _unstructure_struct if issubclass(cls, MarketStruct) else self._conv.get_unstructure_hook(cls)
             self._unstructure_cache[cls] = fn
         return [tag, fn(msg)]
 
@@ -91,11 +109,11 @@ class Codec:
             raise UnknownMessageType(f"unknown message tag {tag!r}{hint}")
         fn = self._structure_cache.get(cls)
         if fn is None:
-            fn = self._conv.get_structure_hook(cls)
+            fn = _structure_struct if issubclass(cls, MarketStruct) else self._conv.get_structure_hook(cls)
             self._structure_cache[cls] = fn
         try:
             return fn(body, cls)
-        except Exception as exc:  # cattrs raises ClassValidationError and friends
+        except Exception as exc:  # cattrs raises ClassValidationError and friends, msgspec ValidationError
             raise CodecError(f"cannot decode {tag}: {exc}") from exc
 
     # -- bytes ------------------------------------------------------------------------------

@@ -12,10 +12,9 @@ from decimal import Decimal
 from enum import Enum
 from functools import cache
 
-import attrs
 import msgpack
 import pytest
-from arbor.messages import Codec, Envelope, OrderFilled, Side, UnknownMessageType
+from arbor.messages import Codec, Envelope, OrderFilled, Side, UnknownMessageType, is_message_type, message_field_names
 from arbor.messages.registry import ALL_MESSAGE_TYPES
 from hypothesis import given
 from hypothesis import strategies as st
@@ -53,16 +52,16 @@ def strategy_for(tp: typing.Any) -> st.SearchStrategy[typing.Any]:
             return st.text(max_size=20)
         if tp is bytes:
             return st.binary(max_size=64)
-        if attrs.has(tp):
+        if is_message_type(tp):
             return message_strategy(tp)
     raise TypeError(f"no strategy for field type {tp!r}: teach strategy_for about it")
 
 
 @cache
 def message_strategy(cls: type) -> st.SearchStrategy[typing.Any]:
-    """Instances of the attrs class ``cls`` with every field drawn from its declared type."""
+    """Instances of the message class ``cls`` (attrs or Struct) with every field drawn from its declared type."""
     hints = typing.get_type_hints(cls)
-    return st.builds(cls, **{f.name: strategy_for(hints[f.name]) for f in attrs.fields(cls)})
+    return st.builds(cls, **{name: strategy_for(hints[name]) for name in message_field_names(cls)})
 
 
 def any_message() -> st.SearchStrategy[typing.Any]:
