@@ -60,9 +60,11 @@ def upgrade_raw_market_event_v1(body: dict[str, Any]) -> tuple[str, dict[str, An
     return "RawMarketEvent.v2", body
 
 
-@message("VenuePayload")
-class VenuePayload:
-    """One raw frame from a venue feed for one symbol, exactly as received (external input)."""
+@struct_message("VenuePayload")
+class VenuePayload(MarketStruct, frozen=True, kw_only=True, gc=False):  # config repeated for type checkers
+    """One raw frame from a venue feed for one symbol, exactly as received (external input).
+
+    A ``MarketStruct`` like ``RawMarketEvent``: one is built (and, in an audit, decoded) per frame."""
 
     venue: str
     symbol: str
