@@ -32,8 +32,8 @@ def message(name: str, version: int = 1) -> Callable[[type[T]], type[T]]:
 class MarketStruct(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base of the hot-path market-data messages (issue 17): frozen, keyword-only msgspec Structs.
 
-    Building one costs a small fraction of a frozen attrs class (about 0.1 us against 1.8 us for
-    25 fields), and the codec encodes it with msgspec. ``gc=False``: a Struct whose fields are
+    Building one costs about a seventh of a frozen attrs class with the same 25 fields (1.2 us
+    against 8.8 us, timeit on the loaded 2-core machine), and the codec encodes it with msgspec. ``gc=False``: a Struct whose fields are
     atoms (str, int, bytes, Decimal, enums) cannot be part of a reference cycle, so the cyclic
     collector need not track the hundreds of thousands of them a replay builds. A subclass is
     tagged with ``struct_message`` and listed in the one registry like every other message.
