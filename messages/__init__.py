@@ -1,10 +1,11 @@
-"""Every message of the system: frozen, keyword-only attrs classes with stable versioned tags."""
+"""Every message of the system: frozen, keyword-only attrs classes (msgspec Structs for hot-path market data) with stable versioned tags."""
 
 from arbor.messages.assumptions import AssumptionHealthChanged, AssumptionStatus
 from arbor.messages.base import (
     Direction,
     MandateKind,
     MarketEventKind,
+    MarketStruct,
     OrderIntent,
     OrderStatus,
     OrderType,
@@ -13,8 +14,12 @@ from arbor.messages.base import (
     Side,
     TradingState,
     evolve_message,
+    is_message_type,
     message,
+    message_asdict,
+    message_field_names,
     message_fields,
+    struct_message,
 )
 from arbor.messages.codec import Codec, CodecError, UnknownMessageType
 from arbor.messages.control import (
@@ -77,6 +82,7 @@ from arbor.messages.risk import (
 __all__ = [
     "Direction", "MandateKind", "MarketEventKind", "OrderIntent", "OrderStatus", "OrderType", "PositionState",
     "Regime", "Side", "TradingState", "evolve_message", "message", "message_fields",
+    "MarketStruct", "is_message_type", "message_asdict", "message_field_names", "struct_message",
     "Codec", "CodecError", "UnknownMessageType",
     "ActorFailed", "ActorRestarted", "AnnounceState", "DeadLetter", "PoisonMessageQuarantined", "ReleaseSymbol", "SymbolQuarantined",
     "SymbolRecovered", "SymbolReleased", "TimerTick",

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 import orjson
-from arbor.messages.base import MarketEventKind, Side, message
+from arbor.messages.base import MarketEventKind, MarketStruct, Side, message, struct_message
 
 Level = tuple[Decimal, Decimal]
 LevelsText = bytes  # the JSON text [["price","qty"],...] of one side of a book; b"" for none
@@ -60,18 +60,25 @@ def upgrade_raw_market_event_v1(body: dict[str, Any]) -> tuple[str, dict[str, An
     return "RawMarketEvent.v2", body
 
 
-@message("VenuePayload")
-class VenuePayload:
-    """One raw frame from a venue feed for one symbol, exactly as received (external input)."""
+@struct_message("VenuePayload")
+class VenuePayload(MarketStruct, frozen=True, kw_only=True, gc=False):  # config repeated for type checkers
+    """One raw frame from a venue feed for one symbol, exactly as received (external input).
+
+    A ``MarketStruct`` like ``RawMarketEvent``: one is built (and, in an audit, decoded) per frame."""
 
     venue: str
     symbol: str
     payload: bytes
 
 
-@message("RawMarketEvent", version=2)
-class RawMarketEvent:
+@struct_message("RawMarketEvent", version=2)
+class RawMarketEvent(MarketStruct, frozen=True, kw_only=True, gc=False):  # config repeated for type checkers
     """A decoded market event: normalized fields next to the raw payload, byte for byte.
+
+    A msgspec Struct (``MarketStruct``), not an attrs class: one is built per frame on the hot
+    path. ``raw`` is the frame's own bytes object, kept by reference (never copied); the events of
+    a multi-event frame share it. Its wire body is the same map as the attrs class it replaced
+    (field names, Decimals as strings), so journals written before still read.
 
     ``ingest_seq`` is gap-free per symbol across events *and* DecodeFailures, so every input
     frame is accounted for. ``part`` numbers the events decoded from one frame (0 for most).

@@ -8,6 +8,12 @@ whose sender is that actor and whose causation id is that input. Actors replay i
 so a multi-threaded run audits exactly although its interleaving across threads was not
 deterministic. The journal is read once, front to back; memory holds only the messages some
 actor has yet to handle.
+
+Derived messages (the run metadata's ``derived`` tags: the collector's events) have no OUTPUT
+record to compare with: the replay's own are handed on where the DERIVED_INPUT records say (the
+``position``-th derived output of the handler of message ``cause``). A replay that does not
+produce one the journal names diverges there; one the journal never names diverges at the clean
+end of the run; one that differs shows in what its receivers emit (features, decisions, fills).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ class ChainLink:
     """One message on the causal path to a divergence, as journaled."""
 
     index: int
-    kind: str  # "EXTERNAL" | "OUTPUT"
+    kind: str  # "EXTERNAL" | "OUTPUT" | "DERIVED" (recomputed by the replay, not journaled)
     envelope: Envelope
     receivers: tuple[str, ...]
 
@@ -128,11 +134,13 @@ def restore_recorded(actors: dict[str, ActorLogic], meta: RunMetadata) -> None:
 class _Pending:
     """The latest input of one actor and what the replay produced for it."""
 
-    __slots__ = ("index", "msg_id", "now_ns", "actual", "matched", "raised")
+    __slots__ = ("index", "msg_id", "now_ns", "actual", "matched", "raised", "msg")
 
-    def __init__(self, index: int, msg_id: int, now_ns: int, actual: list[Any], raised: BaseException | None) -> None:
+    def __init__(self, index: int, msg_id: int, now_ns: int, actual: list[Any], raised: BaseException | None,
+                 msg: Any = None) -> None:
         self.index = index
         self.msg_id = msg_id
+        self.msg = msg  # the input itself (kept for a derived input, whose message has no record)
         self.now_ns = now_ns
         self.actual = actual
         self.matched = 0
@@ -175,8 +183,8 @@ def audit_journal(directory: Path | str, *, codec: Codec | None = None, build: B
 class _Auditor:
     def __init__(self, codec: Codec, build: BuildActors, progress: Callable[[int], None] | None) -> None:
         self.codec = codec
-        self._to_primitive = codec.to_primitive
-        self._packb = msgpack.packb
+        self._to_wire = codec.to_wire
+        self._pack = codec.pack
         self.build = build
         self.progress = progress
         self.clock = ReplayClock()
@@ -191,8 +199,11 @@ class _Auditor:
         self.run_start = 0
         self.index = -1
         self.records = self.inputs = self.outputs = self.actor_count = 0
-        # (actor id, message type, symbol) -> routed?: the dispatcher's route check, cached as it caches it
-        self._routed: dict[tuple[str, type, Any], bool] = {}
+        # (actor id, message type, symbol) -> receivers (None: not routed), cached as the dispatcher caches it
+        self._routed: dict[tuple[str, type, Any], tuple[str, ...] | None] = {}
+        self.derived: frozenset[type] = frozenset()  # the run's message types without OUTPUT records
+        # cause msg_id -> (sender, [[derived output, receivers yet to handle it], ...])
+        self.derived_out: dict[int, tuple[str, list[list[Any]]]] = {}
 
     def report(self, div: Divergence | None, repaired: RepairReport | None) -> AuditReport:
         return AuditReport(runs=tuple(self.runs), records=self.records, inputs=self.inputs, outputs=self.outputs,
@@ -241,6 +252,10 @@ class _Auditor:
                     entry[2] += 1  # one message for several actors of this node, sent from another node
                 else:
                     table[prim[0]] = [prim, None, 1]
+            elif kind == 5:
+                if not started:
+                    raise UnreadableJournal(f"record {index}: an input before any run metadata")
+                self._input(index, obj[1], obj[2], obj[3], self._derived_input(index, obj[1], obj[4], obj[5]))
             elif kind == 3:
                 self._end_run(clean=False, index=index)
                 self._start_run(index, RunMetadata.from_primitive(obj[1]))
@@ -265,12 +280,24 @@ class _Auditor:
         self.clock.set(meta.built_ns or meta.started_ns)
         self.actors = self.build(meta, self.clock)
         self.actor_count += len(self.actors)
+        try:
+            self.derived = frozenset(self.codec.type_of(tag) for tag in meta.derived)
+        except CodecError as exc:
+            raise UnreadableJournal(f"run {meta.run_id}: derived messages: {exc}") from None
+        self.derived_out.clear()
         self.table.clear()
         self.stopped.clear()
         self.runs.append(meta.run_id)
         self.run_start = index
 
     def _end_run(self, *, clean: bool, index: int) -> None:
+        if clean:
+            for cause, (sender, outs) in self.derived_out.items():
+                if any(r not in self.stopped for _msg, left in outs for r in left):
+                    p = self.pending.get(sender)
+                    raise _Found(sender, f"replay produced a derived output of message {cause} the journal does "
+                                         f"not hand on", index, p if p is not None and p.msg_id == cause else None)
+        self.derived_out.clear()
         for aid, p in self.pending.items():
             if p.matched < len(p.actual):
                 if clean:
@@ -299,9 +326,30 @@ class _Auditor:
             del self.table[msg_id]
         return payload
 
-    def _input(self, index: int, actor_id: str, now_ns: int, msg_id: int) -> None:
+    def _derived_input(self, index: int, actor_id: str, cause: int, position: int) -> Any:
+        """The replay's ``position``-th derived output of the handler of ``cause``, taken for ``actor_id``."""
+        entry = self.derived_out.get(cause)
+        if entry is None or position >= len(entry[1]) or actor_id not in entry[1][position][1]:
+            if actor_id in self.stopped:
+                return None
+            # the actor that handled ``cause`` (the replay's handler that should have emitted it)
+            sender = entry[0] if entry is not None else next(
+                (aid for aid, q in self.pending.items() if q.msg_id == cause), actor_id)
+            p = self.pending.get(sender)
+            raise _Found(sender, f"the journal has {actor_id} handling derived output {position} of message {cause}, "
+                                 f"which the replay did not produce", index,
+                         p if p is not None and p.msg_id == cause else None, position=position)
+        out = entry[1][position]
+        out[1].remove(actor_id)
+        if not any(left for _msg, left in entry[1]):
+            del self.derived_out[cause]
+        return out[0]
+
+    def _input(self, index: int, actor_id: str, now_ns: int, msg_id: int, derived: Any = None) -> None:
+        """Replay ``actor_id`` on message ``msg_id`` (or on ``derived``, a recomputed message)."""
         if actor_id in self.stopped:
-            self._resolve(msg_id)
+            if derived is None:
+                self._resolve(msg_id)
             return
         actor = self.actors.get(actor_id)
         if actor is None:
@@ -311,7 +359,7 @@ class _Auditor:
         if prev is not None and prev.matched < len(prev.actual):
             raise _Found(actor_id, "replay produced an output the journal does not have", index, prev,
                          position=prev.matched)
-        msg = self._resolve(msg_id)
+        msg = derived if derived is not None else self._resolve(msg_id)
         if msg is None:
             raise UnreadableJournal(f"record {index}: input of {actor_id} names message {msg_id}, which is not "
                                     f"in the journal (a quarantined gap?)")
@@ -321,19 +369,28 @@ class _Auditor:
             out = actor.handle(msg)
         except Exception as exc:  # the live handler may have failed too: compare what was emitted
             out, raised = [], exc
+        actual = []
         if out:
             routed = self._routed
-            actual = []
+            derived_types = self.derived
+            outs: list[list[Any]] | None = None
             for m in out:
-                key = (actor_id, type(m), getattr(m, "symbol", None))
-                ok = routed.get(key)
-                if ok is None:
-                    ok = routed[key] = route_receivers(actor_id, m) is not None
-                if ok:
+                t = type(m)
+                key = (actor_id, t, getattr(m, "symbol", None))
+                try:
+                    rcv = routed[key]
+                except KeyError:
+                    rcv = routed[key] = route_receivers(actor_id, m)
+                if rcv is None:
+                    continue
+                if t in derived_types:
+                    if outs is None:
+                        outs = []
+                        self.derived_out[msg_id] = (actor_id, outs)
+                    outs.append([m, list(rcv)])
+                else:
                     actual.append(m)
-        else:
-            actual = []
-        self.pending[actor_id] = _Pending(index, msg_id, now_ns, actual, raised)
+        self.pending[actor_id] = _Pending(index, msg_id, now_ns, actual, raised, derived)
         self.inputs += 1
 
     def _output(self, index: int, sender: str, prim: list[Any], record: list[Any] | None = None,
@@ -357,12 +414,11 @@ class _Auditor:
             why = f"replay raised {p.raised!r}" if p.raised is not None else "replay produced no such output"
             raise _Found(sender, f"the journal has an output the replay did not produce ({why})", index, p,
                          expected_prim=prim, position=pos)
-        actual = self._to_primitive(p.actual[pos])
+        actual = self._to_wire(p.actual[pos])
         same = False
         if stored is not None and record is not None:
-            same = self._packb([record[0], [*prim[:6], actual[0], actual[1]], *record[2:]],
-                               use_bin_type=True) == stored
-        if not same and self._packb(actual, use_bin_type=True) != self._packb([prim[6], prim[7]], use_bin_type=True):
+            same = self._pack([record[0], [*prim[:6], actual[0], actual[1]], *record[2:]]) == stored
+        if not same and self._pack(actual) != self._pack([prim[6], prim[7]]):
             raise _Found(sender, "output differs", index, p, expected_prim=prim, position=pos)
         p.matched = pos + 1
         self.outputs += 1
@@ -401,6 +457,8 @@ class _Auditor:
             if obj[0] in (1, 2):
                 prim = obj[1]
                 where[prim[0]] = (index, prim[5])
+            elif obj[0] == 5 and obj[3] not in where:  # a derived message: its first receiver's record
+                where[obj[3]] = (index, obj[4])
         wanted: list[int] = []
         msg_id = p.msg_id
         while msg_id and msg_id in where and len(wanted) < 64:
@@ -418,10 +476,21 @@ class _Auditor:
                 break
             if index in targets:
                 obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+                if obj[0] == 5:
+                    _, receiver, now_ns, msg_id, cause, _position = obj
+                    recomputed = p.msg if msg_id == p.msg_id else None
+                    env = Envelope(msg_id=msg_id, sender="", receiver=receiver,
+                                   ts_event_ns=getattr(recomputed, "ts_event_ns", now_ns), ts_recv_ns=now_ns,
+                                   causation_id=cause, payload=recomputed)
+                    links[index] = ChainLink(index=index, kind="DERIVED", envelope=env, receivers=(receiver,))
+                    continue
                 env = self.codec.envelope_from_primitive(obj[1])
                 links[index] = ChainLink(index=index, kind="EXTERNAL" if obj[0] == 2 else "OUTPUT", envelope=env,
                                          receivers=tuple(obj[2]) if len(obj) == 3 else (env.receiver,))
         chain = tuple(links[i] for i in reversed(wanted) if i in links)
+        # a derived link's sender is the receiver of the link before it (the handler that emitted it)
+        chain = tuple(attrs.evolve(link, envelope=attrs.evolve(link.envelope, sender=chain[i - 1].receivers[0]))
+                      if link.kind == "DERIVED" and i > 0 else link for i, link in enumerate(chain))
         first = links.get(wanted[0])
         input_env = attrs.evolve(first.envelope, receiver=found.actor_id) if first else placeholder
         return input_env, chain

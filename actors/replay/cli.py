@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import attrs
 from arbor.actors.replay.journal_io import UnreadableJournal
+from arbor.messages.base import is_message_type, message_field_names
 from loguru import logger
 
 
@@ -160,14 +160,14 @@ def format_divergence(d: Any) -> str:
 
 def show(msg: Any, width: int = 400) -> str:
     """One line naming a message's type and fields; long bytes and the whole are shortened."""
-    if msg is None or not attrs.has(type(msg)):
+    if msg is None or not is_message_type(type(msg)):
         return repr(msg)
     parts = []
-    for f in attrs.fields(type(msg)):
-        v = getattr(msg, f.name)
+    for name in message_field_names(type(msg)):
+        v = getattr(msg, name)
         if isinstance(v, bytes):
             v = v[:60] + (b"..." if len(v) > 60 else b"")
-        parts.append(f"{f.name}={show(v) if attrs.has(type(v)) else v!s}")
+        parts.append(f"{name}={show(v) if is_message_type(type(v)) else v!s}")
     text = f"{type(msg).__name__}({', '.join(parts)})"
     return text if len(text) <= width else text[: width - 3] + "..."
 

@@ -23,8 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-import attrs
 import msgpack
+from arbor.messages.base import message_asdict
 from arbor.messages.codec import Codec, CodecError
 from arbor.messages.envelope import Envelope
 from arbor.messages.journal import (
@@ -240,7 +240,7 @@ def envelope_json(env: Envelope) -> dict[str, Any]:
     msg = env.payload
     return {"msg_id": env.msg_id, "sender": env.sender, "receiver": env.receiver, "ts_event_ns": env.ts_event_ns,
             "ts_recv_ns": env.ts_recv_ns, "recv": iso(env.ts_recv_ns), "causation_id": env.causation_id,
-            "type": type(msg).TAG, "message": attrs.asdict(msg, recurse=True)}
+            "type": type(msg).TAG, "message": message_asdict(msg)}
 
 
 def _default(v: Any) -> Any:

@@ -114,6 +114,8 @@ def _records(journal: Path, codec: Codec) -> Iterator[tuple[int, Any]]:
         obj = unpack_record(payload)
         if obj[0] in (1, 2, 3):
             yield obj[0], entry_from_primitive(codec, obj)
+        elif obj[0] == 5 and obj[5] == 0:  # the first event of a frame reaching a receiver (not journaled)
+            yield 5, obj[4]
 
 
 def recorded_run(journal: Path | str, starting_equity: Decimal, *, codec: Codec | None = None,
@@ -125,8 +127,13 @@ def recorded_run(journal: Path | str, starting_equity: Decimal, *, codec: Codec 
     codec = codec or Codec()
     report, log = BacktestReport(starting_equity), DecisionLog()
     restored = False
+    framed: set[int] = set()  # frames whose events were not journaled (schema 2): counted by their cause
     for kind, entry in _records(Path(journal), codec):
-        if kind == 1:
+        if kind == 5:
+            if entry not in framed:
+                framed.add(entry)
+                report.market_frames += 1
+        elif kind == 1:
             assert isinstance(entry, Output)
             report.emitted(entry.envelope, entry.receivers)
             log.emitted(entry.envelope, entry.receivers)

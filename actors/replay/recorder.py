@@ -16,14 +16,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 from arbor.actors.base import WriteAheadFailed
-from arbor.messages import Envelope, PlaceOrder, TimerTick
+from arbor.messages import Envelope, PlaceOrder, RawMarketEvent, TimerTick
 from arbor.messages.codec import Codec
 from arbor.messages.journal import (
     Durability,
     JournalError,
     JournalWriter,
     RunMetadata,
+    encode_derived_input,
     encode_external,
     encode_input,
     encode_output,
@@ -34,6 +36,9 @@ from loguru import logger
 
 JOURNAL_SUBDIR = "journal"
 T = TypeVar("T")
+
+# Not journaled: recomputed by a replay from the frame (EXTERNAL) and the collector's INPUT record.
+DERIVED: tuple[type, ...] = (RawMarketEvent,)
 
 
 class JournalObserver:
@@ -52,14 +57,27 @@ class JournalObserver:
     loses the record of an order that went out; and when that record cannot be written (or the
     journal has already failed), ``emitted`` raises ``WriteAheadFailed`` and the order is not routed.
     Only order records pay for the extra write(2).
+
+    Derived messages (``derived``, by default the collector's ``RawMarketEvent``) get no OUTPUT
+    record: an audit recomputes each one byte for byte from the frame's EXTERNAL record and the
+    collector's INPUT record, and its receivers' INPUT records become DERIVED_INPUT records naming
+    the handler that emitted it (its cause) and its position among that handler's derived
+    outputs. That halves the journal's bytes (an event repeats its frame) and saves a record per
+    market message. A derived message is still encoded (not written), so one the journal could
+    not hold fails its sender as any other would. The run metadata lists the derived tags.
     """
 
     wants_inputs = True
     NAME = "journal"  # the writer a storage failure names
 
     def __init__(self, writer: JournalWriter, codec: Codec, clock_ns: Callable[[], int] = time.time_ns,
-                 on_bytes: Callable[[int], None] | None = None) -> None:
+                 on_bytes: Callable[[int], None] | None = None, derived: tuple[type, ...] = DERIVED) -> None:
         self._writer = writer
+        self._derived_types = frozenset(derived)
+        self.derived_tags = tuple(t.TAG for t in derived)  # type: ignore[attr-defined]  # registered messages
+        # msg_id of a derived message not yet processed by all its receivers -> [cause, position, receivers left]
+        self._derived: dict[int, list[int]] = {}
+        self._derived_last: dict[str, tuple[int, int]] = {}  # sender -> (cause, position) of its last derived output
         self._on_bytes = on_bytes  # metrics: bytes appended (payload plus the 8-byte record header)
         self._codec = codec
         self._clock_ns = clock_ns
@@ -79,8 +97,8 @@ class JournalObserver:
 
     # -- run lifecycle ----------------------------------------------------------------------
     def start_run(self, meta: RunMetadata) -> None:
-        """Write the run's metadata record; call once, before the runtime starts."""
-        self._append(encode_run_started(meta))
+        """Write the run's metadata record (with the derived tags); call once, before the runtime starts."""
+        self._append(encode_run_started(attrs.evolve(meta, derived=self.derived_tags)))
 
     def close(self) -> None:
         """Write the clean-stop record, flush and release the journal; call after the runtime stopped."""
@@ -105,13 +123,36 @@ class JournalObserver:
             self._append(payload)
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
-        if type(env.payload) is PlaceOrder:
+        t = type(env.payload)
+        if t in self._derived_types:
+            self._codec.encode(env.payload)  # not written; raises for what the journal could not hold
+            sender, cause = env.sender, env.causation_id
+            with self._lock:
+                last = self._derived_last.get(sender)
+                position = last[1] + 1 if last is not None and last[0] == cause else 0
+                self._derived_last[sender] = (cause, position)
+                if receivers:
+                    self._derived[env.msg_id] = [cause, position, len(receivers)]
+            self._report()
+            return
+        if t is PlaceOrder:
             self._append_order(encode_output(self._codec, env, receivers), env)
         else:
             self._append(encode_output(self._codec, env, receivers))
         self._report()
 
     def processed(self, actor_id: str, env: Envelope, now_ns: int) -> None:
+        if type(env.payload) in self._derived_types:
+            with self._lock:
+                d = self._derived.get(env.msg_id)
+                if d is not None:
+                    d[2] -= 1
+                    if d[2] <= 0:
+                        del self._derived[env.msg_id]
+            if d is not None:
+                self._append(encode_derived_input(actor_id, now_ns, env.msg_id, d[0], d[1]))
+                self._report()
+                return
         self._append(encode_input(actor_id, now_ns, env.msg_id))
         self._report()
 

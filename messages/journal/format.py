@@ -53,7 +53,7 @@ from arbor.messages.journal.errors import CorruptJournal, UnsupportedJournal
 
 MAGIC = b"ARBJ"
 FORMAT_VERSION = 1
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: DERIVED_INPUT records; the run metadata names the message types not journaled
 MAX_INFO_BYTES = 64 * 1024
 MAX_RECORD_BYTES = 0xFFFF_FFFF
 

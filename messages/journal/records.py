@@ -8,12 +8,22 @@ Every record payload is a msgpack array whose first element is the ``RecordKind`
                                                  instant ``now_ns`` (processing order per actor)
     RUN_STARTED  [3, {run metadata}]             see ``messages.journal.run``
     RUN_STOPPED  [4, stopped_ns]                 the writer was closed cleanly
+    DERIVED_INPUT [5, actor_id, now_ns, msg_id, cause_id, position]
+                                                 ``actor_id`` handled message ``msg_id`` at ``now_ns``:
+                                                 the ``position``-th output (0-based, of the types the
+                                                 run metadata lists as ``derived``) of the handler that
+                                                 processed message ``cause_id``
+
+Derived messages (schema 2; ``RunMetadata.derived``, the collector's ``RawMarketEvent``) have no
+OUTPUT record: a replay recomputes them, byte for byte, from the EXTERNAL frame and the INPUT
+record of the actor that emitted them, and hands them on where DERIVED_INPUT records say.
 
 An INPUT refers to the EXTERNAL or OUTPUT record of the same run with that ``msg_id``; the
 runtime shows every message to its observers before delivering it, so that record is always
 earlier in the journal. Referring instead of copying keeps the journal (and its write cost)
 to one encoding per message however many actors receive it. ``envelope`` is the codec's
-envelope primitive (``Codec.envelope_to_primitive``). The older two-element OUTPUT form
+envelope primitive (``Codec.envelope_to_primitive``; written from ``Codec.envelope_to_wire``
+with ``Codec.pack``, the same bytes). The older two-element OUTPUT form
 ``[1, envelope]`` (no receivers) is still read.
 """
 
@@ -25,6 +35,7 @@ from typing import Any
 
 import attrs
 import msgpack
+import msgspec
 from arbor.messages.codec import Codec, CodecError
 from arbor.messages.envelope import Envelope
 from arbor.messages.journal.run import RunMetadata
@@ -36,15 +47,21 @@ class RecordKind(IntEnum):
     EXTERNAL = 2  # an external input entering the runtime (market data, venue replies, operator, timers)
     RUN_STARTED = 3  # run metadata: run id, configuration, schema version, start time
     RUN_STOPPED = 4  # the run's journal was closed cleanly
+    DERIVED_INPUT = 5  # a recomputed (not journaled) message as an actor processed it
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class InputRef:
-    """``actor_id`` handled message ``msg_id`` with the clock held at ``now_ns``."""
+    """``actor_id`` handled message ``msg_id`` with the clock held at ``now_ns``.
+
+    For a DERIVED_INPUT, ``derived_from`` is the message whose handler emitted it and
+    ``position`` its place among that handler's derived outputs; ``None`` for a plain INPUT."""
 
     actor_id: str
     now_ns: int
     msg_id: int
+    derived_from: int | None = None
+    position: int = 0
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -62,6 +79,11 @@ class RunStopped:
 
 Entry = InputRef | Output | Envelope | RunMetadata | RunStopped
 
+# INPUT records (a third of a journal) are written with msgspec's msgpack encoder: the same
+# bytes as msgpack.packb for these plain values, faster. Immutable once built.
+_pack_input = msgspec.msgpack.Encoder().encode
+
+
 def _packb(obj: Any) -> bytes:
     data: bytes = msgpack.packb(obj, use_bin_type=True)
     return data
@@ -73,19 +95,23 @@ def encode_record(codec: Codec, kind: RecordKind, envelope: Envelope) -> bytes:
     The runtime journal writes EXTERNAL records this way; OUTPUT and INPUT records have the
     richer forms of ``encode_output`` and ``encode_input``.
     """
-    return _packb([int(kind), codec.envelope_to_primitive(envelope)])
+    return codec.pack([int(kind), codec.envelope_to_wire(envelope)])
 
 
 def encode_external(codec: Codec, envelope: Envelope) -> bytes:
-    return _packb([2, codec.envelope_to_primitive(envelope)])
+    return codec.pack([2, codec.envelope_to_wire(envelope)])
 
 
 def encode_output(codec: Codec, envelope: Envelope, receivers: Iterable[str]) -> bytes:
-    return _packb([1, codec.envelope_to_primitive(envelope), list(receivers)])
+    return codec.pack([1, codec.envelope_to_wire(envelope), list(receivers)])
 
 
 def encode_input(actor_id: str, now_ns: int, msg_id: int) -> bytes:
-    return _packb([0, actor_id, now_ns, msg_id])
+    return _pack_input([0, actor_id, now_ns, msg_id])
+
+
+def encode_derived_input(actor_id: str, now_ns: int, msg_id: int, cause_id: int, position: int) -> bytes:
+    return _pack_input([5, actor_id, now_ns, msg_id, cause_id, position])
 
 
 def encode_run_started(meta: RunMetadata) -> bytes:
@@ -107,7 +133,7 @@ def unpack_record(payload: bytes) -> list[Any]:
     raw_kind = obj[0]
     if type(raw_kind) is not int:
         raise CodecError(f"record kind must be an integer, got {type(raw_kind).__name__}")
-    if not 0 <= raw_kind <= 4:
+    if not 0 <= raw_kind <= 5:
         raise CodecError(f"unknown record kind {raw_kind!r}")
     return obj
 
@@ -128,6 +154,12 @@ def entry_from_primitive(codec: Codec, obj: list[Any]) -> Entry:
         if not (isinstance(actor_id, str) and type(now_ns) is int and type(msg_id) is int):
             raise CodecError("an INPUT record is [0, actor_id, now_ns, msg_id]")
         return InputRef(actor_id=actor_id, now_ns=now_ns, msg_id=msg_id)
+    if kind == 5 and n == 6:
+        _, actor_id, now_ns, msg_id, cause, position = obj
+        if not (isinstance(actor_id, str) and type(now_ns) is int and type(msg_id) is int and type(cause) is int
+                and type(position) is int):
+            raise CodecError("a DERIVED_INPUT record is [5, actor_id, now_ns, msg_id, cause_id, position]")
+        return InputRef(actor_id=actor_id, now_ns=now_ns, msg_id=msg_id, derived_from=cause, position=position)
     if kind == 3 and n == 2:
         return RunMetadata.from_primitive(obj[1])
     if kind == 4 and n == 2 and type(obj[1]) is int:

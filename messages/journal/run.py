@@ -23,6 +23,8 @@ class RunMetadata:
     ``restored`` maps each actor the run restored from the state store at start to that state, as
     plain data (``supervision.snapshots.SnapshotCodec.to_plain``): a replay restores the rebuilt
     actor from it, so the run audits from where it really began. Absent in older journals.
+    ``derived`` lists the tags of the messages the run did not journal (a replay recomputes them;
+    see ``records``); empty (every message journaled) in journals of schema 1.
     """
 
     run_id: str
@@ -31,12 +33,15 @@ class RunMetadata:
     started_ns: int = 0
     built_ns: int = 0
     restored: dict[str, Any] = attrs.field(factory=dict)
+    derived: tuple[str, ...] = ()
 
     def to_primitive(self) -> dict[str, Any]:
         out = {"run_id": self.run_id, "config": plain_config(self.config), "schema_version": self.schema_version,
                "started_ns": self.started_ns, "built_ns": self.built_ns}
         if self.restored:
             out["restored"] = self.restored
+        if self.derived:
+            out["derived"] = list(self.derived)
         return out
 
     @classmethod
@@ -50,8 +55,11 @@ class RunMetadata:
         restored = obj.get("restored", {})
         if not (isinstance(restored, dict) and all(isinstance(k, str) for k in restored)):
             raise CodecError("run metadata restored is a map of actor id to state")
+        derived = obj.get("derived", [])
+        if not (isinstance(derived, list) and all(isinstance(t, str) for t in derived)):
+            raise CodecError("run metadata derived is a list of message tags")
         return cls(run_id=obj["run_id"], config=obj["config"], schema_version=obj["schema_version"],
-                   started_ns=obj["started_ns"], built_ns=built, restored=restored)
+                   started_ns=obj["started_ns"], built_ns=built, restored=restored, derived=tuple(derived))
 
 
 def plain_config(value: Any, key: str = "config") -> Any:

@@ -8,18 +8,19 @@ from collections import Counter
 from pathlib import Path
 
 import attrs
+import msgspec
 import pytest
 from arbor.actors.collector import CollectorLogic
 from arbor.actors.testing import ManualClock, handled, make_ctx
 from arbor.adapters.binance.usdm import decode_usdm
 from arbor.adapters.recorded import RecordingFormatError, merge_recordings, read_hbt
-from arbor.messages import message_fields
+from arbor.messages import message_field_names
 from arbor.messages.market import DecodeFailure, RawMarketEvent, VenuePayload, decimal_levels
 
 FILES = ("binance_usdm/usdm_btcusdt_20240808.gz", "binance_usdm/usdm_ethusdt_20240808.gz")
 MS = 1_000_000
-EVENT_FIELDS = tuple(f.name for f in message_fields(RawMarketEvent))
-DEFAULTS = {f.name: f.default for f in message_fields(RawMarketEvent) if f.default is not attrs.NOTHING}
+EVENT_FIELDS = message_field_names(RawMarketEvent)
+DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(RawMarketEvent) if f.default is not msgspec.NODEFAULT}
 
 
 def expected_from_raw(raw: bytes) -> tuple[str, dict]:

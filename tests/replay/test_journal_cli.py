@@ -39,10 +39,10 @@ def test_segments_lists_every_segment(journal: Path) -> None:
 
 
 def test_stats_counts_kinds_and_types(journal: Path) -> None:
-    """stats counts records by kind and message type."""
+    """stats counts records by kind (DERIVED_INPUT too: the collector's events are not journaled) and message type."""
     code, text = run("stats", str(journal))
     assert code == 0
-    for word in ("INPUT", "OUTPUT", "EXTERNAL", "RUN_STARTED", "RawMarketEvent.v2", "TimerTick.v1"):
+    for word in ("INPUT", "OUTPUT", "EXTERNAL", "RUN_STARTED", "DERIVED_INPUT", "VenuePayload.v1", "TimerTick.v1"):
         assert word in text
 
 

@@ -133,7 +133,7 @@ def test_segment_headers_carry_run_and_versions(tmp_path):
     write_all(tmp_path, [b"x"], clock=clock)
     (info,) = JournalReader(tmp_path).segments()
     assert (info.header.run_id, info.header.created_ns) == ("test-run", 42)
-    assert (info.header.format_version, info.schema_version) == (1, 1)
+    assert (info.header.format_version, info.schema_version) == (1, 2)
 
 
 def test_reopening_continues_in_a_new_segment(tmp_path):

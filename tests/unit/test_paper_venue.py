@@ -21,6 +21,7 @@ from arbor.messages import (
     RawMarketEvent,
     RequestCancel,
     TimerTick,
+    evolve_message,
 )
 from arbor.messages.base import MarketEventKind, OrderStatus, OrderType, Side
 
@@ -543,11 +544,9 @@ def recorded_quote(shared_data, clock):
 
 def test_buy_is_never_filled_at_an_ask_of_zero(shared_data):
     """A quote with ask 0 (built past the decoder from a real bookTicker) is refused: no fill at 0."""
-    import attrs
-
     logic, clock = venue()
     good = recorded_quote(shared_data, clock)
-    logic.handle(attrs.evolve(good, ask_price=D("0")))
+    logic.handle(evolve_message(good, ask_price=D("0")))
     out = submit(logic, clock, place(clock, "c1", Side.BUY, "0.01"))
     assert all(f.price > 0 for f in fills(out))
     assert logic.venue_position().qty == 0
@@ -556,20 +555,18 @@ def test_buy_is_never_filled_at_an_ask_of_zero(shared_data):
 
 def test_crossed_ask_gives_no_fill_and_no_fake_pnl(shared_data):
     """A short closed while the ask reads 0.02 (below the bid) is not filled there: no fake realized PnL."""
-    import attrs
-
     logic, clock = venue()
     good = recorded_quote(shared_data, clock)
     logic.handle(good)
     submit(logic, clock, place(clock, "open", Side.SELL, "0.08"))
     assert logic.venue_position().qty == D("-0.08")
     clock.advance(MS)
-    logic.handle(attrs.evolve(good, ask_price=D("0.02"), ts_event_ns=clock.now_ns()))
+    logic.handle(evolve_message(good, ask_price=D("0.02"), ts_event_ns=clock.now_ns()))
     out = submit(logic, clock, place(clock, "close", Side.BUY, "0.08", reduce_only=True))
     assert fills(out) == [] and [r.reason for r in of_type(out, OrderRejected)] == ["no_market"]
     assert logic.venue_position().realized_pnl == 0
     clock.advance(MS)
-    logic.handle(attrs.evolve(good, ts_event_ns=clock.now_ns()))  # the market is sane again
+    logic.handle(evolve_message(good, ts_event_ns=clock.now_ns()))  # the market is sane again
     out = submit(logic, clock, place(clock, "close2", Side.BUY, "0.08", reduce_only=True))
     assert [f.price for f in fills(out)] == [good.ask_price]
     assert logic.venue_position().qty == 0
@@ -579,10 +576,8 @@ def test_crossed_ask_gives_no_fill_and_no_fake_pnl(shared_data):
 @pytest.mark.parametrize("value", ["-1", "NaN", "Infinity", "0"])
 def test_quote_prices_not_positive_and_finite_are_refused(field, value):
     """Quotes with a price that is not positive and finite are counted and leave no market to fill on."""
-    import attrs
-
     logic, clock = venue()
-    logic.handle(attrs.evolve(quote(clock, "100", "101"), **{field: D(value)}))
+    logic.handle(evolve_message(quote(clock, "100", "101"), **{field: D(value)}))
     (r,) = submit(logic, clock, place(clock, "c1", Side.BUY, "1"))
     assert r.reason == "no_market"
     assert logic.stats()["refused_market_data"] == 1
