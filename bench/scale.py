@@ -59,7 +59,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def config(path: Path, symbols: int, paced: bool, rate: float) -> Path:
+def config(path: Path, symbols: int, paced: bool, rate: float, hops: bool = False) -> Path:
     text = f"""
 [run]
 summary_interval_s = 60
@@ -80,6 +80,7 @@ max_orders_per_window = 100000
 stale_data_ms = 600000
 [cluster]
 admin_port = {free_port()}
+trace_hops = {"true" if hops else "false"}
 """
     for i in range(symbols):
         strat = "trend_following" if i % 2 else "mean_reversion"
@@ -125,10 +126,32 @@ def pct(sorted_ns: list[int], q: float) -> float:
     return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1e6
 
 
-def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, warmup: float = 0.0) -> dict:
+def hop_table(var: Path, workers: int, since: int) -> dict[str, tuple[float, float, int]]:
+    """Each hop's p50/p99 (ms) and sample count from the nodes' hop records (``cluster.trace_hops``),
+    for orders on frames due at or after ``since`` (wall-clock ns); the last row is the whole path."""
+    sys.path.insert(0, str(REPO))
+    from arbor.actors.distributed.hops import HOPS, join
+
+    def records(name: str) -> list[dict]:
+        try:
+            return json.loads((var / "cluster" / "status" / f"{name}.latency.json").read_text()).get("hops", [])
+        except OSError:
+            return []
+
+    middle = records("coordinator")
+    joined = [r for k in range(workers) for r in join(records(f"worker-{k}"), middle) if r["due"] >= since]
+    out = {}
+    for a, b in [*zip(HOPS, HOPS[1:], strict=False), (HOPS[0], HOPS[-1])]:
+        d = sorted(r[b] - r[a] for r in joined)
+        out[f"{a} -> {b}"] = (pct(d, 0.5), pct(d, 0.99), len(d))
+    return out
+
+
+def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, warmup: float = 0.0,
+        hops: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="arbor-scale-") as tmp:
         tmp_path = Path(tmp)
-        cfg = config(tmp_path / "c.toml", symbols, paced, rate)
+        cfg = config(tmp_path / "c.toml", symbols, paced, rate, hops)
         var = tmp_path / "var"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
         p = subprocess.run([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--var-dir", str(var),
@@ -163,6 +186,9 @@ def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, wa
                 (lat if arrived >= since else warm).append(ns)
             ev_lat += got["event_latencies_ns"]
         coord = json.loads((var / "cluster" / "status" / "coordinator.json").read_text())
+        started = min(json.loads((var / "cluster" / "status" / f"worker-{k}.json").read_text())["started_ns"]
+                      for k in range(workers))
+        hop = hop_table(var, workers, started + int(warmup * 1e9)) if hops else {}
         lat.sort()
         ev_lat.sort()
         return {"workers": workers, "events": frames, "events_per_s": frames / span if span else 0.0, "orders": orders,
@@ -172,7 +198,7 @@ def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, wa
                 "samples": len(lat), "rss_worker_kb": rss, "rss_per_symbol_kb": per_symbol,
                 "rss_coordinator_kb": coord["rss_kb"], "worker_cpu": cpu,
                 "coordinator_cpu": coord.get("cpu_s", float("nan")) / span if span else float("nan"),
-                "rate": rate, "load_after": load_avg()}
+                "rate": rate, "load_after": load_avg(), "hops": hop}
 
 
 def throughput(a: argparse.Namespace, rate: float) -> tuple[dict[int, list[dict]], dict[int, dict]]:
@@ -207,6 +233,31 @@ def report_throughput(label: str, runs: dict[int, list[dict]], thr: dict[int, di
     return ratio
 
 
+def print_hops(lat: dict[int, dict]) -> None:
+    """Each hop's p50/p99 for each paced run (the ``--hops`` table)."""
+    names = list(next(iter(lat.values()))["hops"])
+    print("tick-to-order hop by hop (ms; each row from the instant the one above ends):")
+    print(f"  {'hop':<28}" + "".join(f"{f'{n} worker(s) p50 / p99':>26}" for n in lat))
+    for h in names:
+        print(f"  {h:<28}" + "".join(f"{lat[n]['hops'][h][0]:>15.2f} / {lat[n]['hops'][h][1]:>7.2f}  " for n in lat))
+    print("  orders with every hop: " + ", ".join(f"{n} worker(s) {next(iter(lat[n]['hops'].values()))[2]}" for n in lat))
+
+
+def latency_only(a: argparse.Namespace) -> None:
+    """``--repeat 0 --rate R``: only the paced runs, at ``R`` events/s per symbol (nominal)."""
+    print(f"{a.symbols} simulated symbols, paced at {a.rate:g} events/s per symbol nominal, {a.paced_seconds:.0f} s "
+          f"per run, {os.cpu_count()} cores, load average {load_avg():.2f} before")
+    lat = {n: run(n, a.symbols, a.paced_seconds, paced=True, rate=a.rate, warmup=a.warmup, hops=a.hops)
+           for n in a.workers}
+    for n, lt in lat.items():
+        print(f"  {n} worker(s): achieved {lt['events_per_s']:,.0f} events/s; CPU worker "
+              f"{'/'.join(f'{x:.0%}' for x in lt['worker_cpu'])}, coordinator {lt['coordinator_cpu']:.0%}; "
+              f"tick-to-order p50 {lt['p50_ms']:.2f} ms, p99 {lt['p99_ms']:.2f} ms, max {lt['max_ms']:.2f} ms, "
+              f"{lt['samples']} samples; load average after {lt['load_after']:.2f}")
+    if a.hops:
+        print_hops(lat)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--symbols", type=int, default=20)
@@ -222,7 +273,16 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0,
                     help="orders on frames that arrived this long after a worker started are reported apart")
     ap.add_argument("--json", type=Path, metavar="OUT", help="write the figures to this file (for bench/all)")
+    ap.add_argument("--hops", action="store_true",
+                    help="trace each decision's hops in the paced runs (cluster.trace_hops) and print p50/p99 per hop")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], choices=[1, 2],
+                    help="with --rate and --repeat 0 (no throughput runs): the paced runs to make")
     a = ap.parse_args()
+    if a.repeat == 0:
+        if a.rate is None:
+            ap.error("--repeat 0 (no throughput runs) needs --rate")
+        latency_only(a)
+        return
     print(f"{a.symbols} simulated symbols, {a.seconds:.0f} s per run, {os.cpu_count()} cores, "
           f"load average {load_avg():.2f} before")
     runs, thr = throughput(a, a.unpaced_rate)
@@ -231,7 +291,8 @@ def main() -> None:
     rates = {n: a.rate if a.rate is not None else a.load * thr[n]["events_per_s"] / a.symbols / factor for n in (1, 2)}
     print(f"the simulated market makes {factor:.2f}x its nominal rate in the first {a.paced_seconds:.0f} s: "
           f"the paced runs ask for the nominal rate / {factor:.2f}")
-    lat = {n: run(n, a.symbols, a.paced_seconds, paced=True, rate=rates[n], warmup=a.warmup) for n in (1, 2)}
+    lat = {n: run(n, a.symbols, a.paced_seconds, paced=True, rate=rates[n], warmup=a.warmup, hops=a.hops)
+           for n in (1, 2)}
     print(f"tick-to-order: frame arrival -> order handed to the venue, orders on frames that arrived "
           f"{a.warmup:.0f} s or more after the start")
     print(f"{'workers':>7} {'events/s (unpaced)':>19} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'samples':>7} "
@@ -254,6 +315,8 @@ def main() -> None:
               f"{rates[n] * a.symbols * factor / cap:.0%} of capacity {cap:,.0f}), achieved {lt['events_per_s']:,.0f} "
               f"({lt['events_per_s'] / cap:.0%}); CPU worker {'/'.join(f'{x:.0%}' for x in lt['worker_cpu'])}, "
               f"coordinator {lt['coordinator_cpu']:.0%}; {lt['orders']} orders; load average after {lt['load_after']:.2f}")
+    if a.hops:
+        print_hops(lat)
     ratio = report_throughput(f"throughput, market-data mix ({a.unpaced_rate:g} events/s per symbol nominal, as live "
                               f"markets and the paced runs: a decision every 200 ms per symbol)", runs, thr, target=True)
     one = thr[1]["events_per_s"]

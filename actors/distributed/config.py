@@ -24,6 +24,7 @@ class ClusterConfig:
     hang_timeout_s: float = 5.0      # a node that misses its 0.25 s heartbeat this long is killed and restarted
     start_timeout_s: float = 30.0
     stop_timeout_s: float = 8.0      # SIGINT/SIGTERM: everything is stopped (stragglers killed) within this
+    trace_hops: bool = False         # stamp every hop of each decision (bench/scale.py --hops; see hops.py)
 
     def validate(self) -> ClusterConfig:
         if self.workers < 0:

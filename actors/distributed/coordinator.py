@@ -58,7 +58,7 @@ class CoordinatorCore(Node):
         self.open_state(actors, self.events)
         journal = self.open_journal(actors, built_ns)
         self.d = Dispatcher(actors, self.clock, id_source(msg_id_base(incarnation)), remote=self._remote,
-                            observers=(*journal, self.observer))
+                            observers=(*journal, self.observer, *self.traced()))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -128,7 +128,7 @@ class CoordinatorCore(Node):
             self._hold_early(batch)
             return None
         items, ack = self.receiver.on_batch(batch)
-        self._deliver_items(items)
+        self._deliver_items(items, batch.stamps)
         return ack
 
     EARLY_BATCHES = 256

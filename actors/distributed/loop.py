@@ -134,7 +134,7 @@ class NodeLoop:
         if self.split_batches and len(batch.items) > 1:
             for i, item in enumerate(batch.items):
                 self._on_batch(LinkBatch(batch.link, batch.epoch, batch.first_seq + i, (item,),
-                                         batch.ack if i == 0 else None), peer)
+                                         batch.ack if i == 0 else None, batch.stamps), peer)
                 self.flush()
             return
         self._on_batch(batch, peer)

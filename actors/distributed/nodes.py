@@ -25,6 +25,7 @@ from typing import Any
 
 from arbor.actors.cluster.files import EventFile
 from arbor.actors.cluster.probes import HeldEvents
+from arbor.actors.distributed.hops import HopTrace
 from arbor.actors.replay.recorder import JournalObserver, open_journal_observer
 from arbor.actors.runtime.clock import HandlerClock
 from arbor.actors.runtime.dispatcher import Dispatcher
@@ -113,10 +114,12 @@ class Node:
         self.held_events: HeldEvents  # and its observer whose lines wait for the handler's end
         self.decode_errors = 0
         self.dropped = 0
+        c = getattr(settings, "cluster", None)
+        # Each decision's hops stamped (cluster.trace_hops, for bench/scale.py --hops); None: not a cost.
+        self.hops = HopTrace() if getattr(c, "trace_hops", False) else None
         # Called after an envelope was queued for another node (the shim sends it at once
         # unless it sent moments ago: see _NodeActor._send_now).
         self.queued_remote: Callable[[], None] | None = None
-        c = getattr(settings, "cluster", None)
         self._window = getattr(c, "link_window", 4096)
         self._batch = getattr(c, "link_batch", 256)
         self._tick_s = settings.run.tick_interval_ms / 1000
@@ -163,9 +166,14 @@ class Node:
         """Write the event lines held during the handler that just ended (see ``HeldEvents``)."""
         self.held_events.flush()
 
-    def latency_report(self) -> dict[str, list[int]] | None:
-        """Latency samples this node keeps for ``<name>.latency.json`` (None: it keeps none)."""
-        return None
+    def latency_report(self) -> dict[str, list[Any]] | None:
+        """Latency samples this node keeps for ``<name>.latency.json`` (None: it keeps none): the
+        Coordinator's are its hop records, when traced."""
+        return {"hops": self.hops.report()} if self.hops is not None else None
+
+    def traced(self) -> tuple[HopTrace, ...]:
+        """The hop tracer as a dispatcher observer, when traced (last: it only reads)."""
+        return (self.hops,) if self.hops is not None else ()
 
     def store_status(self) -> dict[str, Any]:
         p = self.persister
@@ -176,8 +184,9 @@ class Node:
         return LinkSender(link, self.incarnation, window=self._window, max_batch=self._batch)
 
     # -- inbound ----------------------------------------------------------------------------
-    def _deliver_items(self, items: list[bytes]) -> None:
+    def _deliver_items(self, items: list[bytes], stamps: tuple[int, int] | None = None) -> None:
         journal = self.journal
+        hops = self.hops
         for raw in items:
             try:
                 env = self.codec.decode_envelope(raw)
@@ -187,6 +196,8 @@ class Node:
                 continue
             if journal is not None:
                 journal.external(env)  # what another node sent is this node's input
+            if hops is not None:
+                hops.arrived(env, stamps)
             self.d.deliver(env)  # the dispatcher dead-letters (and counts) what it does not host
         if items:
             self.d.run()

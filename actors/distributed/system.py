@@ -146,7 +146,7 @@ class _NodeActor(Actor):
         # 5 ms switch interval its thread, woken by a frame, can wait that long for the GIL.
         sys.setswitchinterval(settings.run.switch_interval_ms / 1000)
         host = os.environ.get("THESPIAN_BASE_IPADDR") or settings.cluster.bind_host
-        self.port = ZmqPort(role, name, host, keypair=keypair, allowed=allowed)
+        self.port = ZmqPort(role, name, host, keypair=keypair, allowed=allowed, trace=settings.cluster.trace_hops)
         return settings
 
     def _attach(self, core: Any, settings: Any, poll_s: float, **loop_kw: Any) -> NodeLoop:
