@@ -130,7 +130,7 @@ def hop_table(var: Path, workers: int, since: int) -> dict[str, tuple[float, flo
     """Each hop's p50/p99 (ms) and sample count from the nodes' hop records (``cluster.trace_hops``),
     for orders on frames due at or after ``since`` (wall-clock ns); the last row is the whole path."""
     sys.path.insert(0, str(REPO))
-    from arbor.actors.distributed.hops import HOPS, join
+    from arbor.actors.cluster.hops import HOPS, join
 
     def records(name: str) -> list[dict]:
         try:

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from arbor.actors.cluster.files import EventFile
+from arbor.actors.cluster.fsync import BackgroundFsync
+from arbor.actors.cluster.hops import HopTrace
 from arbor.actors.cluster.probes import HeldEvents
-from arbor.actors.distributed.hops import HopTrace
 from arbor.actors.replay.recorder import JournalObserver, open_journal_observer
 from arbor.actors.runtime.clock import HandlerClock
 from arbor.actors.runtime.dispatcher import Dispatcher
@@ -101,6 +102,7 @@ class Node:
         self.settings = settings
         self.raw_config = raw_config  # what the run's Settings were built from (the journal records it)
         self.journal: JournalObserver | None = None
+        self.fsyncer: BackgroundFsync | None = None
         self.run_id = run_id
         self.var_dir = Path(var_dir)
         self.incarnation = incarnation
@@ -157,9 +159,12 @@ class Node:
             return ()
         restored = {aid: getattr(actors[aid], "inner", actors[aid]).snapshot() for aid in self.restored}
         j = self.settings.journal
+        # The journal's fsyncs (3-10 ms each here) run beside this node's only thread (see actors.cluster.fsync).
+        self.fsyncer = BackgroundFsync(f"arbor-fsync-{self.name}")
         self.journal = open_journal_observer(self.var_dir, self.run_id, self.raw_config, j.policy, built_ns=built_ns,
                                              codec=self.codec, restored=restored,
-                                             segment_bytes=j.segment_mb * 1024 * 1024, node=self.name)
+                                             segment_bytes=j.segment_mb * 1024 * 1024, node=self.name,
+                                             fsync=self.fsyncer)
         return (self.journal,)
 
     def flush_events(self) -> None:
@@ -285,5 +290,9 @@ class Node:
             self.persister.stop()
             self.store.close()
         finally:
-            if self.journal is not None:
-                self.journal.close()
+            try:
+                if self.journal is not None:
+                    self.journal.close()
+            finally:
+                if self.fsyncer is not None:
+                    self.fsyncer.close()  # every fsync the journal asked for is done

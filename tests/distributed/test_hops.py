@@ -8,7 +8,7 @@ from itertools import count
 
 import msgpack
 import pytest
-from arbor.actors.distributed.hops import HOPS, HopTrace, join
+from arbor.actors.cluster.hops import HOPS, HopTrace, join
 from arbor.adapters.link.session import LinkBatch
 from arbor.adapters.link.transport import decode_frame, encode_frame
 from arbor.messages import (
