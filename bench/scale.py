@@ -164,6 +164,7 @@ def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, wa
         rss = []
         per_symbol = []
         cpu = []
+        sched: list[dict] = []  # each worker's thread: time on a CPU, waiting for one, wake-ups
         lat: list[int] = []
         warm: list[int] = []
         ev_lat: list[int] = []
@@ -176,6 +177,7 @@ def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, wa
             rss.append(st["rss_kb"])
             per_symbol.append(st["rss_kb"] / max(1, len(st["symbols"])))
             cpu.append(st.get("cpu_s", float("nan")) / w_span if w_span else float("nan"))
+            sched.append(st.get("sched", {}))
             orders += sum(r["orders"] for r in st["symbols"].values())
             try:
                 got = json.loads((var / "cluster" / "status" / f"worker-{k}.latency.json").read_text())
@@ -198,7 +200,8 @@ def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, wa
                 "samples": len(lat), "rss_worker_kb": rss, "rss_per_symbol_kb": per_symbol,
                 "rss_coordinator_kb": coord["rss_kb"], "worker_cpu": cpu,
                 "coordinator_cpu": coord.get("cpu_s", float("nan")) / span if span else float("nan"),
-                "rate": rate, "load_after": load_avg(), "hops": hop}
+                "rate": rate, "load_after": load_avg(), "hops": hop, "span_s": span,
+                "sched": [*sched, coord.get("sched", {})]}
 
 
 def throughput(a: argparse.Namespace, rate: float) -> tuple[dict[int, list[dict]], dict[int, dict]]:
@@ -243,6 +246,16 @@ def print_hops(lat: dict[int, dict]) -> None:
     print("  orders with every hop: " + ", ".join(f"{n} worker(s) {next(iter(lat[n]['hops'].values()))[2]}" for n in lat))
 
 
+def print_sched(r: dict) -> None:
+    """Each node's thread: share of the run on a CPU, share waiting for one (runnable: another
+    process had the core), and wake-ups per second (each one a chance to wait for a core)."""
+    span = r["span_s"] or float("nan")
+    names = [f"worker-{k}" for k in range(r["workers"])] + ["coordinator"]
+    print("    node threads (on a CPU / waiting for a CPU / wake-ups per s): " + ", ".join(
+        f"{name} {s['run_s'] / span:.0%} / {s['runqueue_s'] / span:.0%} / {s['runs'] / span:,.0f}"
+        for name, s in zip(names, r["sched"], strict=True) if s))
+
+
 def latency_only(a: argparse.Namespace) -> None:
     """``--repeat 0 --rate R``: only the paced runs, at ``R`` events/s per symbol (nominal)."""
     print(f"{a.symbols} simulated symbols, paced at {a.rate:g} events/s per symbol nominal, {a.paced_seconds:.0f} s "
@@ -254,6 +267,7 @@ def latency_only(a: argparse.Namespace) -> None:
               f"{'/'.join(f'{x:.0%}' for x in lt['worker_cpu'])}, coordinator {lt['coordinator_cpu']:.0%}; "
               f"tick-to-order p50 {lt['p50_ms']:.2f} ms, p99 {lt['p99_ms']:.2f} ms, max {lt['max_ms']:.2f} ms, "
               f"{lt['samples']} samples; load average after {lt['load_after']:.2f}")
+        print_sched(lt)
     if a.hops:
         print_hops(lat)
 
@@ -315,6 +329,7 @@ def main() -> None:
               f"{rates[n] * a.symbols * factor / cap:.0%} of capacity {cap:,.0f}), achieved {lt['events_per_s']:,.0f} "
               f"({lt['events_per_s'] / cap:.0%}); CPU worker {'/'.join(f'{x:.0%}' for x in lt['worker_cpu'])}, "
               f"coordinator {lt['coordinator_cpu']:.0%}; {lt['orders']} orders; load average after {lt['load_after']:.2f}")
+        print_sched(lt)
     if a.hops:
         print_hops(lat)
     ratio = report_throughput(f"throughput, market-data mix ({a.unpaced_rate:g} events/s per symbol nominal, as live "

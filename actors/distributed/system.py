@@ -77,6 +77,17 @@ def dump_stacks_on_usr1(var_dir: str, name: str) -> IO[str]:
     return stacks
 
 
+def thread_sched() -> tuple[int, int, int]:
+    """This thread's time on a CPU and waiting for one (runnable, not running), in ns, and its
+    number of runs (``/proc/thread-self/schedstat``; zeros where there is none). psutil has no
+    run-queue time; it is what tells a node starved of CPU from one that waits on its own."""
+    try:
+        run, wait, slices = Path("/proc/thread-self/schedstat").read_text().split()[:3]
+        return int(run), int(wait), int(slices)
+    except (OSError, ValueError):
+        return 0, 0, 0
+
+
 def supervisor_alive(pid: int) -> bool:
     """While the supervisor is this process's parent it is alive (a dead parent's children are
     re-parented at once): one system call instead of asking /proc (0.3-0.6 ms on this machine's
@@ -100,6 +111,7 @@ class _NodeActor(Actor):
         self.fence_s = 0.0  # > 0 on a joined host: exit after this long without a Poke from it
         self.last_contact = time.monotonic()
         self.cpu0 = time.process_time()
+        self.sched0 = (0, 0, 0)
         self.gen = 0
         self.rearms = 0
         self.stopped = False
@@ -162,6 +174,7 @@ class _NodeActor(Actor):
         gc.collect()
         gc.freeze()
         self.cpu0 = time.process_time()  # CPU of the run, not of building the node
+        self.sched0 = thread_sched()
         return loop
 
     # -- wake-ups ---------------------------------------------------------------------------
@@ -224,6 +237,8 @@ class _NodeActor(Actor):
             st["stopped"] = True
         st["timer_rearms"] = self.rearms
         st["cpu_s"] = round(time.process_time() - self.cpu0, 3)  # bench/scale.py reports utilisation from it
+        run, wait, slices = (a - b for a, b in zip(thread_sched(), self.sched0, strict=True))
+        st["sched"] = {"run_s": round(run / 1e9, 3), "runqueue_s": round(wait / 1e9, 3), "runs": slices}
         if self.port is not None:
             st["data_port"] = dict(self.port.stats)
         if self.status_files is None:
