@@ -14,8 +14,8 @@ class ClusterConfig:
     bind_host: str = "127.0.0.1"     # the address every cluster socket binds; loopback unless multi-host
     remote_workers: int = 0          # of the worker slots, how many (the highest-numbered) run on a joined host
     placement: dict[str, int] = attrs.field(factory=dict)  # SYMBOL = slot, overriding the hash rule
-    poll_ms: float = 10.0            # worker idle poll: timers, owed acks (due frames wake it on time)
-    coordinator_poll_ms: float = 10.0
+    poll_ms: float = 100.0           # a worker's longest sleep (due frames, ticks, acks, status wake it on time)
+    coordinator_poll_ms: float = 100.0  # the same for the Coordinator
     feed_budget: int = 512           # market frames a worker handles per poll before reading its mailbox
     link_window: int = 4096          # unacknowledged envelopes in flight per link
     link_batch: int = 256            # envelopes per link batch (one data-plane frame)

@@ -248,11 +248,12 @@ class NodeLoop:
             self.decisions_first()
 
     def next_wake(self, cap: float) -> float:
-        """Seconds until the next owed ack must go, at most ``cap``."""
-        if not self._owed:
-            return cap
-        due = min(o.by for o in self._owed.values()) - self.clock()
-        return max(0.0, min(cap, due))
+        """Seconds until the next owed ack must go, or the status or liveness check is due, at most
+        ``cap`` (the core's own next due work: ``work()``'s answer)."""
+        due = min(self._next_status if self.on_status is not None else float("inf"), self._next_live)
+        if self._owed:
+            due = min(due, *(o.by for o in self._owed.values()))
+        return max(0.0, min(cap, due - self.clock()))
 
     # -- the turn ---------------------------------------------------------------------------
     def housekeeping(self) -> None:

@@ -57,7 +57,7 @@ WORKER_HOST_CAPABILITY = "Arbor Worker Host"
 # unpaced, throughput matters; paced, a backlog of frames must not hold an approval up.
 FEED_SLICE_S = 0.02
 PACED_FEED_SLICE_S = 0.004
-BACKSTOP_S = 0.05  # the thespian wake-up chain that backs up the Waker
+BACKSTOP_S = 0.25  # the thespian wake-up chain that backs up the Waker (each link of it is a wake-up)
 
 
 def plan_settings(plan: ClusterPlan) -> Any:
@@ -322,8 +322,9 @@ class CoordinatorActor(_NodeActor):
         data = self.port.endpoint
         core = CoordinatorCore(settings, plan.run_id, plan.var_dir, msg.incarnation,
                                {int(k): tuple(v) for k, v in plan.assignment.items()}, plan.raw_config)
-        loop = self._attach(core, settings, max(0.001, settings.cluster.coordinator_poll_ms / 1000),
-                            peer_of=lambda b: b.link, split_batches=True)  # "worker-K": the link of worker K's sender
+        poll_s = max(0.001, settings.cluster.coordinator_poll_ms / 1000)
+        loop = self._attach(core, settings, poll_s, peer_of=lambda b: b.link, split_batches=True,  # "worker-K": its link
+                            work=lambda: core.idle_for(time.monotonic(), poll_s))
         self.send(sender, Started("coordinator", -1, msg.incarnation, os.getpid(), socket.gethostname(), data))
         self._backstop()
         self._arm(loop.poll_s)
@@ -382,7 +383,8 @@ class WorkerActor(_NodeActor):
         def work() -> float:
             wait = core.feed(budget=budget, max_s=PACED_FEED_SLICE_S if core.paced else FEED_SLICE_S,
                              ran=box[0].between_runs)
-            return poll_s if wait is None else min(poll_s, wait)
+            idle = core.idle_for(time.monotonic(), poll_s)
+            return idle if wait is None else min(idle, wait)
 
         loop = self._attach(core, settings, poll_s, peer_of=_to_coordinator, work=work)
         box.append(loop)
