@@ -230,9 +230,15 @@ def report_throughput(label: str, runs: dict[int, list[dict]], thr: dict[int, di
     # two Workers and the Coordinator share the cores, so the larger this share, the less a second
     # Worker adds (its batches amortize some of the Coordinator's cost, so it is no hard cap).
     share = one["coordinator_cpu"] / one["worker_cpu"][0] if one["worker_cpu"][0] else float("nan")
+    # On 2 cores, with w the Worker's and c the Coordinator's CPU per event, two Workers reach at
+    # most 2 / (w + c) events/s against one Worker's 1 / w (if one Worker had a core to itself):
+    # a ceiling of 2w / (w + c) = 2 / (1 + c/w), less whatever else runs (the OS, other processes).
+    ceiling = 2 / (1 + share)
+    per_event = one["worker_cpu"][0] / one["events_per_s"] * 1e6 if one["events_per_s"] else float("nan")
     verdict = f" [target 1.7: {'met' if ratio >= 1.7 else 'NOT met'}]" if target else ""
     print(f"  ratio 2 workers / 1 worker: {ratio:.2f} (medians; run by run: {', '.join(f'{x:.2f}' for x in each)})"
-          f"{verdict}; the Coordinator's CPU per event is {share:.0%} of the single Worker's")
+          f"{verdict}; the Coordinator's CPU per event is {share:.0%} of the single Worker's "
+          f"({per_event * share:.0f} vs {per_event:.0f} us): ceiling on 2 cores 2 / (1 + c/w) = {ceiling:.2f}")
     return ratio
 
 

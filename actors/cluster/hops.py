@@ -12,8 +12,8 @@ collector starts handling it); the MandateSet is decided (emitted by the regime)
 that carries it leaves the Worker (stamped into the link frame by the sender's port); the
 Coordinator reads that frame from its socket; decodes the envelope; the Arbitrator starts
 handling it; Risk emits the ActionApproved; the batch that carries the approval leaves the
-Coordinator; the Worker reads it; the Worker's position starts handling it; the executor hands
-the order to the venue (``PlaceOrder``).
+Coordinator; the Worker reads it; the Worker's position starts handling it; the position emits
+the SubmitOrder; the executor hands the order to the venue (``PlaceOrder``, after its write-ahead).
 
 Runs on the node's thread, as a dispatcher observer plus ``arrived`` for what comes off the link.
 """
@@ -37,7 +37,7 @@ from arbor.messages import (
 
 # Each hop's name: the instant it ends. Worker stamps, then Coordinator stamps, then Worker's again.
 HOPS = ("due", "delivered", "decided", "w_sent", "c_read", "c_decoded", "c_handled", "c_approved",
-        "c_sent", "w_read", "w_handled", "placed")
+        "c_sent", "w_read", "w_handled", "w_submitted", "placed")
 KEEP = 4096  # decisions (and causation links) remembered at once: older ones are dropped
 
 
@@ -105,6 +105,9 @@ class HopTrace(QuietObserver):
             order = self._orders.pop(env.causation_id, None)
             if order is not None:
                 self._link(self._orders, env.msg_id, order)
+                rec = self.records.get(order)
+                if rec is not None:
+                    rec["w_submitted"] = self.clock_ns()
         elif t is PlaceOrder and env.sender.endswith("/executor"):
             order = self._orders.pop(env.causation_id, None)
             placed = self.records.pop(order, None) if order is not None else None

@@ -75,15 +75,15 @@ def test_each_node_stamps_its_hops_and_join_puts_them_together() -> None:
     worker.processed(f"{SYM}/position", approval, 1600)
     submit = SubmitOrder(symbol=SYM, action_id="r:1", intent=OrderIntent.ENTRY, side=Side.BUY, qty=D("1"),
                          order_type=OrderType.MARKET, limit_price=None, reduce_only=False, ts_event_ns=0)
-    worker.emitted(env(21, submit, f"{SYM}/position", causation=20), ())
+    worker.emitted(env(21, submit, f"{SYM}/position", causation=20), ())  # submitted 1030
     place = PlaceOrder(symbol=SYM, client_order_id="c1", side=Side.BUY, qty=D("1"), order_type=OrderType.MARKET,
                        limit_price=None, reduce_only=False, ts_event_ns=0)
-    worker.emitted(env(22, place, f"{SYM}/executor", causation=21), ())  # placed 1030
+    worker.emitted(env(22, place, f"{SYM}/executor", causation=21), ())  # placed 1040
 
     (rec,) = join(worker.report(), coord.report())
     assert rec == {"due": 500, "delivered": 600, "decided": 1000, "w_sent": 1100, "c_read": 1200,
                    "c_decoded": 1010, "c_handled": 1300, "c_approved": 1020, "c_sent": 1400, "w_read": 1500,
-                   "w_handled": 1600, "placed": 1030}
+                   "w_handled": 1600, "w_submitted": 1030, "placed": 1040}
     assert list(rec) == list(HOPS)
     assert not worker.records and not coord.records  # finished records leave the open table
 
