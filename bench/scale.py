@@ -59,7 +59,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def config(path: Path, symbols: int, paced: bool, rate: float, hops: bool = False) -> Path:
+def config(path: Path, symbols: int, paced: bool, rate: float, hops: bool = False, turn_ms: float = 20.0) -> Path:
     text = f"""
 [run]
 summary_interval_s = 60
@@ -81,6 +81,7 @@ stale_data_ms = 600000
 [cluster]
 admin_port = {free_port()}
 trace_hops = {"true" if hops else "false"}
+turn_ms = {turn_ms}
 """
     for i in range(symbols):
         strat = "trend_following" if i % 2 else "mean_reversion"
@@ -148,10 +149,10 @@ def hop_table(var: Path, workers: int, since: int) -> dict[str, tuple[float, flo
 
 
 def run(workers: int, symbols: int, seconds: float, paced: bool, rate: float, warmup: float = 0.0,
-        hops: bool = False) -> dict:
+        hops: bool = False, turn_ms: float = 20.0) -> dict:
     with tempfile.TemporaryDirectory(prefix="arbor-scale-") as tmp:
         tmp_path = Path(tmp)
-        cfg = config(tmp_path / "c.toml", symbols, paced, rate, hops)
+        cfg = config(tmp_path / "c.toml", symbols, paced, rate, hops, turn_ms)
         var = tmp_path / "var"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARBOR__")}
         p = subprocess.run([sys.executable, "-m", "arbor.actors.cluster.main", "--config", str(cfg), "--var-dir", str(var),
@@ -265,9 +266,9 @@ def print_sched(r: dict) -> None:
 def latency_only(a: argparse.Namespace) -> None:
     """``--repeat 0 --rate R``: only the paced runs, at ``R`` events/s per symbol (nominal)."""
     print(f"{a.symbols} simulated symbols, paced at {a.rate:g} events/s per symbol nominal, {a.paced_seconds:.0f} s "
-          f"per run, {os.cpu_count()} cores, load average {load_avg():.2f} before")
-    lat = {n: run(n, a.symbols, a.paced_seconds, paced=True, rate=a.rate, warmup=a.warmup, hops=a.hops)
-           for n in a.workers}
+          f"per run, turn_ms {a.turn_ms:g}, {os.cpu_count()} cores, load average {load_avg():.2f} before")
+    lat = {n: run(n, a.symbols, a.paced_seconds, paced=True, rate=a.rate, warmup=a.warmup, hops=a.hops,
+                  turn_ms=a.turn_ms) for n in a.workers}
     for n, lt in lat.items():
         print(f"  {n} worker(s): achieved {lt['events_per_s']:,.0f} events/s; CPU worker "
               f"{'/'.join(f'{x:.0%}' for x in lt['worker_cpu'])}, coordinator {lt['coordinator_cpu']:.0%}; "
@@ -297,6 +298,8 @@ def main() -> None:
                     help="trace each decision's hops in the paced runs (cluster.trace_hops) and print p50/p99 per hop")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], choices=[1, 2],
                     help="with --rate and --repeat 0 (no throughput runs): the paced runs to make")
+    ap.add_argument("--turn-ms", type=float, default=20.0,
+                    help="with --repeat 0: cluster.turn_ms of the paced runs (0: nodes wait only in thespian's watch)")
     a = ap.parse_args()
     if a.repeat == 0:
         if a.rate is None:

@@ -16,6 +16,7 @@ class ClusterConfig:
     placement: dict[str, int] = attrs.field(factory=dict)  # SYMBOL = slot, overriding the hash rule
     poll_ms: float = 100.0           # a worker's longest sleep (due frames, ticks, acks, status wake it on time)
     coordinator_poll_ms: float = 100.0  # the same for the Coordinator
+    turn_ms: float = 20.0            # a node waits this long for due work in its own poll of the data sockets (0: thespian's)
     feed_budget: int = 512           # market frames a worker handles per poll before reading its mailbox
     link_window: int = 4096          # unacknowledged envelopes in flight per link
     link_batch: int = 256            # envelopes per link batch (one data-plane frame)
@@ -41,6 +42,8 @@ class ClusterConfig:
         for key in ("poll_ms", "coordinator_poll_ms", "period_s", "hang_timeout_s", "start_timeout_s", "stop_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"cluster.{key}", "must be > 0")
+        if not 0 <= self.turn_ms <= 1000:
+            raise ConfigError("cluster.turn_ms", "must be within 0..1000")
         for key in ("feed_budget", "link_window", "link_batch"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"cluster.{key}", "must be >= 1")

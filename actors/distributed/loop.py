@@ -88,7 +88,8 @@ class NodeLoop:
     decisions queued behind it in the same batch). ``background`` is the core's periodic work
     besides the link, as ``(due(now) -> bool, run(now))`` pairs (timer ticks); ``commit`` the
     same for the state commit, which runs after the turn's batches went out;
-    ``on_status(with_latency)`` and ``on_liveness()`` are called when they are due.
+    ``on_status(with_latency)`` and ``on_liveness()`` are called when they are due. ``turn_s``:
+    how long a turn may wait for its next due work on the data sockets (``cluster.turn_ms``).
     """
 
     def __init__(self, core: LinkCore, port: Port | None, *, peer_of: Callable[[LinkBatch], str],
@@ -97,7 +98,7 @@ class NodeLoop:
                  background: tuple[tuple[Callable[[float], bool], Callable[[float], Any]], ...] = (),
                  commit: tuple[Callable[[float], bool], Callable[[float], Any]] | None = None,
                  on_status: Callable[[bool], None] | None = None, on_liveness: Callable[[], None] = _nothing,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 turn_s: float = TURN_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.core = core
         self.port = port
         self.peer_of = peer_of
@@ -111,6 +112,7 @@ class NodeLoop:
         self.on_status = on_status
         self.on_liveness = on_liveness
         self.clock = clock
+        self.turn_s = turn_s  # 0: never wait on the data sockets here; thespian's watch of them wakes the node
         self.held = False  # True: link traffic waits (a Worker that does not know its Coordinator's port yet)
         self.stopped = False
         self.last_turn = clock()
@@ -279,7 +281,7 @@ class NodeLoop:
         """Deliver what came in, the node's work, housekeeping, send, then the state commit; while
         the next of these is due within ``TURN_S``, wait for it here (a link frame ends the wait
         at once) and go round again. Returns seconds until the node should turn again (0: at once)."""
-        until = self.clock() + TURN_S
+        until = self.clock() + self.turn_s
         while True:
             self.last_turn = self.clock()
             more = self.inbox()

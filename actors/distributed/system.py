@@ -167,7 +167,7 @@ class _NodeActor(Actor):
         self.loop = loop = NodeLoop(
             core, self.port, ack_items=settings.cluster.link_window // 4, poll_s=poll_s,
             background=((core.tick_due, core.maybe_tick),), commit=(core.persister.due, core.persister.flush_due),
-            on_status=self._put_status, on_liveness=self._liveness, **loop_kw)
+            on_status=self._put_status, on_liveness=self._liveness, turn_s=settings.cluster.turn_ms / 1000, **loop_kw)
         core.queued_remote = loop.send_now
         # Everything built so far lives as long as the process: out of the cyclic collector's way,
         # so a full collection scans only what the run creates (as the single-process runtime does).

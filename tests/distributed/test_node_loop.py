@@ -308,3 +308,11 @@ def test_a_core_sleeps_until_its_ticks_or_commit_are_due():
     assert Node.idle_for(core, 9.99, 1.0) == 0.004
     core._tick_s = 0.0  # no ticks: only the commit and the cap
     assert Node.idle_for(core, 9.99, 0.002) == 0.002
+
+
+def test_with_no_turn_the_loop_never_waits_on_the_port():
+    """``turn_s=0`` (``cluster.turn_ms = 0``): work due soon ends the turn with its delay at once;
+    the node waits in thespian's watch of the data sockets instead of its own poll."""
+    loop, _, port, _ = make(work=lambda: TURN_S / 4, turn_s=0.0)
+    assert loop.turn() == TURN_S / 4
+    assert all(w == 0 for w in port.waited)
