@@ -31,8 +31,16 @@ Also RSS per worker process and per symbol (worker RSS / its symbols, interprete
 Every run stops by itself (``--duration``) and is killed if it overruns by a minute.
 The unpaced runs are repeated (``--repeat``, default 3, alternating 1 and 2 workers) and the
 median of each worker count is used; the paced runs are set from the headline mix's medians.
+Beside each ratio it prints the Coordinator's CPU per event as a share of the single Worker's
+(c/w, from the 1-Worker run) and the ceiling that share leaves two Workers on 2 cores,
+2 / (1 + c/w). For each paced run it prints each node thread's share of the run on a CPU and
+waiting for one (a node starved of CPU, against one that waits on its own) and its wake-ups.
+``--hops`` traces every decision's hops across the processes (``cluster.trace_hops``) and prints
+p50/p99 per hop; ``--repeat 0 --rate R [--workers 1 2] [--turn-ms T]`` makes only the paced runs
+(the smallest run that shows the hops; ``--turn-ms 0``: nodes wait only in thespian's watch).
 Usage: python bench/scale.py [--symbols 20] [--seconds 12] [--load 0.5 | --rate R] [--repeat 3]
        [--paced-seconds 30] [--warmup 3] [--unpaced-rate 300] [--decision-heavy-rate 20 | 0] [--json OUT]
+       [--hops] [--repeat 0 --rate R --workers 1 2 --turn-ms 20]
 ``--json OUT`` writes the headline figures for bench/all (2 workers against 1; each latency
 against the single Worker's time per event at its capacity).
 """
