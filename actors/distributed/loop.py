@@ -41,7 +41,11 @@ INBOUND_POLL_S = 0.0003
 # this long ago: then it rides with what the rest of the dispatcher run produces (a busy node
 # still sends batches, not one frame per envelope).
 LINGER_S = 0.001
-ACK_DELAY_S = 0.02  # an owed ack waits at most this long for a batch going back to ride on
+# An owed ack waits at most this long for a batch going back to ride on. Acks only free the
+# sender's window (4096 items) and bound what a reconnect resends; they are on no decision's
+# path. At 20 ms nearly every decision batch got an ack frame of its own: four thread wake-ups
+# (the sender's timer, both zmq I/O threads, the peer's thread) per decision on a shared host.
+ACK_DELAY_S = 0.2
 
 
 class Port(Protocol):
