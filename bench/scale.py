@@ -248,6 +248,11 @@ def report_throughput(label: str, runs: dict[int, list[dict]], thr: dict[int, di
     print(f"  ratio 2 workers / 1 worker: {ratio:.2f} (medians; run by run: {', '.join(f'{x:.2f}' for x in each)})"
           f"{verdict}; the Coordinator's CPU per event is {share:.0%} of the single Worker's "
           f"({per_event * share:.0f} vs {per_event:.0f} us): ceiling on 2 cores 2 / (1 + c/w) = {ceiling:.2f}")
+    # What the ceiling assumes: the cluster gets both cores. Other processes on the host take theirs.
+    got = {n: sum(thr[n]["worker_cpu"]) + thr[n]["coordinator_cpu"] for n in (1, 2)}
+    print(f"  cores the cluster's nodes got (Workers + Coordinator, of {os.cpu_count()}): {got[1]:.2f} with 1 Worker, "
+          f"{got[2]:.2f} with 2 (the ratio reaches the ceiling only if the nodes get every core); load average "
+          f"after {thr[2]['load_after']:.2f}")
     return ratio
 
 
