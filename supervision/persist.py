@@ -76,6 +76,10 @@ class StatePersister:
         """Whether ``flush_due(now)`` would commit something."""
         return bool(self._pending) and now - self._flushed_at >= self._interval
 
+    def next_due(self, now: float) -> float:
+        """Seconds from ``now`` until ``flush_due`` would commit (infinite while nothing is queued)."""
+        return max(0.0, self._flushed_at + self._interval - now) if self._pending else float("inf")
+
     def flush_due(self, now: float) -> None:
         """Without a writer thread: commit what is queued if ``flush_interval_s`` has passed
         since the last time (``now``: ``time.monotonic()``)."""

@@ -14,8 +14,9 @@ class ClusterConfig:
     bind_host: str = "127.0.0.1"     # the address every cluster socket binds; loopback unless multi-host
     remote_workers: int = 0          # of the worker slots, how many (the highest-numbered) run on a joined host
     placement: dict[str, int] = attrs.field(factory=dict)  # SYMBOL = slot, overriding the hash rule
-    poll_ms: float = 10.0            # worker idle poll: timers, owed acks (due frames wake it on time)
-    coordinator_poll_ms: float = 10.0
+    poll_ms: float = 100.0           # a worker's longest sleep (due frames, ticks, acks, status wake it on time)
+    coordinator_poll_ms: float = 100.0  # the same for the Coordinator
+    turn_ms: float = 20.0            # a node waits this long for due work in its own poll of the data sockets (0: thespian's)
     feed_budget: int = 512           # market frames a worker handles per poll before reading its mailbox
     link_window: int = 4096          # unacknowledged envelopes in flight per link
     link_batch: int = 256            # envelopes per link batch (one data-plane frame)
@@ -24,6 +25,7 @@ class ClusterConfig:
     hang_timeout_s: float = 5.0      # a node that misses its 0.25 s heartbeat this long is killed and restarted
     start_timeout_s: float = 30.0
     stop_timeout_s: float = 8.0      # SIGINT/SIGTERM: everything is stopped (stragglers killed) within this
+    trace_hops: bool = False         # stamp every hop of each decision (bench/scale.py --hops; see hops.py)
 
     def validate(self) -> ClusterConfig:
         if self.workers < 0:
@@ -40,6 +42,8 @@ class ClusterConfig:
         for key in ("poll_ms", "coordinator_poll_ms", "period_s", "hang_timeout_s", "start_timeout_s", "stop_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"cluster.{key}", "must be > 0")
+        if not 0 <= self.turn_ms <= 1000:
+            raise ConfigError("cluster.turn_ms", "must be within 0..1000")
         for key in ("feed_budget", "link_window", "link_batch"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"cluster.{key}", "must be >= 1")

@@ -56,7 +56,7 @@ class CoordinatorCore(Node):
         # states, reservations, pending entries), never from constructor defaults.
         self.open_state(actors, self.events)
         journal = self.open_journal(actors, built_ns)
-        self.open_dispatcher(actors, self._remote, (*journal, self.observer))
+        self.open_dispatcher(actors, self._remote, (*journal, self.observer, *self.traced()))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -126,7 +126,7 @@ class CoordinatorCore(Node):
             self._hold_early(batch)
             return None
         items, ack = self.receiver.on_batch(batch)
-        self._deliver_items(items)
+        self._deliver_items(items, batch.stamps)
         return ack
 
     EARLY_BATCHES = 256

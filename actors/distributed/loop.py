@@ -41,7 +41,11 @@ INBOUND_POLL_S = 0.0003
 # this long ago: then it rides with what the rest of the dispatcher run produces (a busy node
 # still sends batches, not one frame per envelope).
 LINGER_S = 0.001
-ACK_DELAY_S = 0.02  # an owed ack waits at most this long for a batch going back to ride on
+# An owed ack waits at most this long for a batch going back to ride on. Acks only free the
+# sender's window (4096 items) and bound what a reconnect resends; they are on no decision's
+# path. At 20 ms nearly every decision batch got an ack frame of its own: four thread wake-ups
+# (the sender's timer, both zmq I/O threads, the peer's thread) per decision on a shared host.
+ACK_DELAY_S = 0.2
 
 
 class Port(Protocol):
@@ -88,7 +92,8 @@ class NodeLoop:
     decisions queued behind it in the same batch). ``background`` is the core's periodic work
     besides the link, as ``(due(now) -> bool, run(now))`` pairs (timer ticks); ``commit`` the
     same for the state commit, which runs after the turn's batches went out;
-    ``on_status(with_latency)`` and ``on_liveness()`` are called when they are due.
+    ``on_status(with_latency)`` and ``on_liveness()`` are called when they are due. ``turn_s``:
+    how long a turn may wait for its next due work on the data sockets (``cluster.turn_ms``).
     """
 
     def __init__(self, core: LinkCore, port: Port | None, *, peer_of: Callable[[LinkBatch], str],
@@ -97,7 +102,7 @@ class NodeLoop:
                  background: tuple[tuple[Callable[[float], bool], Callable[[float], Any]], ...] = (),
                  commit: tuple[Callable[[float], bool], Callable[[float], Any]] | None = None,
                  on_status: Callable[[bool], None] | None = None, on_liveness: Callable[[], None] = _nothing,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 turn_s: float = TURN_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.core = core
         self.port = port
         self.peer_of = peer_of
@@ -111,6 +116,7 @@ class NodeLoop:
         self.on_status = on_status
         self.on_liveness = on_liveness
         self.clock = clock
+        self.turn_s = turn_s  # 0: never wait on the data sockets here; thespian's watch of them wakes the node
         self.held = False  # True: link traffic waits (a Worker that does not know its Coordinator's port yet)
         self.stopped = False
         self.last_turn = clock()
@@ -134,7 +140,7 @@ class NodeLoop:
         if self.split_batches and len(batch.items) > 1:
             for i, item in enumerate(batch.items):
                 self._on_batch(LinkBatch(batch.link, batch.epoch, batch.first_seq + i, (item,),
-                                         batch.ack if i == 0 else None), peer)
+                                         batch.ack if i == 0 else None, batch.stamps), peer)
                 self.flush()
             return
         self._on_batch(batch, peer)
@@ -248,11 +254,12 @@ class NodeLoop:
             self.decisions_first()
 
     def next_wake(self, cap: float) -> float:
-        """Seconds until the next owed ack must go, at most ``cap``."""
-        if not self._owed:
-            return cap
-        due = min(o.by for o in self._owed.values()) - self.clock()
-        return max(0.0, min(cap, due))
+        """Seconds until the next owed ack must go, or the status or liveness check is due, at most
+        ``cap`` (the core's own next due work: ``work()``'s answer)."""
+        due = min(self._next_status if self.on_status is not None else float("inf"), self._next_live)
+        if self._owed:
+            due = min(due, *(o.by for o in self._owed.values()))
+        return max(0.0, min(cap, due - self.clock()))
 
     # -- the turn ---------------------------------------------------------------------------
     def housekeeping(self) -> None:
@@ -278,7 +285,7 @@ class NodeLoop:
         """Deliver what came in, the node's work, housekeeping, send, then the state commit; while
         the next of these is due within ``TURN_S``, wait for it here (a link frame ends the wait
         at once) and go round again. Returns seconds until the node should turn again (0: at once)."""
-        until = self.clock() + TURN_S
+        until = self.clock() + self.turn_s
         while True:
             self.last_turn = self.clock()
             more = self.inbox()

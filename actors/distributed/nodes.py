@@ -25,6 +25,8 @@ from typing import Any
 
 from arbor.actors.cluster.build import market_clock, run_started_ns
 from arbor.actors.cluster.files import EventFile
+from arbor.actors.cluster.fsync import BackgroundFsync
+from arbor.actors.cluster.hops import HopTrace
 from arbor.actors.cluster.probes import HeldEvents
 from arbor.actors.replay.recorder import JournalObserver, open_journal_observer
 from arbor.actors.runtime.dispatcher import Dispatcher, Observer, id_source
@@ -41,6 +43,7 @@ from loguru import logger
 
 STORE_RUN_KEY = "cluster_run_id"  # the run whose state a node's store holds
 
+TICK_SLACK = 0.25  # how late (a fraction of tick_interval_ms) an idle node may run a symbol's timer ticks
 MSG_IDS_PER_INCARNATION_BITS = 40  # 1.1e12 ids per process: ~35 years at 1,000 messages a second
 
 
@@ -98,6 +101,7 @@ class Node:
         self.settings = settings
         self.raw_config = raw_config  # what the run's Settings were built from (the journal records it)
         self.journal: JournalObserver | None = None
+        self.fsyncer: BackgroundFsync | None = None
         self.run_id = run_id
         self.var_dir = Path(var_dir)
         self.incarnation = incarnation
@@ -113,10 +117,12 @@ class Node:
         self.held_events: HeldEvents  # and its observer whose lines wait for the handler's end
         self.decode_errors = 0
         self.dropped = 0
+        c = getattr(settings, "cluster", None)
+        # Each decision's hops stamped (cluster.trace_hops, for bench/scale.py --hops); None: not a cost.
+        self.hops = HopTrace() if getattr(c, "trace_hops", False) else None
         # Called after an envelope was queued for another node (the shim sends it at once
         # unless it sent moments ago: see _NodeActor._send_now).
         self.queued_remote: Callable[[], None] | None = None
-        c = getattr(settings, "cluster", None)
         self._window = getattr(c, "link_window", 4096)
         self._batch = getattr(c, "link_batch", 256)
         self._tick_s = settings.run.tick_interval_ms / 1000
@@ -162,18 +168,26 @@ class Node:
             return ()
         restored = {aid: getattr(actors[aid], "inner", actors[aid]).snapshot() for aid in self.restored}
         j = self.settings.journal
+        # The journal's fsyncs (3-10 ms each here) run beside this node's only thread (see actors.cluster.fsync).
+        self.fsyncer = BackgroundFsync(f"arbor-fsync-{self.name}")
         self.journal = open_journal_observer(self.var_dir, self.run_id, self.raw_config, j.policy, built_ns=built_ns,
                                              codec=self.codec, restored=restored,
-                                             segment_bytes=j.segment_mb * 1024 * 1024, node=self.name)
+                                             segment_bytes=j.segment_mb * 1024 * 1024, node=self.name,
+                                             fsync=self.fsyncer)
         return (self.journal,)
 
     def flush_events(self) -> None:
         """Write the event lines held during the handler that just ended (see ``HeldEvents``)."""
         self.held_events.flush()
 
-    def latency_report(self) -> dict[str, list[int]] | None:
-        """Latency samples this node keeps for ``<name>.latency.json`` (None: it keeps none)."""
-        return None
+    def latency_report(self) -> dict[str, list[Any]] | None:
+        """Latency samples this node keeps for ``<name>.latency.json`` (None: it keeps none): the
+        Coordinator's are its hop records, when traced."""
+        return {"hops": self.hops.report()} if self.hops is not None else None
+
+    def traced(self) -> tuple[HopTrace, ...]:
+        """The hop tracer as a dispatcher observer, when traced (last: it only reads)."""
+        return (self.hops,) if self.hops is not None else ()
 
     def store_status(self) -> dict[str, Any]:
         p = self.persister
@@ -184,8 +198,9 @@ class Node:
         return LinkSender(link, self.incarnation, window=self._window, max_batch=self._batch)
 
     # -- inbound ----------------------------------------------------------------------------
-    def _deliver_items(self, items: list[bytes]) -> None:
+    def _deliver_items(self, items: list[bytes], stamps: tuple[int, int] | None = None) -> None:
         journal = self.journal
+        hops = self.hops
         for raw in items:
             try:
                 env = self.codec.decode_envelope(raw)
@@ -195,6 +210,8 @@ class Node:
                 continue
             if journal is not None:
                 journal.external(env)  # what another node sent is this node's input
+            if hops is not None:
+                hops.arrived(env, stamps)
             self.d.deliver(env)  # the dispatcher dead-letters (and counts) what it does not host
         if items:
             self.d.run()
@@ -214,6 +231,17 @@ class Node:
     def next_tick_at(self) -> float:
         """When (``time.monotonic()`` seconds) the next symbol's ticks are due (inf: none ever)."""
         return self._next_tick
+
+    def idle_for(self, mono: float, cap: float) -> float:
+        """Seconds until this core's own periodic work is due (the next symbol's timer ticks, the
+        state commit), at most ``cap``: how long the node may sleep when no frame is due. (It slept
+        a fixed poll period, 10 ms, before: 100 wake-ups a second of an idle node, each a pass
+        through thespian's loop, and on a loaded host each a wait for a core.) The symbols' ticks
+        are spread over the interval (see ``maybe_tick``) for a node that is awake anyway; an idle
+        one wakes for them at most ``TICK_SLACK`` of an interval late, ticking every group then due
+        (about four wake-ups per interval instead of one per symbol)."""
+        tick = self._next_tick + self._tick_s * TICK_SLACK - mono if self._tick_s > 0 else cap
+        return max(0.0, min(cap, tick, self.persister.next_due(mono)))
 
     def tick_due(self, mono: float) -> bool:
         return self._tick_s > 0 and self._next_tick <= mono
@@ -277,5 +305,9 @@ class Node:
             self.persister.stop()
             self.store.close()
         finally:
-            if self.journal is not None:
-                self.journal.close()
+            try:
+                if self.journal is not None:
+                    self.journal.close()
+            finally:
+                if self.fsyncer is not None:
+                    self.fsyncer.close()  # every fsync the journal asked for is done

@@ -57,7 +57,7 @@ WORKER_HOST_CAPABILITY = "Arbor Worker Host"
 # unpaced, throughput matters; paced, a backlog of frames must not hold an approval up.
 FEED_SLICE_S = 0.02
 PACED_FEED_SLICE_S = 0.004
-BACKSTOP_S = 0.05  # the thespian wake-up chain that backs up the Waker
+BACKSTOP_S = 0.25  # the thespian wake-up chain that backs up the Waker (each link of it is a wake-up)
 
 
 def plan_settings(plan: ClusterPlan) -> Any:
@@ -75,6 +75,17 @@ def dump_stacks_on_usr1(var_dir: str, name: str) -> IO[str]:
     faulthandler.unregister(signal.SIGUSR1)
     faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
     return stacks
+
+
+def thread_sched() -> tuple[int, int, int]:
+    """This thread's time on a CPU and waiting for one (runnable, not running), in ns, and its
+    number of runs (``/proc/thread-self/schedstat``; zeros where there is none). psutil has no
+    run-queue time; it is what tells a node starved of CPU from one that waits on its own."""
+    try:
+        run, wait, slices = Path("/proc/thread-self/schedstat").read_text().split()[:3]
+        return int(run), int(wait), int(slices)
+    except (OSError, ValueError):
+        return 0, 0, 0
 
 
 def supervisor_alive(pid: int) -> bool:
@@ -100,6 +111,7 @@ class _NodeActor(Actor):
         self.fence_s = 0.0  # > 0 on a joined host: exit after this long without a Poke from it
         self.last_contact = time.monotonic()
         self.cpu0 = time.process_time()
+        self.sched0 = (0, 0, 0)
         self.gen = 0
         self.rearms = 0
         self.stopped = False
@@ -146,7 +158,7 @@ class _NodeActor(Actor):
         # 5 ms switch interval its thread, woken by a frame, can wait that long for the GIL.
         sys.setswitchinterval(settings.run.switch_interval_ms / 1000)
         host = os.environ.get("THESPIAN_BASE_IPADDR") or settings.cluster.bind_host
-        self.port = ZmqPort(role, name, host, keypair=keypair, allowed=allowed)
+        self.port = ZmqPort(role, name, host, keypair=keypair, allowed=allowed, trace=settings.cluster.trace_hops)
         return settings
 
     def _attach(self, core: Any, settings: Any, poll_s: float, **loop_kw: Any) -> NodeLoop:
@@ -155,13 +167,14 @@ class _NodeActor(Actor):
         self.loop = loop = NodeLoop(
             core, self.port, ack_items=settings.cluster.link_window // 4, poll_s=poll_s,
             background=((core.tick_due, core.maybe_tick),), commit=(core.persister.due, core.persister.flush_due),
-            on_status=self._put_status, on_liveness=self._liveness, **loop_kw)
+            on_status=self._put_status, on_liveness=self._liveness, turn_s=settings.cluster.turn_ms / 1000, **loop_kw)
         core.queued_remote = loop.send_now
         # Everything built so far lives as long as the process: out of the cyclic collector's way,
         # so a full collection scans only what the run creates (as the single-process runtime does).
         gc.collect()
         gc.freeze()
         self.cpu0 = time.process_time()  # CPU of the run, not of building the node
+        self.sched0 = thread_sched()
         return loop
 
     # -- wake-ups ---------------------------------------------------------------------------
@@ -224,6 +237,8 @@ class _NodeActor(Actor):
             st["stopped"] = True
         st["timer_rearms"] = self.rearms
         st["cpu_s"] = round(time.process_time() - self.cpu0, 3)  # bench/scale.py reports utilisation from it
+        run, wait, slices = (a - b for a, b in zip(thread_sched(), self.sched0, strict=True))
+        st["sched"] = {"run_s": round(run / 1e9, 3), "runqueue_s": round(wait / 1e9, 3), "runs": slices}
         if self.port is not None:
             st["data_port"] = dict(self.port.stats)
         if self.status_files is None:
@@ -307,8 +322,9 @@ class CoordinatorActor(_NodeActor):
         data = self.port.endpoint
         core = CoordinatorCore(settings, plan.run_id, plan.var_dir, msg.incarnation,
                                {int(k): tuple(v) for k, v in plan.assignment.items()}, plan.raw_config)
-        loop = self._attach(core, settings, max(0.001, settings.cluster.coordinator_poll_ms / 1000),
-                            peer_of=lambda b: b.link, split_batches=True)  # "worker-K": the link of worker K's sender
+        poll_s = max(0.001, settings.cluster.coordinator_poll_ms / 1000)
+        loop = self._attach(core, settings, poll_s, peer_of=lambda b: b.link, split_batches=True,  # "worker-K": its link
+                            work=lambda: core.idle_for(time.monotonic(), poll_s))
         self.send(sender, Started("coordinator", -1, msg.incarnation, os.getpid(), socket.gethostname(), data))
         self._backstop()
         self._arm(loop.poll_s)
@@ -367,7 +383,8 @@ class WorkerActor(_NodeActor):
         def work() -> float:
             wait = core.feed(budget=budget, max_s=PACED_FEED_SLICE_S if core.paced else FEED_SLICE_S,
                              ran=box[0].between_runs)
-            return poll_s if wait is None else min(poll_s, wait)
+            idle = core.idle_for(time.monotonic(), poll_s)
+            return idle if wait is None else min(idle, wait)
 
         loop = self._attach(core, settings, poll_s, peer_of=_to_coordinator, work=work)
         box.append(loop)

@@ -74,7 +74,7 @@ class WorkerCore(Node):
             self.var_dir / "trades.jsonl", settings.run.mode, run_id=run_id,
             open_path=self.var_dir / "cluster" / f"trades.open.{run_id}.{self.name}.json")
         journal = self.open_journal(actors, built_ns)  # first: what it refuses nobody counts
-        self.open_dispatcher(actors, self._remote, (*journal, self.probe, self.trades))
+        self.open_dispatcher(actors, self._remote, (*journal, self.probe, self.trades, *self.traced()))
         self.hooks = supervisor_for(settings, self.clock, run_id, self.faults, self.persister)(self.d)
         self.d.attach_persistence(self.persister.after_handle)
         self.persister.start()
@@ -159,7 +159,7 @@ class WorkerCore(Node):
         if batch.link != f"{COORDINATOR_LINK}>{self.name}" or batch.epoch != self.coordinator_incarnation:
             return None
         items, ack = self.receiver.on_batch(batch)
-        self._deliver_items(items)
+        self._deliver_items(items, batch.stamps)
         return ack
 
     # -- market feed ------------------------------------------------------------------------
@@ -267,11 +267,14 @@ class WorkerCore(Node):
                 "link": self.link_stats(), "store": self.store_status(),
                 "rss_kb": rss_kb(), "processed": self.d.processed_count}
 
-    def latency_report(self) -> dict[str, list[int]]:
-        """The newest 20,000 tick-to-order samples (see ``WorkerProbe``)."""
+    def latency_report(self) -> dict[str, list[Any]]:
+        """The newest 20,000 tick-to-order samples (see ``WorkerProbe``), and hop records when traced."""
         p = self.probe
-        return {"latencies_ns": p.latencies_ns[-20_000:], "arrivals_ns": p.arrivals_ns[-20_000:],
-                "event_latencies_ns": p.event_latencies_ns[-20_000:]}
+        out: dict[str, list[Any]] = {"latencies_ns": p.latencies_ns[-20_000:], "arrivals_ns": p.arrivals_ns[-20_000:],
+                                     "event_latencies_ns": p.event_latencies_ns[-20_000:]}
+        if self.hops is not None:
+            out["hops"] = self.hops.report()
+        return out
 
     def close(self) -> None:
         try:

@@ -242,7 +242,8 @@ def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[
                           clock_ns: Callable[[], int] = time.time_ns, segment_bytes: int = 64 * 1024 * 1024,
                           on_bytes: Callable[[int], None] | None = None,
                           on_fsync: Callable[[float], None] | None = None,
-                          restored: Mapping[str, Any] | None = None, node: str | None = None) -> JournalObserver:
+                          restored: Mapping[str, Any] | None = None, node: str | None = None,
+                          fsync: Callable[[int], None] = os.fsync) -> JournalObserver:
     """A JournalObserver on ``<var_dir>/journal/<run_id>`` (``.../<run_id>/<node>`` for one process
     of a multi-process run) that has written the run's metadata.
 
@@ -250,20 +251,21 @@ def open_journal_observer(var_dir: Path | str, run_id: str, raw_config: Mapping[
     ``built_ns`` the instant the actors were built at (see ``build_held``). ``on_bytes`` and
     ``on_fsync`` (seconds per fsync) feed the metrics. ``restored`` maps each actor restored from
     the state store to its snapshot (what ``snapshot()`` returned right after the restore): it is
-    recorded in the metadata so an audit replay starts each actor from that state.
+    recorded in the metadata so an audit replay starts each actor from that state. ``fsync`` syncs a
+    descriptor (a cluster node passes one that does it off its thread: ``actors.cluster.fsync``).
     """
     directory = Path(var_dir) / JOURNAL_SUBDIR / run_id
     if node is not None:
         directory = directory / node
 
-    def fsync(fd: int) -> None:
+    def timed_fsync(fd: int) -> None:
         t0 = time.perf_counter()
-        os.fsync(fd)
+        fsync(fd)
         if on_fsync is not None:
             on_fsync(time.perf_counter() - t0)
 
     writer = JournalWriter(directory, run_id=run_id, durability=parse_durability(durability), clock_ns=clock_ns,
-                           segment_bytes=segment_bytes, fsync=fsync)
+                           segment_bytes=segment_bytes, fsync=timed_fsync)
     observer = JournalObserver(writer, codec or Codec(), clock_ns, on_bytes=on_bytes)
     try:
         observer.start_run(RunMetadata(run_id=run_id, config=dict(raw_config), started_ns=clock_ns(),

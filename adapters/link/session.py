@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 
@@ -41,13 +41,15 @@ class LinkAck:
 @dataclass(frozen=True)
 class LinkBatch:
     """Items ``first_seq, first_seq+1, ...`` of link ``link`` (sender name) in epoch ``epoch``;
-    ``ack``, if any, acknowledges the reverse link (a piggybacked ``LinkAck``)."""
+    ``ack``, if any, acknowledges the reverse link (a piggybacked ``LinkAck``). ``stamps``: when
+    the sender sent it and the receiver read it (wall-clock ns), only while hops are traced."""
 
     link: str
     epoch: int
     first_seq: int
     items: tuple[bytes, ...]
     ack: LinkAck | None = None
+    stamps: tuple[int, int] | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import select
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
@@ -63,10 +64,13 @@ class ZmqPort:
     """One node's end of the data plane (see the module docstring); runs on the node's thread."""
 
     def __init__(self, role: str, name: str, host: str, curve: bool | None = None,
-                 keypair: tuple[str, str] | tuple[()] = (), allowed: Iterable[str] = ()) -> None:
+                 keypair: tuple[str, str] | tuple[()] = (), allowed: Iterable[str] = (),
+                 trace: bool = False) -> None:
         """``keypair``: a Worker's CURVE (public, secret) keys, z85; ``allowed``: the Worker public
-        keys a Coordinator accepts from the start (the supervisor makes one pair per slot)."""
+        keys a Coordinator accepts from the start (the supervisor makes one pair per slot);
+        ``trace``: stamp each batch with the time it is sent (``cluster.trace_hops``)."""
         self.role, self.name, self.host = role, name, host
+        self.trace = trace
         self.curve = needs_curve(host) if curve is None else curve
         self.ctx = zmq.Context(io_threads=1)
         self.inbox: deque[LinkBatch] = deque()  # received, not yet handled
@@ -181,11 +185,12 @@ class ZmqPort:
         if self.sock is None:
             self.stats["send_refused"] += 1
             return False
+        frame = encode_frame(msg, time.time_ns() if self.trace else None)
         try:
             if self.role == "coordinator":
-                self.sock.send_multipart((peer.encode(), encode_frame(msg)), zmq.NOBLOCK)
+                self.sock.send_multipart((peer.encode(), frame), zmq.NOBLOCK)
             else:
-                self.sock.send(encode_frame(msg), zmq.NOBLOCK)
+                self.sock.send(frame, zmq.NOBLOCK)
         except zmq.ZMQError:  # EHOSTUNREACH (not connected yet / gone) or EAGAIN (high-water mark)
             self.stats["send_refused"] += 1
             return False
@@ -240,6 +245,8 @@ class ZmqPort:
         if m.ack is not None:  # applied ahead of the batches, and only there
             self.acks.append(m.ack)
             m = replace(m, ack=None)
+        if m.stamps is not None:  # sent at stamps[0] (by the sender's clock); read now
+            m = replace(m, stamps=(m.stamps[0], time.time_ns()))
         self.inbox.append(m)
 
     def close(self) -> None:
@@ -252,11 +259,15 @@ class ZmqPort:
         self.ctx.term()
 
 
-def encode_frame(msg: LinkBatch | LinkAck) -> bytes:
+def encode_frame(msg: LinkBatch | LinkAck, sent_ns: int | None = None) -> bytes:
+    """``sent_ns`` (hops traced): a batch carries the time it was sent as a seventh field."""
     if isinstance(msg, LinkBatch):
         a = msg.ack
-        return msgpack.packb([0, msg.link, msg.epoch, msg.first_seq, list(msg.items),
-                              None if a is None else [a.link, a.epoch, a.upto, a.resend]], use_bin_type=True)
+        v = [0, msg.link, msg.epoch, msg.first_seq, list(msg.items),
+             None if a is None else [a.link, a.epoch, a.upto, a.resend]]
+        if sent_ns is not None:
+            v.append(sent_ns)
+        return msgpack.packb(v, use_bin_type=True)
     return msgpack.packb([1, msg.link, msg.epoch, msg.upto, msg.resend], use_bin_type=True)
 
 
@@ -273,12 +284,16 @@ def decode_frame(raw: bytes) -> LinkBatch | LinkAck:
     v = msgpack.unpackb(raw, raw=False)
     if type(v) is not list or not v:
         raise ValueError("not a link frame")
-    if v[0] == 0 and len(v) == 6:
-        _, link, epoch, first, items, ack = v
+    if v[0] == 0 and len(v) in (6, 7):
+        link, epoch, first, items, ack = v[1:6]
         if type(link) is not str or type(epoch) is not int or type(first) is not int or type(items) is not list \
                 or not all(type(x) is bytes for x in items):
             raise ValueError("malformed batch")
-        return LinkBatch(link, epoch, first, tuple(items), None if ack is None else _ack_of(ack))
+        sent = v[6] if len(v) == 7 else None
+        if sent is not None and type(sent) is not int:
+            raise ValueError("malformed batch stamp")
+        return LinkBatch(link, epoch, first, tuple(items), None if ack is None else _ack_of(ack),
+                         None if sent is None else (sent, 0))
     if v[0] == 1 and len(v) == 5:
         return _ack_of(v[1:])
     raise ValueError(f"unknown link frame tag {v[0]!r}")

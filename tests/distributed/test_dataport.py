@@ -365,6 +365,7 @@ def test_node_ack_rides_on_its_next_batch(node):
 def test_node_ack_goes_alone_after_its_delay(node):
     """With nothing to send back, the owed ack goes alone once it has waited its delay (ACK_DELAY_S)."""
     assert node.loop.ack_delay_s == ACK_DELAY_S
+    node.loop.housekeeping()  # as every turn does: the liveness check is next due later than the ack
     start = time.monotonic()
     node.loop.on_batch(_from_coordinator(1, 3), "coordinator")
     assert 0 < node.loop.next_wake(1.0) <= ACK_DELAY_S  # the node's next poll is no later than the ack's deadline

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import replace
+from types import SimpleNamespace
 
 from arbor.actors.distributed.loop import (
     ACK_DELAY_S,
     INBOX_SLICE_S,
     LATENCY_EVERY_S,
+    LIVENESS_EVERY_S,
     STATUS_EVERY_S,
     TURN_S,
     NodeLoop,
 )
+from arbor.actors.distributed.nodes import TICK_SLACK, Node
 from arbor.adapters.link.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 
 
@@ -120,6 +123,7 @@ def test_owed_ack_rides_on_the_next_batch():
 def test_owed_ack_goes_alone_once_its_delay_has_passed():
     """With nothing to send back, the owed ack goes alone at ACK_DELAY_S, not before."""
     loop, _, port, clock = make()
+    loop.housekeeping()  # as every turn does: the liveness check is next due in LIVENESS_EVERY_S
     loop.on_batch(batch(1, 3), "coordinator")
     assert loop.next_wake(1.0) == ACK_DELAY_S  # the node turns again no later than the ack's deadline
     clock.advance(ACK_DELAY_S / 2)
@@ -280,3 +284,35 @@ def test_overdue_reports_a_stalled_loop():
     assert loop.overdue(0.1) == 0.0
     clock.advance(0.1)
     assert abs(loop.overdue(0.1) - 0.15) < 1e-9
+
+
+def test_an_idle_loop_sleeps_until_its_next_due_work_not_a_poll_period():
+    """Nothing to do: the turn ends with the delay until the status or liveness check is due (no
+    fixed poll), and the core's own next due work (``work()``) shortens it."""
+    loop, _, port, clock = make(work=lambda: 10.0, on_status=lambda lat: None)
+    assert loop.turn() == min(STATUS_EVERY_S, LIVENESS_EVERY_S)
+    assert all(w == 0 for w in port.waited)  # nothing due within the turn: only the peeks before background work
+    clock.advance(STATUS_EVERY_S / 2)
+    assert loop.next_wake(10.0) == min(STATUS_EVERY_S, LIVENESS_EVERY_S) - STATUS_EVERY_S / 2
+    assert loop.next_wake(0.01) == 0.01
+
+
+def test_a_core_sleeps_until_its_ticks_or_commit_are_due():
+    """A node core's ``idle_for``: the next timer tick (an idle node may run it TICK_SLACK of an
+    interval late), the state commit if something is queued, at most the cap."""
+    inf = float("inf")
+    core = SimpleNamespace(_next_tick=10.0, _tick_s=0.1, persister=SimpleNamespace(next_due=lambda now: inf))
+    assert Node.idle_for(core, 9.0, 0.1) == 0.1
+    assert abs(Node.idle_for(core, 9.99, 1.0) - (0.01 + 0.1 * TICK_SLACK)) < 1e-9
+    core.persister = SimpleNamespace(next_due=lambda now: 0.004)
+    assert Node.idle_for(core, 9.99, 1.0) == 0.004
+    core._tick_s = 0.0  # no ticks: only the commit and the cap
+    assert Node.idle_for(core, 9.99, 0.002) == 0.002
+
+
+def test_with_no_turn_the_loop_never_waits_on_the_port():
+    """``turn_s=0`` (``cluster.turn_ms = 0``): work due soon ends the turn with its delay at once;
+    the node waits in thespian's watch of the data sockets instead of its own poll."""
+    loop, _, port, _ = make(work=lambda: TURN_S / 4, turn_s=0.0)
+    assert loop.turn() == TURN_S / 4
+    assert all(w == 0 for w in port.waited)
