@@ -15,7 +15,8 @@ Channels:
 - ``activeAssetCtx``: MARK with ``mark_price`` = markPx, ``index_price`` = oraclePx,
   ``funding_rate``, ``open_interest`` and ``price`` = midPx (spot contexts have no funding/oracle/OI).
 - ``allMids``: MARK with ``price`` = the mid (a mid is not a mark, so ``mark_price`` stays ``None``).
-- ``allDexsAssetCtxs``: MARK as for activeAssetCtx, for the coin at ``asset_index`` of the first dex.
+- ``allDexsAssetCtxs``: MARK as for activeAssetCtx, for the coin at ``asset_index`` of the main dex
+  (``""``); a frame that lists no main dex is a DecodeError.
 - ``subscriptionResponse``, ``pong``, ``post``: control frames, ``[]``. ``error``: DecodeError.
 
 The symbol: the contract's field dicts carry no symbol (the collector adds it), so a decoder is
@@ -194,7 +195,9 @@ def _all_dexs_asset_ctxs(data: dict[str, Any], coin: str | None, asset_index: in
             if asset_index >= len(contexts):
                 return []
             return [_asset_ctx(_obj(contexts[asset_index], "ctx"), 0)]
-    return []
+    # The venue lists the main dex ("") first in every frame: without it the frame is malformed,
+    # not "no context for this coin" (which nobody would count).
+    raise DecodeError("allDexsAssetCtxs lists no main dex ('')")
 
 
 # -- field readers ------------------------------------------------------------------------------

@@ -76,6 +76,17 @@ def test_all_dexs_asset_ctxs_reads_the_coin_at_its_asset_index(shared_data):
         make_hyperliquid_decoder("ETH")(payload)
 
 
+def test_all_dexs_asset_ctxs_without_the_main_dex_is_a_decode_error(shared_data):
+    """Found by the decoder fuzz (a dex name mutated to "1e999999"): a frame whose contexts list no
+    main dex ("") was taken as "no context for this coin", an empty result nobody counted. The
+    venue always lists the main dex first, so its absence is a malformed frame: a DecodeFailure."""
+    real = json.loads(nautilus(shared_data, "ws_all_dexs_asset_ctxs.json"))
+    real["data"]["ctxs"][0][0] = "1e999999"
+    assert all(dex != "" for dex, _ in real["data"]["ctxs"])
+    with pytest.raises(DecodeError, match="main dex"):
+        make_hyperliquid_decoder("ETH", asset_index=1)(frame(real))
+
+
 def test_recorded_l2_book_is_a_snapshot_with_the_payload_levels(shared_data):
     """The recorded DYDX book: SNAPSHOT whose bids and asks equal the payload's px/sz, in order."""
     book = cassette_answers(shared_data / "hyperliquid" / "sdk_cassettes")["l2Book"]
