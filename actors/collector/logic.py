@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from arbor.actors.base import ActorContext, ActorLogic
@@ -29,6 +30,11 @@ class CollectorLogic(ActorLogic):
         self._events = 0
         self._failures = 0
         self._control_frames = 0
+
+    def wrap_decoder(self, wrap: Callable[[Decoder], Decoder]) -> None:
+        """Decode through ``wrap(current decoder)`` from now on: the fault hook that tests and audit
+        experiments use to change what a frame decodes to (the actor never calls it itself)."""
+        self._decode = wrap(self._decode)
 
     def on_venue_payload(self, msg: VenuePayload) -> list[RawMarketEvent] | list[DecodeFailure]:
         """Decode one frame into its events, or into one DecodeFailure."""

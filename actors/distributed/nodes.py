@@ -91,6 +91,13 @@ def _set_aside(path: Path) -> None:
             dst.unlink()  # an older copy's log must never be applied to this one
 
 
+def idle_for(next_tick: float, tick_s: float, commit_due: float, mono: float, cap: float) -> float:
+    """``Node.idle_for`` on its inputs: the next symbol's ticks at ``next_tick`` (``time.monotonic()``
+    seconds; every ``tick_s``, 0: none), the state commit in ``commit_due`` seconds, now ``mono``."""
+    tick = next_tick + tick_s * TICK_SLACK - mono if tick_s > 0 else cap
+    return max(0.0, min(cap, tick, commit_due))
+
+
 class Node:
     """What both node kinds share: a dispatcher, the codec, link endpoints, ticks and counters."""
 
@@ -240,8 +247,7 @@ class Node:
         are spread over the interval (see ``maybe_tick``) for a node that is awake anyway; an idle
         one wakes for them at most ``TICK_SLACK`` of an interval late, ticking every group then due
         (about four wake-ups per interval instead of one per symbol)."""
-        tick = self._next_tick + self._tick_s * TICK_SLACK - mono if self._tick_s > 0 else cap
-        return max(0.0, min(cap, tick, self.persister.next_due(mono)))
+        return idle_for(self._next_tick, self._tick_s, self.persister.next_due(mono), mono, cap)
 
     def tick_due(self, mono: float) -> bool:
         return self._tick_s > 0 and self._next_tick <= mono

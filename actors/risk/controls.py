@@ -80,9 +80,10 @@ class TradingControls:
         # (every such change goes through the methods below, which reset it).
         self._scopes_snap: tuple[ScopeRecord, ...] | None = None
 
-    def snapshot(self) -> ControlsSnapshot:
+    def snapshot(self, fresh: bool = False) -> ControlsSnapshot:
+        """The controls' durable state; ``fresh``: rebuild the scope records instead of reusing them."""
         k = self.kill
-        scopes = self._scopes_snap
+        scopes = None if fresh else self._scopes_snap
         if scopes is None:
             back_of = self.restore_on_recovery
             scopes = self._scopes_snap = tuple(

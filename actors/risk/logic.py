@@ -137,11 +137,15 @@ class RiskLogic(ActorLogic):
         self._holds: dict[str, AssumptionHold] = {}  # symbols held down by broken assumptions
 
     # -- persistence (called by supervision, never from a handler) --------------------------
-    def snapshot(self) -> RiskSnapshot:
+    def snapshot(self, fresh: bool = False) -> RiskSnapshot:
         """The durable state, taken after every handled message (the persister): a symbol's book
-        record is rebuilt only when its book changed since the last snapshot."""
+        record is rebuilt only when its book changed since the last snapshot. ``fresh``: rebuild
+        every record, reusing nothing (what the reused records must always equal)."""
         records = self._book_records
         symbols = self.book.symbols
+        if fresh:
+            records.clear()
+            self.book.changed.update(symbols)
         for symbol in self.book.changed:
             b = symbols[symbol]
             records[symbol] = SymbolBookRecord(
@@ -151,7 +155,7 @@ class RiskLogic(ActorLogic):
             )
         self.book.changed.clear()
         return RiskSnapshot(
-            controls=self.controls.snapshot(),
+            controls=self.controls.snapshot(fresh),
             limits=self.limits.snapshot(),
             books=tuple(records[s] for s in symbols),
             reservations=self.book.reservations(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 
 
 class Waker:
@@ -21,7 +22,9 @@ class Waker:
     thespian handles every ready socket in the same pass.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_ring: Callable[[], None] | None = None) -> None:
+        """``on_ring`` is called each time the pipe is written (on the ringing thread), to observe it."""
+        self._on_ring = on_ring
         self.fd, self._w = os.pipe()
         os.set_blocking(self.fd, False)
         os.set_blocking(self._w, False)
@@ -66,6 +69,8 @@ class Waker:
         os.close(self._w)
 
     def _ring(self) -> None:
+        if self._on_ring is not None:
+            self._on_ring()
         try:  # noqa: SIM105 -- on every wake: contextlib.suppress would add two calls to it
             os.write(self._w, b"!")
         except BlockingIOError:

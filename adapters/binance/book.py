@@ -218,6 +218,10 @@ class BookSync:
 
     # -- procedure --------------------------------------------------------------------------------
 
+    def buffered(self) -> tuple[tuple[int, int], ...]:
+        """``(first, last)`` update ids of the diffs held for the next snapshot, oldest first."""
+        return tuple((d.first, d.last) for d in self._buffer)
+
     def _buffer_diff(self, diff: _Diff) -> None:
         if len(self._buffer) == self._buffer.maxlen:
             self.counters["buffer_overflows"] += 1  # the oldest goes; a later snapshot still bridges

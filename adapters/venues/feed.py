@@ -236,10 +236,12 @@ class MarketFeed:
         if not intents or self._pool is None:
             return
         for intent in intents:  # one worker thread: intents reach Risk in the order they happened
-            self._pool.submit(self._enact, *intent)
+            self._pool.submit(self.enact, *intent)
 
-    def _enact(self, symbol: str, what: str, reason: str) -> None:
-        """On the guard thread: read Risk's record, then send only what the feed may send."""
+    def enact(self, symbol: str, what: str, reason: str) -> None:
+        """Degrade (``what="degrade"``: REDUCING) or restore (ACTIVE) ``symbol`` for ``reason``: read
+        Risk's record, then send only what the feed may send. The feed runs it on its guard thread,
+        one intent after another; called directly, it runs on the caller's."""
         record = self._probe(symbol)
         state, who = record if record is not None else (TradingState.ACTIVE, "")
         if what == "degrade":

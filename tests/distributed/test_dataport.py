@@ -31,11 +31,7 @@ class RecordingWaker(Waker):
 
     def __init__(self) -> None:
         self.rung: list[float] = []
-        super().__init__()
-
-    def _ring(self) -> None:
-        self.rung.append(time.monotonic())
-        super()._ring()
+        super().__init__(on_ring=lambda: self.rung.append(time.monotonic()))
 
 
 @pytest.fixture

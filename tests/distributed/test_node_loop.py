@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import replace
-from types import SimpleNamespace
 
 from arbor.actors.distributed.loop import (
     ACK_DELAY_S,
@@ -15,7 +14,7 @@ from arbor.actors.distributed.loop import (
     TURN_S,
     NodeLoop,
 )
-from arbor.actors.distributed.nodes import TICK_SLACK, Node
+from arbor.actors.distributed.nodes import TICK_SLACK, idle_for
 from arbor.adapters.link.session import LinkAck, LinkBatch, LinkReceiver, LinkSender
 
 
@@ -301,13 +300,10 @@ def test_a_core_sleeps_until_its_ticks_or_commit_are_due():
     """A node core's ``idle_for``: the next timer tick (an idle node may run it TICK_SLACK of an
     interval late), the state commit if something is queued, at most the cap."""
     inf = float("inf")
-    core = SimpleNamespace(_next_tick=10.0, _tick_s=0.1, persister=SimpleNamespace(next_due=lambda now: inf))
-    assert Node.idle_for(core, 9.0, 0.1) == 0.1
-    assert abs(Node.idle_for(core, 9.99, 1.0) - (0.01 + 0.1 * TICK_SLACK)) < 1e-9
-    core.persister = SimpleNamespace(next_due=lambda now: 0.004)
-    assert Node.idle_for(core, 9.99, 1.0) == 0.004
-    core._tick_s = 0.0  # no ticks: only the commit and the cap
-    assert Node.idle_for(core, 9.99, 0.002) == 0.002
+    assert idle_for(10.0, 0.1, inf, 9.0, 0.1) == 0.1
+    assert abs(idle_for(10.0, 0.1, inf, 9.99, 1.0) - (0.01 + 0.1 * TICK_SLACK)) < 1e-9
+    assert idle_for(10.0, 0.1, 0.004, 9.99, 1.0) == 0.004  # a commit queued
+    assert idle_for(10.0, 0.0, 0.004, 9.99, 0.002) == 0.002  # no ticks: only the commit and the cap
 
 
 def test_with_no_turn_the_loop_never_waits_on_the_port():

@@ -7,6 +7,7 @@ handed on, and one that differs (seen in what its receivers emit).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import msgpack
 import pytest
 from arbor.actors.cluster.simulate import SimulatedCluster
+from arbor.actors.collector.logic import CollectorLogic
 from arbor.actors.replay import audit_journal, open_journal_observer
 from arbor.actors.replay.audit import ReplayClock, build_from_metadata
 from arbor.actors.replay.recorder import JournalObserver
@@ -79,6 +81,17 @@ def full_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return record(tmp_path_factory.mktemp("full"), every_message)
 
 
+def counted(decode: Any, fn: Any) -> Any:
+    """``decode`` whose fields go through ``fn(n, fields list)``, n counting the frames from 1."""
+    seen = [0]
+
+    def changed(payload: bytes) -> list[dict[str, Any]]:
+        seen[0] += 1
+        return fn(seen[0], decode(payload))
+
+    return changed
+
+
 def replay_decoding(change: Any) -> Any:
     """An audit build whose collectors decode each frame through ``change(n, fields list)`` (n counts frames);
     ``change`` may instead be a map of symbol to such a function, for those symbols' collectors only."""
@@ -87,16 +100,8 @@ def replay_decoding(change: Any) -> Any:
         actors = build_from_metadata(meta, clock)
         for aid, logic in actors.items():
             fn = change.get(aid.split("/")[0]) if isinstance(change, dict) else change
-            if aid.endswith("/collector") and fn is not None:
-                decode = logic._decode  # type: ignore[attr-defined]
-                seen = [0]
-
-                def changed(payload: bytes, decode: Any = decode, seen: list[int] = seen,
-                            fn: Any = fn) -> list[dict[str, Any]]:
-                    seen[0] += 1
-                    return fn(seen[0], decode(payload))
-
-                logic._decode = changed  # type: ignore[attr-defined]
+            if isinstance(logic, CollectorLogic) and fn is not None:
+                logic.wrap_decoder(functools.partial(counted, fn=fn))
         return actors
 
     return build

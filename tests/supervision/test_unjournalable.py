@@ -17,8 +17,11 @@ TRADE_ID_2_64 = 2**64  # msgpack refuses it: the journal cannot encode the event
 
 def poison_nth_trade(c: SimulatedCluster, symbol: str, n: int) -> None:
     """Make the collector's decoder hand on a trade id of 2^64 for its n-th trade (past any validation)."""
-    collector = c.logic(f"{symbol}/collector")
-    decode = collector._decode
+    c.logic(f"{symbol}/collector").wrap_decoder(lambda decode: poisoned(decode, n))
+
+
+def poisoned(decode: Any, n: int) -> Any:
+    """``decode``, except that its n-th trade carries a trade id of 2^64."""
     seen = [0]
 
     def decoder(payload: bytes) -> list[dict[str, Any]]:
@@ -30,7 +33,7 @@ def poison_nth_trade(c: SimulatedCluster, symbol: str, n: int) -> None:
                     fields["trade_id"] = TRADE_ID_2_64
         return out
 
-    collector._decode = decoder
+    return decoder
 
 
 class Inputs:
@@ -80,20 +83,7 @@ def test_unjournalable_frame_under_the_threaded_runtime_is_seen_and_survived(tmp
     cluster = LiveCluster(load_settings(raw), "t", persist=False,
                           journal=lambda built_ns, restored: open_journal_observer(tmp_path, "t", {}, "rotation", built_ns=built_ns,
                                                                               restored=restored))
-    collector = cluster.runtime.actor("BTCUSDT/collector")
-    original = collector._decode
-    seen = [0]
-
-    def decoder(payload: bytes) -> list[dict[str, Any]]:
-        out = original(payload)
-        for fields in out:
-            if fields.get("kind") is MarketEventKind.TRADE:
-                seen[0] += 1
-                if seen[0] == 50:
-                    fields["trade_id"] = TRADE_ID_2_64
-        return out
-
-    collector._decode = decoder
+    cluster.runtime.actor("BTCUSDT/collector").wrap_decoder(lambda decode: poisoned(decode, 50))
     cluster.start()
     try:
         risk = cluster.runtime.dispatcher("coordinator").actors["risk"]

@@ -142,7 +142,7 @@ def replay_book(path: Path) -> dict:
         obj = json.loads(raw)
         d = obj.get("data", obj)
         if "lastUpdateId" in d:
-            pending = {diff.last: diff.first for diff in sync._buffer}
+            pending = {last: first for first, last in sync.buffered()}
             sync.on_snapshot(d["lastUpdateId"], d["bids"], d["asks"])
             if sync.valid and sync.last_update_id is not None:
                 firsts.append(pending[sync.last_update_id])

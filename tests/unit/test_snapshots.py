@@ -203,10 +203,7 @@ def test_risk_snapshot_reusing_unchanged_records_equals_one_built_afresh():
     r = risk(clock)
 
     def afresh():
-        r.book.changed.update(r.book.symbols)
-        r._book_records.clear()
-        r.controls._scopes_snap = None
-        return r.snapshot()
+        return r.snapshot(fresh=True)
 
     steps = [
         PositionChanged(symbol=SYM, state=PositionState.OPEN, direction=Direction.LONG, qty=D("0.2"),

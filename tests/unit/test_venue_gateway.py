@@ -98,10 +98,10 @@ def test_feed_sets_reducing_and_lifts_only_its_own():
     """Degrade sends REDUCING who=feed; recovery sends ACTIVE only while the state is still the feed's."""
     risk = _Risk()
     feed = _feed(risk)
-    feed._enact("BTCUSDT", "degrade", "book_desync")
+    feed.enact("BTCUSDT", "degrade", "book_desync")
     assert [(m.state, m.who, m.reason) for m in risk.sent] == [(TradingState.REDUCING, "feed", "book_desync")]
     risk.record = (TradingState.REDUCING, "operator")  # an operator pauses meanwhile
-    feed._enact("BTCUSDT", "restore", "feed valid")
+    feed.enact("BTCUSDT", "restore", "feed valid")
     assert len(risk.sent) == 1 and risk.record == (TradingState.REDUCING, "operator")
 
 
@@ -110,8 +110,8 @@ def test_feed_never_loosens_an_operator_or_supervision_state():
     for record in ((TradingState.HALTED, "supervision"), (TradingState.REDUCING, "operator")):
         risk = _Risk(*record)
         feed = _feed(risk)
-        feed._enact("BTCUSDT", "degrade", "stale_feed")
-        feed._enact("BTCUSDT", "restore", "feed valid")
+        feed.enact("BTCUSDT", "degrade", "stale_feed")
+        feed.enact("BTCUSDT", "restore", "feed valid")
         assert risk.sent == [] and risk.record == record
 
 
@@ -119,8 +119,8 @@ def test_feed_restores_its_own_state():
     """The feed's REDUCING is lifted to ACTIVE when the data is valid again."""
     risk = _Risk()
     feed = _feed(risk)
-    feed._enact("BTCUSDT", "degrade", "stale_feed")
-    feed._enact("BTCUSDT", "restore", "feed valid")
+    feed.enact("BTCUSDT", "degrade", "stale_feed")
+    feed.enact("BTCUSDT", "restore", "feed valid")
     assert [m.state for m in risk.sent] == [TradingState.REDUCING, TradingState.ACTIVE]
 
 
