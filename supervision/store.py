@@ -365,6 +365,18 @@ class StateStore:
             mode: str = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
         return mode
 
+    @property
+    def changes(self) -> int:
+        """Rows the store has written since it was opened (sqlite's ``total_changes``): what a test
+        of "nothing unchanged is written again" counts."""
+        return self._conn.total_changes
+
+    def pragma(self, name: str) -> object:
+        """The value of sqlite ``PRAGMA name`` on the store's connection (durability settings)."""
+        if not name.replace("_", "").isalpha():
+            raise ValueError(f"not a pragma name: {name!r}")
+        return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
+
     def close(self) -> None:
         self._checkpoint_stop.set()
         if self._checkpointer is not None:

@@ -47,6 +47,11 @@ class Waker:
             self._due = None
         self._ring()
 
+    @property
+    def running(self) -> bool:
+        """Whether the timer thread still runs (``close`` ends it)."""
+        return self._thread.is_alive()
+
     def drain(self) -> None:
         try:
             while os.read(self.fd, 4096):

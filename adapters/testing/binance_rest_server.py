@@ -167,6 +167,11 @@ class BinanceRestServer:
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p, _ in self.requests if m == method and p == path)
 
+    @property
+    def last_trade_id(self) -> int:
+        """The trade id of the newest fill this server made (its fills number up from 12,000,001)."""
+        return self._next_trade_id
+
     async def fill(self, client_order_id: str, qty: Decimal | None = None, price: Decimal | None = None) -> None:
         """Execute (part of) a resting order as maker, at its limit price unless told otherwise."""
         order = self.orders[client_order_id]

@@ -88,9 +88,9 @@ def test_waker_later_request_replaces_an_earlier_one(waker):
 def test_waker_close_stops_its_thread(waker):
     """``close()`` ends the timer thread, even with a request pending."""
     waker.at(time.monotonic() + 30)
-    assert waker._thread.is_alive()
+    assert waker.running
     waker.close()
-    eventually(lambda: not waker._thread.is_alive(), timeout=2.0)
+    eventually(lambda: not waker.running, timeout=2.0)
     assert waker.rung == []
 
 

@@ -439,7 +439,7 @@ def test_user_stream_delivers_order_events_and_reconnects():
             assert isinstance(accepted, OrderAccepted) and accepted.client_order_id == "ar00000000000000000001"
             assert isinstance(fill, OrderFilled)
             assert (fill.fill_id, fill.qty, fill.price, fill.cum_qty, fill.leaves_qty, fill.is_maker) == (
-                str(v.server._next_trade_id), D("0.004"), D("59000"), D("0.004"), D("0.006"), True)
+                str(v.server.last_trade_id), D("0.004"), D("59000"), D("0.004"), D("0.006"), True)
             assert fill.fee == D("0.004") * D("59000") * D("0.0002")
             assert isinstance(position, PositionReported) and position.qty == D("0.004")
             await v.server.drop_user_streams()

@@ -244,15 +244,15 @@ def test_risk_store_writes_only_what_changed_and_always_loads_back_the_last_snap
             r.handle(msg)
             store.save_risk(r.snapshot())
             assert store.load_risk() == r.snapshot(), type(msg).__name__
-            before = store._conn.total_changes
+            before = store.changes
             store.save_risk(r.snapshot())
-            assert store._conn.total_changes == before, "an unchanged snapshot was written again"
+            assert store.changes == before, "an unchanged snapshot was written again"
         # One book changes: its row, and the reservation the position settled (the extra row).
-        before = store._conn.total_changes
+        before = store.changes
         r.handle(PositionChanged(symbol=SYM, state=PositionState.OPEN, direction=Direction.LONG, qty=D("0.3"),
                                  avg_entry_price=D("49000.5"), realized_pnl=D("0"), fees=D("0.1"), ts_event_ns=0))
         store.save_risk(r.snapshot())
-        assert store._conn.total_changes - before == 2
+        assert store.changes - before == 2
         # A save inside a transaction that rolls back was never written: the next save writes it.
         r.handle(SetTradingState(scope=SYM, state=TradingState.REDUCING, who="ops", reason="y"))
         with pytest.raises(RuntimeError), store.transaction():
@@ -341,12 +341,12 @@ def test_arbitrator_store_skips_a_snapshot_equal_to_the_last_written(tmp_path):
     arb = arbitrator(max_positions=3)
     with store_at(tmp_path) as store:
         store.save_arbitrator(arb.snapshot())
-        before = store._conn.total_changes
+        before = store.changes
         store.save_arbitrator(arb.snapshot())
-        assert store._conn.total_changes == before
+        assert store.changes == before
         arb.handle(entry_mandates("ETHUSDT", 1))
         store.save_arbitrator(arb.snapshot())
-        assert store._conn.total_changes == before + 1
+        assert store.changes == before + 1
         assert store.load_arbitrator() == arb.snapshot()
 
 

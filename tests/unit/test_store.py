@@ -126,7 +126,7 @@ def test_transaction_commits_position_and_orders_together(tmp_path):
 def test_wal_mode_and_normal_sync(tmp_path):
     """The store runs in WAL mode with synchronous=NORMAL."""
     with open_store(tmp_path) as store:
-        sync = store._conn.execute("PRAGMA synchronous").fetchone()[0]
+        sync = store.pragma("synchronous")
         assert store.journal_mode == "wal" and sync == 1
 
 
@@ -321,7 +321,7 @@ def test_commits_never_checkpoint_the_store_thread_does_and_close_truncates(tmp_
 
     store = open_store(tmp_path, checkpoint_interval_s=0.05)
     path = tmp_path / "state" / "arbor.sqlite"
-    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert store.pragma("wal_autocheckpoint") == 0
     size_before = path.stat().st_size
     for i in range(300):
         with store.transaction():
@@ -368,9 +368,9 @@ def test_venue_records_round_trip_and_only_changes_are_written(tmp_path):
     snap = v.snapshot()
     with open_store(tmp_path) as store:
         store.save_venue("BTCUSDT", snap)
-        before = store._conn.total_changes
+        before = store.changes
         store.save_venue("BTCUSDT", v.snapshot())
-        assert store._conn.total_changes - before == 1  # the header; no order changed
+        assert store.changes - before == 1  # the header; no order changed
         assert store.load_venue("BTCUSDT", PaperVenueSnapshot, PaperOrderState) == snap
 
         trimmed = venue_records(4, forgotten=2).snapshot()
@@ -384,9 +384,9 @@ def test_venue_records_round_trip_and_only_changes_are_written(tmp_path):
         v2.restore(loaded)
         v2.handle(PlaceOrder(symbol="BTCUSDT", client_order_id="new", side=Side.BUY, qty=D("0.01"),
                              order_type=OrderType.MARKET, limit_price=None, reduce_only=False, ts_event_ns=0))
-        before = store._conn.total_changes
+        before = store.changes
         store.save_venue("BTCUSDT", v2.snapshot())
-        assert store._conn.total_changes - before == 2  # the header and the new order
+        assert store.changes - before == 2  # the header and the new order
         again = store.load_venue("BTCUSDT", PaperVenueSnapshot, PaperOrderState)
         assert [st.place.client_order_id for st in again.orders] == \
             [st.place.client_order_id for st in trimmed.orders] + ["new"]
