@@ -12,6 +12,7 @@ from arbor.actors.cluster.counters import SymbolCounters
 from arbor.actors.cluster.files import EventFile
 from arbor.actors.distributed.latch import write_latch
 from arbor.actors.runtime.dispatcher import QuietObserver
+from arbor.adapters.operator.events import OPERATOR_EVENT, EventStream
 from arbor.messages import (
     ActionApproved,
     ActionDenied,
@@ -50,6 +51,18 @@ class HeldEvents(QuietObserver):
                 self.events.write(**fields)
 
 
+class _HeldHub:
+    """Where a node's ``EventStream`` publishes: operator events become held ``{"ev": "operator"}``
+    lines of the node's events file, which the launcher's follower publishes as they are. So the
+    operator's event stream is translated from the traffic by one implementation in both modes."""
+
+    def __init__(self, held: HeldEvents) -> None:
+        self._held = held
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self._held._event(ev=OPERATOR_EVENT, event=event)
+
+
 class CoordinatorEvents(HeldEvents):
     """Records the Coordinator's decisions and states, and keeps the kill-switch latch file."""
 
@@ -60,6 +73,7 @@ class CoordinatorEvents(HeldEvents):
         self.events = events
         self._held: list[dict[str, Any]] = []
         self.counters = SymbolCounters(any_symbol=True)  # Risk's denials, since this incarnation
+        self.stream = EventStream(_HeldHub(self))  # the operator's events, as one process makes them
 
     @property
     def denials(self) -> dict[str, int]:
@@ -67,6 +81,7 @@ class CoordinatorEvents(HeldEvents):
         return {s: r["denials"] for s, r in self.counters.rows.items() if r["denials"]}
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
+        self.stream.emitted(env, receivers)
         m = env.payload
         t = type(m)
         if t is TradingStateChanged:
@@ -112,6 +127,7 @@ class WorkerProbe(HeldEvents):
         # Worker's own: entries among the orders, and the venue of the events.
         self.counters = SymbolCounters(symbols)
         self.rows = self.counters.rows
+        self.stream = EventStream(_HeldHub(self))  # the operator's events, as one process makes them
         for row in self.rows.values():
             row["entries"] = 0
         self.events = events
@@ -140,6 +156,7 @@ class WorkerProbe(HeldEvents):
 
     def emitted(self, env: Envelope, receivers: tuple[str, ...]) -> None:
         self.counters.count(env)
+        self.stream.emitted(env, receivers)
         m = env.payload
         t = type(m)
         if t is RawMarketEvent or t is FeatureSnapshot:

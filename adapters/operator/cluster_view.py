@@ -43,7 +43,7 @@ from typing import Any
 
 from arbor.actors.distributed.latch import read_latch
 from arbor.actors.distributed.wire import Ack, ClusterStatus, OperatorCommand, StatusQuery
-from arbor.adapters.operator.events import CRITICAL, INFO, WARNING, EventHub, make_event
+from arbor.adapters.operator.events import CRITICAL, INFO, OPERATOR_EVENT, WARNING, EventHub, make_event
 from arbor.adapters.operator.metric_schema import family
 from arbor.adapters.operator.server import OperatorLifecycle
 from arbor.messages import (
@@ -175,32 +175,16 @@ class SupervisorChannel:
 
 # ------------------------------------------------------------------------------------------
 def node_event(node: str, rec: dict[str, Any]) -> dict[str, Any] | None:
-    """One line of a node's events file as an operator event (None: not for the stream)."""
+    """One line of a node's events file as an operator event (None: not for the stream).
+
+    What the traffic says (fills, orders, verdicts, trading states, the kill switch, supervision,
+    decode failures) comes as ``operator`` lines: the node's own ``EventStream`` made them, the
+    one translation a single process uses too (actors/cluster/probes.py). What only a cluster
+    has (a node's start, restore, store, a Worker down or up) is translated here."""
     ev, ts = rec.get("ev"), int(rec.get("ts_ns") or 0)
-    if ev == "state":
-        scope = "all symbols" if rec.get("scope") == ALL_SYMBOLS else rec.get("scope")
-        return make_event("trading_state", ts, INFO if rec.get("new") == "ACTIVE" else WARNING,
-                          f"{scope}: {rec.get('old')} -> {rec.get('new')} ({rec.get('reason')})",
-                          {k: rec.get(k) for k in ("scope", "old", "new", "reason")})
-    if ev == "kill":
-        return make_event("kill_switch", ts, CRITICAL, f"kill switch ENGAGED by {rec.get('who')}: {rec.get('reason')}",
-                          {"engaged": True, "who": rec.get("who"), "reason": rec.get("reason")}, alert=True)
-    if ev == "kill_reset":
-        return make_event("kill_switch", ts, WARNING, f"kill switch reset by {rec.get('who')}: {rec.get('reason')}",
-                          {"engaged": False, "who": rec.get("who"), "reason": rec.get("reason")})
-    if ev == "failed":
-        return make_event("actor_failed", ts, WARNING, f"{rec.get('actor_id')} failed ({rec.get('kind')})",
-                          {k: rec.get(k) for k in ("actor_id", "symbol", "kind")})
-    if ev == "recovered" and node == COORDINATOR:  # Risk's view; the worker's own line says the same
-        return make_event("symbol_recovered", ts, INFO, f"{rec.get('symbol')} recovered", {"symbol": rec.get("symbol")})
-    if ev == "position" and node == COORDINATOR:
-        return make_event("position", ts, INFO, f"{rec.get('symbol')} {rec.get('state')} {rec.get('qty')} "
-                          f"({rec.get('cause')})", {k: rec.get(k) for k in ("symbol", "state", "qty", "cause")})
-    if ev == "place":
-        kind = "reduce-only order" if rec.get("reduce_only") else "entry order"
-        return make_event("order", ts, INFO, f"{rec.get('symbol')} {kind} {rec.get('client_order_id')} placed",
-                          {"symbol": rec.get("symbol"), "reduce_only": rec.get("reduce_only"),
-                           "client_order_id": rec.get("client_order_id"), "node": node})
+    if ev == OPERATOR_EVENT:
+        event = rec.get("event")
+        return event if isinstance(event, dict) else None
     if ev == "worker_down":
         return make_event("worker_down", ts, CRITICAL, f"worker {rec.get('slot')} down ({rec.get('reason')}): "
                           "its symbols are HALTED until recovered", {"slot": rec.get("slot"),

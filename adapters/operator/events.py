@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from arbor.actors.cluster.observers import iso
 from arbor.messages import (
@@ -50,6 +50,7 @@ INFO, WARNING, CRITICAL = "info", "warning", "critical"
 NS_PER_S = 1_000_000_000
 
 Event = dict[str, Any]
+OPERATOR_EVENT = "operator"  # a node's events-file line that carries one Event (actors/cluster/probes.py)
 
 
 def make_event(type_: str, ts_ns: int, severity: str, message: str, data: dict[str, Any] | None = None,
@@ -157,13 +158,20 @@ class Client:
         return out
 
 
+class EventSink(Protocol):
+    """Where an ``EventStream`` publishes: the ``EventHub`` in one process, a node's events file
+    across processes (actors/cluster/probes.py)."""
+
+    def publish(self, event: Event) -> None: ...
+
+
 class EventStream:
     """Observer: turns fills, orders, verdicts, state changes, supervision, kill switch and decode
     failures into events, and raises alerts. Runs on group threads; never blocks."""
 
     wants_inputs = False
 
-    def __init__(self, hub: EventHub, reject_alert_count: int = 3, reject_window_s: float = 60.0) -> None:
+    def __init__(self, hub: EventSink, reject_alert_count: int = 3, reject_window_s: float = 60.0) -> None:
         self.hub = hub
         self._reject_count = reject_alert_count
         self._reject_window_ns = int(reject_window_s * NS_PER_S)

@@ -322,18 +322,25 @@ def test_cluster_metrics_follow_the_schema_and_count_as_one_process_does(tmp_pat
 
 
 def test_events_files_are_followed_from_where_they_ended(tmp_path: Path) -> None:
-    """Lines already in a file at start are skipped; new ones become events; a torn last line waits for its end."""
+    """Lines already in a file at start are skipped; a node's operator events are published as its
+    EventStream made them (its raw lines are not translated again); a torn last line waits for its end."""
+    from arbor.adapters.operator.events import CRITICAL, OPERATOR_EVENT, WARNING, make_event
+
+    kill = make_event("kill_switch", 1, CRITICAL, "kill switch ENGAGED by ops: drill", {"engaged": True, "who": "ops"},
+                      alert=True)
+    failed = make_event("actor_failed", 2, WARNING, "BTCUSDT/worker failed (died)", {"actor_id": "BTCUSDT/worker"})
     events = tmp_path / "cluster" / "events"
     events.mkdir(parents=True)
-    (events / "coordinator.jsonl").write_text(json.dumps({"ev": "kill", "who": "old", "reason": "old run"}) + "\n")
+    (events / "coordinator.jsonl").write_text(json.dumps({"ev": OPERATOR_EVENT, "event": kill}) + "\n")
     view = _view(tmp_path)
     with open(events / "coordinator.jsonl", "a") as fh:
         fh.write(json.dumps({"ev": "kill", "who": "ops", "reason": "drill", "ts_ns": 1}) + "\n")
-        fh.write(json.dumps({"ev": "failed", "symbol": "BTCUSDT", "actor_id": "BTCUSDT/worker", "kind": "died"})[:20])
-    assert view.source.follower.poll() == 1
+        fh.write(json.dumps({"ev": OPERATOR_EVENT, "event": kill, "ts_ns": 1}) + "\n")
+        fh.write(json.dumps({"ev": "failed", "symbol": "BTCUSDT", "actor_id": "BTCUSDT/worker", "kind": "died"}) + "\n")
+        fh.write(json.dumps({"ev": OPERATOR_EVENT, "event": failed})[:20])
+    assert view.source.follower.poll() == 3
     assert [(e["type"], e["data"]["who"], e.get("alert")) for e in view.hub.recent()] == [("kill_switch", "ops", True)]
     with open(events / "coordinator.jsonl", "a") as fh:
-        fh.write(json.dumps({"ev": "failed", "symbol": "BTCUSDT", "actor_id": "BTCUSDT/worker", "kind": "died"})[20:]
-                 + "\n")
+        fh.write(json.dumps({"ev": OPERATOR_EVENT, "event": failed})[20:] + "\n")
     assert view.source.follower.poll() == 1
     assert view.hub.recent()[-1]["type"] == "actor_failed" and view.source.follower.take() == 1

@@ -13,11 +13,12 @@ from arbor.actors.cluster.files import EventFile
 from arbor.actors.cluster.probes import CoordinatorEvents, WorkerProbe
 from arbor.actors.cluster.simulate import SimulatedCluster
 from arbor.adapters.operator.cluster_view import EventFollower, NodeCollector, NodesSource
-from arbor.adapters.operator.events import EventHub
+from arbor.adapters.operator.events import EventHub, EventStream
 from arbor.adapters.operator.local import ClusterFacts, RuntimeSource
 from arbor.adapters.operator.metrics import ClusterMetrics
 from arbor.adapters.operator.view import ClusterView
 from arbor.config.settings import load_settings
+from arbor.messages import EngageKillSwitch
 from prometheus_client import CollectorRegistry
 
 from tests.distributed.test_operator_cluster import _NoSupervisor, _write_status
@@ -98,4 +99,39 @@ def test_the_view_shows_the_same_counters_over_either_source(tmp_path: Path) -> 
     assert one["last_decision"] == many["last_decision"] is not None
     for s in symbols:
         assert {k: one["symbols"][s][k] for k in COUNTERS} == {k: many["symbols"][s][k] for k in COUNTERS}, s
+    c.close()
+
+
+def test_the_event_stream_is_the_same_in_both_modes(tmp_path: Path) -> None:
+    """The operator events of one run, made in one process (``EventStream`` on the runtime) and across
+    processes (each node's probe writes its ``EventStream``'s events, the follower publishes them),
+    are the same events: one translation from traffic to events."""
+    one_hub = EventHub(backlog=100_000)
+    events = tmp_path / "events"
+    events.mkdir()
+    follower_hub = EventHub(backlog=100_000)
+    # In the simulated cluster both probes see all the traffic (a real node sees its own share), so
+    # each node's file alone must carry every event the one process streams.
+    follower = EventFollower(events, ("worker",), follower_hub)
+    coord_hub = EventHub(backlog=100_000)
+    coord_follower = EventFollower(events, ("coordinator",), coord_hub)
+    probe = WorkerProbe(tuple(s.symbol for s in load_settings(FAST).symbols), EventFile(events / "worker.jsonl"), 1)
+    coord = CoordinatorEvents(tmp_path, EventFile(events / "coordinator.jsonl"))
+    c = SimulatedCluster(load_settings(FAST), var_dir=tmp_path / "var",
+                         observers=(EventStream(one_hub), probe, coord))
+    for _ in range(300):
+        c.run_for(1)
+        if sum(r["fills"] for r in probe.rows.values()) >= 2:
+            break
+    c.runtime.send_now("risk", EngageKillSwitch(who="tester", reason="drill"))  # the Coordinator's events too
+    c.run_for(1)
+    probe.flush()
+    coord.flush()
+    follower.poll()
+    coord_follower.poll()
+    one, many = one_hub.recent(), follower_hub.recent()
+    assert {e["type"] for e in one} >= {"order", "fill", "kill_switch", "risk_denied"}
+    key = lambda e: (e["type"], e["ts"], e["message"])  # noqa: E731
+    assert sorted(map(key, many)) == sorted(map(key, one))
+    assert sorted(map(key, coord_hub.recent())) == sorted(map(key, one))
     c.close()
